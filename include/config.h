@@ -1,0 +1,70 @@
+/*
+ * config: the INI file (iniparser) turned into an immutable struct cfg.
+ *
+ * Every key lives in one table in config.c: section, key, type, offset,
+ * default, bounds. Relative paths (passwd_file, the mail location) are
+ * resolved against the directory of the config file. Unknown sections and
+ * keys are reported with log_warnx() but are not fatal.
+ */
+#ifndef EVPOP3D_CONFIG_H
+#define EVPOP3D_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+struct cfg_listen {
+	struct sockaddr_storage	 addr;
+	socklen_t		 addrlen;
+	char			 text[64];	/* as written: "[::1]:1100" */
+};
+
+struct cfg {
+	char			*path;		/* the file we were read from */
+
+	/* [server] */
+	struct cfg_listen	*listen;
+	size_t			 n_listen;
+	char			*hostname;
+	int			 idle_timeout;	/* s, TRANSACTION; >= 600 */
+	int			 login_timeout;	/* s, connect to login */
+	int			 write_timeout;	/* s, client not reading */
+	int			 max_connections;
+	int			 max_bad_commands;
+
+	/* [auth] */
+	char			*passwd_file;	/* absolute */
+	bool			 apop;
+	int			 failure_delay_ms;
+	int			 max_failures;
+	int			 threads;
+
+	/* [mail] */
+	char			*mail_driver;
+	char			*mail_location;	/* template, %u %n %d %h */
+
+	/* [pop3] */
+	bool			 enable_last;
+
+	/* [log] */
+	bool			 log_debug;
+};
+
+/*
+ * Load and validate path. On success returns 0 and stores a new cfg in
+ * *cfg_r (free with cfg_free()). On error returns -1 and writes one line to
+ * err naming the file, section, key and what is wrong, for example
+ *   "conf/evpop3d.ini: [server] idle_timeout: must be at least 600, got 30"
+ */
+int	cfg_load(const char *path, struct cfg **cfg_r, char *err, size_t errlen);
+void	cfg_free(struct cfg *cfg);
+
+/*
+ * Parse one listen address: "127.0.0.1:110", "[::1]:110", "*:110" (all
+ * IPv4), "[::]:110" (all IPv6). Port 0 means "pick one" (tests use it).
+ * Returns 0 or -1 with a reason in err.
+ */
+int	cfg_parse_listen(const char *text, struct cfg_listen *l_r,
+	    char *err, size_t errlen);
+
+#endif

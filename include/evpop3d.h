@@ -1,0 +1,22 @@
+/*
+ * evpop3d: project-wide constants.
+ */
+#ifndef EVPOP3D_H
+#define EVPOP3D_H
+
+#define EVPOP3D_NAME		"evpop3d"
+#define EVPOP3D_VERSION		"0.1.0"
+
+/*
+ * RFC 2449 section 4: commands may be up to 255 octets including CRLF.
+ * We accept four times that so SASL initial responses fit, and no more.
+ */
+#define POP3_LINE_MAX		1024
+
+/* RFC 1939 section 7 / RFC 2449: a unique-id is 1..70 chars in 0x21..0x7E. */
+#define POP3_UIDL_MAX		70
+
+/* Longest user name we accept, in octets (auth_username_valid()). */
+#define POP3_USER_MAX		255
+
+#endif

@@ -1,0 +1,25 @@
+/*
+ * log: one line per event on stderr (systemd/journald style), key=value.
+ *
+ * The log_warn() family appends ": strerror(errno)"; the *x variants do not.
+ * fatal()/fatalx() log and exit(1). Never pass a password to any of these.
+ */
+#ifndef EVPOP3D_LOG_H
+#define EVPOP3D_LOG_H
+
+#include <stdbool.h>
+
+#define LOG_PRINTF(a, b) __attribute__((format(printf, a, b)))
+
+/* Enable debug lines; without log_init() only info and above are shown. */
+void	log_init(bool debug);
+bool	log_debug_enabled(void);
+
+void	log_debug(const char *fmt, ...) LOG_PRINTF(1, 2);
+void	log_info(const char *fmt, ...) LOG_PRINTF(1, 2);
+void	log_warn(const char *fmt, ...) LOG_PRINTF(1, 2);
+void	log_warnx(const char *fmt, ...) LOG_PRINTF(1, 2);
+void	fatal(const char *fmt, ...) LOG_PRINTF(1, 2) __attribute__((noreturn));
+void	fatalx(const char *fmt, ...) LOG_PRINTF(1, 2) __attribute__((noreturn));
+
+#endif

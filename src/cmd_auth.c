@@ -1,0 +1,509 @@
+/*
+ * cmd_auth: AUTHORIZATION (USER, PASS, APOP, AUTH PLAIN) and UPDATE.
+ *
+ * Password checks and maildrop opening block (hashing, directory scans),
+ * so both run as one job in the worker pool: RFC 1939 section 4 has the
+ * maildrop opened and locked at PASS, so a maildrop that cannot be opened
+ * fails PASS itself. UPDATE's removals run as a job too.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/evp.h>
+
+#include "auth.h"
+#include "config.h"
+#include "log.h"
+#include "pop3_cmd.h"
+#include "server.h"
+#include "session.h"
+#include "store.h"
+#include "worker.h"
+
+enum job_kind {
+	JOB_LOGIN_PLAIN,
+	JOB_LOGIN_APOP,
+	JOB_UPDATE,
+};
+
+struct login_job {
+	struct worker_job	 base;		/* first: we cast back */
+	struct session		*s;		/* NULL once the session is gone */
+	struct server		*srv;
+	enum job_kind		 kind;
+
+	/* in */
+	char			*user;
+	char			*secret;	/* password or APOP digest */
+	char			*apop_ts;
+
+	/* out */
+	enum auth_result	 auth;
+	enum store_err		 st;
+	char			 err[256];
+	struct maildrop		*md;
+	size_t			 failed;	/* UPDATE: removals that failed */
+	uint8_t			*del;		/* UPDATE: the marks */
+	size_t			 n_del;
+};
+
+static void
+job_free(struct login_job *job)
+{
+	if (job->secret != NULL) {
+		auth_wipe(job->secret, strlen(job->secret));
+		free(job->secret);
+	}
+	free(job->user);
+	free(job->apop_ts);
+	free(job->del);
+	free(job);
+}
+
+/* Worker thread: check the credentials, then open and lock the maildrop. */
+static void
+login_work(struct worker_job *wj)
+{
+	struct login_job	*job = (struct login_job *)wj;
+	struct server		*srv = job->srv;
+	struct auth_userinfo	 info;
+	char			 path[4096];
+
+	if (job->kind == JOB_LOGIN_APOP)
+		job->auth = auth_db_verify_apop(srv->auth, job->user,
+		    job->apop_ts, job->secret, &info);
+	else
+		job->auth = auth_db_verify_plain(srv->auth, job->user,
+		    job->secret, &info);
+	auth_wipe(job->secret, strlen(job->secret));
+	if (job->auth != AUTH_OK)
+		return;
+
+	if (store_expand_location(srv->cfg->mail_location, info.name,
+	    info.home, path, sizeof(path)) == -1) {
+		job->st = STORE_PERM;
+		snprintf(job->err, sizeof(job->err),
+		    "cannot expand location '%s'", srv->cfg->mail_location);
+		return;
+	}
+	job->st = srv->store->open(path, &job->md, job->err, sizeof(job->err));
+}
+
+static void	login_done(struct worker_job *);
+
+static enum cmd_result
+login_submit(struct session *s, enum job_kind kind, const char *secret,
+    size_t secret_len)
+{
+	struct login_job *job;
+
+	if ((job = calloc(1, sizeof(*job))) == NULL ||
+	    (job->user = strdup(s->user)) == NULL ||
+	    (job->secret = strndup(secret, secret_len)) == NULL ||
+	    (kind == JOB_LOGIN_APOP &&
+	    (job->apop_ts = strdup(s->apop_ts)) == NULL)) {
+		if (job != NULL)
+			job_free(job);
+		session_reply(s, "-ERR [SYS/TEMP] Out of memory.");
+		return CMD_ERR;
+	}
+	job->base.work = login_work;
+	job->base.done = login_done;
+	job->s = s;
+	job->srv = s->srv;
+	job->kind = kind;
+	s->job = job;
+	s->waiting = 1;
+	worker_submit(s->srv->workers, &job->base);
+	return CMD_WAIT;
+}
+
+/* After the failed-login pause: answer, and drop a persistent guesser. */
+static void
+login_failed_reply(struct session *s)
+{
+	session_reply(s, "-ERR [AUTH] Authentication failed.");
+	if (s->auth_failures >= (unsigned)s->srv->cfg->max_failures) {
+		session_close(s, "auth-failures", true);
+		return;
+	}
+	session_resume(s);
+}
+
+static void
+login_done(struct worker_job *wj)
+{
+	struct login_job	*job = (struct login_job *)wj;
+	struct session		*s = job->s;
+	size_t			 i;
+
+	if (s == NULL) {			/* the client went away */
+		if (job->md != NULL)
+			job->md->ops->close(job->md);
+		job_free(job);
+		return;
+	}
+	s->job = NULL;
+
+	if (job->auth != AUTH_OK) {
+		s->srv->stats.login_failures++;
+		s->auth_failures++;
+		session_log(s, "event=auth-failed user=%s rip=%s%s", job->user,
+		    s->rip, job->auth == AUTH_TEMPFAIL ? " temp=1" : "");
+		if (job->auth == AUTH_TEMPFAIL) {
+			job_free(job);
+			session_reply(s, "-ERR [SYS/TEMP] Authentication "
+			    "service unavailable, try again later.");
+			session_resume(s);
+			return;
+		}
+		job_free(job);
+		session_pause(s, s->srv->cfg->failure_delay_ms,
+		    login_failed_reply);
+		return;
+	}
+
+	if (job->st != STORE_OK) {
+		session_log(s, "event=login-failed user=%s reason=\"%s\"",
+		    job->user, job->err);
+		switch (job->st) {
+		case STORE_INUSE:
+			session_reply(s, "-ERR [IN-USE] Mailbox is locked by "
+			    "another POP3 session.");
+			break;
+		case STORE_PERM:
+			session_reply(s, "-ERR [SYS/PERM] Unable to open "
+			    "mailbox.");
+			break;
+		default:
+			session_reply(s, "-ERR [SYS/TEMP] Unable to open "
+			    "mailbox, try again later.");
+			break;
+		}
+		job_free(job);
+		session_resume(s);
+		return;
+	}
+
+	s->md = job->md;
+	s->n_msgs = maildrop_count(s->md);
+	if ((s->deleted = calloc(s->n_msgs + 1, 1)) == NULL) {
+		s->md->ops->close(s->md);
+		s->md = NULL;
+		job_free(job);
+		session_reply(s, "-ERR [SYS/TEMP] Out of memory.");
+		session_resume(s);
+		return;
+	}
+	s->total_octets = 0;
+	for (i = 0; i < s->n_msgs; i++)
+		s->total_octets += maildrop_size(s->md, i);
+	free(s->user);
+	s->user = job->user;
+	job->user = NULL;
+	job_free(job);
+
+	s->srv->stats.logins++;
+	s->bad_cmds = 0;
+	session_set_state(s, POP3_TRANSACTION);
+	session_log(s, "event=login user=%s messages=%zu octets=%llu",
+	    s->user, s->n_msgs, (unsigned long long)s->total_octets);
+	session_reply(s, "+OK Logged in, %zu messages (%llu octets).",
+	    s->n_msgs, (unsigned long long)s->total_octets);
+	session_resume(s);
+}
+
+static bool
+set_user(struct session *s, const char *name, size_t len)
+{
+	char *copy;
+
+	if ((copy = strndup(name, len)) == NULL)
+		return false;
+	free(s->user);
+	s->user = copy;
+	return true;
+}
+
+/* RFC 1939 section 7: USER name. Existence is not revealed here. */
+enum cmd_result
+cmd_user(struct session *s, int argc, char **argv)
+{
+	(void)argc;
+	if (!auth_username_valid(argv[0])) {
+		s->have_user = 0;
+		session_reply(s, "-ERR [AUTH] Invalid user name.");
+		return CMD_ERR;
+	}
+	if (!set_user(s, argv[0], strlen(argv[0]))) {
+		session_reply(s, "-ERR [SYS/TEMP] Out of memory.");
+		return CMD_ERR;
+	}
+	s->have_user = 1;
+	session_reply(s, "+OK");
+	return CMD_OK;
+}
+
+/* RFC 1939 section 7: PASS string, the rest of the line. */
+enum cmd_result
+cmd_pass(struct session *s, int argc, char **argv)
+{
+	(void)argc;
+	if (!s->have_user) {
+		session_reply(s, "-ERR No user name given: send USER first.");
+		return CMD_ERR;
+	}
+	s->have_user = 0;		/* a failed PASS needs a new USER */
+	return login_submit(s, JOB_LOGIN_PLAIN, argv[0], strlen(argv[0]));
+}
+
+/* RFC 1939 section 7: APOP name digest, when enabled. */
+enum cmd_result
+cmd_apop(struct session *s, int argc, char **argv)
+{
+	size_t i;
+
+	(void)argc;
+	s->have_user = 0;
+	if (!s->srv->cfg->apop || s->apop_ts == NULL) {
+		session_reply(s, "-ERR APOP is not enabled on this server.");
+		return CMD_ERR;
+	}
+	if (!auth_username_valid(argv[0])) {
+		session_reply(s, "-ERR [AUTH] Invalid user name.");
+		return CMD_ERR;
+	}
+	for (i = 0; argv[1][i] != '\0'; i++)
+		if (!isxdigit((unsigned char)argv[1][i]))
+			break;
+	if (i != 32 || argv[1][i] != '\0') {
+		session_reply(s, "-ERR [AUTH] Invalid APOP digest.");
+		return CMD_ERR;
+	}
+	if (!set_user(s, argv[0], strlen(argv[0]))) {
+		session_reply(s, "-ERR [SYS/TEMP] Out of memory.");
+		return CMD_ERR;
+	}
+	return login_submit(s, JOB_LOGIN_APOP, argv[1], 32);
+}
+
+/*
+ * Strict base64 (RFC 4648 section 4, padded) into out, which must hold
+ * 3 * len / 4 bytes. Returns the decoded length or -1.
+ */
+static int
+base64_decode(const char *in, size_t len, unsigned char *out)
+{
+	size_t	i, pad = 0;
+	int	n;
+
+	if (len % 4 != 0)
+		return -1;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)in[i];
+
+		if (c == '=') {
+			if (i < len - 2)
+				return -1;
+			pad++;
+		} else if (pad > 0 || !(isalnum(c) || c == '+' || c == '/'))
+			return -1;
+	}
+	if (len == 0)
+		return 0;
+	n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)len);
+	if (n < 0)
+		return -1;
+	return n - (int)pad;
+}
+
+/*
+ * RFC 4616: message = [authzid] NUL authcid NUL passwd. We do not
+ * support acting as another user, so authzid must be empty or authcid.
+ */
+static enum cmd_result
+sasl_plain(struct session *s, const char *b64, size_t b64len)
+{
+	unsigned char	 buf[POP3_LINE_MAX];
+	const char	*authzid, *authcid, *pass, *end;
+	size_t		 zlen, clen;
+	int		 n;
+	enum cmd_result	 r;
+
+	if (b64len == 1 && b64[0] == '=')	/* RFC 5034: empty response */
+		b64len = 0;
+	if ((n = base64_decode(b64, b64len, buf)) < 0) {
+		session_reply(s, "-ERR [AUTH] Invalid base64 data.");
+		return CMD_ERR;
+	}
+	authzid = (const char *)buf;
+	end = authzid + n;
+	authcid = memchr(authzid, '\0', (size_t)n);
+	pass = authcid == NULL ? NULL :
+	    memchr(authcid + 1, '\0', (size_t)(end - authcid - 1));
+	if (pass == NULL || memchr(pass + 1, '\0', (size_t)(end - pass - 1))
+	    != NULL) {
+		auth_wipe(buf, sizeof(buf));
+		session_reply(s, "-ERR [AUTH] Invalid SASL PLAIN message.");
+		return CMD_ERR;
+	}
+	zlen = (size_t)(authcid - authzid);
+	authcid++;
+	clen = (size_t)(pass - authcid);
+	pass++;
+	if ((zlen != 0 && (zlen != clen || memcmp(authzid, authcid, clen) != 0))) {
+		auth_wipe(buf, sizeof(buf));
+		session_reply(s, "-ERR [AUTH] Authorization identity must be "
+		    "empty or the user name.");
+		return CMD_ERR;
+	}
+	if (clen == 0 || !auth_username_valid(authcid)) {
+		auth_wipe(buf, sizeof(buf));
+		session_reply(s, "-ERR [AUTH] Invalid user name.");
+		return CMD_ERR;
+	}
+	if (!set_user(s, authcid, clen)) {
+		auth_wipe(buf, sizeof(buf));
+		session_reply(s, "-ERR [SYS/TEMP] Out of memory.");
+		return CMD_ERR;
+	}
+	r = login_submit(s, JOB_LOGIN_PLAIN, pass, (size_t)(end - pass));
+	auth_wipe(buf, sizeof(buf));
+	return r;
+}
+
+/* RFC 5034: AUTH mechanism [initial-response]. */
+enum cmd_result
+cmd_auth(struct session *s, int argc, char **argv)
+{
+	s->have_user = 0;
+	if (argc == 0) {
+		/* Not in RFC 5034; Outlook probes with it (and "AUTH "). */
+		session_reply(s, "+OK Supported mechanisms follow");
+		session_reply(s, "PLAIN");
+		session_reply(s, ".");
+		return CMD_OK;
+	}
+	if (strcasecmp(argv[0], "PLAIN") != 0) {
+		session_reply(s, "-ERR Unsupported authentication mechanism.");
+		return CMD_ERR;
+	}
+	if (argc == 2)
+		return sasl_plain(s, argv[1], strlen(argv[1]));
+	s->sasl_wait = 1;
+	session_reply(s, "+ ");
+	return CMD_OK;
+}
+
+void
+cmd_auth_response(struct session *s, char *line, size_t len)
+{
+	s->sasl_wait = 0;
+	session_touch(s);
+	if (len == 1 && line[0] == '*') {
+		session_reply(s, "-ERR Authentication cancelled.");
+		return;
+	}
+	if (memchr(line, '\0', len) != NULL) {
+		session_reply(s, "-ERR [AUTH] Invalid base64 data.");
+		return;
+	}
+	(void)sasl_plain(s, line, len);
+}
+
+static void
+update_work(struct worker_job *wj)
+{
+	struct login_job *job = (struct login_job *)wj;
+
+	job->st = job->md->ops->commit(job->md, job->del, &job->failed);
+	job->md = NULL;
+}
+
+static void
+update_done(struct worker_job *wj)
+{
+	struct login_job	*job = (struct login_job *)wj;
+	struct session		*s = job->s;
+	size_t			 i, n = 0;
+
+	for (i = 0; i < job->n_del; i++)
+		n += job->del[i] != 0;
+	if (s == NULL) {
+		log_info("event=update user=%s deleted=%zu failed=%zu "
+		    "(client gone)", job->user, n - job->failed, job->failed);
+		job_free(job);
+		return;
+	}
+	s->job = NULL;
+	s->n_dele_done = (unsigned)(n - job->failed);
+	session_log(s, "event=update user=%s deleted=%zu failed=%zu",
+	    s->user, n - job->failed, job->failed);
+	if (job->st == STORE_OK)
+		session_reply(s, "+OK %s signing off (%zu messages deleted).",
+		    EVPOP3D_NAME, n);
+	else
+		session_reply(s, "-ERR [SYS/TEMP] Some deleted messages were "
+		    "not removed.");
+	job_free(job);
+	s->waiting = 0;
+	session_close(s, "quit", true);
+}
+
+/*
+ * RFC 1939 section 6: remove the marked messages, release the lock, and
+ * answer; "-ERR" if some could not be removed.
+ */
+enum cmd_result
+cmd_auth_update(struct session *s)
+{
+	struct login_job *job;
+
+	session_set_state(s, POP3_UPDATE);
+	s->reason = "quit";
+	if (s->n_deleted == 0) {
+		s->md->ops->close(s->md);
+		s->md = NULL;
+		session_reply(s, "+OK %s signing off.", EVPOP3D_NAME);
+		return CMD_CLOSE;
+	}
+	if ((job = calloc(1, sizeof(*job))) == NULL ||
+	    (job->user = strdup(s->user)) == NULL) {
+		free(job);
+		session_reply(s, "-ERR [SYS/TEMP] Out of memory; nothing was "
+		    "deleted.");
+		return CMD_CLOSE;
+	}
+	job->base.work = update_work;
+	job->base.done = update_done;
+	job->s = s;
+	job->srv = s->srv;
+	job->kind = JOB_UPDATE;
+	job->md = s->md;
+	job->del = s->deleted;
+	job->n_del = s->n_msgs;
+	s->md = NULL;
+	s->deleted = NULL;
+	s->job = job;
+	worker_submit(s->srv->workers, &job->base);
+	return CMD_WAIT;
+}
+
+void
+cmd_auth_cleanup(struct session *s)
+{
+	if (s->job != NULL) {
+		s->job->s = NULL;	/* done() frees it */
+		s->job = NULL;
+	}
+	if (s->md != NULL) {
+		/* RFC 1939 section 6: no QUIT, no UPDATE. */
+		s->md->ops->close(s->md);
+		s->md = NULL;
+	}
+	free(s->deleted);
+	s->deleted = NULL;
+}

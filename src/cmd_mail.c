@@ -1,0 +1,311 @@
+/*
+ * cmd_mail: the TRANSACTION state (RFC 1939 section 5, RFC 1460 LAST).
+ *
+ * Message numbers are 1-based on the wire and fixed for the session;
+ * deleted messages keep their numbers and are invisible to every command
+ * but RSET. LIST, UIDL, RETR and TOP stream as continuations.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "log.h"
+#include "pop3_cmd.h"
+#include "session.h"
+#include "store.h"
+#include "wire.h"
+
+/* How much of a long reply to queue per refill, and per read(2). */
+#define CONT_CHUNK	(64 * 1024)
+#define READ_CHUNK	(16 * 1024)
+
+/* Message number argument to a live message index, or -ERR. */
+static long
+live_msg(struct session *s, const char *arg)
+{
+	long i = pop3_msgno(s, arg);
+
+	if (i < 0) {
+		session_reply(s, "-ERR No such message.");
+		return -1;
+	}
+	if (s->deleted[i]) {
+		session_reply(s, "-ERR Message %ld is deleted.", i + 1);
+		return -1;
+	}
+	return i;
+}
+
+static enum cmd_result
+cont_start(struct session *s, enum cmd_result (*fn)(struct session *))
+{
+	if ((s->cont = calloc(1, sizeof(*s->cont))) == NULL) {
+		session_reply(s, "-ERR [SYS/TEMP] Out of memory.");
+		return CMD_ERR;
+	}
+	s->cont->fn = fn;
+	return CMD_CONT;
+}
+
+void
+cmd_cont_free(struct session *s)
+{
+	if (s->cont == NULL)
+		return;
+	if (s->cont->reader != NULL)
+		s->cont->reader->ops->msg_close(s->cont->reader);
+	free(s->cont);
+	s->cont = NULL;
+}
+
+/* RFC 1939 section 5: "+OK nn mm", deleted messages not counted. */
+enum cmd_result
+cmd_stat(struct session *s, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	session_reply(s, "+OK %zu %llu", s->n_msgs - s->n_deleted,
+	    (unsigned long long)s->total_octets);
+	return CMD_OK;
+}
+
+/* LIST and UIDL without argument: one line per live message, then ".". */
+static enum cmd_result
+listing_cont(struct session *s, bool uidl)
+{
+	struct evbuffer		*out = bufferevent_get_output(s->bev);
+	struct session_cont	*c = s->cont;
+
+	while (c->next < s->n_msgs) {
+		size_t i = c->next++;
+
+		if (s->deleted[i])
+			continue;
+		if (uidl)
+			evbuffer_add_printf(out, "%zu %s\r\n", i + 1,
+			    maildrop_uidl(s->md, i));
+		else
+			evbuffer_add_printf(out, "%zu %llu\r\n", i + 1,
+			    (unsigned long long)maildrop_size(s->md, i));
+		if (evbuffer_get_length(out) >= CONT_CHUNK)
+			return CMD_CONT;
+	}
+	evbuffer_add(out, ".\r\n", 3);
+	return CMD_OK;
+}
+
+static enum cmd_result
+list_cont(struct session *s)
+{
+	return listing_cont(s, false);
+}
+
+static enum cmd_result
+uidl_cont(struct session *s)
+{
+	return listing_cont(s, true);
+}
+
+enum cmd_result
+cmd_list(struct session *s, int argc, char **argv)
+{
+	long i;
+
+	if (argc == 1) {
+		if ((i = live_msg(s, argv[0])) < 0)
+			return CMD_ERR;
+		session_reply(s, "+OK %ld %llu", i + 1,
+		    (unsigned long long)maildrop_size(s->md, (size_t)i));
+		return CMD_OK;
+	}
+	session_reply(s, "+OK %zu messages (%llu octets)",
+	    s->n_msgs - s->n_deleted, (unsigned long long)s->total_octets);
+	return cont_start(s, list_cont);
+}
+
+/* RFC 1939 section 7: UIDL [msg]. */
+enum cmd_result
+cmd_uidl(struct session *s, int argc, char **argv)
+{
+	long i;
+
+	if (argc == 1) {
+		if ((i = live_msg(s, argv[0])) < 0)
+			return CMD_ERR;
+		session_reply(s, "+OK %ld %s", i + 1,
+		    maildrop_uidl(s->md, (size_t)i));
+		return CMD_OK;
+	}
+	session_reply(s, "+OK Unique-ID listing follows");
+	return cont_start(s, uidl_cont);
+}
+
+/*
+ * RETR and TOP: read the message in READ_CHUNK pieces through the wire
+ * encoder until CONT_CHUNK octets are queued, then wait for the output to
+ * drain (bufferevent write low watermark). A read error mid-message can
+ * not be reported in-band, so it ends the connection.
+ */
+static enum cmd_result
+message_cont(struct session *s)
+{
+	struct evbuffer		*out = bufferevent_get_output(s->bev);
+	struct session_cont	*c = s->cont;
+	char			 buf[READ_CHUNK];
+	ssize_t			 n;
+
+	while (evbuffer_get_length(out) < CONT_CHUNK) {
+		n = c->reader->ops->msg_read(c->reader, buf, sizeof(buf));
+		if (n < 0) {
+			session_log(s, "event=read-error user=%s msg=%zu",
+			    s->user, c->next + 1);
+			s->reason = "read-error";
+			return CMD_CLOSE;
+		}
+		if (n == 0 || wire_enc_feed(&c->enc, buf, (size_t)n, out)) {
+			wire_enc_finish(&c->enc, out);
+			*c->bytes_stat += c->enc.octets;
+			if (c->enc.body_lines < 0 &&
+			    c->enc.octets != maildrop_size(s->md, c->next))
+				session_log(s, "event=size-mismatch msg=%zu "
+				    "listed=%llu sent=%llu", c->next + 1,
+				    (unsigned long long)maildrop_size(s->md,
+				    c->next),
+				    (unsigned long long)c->enc.octets);
+			return CMD_OK;
+		}
+	}
+	return CMD_CONT;
+}
+
+static enum cmd_result
+message_start(struct session *s, long i, long top_lines)
+{
+	struct store_reader	*r;
+	enum store_err		 err;
+	enum cmd_result		 res;
+
+	err = s->md->ops->msg_open(s->md, (size_t)i, &r);
+	if (err == STORE_GONE) {
+		session_reply(s, "-ERR Message %ld was removed by another "
+		    "program.", i + 1);
+		return CMD_ERR;
+	}
+	if (err != STORE_OK) {
+		session_reply(s, "-ERR %s Cannot read message %ld.",
+		    store_err_code(err), i + 1);
+		return CMD_ERR;
+	}
+	if ((res = cont_start(s, message_cont)) != CMD_CONT) {
+		r->ops->msg_close(r);
+		return res;
+	}
+	s->cont->reader = r;
+	s->cont->next = (size_t)i;
+	wire_enc_init(&s->cont->enc, top_lines);
+	if (top_lines < 0) {
+		s->n_retr++;
+		s->cont->bytes_stat = &s->retr_bytes;
+		session_reply(s, "+OK %llu octets",
+		    (unsigned long long)maildrop_size(s->md, (size_t)i));
+	} else {
+		s->n_top++;
+		s->cont->bytes_stat = &s->top_bytes;
+		session_reply(s, "+OK");
+	}
+	return CMD_CONT;
+}
+
+/* RFC 1939 section 5: RETR msg. */
+enum cmd_result
+cmd_retr(struct session *s, int argc, char **argv)
+{
+	long i;
+
+	(void)argc;
+	if ((i = live_msg(s, argv[0])) < 0)
+		return CMD_ERR;
+	/* RFC 1460: RETR raises the highest message number accessed. */
+	if ((size_t)i + 1 > s->last)
+		s->last = (size_t)i + 1;
+	return message_start(s, i, -1);
+}
+
+/* RFC 1939 section 7: TOP msg n; n is a non-negative number of lines. */
+enum cmd_result
+cmd_top(struct session *s, int argc, char **argv)
+{
+	unsigned long	 n;
+	char		*end;
+	long		 i;
+
+	(void)argc;
+	if ((i = live_msg(s, argv[0])) < 0)
+		return CMD_ERR;
+	errno = 0;
+	n = strtoul(argv[1], &end, 10);
+	if (argv[1][0] < '0' || argv[1][0] > '9' || *end != '\0' ||
+	    errno != 0 || n > 2147483647UL) {
+		session_reply(s, "-ERR Invalid number of lines.");
+		return CMD_ERR;
+	}
+	return message_start(s, i, (long)n);
+}
+
+/* RFC 1939 section 5: DELE msg marks it; UPDATE removes it. */
+enum cmd_result
+cmd_dele(struct session *s, int argc, char **argv)
+{
+	long i;
+
+	(void)argc;
+	if ((i = live_msg(s, argv[0])) < 0)
+		return CMD_ERR;
+	s->deleted[i] = 1;
+	s->n_deleted++;
+	s->total_octets -= maildrop_size(s->md, (size_t)i);
+	session_reply(s, "+OK Message %ld deleted.", i + 1);
+	return CMD_OK;
+}
+
+enum cmd_result
+cmd_noop(struct session *s, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	session_reply(s, "+OK");
+	return CMD_OK;
+}
+
+/* RFC 1939 section 5: unmark every deletion; RFC 1460: LAST back to 0. */
+enum cmd_result
+cmd_rset(struct session *s, int argc, char **argv)
+{
+	size_t i;
+
+	(void)argc;
+	(void)argv;
+	memset(s->deleted, 0, s->n_msgs);
+	s->n_deleted = 0;
+	s->total_octets = 0;
+	for (i = 0; i < s->n_msgs; i++)
+		s->total_octets += maildrop_size(s->md, i);
+	s->last = 0;
+	session_reply(s, "+OK Maildrop has %zu messages (%llu octets).",
+	    s->n_msgs, (unsigned long long)s->total_octets);
+	return CMD_OK;
+}
+
+/* RFC 1460: LAST, the highest message number accessed (by RETR). */
+enum cmd_result
+cmd_last(struct session *s, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	session_reply(s, "+OK %zu", s->last);
+	return CMD_OK;
+}

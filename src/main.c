@@ -1,0 +1,242 @@
+/*
+ * evpop3d: an event-driven POP3 server.
+ *
+ *   evpop3d -c FILE        run in the foreground, logging to stderr
+ *   evpop3d -t -c FILE     check the configuration and exit
+ *   evpop3d hash           read a password, print a {SHA512-CRYPT} entry
+ *   evpop3d --version
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "auth.h"
+#include "config.h"
+#include "evpop3d.h"
+#include "log.h"
+#include "server.h"
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: %s [-d] [-t] -c FILE\n"
+	    "       %s hash\n"
+	    "       %s --version\n"
+	    "  -c FILE  configuration file\n"
+	    "  -d       debug logging\n"
+	    "  -t       check the configuration and exit\n",
+	    EVPOP3D_NAME, EVPOP3D_NAME, EVPOP3D_NAME);
+	exit(2);
+}
+
+/*
+ * sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET, which
+ * may name an abstract socket ("@...").
+ */
+static void
+notify_systemd(const char *msg)
+{
+	struct sockaddr_un	 sun;
+	const char		*path = getenv("NOTIFY_SOCKET");
+	size_t			 len;
+	int			 fd;
+
+	if (path == NULL || (len = strlen(path)) == 0 ||
+	    len >= sizeof(sun.sun_path))
+		return;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, len);
+	if (sun.sun_path[0] == '@')
+		sun.sun_path[0] = '\0';
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return;
+	if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sun,
+	    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) == -1)
+		log_warn("sd_notify");
+	close(fd);
+}
+
+/* Each session needs one descriptor: take the hard limit. */
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+			log_warn("setrlimit(RLIMIT_NOFILE)");
+	}
+}
+
+static void
+signal_cb(evutil_socket_t sig, short events, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)events;
+	if (sig == SIGHUP) {
+		log_info("event=sighup note=\"the passwd-file is re-read when "
+		    "it changes; other settings need a restart\"");
+		return;
+	}
+	notify_systemd("STOPPING=1");
+	server_stop(srv);
+}
+
+/* Read one line from stdin, without echo when it is a terminal. */
+static int
+read_password(const char *prompt, char *buf, size_t len)
+{
+	struct termios	 old, noecho;
+	bool		 tty = isatty(STDIN_FILENO);
+	size_t		 n;
+	char		*ok;
+
+	if (tty) {
+		fputs(prompt, stderr);
+		tcgetattr(STDIN_FILENO, &old);
+		noecho = old;
+		noecho.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &noecho);
+	}
+	ok = fgets(buf, (int)len, stdin);
+	if (tty) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		fputc('\n', stderr);
+	}
+	if (ok == NULL)
+		return -1;
+	n = strcspn(buf, "\r\n");
+	buf[n] = '\0';
+	return 0;
+}
+
+/* Like `doveadm pw -s SHA512-CRYPT`. */
+static int
+cmd_hash(void)
+{
+	char	pw[1024], again[1024], *hash;
+	int	ret = 1;
+
+	if (read_password("Enter new password: ", pw, sizeof(pw)) == -1) {
+		fprintf(stderr, "%s: no password given\n", EVPOP3D_NAME);
+		return 1;
+	}
+	if (isatty(STDIN_FILENO)) {
+		if (read_password("Retype new password: ", again,
+		    sizeof(again)) == -1 || strcmp(pw, again) != 0) {
+			fprintf(stderr, "%s: passwords don't match\n",
+			    EVPOP3D_NAME);
+			goto out;
+		}
+	}
+	if ((hash = auth_password_hash(pw)) == NULL) {
+		fprintf(stderr, "%s: hashing failed\n", EVPOP3D_NAME);
+		goto out;
+	}
+	printf("%s\n", hash);
+	free(hash);
+	ret = 0;
+out:
+	auth_wipe(pw, sizeof(pw));
+	auth_wipe(again, sizeof(again));
+	return ret;
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct event_base	*base;
+	struct event		*sigs[3];
+	struct server		 srv;
+	struct cfg		*cfg;
+	const char		*path = NULL;
+	char			 err[1024];
+	bool			 check = false, debug = false;
+	int			 ch, i, ret;
+	const int		 signos[3] = { SIGTERM, SIGINT, SIGHUP };
+
+	if (argc == 2 && strcmp(argv[1], "hash") == 0)
+		return cmd_hash();
+	while ((ch = getopt_long(argc, argv, "c:dht", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'd':
+			debug = true;
+			break;
+		case 't':
+			check = true;
+			break;
+		case 'V':
+			printf("%s %s\n", EVPOP3D_NAME, EVPOP3D_VERSION);
+			return 0;
+		default:
+			usage();
+		}
+	}
+	if (path == NULL || optind != argc)
+		usage();
+
+	log_init(debug);
+	if (cfg_load(path, &cfg, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s: %s\n", EVPOP3D_NAME, err);
+		return 1;
+	}
+	if (check) {
+		printf("%s: configuration %s is valid\n", EVPOP3D_NAME, path);
+		cfg_free(cfg);
+		return 0;
+	}
+	log_init(debug || cfg->log_debug);
+	raise_nofile();
+	signal(SIGPIPE, SIG_IGN);
+
+	if (evthread_use_pthreads() == -1 || (base = event_base_new()) == NULL)
+		fatalx("cannot create the event base");
+	if (server_init(&srv, base, cfg) == -1) {
+		server_free(&srv);
+		event_base_free(base);
+		cfg_free(cfg);
+		return 1;
+	}
+	for (i = 0; i < 3; i++) {
+		sigs[i] = evsignal_new(base, signos[i], signal_cb, &srv);
+		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1)
+			fatalx("cannot install signal handlers");
+	}
+	log_info("event=ready version=%s listeners=%zu", EVPOP3D_VERSION,
+	    srv.n_listeners);
+	notify_systemd("READY=1\nSTATUS=Accepting connections");
+
+	ret = event_base_dispatch(base) == -1 ? 1 : 0;
+
+	server_free(&srv);
+	for (i = 0; i < 3; i++)
+		event_free(sigs[i]);
+	event_base_free(base);
+	log_info("event=stopped");
+	cfg_free(cfg);
+	libevent_global_shutdown();
+	return ret;
+}

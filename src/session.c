@@ -1,0 +1,428 @@
+/*
+ * session: connection lifecycle, input loop, output backpressure, timers.
+ */
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "auth.h"
+#include "config.h"
+#include "log.h"
+#include "pop3_cmd.h"
+#include "server.h"
+#include "session.h"
+
+/*
+ * Output throttle (Dovecot's, le-proxy.c's): stop taking commands while
+ * more than OUT_HIWAT octets wait to be sent; long replies are refilled
+ * when the output drains to OUT_LOWAT. Input waits in at most IN_HIWAT
+ * octets, then the socket is not read until we catch up.
+ */
+#define OUT_LOWAT	(16 * 1024)
+#define OUT_HIWAT	(64 * 1024)
+#define IN_HIWAT	(16 * 1024)
+
+static void	session_read_cb(struct bufferevent *, void *);
+static void	session_write_cb(struct bufferevent *, void *);
+static void	session_event_cb(struct bufferevent *, short, void *);
+static void	session_timer_cb(evutil_socket_t, short, void *);
+static void	session_delay_cb(evutil_socket_t, short, void *);
+static void	session_process(struct session *);
+static void	session_free(struct session *);
+
+static const char *
+state_name(enum pop3_state state)
+{
+	switch (state) {
+	case POP3_AUTHORIZATION:
+		return "AUTHORIZATION";
+	case POP3_TRANSACTION:
+		return "TRANSACTION";
+	case POP3_UPDATE:
+		return "UPDATE";
+	}
+	return "?";
+}
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+format_peer(const struct sockaddr *sa, socklen_t salen, char *out, size_t outlen)
+{
+	char host[INET6_ADDRSTRLEN], port[8];
+
+	if (getnameinfo(sa, salen, host, sizeof(host), port, sizeof(port),
+	    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+		snprintf(out, outlen, "unknown");
+		return;
+	}
+	if (sa->sa_family == AF_INET6)
+		snprintf(out, outlen, "[%s]:%s", host, port);
+	else
+		snprintf(out, outlen, "%s:%s", host, port);
+}
+
+struct session *
+session_new(struct server *srv, int fd, const struct sockaddr *sa,
+    socklen_t salen)
+{
+	const struct cfg	*cfg = srv->cfg;
+	struct session		*s;
+	struct timeval		 tv;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	s->srv = srv;
+	s->id = srv->next_session_id++;
+	s->state = POP3_AUTHORIZATION;
+	s->started_ms = now_ms();
+	s->reason = "unknown";
+	format_peer(sa, salen, s->rip, sizeof(s->rip));
+	linebuf_init(&s->lb, POP3_LINE_MAX);
+
+	s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	s->timer = evtimer_new(srv->base, session_timer_cb, s);
+	s->delay = evtimer_new(srv->base, session_delay_cb, s);
+	if (s->bev == NULL || s->timer == NULL || s->delay == NULL) {
+		if (s->bev != NULL)
+			bufferevent_free(s->bev);
+		else
+			evutil_closesocket(fd);
+		if (s->timer != NULL)
+			event_free(s->timer);
+		if (s->delay != NULL)
+			event_free(s->delay);
+		free(s);
+		return NULL;
+	}
+	bufferevent_setcb(s->bev, session_read_cb, session_write_cb,
+	    session_event_cb, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, IN_HIWAT);
+	bufferevent_setwatermark(s->bev, EV_WRITE, OUT_LOWAT, 0);
+	tv = (struct timeval){ .tv_sec = cfg->write_timeout };
+	bufferevent_set_timeouts(s->bev, NULL, &tv);
+
+	/* The login timeout runs from connect: a client must log in by then. */
+	tv = (struct timeval){ .tv_sec = cfg->login_timeout };
+	evtimer_add(s->timer, &tv);
+
+	TAILQ_INSERT_TAIL(&srv->sessions, s, entry);
+	srv->n_sessions++;
+	session_log(s, "event=connect rip=%s", s->rip);
+
+	pop3_greet(s);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	return s;
+}
+
+void
+session_set_state(struct session *s, enum pop3_state state)
+{
+	if (log_debug_enabled())
+		session_log(s, "event=state from=%s to=%s",
+		    state_name(s->state), state_name(state));
+	s->state = state;
+	session_touch(s);
+}
+
+void
+session_touch(struct session *s)
+{
+	struct timeval tv;
+
+	/* RFC 1939 section 3: any command resets the inactivity timer. */
+	if (s->state != POP3_TRANSACTION || s->closing)
+		return;
+	tv = (struct timeval){ .tv_sec = s->srv->cfg->idle_timeout };
+	evtimer_add(s->timer, &tv);
+}
+
+void
+session_log(const struct session *s, const char *fmt, ...)
+{
+	char	buf[1024];
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	log_info("sess=%016llx %s", (unsigned long long)s->id, buf);
+}
+
+void
+session_reply(struct session *s, const char *fmt, ...)
+{
+	char	buf[512];
+	va_list	ap;
+	int	n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	else if ((size_t)n > sizeof(buf) - 3)
+		n = sizeof(buf) - 3;	/* RFC 1939 section 3: 512 with CRLF */
+	buf[n++] = '\r';
+	buf[n++] = '\n';
+	evbuffer_add(bufferevent_get_output(s->bev), buf, (size_t)n);
+}
+
+void
+session_write(struct session *s, const void *buf, size_t len)
+{
+	evbuffer_add(bufferevent_get_output(s->bev), buf, len);
+}
+
+size_t
+session_output_len(const struct session *s)
+{
+	return evbuffer_get_length(bufferevent_get_output(s->bev));
+}
+
+/*
+ * The input loop: take complete lines while no long reply, worker job or
+ * pause is in progress and the output is not backed up. Called when input
+ * arrives and whenever one of those conditions ends.
+ */
+static void
+session_process(struct session *s)
+{
+	struct evbuffer	*in = bufferevent_get_input(s->bev);
+	char		 line[POP3_LINE_MAX + 1];
+	size_t		 len;
+	enum lb_result	 r;
+
+	while (!s->closing && !s->waiting && s->cont == NULL) {
+		if (session_output_len(s) >= OUT_HIWAT)
+			return;		/* session_write_cb() resumes */
+		r = linebuf_read(&s->lb, in, line, &len);
+		if (r == LB_AGAIN)
+			break;
+		if (r == LB_TOOLONG) {
+			s->sasl_wait = 0;
+			pop3_line_too_long(s);
+			continue;
+		}
+		if (s->sasl_wait)
+			cmd_auth_response(s, line, len);
+		else
+			pop3_dispatch(s, line, len);
+		auth_wipe(line, len);	/* it may have held a password */
+	}
+	if (s->eof && !s->closing && !s->waiting && s->cont == NULL)
+		session_close(s, "disconnected", true);
+}
+
+void
+session_resume(struct session *s)
+{
+	s->waiting = 0;
+	session_process(s);
+}
+
+static void
+session_read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	session_process(arg);
+}
+
+/* Run the long reply in progress; returns true when it is finished. */
+static bool
+session_run_cont(struct session *s)
+{
+	enum cmd_result r;
+
+	r = s->cont->fn(s);
+	if (r == CMD_CONT)
+		return false;
+	cmd_cont_free(s);
+	if (r == CMD_CLOSE)
+		session_close(s, s->reason, true);
+	return true;
+}
+
+static void
+session_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+
+	(void)bev;
+	if (s->closing) {
+		if (session_output_len(s) == 0 && !s->freeing) {
+			s->freeing = 1;
+			event_active(s->delay, EV_TIMEOUT, 0);
+		}
+		return;
+	}
+	if (s->cont != NULL && !session_run_cont(s))
+		return;
+	if (!s->waiting)
+		session_process(s);
+}
+
+static void
+session_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct session *s = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_EOF) {
+		/* Answer what was pipelined before the FIN, then close. */
+		s->eof = 1;
+		if (s->closing)
+			session_close(s, s->reason, false);
+		else if (!s->waiting && s->cont == NULL)
+			session_process(s);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		s->closing = 0;		/* even a flushing close ends now */
+		session_close(s, "write-timeout", false);
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
+		s->closing = 0;
+		session_close(s, "connection-error", false);
+	}
+}
+
+static void
+session_timer_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct session *s = arg;
+
+	(void)fd;
+	(void)events;
+	if (s->state == POP3_AUTHORIZATION) {
+		session_close(s, "login-timeout", false);
+		return;
+	}
+	/* A reply still streaming is progress: the write timeout covers stalls. */
+	if (s->cont != NULL || session_output_len(s) > 0 || s->waiting) {
+		session_touch(s);
+		return;
+	}
+	/* RFC 1939 section 3: close without a response and without UPDATE. */
+	session_close(s, "idle-timeout", false);
+}
+
+/*
+ * The delay event serves two purposes: the failed-login pause, and
+ * freeing the session outside of any callback that still uses it.
+ */
+static void
+session_delay_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct session *s = arg;
+
+	(void)fd;
+	(void)events;
+	if (s->freeing) {
+		session_free(s);
+		return;
+	}
+	if (s->pause_fn != NULL) {
+		void (*fn)(struct session *) = s->pause_fn;
+
+		s->pause_fn = NULL;
+		fn(s);
+	}
+}
+
+void
+session_pause(struct session *s, int ms, void (*fn)(struct session *))
+{
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+
+	s->waiting = 1;
+	s->pause_fn = fn;
+	evtimer_add(s->delay, &tv);
+}
+
+void
+session_close(struct session *s, const char *reason, bool flush)
+{
+	if (s->freeing)
+		return;
+	if (!s->closing) {
+		s->closing = 1;
+		s->reason = reason;
+		cmd_cont_free(s);
+		bufferevent_disable(s->bev, EV_READ);
+		evtimer_del(s->timer);
+		evtimer_del(s->delay);
+		s->pause_fn = NULL;
+		if (flush && !s->eof && session_output_len(s) > 0) {
+			/* session_write_cb() frees us once the output is out. */
+			bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
+			return;
+		}
+	} else if (flush)
+		return;		/* already flushing */
+	s->freeing = 1;
+	event_active(s->delay, EV_TIMEOUT, 0);
+}
+
+void
+session_shutdown(struct session *s)
+{
+	if (s->closing)
+		return;
+	if (s->waiting || s->cont != NULL) {
+		session_close(s, "shutdown", false);
+		return;
+	}
+	session_reply(s, "-ERR [SYS/TEMP] Server shutting down.");
+	session_close(s, "shutdown", true);
+}
+
+void
+session_destroy(struct session *s)
+{
+	session_free(s);
+}
+
+static void
+session_free(struct session *s)
+{
+	struct server *srv = s->srv;
+
+	cmd_cont_free(s);
+	cmd_auth_cleanup(s);
+	{
+		session_log(s, "event=disconnect reason=%s user=%s state=%s "
+		    "retr=%u/%llu top=%u/%llu deleted=%u duration_ms=%llu",
+		    s->reason, s->user != NULL ? s->user : "-",
+		    state_name(s->state), s->n_retr,
+		    (unsigned long long)s->retr_bytes, s->n_top,
+		    (unsigned long long)s->top_bytes, s->n_dele_done,
+		    (unsigned long long)(now_ms() - s->started_ms));
+		bufferevent_free(s->bev);
+		TAILQ_REMOVE(&srv->sessions, s, entry);
+		srv->n_sessions--;
+	}
+	if (s->timer != NULL)
+		event_free(s->timer);
+	if (s->delay != NULL)
+		event_free(s->delay);
+	free(s->user);
+	free(s->apop_ts);
+	free(s);
+	server_session_gone(srv);
+}
