@@ -66,7 +66,7 @@ struct session {
 	struct event		*timer;		/* login or idle timeout */
 	struct event		*delay;		/* failed-auth pause; deferred free */
 	enum pop3_state		 state;
-	char			 rip[INET6_ADDRSTRLEN + 8];	/* "addr:port" */
+	char			 rip[INET6_ADDRSTRLEN + 16];	/* "addr:port" */
 
 	struct linebuf		 lb;
 	unsigned		 bad_cmds;
