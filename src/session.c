@@ -285,11 +285,9 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_EOF) {
 		/* Answer what was pipelined before the FIN, then close. */
 		s->eof = 1;
-		if (s->closing)
-			session_close(s, s->reason, false);
-		else if (!s->waiting && s->cont == NULL)
+		if (!s->closing && !s->waiting && s->cont == NULL)
 			session_process(s);
-		return;
+		return;		/* a flushing close goes on: half-close */
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		s->closing = 0;		/* even a flushing close ends now */
@@ -368,7 +366,7 @@ session_close(struct session *s, const char *reason, bool flush)
 		evtimer_del(s->timer);
 		evtimer_del(s->delay);
 		s->pause_fn = NULL;
-		if (flush && !s->eof && session_output_len(s) > 0) {
+		if (flush && session_output_len(s) > 0) {
 			/* session_write_cb() frees us once the output is out. */
 			bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
 			return;

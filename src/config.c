@@ -1,0 +1,905 @@
+/*
+ * config: the INI file turned into an immutable struct cfg.
+ *
+ * Every key is one row of cfg_keys[] below: where it lives in the file,
+ * its type, where it goes in struct cfg, its default and its bounds. One
+ * generic loop walks the table; the only per-key code is the handful of
+ * check hooks for values with a shape of their own (driver name, host
+ * name, mail location template). Add a key by adding a row, a field in
+ * struct cfg, a line in conf/evpop3d.ini and a line in doc/CONFIG.md.
+ *
+ * cfg_load() is meant for the main thread (start-up and SIGHUP): the
+ * iniparser error hook it installs is process-wide.
+ */
+
+#include <sys/stat.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <iniparser.h>
+
+#include "config.h"
+#include "log.h"
+
+enum cfg_type {
+	CFG_INT,	/* int; plain decimal within [min, max] */
+	CFG_BOOL,	/* bool; yes/no true/false on/off 1/0 */
+	CFG_STRING,	/* char *; non-empty */
+	CFG_PATH,	/* char *; made absolute against the config dir */
+	CFG_LISTEN,	/* struct cfg_listen *, count at aux_offset */
+};
+
+#define CFG_F_REQUIRED	0x01	/* no default: the file must set it */
+#define CFG_F_TEMPLATE	0x02	/* PATH: %-template, "%h..." is absolute */
+#define CFG_F_SYSHOST	0x04	/* default: gethostname() */
+
+struct cfg_key {
+	const char	*section;
+	const char	*key;
+	enum cfg_type	 type;
+	size_t		 offset;	/* of the field in struct cfg */
+	const char	*dflt;		/* parsed like a value from the file */
+	long		 min, max;	/* CFG_INT only */
+	int		 flags;		/* CFG_F_* */
+
+	/* Set with designated initializers: */
+	const char	*doc;		/* one line, for readers */
+	const char	*min_note;	/* why min is min, e.g. an RFC */
+	size_t		 aux_offset;	/* CFG_LISTEN: the size_t count */
+	/* Value check before conversion; 0 or -1 with a reason in why. */
+	int		(*check)(const char *, char *, size_t);
+};
+
+static int	cfg_check_driver(const char *, char *, size_t);
+static int	cfg_check_hostname(const char *, char *, size_t);
+static int	cfg_check_template(const char *, char *, size_t);
+
+#define OFF(f)	offsetof(struct cfg, f)
+
+static const struct cfg_key cfg_keys[] = {
+	{ "server", "listen", CFG_LISTEN, OFF(listen),
+	    "127.0.0.1:110, [::1]:110", 0, 0, 0,
+	    .doc = "literal addresses to listen on, ADDR:PORT, comma-separated",
+	    .aux_offset = OFF(n_listen) },
+	{ "server", "hostname", CFG_STRING, OFF(hostname), NULL, 0, 0,
+	    CFG_F_SYSHOST,
+	    .doc = "name used in the greeting and APOP timestamp",
+	    .check = cfg_check_hostname },
+	{ "server", "idle_timeout", CFG_INT, OFF(idle_timeout), "600",
+	    600, 86400, 0,
+	    .doc = "seconds without a command before a client is dropped",
+	    .min_note = "RFC 1939 section 3" },
+	{ "server", "login_timeout", CFG_INT, OFF(login_timeout), "60",
+	    1, 3600, 0,
+	    .doc = "seconds from connect to a completed login" },
+	{ "server", "write_timeout", CFG_INT, OFF(write_timeout), "300",
+	    5, 86400, 0,
+	    .doc = "seconds a client may stop reading our output" },
+	{ "server", "max_connections", CFG_INT, OFF(max_connections), "10000",
+	    1, 1000000, 0,
+	    .doc = "concurrent client connections; more are refused" },
+	{ "server", "max_bad_commands", CFG_INT, OFF(max_bad_commands), "20",
+	    1, 1000, 0,
+	    .doc = "consecutive bad commands after login before disconnect" },
+
+	{ "auth", "passwd_file", CFG_PATH, OFF(passwd_file), NULL, 0, 0,
+	    CFG_F_REQUIRED,
+	    .doc = "the password file" },
+	{ "auth", "apop", CFG_BOOL, OFF(apop), "no", 0, 0, 0,
+	    .doc = "offer APOP (RFC 1939 section 7)" },
+	{ "auth", "failure_delay", CFG_INT, OFF(failure_delay_ms), "2000",
+	    0, 60000, 0,
+	    .doc = "milliseconds before answering a failed login" },
+	{ "auth", "max_failures", CFG_INT, OFF(max_failures), "3",
+	    1, 100, 0,
+	    .doc = "failed logins per connection before disconnect" },
+	{ "auth", "threads", CFG_INT, OFF(threads), "2", 1, 64, 0,
+	    .doc = "worker threads for password hashing and maildrop scans" },
+
+	{ "mail", "driver", CFG_STRING, OFF(mail_driver), "maildir", 0, 0, 0,
+	    .doc = "mail store driver",
+	    .check = cfg_check_driver },
+	{ "mail", "location", CFG_PATH, OFF(mail_location), NULL, 0, 0,
+	    CFG_F_REQUIRED | CFG_F_TEMPLATE,
+	    .doc = "maildrop template: %u user, %n local part, %d domain, "
+		"%h home",
+	    .check = cfg_check_template },
+
+	{ "pop3", "enable_last", CFG_BOOL, OFF(enable_last), "yes", 0, 0, 0,
+	    .doc = "offer the RFC 1460 LAST command" },
+
+	{ "log", "debug", CFG_BOOL, OFF(log_debug), "no", 0, 0, 0,
+	    .doc = "log debug lines" },
+};
+
+#define CFG_NKEYS	(sizeof(cfg_keys) / sizeof(cfg_keys[0]))
+#define CFG_FIELD(cfg, off, type) \
+	((type *)(void *)((char *)(cfg) + (off)))
+
+/* Mail store drivers we know by name; keep in step with the stores. */
+static const char *const cfg_mail_drivers[] = { "maildir" };
+
+/* State of one cfg_load() call. */
+struct cfg_ctx {
+	const char	*file;		/* as given, for messages */
+	char		*dir;		/* absolute directory of file */
+	char		*err;
+	size_t		 errlen;
+};
+
+/*
+ * iniparser reports syntax errors through a process-wide hook; while we
+ * load, it lands here so we can turn it into our own one-line error.
+ */
+static struct {
+	const char	*file;
+	char		 first[1024];	/* first message, rewritten */
+	int		 count;
+} cfg_ini_cap;
+
+static int	cfg_ini_error(const char *, ...)
+		    __attribute__((format(printf, 1, 2)));
+static int	cfg_error(struct cfg_ctx *, const struct cfg_key *,
+		    const char *, const char *, ...)
+		    __attribute__((format(printf, 4, 5)));
+
+/*
+ * Write "FILE: [section] key: WHAT, got 'VALUE'" to the caller's buffer
+ * (without the ", got" part when value is NULL). Always returns -1.
+ */
+static int
+cfg_error(struct cfg_ctx *ctx, const struct cfg_key *k, const char *value,
+    const char *fmt, ...)
+{
+	char	 what[512];
+	va_list	 ap;
+
+	if (ctx->err == NULL || ctx->errlen == 0)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	if (value != NULL)
+		snprintf(ctx->err, ctx->errlen, "%s: [%s] %s: %s, got '%s'",
+		    ctx->file, k->section, k->key, what, value);
+	else
+		snprintf(ctx->err, ctx->errlen, "%s: [%s] %s: %s",
+		    ctx->file, k->section, k->key, what);
+	return -1;
+}
+
+/* Like cfg_error() for the file as a whole. */
+static int
+cfg_file_error(struct cfg_ctx *ctx, const char *what, const char *detail)
+{
+	if (ctx->err != NULL && ctx->errlen > 0)
+		snprintf(ctx->err, ctx->errlen, "%s: %s: %s", ctx->file, what,
+		    detail);
+	return -1;
+}
+
+/*
+ * Rewrite an iniparser message such as
+ *   "iniparser: syntax error in FILE (3):\n-> garbage\n"
+ * into "syntax error at line 3: garbage". Messages of another shape keep
+ * their text, minus the "iniparser: " prefix and the newlines.
+ */
+static void
+cfg_ini_rewrite(const char *msg, const char *file, char *out, size_t outlen)
+{
+	char		 flat[1024], needle[PATH_MAX + 8];
+	const char	*p, *q, *rparen;
+	size_t		 i, j;
+	int		 line;
+
+	/* Flatten: "\n-> " becomes ": ", other newlines go. */
+	for (i = j = 0; msg[i] != '\0' && j < sizeof(flat) - 2; i++) {
+		if (strncmp(msg + i, ":\n-> ", 5) == 0) {
+			flat[j++] = ':';
+			flat[j++] = ' ';
+			i += 4;
+		} else if (msg[i] != '\n')
+			flat[j++] = msg[i];
+	}
+	flat[j] = '\0';
+	p = flat;
+	if (strncmp(p, "iniparser: ", 11) == 0)
+		p += 11;
+
+	/* " in FILE (N)" becomes " at line N". */
+	snprintf(needle, sizeof(needle), " in %s (", file);
+	if ((q = strstr(p, needle)) != NULL &&
+	    sscanf(q + strlen(needle), "%d", &line) == 1 &&
+	    (rparen = strchr(q + strlen(needle), ')')) != NULL)
+		snprintf(out, outlen, "%.*s at line %d%s", (int)(q - p), p,
+		    line, rparen + 1);
+	else
+		snprintf(out, outlen, "%s", p);
+}
+
+static int
+cfg_ini_error(const char *fmt, ...)
+{
+	char	 msg[1024], line[1024];
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cfg_ini_rewrite(msg, cfg_ini_cap.file, line, sizeof(line));
+	if (cfg_ini_cap.count++ == 0)
+		snprintf(cfg_ini_cap.first, sizeof(cfg_ini_cap.first), "%s",
+		    line);
+	else
+		log_warnx("%s: %s", cfg_ini_cap.file, line);
+	return 0;
+}
+
+/*
+ * Clean a path in place, lexically: collapse "//", drop "." components
+ * and a trailing '/'. ".." is kept, since resolving it without the file
+ * system would be wrong across symbolic links.
+ */
+static void
+cfg_path_clean(char *p)
+{
+	char	*r = p, *w = p;
+	size_t	 n;
+
+	if (*r == '/')
+		*w++ = *r++;
+	while (*r != '\0') {
+		while (*r == '/')
+			r++;
+		if (*r == '\0')
+			break;
+		n = strcspn(r, "/");
+		if (n == 1 && r[0] == '.') {
+			r++;
+			continue;
+		}
+		if (w > p && w[-1] != '/')
+			*w++ = '/';
+		memmove(w, r, n);
+		w += n;
+		r += n;
+	}
+	if (w == p)
+		*w++ = '.';
+	*w = '\0';
+}
+
+/*
+ * The absolute, cleaned directory holding file. Returns a new string or
+ * NULL with errno set.
+ */
+static char *
+cfg_file_dir(const char *file)
+{
+	char	 cwd[PATH_MAX], *abs, *slash;
+
+	if (file[0] == '/') {
+		if ((abs = strdup(file)) == NULL)
+			return NULL;
+	} else {
+		if (getcwd(cwd, sizeof(cwd)) == NULL)
+			return NULL;
+		if (asprintf(&abs, "%s/%s", cwd, file) == -1)
+			return NULL;
+	}
+	cfg_path_clean(abs);
+	slash = strrchr(abs, '/');	/* abs starts with '/' */
+	if (slash == abs)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	return abs;
+}
+
+/* Trim ASCII white space in place; returns the start of the text. */
+static char *
+cfg_trim(char *s)
+{
+	char	*e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+/*
+ * Plain decimal, optional '-', optional surrounding spaces. Returns 0 with
+ * the value in *v_r (clamped to LONG_MIN/LONG_MAX on overflow, which the
+ * caller's range check then rejects), -1 if s is not a number.
+ */
+static int
+cfg_parse_int(const char *s, long *v_r)
+{
+	const char	*p = s, *digits;
+	char		*end;
+
+	while (isspace((unsigned char)*p))
+		p++;
+	digits = (*p == '-') ? p + 1 : p;
+	if (!isdigit((unsigned char)*digits))
+		return -1;
+	errno = 0;
+	*v_r = strtol(p, &end, 10);
+	/* ERANGE already left LONG_MIN or LONG_MAX in *v_r. */
+	while (isspace((unsigned char)*end))
+		end++;
+	if (*end != '\0')
+		return -1;
+	return 0;
+}
+
+static int
+cfg_parse_bool(const char *s, bool *v_r)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+	char		 buf[16];
+	const char	*t;
+	size_t		 i;
+
+	if (strlen(s) >= sizeof(buf))
+		return -1;
+	memcpy(buf, s, strlen(s) + 1);
+	t = cfg_trim(buf);
+	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcasecmp(t, yes[i]) == 0) {
+			*v_r = true;
+			return 0;
+		}
+		if (strcasecmp(t, no[i]) == 0) {
+			*v_r = false;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int
+cfg_check_driver(const char *v, char *why, size_t whylen)
+{
+	char	 known[128];
+	size_t	 i, len = 0;
+
+	known[0] = '\0';
+	for (i = 0; i < sizeof(cfg_mail_drivers) / sizeof(cfg_mail_drivers[0]);
+	    i++) {
+		if (strcmp(v, cfg_mail_drivers[i]) == 0)
+			return 0;
+		if (len < sizeof(known))
+			len += (size_t)snprintf(known + len,
+			    sizeof(known) - len, "%s%s", i > 0 ? ", " : "",
+			    cfg_mail_drivers[i]);
+	}
+	snprintf(why, whylen, "unknown driver (known: %s)", known);
+	return -1;
+}
+
+/*
+ * The host name ends up in the greeting and inside the APOP msg-id
+ * "<...@host>" (RFC 1939 section 7), so keep it to host name characters.
+ */
+static int
+cfg_check_hostname(const char *v, char *why, size_t whylen)
+{
+	const char	*p;
+
+	if (strlen(v) > 255) {
+		snprintf(why, whylen, "must be at most 255 characters");
+		return -1;
+	}
+	for (p = v; *p != '\0'; p++) {
+		if (!isalnum((unsigned char)*p) && strchr("-._", *p) == NULL) {
+			snprintf(why, whylen, "must be a host name (letters, "
+			    "digits, '-', '.' and '_')");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Mail location: every '%' starts one of %u (user), %n (local part), %d
+ * (domain), %h (home) or %% (a '%'). A location without %u, %n or %h
+ * would hand every user the same maildrop, which is never intended.
+ */
+static int
+cfg_check_template(const char *v, char *why, size_t whylen)
+{
+	const char	*p;
+	bool		 per_user = false;
+
+	for (p = v; (p = strchr(p, '%')) != NULL; p += 2) {
+		switch (p[1]) {
+		case 'u':
+		case 'n':
+		case 'h':
+			per_user = true;
+			break;
+		case 'd':
+		case '%':
+			break;
+		case '\0':
+			snprintf(why, whylen, "ends in a lone '%%' "
+			    "(write %%%% for a '%%')");
+			return -1;
+		default:
+			snprintf(why, whylen, "unknown variable '%%%c' "
+			    "(known: %%u %%n %%d %%h %%%%)", p[1]);
+			return -1;
+		}
+	}
+	if (!per_user) {
+		snprintf(why, whylen, "must contain %%u, %%n or %%h so that "
+		    "every user gets a maildrop of their own");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Make v absolute against the config directory, cleaned. A template
+ * starting with %h is already absolute; in a template, '%' in the
+ * directory name is escaped so the result is still a valid template.
+ */
+static char *
+cfg_resolve_path(struct cfg_ctx *ctx, const char *v, int template)
+{
+	const char	*s;
+	char		*out, *w;
+	size_t		 pct = 0;
+
+	if (v[0] == '/' || (template && strncmp(v, "%h", 2) == 0)) {
+		if ((out = strdup(v)) == NULL)
+			return NULL;
+		cfg_path_clean(out);
+		return out;
+	}
+	if (template)
+		for (s = ctx->dir; *s != '\0'; s++)
+			pct += (*s == '%');
+	/* dir + pct escapes + '/' + v + NUL */
+	if ((out = malloc(strlen(ctx->dir) + pct + strlen(v) + 2)) == NULL)
+		return NULL;
+	for (s = ctx->dir, w = out; *s != '\0'; s++) {
+		*w++ = *s;
+		if (template && *s == '%')
+			*w++ = '%';
+	}
+	*w++ = '/';
+	strcpy(w, v);
+	cfg_path_clean(out);
+	return out;
+}
+
+/*
+ * A comma-separated list of listen addresses, at least one, no two the
+ * same. Stores a new array and its length.
+ */
+static int
+cfg_set_listen(struct cfg_ctx *ctx, const struct cfg_key *k, const char *v,
+    struct cfg *cfg)
+{
+	struct cfg_listen	*ls, *l;
+	char			*copy, *item, *next, why[256];
+	size_t			 n = 1, i, count = 0;
+	const char		*p;
+	int			 rv = -1;
+
+	for (p = v; *p != '\0'; p++)
+		n += (*p == ',');
+	if ((copy = strdup(v)) == NULL)
+		return cfg_error(ctx, k, NULL, "%s", strerror(errno));
+	if ((ls = calloc(n, sizeof(*ls))) == NULL) {
+		free(copy);
+		return cfg_error(ctx, k, NULL, "%s", strerror(errno));
+	}
+
+	for (item = copy; item != NULL; item = next) {
+		if ((next = strchr(item, ',')) != NULL)
+			*next++ = '\0';
+		item = cfg_trim(item);
+		if (*item == '\0') {
+			if (n == 1)
+				cfg_error(ctx, k, v, "at least one address "
+				    "is required");
+			else
+				cfg_error(ctx, k, v, "empty address in list");
+			goto out;
+		}
+		l = &ls[count];
+		if (cfg_parse_listen(item, l, why, sizeof(why)) == -1) {
+			cfg_error(ctx, k, item, "%s", why);
+			goto out;
+		}
+		for (i = 0; i < count; i++) {
+			if (ls[i].addrlen == l->addrlen &&
+			    memcmp(&ls[i].addr, &l->addr, l->addrlen) == 0) {
+				cfg_error(ctx, k, item, "duplicate address "
+				    "(same as '%s')", ls[i].text);
+				goto out;
+			}
+		}
+		count++;
+	}
+
+	*CFG_FIELD(cfg, k->offset, struct cfg_listen *) = ls;
+	*CFG_FIELD(cfg, k->aux_offset, size_t) = count;
+	ls = NULL;
+	rv = 0;
+ out:
+	free(ls);
+	free(copy);
+	return rv;
+}
+
+/*
+ * Convert and store one value (from the file or the default) for key k.
+ * Returns 0, or -1 with the error in ctx.
+ */
+static int
+cfg_set(struct cfg_ctx *ctx, const struct cfg_key *k, const char *v,
+    struct cfg *cfg)
+{
+	char	 why[256], *s;
+	long	 n;
+	bool	 b;
+
+	if (k->type != CFG_INT && k->type != CFG_BOOL &&
+	    k->type != CFG_LISTEN && *v == '\0')
+		return cfg_error(ctx, k, v, "must not be empty");
+	if (k->check != NULL && k->check(v, why, sizeof(why)) == -1)
+		return cfg_error(ctx, k, v, "%s", why);
+
+	switch (k->type) {
+	case CFG_INT:
+		if (cfg_parse_int(v, &n) == -1)
+			return cfg_error(ctx, k, v,
+			    "must be a decimal integer");
+		if (n < k->min) {
+			if (k->min_note != NULL)
+				return cfg_error(ctx, k, v,
+				    "must be at least %ld (%s)", k->min,
+				    k->min_note);
+			return cfg_error(ctx, k, v, "must be at least %ld",
+			    k->min);
+		}
+		if (n > k->max)
+			return cfg_error(ctx, k, v, "must be at most %ld",
+			    k->max);
+		*CFG_FIELD(cfg, k->offset, int) = (int)n;
+		return 0;
+	case CFG_BOOL:
+		if (cfg_parse_bool(v, &b) == -1)
+			return cfg_error(ctx, k, v, "must be yes or no "
+			    "(or true/false, on/off, 1/0)");
+		*CFG_FIELD(cfg, k->offset, bool) = b;
+		return 0;
+	case CFG_STRING:
+		if ((s = strdup(v)) == NULL)
+			return cfg_error(ctx, k, NULL, "%s", strerror(errno));
+		*CFG_FIELD(cfg, k->offset, char *) = s;
+		return 0;
+	case CFG_PATH:
+		s = cfg_resolve_path(ctx, v, (k->flags & CFG_F_TEMPLATE) != 0);
+		if (s == NULL)
+			return cfg_error(ctx, k, NULL, "%s", strerror(errno));
+		*CFG_FIELD(cfg, k->offset, char *) = s;
+		return 0;
+	case CFG_LISTEN:
+		return cfg_set_listen(ctx, k, v, cfg);
+	}
+	return cfg_error(ctx, k, NULL, "internal error: bad type %d",
+	    (int)k->type);
+}
+
+static const struct cfg_key *
+cfg_find(const char *section, size_t seclen, const char *key)
+{
+	size_t	 i;
+
+	for (i = 0; i < CFG_NKEYS; i++) {
+		if (strlen(cfg_keys[i].section) != seclen ||
+		    strncmp(cfg_keys[i].section, section, seclen) != 0)
+			continue;
+		if (key == NULL || strcmp(cfg_keys[i].key, key) == 0)
+			return &cfg_keys[i];
+	}
+	return NULL;
+}
+
+/*
+ * Warn about every section and key we do not know. iniparser stores a
+ * section as "section" and a key as "section:key" (both lowercased), a key
+ * above the first section as ":key".
+ */
+static void
+cfg_warn_unknown(struct cfg_ctx *ctx, const dictionary *d)
+{
+	const char	*name, *colon;
+	ssize_t		 i;
+
+	for (i = 0; i < d->size; i++) {
+		if ((name = d->key[i]) == NULL)
+			continue;
+		if ((colon = strchr(name, ':')) == NULL) {
+			if (cfg_find(name, strlen(name), NULL) == NULL)
+				log_warnx("%s: [%s]: unknown section, ignored",
+				    ctx->file, name);
+		} else if (colon == name)
+			log_warnx("%s: %s: key outside any section, ignored",
+			    ctx->file, colon + 1);
+		else if (cfg_find(name, (size_t)(colon - name), NULL) != NULL &&
+		    cfg_find(name, (size_t)(colon - name), colon + 1) == NULL)
+			log_warnx("%s: [%.*s] %s: unknown key, ignored",
+			    ctx->file, (int)(colon - name), name, colon + 1);
+		/* Keys of unknown sections: covered by the above. */
+	}
+}
+
+/* The walk: every row once, from the file or its default. */
+static int
+cfg_apply(struct cfg_ctx *ctx, const dictionary *d, struct cfg *cfg)
+{
+	const struct cfg_key	*k;
+	const char		*v;
+	char			 name[128], host[HOST_NAME_MAX + 1];
+	size_t			 i;
+
+	for (i = 0; i < CFG_NKEYS; i++) {
+		k = &cfg_keys[i];
+		snprintf(name, sizeof(name), "%s:%s", k->section, k->key);
+		if ((v = iniparser_getstring(d, name, NULL)) == NULL) {
+			if (k->flags & CFG_F_REQUIRED)
+				return cfg_error(ctx, k, NULL,
+				    "required key is missing");
+			v = k->dflt;
+		}
+		if (v == NULL && (k->flags & CFG_F_SYSHOST)) {
+			if (gethostname(host, sizeof(host)) == -1)
+				return cfg_error(ctx, k, NULL, "no value and "
+				    "gethostname: %s", strerror(errno));
+			host[sizeof(host) - 1] = '\0';
+			v = host;
+		}
+		if (v == NULL)
+			continue;
+		if (cfg_set(ctx, k, v, cfg) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+int
+cfg_load(const char *path, struct cfg **cfg_r, char *err, size_t errlen)
+{
+	struct cfg_ctx	 ctx = { .file = path, .err = err, .errlen = errlen };
+	struct cfg	*cfg = NULL;
+	dictionary	*d = NULL;
+	struct stat	 sb;
+	int		 fd, rv = -1;
+
+	*cfg_r = NULL;
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+
+	/* Check first, so a missing file gets its errno text. */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return cfg_file_error(&ctx, "cannot open", strerror(errno));
+	if (fstat(fd, &sb) == -1) {
+		cfg_file_error(&ctx, "cannot stat", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	if (!S_ISREG(sb.st_mode))
+		return cfg_file_error(&ctx, "cannot read",
+		    "not a regular file");
+
+	if ((ctx.dir = cfg_file_dir(path)) == NULL)
+		return cfg_file_error(&ctx, "cannot resolve directory",
+		    strerror(errno));
+
+	memset(&cfg_ini_cap, 0, sizeof(cfg_ini_cap));
+	cfg_ini_cap.file = path;
+	iniparser_set_error_callback(cfg_ini_error);
+	d = iniparser_load(path);
+	iniparser_set_error_callback(NULL);
+	if (d == NULL || cfg_ini_cap.count > 0) {
+		cfg_file_error(&ctx, "cannot parse", cfg_ini_cap.count > 0 ?
+		    cfg_ini_cap.first : "unknown iniparser error");
+		goto out;
+	}
+
+	cfg_warn_unknown(&ctx, d);
+
+	if ((cfg = calloc(1, sizeof(*cfg))) == NULL ||
+	    (cfg->path = strdup(path)) == NULL) {
+		cfg_file_error(&ctx, "cannot load", strerror(errno));
+		goto out;
+	}
+	if (cfg_apply(&ctx, d, cfg) == -1)
+		goto out;
+
+	*cfg_r = cfg;
+	cfg = NULL;
+	rv = 0;
+ out:
+	cfg_free(cfg);
+	if (d != NULL)
+		iniparser_freedict(d);
+	free(ctx.dir);
+	return rv;
+}
+
+void
+cfg_free(struct cfg *cfg)
+{
+	size_t	 i;
+
+	if (cfg == NULL)
+		return;
+	for (i = 0; i < CFG_NKEYS; i++) {
+		switch (cfg_keys[i].type) {
+		case CFG_STRING:
+		case CFG_PATH:
+			free(*CFG_FIELD(cfg, cfg_keys[i].offset, char *));
+			break;
+		case CFG_LISTEN:
+			free(*CFG_FIELD(cfg, cfg_keys[i].offset,
+			    struct cfg_listen *));
+			break;
+		case CFG_INT:
+		case CFG_BOOL:
+			break;
+		}
+	}
+	free(cfg->path);
+	free(cfg);
+}
+
+/* Port: 1-5 decimal digits, 0..65535. */
+static int
+cfg_parse_port(const char *s, in_port_t *port_r)
+{
+	unsigned long	 v = 0;
+	size_t		 i;
+
+	for (i = 0; isdigit((unsigned char)s[i]); i++) {
+		if (i == 5)
+			return -1;
+		v = v * 10 + (unsigned long)(s[i] - '0');
+	}
+	if (i == 0 || s[i] != '\0' || v > 65535)
+		return -1;
+	*port_r = htons((in_port_t)v);
+	return 0;
+}
+
+int
+cfg_parse_listen(const char *text, struct cfg_listen *l_r, char *err,
+    size_t errlen)
+{
+	struct sockaddr_in	*sin;
+	struct sockaddr_in6	*sin6;
+	char			 buf[sizeof(l_r->text)], *host, *port, *p;
+	const char		*s, *e;
+	in_port_t		 nport;
+	size_t			 len;
+	int			 v6;
+
+	memset(l_r, 0, sizeof(*l_r));
+
+	for (s = text; isspace((unsigned char)*s); s++)
+		;
+	for (e = s + strlen(s); e > s && isspace((unsigned char)e[-1]); e--)
+		;
+	if ((len = (size_t)(e - s)) == 0) {
+		snprintf(err, errlen, "empty address");
+		return -1;
+	}
+	if (len >= sizeof(buf)) {
+		snprintf(err, errlen, "too long for an address");
+		return -1;
+	}
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+
+	if (buf[0] == '[') {
+		/* "[v6]:port" */
+		v6 = 1;
+		host = buf + 1;
+		if ((p = strchr(host, ']')) == NULL) {
+			snprintf(err, errlen, "missing ']' after IPv6 address");
+			return -1;
+		}
+		*p++ = '\0';
+		if (*p != ':') {
+			snprintf(err, errlen, *p == '\0' ?
+			    "missing port (write [ADDRESS]:PORT)" :
+			    "expected ':' and a port after ']'");
+			return -1;
+		}
+		port = p + 1;
+	} else {
+		/* "v4:port" or "*:port" */
+		v6 = 0;
+		host = buf;
+		if ((p = strrchr(buf, ':')) == NULL) {
+			snprintf(err, errlen, "missing port (write "
+			    "ADDRESS:PORT)");
+			return -1;
+		}
+		*p = '\0';
+		port = p + 1;
+		if (strchr(host, ':') != NULL) {
+			snprintf(err, errlen, "IPv6 addresses must be in "
+			    "brackets, as in [::1]:110");
+			return -1;
+		}
+	}
+
+	if (cfg_parse_port(port, &nport) == -1) {
+		snprintf(err, errlen, "port must be a number from 0 to 65535");
+		return -1;
+	}
+
+	if (v6) {
+		sin6 = (struct sockaddr_in6 *)&l_r->addr;
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = nport;
+		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1) {
+			snprintf(err, errlen, "not a literal IPv6 address "
+			    "(host names are not supported)");
+			return -1;
+		}
+		l_r->addrlen = sizeof(*sin6);
+	} else {
+		sin = (struct sockaddr_in *)&l_r->addr;
+		sin->sin_family = AF_INET;
+		sin->sin_port = nport;
+		if (*host == '\0') {
+			snprintf(err, errlen, "missing address (write "
+			    "*:PORT for all IPv4 addresses)");
+			return -1;
+		}
+		if (strcmp(host, "*") == 0)
+			sin->sin_addr.s_addr = htonl(INADDR_ANY);
+		else if (inet_pton(AF_INET, host, &sin->sin_addr) != 1) {
+			for (p = host; *p != '\0'; p++)
+				if (isalpha((unsigned char)*p))
+					break;
+			snprintf(err, errlen, *p != '\0' ?
+			    "host names are not supported, use a literal "
+			    "address such as 127.0.0.1 or [::1]" :
+			    "not a valid IPv4 address");
+			return -1;
+		}
+		l_r->addrlen = sizeof(*sin);
+	}
+	/* buf was split in place; the text is the trimmed original. */
+	memcpy(l_r->text, s, len);
+	l_r->text[len] = '\0';
+	return 0;
+}

@@ -1,0 +1,248 @@
+/*
+ * log: one line per call on stderr.
+ *
+ * Line format: "<level> <message>\n", level being one of debug, info, warn,
+ * error. Under systemd, journald stamps each line itself; when stderr is a
+ * terminal we prefix an ISO-8601 local timestamp so a developer running the
+ * daemon in the foreground still sees when things happened.
+ *
+ * Every line is formatted into a stack buffer and written with a single
+ * write(2) of at most LOG_LINE_MAX octets. That is <= PIPE_BUF, so lines
+ * written by several threads (the event loop and the auth workers) never
+ * interleave on a pipe, and in practice not on journald's stream socket
+ * either. The only shared state is the debug flag, set once at start.
+ */
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* Longest line we emit, newline included; longer messages are cut. */
+#define LOG_LINE_MAX	4096
+#define LOG_TRUNC_MARK	"..."
+
+enum log_level {
+	LOG_LVL_DEBUG,
+	LOG_LVL_INFO,
+	LOG_LVL_WARN,
+	LOG_LVL_ERROR,
+};
+
+static const char *const log_level_names[] = {
+	[LOG_LVL_DEBUG] = "debug",
+	[LOG_LVL_INFO] = "info",
+	[LOG_LVL_WARN] = "warn",
+	[LOG_LVL_ERROR] = "error",
+};
+
+/* Relaxed atomic: written once at start, read from any thread. */
+static atomic_bool log_debug_on;
+
+static void	log_vline(enum log_level, int, const char *, va_list)
+		    __attribute__((format(printf, 3, 0)));
+
+void
+log_init(bool debug)
+{
+	atomic_store_explicit(&log_debug_on, debug, memory_order_relaxed);
+}
+
+bool
+log_debug_enabled(void)
+{
+	return atomic_load_explicit(&log_debug_on, memory_order_relaxed);
+}
+
+/*
+ * strerror() may use a static buffer; strerror_r() comes in a GNU and an
+ * XSI flavour depending on feature macros. Hide the difference here.
+ */
+static const char *
+log_strerror(int errnum, char *buf, size_t len)
+{
+#if defined(__GLIBC__) && defined(_GNU_SOURCE)
+	return strerror_r(errnum, buf, len);
+#else
+	if (strerror_r(errnum, buf, len) != 0)
+		snprintf(buf, len, "error %d", errnum);
+	return buf;
+#endif
+}
+
+/*
+ * Write "YYYY-MM-DDTHH:MM:SS.mmm+HH:MM " into buf. Returns the length
+ * written, 0 if the time could not be formatted.
+ */
+static size_t
+log_timestamp(char *buf, size_t len)
+{
+	struct timeval	 tv;
+	struct tm	 tm;
+	char		 date[32], zone[8];
+	int		 n;
+
+	if (gettimeofday(&tv, NULL) == -1 ||
+	    localtime_r(&tv.tv_sec, &tm) == NULL)
+		return 0;
+	if (strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm) == 0 ||
+	    strftime(zone, sizeof(zone), "%z", &tm) != 5)
+		return 0;
+	/* %z is "+hhmm"; ISO 8601 extended format wants "+hh:mm". */
+	n = snprintf(buf, len, "%s.%03ld%.3s:%s ", date,
+	    (long)(tv.tv_usec / 1000), zone, zone + 3);
+	if (n < 0 || (size_t)n >= len)
+		return 0;
+	return (size_t)n;
+}
+
+/*
+ * Format and write one line. with_errno appends ": strerror(errno)" using
+ * the errno value the caller saw. errno is preserved for the caller.
+ */
+static void
+log_vline(enum log_level lvl, int with_errno, const char *fmt, va_list ap)
+{
+	char	 line[LOG_LINE_MAX];
+	char	 suffix[160], ebuf[128];
+	size_t	 len = 0, room, slen = 0, i;
+	int	 saved_errno = errno, n;
+
+	if (lvl == LOG_LVL_DEBUG && !log_debug_enabled())
+		return;
+
+	if (isatty(STDERR_FILENO))
+		len = log_timestamp(line, sizeof(line));
+	n = snprintf(line + len, sizeof(line) - len, "%s ",
+	    log_level_names[lvl]);
+	if (n > 0)
+		len += (size_t)n;
+
+	/* The errno text is short; reserve room so a long message cannot
+	 * push it out of the line. */
+	if (with_errno) {
+		n = snprintf(suffix, sizeof(suffix), ": %s",
+		    log_strerror(saved_errno, ebuf, sizeof(ebuf)));
+		if (n > 0)
+			slen = (size_t)n < sizeof(suffix) ?
+			    (size_t)n : sizeof(suffix) - 1;
+	}
+
+	/* Room for the message: everything but suffix, '\n' and NUL. */
+	room = sizeof(line) - len - slen - 1;
+	n = vsnprintf(line + len, room, fmt, ap);
+	if (n < 0) {
+		n = snprintf(line + len, room, "(bad log format '%s')", fmt);
+		if (n < 0)
+			n = 0;
+	}
+	if ((size_t)n >= room) {
+		/* Truncated: mark it so nobody takes the line as complete. */
+		size_t	 end = len + room - 1;
+
+		memcpy(line + end - strlen(LOG_TRUNC_MARK), LOG_TRUNC_MARK,
+		    strlen(LOG_TRUNC_MARK));
+		n = (int)(room - 1);
+	}
+
+	/*
+	 * One event, one line: never let a newline or other control
+	 * character from a message (a client-supplied user name, say) forge
+	 * a second log line or move the terminal cursor.
+	 */
+	for (i = len; i < len + (size_t)n; i++) {
+		unsigned char c = (unsigned char)line[i];
+
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			line[i] = '?';
+	}
+	len += (size_t)n;
+
+	memcpy(line + len, suffix, slen);
+	len += slen;
+	line[len++] = '\n';
+
+	/* A single write(2) keeps lines whole; loop only on EINTR or the
+	 * (rare) short write. There is nowhere to report a failure. */
+	for (i = 0; i < len;) {
+		ssize_t w = write(STDERR_FILENO, line + i, len - i);
+
+		if (w == -1) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		i += (size_t)w;
+	}
+	errno = saved_errno;
+}
+
+void
+log_debug(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_vline(LOG_LVL_DEBUG, 0, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_info(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_vline(LOG_LVL_INFO, 0, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_warn(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_vline(LOG_LVL_WARN, 1, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_warnx(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_vline(LOG_LVL_WARN, 0, fmt, ap);
+	va_end(ap);
+}
+
+void
+fatal(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_vline(LOG_LVL_ERROR, 1, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
+
+void
+fatalx(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	log_vline(LOG_LVL_ERROR, 0, fmt, ap);
+	va_end(ap);
+	exit(1);
+}
