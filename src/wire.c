@@ -1,0 +1,167 @@
+/*
+ * wire: message bytes to POP3 wire format (see wire.h).
+ *
+ * RFC 1939 section 3: lines end in CRLF, a line that begins with '.' is
+ * byte-stuffed, and a multi-line response ends with ".CRLF". Section 7:
+ * TOP sends the headers, the blank line and n body lines.
+ *
+ * The encoder works on runs: it looks for the next LF with memchr() and
+ * copies everything up to it with one evbuffer_add(). It only steps in at
+ * a bare LF (a CR is inserted) and at a '.' that begins a line (a '.' is
+ * inserted). CRLF input is copied through in one add per feed (plus one
+ * per stuffed dot); LF input costs two adds per line.
+ *
+ * A CR is emitted as soon as it is seen: whether or not an LF follows, the
+ * output byte is the same. pending_cr only remembers that the last byte
+ * was a CR, so that an LF at the start of the next feed is not treated as
+ * bare and a CR is not doubled.
+ */
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "wire.h"
+
+/* Append n counted octets. */
+static void
+wire_emit(struct wire_enc *e, struct evbuffer *out, const char *p, size_t n)
+{
+	if (n == 0)
+		return;
+	/* An allocation failure here shows up as a short message; the
+	 * session's output path cannot do better than libevent does. */
+	if (out != NULL)
+		(void)evbuffer_add(out, p, n);
+	e->octets += n;
+}
+
+/*
+ * A line has just ended; empty says it had no bytes before its terminator.
+ * Returns 1 if TOP has sent all it should (RFC 1939 section 7).
+ */
+static int
+wire_line_end(struct wire_enc *e, int empty)
+{
+	e->at_bol = 1;
+	e->line_empty = 1;
+	e->pending_cr = 0;
+
+	if (!e->in_body) {
+		/* The first empty line ends the headers and is sent. */
+		if (empty) {
+			e->in_body = 1;
+			if (e->body_lines == 0)
+				return 1;
+		}
+		return 0;
+	}
+	if (e->body_lines > 0 && --e->body_lines == 0)
+		return 1;
+	return 0;
+}
+
+void
+wire_enc_init(struct wire_enc *e, long top_lines)
+{
+	memset(e, 0, sizeof(*e));
+	e->body_lines = top_lines < 0 ? -1 : top_lines;
+	e->at_bol = 1;
+	e->line_empty = 1;
+}
+
+int
+wire_enc_feed(struct wire_enc *e, const char *buf, size_t len,
+    struct evbuffer *out)
+{
+	const char	*p, *end, *run, *nl;
+	size_t		 n;
+	int		 cr;
+
+	if (e->done)
+		return 1;
+	if (len == 0)
+		return 0;
+
+	p = buf;
+	end = buf + len;
+	run = p;		/* start of the bytes not yet emitted */
+
+	/* A CR that ended the previous feed and is not followed by LF was an
+	 * ordinary byte of the line. */
+	if (e->pending_cr && *p != '\n') {
+		e->pending_cr = 0;
+		e->line_empty = 0;
+	}
+
+	while (p < end) {
+		/* RFC 1939 section 3: byte-stuff a leading '.'. */
+		if (e->at_bol && *p == '.') {
+			wire_emit(e, out, run, (size_t)(p - run));
+			run = p;
+			if (out != NULL)
+				(void)evbuffer_add(out, ".", 1);	/* not counted */
+		}
+
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL) {
+			/* The rest is part of an unterminated line. */
+			n = (size_t)(end - p);
+			cr = end[-1] == '\r';
+			if (n > (size_t)cr)
+				e->line_empty = 0;
+			e->pending_cr = cr;
+			e->at_bol = 0;
+			break;
+		}
+
+		/* The line's bytes in this feed, less a CR that belongs to
+		 * the terminator. */
+		n = (size_t)(nl - p);
+		if (n > 0)
+			cr = nl[-1] == '\r';
+		else
+			cr = e->pending_cr;
+		if (n > 0 && cr)
+			n--;
+
+		if (!cr) {
+			/* Bare LF: emit the line, then CRLF for the LF. */
+			wire_emit(e, out, run, (size_t)(nl - run));
+			wire_emit(e, out, "\r\n", 2);
+			run = nl + 1;
+		}
+		p = nl + 1;
+		if (wire_line_end(e, e->line_empty && n == 0)) {
+			wire_emit(e, out, run, (size_t)(p - run));
+			e->done = 1;
+			return 1;
+		}
+	}
+	wire_emit(e, out, run, (size_t)(end - run));
+	return 0;
+}
+
+void
+wire_enc_finish(struct wire_enc *e, struct evbuffer *out)
+{
+	/* A last line without terminator gets one; a CR that ended the
+	 * message is an ordinary byte, so "abc\r" becomes "abc\r\r\n". */
+	if (!e->at_bol)
+		wire_emit(e, out, "\r\n", 2);
+	e->at_bol = 1;
+	e->line_empty = 1;
+	e->pending_cr = 0;
+	e->done = 1;
+	if (out != NULL)
+		(void)evbuffer_add(out, ".\r\n", 3);	/* not counted */
+}
+
+uint64_t
+wire_size(const char *buf, size_t len)
+{
+	struct wire_enc	 e;
+
+	wire_enc_init(&e, -1);
+	wire_enc_feed(&e, buf, len, NULL);
+	wire_enc_finish(&e, NULL);
+	return e.octets;
+}

@@ -1,0 +1,887 @@
+/*
+ * test_store_maildir: the Maildir driver and store.c's helpers, on real
+ * Maildirs in a mkdtemp() directory.
+ */
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <openssl/evp.h>
+
+#include "store.h"
+#include "store_maildir.h"
+#include "wire.h"
+
+struct fixture {
+	char	 tmp[64];		/* the mkdtemp() directory */
+	char	 md[256];		/* <tmp>/Maildir */
+};
+
+static const struct store_ops *ops = &store_maildir_ops;
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return flag == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+static int
+setup(void **state)
+{
+	struct fixture	*f;
+
+	f = calloc(1, sizeof(*f));
+	assert_non_null(f);
+	strcpy(f->tmp, "/tmp/test_store_maildir.XXXXXX");
+	assert_non_null(mkdtemp(f->tmp));
+	snprintf(f->md, sizeof(f->md), "%s/Maildir", f->tmp);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture	*f = *state;
+
+	nftw(f->tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+static void
+mkdirs(const struct fixture *f)
+{
+	char	 p[PATH_MAX];
+
+	assert_int_equal(mkdir(f->md, 0700), 0);
+	snprintf(p, sizeof(p), "%s/cur", f->md);
+	assert_int_equal(mkdir(p, 0700), 0);
+	snprintf(p, sizeof(p), "%s/new", f->md);
+	assert_int_equal(mkdir(p, 0700), 0);
+	snprintf(p, sizeof(p), "%s/tmp", f->md);
+	assert_int_equal(mkdir(p, 0700), 0);
+}
+
+/* Write len bytes of s (len -1: strlen) to <md>/<sub>/<name>. */
+static void
+put(const struct fixture *f, const char *sub, const char *name,
+    const char *s, ssize_t len)
+{
+	char	 p[PATH_MAX];
+	int	 fd;
+
+	if (len < 0)
+		len = (ssize_t)strlen(s);
+	snprintf(p, sizeof(p), "%s/%s/%s", f->md, sub, name);
+	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd != -1);
+	assert_int_equal(write(fd, s, (size_t)len), len);
+	close(fd);
+}
+
+static int
+exists(const struct fixture *f, const char *sub, const char *name)
+{
+	char		 p[PATH_MAX];
+	struct stat	 st;
+
+	snprintf(p, sizeof(p), "%s/%s/%s", f->md, sub, name);
+	return stat(p, &st) == 0;
+}
+
+static void
+mv(const struct fixture *f, const char *from, const char *to)
+{
+	char	 a[PATH_MAX], b[PATH_MAX];
+
+	snprintf(a, sizeof(a), "%s/%s", f->md, from);
+	snprintf(b, sizeof(b), "%s/%s", f->md, to);
+	assert_int_equal(rename(a, b), 0);
+}
+
+static void
+rm(const struct fixture *f, const char *rel)
+{
+	char	 a[PATH_MAX];
+
+	snprintf(a, sizeof(a), "%s/%s", f->md, rel);
+	assert_int_equal(unlink(a), 0);
+}
+
+static struct maildrop *
+open_ok(const char *path)
+{
+	struct maildrop	*md = NULL;
+	char		 err[256];
+	enum store_err	 rv;
+
+	rv = ops->open(path, &md, err, sizeof(err));
+	if (rv != STORE_OK)
+		fail_msg("open %s: %d %s", path, rv, err);
+	assert_non_null(md);
+	assert_ptr_equal(md->ops, ops);
+	return md;
+}
+
+/* Read message i whole through msg_read() with small reads. */
+static char *
+slurp(struct maildrop *md, size_t i, size_t *len_r)
+{
+	struct store_reader	*r;
+	char			*s = NULL;
+	size_t			 len = 0, step;
+	ssize_t			 n;
+
+	assert_int_equal(ops->msg_open(md, i, &r), STORE_OK);
+	assert_non_null(r);
+	for (;;) {
+		/* Odd small reads first, then big ones. */
+		step = len < 64 ? 7 : 65536;
+		s = realloc(s, len + step + 1);
+		assert_non_null(s);
+		n = ops->msg_read(r, s + len, step);
+		assert_true(n >= 0);
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	ops->msg_close(r);
+	s[len] = '\0';
+	*len_r = len;
+	return s;
+}
+
+static size_t
+find_uidl(struct maildrop *md, const char *uidl)
+{
+	size_t	 i;
+
+	for (i = 0; i < maildrop_count(md); i++)
+		if (strcmp(maildrop_uidl(md, i), uidl) == 0)
+			return i;
+	fail_msg("no message with uidl %s", uidl);
+	return SIZE_MAX;
+}
+
+/* Message i reads as want. */
+static void
+expect_content(struct maildrop *md, size_t i, const char *want)
+{
+	char	*s;
+	size_t	 len;
+
+	s = slurp(md, i, &len);
+	assert_int_equal(len, strlen(want));
+	assert_string_equal(s, want);
+	free(s);
+}
+
+/* A missing Maildir is created, with its parents, mode 0700. */
+static void
+test_create_missing(void **state)
+{
+	struct fixture	*f = *state;
+	struct maildrop	*md;
+	struct stat	 st;
+	char		 p[PATH_MAX], deep[256];
+	static const char *const subs[] = { "cur", "new", "tmp" };
+	size_t		 i;
+
+	snprintf(deep, sizeof(deep), "%s/home/u/Maildir", f->tmp);
+	md = open_ok(deep);
+	assert_int_equal(maildrop_count(md), 0);
+	ops->close(md);
+	for (i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s/%s", deep, subs[i]);
+		assert_int_equal(stat(p, &st), 0);
+		assert_true(S_ISDIR(st.st_mode));
+		assert_int_equal(st.st_mode & 077, 0);
+	}
+
+	/* An existing Maildir that lacks cur/ gets one. */
+	assert_int_equal(mkdir(f->md, 0700), 0);
+	snprintf(p, sizeof(p), "%s/new", f->md);
+	assert_int_equal(mkdir(p, 0700), 0);
+	put(f, "new", "1.a.host", "x\n", -1);
+	md = open_ok(f->md);
+	assert_int_equal(maildrop_count(md), 1);
+	ops->close(md);
+	assert_true(exists(f, "cur", "."));
+}
+
+/* A path that cannot be a Maildir is an error with a reason. */
+static void
+test_open_errors(void **state)
+{
+	struct fixture	*f = *state;
+	struct maildrop	*md = (struct maildrop *)1;
+	char		 p[PATH_MAX], err[256] = "";
+	int		 fd;
+
+	snprintf(p, sizeof(p), "%s/file", f->tmp);
+	fd = open(p, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd != -1);
+	close(fd);
+	assert_int_equal(ops->open(p, &md, err, sizeof(err)), STORE_TEMP);
+	assert_null(md);
+	assert_true(strstr(err, p) != NULL);
+
+	/* cur/ is a file. */
+	snprintf(p, sizeof(p), "%s/bad", f->tmp);
+	assert_int_equal(mkdir(p, 0700), 0);
+	snprintf(p, sizeof(p), "%s/bad/cur", f->tmp);
+	fd = open(p, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd != -1);
+	close(fd);
+	snprintf(p, sizeof(p), "%s/bad", f->tmp);
+	assert_int_not_equal(ops->open(p, &md, err, sizeof(err)), STORE_OK);
+	assert_int_equal(ops->open("", &md, err, sizeof(err)), STORE_PERM);
+}
+
+/* new/ and cur/, flags or not, in delivery-time order; junk skipped. */
+static void
+test_scan_order(void **state)
+{
+	struct fixture	*f = *state;
+	struct maildrop	*md;
+	static const char *const want[] = {
+		"noname.x", "999.B.host", "1000.A.host", "1000.AA.host",
+		"1001.C.host", "1004.link", "9999.Y", "10000.Z",
+	};
+	char		 p[PATH_MAX], *s;
+	size_t		 i, len;
+
+	mkdirs(f);
+	put(f, "new", "1000.A.host", "A\n", -1);
+	put(f, "cur", "999.B.host:2,S", "B\n", -1);
+	put(f, "cur", "1001.C.host:2,", "C\n", -1);
+	put(f, "cur", "1000.AA.host:2,RS", "AA\n", -1);
+	put(f, "new", "10000.Z", "Z\n", -1);
+	put(f, "cur", "9999.Y:2,T", "Y\n", -1);
+	put(f, "new", "noname.x", "N\n", -1);
+	put(f, "new", ".hidden", "H\n", -1);		/* skipped */
+	put(f, "cur", ".1002.dot:2,", "H\n", -1);	/* skipped */
+	put(f, "tmp", "998.T", "T\n", -1);		/* not delivered */
+	snprintf(p, sizeof(p), "%s/new/1002.dir", f->md);
+	assert_int_equal(mkdir(p, 0700), 0);		/* not a file */
+	snprintf(p, sizeof(p), "%s/cur/1003.fifo", f->md);
+	assert_int_equal(mkfifo(p, 0600), 0);		/* not a file */
+	snprintf(p, sizeof(p), "%s/new/1003.dangling", f->md);
+	assert_int_equal(symlink("/nonexistent/x", p), 0);
+	snprintf(p, sizeof(p), "%s/new/1004.link", f->md);
+	assert_int_equal(symlink("../new/1000.A.host", p), 0);
+
+	md = open_ok(f->md);
+	assert_int_equal(maildrop_count(md), 8);
+	for (i = 0; i < 8; i++)
+		assert_string_equal(maildrop_uidl(md, i), want[i]);
+	/* Each index reads its own file. */
+	s = slurp(md, 2, &len);
+	assert_string_equal(s, "A\n");
+	free(s);
+	s = slurp(md, 1, &len);
+	assert_string_equal(s, "B\n");
+	free(s);
+	s = slurp(md, 7, &len);
+	assert_string_equal(s, "Z\n");
+	free(s);
+	ops->close(md);
+}
+
+/* Wire sizes: LF and CRLF files, ,W= in the name, large files. */
+static void
+test_sizes(void **state)
+{
+	struct fixture	*f = *state;
+	struct maildrop	*md;
+	char		*big, *s;
+	size_t		 i, len, biglen = 300000;
+	struct wire_enc	 e;
+
+	mkdirs(f);
+	put(f, "new", "1.lf", "a\nb\n", -1);
+	put(f, "new", "2.crlf", "a\r\nb\r\n", -1);
+	put(f, "new", "3.nonl", "abc", -1);
+	put(f, "new", "4.empty", "", -1);
+	put(f, "cur", "5.w,S=4,W=1234:2,S", "a\nb\n", -1);
+	put(f, "cur", "6.w,W=77", "a\nb\n", -1);
+	put(f, "new", "7.badw,W=12x", "a\nb\n", -1);	/* not a ,W= */
+	put(f, "new", "8.emptyw,W=,S=4", "a\nb\n", -1);
+	put(f, "cur", "9.infow:2,W=55", "a\nb\n", -1);	/* info, not name */
+	put(f, "new", "10.dots", ".\n..\n", -1);	/* dots not counted */
+	put(f, "new", "11.cr", "a\rb\r", -1);
+	big = malloc(biglen);
+	assert_non_null(big);
+	for (i = 0; i < biglen; i++)
+		big[i] = i % 61 == 60 ? '\n' : (i % 5 == 0 ? '\r' : 'x');
+	put(f, "new", "12.big", big, (ssize_t)biglen);
+
+	md = open_ok(f->md);
+	assert_int_equal(maildrop_count(md), 12);
+	assert_true(maildrop_size(md, find_uidl(md, "1.lf")) == 6);
+	assert_true(maildrop_size(md, find_uidl(md, "2.crlf")) == 6);
+	assert_true(maildrop_size(md, find_uidl(md, "3.nonl")) == 5);
+	assert_true(maildrop_size(md, find_uidl(md, "4.empty")) == 0);
+	assert_true(maildrop_size(md, find_uidl(md, "5.w,S=4,W=1234")) == 1234);
+	assert_true(maildrop_size(md, find_uidl(md, "6.w,W=77")) == 77);
+	assert_true(maildrop_size(md, find_uidl(md, "7.badw,W=12x")) == 6);
+	assert_true(maildrop_size(md, find_uidl(md, "8.emptyw,W=,S=4")) == 6);
+	assert_true(maildrop_size(md, find_uidl(md, "9.infow")) == 6);
+	assert_true(maildrop_size(md, find_uidl(md, "10.dots")) == 7);
+	assert_true(maildrop_size(md, find_uidl(md, "11.cr")) == 6);
+	assert_true(maildrop_size(md, find_uidl(md, "12.big")) ==
+	    wire_size(big, biglen));
+	assert_true(wire_size(big, biglen) > biglen);
+
+	/* The size agrees with encoding what msg_read() returns. */
+	s = slurp(md, find_uidl(md, "12.big"), &len);
+	assert_int_equal(len, biglen);
+	assert_memory_equal(s, big, biglen);
+	wire_enc_init(&e, -1);
+	wire_enc_feed(&e, s, len, NULL);
+	wire_enc_finish(&e, NULL);
+	assert_true(e.octets == maildrop_size(md, find_uidl(md, "12.big")));
+	free(s);
+	free(big);
+
+	/* Out of range. */
+	assert_true(maildrop_size(md, 12) == 0);
+	assert_null(maildrop_uidl(md, 12));
+	ops->close(md);
+}
+
+static void
+md5hex(const char *s, char out[33])
+{
+	unsigned char	 d[EVP_MAX_MD_SIZE];
+	unsigned int	 n, i;
+
+	assert_int_equal(EVP_Digest(s, strlen(s), d, &n, EVP_md5(), NULL), 1);
+	assert_int_equal(n, 16);
+	for (i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static void
+check_uidls_valid(struct maildrop *md)
+{
+	const char	*u, *v;
+	size_t		 i, j, len;
+
+	for (i = 0; i < maildrop_count(md); i++) {
+		u = maildrop_uidl(md, i);
+		len = strlen(u);
+		assert_true(len >= 1 && len <= POP3_UIDL_MAX);
+		for (j = 0; j < len; j++)
+			assert_true(u[j] >= 0x21 && u[j] <= 0x7e);
+		for (j = 0; j < i; j++) {
+			v = maildrop_uidl(md, j);
+			if (strcmp(u, v) == 0)
+				fail_msg("uidl %s twice (%zu, %zu)", u, j, i);
+		}
+	}
+}
+
+/* UIDL: the unique part, stable, hashed when invalid, made unique. */
+static void
+test_uidl(void **state)
+{
+	struct fixture	*f = *state;
+	struct maildrop	*md;
+	char		 longname[128], long70[80], name[160], hex[33];
+	char		*first[32];
+	size_t		 i, n;
+
+	mkdirs(f);
+	memset(longname, 'L', sizeof(longname));
+	memcpy(longname, "1000.", 5);
+	longname[100] = '\0';			/* 100 chars: too long */
+	memset(long70, 'M', sizeof(long70));
+	memcpy(long70, "1000.", 5);
+	long70[70] = '\0';			/* exactly 70: kept */
+
+	put(f, "new", "1000.plain.host", "x\n", -1);
+	put(f, "cur", "1001.flags.host:2,FS", "x\n", -1);
+	put(f, "new", longname, "x\n", -1);
+	snprintf(name, sizeof(name), "%s:2,S", long70);
+	put(f, "cur", name, "x\n", -1);
+	put(f, "new", "1002.sp ace", "x\n", -1);	/* space: hashed */
+	put(f, "new", "1003.del\x7f", "x\n", -1);	/* DEL: hashed */
+	put(f, "new", "1004.hi\xc3\xa9", "x\n", -1);	/* 8-bit: hashed */
+	put(f, "cur", ":2,S", "x\n", -1);		/* empty: hashed */
+	/* Duplicates of a unique part, and an id a suffix would take. */
+	put(f, "new", "1005.D", "new\n", -1);
+	put(f, "cur", "1005.D:2,S", "cur\n", -1);
+	put(f, "cur", "1005.D:2,RS", "cur2\n", -1);
+	put(f, "new", "1005.D-2", "x\n", -1);
+	/* new/ sorts before cur/, whatever the info. */
+	put(f, "new", "1006.E:2,", "newE", -1);
+	put(f, "cur", "1006.E", "curE", -1);
+	/* Duplicates of a 70-char unique part stay within 70. */
+	snprintf(name, sizeof(name), "%s:2,T", long70);
+	put(f, "cur", name, "x\n", -1);
+
+	md = open_ok(f->md);
+	n = maildrop_count(md);
+	assert_int_equal(n, 15);
+	check_uidls_valid(md);
+	find_uidl(md, "1000.plain.host");
+	find_uidl(md, "1001.flags.host");
+	find_uidl(md, long70);
+	md5hex(longname, hex);
+	find_uidl(md, hex);
+	md5hex("1002.sp ace", hex);
+	find_uidl(md, hex);
+	md5hex("1003.del\x7f", hex);
+	find_uidl(md, hex);
+	md5hex("1004.hi\xc3\xa9", hex);
+	find_uidl(md, hex);
+	md5hex("", hex);
+	find_uidl(md, hex);
+	/* Session order: new/ "1005.D", cur/ ":2,RS", cur/ ":2,S", then
+	 * "1005.D-2" keeps its own id and the copies skip it. */
+	i = find_uidl(md, "1005.D");
+	expect_content(md, i, "new\n");
+	expect_content(md, i + 1, "cur2\n");
+	expect_content(md, i + 2, "cur\n");
+	assert_string_equal(maildrop_uidl(md, i + 1), "1005.D-3");
+	assert_string_equal(maildrop_uidl(md, i + 2), "1005.D-4");
+	assert_string_equal(maildrop_uidl(md, i + 3), "1005.D-2");
+	i = find_uidl(md, "1006.E");
+	assert_string_equal(maildrop_uidl(md, i + 1), "1006.E-2");
+	expect_content(md, i, "newE");
+	expect_content(md, i + 1, "curE");
+	memcpy(name, long70, 68);
+	memcpy(name + 68, "-2", 3);
+	find_uidl(md, name);
+
+	for (i = 0; i < maildrop_count(md); i++)
+		first[i] = strdup(maildrop_uidl(md, i));
+	ops->close(md);
+
+	/* Stable across sessions, and when new/ mail moves to cur/. */
+	md = open_ok(f->md);
+	for (i = 0; i < maildrop_count(md); i++)
+		assert_string_equal(maildrop_uidl(md, i), first[i]);
+	ops->close(md);
+	mv(f, "new/1000.plain.host", "cur/1000.plain.host:2,S");
+	md = open_ok(f->md);
+	for (i = 0; i < maildrop_count(md); i++) {
+		assert_string_equal(maildrop_uidl(md, i), first[i]);
+		free(first[i]);
+	}
+	ops->close(md);
+}
+
+/* RFC 1939 section 4: one session at a time, in and across processes. */
+static void
+test_lock(void **state)
+{
+	struct fixture	*f = *state;
+	struct maildrop	*a, *b = NULL;
+	char		 err[256];
+	size_t		 failed = 1;
+	pid_t		 pid;
+	int		 status;
+
+	mkdirs(f);
+	put(f, "new", "1.a", "x\n", -1);
+	a = open_ok(f->md);
+	assert_int_equal(ops->open(f->md, &b, err, sizeof(err)), STORE_INUSE);
+	assert_null(b);
+	assert_true(strlen(err) > 0);
+
+	/* Another process. */
+	pid = fork();
+	assert_true(pid != -1);
+	if (pid == 0) {
+		struct maildrop	*c = NULL;
+
+		_exit(ops->open(f->md, &c, err, sizeof(err)) == STORE_INUSE ?
+		    0 : 1);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+
+	/* close() unlocks. */
+	ops->close(a);
+	b = open_ok(f->md);
+	assert_int_equal(maildrop_count(b), 1);
+
+	/* ... and so does commit(). */
+	assert_int_equal(ops->commit(b, (const uint8_t *)"\0", &failed),
+	    STORE_OK);
+	assert_int_equal(failed, 0);
+	a = open_ok(f->md);
+
+	/* The lock ends with the session, not with the process. */
+	ops->close(a);
+	pid = fork();
+	assert_true(pid != -1);
+	if (pid == 0) {
+		struct maildrop	*c = NULL;
+
+		if (ops->open(f->md, &c, err, sizeof(err)) != STORE_OK)
+			_exit(1);
+		ops->close(c);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	a = open_ok(f->md);
+	ops->close(a);
+	assert_true(exists(f, ".", STORE_MAILDIR_LOCKFILE));
+}
+
+/* Another program moves new/ -> cur/ and renames with flags. */
+static void
+test_moved(void **state)
+{
+	struct fixture		*f = *state;
+	struct maildrop		*md;
+	struct store_reader	*r = (struct store_reader *)1;
+	char			 a[64], b[64];
+	size_t			 i;
+
+	mkdirs(f);
+	put(f, "new", "1000.M", "hello\n", -1);
+	for (i = 0; i < 20; i++) {
+		snprintf(a, sizeof(a), "%zu.N", 2000 + i);
+		put(f, "new", a, a, -1);
+	}
+	/* Broken deliveries: pairs of files with the same unique part. */
+	for (i = 0; i < 8; i++) {
+		snprintf(a, sizeof(a), "%zu.D:2,", 3000 + i);
+		snprintf(b, sizeof(b), "first%zu", i);
+		put(f, "cur", a, b, -1);
+		snprintf(a, sizeof(a), "%zu.D:2,T", 3000 + i);
+		snprintf(b, sizeof(b), "second%zu", i);
+		put(f, "cur", a, b, -1);
+	}
+	md = open_ok(f->md);
+	assert_int_equal(maildrop_count(md), 37);
+
+	mv(f, "new/1000.M", "cur/1000.M:2,S");
+	expect_content(md, 0, "hello\n");
+	mv(f, "cur/1000.M:2,S", "cur/1000.M:2,RS");
+	expect_content(md, 0, "hello\n");
+	expect_content(md, 0, "hello\n");
+
+	/* Many moved at once (one pass of cur/ finds them all). */
+	for (i = 0; i < 20; i++) {
+		snprintf(a, sizeof(a), "new/%zu.N", 2000 + i);
+		snprintf(b, sizeof(b), "cur/%zu.N:2,S", 2000 + i);
+		mv(f, a, b);
+	}
+	for (i = 0; i < 20; i++) {
+		snprintf(a, sizeof(a), "%zu.N", 2000 + i);
+		expect_content(md, 1 + i, a);
+	}
+
+	/*
+	 * Duplicated unique part: a renamed copy finds its own file, never
+	 * its sibling's, and a pass for another message moves neither.
+	 */
+	assert_string_equal(maildrop_uidl(md, 21), "3000.D");
+	assert_string_equal(maildrop_uidl(md, 22), "3000.D-2");
+	for (i = 0; i < 8; i++) {
+		snprintf(a, sizeof(a), "cur/%zu.D:2,T", 3000 + i);
+		snprintf(b, sizeof(b), "cur/%zu.D:2,ST", 3000 + i);
+		mv(f, a, b);
+	}
+	mv(f, "cur/1000.M:2,RS", "cur/1000.M:2,FRS");
+	expect_content(md, 0, "hello\n");
+	for (i = 0; i < 8; i++) {
+		snprintf(a, sizeof(a), "first%zu", i);
+		expect_content(md, 21 + 2 * i, a);
+		snprintf(a, sizeof(a), "second%zu", i);
+		expect_content(md, 22 + 2 * i, a);
+		snprintf(a, sizeof(a), "first%zu", i);
+		expect_content(md, 21 + 2 * i, a);
+	}
+
+	/* Removed: gone. */
+	rm(f, "cur/1000.M:2,FRS");
+	assert_int_equal(ops->msg_open(md, 0, &r), STORE_GONE);
+	assert_null(r);
+	assert_int_equal(ops->msg_open(md, 0, &r), STORE_GONE);
+	assert_int_equal(ops->msg_open(md, 37, &r), STORE_GONE);
+	/* The others are unaffected. */
+	expect_content(md, 1, "2000.N");
+	ops->close(md);
+}
+
+/*
+ * A pass over cur/ is skipped while cur/ is unchanged; a change after the
+ * pass (even with an old mtime before it) is still seen.
+ */
+static void
+test_moved_old_cur(void **state)
+{
+	struct fixture		*f = *state;
+	struct maildrop		*md;
+	struct store_reader	*r;
+	struct timespec		 old[2] = { { 946684800, 0 }, { 946684800, 0 } };
+	char			 p[PATH_MAX];
+	uint8_t			 del[3] = { 1, 1, 1 };
+	size_t			 failed = 9;
+
+	mkdirs(f);
+	put(f, "new", "1.a", "a\n", -1);
+	put(f, "new", "2.b", "b\n", -1);
+	put(f, "cur", "3.c:2,", "c\n", -1);
+	md = open_ok(f->md);
+	snprintf(p, sizeof(p), "%s/cur", f->md);
+
+	rm(f, "new/1.a");
+	assert_int_equal(utimensat(AT_FDCWD, p, old, 0), 0);
+	assert_int_equal(ops->msg_open(md, 0, &r), STORE_GONE);
+	assert_int_equal(ops->msg_open(md, 0, &r), STORE_GONE);	/* skipped */
+
+	mv(f, "new/2.b", "cur/2.b:2,S");
+	expect_content(md, 1, "b\n");
+	assert_int_equal(utimensat(AT_FDCWD, p, old, 0), 0);
+	assert_int_equal(ops->msg_open(md, 0, &r), STORE_GONE);
+	mv(f, "cur/3.c:2,", "cur/3.c:2,T");
+	expect_content(md, 2, "c\n");
+	mv(f, "cur/2.b:2,S", "cur/2.b:2,ST");
+	assert_int_equal(ops->commit(md, del, &failed), STORE_OK);
+	assert_int_equal(failed, 0);
+	assert_false(exists(f, "cur", "2.b:2,ST"));
+	assert_false(exists(f, "cur", "3.c:2,T"));
+}
+
+/* RFC 1939 section 6: UPDATE removes exactly the marked messages. */
+static void
+test_commit(void **state)
+{
+	struct fixture	*f = *state;
+	struct maildrop	*md;
+	uint8_t		 del[6] = { 0, 1, 0, 1, 1, 0 };
+	size_t		 failed = 99;
+
+	mkdirs(f);
+	put(f, "new", "1.a", "a\n", -1);
+	put(f, "cur", "2.b:2,S", "b\n", -1);
+	put(f, "new", "3.c", "c\n", -1);
+	put(f, "cur", "4.d:2,", "d\n", -1);
+	put(f, "new", "5.e", "e\n", -1);
+	put(f, "cur", "6.f", "f\n", -1);
+	md = open_ok(f->md);
+	assert_int_equal(maildrop_count(md), 6);
+	assert_int_equal(ops->commit(md, del, &failed), STORE_OK);
+	assert_int_equal(failed, 0);
+	assert_true(exists(f, "new", "1.a"));
+	assert_false(exists(f, "cur", "2.b:2,S"));
+	assert_true(exists(f, "new", "3.c"));
+	assert_false(exists(f, "cur", "4.d:2,"));
+	assert_false(exists(f, "new", "5.e"));
+	assert_true(exists(f, "cur", "6.f"));
+
+	md = open_ok(f->md);
+	assert_int_equal(maildrop_count(md), 3);
+	assert_string_equal(maildrop_uidl(md, 0), "1.a");
+	assert_string_equal(maildrop_uidl(md, 1), "3.c");
+	assert_string_equal(maildrop_uidl(md, 2), "6.f");
+	ops->close(md);		/* removes nothing */
+	md = open_ok(f->md);
+	assert_int_equal(maildrop_count(md), 3);
+	ops->close(md);
+}
+
+/* Marked files that someone else removed or moved meanwhile. */
+static void
+test_commit_raced(void **state)
+{
+	struct fixture	*f = *state;
+	struct maildrop	*md;
+	uint8_t		 del[5] = { 1, 1, 1, 0, 1 };
+	size_t		 failed = 99;
+
+	mkdirs(f);
+	put(f, "new", "1.gone", "a\n", -1);
+	put(f, "new", "2.moved", "b\n", -1);
+	put(f, "cur", "3.flagged:2,", "c\n", -1);
+	put(f, "new", "4.keep", "d\n", -1);
+	put(f, "cur", "5.gone:2,S", "e\n", -1);
+	md = open_ok(f->md);
+	assert_int_equal(maildrop_count(md), 5);
+	rm(f, "new/1.gone");
+	mv(f, "new/2.moved", "cur/2.moved:2,S");
+	mv(f, "cur/3.flagged:2,", "cur/3.flagged:2,RS");
+	rm(f, "cur/5.gone:2,S");
+	put(f, "new", "6.later", "f\n", -1);	/* delivered meanwhile */
+	assert_int_equal(ops->commit(md, del, &failed), STORE_OK);
+	assert_int_equal(failed, 0);
+	assert_false(exists(f, "cur", "2.moved:2,S"));
+	assert_false(exists(f, "cur", "3.flagged:2,RS"));
+	assert_true(exists(f, "new", "4.keep"));
+	assert_true(exists(f, "new", "6.later"));
+
+	md = open_ok(f->md);
+	assert_int_equal(maildrop_count(md), 2);
+	ops->close(md);
+}
+
+/* A removal that fails is counted (not possible to provoke as root). */
+static void
+test_commit_failure(void **state)
+{
+	struct fixture	*f = *state;
+	struct maildrop	*md;
+	uint8_t		 del[2] = { 1, 1 };
+	size_t		 failed = 0;
+	char		 p[PATH_MAX];
+
+	if (geteuid() == 0)
+		skip();
+	mkdirs(f);
+	put(f, "new", "1.a", "a\n", -1);
+	put(f, "cur", "2.b:2,S", "b\n", -1);
+	md = open_ok(f->md);
+	snprintf(p, sizeof(p), "%s/new", f->md);
+	assert_int_equal(chmod(p, 0500), 0);
+	assert_int_equal(ops->commit(md, del, &failed), STORE_PERM);
+	assert_int_equal(failed, 1);
+	assert_int_equal(chmod(p, 0700), 0);
+	assert_true(exists(f, "new", "1.a"));
+	assert_false(exists(f, "cur", "2.b:2,S"));
+}
+
+/* A bigger maildrop scans quickly and keeps its order. */
+static void
+test_many(void **state)
+{
+	struct fixture	*f = *state;
+	struct maildrop	*md;
+	char		 name[64];
+	size_t		 i, n = 1000;
+
+	mkdirs(f);
+	for (i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "%zu.M%zu.host,S=2,W=%zu%s",
+		    1600000000 + (i * 7919) % n, i, i, i % 2 ? ":2,S" : "");
+		put(f, i % 2 ? "cur" : "new", name, "x\n", -1);
+	}
+	md = open_ok(f->md);
+	assert_int_equal(maildrop_count(md), n);
+	for (i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "%zu.", 1600000000 + i);
+		assert_memory_equal(maildrop_uidl(md, i), name, strlen(name));
+	}
+	check_uidls_valid(md);
+	ops->close(md);
+}
+
+static void
+test_expand_location(void **state)
+{
+	char	 out[64], small[8];
+
+	(void)state;
+	assert_int_equal(store_expand_location("/var/mail/%d/%n/Maildir",
+	    "bob@example.org", "/home/bob", out, sizeof(out)), 0);
+	assert_string_equal(out, "/var/mail/example.org/bob/Maildir");
+	assert_int_equal(store_expand_location("%h/Maildir", "bob", "/home/bob",
+	    out, sizeof(out)), 0);
+	assert_string_equal(out, "/home/bob/Maildir");
+	assert_int_equal(store_expand_location("/m/%u/%%x%%", "bob@ex.org",
+	    NULL, out, sizeof(out)), 0);
+	assert_string_equal(out, "/m/bob@ex.org/%x%");
+	assert_int_equal(store_expand_location("/m/%n", "bob", "", out,
+	    sizeof(out)), 0);
+	assert_string_equal(out, "/m/bob");
+	assert_int_equal(store_expand_location("plain", "bob", "", out,
+	    sizeof(out)), 0);
+	assert_string_equal(out, "plain");
+
+	/* %d without a domain, %h without a home. */
+	assert_int_equal(store_expand_location("/m/%d/%n", "bob", "/h", out,
+	    sizeof(out)), -1);
+	assert_int_equal(store_expand_location("%h/Maildir", "bob", "", out,
+	    sizeof(out)), -1);
+	assert_int_equal(store_expand_location("%h/Maildir", "bob", NULL, out,
+	    sizeof(out)), -1);
+	/* Unknown escapes, a trailing '%'. */
+	assert_int_equal(store_expand_location("/m/%x", "bob", "/h", out,
+	    sizeof(out)), -1);
+	assert_int_equal(store_expand_location("/m/%", "bob", "/h", out,
+	    sizeof(out)), -1);
+	assert_int_equal(store_expand_location("/m/%U", "bob", "/h", out,
+	    sizeof(out)), -1);
+	/* Overflow, by a literal or by an escape; exact fit works. */
+	assert_int_equal(store_expand_location("/123456", "bob", "/h", small,
+	    sizeof(small)), 0);
+	assert_string_equal(small, "/123456");
+	assert_int_equal(store_expand_location("/1234567", "bob", "/h", small,
+	    sizeof(small)), -1);
+	assert_int_equal(store_expand_location("/m/%u", "bobby", "/h", small,
+	    sizeof(small)), -1);
+	assert_int_equal(store_expand_location("/m/%%%u", "bob", "/h", small,
+	    sizeof(small)), 0);
+	assert_string_equal(small, "/m/%bob");
+	assert_int_equal(store_expand_location("%h", "b", "/home/b", small,
+	    sizeof(small)), 0);
+	assert_string_equal(small, "/home/b");
+	assert_int_equal(store_expand_location("%h", "b", "/home/bo", small,
+	    sizeof(small)), -1);
+	assert_int_equal(store_expand_location("x", "b", "/h", small, 0), -1);
+}
+
+static void
+test_err_code(void **state)
+{
+	(void)state;
+	assert_string_equal(store_err_code(STORE_OK), "");
+	assert_string_equal(store_err_code(STORE_TEMP), "[SYS/TEMP]");
+	assert_string_equal(store_err_code(STORE_PERM), "[SYS/PERM]");
+	assert_string_equal(store_err_code(STORE_INUSE), "[IN-USE]");
+	assert_string_equal(store_err_code(STORE_GONE), "");
+	assert_ptr_equal(store_driver("maildir"), &store_maildir_ops);
+	assert_string_equal(store_driver("maildir")->name, "maildir");
+	assert_null(store_driver("mbox"));
+	assert_null(store_driver(""));
+	assert_null(store_driver(NULL));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_create_missing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scan_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sizes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_uidl, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_moved, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_moved_old_cur, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_raced, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many, setup, teardown),
+		cmocka_unit_test(test_expand_location),
+		cmocka_unit_test(test_err_code),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
