@@ -19,7 +19,6 @@
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <event2/thread.h>
 
 #include "auth.h"
 #include "config.h"
@@ -212,7 +211,11 @@ main(int argc, char *argv[])
 	raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
 
-	if (evthread_use_pthreads() == -1 || (base = event_base_new()) == NULL)
+	/*
+	 * No evthread_use_pthreads(): worker threads never touch libevent
+	 * (results come back through a pipe), so the base needs no locks.
+	 */
+	if ((base = event_base_new()) == NULL)
 		fatalx("cannot create the event base");
 	if (server_init(&srv, base, cfg) == -1) {
 		server_free(&srv);

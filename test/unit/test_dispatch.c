@@ -21,7 +21,6 @@
 
 #include <cmocka.h>
 #include <event2/event.h>
-#include <event2/thread.h>
 
 #include "config.h"
 #include "pop3_cmd.h"
@@ -89,7 +88,6 @@ env_new(const char *extra_ini)
 	write_file(path, ini);
 	assert_int_equal(cfg_load(path, &env->cfg, err, sizeof(err)), 0);
 
-	assert_int_equal(evthread_use_pthreads(), 0);
 	env->base = event_base_new();
 	assert_non_null(env->base);
 	assert_int_equal(server_init(&env->srv, env->base, env->cfg), 0);
