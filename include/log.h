@@ -11,7 +11,10 @@
 
 #define LOG_PRINTF(a, b) __attribute__((format(printf, a, b)))
 
-/* Enable debug lines; without log_init() only info and above are shown. */
+/*
+ * Enable debug lines, and note whether stderr is a terminal (then lines
+ * get a timestamp). Without log_init(): info and above, no timestamps.
+ */
 void	log_init(bool debug);
 bool	log_debug_enabled(void);
 

@@ -64,6 +64,8 @@ void		cmd_auth_cleanup(struct session *s);
 /* cmd_mail.c: TRANSACTION state. */
 pop3_handler	cmd_stat, cmd_list, cmd_retr, cmd_dele, cmd_noop, cmd_rset,
 		cmd_top, cmd_uidl, cmd_last;
+/* Unmark every message, recount the octets, LAST to 0 (login, RSET). */
+void		cmd_mail_reset(struct session *s);
 /* Stop a long reply in progress and free what it holds. */
 void		cmd_cont_free(struct session *s);
 

@@ -98,6 +98,7 @@ struct session {
 	unsigned		 n_retr, n_top, n_dele_done;
 	uint64_t		 retr_bytes, top_bytes;
 	uint64_t		 started_ms;
+	uint64_t		 active_ms;	/* last command (idle timer) */
 };
 
 /* Take over fd (accepted, non-blocking); sends the greeting. NULL on error. */
@@ -126,8 +127,14 @@ void		 session_close(struct session *s, const char *reason, bool flush);
 /* Resume input after a CMD_WAIT has finished. */
 void		 session_resume(struct session *s);
 
-/* Restart the timer for the current state (login or idle timeout). */
+/* Note activity: restarts the idle timeout (RFC 1939 section 3). */
 void		 session_touch(struct session *s);
+
+/*
+ * Run the long reply in progress once (s->cont must be set). When it is
+ * finished, free it, close if it asked to, and return true.
+ */
+bool		 session_run_cont(struct session *s);
 
 /* Log a key=value line prefixed with this session's id. */
 void		 session_log(const struct session *s, const char *fmt, ...)

@@ -72,6 +72,8 @@ struct store_ops {
 
 /* The driver registered under name ("maildir"), or NULL. */
 const struct store_ops *store_driver(const char *name);
+/* The name of the i-th registered driver, NULL past the last one. */
+const char	*store_driver_name(size_t i);
 
 /*
  * Expand a location template: %u user, %n local part (before '@'), %d

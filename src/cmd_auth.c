@@ -47,7 +47,7 @@ struct login_job {
 	struct maildrop		*md;
 	size_t			 failed;	/* UPDATE: removals that failed */
 	uint8_t			*del;		/* UPDATE: the marks */
-	size_t			 n_del;
+	size_t			 n_marked;	/* UPDATE: how many */
 };
 
 static void
@@ -138,7 +138,6 @@ login_done(struct worker_job *wj)
 {
 	struct login_job	*job = (struct login_job *)wj;
 	struct session		*s = job->s;
-	size_t			 i;
 
 	if (s == NULL) {			/* the client went away */
 		if (job->md != NULL)
@@ -169,20 +168,11 @@ login_done(struct worker_job *wj)
 	if (job->st != STORE_OK) {
 		session_log(s, "event=login-failed user=%s reason=\"%s\"",
 		    job->user, job->err);
-		switch (job->st) {
-		case STORE_INUSE:
-			session_reply(s, "-ERR [IN-USE] Mailbox is locked by "
-			    "another POP3 session.");
-			break;
-		case STORE_PERM:
-			session_reply(s, "-ERR [SYS/PERM] Unable to open "
-			    "mailbox.");
-			break;
-		default:
-			session_reply(s, "-ERR [SYS/TEMP] Unable to open "
-			    "mailbox, try again later.");
-			break;
-		}
+		/* RFC 1939 section 4: the maildrop could not be locked. */
+		session_reply(s, "-ERR %s %s", store_err_code(job->st),
+		    job->st == STORE_INUSE ? "Mailbox is locked by another "
+		    "POP3 session." : job->st == STORE_PERM ? "Unable to open "
+		    "mailbox." : "Unable to open mailbox, try again later.");
 		job_free(job);
 		session_resume(s);
 		return;
@@ -198,9 +188,7 @@ login_done(struct worker_job *wj)
 		session_resume(s);
 		return;
 	}
-	s->total_octets = 0;
-	for (i = 0; i < s->n_msgs; i++)
-		s->total_octets += maildrop_size(s->md, i);
+	cmd_mail_reset(s);
 	free(s->user);
 	s->user = job->user;
 	job->user = NULL;
@@ -428,10 +416,8 @@ update_done(struct worker_job *wj)
 {
 	struct login_job	*job = (struct login_job *)wj;
 	struct session		*s = job->s;
-	size_t			 i, n = 0;
+	size_t			 n = job->n_marked;
 
-	for (i = 0; i < job->n_del; i++)
-		n += job->del[i] != 0;
 	if (s == NULL) {
 		log_info("event=update user=%s deleted=%zu failed=%zu "
 		    "(client gone)", job->user, n - job->failed, job->failed);
@@ -484,7 +470,7 @@ cmd_auth_update(struct session *s)
 	job->kind = JOB_UPDATE;
 	job->md = s->md;
 	job->del = s->deleted;
-	job->n_del = s->n_msgs;
+	job->n_marked = s->n_deleted;
 	s->md = NULL;
 	s->deleted = NULL;
 	s->job = job;

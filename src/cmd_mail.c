@@ -62,6 +62,19 @@ cmd_cont_free(struct session *s)
 	s->cont = NULL;
 }
 
+void
+cmd_mail_reset(struct session *s)
+{
+	size_t i;
+
+	memset(s->deleted, 0, s->n_msgs);
+	s->n_deleted = 0;
+	s->total_octets = 0;
+	for (i = 0; i < s->n_msgs; i++)
+		s->total_octets += maildrop_size(s->md, i);
+	s->last = 0;
+}
+
 /* RFC 1939 section 5: "+OK nn mm", deleted messages not counted. */
 enum cmd_result
 cmd_stat(struct session *s, int argc, char **argv)
@@ -285,16 +298,9 @@ cmd_noop(struct session *s, int argc, char **argv)
 enum cmd_result
 cmd_rset(struct session *s, int argc, char **argv)
 {
-	size_t i;
-
 	(void)argc;
 	(void)argv;
-	memset(s->deleted, 0, s->n_msgs);
-	s->n_deleted = 0;
-	s->total_octets = 0;
-	for (i = 0; i < s->n_msgs; i++)
-		s->total_octets += maildrop_size(s->md, i);
-	s->last = 0;
+	cmd_mail_reset(s);
 	session_reply(s, "+OK Maildrop has %zu messages (%llu octets).",
 	    s->n_msgs, (unsigned long long)s->total_octets);
 	return CMD_OK;

@@ -34,6 +34,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "store.h"
 
 enum cfg_type {
 	CFG_INT,	/* int; plain decimal within [min, max] */
@@ -129,9 +130,6 @@ static const struct cfg_key cfg_keys[] = {
 #define CFG_NKEYS	(sizeof(cfg_keys) / sizeof(cfg_keys[0]))
 #define CFG_FIELD(cfg, off, type) \
 	((type *)(void *)((char *)(cfg) + (off)))
-
-/* Mail store drivers we know by name; keep in step with the stores. */
-static const char *const cfg_mail_drivers[] = { "maildir" };
 
 /* State of one cfg_load() call. */
 struct cfg_ctx {
@@ -379,19 +377,18 @@ cfg_parse_bool(const char *s, bool *v_r)
 static int
 cfg_check_driver(const char *v, char *why, size_t whylen)
 {
-	char	 known[128];
-	size_t	 i, len = 0;
+	char		 known[128];
+	const char	*name;
+	size_t		 i, len = 0;
 
+	if (store_driver(v) != NULL)
+		return 0;
 	known[0] = '\0';
-	for (i = 0; i < sizeof(cfg_mail_drivers) / sizeof(cfg_mail_drivers[0]);
-	    i++) {
-		if (strcmp(v, cfg_mail_drivers[i]) == 0)
-			return 0;
+	for (i = 0; (name = store_driver_name(i)) != NULL; i++)
 		if (len < sizeof(known))
 			len += (size_t)snprintf(known + len,
 			    sizeof(known) - len, "%s%s", i > 0 ? ", " : "",
-			    cfg_mail_drivers[i]);
-	}
+			    name);
 	snprintf(why, whylen, "unknown driver (known: %s)", known);
 	return -1;
 }

@@ -10,7 +10,7 @@
  * write(2) of at most LOG_LINE_MAX octets. That is <= PIPE_BUF, so lines
  * written by several threads (the event loop and the auth workers) never
  * interleave on a pipe, and in practice not on journald's stream socket
- * either. The only shared state is the debug flag, set once at start.
+ * either. The only shared state is two flags set by log_init().
  */
 
 #include <errno.h>
@@ -44,8 +44,9 @@ static const char *const log_level_names[] = {
 	[LOG_LVL_ERROR] = "error",
 };
 
-/* Relaxed atomic: written once at start, read from any thread. */
+/* Relaxed atomics: written at start, read from any thread. */
 static atomic_bool log_debug_on;
+static atomic_bool log_tty;	/* stderr is a terminal: add timestamps */
 
 static void	log_vline(enum log_level, int, const char *, va_list)
 		    __attribute__((format(printf, 3, 0)));
@@ -54,6 +55,9 @@ void
 log_init(bool debug)
 {
 	atomic_store_explicit(&log_debug_on, debug, memory_order_relaxed);
+	/* Asked once here, not with an ioctl per line. */
+	atomic_store_explicit(&log_tty, isatty(STDERR_FILENO),
+	    memory_order_relaxed);
 }
 
 bool
@@ -119,7 +123,7 @@ log_vline(enum log_level lvl, int with_errno, const char *fmt, va_list ap)
 	if (lvl == LOG_LVL_DEBUG && !log_debug_enabled())
 		return;
 
-	if (isatty(STDERR_FILENO))
+	if (atomic_load_explicit(&log_tty, memory_order_relaxed))
 		len = log_timestamp(line, sizeof(line));
 	n = snprintf(line + len, sizeof(line) - len, "%s ",
 	    log_level_names[lvl]);

@@ -197,12 +197,7 @@ pop3_dispatch(struct session *s, char *line, size_t len)
 	case CMD_CONT:
 		s->bad_cmds = 0;
 		/* Start the long reply now; the write callback keeps it going. */
-		r = s->cont->fn(s);
-		if (r != CMD_CONT) {
-			cmd_cont_free(s);
-			if (r == CMD_CLOSE)
-				session_close(s, s->reason, true);
-		}
+		(void)session_run_cont(s);
 		break;
 	case CMD_WAIT:
 		s->bad_cmds = 0;
@@ -244,22 +239,25 @@ pop3_greet(struct session *s)
 static enum cmd_result
 cmd_capa(struct session *s, int argc, char **argv)
 {
+	static const char capa[] =
+	    "+OK Capability list follows\r\n"
+	    "TOP\r\n"
+	    "USER\r\n"
+	    "UIDL\r\n"
+	    "PIPELINING\r\n"
+	    "RESP-CODES\r\n"
+	    "AUTH-RESP-CODE\r\n"
+	    "SASL PLAIN\r\n"
+	    "EXPIRE NEVER\r\n"
+	    "LOGIN-DELAY 0\r\n";
+
 	(void)argc;
 	(void)argv;
-	session_reply(s, "+OK Capability list follows");
-	session_reply(s, "TOP");
-	session_reply(s, "USER");
-	session_reply(s, "UIDL");
-	session_reply(s, "PIPELINING");
-	session_reply(s, "RESP-CODES");
-	session_reply(s, "AUTH-RESP-CODE");
-	session_reply(s, "SASL PLAIN");
-	session_reply(s, "EXPIRE NEVER");
-	session_reply(s, "LOGIN-DELAY 0");
+	session_write(s, capa, sizeof(capa) - 1);
 	if (s->state == POP3_TRANSACTION)
 		session_reply(s, "IMPLEMENTATION %s-%s", EVPOP3D_NAME,
 		    EVPOP3D_VERSION);
-	session_reply(s, ".");
+	session_write(s, ".\r\n", 3);
 	return CMD_OK;
 }
 

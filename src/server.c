@@ -121,11 +121,7 @@ server_init(struct server *srv, struct event_base *base, const struct cfg *cfg)
 		evutil_secure_rng_get_bytes(&srv->next_session_id,
 		    sizeof(srv->next_session_id));
 
-	if ((srv->store = store_driver(cfg->mail_driver)) == NULL) {
-		log_warnx("%s: [mail] driver: unknown driver '%s'", cfg->path,
-		    cfg->mail_driver);
-		return -1;
-	}
+	srv->store = store_driver(cfg->mail_driver);	/* checked by cfg_load() */
 	if (auth_db_open(cfg->passwd_file, &srv->auth, err, sizeof(err)) == -1) {
 		log_warnx("%s", err);
 		return -1;

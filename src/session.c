@@ -37,6 +37,24 @@ static void	session_delay_cb(evutil_socket_t, short, void *);
 static void	session_process(struct session *);
 static void	session_free(struct session *);
 
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void
+session_arm_timer(struct session *s, uint64_t ms)
+{
+	struct timeval tv = { .tv_sec = (time_t)(ms / 1000),
+	    .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
+
+	evtimer_add(s->timer, &tv);
+}
+
 static const char *
 state_name(enum pop3_state state)
 {
@@ -49,15 +67,6 @@ state_name(enum pop3_state state)
 		return "UPDATE";
 	}
 	return "?";
-}
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static void
@@ -117,8 +126,7 @@ session_new(struct server *srv, int fd, const struct sockaddr *sa,
 	bufferevent_set_timeouts(s->bev, NULL, &tv);
 
 	/* The login timeout runs from connect: a client must log in by then. */
-	tv = (struct timeval){ .tv_sec = cfg->login_timeout };
-	evtimer_add(s->timer, &tv);
+	session_arm_timer(s, (uint64_t)cfg->login_timeout * 1000);
 
 	TAILQ_INSERT_TAIL(&srv->sessions, s, entry);
 	srv->n_sessions++;
@@ -136,19 +144,22 @@ session_set_state(struct session *s, enum pop3_state state)
 		session_log(s, "event=state from=%s to=%s",
 		    state_name(s->state), state_name(state));
 	s->state = state;
-	session_touch(s);
+	if (state == POP3_TRANSACTION) {
+		/* The login timer becomes the idle timer. */
+		s->active_ms = now_ms();
+		session_arm_timer(s, (uint64_t)s->srv->cfg->idle_timeout * 1000);
+	}
 }
 
+/*
+ * RFC 1939 section 3: any command resets the inactivity timer. Commands
+ * only record the time; the timer, armed once, checks it when it fires
+ * and re-arms for the rest (no timer heap work per command).
+ */
 void
 session_touch(struct session *s)
 {
-	struct timeval tv;
-
-	/* RFC 1939 section 3: any command resets the inactivity timer. */
-	if (s->state != POP3_TRANSACTION || s->closing)
-		return;
-	tv = (struct timeval){ .tv_sec = s->srv->cfg->idle_timeout };
-	evtimer_add(s->timer, &tv);
+	s->active_ms = now_ms();
 }
 
 void
@@ -242,8 +253,7 @@ session_read_cb(struct bufferevent *bev, void *arg)
 	session_process(arg);
 }
 
-/* Run the long reply in progress; returns true when it is finished. */
-static bool
+bool
 session_run_cont(struct session *s)
 {
 	enum cmd_result r;
@@ -289,21 +299,18 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 			session_process(s);
 		return;		/* a flushing close goes on: half-close */
 	}
-	if (what & BEV_EVENT_TIMEOUT) {
-		s->closing = 0;		/* even a flushing close ends now */
+	/* These end even a flushing close at once. */
+	if (what & BEV_EVENT_TIMEOUT)
 		session_close(s, "write-timeout", false);
-		return;
-	}
-	if (what & BEV_EVENT_ERROR) {
-		s->closing = 0;
+	else if (what & BEV_EVENT_ERROR)
 		session_close(s, "connection-error", false);
-	}
 }
 
 static void
 session_timer_cb(evutil_socket_t fd, short events, void *arg)
 {
-	struct session *s = arg;
+	struct session	*s = arg;
+	uint64_t	 idle, limit;
 
 	(void)fd;
 	(void)events;
@@ -312,8 +319,12 @@ session_timer_cb(evutil_socket_t fd, short events, void *arg)
 		return;
 	}
 	/* A reply still streaming is progress: the write timeout covers stalls. */
-	if (s->cont != NULL || session_output_len(s) > 0 || s->waiting) {
+	if (s->cont != NULL || session_output_len(s) > 0 || s->waiting)
 		session_touch(s);
+	idle = now_ms() - s->active_ms;
+	limit = (uint64_t)s->srv->cfg->idle_timeout * 1000;
+	if (idle < limit) {
+		session_arm_timer(s, limit - idle);
 		return;
 	}
 	/* RFC 1939 section 3: close without a response and without UPDATE. */
@@ -373,6 +384,8 @@ session_close(struct session *s, const char *reason, bool flush)
 		}
 	} else if (flush)
 		return;		/* already flushing */
+	else
+		s->reason = reason;	/* a flushing close cut short */
 	s->freeing = 1;
 	event_active(s->delay, EV_TIMEOUT, 0);
 }

@@ -27,6 +27,14 @@ store_driver(const char *name)
 	return NULL;
 }
 
+const char *
+store_driver_name(size_t i)
+{
+	if (i >= sizeof(store_drivers) / sizeof(store_drivers[0]))
+		return NULL;
+	return store_drivers[i].name;
+}
+
 /* Append s to out at *pos; -1 if it does not fit with its NUL. */
 static int
 store_put(char *out, size_t outlen, size_t *pos, const char *s, size_t n)

@@ -1230,6 +1230,7 @@ test_log_tty_timestamp(void **state)
 	fflush(stderr);
 	saved_stderr = dup(STDERR_FILENO);
 	assert_int_equal(dup2(slave, STDERR_FILENO), STDERR_FILENO);
+	log_init(false);	/* log_init() notes whether stderr is a tty */
 	log_info("on a tty");
 	dup2(saved_stderr, STDERR_FILENO);
 	close(saved_stderr);

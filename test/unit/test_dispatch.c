@@ -171,6 +171,29 @@ client_line(struct client *c)
 	}
 }
 
+/* Run the loop for ms; false if the server closed the connection. */
+static bool
+client_alive_for(struct client *c, int ms)
+{
+	struct timespec	 start, now;
+	ssize_t		 n;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		event_base_loop(c->env->base, EVLOOP_NONBLOCK);
+		n = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len);
+		if (n == 0)
+			return false;
+		if (n > 0)
+			c->len += (size_t)n;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((now.tv_sec - start.tv_sec) * 1000 +
+		    (now.tv_nsec - start.tv_nsec) / 1000000 >= ms)
+			return true;
+		poll(NULL, 0, 5);
+	}
+}
+
 static void
 client_send(struct client *c, const char *text)
 {
@@ -482,6 +505,30 @@ test_line_too_long(void **state)
 	env_free(env);
 }
 
+/*
+ * The idle timer is armed once and re-armed for the remainder when it
+ * fires: a command resets it, silence ends the session without a reply.
+ * (The config refuses idle_timeout < 600; the test shortens it directly.)
+ */
+static void
+test_idle_timeout(void **state)
+{
+	struct env	*env = env_new("");
+	struct client	*c = client_new(env);
+
+	(void)state;
+	env->cfg->idle_timeout = 1;
+	login(c);
+	assert_true(client_alive_for(c, 700));
+	assert_string_equal(command(c, "NOOP"), "+OK");
+	assert_true(client_alive_for(c, 700));	/* 1.4 s since login */
+	assert_string_equal(command(c, "NOOP"), "+OK");
+	assert_false(client_alive_for(c, 2500));
+	assert_int_equal(c->len, 0);		/* closed without a response */
+	client_free(c);
+	env_free(env);
+}
+
 int
 main(void)
 {
@@ -496,6 +543,7 @@ main(void)
 		cmocka_unit_test(test_auth_trailing_space),
 		cmocka_unit_test(test_last_switch),
 		cmocka_unit_test(test_line_too_long),
+		cmocka_unit_test(test_idle_timeout),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
