@@ -6,10 +6,10 @@
  * lock, then scans new/ and cur/ once; the session works on that snapshot
  * (RFC 1939 section 4: message numbers are fixed for the session).
  *
- * Lock: an OFD lock (F_OFD_SETLK) on <root>/evpop3d.lock. Unlike a classic
- * POSIX record lock it belongs to the open file description, so it also
- * conflicts between two sessions of this one process; closing the fd (or
- * the process dying) releases it. The lock keeps POP3 sessions apart only:
+ * Lock: the lock file <root>/evpop3d.lock (sesslock.h), created at open
+ * and removed at close or commit; a holder that died leaves a stale file
+ * that the next open breaks. It holds no descriptor, so an idle session
+ * costs one descriptor only. The lock keeps POP3 sessions apart only:
  * deliveries and IMAP servers keep working, so files may be moved from
  * new/ to cur/ or renamed with new flags under us. msg_open() and commit()
  * follow such moves by the message's unique part.
@@ -41,6 +41,7 @@
 
 #include <openssl/evp.h>
 
+#include "sesslock.h"
 #include "store.h"
 #include "store_maildir.h"
 #include "wire.h"
@@ -74,7 +75,7 @@ struct md_blk {
 struct md {
 	struct maildrop	 base;
 	char		*path;		/* Maildir root */
-	int		 lock_fd;
+	unsigned	 locked:1;	/* we hold <root>/evpop3d.lock */
 	struct md_msg	*msgs;
 	size_t		 nmsgs, msgs_cap;
 	struct md_blk	*arena;
@@ -107,15 +108,20 @@ md_fail(int errnum, char *err, size_t errlen, const char *what,
 	return md_errcode(errnum);
 }
 
+static int	md_path(const struct md *, char *, size_t, const char *,
+		    const char *);
+
 static void
 md_free(struct md *md)
 {
 	struct md_blk	*b;
+	char		 buf[PATH_MAX];
 
 	if (md == NULL)
 		return;
-	if (md->lock_fd != -1)
-		close(md->lock_fd);	/* releases the OFD lock */
+	if (md->locked && md_path(md, buf, sizeof(buf),
+	    STORE_MAILDIR_LOCKFILE, NULL) == 0)
+		sesslock_release(buf);
 	while ((b = md->arena) != NULL) {
 		md->arena = b->next;
 		free(b);
@@ -272,35 +278,14 @@ md_create(struct md *md, char *err, size_t errlen)
 static enum store_err
 md_lock(struct md *md, char *err, size_t errlen)
 {
-	struct flock	 fl;
-	char		 buf[PATH_MAX], pid[32];
-	int		 n;
+	char		 buf[PATH_MAX];
+	enum store_err	 rv;
 
 	if (md_path(md, buf, sizeof(buf), STORE_MAILDIR_LOCKFILE, NULL) == -1)
 		return md_fail(errno, err, errlen, "maildir", md->path);
-	md->lock_fd = open(buf, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (md->lock_fd == -1)
-		return md_fail(errno, err, errlen, "open", buf);
-
-	memset(&fl, 0, sizeof(fl));
-	fl.l_type = F_WRLCK;
-	fl.l_whence = SEEK_SET;		/* l_start = l_len = 0: whole file */
-	if (fcntl(md->lock_fd, F_OFD_SETLK, &fl) == -1) {
-		if (errno == EAGAIN || errno == EACCES) {
-			snprintf(err, errlen, "maildir %s is locked by another "
-			    "session", md->path);
-			return STORE_INUSE;
-		}
-		return md_fail(errno, err, errlen, "lock", buf);
-	}
-
-	/* For operators only; nothing reads it back. */
-	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-	if (ftruncate(md->lock_fd, 0) == -1 ||
-	    pwrite(md->lock_fd, pid, (size_t)n, 0) != n) {
-		/* not worth failing the session for */
-	}
-	return STORE_OK;
+	if ((rv = sesslock_acquire(buf, err, errlen)) == STORE_OK)
+		md->locked = 1;
+	return rv;
 }
 
 /*
@@ -699,7 +684,6 @@ md_open(const char *path, struct maildrop **md_r, char *err, size_t errlen)
 	if ((md = calloc(1, sizeof(*md))) == NULL)
 		return md_fail(errno, err, errlen, "maildir", path);
 	md->base.ops = &store_maildir_ops;
-	md->lock_fd = -1;
 	if ((md->path = strdup(path)) == NULL) {
 		rv = md_fail(errno, err, errlen, "maildir", path);
 		goto fail;

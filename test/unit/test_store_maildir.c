@@ -547,9 +547,26 @@ test_lock(void **state)
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
+	/* The lock file exists exactly while a session holds it. */
+	a = open_ok(f->md);
+	assert_true(exists(f, ".", STORE_MAILDIR_LOCKFILE));
+	ops->close(a);
+	assert_false(exists(f, ".", STORE_MAILDIR_LOCKFILE));
+
+	/* A holder that died without unlocking leaves a stale lock. */
+	pid = fork();
+	assert_true(pid != -1);
+	if (pid == 0) {
+		struct maildrop	*c = NULL;
+
+		_exit(ops->open(f->md, &c, err, sizeof(err)) == STORE_OK ?
+		    0 : 1);		/* exits holding it */
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_true(exists(f, ".", STORE_MAILDIR_LOCKFILE));
 	a = open_ok(f->md);
 	ops->close(a);
-	assert_true(exists(f, ".", STORE_MAILDIR_LOCKFILE));
 }
 
 /* Another program moves new/ -> cur/ and renames with flags. */

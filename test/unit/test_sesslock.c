@@ -1,0 +1,297 @@
+/*
+ * test_sesslock: the descriptor-free session lock file (sesslock.h):
+ * exclusion, staleness rules, and a race of processes breaking one stale
+ * lock at once.
+ */
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "sesslock.h"
+
+struct fixture {
+	char	 dir[64];
+	char	 path[128];
+};
+
+static int
+setup(void **state)
+{
+	struct fixture	*f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test_sesslock.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/lock", f->dir);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture	*f = *state;
+
+	unlink(f->path);
+	assert_int_equal(rmdir(f->dir), 0);
+	free(f);
+	return 0;
+}
+
+static void
+slurp(const char *path, char *buf, size_t len)
+{
+	ssize_t	 n;
+	int	 fd = open(path, O_RDONLY);
+
+	assert_true(fd != -1);
+	n = read(fd, buf, len - 1);
+	assert_true(n >= 0);
+	buf[n] = '\0';
+	close(fd);
+}
+
+static void
+plant(const char *path, const char *text)
+{
+	int	 fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	assert_true(fd != -1);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+/* Our own "pid start boot host" fields, from a lock we take. */
+static void
+self_fields(const char *path, long *pid, unsigned long long *start,
+    char *boot, char *host)
+{
+	char	 err[256], text[256];
+
+	assert_int_equal(sesslock_acquire(path, err, sizeof(err)), STORE_OK);
+	slurp(path, text, sizeof(text));
+	assert_int_equal(sscanf(text, "%ld %llu %63s %63s", pid, start, boot,
+	    host), 4);
+	sesslock_release(path);
+}
+
+static enum store_err
+try_lock(const char *path)
+{
+	char	 err[256];
+
+	err[0] = '\0';
+	return sesslock_acquire(path, err, sizeof(err));
+}
+
+static void
+test_exclusive(void **state)
+{
+	struct fixture	*f = *state;
+	char		 err[256], text[256];
+	long		 pid;
+	pid_t		 child;
+	int		 status;
+
+	assert_int_equal(try_lock(f->path), STORE_OK);
+	slurp(f->path, text, sizeof(text));
+	assert_int_equal(sscanf(text, "%ld", &pid), 1);
+	assert_int_equal(pid, (long)getpid());
+
+	/* Held: by this process too, and by another one. */
+	err[0] = '\0';
+	assert_int_equal(sesslock_acquire(f->path, err, sizeof(err)),
+	    STORE_INUSE);
+	assert_non_null(strstr(err, "held"));
+	child = fork();
+	assert_true(child != -1);
+	if (child == 0)
+		_exit(try_lock(f->path) == STORE_INUSE ? 0 : 1);
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_int_equal(WEXITSTATUS(status), 0);
+
+	sesslock_release(f->path);
+	assert_int_equal(access(f->path, F_OK), -1);
+	assert_int_equal(try_lock(f->path), STORE_OK);
+	sesslock_release(f->path);
+}
+
+/* A child takes the lock and exits: the lock is stale. */
+static void
+test_dead_owner(void **state)
+{
+	struct fixture	*f = *state;
+	pid_t		 child;
+	int		 status;
+
+	child = fork();
+	assert_true(child != -1);
+	if (child == 0)
+		_exit(try_lock(f->path) == STORE_OK ? 0 : 1);
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(access(f->path, F_OK), 0);
+	assert_int_equal(try_lock(f->path), STORE_OK);
+	sesslock_release(f->path);
+}
+
+/* Which owners count as alive. */
+static void
+test_owner_rules(void **state)
+{
+	struct fixture	*f = *state;
+	char		 boot[64], host[64], text[512];
+	unsigned long long start, start1 = 0;
+	long		 pid;
+	FILE		*fp;
+	char		 stat1[1024], *p;
+	int		 i;
+
+	self_fields(f->path, &pid, &start, boot, host);
+
+	/* Our pid with another start time: the pid was reused. */
+	snprintf(text, sizeof(text), "%ld %llu %s %s\n", pid, start + 1, boot,
+	    host);
+	plant(f->path, text);
+	assert_int_equal(try_lock(f->path), STORE_OK);
+	sesslock_release(f->path);
+
+	/* A live process (pid 1) with its real start time holds it. */
+	fp = fopen("/proc/1/stat", "r");
+	assert_non_null(fp);
+	assert_non_null(fgets(stat1, sizeof(stat1), fp));
+	fclose(fp);
+	p = strrchr(stat1, ')');
+	for (i = 2; i < 22; i++)
+		p = strchr(p + 1, ' ');
+	assert_int_equal(sscanf(p + 1, "%llu", &start1), 1);
+	snprintf(text, sizeof(text), "1 %llu %s %s\n", start1, boot, host);
+	plant(f->path, text);
+	assert_int_equal(try_lock(f->path), STORE_INUSE);
+
+	/* The same owner on another host: cannot tell, so it is held. */
+	snprintf(text, sizeof(text), "%ld %llu %s elsewhere.example\n", pid,
+	    start + 1, boot);
+	plant(f->path, text);
+	assert_int_equal(try_lock(f->path), STORE_INUSE);
+
+	/* This host before a reboot: stale. */
+	snprintf(text, sizeof(text), "1 %llu 00000000-dead-beef %s\n", start1,
+	    host);
+	plant(f->path, text);
+	assert_int_equal(try_lock(f->path), STORE_OK);
+	sesslock_release(f->path);
+
+	/* evpop3d 0.1 left "pid\n" files behind: not a lock. */
+	plant(f->path, "1\n");
+	assert_int_equal(try_lock(f->path), STORE_OK);
+	sesslock_release(f->path);
+}
+
+/* An empty or partial file is a lock being written, until it is old. */
+static void
+test_partial(void **state)
+{
+	struct fixture	*f = *state;
+	struct timespec	 old[2];
+
+	plant(f->path, "");
+	assert_int_equal(try_lock(f->path), STORE_INUSE);
+	plant(f->path, "123 45");
+	assert_int_equal(try_lock(f->path), STORE_INUSE);
+
+	old[0].tv_sec = old[1].tv_sec = time(NULL) - SESSLOCK_STALE_EMPTY - 5;
+	old[0].tv_nsec = old[1].tv_nsec = 0;
+	assert_int_equal(utimensat(AT_FDCWD, f->path, old, 0), 0);
+	assert_int_equal(try_lock(f->path), STORE_OK);
+	sesslock_release(f->path);
+}
+
+/*
+ * Many processes find the same stale lock at once: exactly one of them
+ * may hold the lock at any time.
+ */
+static void
+test_race(void **state)
+{
+	struct fixture	*f = *state;
+	enum { NPROC = 8, ROUNDS = 30 };
+	int		 round, i, status, go[2], holders;
+	pid_t		 kids[NPROC];
+	char		 c;
+
+	for (round = 0; round < ROUNDS; round++) {
+		plant(f->path, "2147483646 1 x-boot x-host-gone\n");
+		/* A dead local owner: rewrite it with our boot and host. */
+		{
+			long		 pid;
+			unsigned long long start;
+			char		 boot[64], host[64], text[256];
+
+			unlink(f->path);
+			self_fields(f->path, &pid, &start, boot, host);
+			snprintf(text, sizeof(text), "%ld %llu %s %s\n", pid,
+			    start + 7, boot, host);
+			plant(f->path, text);
+		}
+		assert_int_equal(pipe(go), 0);
+		for (i = 0; i < NPROC; i++) {
+			kids[i] = fork();
+			assert_true(kids[i] != -1);
+			if (kids[i] == 0) {
+				close(go[1]);
+				if (read(go[0], &c, 1) != 0)
+					_exit(3);
+				/* Holders keep it long enough to overlap. */
+				if (try_lock(f->path) != STORE_OK)
+					_exit(0);
+				usleep(100 * 1000);
+				sesslock_release(f->path);
+				_exit(1);
+			}
+		}
+		close(go[0]);
+		close(go[1]);		/* all start now */
+		holders = 0;
+		for (i = 0; i < NPROC; i++) {
+			assert_int_equal(waitpid(kids[i], &status, 0), kids[i]);
+			assert_true(WIFEXITED(status));
+			assert_true(WEXITSTATUS(status) <= 1);
+			holders += WEXITSTATUS(status);
+		}
+		assert_int_equal(holders, 1);
+		assert_int_equal(access(f->path, F_OK), -1);
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_exclusive, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_dead_owner, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_owner_rules, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_partial, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_race, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
