@@ -22,6 +22,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <event2/util.h>
+
 #include "evpop3d.h"
 #include "linebuf.h"
 #include "wire.h"
@@ -60,6 +62,7 @@ struct session_cont {
 
 struct session {
 	TAILQ_ENTRY(session)	 entry;
+	TAILQ_ENTRY(session)	 flush_entry;	/* on srv->flushq */
 	struct server		*srv;
 	uint64_t		 id;
 	struct bufferevent	*bev;
@@ -80,6 +83,8 @@ struct session {
 	unsigned		 closing:1;
 	unsigned		 eof:1;		/* peer closed its side */
 	unsigned		 freeing:1;
+	unsigned		 flush_queued:1; /* on srv->flushq */
+	unsigned		 write_armed:1;	/* EV_WRITE enabled on bev */
 
 	struct session_cont	*cont;		/* long reply in progress */
 	void			(*pause_fn)(struct session *);
@@ -135,6 +140,13 @@ void		 session_touch(struct session *s);
  * finished, free it, close if it asked to, and return true.
  */
 bool		 session_run_cont(struct session *s);
+
+/*
+ * The server's flush event (see struct server): writes the output of every
+ * queued session directly to its socket; what does not fit is left to
+ * the bufferevent's write event.
+ */
+void		 session_flush_cb(evutil_socket_t fd, short events, void *arg);
 
 /* Log a key=value line prefixed with this session's id. */
 void		 session_log(const struct session *s, const char *fmt, ...)

@@ -116,6 +116,12 @@ server_init(struct server *srv, struct event_base *base, const struct cfg *cfg)
 	srv->base = base;
 	srv->cfg = cfg;
 	TAILQ_INIT(&srv->sessions);
+	TAILQ_INIT(&srv->flushq);
+	if ((srv->flush_ev = event_new(base, -1, 0, session_flush_cb, srv))
+	    == NULL) {
+		log_warn("event_new");
+		return -1;
+	}
 	/* Session ids: random start, so they are unique across restarts. */
 	if (evutil_secure_rng_init() == 0)
 		evutil_secure_rng_get_bytes(&srv->next_session_id,
@@ -204,5 +210,7 @@ server_free(struct server *srv)
 	worker_pool_free(srv->workers);
 	if (srv->stop_timer != NULL)
 		event_free(srv->stop_timer);
+	if (srv->flush_ev != NULL)
+		event_free(srv->flush_ev);
 	auth_db_free(srv->auth);
 }

@@ -1,6 +1,7 @@
 /*
  * session: connection lifecycle, input loop, output backpressure, timers.
  */
+#include <errno.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,6 +37,7 @@ static void	session_timer_cb(evutil_socket_t, short, void *);
 static void	session_delay_cb(evutil_socket_t, short, void *);
 static void	session_process(struct session *);
 static void	session_free(struct session *);
+static void	session_queue_flush(struct session *);
 
 static uint64_t
 now_ms(void)
@@ -120,6 +122,8 @@ session_new(struct server *srv, int fd, const struct sockaddr *sa,
 	}
 	bufferevent_setcb(s->bev, session_read_cb, session_write_cb,
 	    session_event_cb, s);
+	/* New bufferevents start with EV_WRITE on; session_flush() arms it. */
+	bufferevent_disable(s->bev, EV_WRITE);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, IN_HIWAT);
 	bufferevent_setwatermark(s->bev, EV_WRITE, OUT_LOWAT, 0);
 	tv = (struct timeval){ .tv_sec = cfg->write_timeout };
@@ -133,7 +137,7 @@ session_new(struct server *srv, int fd, const struct sockaddr *sa,
 	session_log(s, "event=connect rip=%s", s->rip);
 
 	pop3_greet(s);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	bufferevent_enable(s->bev, EV_READ);	/* EV_WRITE: session_flush() */
 	return s;
 }
 
@@ -191,12 +195,104 @@ session_reply(struct session *s, const char *fmt, ...)
 	buf[n++] = '\r';
 	buf[n++] = '\n';
 	evbuffer_add(bufferevent_get_output(s->bev), buf, (size_t)n);
+	session_queue_flush(s);
 }
 
 void
 session_write(struct session *s, const void *buf, size_t len)
 {
 	evbuffer_add(bufferevent_get_output(s->bev), buf, len);
+	session_queue_flush(s);
+}
+
+/* Have the server's flush event write our output before the next poll. */
+static void
+session_queue_flush(struct session *s)
+{
+	struct server	*srv = s->srv;
+
+	if (s->flush_queued || s->freeing)
+		return;
+	s->flush_queued = 1;
+	TAILQ_INSERT_TAIL(&srv->flushq, s, flush_entry);
+	event_active(srv->flush_ev, EV_TIMEOUT, 0);
+}
+
+static void
+session_arm_write(struct session *s)
+{
+	if (!s->write_armed) {
+		s->write_armed = 1;
+		bufferevent_enable(s->bev, EV_WRITE);
+	}
+}
+
+/*
+ * Write the output now, with one writev, instead of arming the write event
+ * and waiting a poll for it: most replies are one short line that the
+ * socket takes at once. A long reply in progress (s->cont) and output the
+ * socket does not take are left to the bufferevent, whose write callback
+ * paces them (session_write_cb).
+ */
+static void
+session_flush(struct session *s)
+{
+	struct evbuffer	*out = bufferevent_get_output(s->bev);
+
+	if (s->freeing || s->write_armed)
+		return;
+	if (s->cont != NULL) {
+		if (evbuffer_get_length(out) == 0 && !session_run_cont(s)) {
+			session_queue_flush(s);
+			return;
+		}
+		if (s->cont != NULL) {
+			session_arm_write(s);
+			return;
+		}
+	}
+	if (evbuffer_get_length(out) > 0) {
+		int	 n;
+
+		/* The bufferevent keeps the front frozen between its writes. */
+		evbuffer_unfreeze(out, 1);
+		n = evbuffer_write(out, bufferevent_getfd(s->bev));
+		evbuffer_freeze(out, 1);
+		if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK &&
+		    errno != EINTR) {
+			session_close(s, "connection-error", false);
+			return;
+		}
+	}
+	if (evbuffer_get_length(out) > 0) {
+		session_arm_write(s);
+		return;
+	}
+	if (s->closing) {
+		if (!s->freeing) {
+			s->freeing = 1;
+			event_active(s->delay, EV_TIMEOUT, 0);
+		}
+		return;
+	}
+	/* Input held back while the output was over OUT_HIWAT. */
+	if (!s->waiting)
+		session_process(s);
+}
+
+void
+session_flush_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct server	*srv = arg;
+	struct session	*s;
+
+	(void)fd;
+	(void)events;
+	while ((s = TAILQ_FIRST(&srv->flushq)) != NULL) {
+		TAILQ_REMOVE(&srv->flushq, s, flush_entry);
+		s->flush_queued = 0;
+		session_flush(s);
+	}
 }
 
 size_t
@@ -284,6 +380,12 @@ session_write_cb(struct bufferevent *bev, void *arg)
 		return;
 	if (!s->waiting)
 		session_process(s);
+	/* All out: back to writing directly (session_flush). */
+	if (!s->closing && s->cont == NULL && s->write_armed &&
+	    session_output_len(s) == 0) {
+		s->write_armed = 0;
+		bufferevent_disable(s->bev, EV_WRITE);
+	}
 }
 
 static void
@@ -378,8 +480,13 @@ session_close(struct session *s, const char *reason, bool flush)
 		evtimer_del(s->delay);
 		s->pause_fn = NULL;
 		if (flush && session_output_len(s) > 0) {
-			/* session_write_cb() frees us once the output is out. */
+			/*
+			 * session_write_cb() or session_flush() frees us
+			 * once the output is out.
+			 */
 			bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
+			if (!s->write_armed)
+				session_queue_flush(s);
 			return;
 		}
 	} else if (flush)
@@ -416,6 +523,10 @@ session_free(struct session *s)
 
 	cmd_cont_free(s);
 	cmd_auth_cleanup(s);
+	if (s->flush_queued) {
+		TAILQ_REMOVE(&srv->flushq, s, flush_entry);
+		s->flush_queued = 0;
+	}
 	{
 		session_log(s, "event=disconnect reason=%s user=%s state=%s "
 		    "retr=%u/%llu top=%u/%llu deleted=%u duration_ms=%llu",

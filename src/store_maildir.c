@@ -673,6 +673,7 @@ md_open(const char *path, struct maildrop **md_r, char *err, size_t errlen)
 {
 	struct md	*md;
 	enum store_err	 rv;
+	int		 created = 0;
 
 	*md_r = NULL;
 	if (errlen > 0)
@@ -688,11 +689,26 @@ md_open(const char *path, struct maildrop **md_r, char *err, size_t errlen)
 		rv = md_fail(errno, err, errlen, "maildir", path);
 		goto fail;
 	}
-	/* Create first: the lock file lives in the root. Lock, then scan. */
-	if ((rv = md_create(md, err, errlen)) != STORE_OK ||
-	    (rv = md_lock(md, err, errlen)) != STORE_OK ||
-	    (rv = md_scan(md, err, errlen)) != STORE_OK)
-		goto fail;
+	/*
+	 * Lock, then scan. A user with no mail yet may have no Maildir: only
+	 * when one of those steps fails is it created (mkdir -p of the root,
+	 * cur/, new/, tmp/) and the step retried, so a login into an existing
+	 * Maildir costs no mkdir calls.
+	 */
+	if ((rv = md_lock(md, err, errlen)) != STORE_OK) {
+		if (rv == STORE_INUSE ||
+		    (rv = md_create(md, err, errlen)) != STORE_OK ||
+		    (rv = md_lock(md, err, errlen)) != STORE_OK)
+			goto fail;
+		created = 1;
+	}
+	if ((rv = md_scan(md, err, errlen)) != STORE_OK) {
+		if (created || (rv = md_create(md, err, errlen)) != STORE_OK)
+			goto fail;
+		md->nmsgs = 0;
+		if ((rv = md_scan(md, err, errlen)) != STORE_OK)
+			goto fail;
+	}
 	*md_r = &md->base;
 	return STORE_OK;
 fail:
