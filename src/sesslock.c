@@ -1,6 +1,6 @@
 /*
- * sesslock: the POP3 session lock as an owner-naming lock file (see
- * sesslock.h for the format and the staleness rules).
+ * sesslock: the POP3 session lock as an owner record in a file that stays
+ * (see sesslock.h for the format and the staleness rules).
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -11,17 +11,18 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "sesslock.h"
 
 #define BOOT_ID_MAX	40
 #define HOST_MAX	64
-#define LOCK_TRIES	3	/* creates to try when breaking stale locks */
+#define LOCK_TRIES	50	/* tries for the short OFD lock ... */
+#define LOCK_WAIT_US	200	/* ... this far apart (10 ms in all) */
 
 struct owner {
 	long		pid;
@@ -33,8 +34,25 @@ struct owner {
 /* This process, as written into its locks; redone after a fork. */
 static pthread_mutex_t	 self_mtx = PTHREAD_MUTEX_INITIALIZER;
 static struct owner	 self;
-static char		 self_line[160];
-static size_t		 self_len;
+static char		 self_rec[SESSLOCK_RECORD];
+
+/* A record: the text, spaces up to SESSLOCK_RECORD - 1, a newline. */
+static void __attribute__((format(printf, 2, 3)))
+record_fill(char *rec, const char *fmt, ...)
+{
+	va_list	 ap;
+	int	 n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(rec, SESSLOCK_RECORD, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if (n > SESSLOCK_RECORD - 1)
+		n = SESSLOCK_RECORD - 1;
+	memset(rec + n, ' ', (size_t)(SESSLOCK_RECORD - 1 - n));
+	rec[SESSLOCK_RECORD - 1] = '\n';
+}
 
 /* Field 22 of /proc/<pid>/stat. 0 and errno set when unreadable. */
 static uint64_t
@@ -80,12 +98,10 @@ read_line_file(const char *path, char *buf, size_t len)
 	buf[strcspn(buf, " \t\r\n")] = '\0';
 }
 
-/* This process's identity into o; returns the length of self_line. */
-static size_t
-self_identity(struct owner *o)
+/* This process's identity into o, and its record into rec. */
+static void
+self_identity(struct owner *o, char *rec)
 {
-	size_t	 len;
-
 	pthread_mutex_lock(&self_mtx);
 	if (self.pid != (long)getpid()) {
 		memset(&self, 0, sizeof(self));
@@ -97,38 +113,30 @@ self_identity(struct owner *o)
 			self.host[0] = '\0';
 		self.host[sizeof(self.host) - 1] = '\0';
 		self.host[strcspn(self.host, " \t\r\n")] = '\0';
-		self_len = (size_t)snprintf(self_line, sizeof(self_line),
-		    "%ld %" PRIu64 " %s %s\n", self.pid, self.start,
-		    self.boot[0] != '\0' ? self.boot : "-",
+		record_fill(self_rec, "%ld %" PRIu64 " %s %s", self.pid,
+		    self.start, self.boot[0] != '\0' ? self.boot : "-",
 		    self.host[0] != '\0' ? self.host : "-");
 	}
 	*o = self;
-	len = self_len;
+	memcpy(rec, self_rec, SESSLOCK_RECORD);
 	pthread_mutex_unlock(&self_mtx);
-	return len;
 }
 
-/*
- * Parse a lock file's text: 0 with o filled; -1 when it is not a complete
- * line yet (being written); -2 when it is a complete line of another
- * format (such as the bare pid that evpop3d 0.1's fcntl lock files held).
- */
+/* Parse a record: 0 with o filled, -1 when it names no owner (free). */
 static int
 owner_parse(const char *text, struct owner *o)
 {
 	unsigned long long start;
 
 	memset(o, 0, sizeof(*o));
-	if (strchr(text, '\n') == NULL)
-		return -1;
 	if (sscanf(text, "%ld %llu %39s %63s", &o->pid, &start, o->boot,
 	    o->host) != 4 || o->pid <= 0)
-		return -2;
+		return -1;
 	o->start = start;
 	return 0;
 }
 
-/* Whether the owner of a lock may still be running. */
+/* Whether the owner of a record may still be running. */
 static int
 owner_alive(const struct owner *o, const struct owner *me)
 {
@@ -146,95 +154,119 @@ owner_alive(const struct owner *o, const struct owner *me)
 	return start == 0 || start == o->start;
 }
 
+static int
+record_read(int fd, char *text, size_t len)
+{
+	ssize_t	 n;
+
+	if ((n = pread(fd, text, len - 1, 0)) == -1)
+		return -1;
+	text[n] = '\0';
+	return 0;
+}
+
+static enum store_err
+lock_fail(const char *path, char *err, size_t errlen)
+{
+	char	 ebuf[128];
+	int	 saved = errno;
+
+	snprintf(err, errlen, "lock %s: %s", path,
+	    strerror_r(saved, ebuf, sizeof(ebuf)));
+	return (saved == EACCES || saved == EPERM || saved == EROFS) ?
+	    STORE_PERM : STORE_TEMP;
+}
+
 enum store_err
 sesslock_acquire(const char *path, char *err, size_t errlen)
 {
 	struct owner	 me, holder;
-	struct stat	 st, st2;
-	char		 text[256], ebuf[128];
-	size_t		 len;
-	ssize_t		 n;
+	struct flock	 fl;
+	char		 rec[SESSLOCK_RECORD], text[SESSLOCK_RECORD + 1];
+	enum store_err	 rv;
 	int		 fd, tries;
 
-	len = self_identity(&me);
-	for (tries = 0; tries < LOCK_TRIES; tries++) {
-		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
-		    O_NOFOLLOW, 0600);
-		if (fd != -1) {
-			pthread_mutex_lock(&self_mtx);
-			n = write(fd, self_line, len);
-			pthread_mutex_unlock(&self_mtx);
-			if (n != (ssize_t)len) {
-				if (n >= 0)
-					errno = ENOSPC;
-				goto fail_written;
-			}
-			if (close(fd) == -1) {
-				fd = -1;
-				goto fail_written;
-			}
-			return STORE_OK;
-		}
-		if (errno != EEXIST)
-			goto fail;
+	self_identity(&me, rec);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd == -1)
+		return lock_fail(path, err, errlen);
 
-		/* Someone holds it, or held it and is gone. */
-		if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
-			if (errno == ENOENT)
-				continue;	/* released meanwhile */
-			goto fail;
-		}
-		n = fstat(fd, &st) == -1 ? -1 : read(fd, text, sizeof(text) - 1);
-		close(fd);
-		if (n < 0)
-			goto fail;
-		text[n] = '\0';
-		switch (owner_parse(text, &holder)) {
-		case -1:
-			/* Being written, or its writer died before writing. */
-			if (time(NULL) - st.st_mtime < SESSLOCK_STALE_EMPTY)
+	/*
+	 * The OFD lock only makes read-and-rewrite atomic between acquirers;
+	 * it is held for a few syscalls. Bounded waiting: a process that
+	 * holds it longer (evpop3d 0.1 held it for a whole session) is a
+	 * session in progress.
+	 */
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	for (tries = 0; fcntl(fd, F_OFD_SETLK, &fl) == -1; tries++) {
+		if ((errno != EAGAIN && errno != EACCES) ||
+		    tries == LOCK_TRIES) {
+			if (errno == EAGAIN || errno == EACCES)
 				goto inuse;
-			break;
-		case 0:
-			if (owner_alive(&holder, &me))
-				goto inuse;
-			break;
+			rv = lock_fail(path, err, errlen);
+			close(fd);
+			return rv;
 		}
-
-		/*
-		 * Stale: remove it, unless it was replaced since we read it
-		 * (another process broke it first and holds the new one).
-		 */
-		if (lstat(path, &st2) == 0 && st2.st_ino == st.st_ino &&
-		    st2.st_dev == st.st_dev &&
-		    st2.st_ctim.tv_sec == st.st_ctim.tv_sec &&
-		    st2.st_ctim.tv_nsec == st.st_ctim.tv_nsec &&
-		    unlink(path) == -1 &&
-		    errno != ENOENT)
-			goto fail;
+		usleep(LOCK_WAIT_US);
 	}
+
+	if (record_read(fd, text, sizeof(text)) == -1)
+		goto fail;
+	if (owner_parse(text, &holder) == 0 && owner_alive(&holder, &me))
+		goto inuse;
+	errno = 0;
+	if (pwrite(fd, rec, sizeof(rec), 0) != (ssize_t)sizeof(rec)) {
+		if (errno == 0)
+			errno = ENOSPC;
+		goto fail;
+	}
+	close(fd);			/* drops the OFD lock */
+	return STORE_OK;
+
 inuse:
+	close(fd);
 	snprintf(err, errlen, "%s is held by another POP3 session", path);
 	return STORE_INUSE;
-
-fail_written:
-	{
-		int saved = errno;
-
-		if (fd != -1)
-			close(fd);
-		unlink(path);
-		errno = saved;
-	}
 fail:
-	snprintf(err, errlen, "lock %s: %s", path,
-	    strerror_r(errno, ebuf, sizeof(ebuf)));
-	return (errno == EACCES || errno == EPERM || errno == EROFS) ?
-	    STORE_PERM : STORE_TEMP;
+	rv = lock_fail(path, err, errlen);
+	close(fd);
+	return rv;
 }
 
-void
+int
 sesslock_release(const char *path)
 {
-	(void)unlink(path);
+	struct owner	 me, holder;
+	char		 rec[SESSLOCK_RECORD], text[SESSLOCK_RECORD + 1];
+	int		 fd, saved;
+
+	/*
+	 * No OFD lock needed: while the record names this process, no
+	 * acquire() writes it, so only this write can change it.
+	 */
+	self_identity(&me, rec);
+	if ((fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW)) == -1)
+		return -1;
+	if (record_read(fd, text, sizeof(text)) == -1)
+		goto fail;
+	if (owner_parse(text, &holder) == 0 && holder.pid == me.pid &&
+	    holder.start == me.start && strcmp(holder.boot, me.boot) == 0 &&
+	    strcmp(holder.host, me.host) == 0) {
+		record_fill(rec, "free");
+		errno = 0;
+		if (pwrite(fd, rec, sizeof(rec), 0) != (ssize_t)sizeof(rec)) {
+			if (errno == 0)
+				errno = ENOSPC;
+			goto fail;
+		}
+	}
+	close(fd);
+	return 0;
+fail:
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
 }

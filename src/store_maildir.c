@@ -6,10 +6,10 @@
  * lock, then scans new/ and cur/ once; the session works on that snapshot
  * (RFC 1939 section 4: message numbers are fixed for the session).
  *
- * Lock: the lock file <root>/evpop3d.lock (sesslock.h), created at open
- * and removed at close or commit; a holder that died leaves a stale file
- * that the next open breaks. It holds no descriptor, so an idle session
- * costs one descriptor only. The lock keeps POP3 sessions apart only:
+ * Lock: an owner record in <root>/evpop3d.lock (sesslock.h), written at
+ * open and cleared at close or commit; the record of a holder that died
+ * is stale and the next open takes over. It holds no descriptor, so an
+ * idle session costs one descriptor. The lock keeps POP3 sessions apart:
  * deliveries and IMAP servers keep working, so files may be moved from
  * new/ to cur/ or renamed with new flags under us. msg_open() and commit()
  * follow such moves by the message's unique part.
@@ -121,7 +121,7 @@ md_free(struct md *md)
 		return;
 	if (md->locked && md_path(md, buf, sizeof(buf),
 	    STORE_MAILDIR_LOCKFILE, NULL) == 0)
-		sesslock_release(buf);
+		(void)sesslock_release(buf);	/* stays held until exit */
 	while ((b = md->arena) != NULL) {
 		md->arena = b->next;
 		free(b);

@@ -1,7 +1,6 @@
 /*
- * test_sesslock: the descriptor-free session lock file (sesslock.h):
- * exclusion, staleness rules, and a race of processes breaking one stale
- * lock at once.
+ * test_sesslock: the descriptor-free session lock (sesslock.h): exclusion,
+ * staleness rules, and a race of processes taking over one stale record.
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -125,8 +124,10 @@ test_exclusive(void **state)
 	assert_int_equal(waitpid(child, &status, 0), child);
 	assert_int_equal(WEXITSTATUS(status), 0);
 
-	sesslock_release(f->path);
-	assert_int_equal(access(f->path, F_OK), -1);
+	assert_int_equal(sesslock_release(f->path), 0);
+	slurp(f->path, text, sizeof(text));
+	assert_int_equal(strncmp(text, "free ", 5), 0);
+	assert_int_equal(strlen(text), SESSLOCK_RECORD);
 	assert_int_equal(try_lock(f->path), STORE_OK);
 	sesslock_release(f->path);
 }
@@ -183,6 +184,9 @@ test_owner_rules(void **state)
 	snprintf(text, sizeof(text), "1 %llu %s %s\n", start1, boot, host);
 	plant(f->path, text);
 	assert_int_equal(try_lock(f->path), STORE_INUSE);
+	/* ... and our release() leaves another owner's record alone. */
+	assert_int_equal(sesslock_release(f->path), 0);
+	assert_int_equal(try_lock(f->path), STORE_INUSE);
 
 	/* The same owner on another host: cannot tell, so it is held. */
 	snprintf(text, sizeof(text), "%ld %llu %s elsewhere.example\n", pid,
@@ -203,23 +207,21 @@ test_owner_rules(void **state)
 	sesslock_release(f->path);
 }
 
-/* An empty or partial file is a lock being written, until it is old. */
+/* Anything that names no owner is free: empty, torn or foreign text. */
 static void
-test_partial(void **state)
+test_garbage(void **state)
 {
 	struct fixture	*f = *state;
-	struct timespec	 old[2];
+	static const char *const texts[] = { "", "123 45", "free\n",
+	    "x y z w\n", "-5 1 b h\n" };
+	size_t		 i;
 
-	plant(f->path, "");
-	assert_int_equal(try_lock(f->path), STORE_INUSE);
-	plant(f->path, "123 45");
-	assert_int_equal(try_lock(f->path), STORE_INUSE);
-
-	old[0].tv_sec = old[1].tv_sec = time(NULL) - SESSLOCK_STALE_EMPTY - 5;
-	old[0].tv_nsec = old[1].tv_nsec = 0;
-	assert_int_equal(utimensat(AT_FDCWD, f->path, old, 0), 0);
-	assert_int_equal(try_lock(f->path), STORE_OK);
-	sesslock_release(f->path);
+	for (i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		plant(f->path, texts[i]);
+		assert_int_equal(try_lock(f->path), STORE_OK);
+		assert_int_equal(try_lock(f->path), STORE_INUSE);
+		sesslock_release(f->path);
+	}
 }
 
 /*
@@ -236,14 +238,12 @@ test_race(void **state)
 	char		 c;
 
 	for (round = 0; round < ROUNDS; round++) {
-		plant(f->path, "2147483646 1 x-boot x-host-gone\n");
-		/* A dead local owner: rewrite it with our boot and host. */
+		/* A dead local owner: our pid, another start time. */
 		{
 			long		 pid;
 			unsigned long long start;
 			char		 boot[64], host[64], text[256];
 
-			unlink(f->path);
 			self_fields(f->path, &pid, &start, boot, host);
 			snprintf(text, sizeof(text), "%ld %llu %s %s\n", pid,
 			    start + 7, boot, host);
@@ -275,7 +275,8 @@ test_race(void **state)
 			holders += WEXITSTATUS(status);
 		}
 		assert_int_equal(holders, 1);
-		assert_int_equal(access(f->path, F_OK), -1);
+		assert_int_equal(try_lock(f->path), STORE_OK);
+		sesslock_release(f->path);
 	}
 }
 
@@ -289,7 +290,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_owner_rules, setup,
 		    teardown),
-		cmocka_unit_test_setup_teardown(test_partial, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_race, setup, teardown),
 	};
 
