@@ -6,10 +6,12 @@
  * TOP sends the headers, the blank line and n body lines.
  *
  * The encoder works on runs: it looks for the next LF with memchr() and
- * copies everything up to it with one evbuffer_add(). It only steps in at
- * a bare LF (a CR is inserted) and at a '.' that begins a line (a '.' is
- * inserted). CRLF input is copied through in one add per feed (plus one
- * per stuffed dot); LF input costs two adds per line.
+ * copies everything up to it with one memcpy(). It only steps in at a bare
+ * LF (a CR is inserted) and at a '.' that begins a line (a '.' is
+ * inserted). Output goes straight into space reserved in the evbuffer
+ * once per feed: at most 2 * len + 1 octets (every byte an LF that
+ * becomes CRLF, plus a stuffed dot carried over from the last feed), so
+ * an LF-only message costs no evbuffer call per line.
  *
  * A CR is emitted as soon as it is seen: whether or not an LF follows, the
  * output byte is the same. pending_cr only remembers that the last byte
@@ -22,16 +24,14 @@
 
 #include "wire.h"
 
-/* Append n counted octets. */
+/* Append n counted octets at *cur (NULL: count only). */
 static void
-wire_emit(struct wire_enc *e, struct evbuffer *out, const char *p, size_t n)
+wire_emit(struct wire_enc *e, char **cur, const char *p, size_t n)
 {
-	if (n == 0)
-		return;
-	/* An allocation failure here shows up as a short message; the
-	 * session's output path cannot do better than libevent does. */
-	if (out != NULL)
-		(void)evbuffer_add(out, p, n);
+	if (*cur != NULL) {
+		memcpy(*cur, p, n);
+		*cur += n;
+	}
 	e->octets += n;
 }
 
@@ -73,14 +73,23 @@ int
 wire_enc_feed(struct wire_enc *e, const char *buf, size_t len,
     struct evbuffer *out)
 {
+	struct evbuffer_iovec v;
 	const char	*p, *end, *run, *nl;
+	char		*cur = NULL;
 	size_t		 n;
-	int		 cr;
+	int		 cr, rv = 0;
 
 	if (e->done)
 		return 1;
 	if (len == 0)
 		return 0;
+	/*
+	 * An allocation failure shows up as a short message; the session's
+	 * output path cannot do better than libevent does.
+	 */
+	if (out != NULL && evbuffer_reserve_space(out, (ev_ssize_t)(2 * len + 1),
+	    &v, 1) == 1)
+		cur = v.iov_base;
 
 	p = buf;
 	end = buf + len;
@@ -96,10 +105,10 @@ wire_enc_feed(struct wire_enc *e, const char *buf, size_t len,
 	while (p < end) {
 		/* RFC 1939 section 3: byte-stuff a leading '.'. */
 		if (e->at_bol && *p == '.') {
-			wire_emit(e, out, run, (size_t)(p - run));
+			wire_emit(e, &cur, run, (size_t)(p - run));
 			run = p;
-			if (out != NULL)
-				(void)evbuffer_add(out, ".", 1);	/* not counted */
+			if (cur != NULL)
+				*cur++ = '.';		/* not counted */
 		}
 
 		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL) {
@@ -125,19 +134,24 @@ wire_enc_feed(struct wire_enc *e, const char *buf, size_t len,
 
 		if (!cr) {
 			/* Bare LF: emit the line, then CRLF for the LF. */
-			wire_emit(e, out, run, (size_t)(nl - run));
-			wire_emit(e, out, "\r\n", 2);
+			wire_emit(e, &cur, run, (size_t)(nl - run));
+			wire_emit(e, &cur, "\r\n", 2);
 			run = nl + 1;
 		}
 		p = nl + 1;
 		if (wire_line_end(e, e->line_empty && n == 0)) {
-			wire_emit(e, out, run, (size_t)(p - run));
+			end = p;	/* TOP is complete: the rest is not sent */
 			e->done = 1;
-			return 1;
+			rv = 1;
+			break;
 		}
 	}
-	wire_emit(e, out, run, (size_t)(end - run));
-	return 0;
+	wire_emit(e, &cur, run, (size_t)(end - run));
+	if (cur != NULL) {
+		v.iov_len = (size_t)(cur - (char *)v.iov_base);
+		(void)evbuffer_commit_space(out, &v, 1);
+	}
+	return rv;
 }
 
 void
@@ -145,8 +159,11 @@ wire_enc_finish(struct wire_enc *e, struct evbuffer *out)
 {
 	/* A last line without terminator gets one; a CR that ended the
 	 * message is an ordinary byte, so "abc\r" becomes "abc\r\r\n". */
-	if (!e->at_bol)
-		wire_emit(e, out, "\r\n", 2);
+	if (!e->at_bol) {
+		e->octets += 2;
+		if (out != NULL)
+			(void)evbuffer_add(out, "\r\n", 2);
+	}
 	e->at_bol = 1;
 	e->line_empty = 1;
 	e->pending_cr = 0;
