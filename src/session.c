@@ -1,6 +1,11 @@
 /*
  * session: connection lifecycle, input loop, output backpressure, timers.
  */
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <errno.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -105,6 +110,12 @@ session_new(struct server *srv, int fd, const struct sockaddr *sa,
 	format_peer(sa, salen, s->rip, sizeof(s->rip));
 	linebuf_init(&s->lb, POP3_LINE_MAX);
 
+	/*
+	 * Replies are already whole when written (session_flush() sends a
+	 * loop iteration's output in one writev), so Nagle could only hold
+	 * a reply back waiting for the peer's delayed ACK.
+	 */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
 	s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	s->timer = evtimer_new(srv->base, session_timer_cb, s);
 	s->delay = evtimer_new(srv->base, session_delay_cb, s);
