@@ -7,7 +7,9 @@
 #ifndef EVPOP3D_LOG_H
 #define EVPOP3D_LOG_H
 
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #define LOG_PRINTF(a, b) __attribute__((format(printf, a, b)))
 
@@ -20,6 +22,9 @@ bool	log_debug_enabled(void);
 
 void	log_debug(const char *fmt, ...) LOG_PRINTF(1, 2);
 void	log_info(const char *fmt, ...) LOG_PRINTF(1, 2);
+/* An info line "sess=<16 hex digits> ..." (sess != 0). */
+void	log_vsession(uint64_t sess, const char *fmt, va_list ap)
+	    LOG_PRINTF(2, 0);
 void	log_warn(const char *fmt, ...) LOG_PRINTF(1, 2);
 void	log_warnx(const char *fmt, ...) LOG_PRINTF(1, 2);
 void	fatal(const char *fmt, ...) LOG_PRINTF(1, 2) __attribute__((noreturn));

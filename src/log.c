@@ -17,6 +17,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,8 +49,8 @@ static const char *const log_level_names[] = {
 static atomic_bool log_debug_on;
 static atomic_bool log_tty;	/* stderr is a terminal: add timestamps */
 
-static void	log_vline(enum log_level, int, const char *, va_list)
-		    __attribute__((format(printf, 3, 0)));
+static void	log_vline(enum log_level, int, uint64_t, const char *, va_list)
+		    __attribute__((format(printf, 4, 0)));
 
 void
 log_init(bool debug)
@@ -113,7 +114,8 @@ log_timestamp(char *buf, size_t len)
  * the errno value the caller saw. errno is preserved for the caller.
  */
 static void
-log_vline(enum log_level lvl, int with_errno, const char *fmt, va_list ap)
+log_vline(enum log_level lvl, int with_errno, uint64_t sess, const char *fmt,
+    va_list ap)
 {
 	char	 line[LOG_LINE_MAX];
 	char	 suffix[160], ebuf[128];
@@ -125,8 +127,12 @@ log_vline(enum log_level lvl, int with_errno, const char *fmt, va_list ap)
 
 	if (atomic_load_explicit(&log_tty, memory_order_relaxed))
 		len = log_timestamp(line, sizeof(line));
-	n = snprintf(line + len, sizeof(line) - len, "%s ",
-	    log_level_names[lvl]);
+	if (sess != 0)
+		n = snprintf(line + len, sizeof(line) - len, "%s sess=%016llx ",
+		    log_level_names[lvl], (unsigned long long)sess);
+	else
+		n = snprintf(line + len, sizeof(line) - len, "%s ",
+		    log_level_names[lvl]);
 	if (n > 0)
 		len += (size_t)n;
 
@@ -190,12 +196,18 @@ log_vline(enum log_level lvl, int with_errno, const char *fmt, va_list ap)
 }
 
 void
+log_vsession(uint64_t sess, const char *fmt, va_list ap)
+{
+	log_vline(LOG_LVL_INFO, 0, sess, fmt, ap);
+}
+
+void
 log_debug(const char *fmt, ...)
 {
 	va_list	 ap;
 
 	va_start(ap, fmt);
-	log_vline(LOG_LVL_DEBUG, 0, fmt, ap);
+	log_vline(LOG_LVL_DEBUG, 0, 0, fmt, ap);
 	va_end(ap);
 }
 
@@ -205,7 +217,7 @@ log_info(const char *fmt, ...)
 	va_list	 ap;
 
 	va_start(ap, fmt);
-	log_vline(LOG_LVL_INFO, 0, fmt, ap);
+	log_vline(LOG_LVL_INFO, 0, 0, fmt, ap);
 	va_end(ap);
 }
 
@@ -215,7 +227,7 @@ log_warn(const char *fmt, ...)
 	va_list	 ap;
 
 	va_start(ap, fmt);
-	log_vline(LOG_LVL_WARN, 1, fmt, ap);
+	log_vline(LOG_LVL_WARN, 1, 0, fmt, ap);
 	va_end(ap);
 }
 
@@ -225,7 +237,7 @@ log_warnx(const char *fmt, ...)
 	va_list	 ap;
 
 	va_start(ap, fmt);
-	log_vline(LOG_LVL_WARN, 0, fmt, ap);
+	log_vline(LOG_LVL_WARN, 0, 0, fmt, ap);
 	va_end(ap);
 }
 
@@ -235,7 +247,7 @@ fatal(const char *fmt, ...)
 	va_list	 ap;
 
 	va_start(ap, fmt);
-	log_vline(LOG_LVL_ERROR, 1, fmt, ap);
+	log_vline(LOG_LVL_ERROR, 1, 0, fmt, ap);
 	va_end(ap);
 	exit(1);
 }
@@ -246,7 +258,7 @@ fatalx(const char *fmt, ...)
 	va_list	 ap;
 
 	va_start(ap, fmt);
-	log_vline(LOG_LVL_ERROR, 0, fmt, ap);
+	log_vline(LOG_LVL_ERROR, 0, 0, fmt, ap);
 	va_end(ap);
 	exit(1);
 }

@@ -103,6 +103,8 @@ session_new(struct server *srv, int fd, const struct sockaddr *sa,
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return NULL;
 	s->srv = srv;
+	if (srv->next_session_id == 0)
+		srv->next_session_id++;		/* 0 means "no session" */
 	s->id = srv->next_session_id++;
 	s->state = POP3_AUTHORIZATION;
 	s->started_ms = now_ms();
@@ -145,7 +147,10 @@ session_new(struct server *srv, int fd, const struct sockaddr *sa,
 
 	TAILQ_INSERT_TAIL(&srv->sessions, s, entry);
 	srv->n_sessions++;
-	session_log(s, "event=connect rip=%s", s->rip);
+	/* The disconnect line names the peer too: one line per session. */
+	if (log_debug_enabled())
+		log_debug("sess=%016llx event=connect rip=%s",
+		    (unsigned long long)s->id, s->rip);
 
 	pop3_greet(s);
 	bufferevent_enable(s->bev, EV_READ);	/* EV_WRITE: session_flush() */
@@ -180,13 +185,11 @@ session_touch(struct session *s)
 void
 session_log(const struct session *s, const char *fmt, ...)
 {
-	char	buf[1024];
 	va_list	ap;
 
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	log_vsession(s->id, fmt, ap);
 	va_end(ap);
-	log_info("sess=%016llx %s", (unsigned long long)s->id, buf);
 }
 
 void
@@ -539,9 +542,10 @@ session_free(struct session *s)
 		s->flush_queued = 0;
 	}
 	{
-		session_log(s, "event=disconnect reason=%s user=%s state=%s "
-		    "retr=%u/%llu top=%u/%llu deleted=%u duration_ms=%llu",
-		    s->reason, s->user != NULL ? s->user : "-",
+		session_log(s, "event=disconnect reason=%s rip=%s user=%s "
+		    "state=%s retr=%u/%llu top=%u/%llu deleted=%u "
+		    "duration_ms=%llu", s->reason, s->rip,
+		    s->user != NULL ? s->user : "-",
 		    state_name(s->state), s->n_retr,
 		    (unsigned long long)s->retr_bytes, s->n_top,
 		    (unsigned long long)s->top_bytes, s->n_dele_done,
