@@ -790,7 +790,7 @@ test_many(void **state)
 	struct fixture	*f = *state;
 	struct maildrop	*md;
 	char		 name[64];
-	size_t		 i, n = 1000;
+	size_t		 i, n = 3000;	/* several getdents64() buffers */
 
 	mkdirs(f);
 	for (i = 0; i < n; i++) {
