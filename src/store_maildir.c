@@ -87,6 +87,7 @@ struct md {
 struct md_reader {
 	struct store_reader	 base;
 	int			 fd;
+	int			 eof;	/* a short read: the file ends there */
 };
 
 /* errno to a store error: permission problems are permanent. */
@@ -934,6 +935,7 @@ md_msg_open(struct maildrop *base, size_t i, struct store_reader **r_r)
 	}
 	r->base.ops = &store_maildir_ops;
 	r->fd = fd;
+	r->eof = 0;
 	*r_r = &r->base;
 	return STORE_OK;
 }
@@ -944,9 +946,17 @@ md_msg_read(struct store_reader *base, void *buf, size_t len)
 	struct md_reader	*r = (struct md_reader *)base;
 	ssize_t			 n;
 
+	/*
+	 * A delivered Maildir message never grows, so a short read is its
+	 * end: saves the read() that would return 0, one per message.
+	 */
+	if (r->eof)
+		return 0;
 	do {
 		n = read(r->fd, buf, len);
 	} while (n == -1 && errno == EINTR);
+	if (n >= 0 && (size_t)n < len)
+		r->eof = 1;
 	return n;
 }
 
