@@ -23,6 +23,8 @@
 /* How long server_stop() waits for sessions to say goodbye. */
 #define STOP_GRACE_SECONDS	5
 
+#define LISTEN_BACKLOG	4096
+
 static void
 accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
@@ -77,8 +79,14 @@ listen_one(struct server *srv, const struct cfg_listen *l)
 		close(fd);
 		return -1;
 	}
+	/*
+	 * A deep accept queue (the kernel caps it at net.core.somaxconn):
+	 * when a burst of connections overflows it, the client believes it
+	 * is connected while the kernel drops its ACK, and the greeting
+	 * waits for a SYN-ACK retransmission, up to half a minute later.
+	 */
 	lev = evconnlistener_new(srv->base, accept_cb, srv,
-	    LEV_OPT_CLOSE_ON_FREE, 1024, fd);
+	    LEV_OPT_CLOSE_ON_FREE, LISTEN_BACKLOG, fd);
 	if (lev == NULL) {
 		log_warn("listen %s: listen", l->text);
 		close(fd);
