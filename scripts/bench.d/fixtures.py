@@ -1,0 +1,368 @@
+"""
+fixtures: the benchmark's users and Maildirs under state/bench/.
+
+Layout (everything owned by the `evbench` system user, whose uid/gid are
+in the passwd-file so that Dovecot runs its mail processes as that user;
+evpop3d reads the uid/gid fields but runs as whoever started it):
+
+    passwd                    one Dovecot passwd-file shared by both servers
+    mail/<user>/Maildir/      cur/ new/ tmp/
+    pristine/shared/          10 messages hard-linked into idle and blf users
+    pristine/churn/<user>/    the churn users' Maildirs as generated
+    fixture.ok                marker: FIXTURE_VERSION, root, uid, gid, counts
+
+Users (password "pass" for all):
+    bench0000..bench0999      {PLAIN}, 10 messages of ~4 KiB each
+    big0000                   {PLAIN}, one ~20 MiB message (base64 attachment)
+    huge0000                  {PLAIN}, 100,000 small messages
+    blf0000..blf0199          {BLF-CRYPT} cost 5, 10 (hard-linked) messages each
+    churn0000..churn0099      {PLAIN}, CHURN_MSGS messages, restored per run
+    idle00000..idleNNNNN      {PLAIN}, 10 (hard-linked) messages each: the
+                              idle runs hold one session per user, and a
+                              maildrop is locked by its session (RFC 1939 s.4)
+
+Message files are named like Dovecot's deliveries:
+    <time>.M<usec>P<pid>.bench,S=<size>,W=<wire size>:2,S
+Both servers take the POP3 size from W= (the size with CRLF line ends,
+RFC 1939 section 11) instead of reading the file. Contents use LF line ends
+and include lines that start with "." (dot-stuffed on the wire).
+"""
+
+import ctypes
+import os
+import random
+import shutil
+import subprocess
+
+FIXTURE_VERSION = 3
+PASSWORD = "pass"
+BENCH_USERS = 1000
+BENCH_MSGS = 10
+BLF_USERS = 200
+CHURN_USERS = 100
+CHURN_MSGS = 150		# the churn scenario DELEs 3 per session
+HUGE_MSGS = 100000
+BIG_SIZE = 20 * 1024 * 1024
+BENCH_UID_NAME = "evbench"
+
+WORDS = """
+the a of to and in for on with at by from about as into like through after
+over between out against during without before under around among report
+meeting schedule budget quarter invoice shipment delivery customer account
+project review draft update release server network storage backup restore
+please thanks regards attached following question answer issue ticket team
+tomorrow today yesterday week month morning afternoon evening office remote
+contract proposal estimate approval deadline milestone feature request fix
+could would should might will can must need want think know see look find
+new old first last next early late small large important urgent minor major
+we you they it this that these those our your their its here there when
+""".split()
+
+NAMES = ["Alice Martin", "Bob Schulz", "Carol Nguyen", "Dmitri Ivanov",
+         "Eve Laurent", "Farid Haddad", "Grace Okafor", "Hiro Tanaka",
+         "Ines Silva", "Jonas Berg", "Kavya Rao", "Liam O'Brien"]
+
+DOT_LINES = [".", "..", ".signature follows below",
+             "...and that was the third dot", ". a line with a leading dot"]
+
+
+def wire_size(data):
+    """POP3 size of LF-only data that ends with LF: every LF becomes CRLF."""
+    return len(data) + data.count(b"\n")
+
+
+class Gen:
+    """Deterministic message text from a pool of pre-made body lines."""
+
+    def __init__(self, seed=1939):
+        self.rng = random.Random(seed)
+        self.lines = []
+        for _ in range(3000):
+            words = []
+            n = 0
+            target = self.rng.randint(40, 76)
+            while n < target:
+                w = self.rng.choice(WORDS)
+                words.append(w)
+                n += len(w) + 1
+            line = " ".join(words)
+            self.lines.append((line[0].upper() + line[1:]).encode())
+        self.seq = 0
+
+    def headers(self, user, stamp, subject_extra=""):
+        r = self.rng
+        self.seq += 1
+        name = r.choice(NAMES)
+        addr = name.split()[0].lower().replace("'", "") + "@example.net"
+        mid = "%d.%d.%x@example.net" % (stamp, self.seq, r.getrandbits(40))
+        date = "Tue, 14 Nov 2023 %02d:%02d:%02d +0000" % (
+            (stamp // 3600) % 24, (stamp // 60) % 60, stamp % 60)
+        k = r.randint(1, 254)
+        subj = " ".join(r.choice(WORDS) for _ in range(r.randint(3, 8)))
+        return ("Return-Path: <%s>\n"
+                "Delivered-To: %s@bench.example\n"
+                "Received: from mx%d.example.net (mx%d.example.net "
+                "[192.0.2.%d])\n"
+                "\tby mail.bench.example with ESMTPS id %X\n"
+                "\tfor <%s@bench.example>; %s\n"
+                "Date: %s\n"
+                "From: %s <%s>\n"
+                "To: %s@bench.example\n"
+                "Subject: %s%s\n"
+                "Message-ID: <%s>\n"
+                "MIME-Version: 1.0\n"
+                "Content-Type: text/plain; charset=utf-8\n"
+                "Content-Transfer-Encoding: 7bit\n"
+                "\n" % (addr, user, k, k, k, r.getrandbits(48), user, date,
+                        date, name, addr, user, subj.capitalize(),
+                        subject_extra, mid)).encode()
+
+    def message(self, user, stamp, target):
+        """One message of about target octets; some have dot lines."""
+        r = self.rng
+        out = [self.headers(user, stamp)]
+        size = len(out[0])
+        dots = r.random() < 0.4
+        while size < target:
+            if dots and r.random() < 0.05:
+                line = r.choice(DOT_LINES).encode()
+            else:
+                line = r.choice(self.lines)
+            out.append(line + b"\n")
+            size += len(line) + 1
+        if dots:
+            out.insert(r.randint(2, len(out)), b".\n")
+        return b"".join(out)
+
+    def small(self, user, stamp):
+        r = self.rng
+        out = [self.headers(user, stamp)]
+        for _ in range(r.randint(2, 8)):
+            out.append(r.choice(self.lines) + b"\n")
+        if r.random() < 0.1:
+            out.append(b".\n")
+        return b"".join(out)
+
+    def big(self, user, stamp, target):
+        """A multipart message with a base64 attachment, about target octets
+        on the wire."""
+        import base64
+        hdr = self.headers(user, stamp).replace(
+            b"Content-Type: text/plain; charset=utf-8\n"
+            b"Content-Transfer-Encoding: 7bit\n",
+            b"Content-Type: multipart/mixed; boundary=\"b1_bench\"\n")
+        part = (b"--b1_bench\nContent-Type: text/plain; charset=utf-8\n\n"
+                b"The file you asked for is attached.\n\n"
+                b"--b1_bench\nContent-Type: application/octet-stream; "
+                b"name=\"dump.bin\"\nContent-Transfer-Encoding: base64\n"
+                b"Content-Disposition: attachment; filename=\"dump.bin\"\n\n")
+        tail = b"\n--b1_bench--\n"
+        head = hdr + part
+        # each base64 line: 76 chars + LF = 78 wire octets
+        room = target - wire_size(head) - wire_size(tail)
+        nlines = room // 78
+        raw = random.Random(20).randbytes(nlines * 57)
+        b64 = base64.encodebytes(raw)	# 76-char lines, LF-terminated
+        return head + b64 + tail
+
+
+def md_name(stamp, usec, pid, data):
+    return "%d.M%dP%d.bench,S=%d,W=%d:2,S" % (stamp, usec, pid, len(data),
+                                               wire_size(data))
+
+
+def make_maildir(path):
+    for sub in ("cur", "new", "tmp"):
+        os.makedirs(os.path.join(path, sub), exist_ok=True)
+
+
+def write_msg(cur, name, data):
+    fd = os.open(os.path.join(cur, name),
+                 os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def bcrypt_hash(password):
+    """{BLF-CRYPT} $2b$ cost 5 (Dovecot's default) from libxcrypt."""
+    lib = ctypes.CDLL("libcrypt.so.1")
+    lib.crypt_gensalt.restype = ctypes.c_char_p
+    lib.crypt_gensalt.argtypes = [ctypes.c_char_p, ctypes.c_ulong,
+                                  ctypes.c_char_p, ctypes.c_int]
+    lib.crypt.restype = ctypes.c_char_p
+    lib.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    salt = lib.crypt_gensalt(b"$2b$", 5, None, 0)
+    h = lib.crypt(password.encode(), salt) if salt else None
+    if not h or not h.startswith(b"$2b$"):
+        raise RuntimeError("libxcrypt cannot make $2b$ hashes")
+    return "{BLF-CRYPT}" + h.decode()
+
+
+def ensure_user():
+    """The evbench system user/group; returns (uid, gid)."""
+    import pwd
+    try:
+        pw = pwd.getpwnam(BENCH_UID_NAME)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--user-group",
+                        "--no-create-home", "--home-dir", "/nonexistent",
+                        "--shell", "/usr/sbin/nologin", BENCH_UID_NAME],
+                       check=True)
+        pw = pwd.getpwnam(BENCH_UID_NAME)
+    return pw.pw_uid, pw.pw_gid
+
+
+def marker_text(state, uid, gid, idle_users):
+    return ("version=%d root=%s uid=%d gid=%d bench=%d huge=%d blf=%d "
+            "churn=%dx%d idle=%d\n" % (FIXTURE_VERSION, state, uid, gid,
+                                       BENCH_USERS, HUGE_MSGS, BLF_USERS,
+                                       CHURN_USERS, CHURN_MSGS, idle_users))
+
+
+def ensure(state, idle_users, log=print):
+    """Create the fixtures under state unless a matching marker says they
+    are complete. Returns (uid, gid, passwd path)."""
+    uid, gid = ensure_user()
+    marker = os.path.join(state, "fixture.ok")
+    want = marker_text(state, uid, gid, idle_users)
+    passwd = os.path.join(state, "passwd")
+    try:
+        with open(marker) as f:
+            if f.read() == want:
+                log("fixtures: reusing %s" % state)
+                return uid, gid, passwd
+    except FileNotFoundError:
+        pass
+
+    log("fixtures: generating under %s (takes a minute)" % state)
+    for d in ("mail", "pristine"):
+        shutil.rmtree(os.path.join(state, d), ignore_errors=True)
+    for f in ("fixture.ok", "passwd"):
+        try:
+            os.unlink(os.path.join(state, f))
+        except FileNotFoundError:
+            pass
+    # Dovecot's indexes describe the old mailboxes
+    for d in ("index", "control"):
+        shutil.rmtree(os.path.join(state, "dovecot", d), ignore_errors=True)
+
+    mail = os.path.join(state, "mail")
+    g = Gen()
+    pid = 4242
+    lines = []
+
+    def user_line(user, pw=None):
+        home = os.path.join(mail, user)
+        lines.append("%s:%s:%d:%d::%s::\n" % (
+            user, pw or "{PLAIN}" + PASSWORD, uid, gid, home))
+        return home
+
+    # bench users
+    for u in range(BENCH_USERS):
+        user = "bench%04d" % u
+        md = os.path.join(user_line(user), "Maildir")
+        make_maildir(md)
+        cur = os.path.join(md, "cur")
+        for i in range(BENCH_MSGS):
+            stamp = 1699900000 + u * 100 + i
+            data = g.message(user, stamp, g.rng.randint(3400, 4600))
+            write_msg(cur, md_name(stamp, 100000 + i, pid, data), data)
+    log("fixtures: %d bench users" % BENCH_USERS)
+
+    # big0000: one ~20 MiB message
+    user = "big0000"
+    md = os.path.join(user_line(user), "Maildir")
+    make_maildir(md)
+    data = g.big(user, 1699800000, BIG_SIZE)
+    write_msg(os.path.join(md, "cur"), md_name(1699800000, 1, pid, data),
+              data)
+
+    # huge0000: 100,000 small messages
+    user = "huge0000"
+    md = os.path.join(user_line(user), "Maildir")
+    make_maildir(md)
+    cur = os.path.join(md, "cur")
+    for i in range(HUGE_MSGS):
+        stamp = 1600000000 + i * 7
+        data = g.small(user, stamp)
+        write_msg(cur, md_name(stamp, i % 1000000, pid, data), data)
+    log("fixtures: huge0000 with %d messages" % HUGE_MSGS)
+
+    # the shared messages for blf and idle users
+    shared = os.path.join(state, "pristine", "shared")
+    os.makedirs(shared)
+    shared_names = []
+    for i in range(BENCH_MSGS):
+        stamp = 1699000000 + i
+        data = g.message("shared", stamp, g.rng.randint(3400, 4600))
+        name = md_name(stamp, 200000 + i, pid, data)
+        write_msg(shared, name, data)
+        shared_names.append(name)
+
+    def linked_user(user, pw=None):
+        md = os.path.join(user_line(user, pw), "Maildir")
+        make_maildir(md)
+        cur = os.path.join(md, "cur")
+        for name in shared_names:
+            os.link(os.path.join(shared, name), os.path.join(cur, name))
+
+    for u in range(BLF_USERS):
+        linked_user("blf%04d" % u, bcrypt_hash(PASSWORD))
+    log("fixtures: %d {BLF-CRYPT} users" % BLF_USERS)
+    for u in range(idle_users):
+        linked_user("idle%05d" % u)
+    log("fixtures: %d idle users" % idle_users)
+
+    # churn users: pristine copies, restored into mail/ before each run
+    for u in range(CHURN_USERS):
+        user = "churn%04d" % u
+        user_line(user)
+        md = os.path.join(state, "pristine", "churn", user, "Maildir")
+        make_maildir(md)
+        cur = os.path.join(md, "cur")
+        for i in range(CHURN_MSGS):
+            stamp = 1698000000 + u * 1000 + i
+            data = g.message(user, stamp, g.rng.randint(3400, 4600))
+            write_msg(cur, md_name(stamp, 300000 + i, pid, data), data)
+    log("fixtures: %d churn users x %d messages" % (CHURN_USERS, CHURN_MSGS))
+
+    subprocess.run(["chown", "-R", "%d:%d" % (uid, gid), mail,
+                    os.path.join(state, "pristine")], check=True)
+    for u in range(CHURN_USERS):
+        restore_churn_user(state, "churn%04d" % u)
+
+    tmp = passwd + ".tmp"
+    with open(tmp, "w") as f:
+        f.writelines(lines)
+    # Dovecot's auth process runs as the dovecot user and reads it too
+    try:
+        import grp
+        os.chown(tmp, 0, grp.getgrnam("dovecot").gr_gid)
+        os.chmod(tmp, 0o640)
+    except KeyError:
+        os.chmod(tmp, 0o600)
+    os.rename(tmp, passwd)
+    with open(marker, "w") as f:
+        f.write(want)
+    log("fixtures: done")
+    return uid, gid, passwd
+
+
+def restore_churn_user(state, user):
+    dst = os.path.join(state, "mail", user)
+    shutil.rmtree(dst, ignore_errors=True)
+    subprocess.run(["cp", "-a", os.path.join(state, "pristine", "churn", user),
+                    dst], check=True)
+
+
+def restore_churn(state):
+    """Put every churn user's Maildir back as generated, and drop Dovecot's
+    indexes of them (they describe messages that are gone)."""
+    for u in range(CHURN_USERS):
+        user = "churn%04d" % u
+        restore_churn_user(state, user)
+        for d in ("index", "control"):
+            shutil.rmtree(os.path.join(state, "dovecot", d, user),
+                          ignore_errors=True)

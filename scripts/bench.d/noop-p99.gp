@@ -1,0 +1,18 @@
+# scripts/bench: p99 NOOP round trip of 200 idle sessions per load phase.
+# Variables (gnuplot -e): term, outfile, datadir, servers ("evpop3d ...")
+eval sprintf("set terminal %s size 800,480 font 'sans,10'", term)
+set output outfile
+set title "NOOP round trip p99 of 200 idle sessions, by concurrent load"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set grid ytics
+set logscale y
+set ylabel "p99 NOOP round trip (ms, log scale)"
+set key top left
+title(s) = s eq "evpop3d" ? "evpop3d" : "Dovecot"
+color(s) = s eq "evpop3d" ? 0x1f77b4 : 0xd62728
+plot for [i = 1:words(servers)] datadir . "/noop.dat" \
+	using (column(i + 1)):xtic(1) lc rgb color(word(servers, i)) \
+	title title(word(servers, i))
