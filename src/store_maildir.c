@@ -15,7 +15,9 @@
  * follow such moves by the message's unique part.
  *
  * Size: the wire size (wire.h). A ",W=<n>" in the unique part (Dovecot,
- * Courier) is that size already; otherwise the file is read once at open.
+ * Courier) is that size already; otherwise the file is read once and the
+ * size kept in the Maildir's size cache (maildir_sizecache.h) for the
+ * next logins.
  *
  * UIDL: the unique part of the name (up to the ':' that starts the info),
  * which survives the move to cur/ and flag changes. One that is not a
@@ -43,6 +45,7 @@
 
 #include <openssl/evp.h>
 
+#include "maildir_sizecache.h"
 #include "sesslock.h"
 #include "store.h"
 #include "store_maildir.h"
@@ -371,7 +374,8 @@ fail:
 
 /* Read one of new/ and cur/ into md->msgs. */
 static enum store_err
-md_scan_dir(struct md *md, int sub, char *buf, char *err, size_t errlen)
+md_scan_dir(struct md *md, int sub, struct sizecache *sc, char *buf,
+    char *err, size_t errlen)
 {
 	char		 dpath[PATH_MAX];
 	struct md_msg	*m;
@@ -432,13 +436,16 @@ md_scan_dir(struct md *md, int sub, char *buf, char *err, size_t errlen)
 
 		colon = strchr(name, ':');
 		ulen = colon != NULL ? (size_t)(colon - name) : strlen(name);
-		if (md_parse_w(name, ulen, &size) == -1) {
+		if (md_parse_w(name, ulen, &size) == -1 && (sc == NULL ||
+		    sizecache_get(sc, name, ulen, &size) == -1)) {
 			if ((r = md_count(dfd, name, buf, &size)) == 1)
 				continue;	/* vanished since readdir */
 			if (r == -1) {
 				rv = md_fail(errno, err, errlen, "read", name);
 				goto done;
 			}
+			if (sc != NULL)
+				(void)sizecache_put(sc, name, ulen, size);
 		}
 
 		if (md->nmsgs == md->msgs_cap) {
@@ -657,15 +664,20 @@ md_make_uidls(struct md *md, char *err, size_t errlen)
 static enum store_err
 md_scan(struct md *md, char *err, size_t errlen)
 {
+	struct sizecache *sc;
 	struct md_msg	*m;
 	enum store_err	 rv;
 	char		*buf;
 
 	if ((buf = malloc(MD_READ_SIZE)) == NULL)
 		return md_fail(errno, err, errlen, "maildir", md->path);
-	if ((rv = md_scan_dir(md, MD_NEW, buf, err, errlen)) == STORE_OK)
-		rv = md_scan_dir(md, MD_CUR, buf, err, errlen);
+	sc = sizecache_load(md->path);	/* NULL: no memory, no cache */
+	if ((rv = md_scan_dir(md, MD_NEW, sc, buf, err, errlen)) == STORE_OK)
+		rv = md_scan_dir(md, MD_CUR, sc, buf, err, errlen);
 	free(buf);
+	if (rv == STORE_OK && sc != NULL)
+		(void)sizecache_save(sc, md->path);	/* best effort */
+	sizecache_free(sc);
 	if (rv != STORE_OK)
 		return rv;
 	if (md->nmsgs > 0) {

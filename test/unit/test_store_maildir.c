@@ -22,6 +22,7 @@
 #include <cmocka.h>
 #include <openssl/evp.h>
 
+#include "maildir_sizecache.h"
 #include "store.h"
 #include "store_maildir.h"
 #include "wire.h"
@@ -808,6 +809,102 @@ test_many(void **state)
 	ops->close(md);
 }
 
+static int
+unlink_in(const struct fixture *f, const char *sub, const char *name)
+{
+	char	 p[PATH_MAX];
+
+	snprintf(p, sizeof(p), "%s/%s/%s", f->md, sub, name);
+	return unlink(p);
+}
+
+/* The whole text of <Maildir>/<name>, NUL-terminated, in buf. */
+static void
+slurp_root(const struct fixture *f, const char *name, char *buf, size_t len)
+{
+	char	 p[PATH_MAX];
+	ssize_t	 n;
+	int	 fd;
+
+	snprintf(p, sizeof(p), "%s/%s", f->md, name);
+	fd = open(p, O_RDONLY);
+	assert_true(fd != -1);
+	n = read(fd, buf, len - 1);
+	assert_true(n >= 0);
+	buf[n] = '\0';
+	close(fd);
+}
+
+static uint64_t
+size_of(const struct fixture *f, size_t i)
+{
+	struct maildrop	*md = open_ok(f->md);
+	uint64_t	 size = maildrop_size(md, i);
+
+	ops->close(md);
+	return size;
+}
+
+/* Sizes without ,W= are computed once, then come from evpop3d-sizes. */
+static void
+test_size_cache(void **state)
+{
+	struct fixture	*f = *state;
+	static const char *const garbage[] = {
+		"",				/* empty */
+		"evpop3d-sizes 1\n1.a 7\n",	/* no end line */
+		"evpop3d-sizes 1\n1.a 7\nend 2\n",	/* wrong count */
+		"evpop3d-sizes 2\n1.a 7\nend 1\n",	/* other version */
+		"evpop3d-sizes 1\n1.a x\nend 1\n",	/* bad size */
+		"evpop3d-sizes 1\n1.a 7\nend 1\ntrailing",
+	};
+	char		 text[1024];
+	size_t		 i;
+
+	/* Every size in the names: no cache file. */
+	mkdirs(f);
+	put(f, "new", "3.c,W=99", "x\n", -1);		/* W= wins: 99 */
+	assert_int_equal(size_of(f, 0), 99);
+	assert_false(exists(f, ".", MAILDIR_SIZECACHE_FILE));
+
+	put(f, "cur", "1.a:2,S", "one\n", -1);		/* wire size 5 */
+	put(f, "cur", "2.b:2,S", "two\nlines\n", -1);	/* 12 */
+
+	assert_int_equal(size_of(f, 0), 5);
+	slurp_root(f, MAILDIR_SIZECACHE_FILE, text, sizeof(text));
+	assert_string_equal(text, "evpop3d-sizes 1\n1.a 5\n2.b 12\nend 2\n");
+
+	/* Used: a changed file (never done in a real Maildir) keeps its size. */
+	put(f, "cur", "1.a:2,S", "changed content\n", -1);
+	assert_int_equal(size_of(f, 0), 5);
+
+	/* Anything unusable is ignored whole and written again. */
+	for (i = 0; i < sizeof(garbage) / sizeof(garbage[0]); i++) {
+		put(f, ".", MAILDIR_SIZECACHE_FILE, garbage[i], -1);
+		assert_int_equal(size_of(f, 0), 17);
+		slurp_root(f, MAILDIR_SIZECACHE_FILE, text, sizeof(text));
+		assert_string_equal(text,
+		    "evpop3d-sizes 1\n1.a 17\n2.b 12\nend 2\n");
+		put(f, "cur", "1.a:2,S", "changed content\n", -1);
+	}
+
+	/* A cache of no entries is a good one. */
+	put(f, ".", MAILDIR_SIZECACHE_FILE, "evpop3d-sizes 1\nend 0\n", -1);
+	assert_int_equal(size_of(f, 0), 17);
+
+	/* Never trusted over the listing: gone messages leave it. */
+	assert_int_equal(unlink_in(f, "cur", "2.b:2,S"), 0);
+	put(f, "cur", "4.d", "four\n", -1);
+	{
+		struct maildrop	*md = open_ok(f->md);
+
+		assert_int_equal(maildrop_count(md), 3);
+		ops->close(md);
+	}
+	slurp_root(f, MAILDIR_SIZECACHE_FILE, text, sizeof(text));
+	assert_string_equal(text, "evpop3d-sizes 1\n1.a 17\n4.d 6\nend 2\n");
+}
+
 static void
 test_expand_location(void **state)
 {
@@ -895,6 +992,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_commit_raced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_size_cache, setup,
+		    teardown),
 		cmocka_unit_test(test_expand_location),
 		cmocka_unit_test(test_err_code),
 	};
