@@ -497,17 +497,20 @@ md_stamp(const char *s)
  * change or a move to cur/ does not reorder; then new/ before cur/ and the
  * info, which only matter for duplicates.
  */
+struct md_key {
+	uint64_t		 stamp;		/* md_stamp(m->name), once */
+	const struct md_msg	*m;
+};
+
 static int
-md_msg_cmp(const void *a, const void *b)
+md_key_cmp(const void *a, const void *b)
 {
-	const struct md_msg	*ma = a, *mb = b;
-	uint64_t		 ta, tb;
+	const struct md_key	*ka = a, *kb = b;
+	const struct md_msg	*ma = ka->m, *mb = kb->m;
 	int			 c;
 
-	ta = md_stamp(ma->name);
-	tb = md_stamp(mb->name);
-	if (ta != tb)
-		return ta < tb ? -1 : 1;
+	if (ka->stamp != kb->stamp)
+		return ka->stamp < kb->stamp ? -1 : 1;
 	if ((c = strcmp(ma->name, mb->name)) != 0)
 		return c;
 	if (ma->in_cur != mb->in_cur)
@@ -661,11 +664,42 @@ md_make_uidls(struct md *md, char *err, size_t errlen)
 	return STORE_OK;
 }
 
+/*
+ * Put the messages in session order. The delivery time is parsed once per
+ * message into a key array, not twice per comparison (a 100,000-message
+ * Maildir makes about 1.7 million comparisons).
+ */
+static int
+md_sort(struct md *md)
+{
+	struct md_key	*keys;
+	struct md_msg	*sorted;
+	size_t		 i, n = md->nmsgs;
+
+	if ((keys = reallocarray(NULL, n, sizeof(*keys))) == NULL)
+		return -1;
+	if ((sorted = reallocarray(NULL, n, sizeof(*sorted))) == NULL) {
+		free(keys);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		keys[i].stamp = md_stamp(md->msgs[i].name);
+		keys[i].m = &md->msgs[i];
+	}
+	qsort(keys, n, sizeof(*keys), md_key_cmp);
+	for (i = 0; i < n; i++)
+		sorted[i] = *keys[i].m;
+	free(keys);
+	free(md->msgs);
+	md->msgs = sorted;
+	md->msgs_cap = n;
+	return 0;
+}
+
 static enum store_err
 md_scan(struct md *md, char *err, size_t errlen)
 {
 	struct sizecache *sc;
-	struct md_msg	*m;
 	enum store_err	 rv;
 	char		*buf;
 
@@ -680,15 +714,9 @@ md_scan(struct md *md, char *err, size_t errlen)
 	sizecache_free(sc);
 	if (rv != STORE_OK)
 		return rv;
-	if (md->nmsgs > 0) {
-		/* Give back the slack of the doubling. */
-		if (md->nmsgs < md->msgs_cap && (m = reallocarray(md->msgs,
-		    md->nmsgs, sizeof(*m))) != NULL) {
-			md->msgs = m;
-			md->msgs_cap = md->nmsgs;
-		}
-		qsort(md->msgs, md->nmsgs, sizeof(*md->msgs), md_msg_cmp);
-	}
+	/* The sorted copy is exact: no slack from the doubling. */
+	if (md->nmsgs > 0 && md_sort(md) == -1)
+		return md_fail(errno, err, errlen, "scan", md->path);
 	return md_make_uidls(md, err, errlen);
 }
 
