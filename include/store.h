@@ -84,6 +84,17 @@ const char	*store_driver_name(size_t i);
 int	store_expand_location(const char *tmpl, const char *user,
 	    const char *home, char *out, size_t outlen);
 
+/* For drivers: a failed system call's errno as a store error (permission
+ * problems are permanent, the rest temporary). */
+enum store_err	 store_errno(int errnum);
+
+/*
+ * For drivers: "<what> <path>: <strerror>" into err; returns
+ * store_errno(errnum). Thread-safe (strerror_r).
+ */
+enum store_err	 store_fail(int errnum, char *err, size_t errlen,
+		    const char *what, const char *path);
+
 /* The RFC 2449/3206 response code for err: "[SYS/TEMP]", ... or "". */
 const char *store_err_code(enum store_err err);
 

@@ -202,15 +202,13 @@ sizecache_save(struct sizecache *c, const char *root)
 	size_t		 i, count = 0;
 	int		 fd, saved;
 
-	for (i = 0; i < c->nloaded && !c->dirty; i++)
-		if (!c->ents[i].used)
-			c->dirty = 1;		/* a message has gone */
 	for (i = 0; i < c->n; i++)
 		count += c->ents[i].used;
+	if (count < c->n)
+		c->dirty = 1;		/* a message has gone */
 	/* All sizes in the names (Dovecot, Courier): no file at all. */
 	if (!c->dirty || (count == 0 && !c->had_file))
 		return 0;
-	count = 0;
 	if (snprintf(path, sizeof(path), "%s/%s", root,
 	    MAILDIR_SIZECACHE_FILE) >= (int)sizeof(path) ||
 	    snprintf(tmp, sizeof(tmp), "%s/tmp/%s.%ld", root,
@@ -234,7 +232,6 @@ sizecache_save(struct sizecache *c, const char *root)
 			continue;
 		fprintf(fp, "%.*s %" PRIu64 "\n", (int)c->ents[i].len,
 		    c->ents[i].name, c->ents[i].size);
-		count++;
 	}
 	fprintf(fp, "end %zu\n", count);
 	if (fflush(fp) == EOF || ferror(fp)) {

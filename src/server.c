@@ -134,6 +134,8 @@ server_init(struct server *srv, struct event_base *base, const struct cfg *cfg)
 	if (evutil_secure_rng_init() == 0)
 		evutil_secure_rng_get_bytes(&srv->next_session_id,
 		    sizeof(srv->next_session_id));
+	if (srv->next_session_id == 0)
+		srv->next_session_id = 1;	/* 0 is "no session" in logs */
 
 	srv->store = store_driver(cfg->mail_driver);	/* checked by cfg_load() */
 	if (auth_db_open(cfg->passwd_file, &srv->auth, err, sizeof(err)) == -1) {

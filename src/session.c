@@ -43,6 +43,7 @@ static void	session_delay_cb(evutil_socket_t, short, void *);
 static void	session_process(struct session *);
 static void	session_free(struct session *);
 static void	session_queue_flush(struct session *);
+static void	session_free_later(struct session *);
 
 static uint64_t
 now_ms(void)
@@ -103,8 +104,6 @@ session_new(struct server *srv, int fd, const struct sockaddr *sa,
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return NULL;
 	s->srv = srv;
-	if (srv->next_session_id == 0)
-		srv->next_session_id++;		/* 0 means "no session" */
 	s->id = srv->next_session_id++;
 	s->state = POP3_AUTHORIZATION;
 	s->started_ms = now_ms();
@@ -219,6 +218,16 @@ session_write(struct session *s, const void *buf, size_t len)
 	session_queue_flush(s);
 }
 
+/* Free the session from the delay event, outside any callback using it. */
+static void
+session_free_later(struct session *s)
+{
+	if (!s->freeing) {
+		s->freeing = 1;
+		event_active(s->delay, EV_TIMEOUT, 0);
+	}
+}
+
 /* Have the server's flush event write our output before the next poll. */
 static void
 session_queue_flush(struct session *s)
@@ -255,15 +264,10 @@ session_flush(struct session *s)
 
 	if (s->freeing || s->write_armed)
 		return;
+	/* A continuation yields only with CONT_CHUNK queued: never empty. */
 	if (s->cont != NULL) {
-		if (evbuffer_get_length(out) == 0 && !session_run_cont(s)) {
-			session_queue_flush(s);
-			return;
-		}
-		if (s->cont != NULL) {
-			session_arm_write(s);
-			return;
-		}
+		session_arm_write(s);
+		return;
 	}
 	if (evbuffer_get_length(out) > 0) {
 		int	 n;
@@ -283,10 +287,7 @@ session_flush(struct session *s)
 		return;
 	}
 	if (s->closing) {
-		if (!s->freeing) {
-			s->freeing = 1;
-			event_active(s->delay, EV_TIMEOUT, 0);
-		}
+		session_free_later(s);
 		return;
 	}
 	/* Input held back while the output was over OUT_HIWAT. */
@@ -384,10 +385,8 @@ session_write_cb(struct bufferevent *bev, void *arg)
 
 	(void)bev;
 	if (s->closing) {
-		if (session_output_len(s) == 0 && !s->freeing) {
-			s->freeing = 1;
-			event_active(s->delay, EV_TIMEOUT, 0);
-		}
+		if (session_output_len(s) == 0)
+			session_free_later(s);
 		return;
 	}
 	if (s->cont != NULL && !session_run_cont(s))
@@ -507,8 +506,7 @@ session_close(struct session *s, const char *reason, bool flush)
 		return;		/* already flushing */
 	else
 		s->reason = reason;	/* a flushing close cut short */
-	s->freeing = 1;
-	event_active(s->delay, EV_TIMEOUT, 0);
+	session_free_later(s);
 }
 
 void

@@ -165,17 +165,6 @@ record_read(int fd, char *text, size_t len)
 	return 0;
 }
 
-static enum store_err
-lock_fail(const char *path, char *err, size_t errlen)
-{
-	char	 ebuf[128];
-	int	 saved = errno;
-
-	snprintf(err, errlen, "lock %s: %s", path,
-	    strerror_r(saved, ebuf, sizeof(ebuf)));
-	return (saved == EACCES || saved == EPERM || saved == EROFS) ?
-	    STORE_PERM : STORE_TEMP;
-}
 
 enum store_err
 sesslock_acquire(const char *path, char *err, size_t errlen)
@@ -189,7 +178,7 @@ sesslock_acquire(const char *path, char *err, size_t errlen)
 	self_identity(&me, rec);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd == -1)
-		return lock_fail(path, err, errlen);
+		return store_fail(errno, err, errlen, "lock", path);
 
 	/*
 	 * The OFD lock only makes read-and-rewrite atomic between acquirers;
@@ -205,7 +194,7 @@ sesslock_acquire(const char *path, char *err, size_t errlen)
 		    tries == LOCK_TRIES) {
 			if (errno == EAGAIN || errno == EACCES)
 				goto inuse;
-			rv = lock_fail(path, err, errlen);
+			rv = store_fail(errno, err, errlen, "lock", path);
 			close(fd);
 			return rv;
 		}
@@ -230,7 +219,7 @@ inuse:
 	snprintf(err, errlen, "%s is held by another POP3 session", path);
 	return STORE_INUSE;
 fail:
-	rv = lock_fail(path, err, errlen);
+	rv = store_fail(errno, err, errlen, "lock", path);
 	close(fd);
 	return rv;
 }

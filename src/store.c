@@ -2,6 +2,8 @@
  * store: the driver registry and the helpers every driver shares
  * (see store.h).
  */
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "store.h"
@@ -109,6 +111,24 @@ store_expand_location(const char *tmpl, const char *user, const char *home,
 fail:
 	out[0] = '\0';
 	return -1;
+}
+
+enum store_err
+store_errno(int errnum)
+{
+	return (errnum == EACCES || errnum == EPERM) ? STORE_PERM : STORE_TEMP;
+}
+
+enum store_err
+store_fail(int errnum, char *err, size_t errlen, const char *what,
+    const char *path)
+{
+	char	 buf[128];
+
+	/* GNU strerror_r: drivers fail on worker threads too. */
+	snprintf(err, errlen, "%s %s: %s", what, path,
+	    strerror_r(errnum, buf, sizeof(buf)));
+	return store_errno(errnum);
 }
 
 const char *

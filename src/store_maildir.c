@@ -95,24 +95,6 @@ struct md_reader {
 	int			 eof;	/* a short read: the file ends there */
 };
 
-/* errno to a store error: permission problems are permanent. */
-static enum store_err
-md_errcode(int errnum)
-{
-	return (errnum == EACCES || errnum == EPERM) ? STORE_PERM : STORE_TEMP;
-}
-
-static enum store_err
-md_fail(int errnum, char *err, size_t errlen, const char *what,
-    const char *path)
-{
-	char	 buf[128];
-
-	/* strerror_r: open() runs on worker threads (GNU variant). */
-	snprintf(err, errlen, "%s %s: %s", what, path,
-	    strerror_r(errnum, buf, sizeof(buf)));
-	return md_errcode(errnum);
-}
 
 static int	md_path(const struct md *, char *, size_t, const char *,
 		    const char *);
@@ -269,13 +251,13 @@ md_create(struct md *md, char *err, size_t errlen)
 
 	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
 		if (md_path(md, buf, sizeof(buf), subs[i], NULL) == -1)
-			return md_fail(errno, err, errlen, "maildir", md->path);
+			return store_fail(errno, err, errlen, "maildir", md->path);
 		if (md_mkdir(buf) == 0)
 			continue;
 		if (errno != ENOENT || root_done)
-			return md_fail(errno, err, errlen, "mkdir", buf);
+			return store_fail(errno, err, errlen, "mkdir", buf);
 		if (md_mkdir_p(md->path) == -1)
-			return md_fail(errno, err, errlen, "mkdir", md->path);
+			return store_fail(errno, err, errlen, "mkdir", md->path);
 		root_done = 1;
 		i--;			/* again, now that the root exists */
 	}
@@ -290,7 +272,7 @@ md_lock(struct md *md, char *err, size_t errlen)
 	enum store_err	 rv;
 
 	if (md_path(md, buf, sizeof(buf), STORE_MAILDIR_LOCKFILE, NULL) == -1)
-		return md_fail(errno, err, errlen, "maildir", md->path);
+		return store_fail(errno, err, errlen, "maildir", md->path);
 	if ((rv = sesslock_acquire(buf, err, errlen)) == STORE_OK)
 		md->locked = 1;
 	return rv;
@@ -391,10 +373,10 @@ md_scan_dir(struct md *md, int sub, struct sizecache *sc, char *buf,
 	enum store_err	 rv = STORE_OK;
 
 	if (md_path(md, dpath, sizeof(dpath), md_subdir[sub], NULL) == -1)
-		return md_fail(errno, err, errlen, "maildir", md->path);
+		return store_fail(errno, err, errlen, "maildir", md->path);
 	dfd = open(dpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd == -1)
-		return md_fail(errno, err, errlen, "open", dpath);
+		return store_fail(errno, err, errlen, "open", dpath);
 
 	/*
 	 * getdents64() straight into a stack buffer: opendir() would add an
@@ -403,7 +385,7 @@ md_scan_dir(struct md *md, int sub, struct sizecache *sc, char *buf,
 	for (off = len = 0;; off += de->d_reclen) {
 		if (off >= len) {
 			if ((n = getdents64(dfd, dents, sizeof(dents))) == -1) {
-				rv = md_fail(errno, err, errlen, "readdir",
+				rv = store_fail(errno, err, errlen, "readdir",
 				    dpath);
 				break;
 			}
@@ -424,7 +406,7 @@ md_scan_dir(struct md *md, int sub, struct sizecache *sc, char *buf,
 			if (fstatat(dfd, name, &st, 0) == -1) {
 				if (errno == ENOENT)	/* gone, or dangling */
 					continue;
-				rv = md_fail(errno, err, errlen, "stat", name);
+				rv = store_fail(errno, err, errlen, "stat", name);
 				goto done;
 			}
 			if (!S_ISREG(st.st_mode))
@@ -441,7 +423,7 @@ md_scan_dir(struct md *md, int sub, struct sizecache *sc, char *buf,
 			if ((r = md_count(dfd, name, buf, &size)) == 1)
 				continue;	/* vanished since readdir */
 			if (r == -1) {
-				rv = md_fail(errno, err, errlen, "read", name);
+				rv = store_fail(errno, err, errlen, "read", name);
 				goto done;
 			}
 			if (sc != NULL)
@@ -452,7 +434,7 @@ md_scan_dir(struct md *md, int sub, struct sizecache *sc, char *buf,
 			ncap = md->msgs_cap == 0 ? MD_MSGS_INIT : md->msgs_cap * 2;
 			m = reallocarray(md->msgs, ncap, sizeof(*m));
 			if (m == NULL) {
-				rv = md_fail(errno, err, errlen, "scan", dpath);
+				rv = store_fail(errno, err, errlen, "scan", dpath);
 				goto done;
 			}
 			md->msgs = m;
@@ -466,7 +448,7 @@ md_scan_dir(struct md *md, int sub, struct sizecache *sc, char *buf,
 		m->name = md_arena_add(md, name, ulen, colon != NULL ?
 		    colon + 1 : NULL, colon != NULL ? strlen(colon + 1) : 0);
 		if (m->name == NULL) {
-			rv = md_fail(ENOMEM, err, errlen, "scan", dpath);
+			rv = store_fail(ENOMEM, err, errlen, "scan", dpath);
 			goto done;
 		}
 		md->nmsgs++;
@@ -622,11 +604,11 @@ md_make_uidls(struct md *md, char *err, size_t errlen)
 			cand[2 * j + 1] = hex[dig[j] & 0xf];
 		}
 		if ((m->uidl = md_arena_add(md, cand, 2 * dlen, NULL, 0)) == NULL)
-			return md_fail(ENOMEM, err, errlen, "maildir", md->path);
+			return store_fail(ENOMEM, err, errlen, "maildir", md->path);
 	}
 
 	if (md_tab_init(&t, md->msgs, md->nmsgs, 1) == -1)
-		return md_fail(errno, err, errlen, "maildir", md->path);
+		return store_fail(errno, err, errlen, "maildir", md->path);
 	for (i = 0; i < md->nmsgs; i++) {
 		m = &md->msgs[i];
 		s = md_tab_find(&t, m->uidl, strlen(m->uidl));
@@ -656,7 +638,7 @@ md_make_uidls(struct md *md, char *err, size_t errlen)
 		if ((m->uidl = md_arena_add(md, cand, blen + slen, NULL, 0)) ==
 		    NULL) {
 			free(t.slot);
-			return md_fail(ENOMEM, err, errlen, "maildir", md->path);
+			return store_fail(ENOMEM, err, errlen, "maildir", md->path);
 		}
 		t.slot[s] = (uint32_t)(i + 1);
 	}
@@ -704,7 +686,7 @@ md_scan(struct md *md, char *err, size_t errlen)
 	char		*buf;
 
 	if ((buf = malloc(MD_READ_SIZE)) == NULL)
-		return md_fail(errno, err, errlen, "maildir", md->path);
+		return store_fail(errno, err, errlen, "maildir", md->path);
 	sc = sizecache_load(md->path);	/* NULL: no memory, no cache */
 	if ((rv = md_scan_dir(md, MD_NEW, sc, buf, err, errlen)) == STORE_OK)
 		rv = md_scan_dir(md, MD_CUR, sc, buf, err, errlen);
@@ -716,7 +698,7 @@ md_scan(struct md *md, char *err, size_t errlen)
 		return rv;
 	/* The sorted copy is exact: no slack from the doubling. */
 	if (md->nmsgs > 0 && md_sort(md) == -1)
-		return md_fail(errno, err, errlen, "scan", md->path);
+		return store_fail(errno, err, errlen, "scan", md->path);
 	return md_make_uidls(md, err, errlen);
 }
 
@@ -735,10 +717,10 @@ md_open(const char *path, struct maildrop **md_r, char *err, size_t errlen)
 		return STORE_PERM;
 	}
 	if ((md = calloc(1, sizeof(*md))) == NULL)
-		return md_fail(errno, err, errlen, "maildir", path);
+		return store_fail(errno, err, errlen, "maildir", path);
 	md->base.ops = &store_maildir_ops;
 	if ((md->path = strdup(path)) == NULL) {
-		rv = md_fail(errno, err, errlen, "maildir", path);
+		rv = store_fail(errno, err, errlen, "maildir", path);
 		goto fail;
 	}
 	/*
@@ -1038,14 +1020,14 @@ md_msg_open(struct maildrop *base, size_t i, struct store_reader **r_r)
 		return STORE_GONE;
 	if ((fd = md_open_file(md, &md->msgs[i])) == -1) {
 		if (errno != ENOENT)
-			return md_errcode(errno);
+			return store_errno(errno);
 		/* Moved to cur/ or renamed with new flags? */
 		if ((moved = md_relocate(md, i)) == -1)
-			return md_errcode(errno);
+			return store_errno(errno);
 		if (moved == 0)
 			return STORE_GONE;
 		if ((fd = md_open_file(md, &md->msgs[i])) == -1)
-			return errno == ENOENT ? STORE_GONE : md_errcode(errno);
+			return errno == ENOENT ? STORE_GONE : store_errno(errno);
 	}
 	if ((r = malloc(sizeof(*r))) == NULL) {
 		close(fd);
@@ -1142,7 +1124,7 @@ md_commit(struct maildrop *base, const uint8_t *del, size_t *failed_r)
 			continue;
 		}
 		if (failed++ == 0)
-			rv = md_errcode(errno);
+			rv = store_errno(errno);
 	}
 	for (i = 0; missing > 0 && i < md->nmsgs; i++) {
 		m = &md->msgs[i];
@@ -1151,13 +1133,13 @@ md_commit(struct maildrop *base, const uint8_t *del, size_t *failed_r)
 		if ((!relocated && md_relocate(md, SIZE_MAX) == -1) ||
 		    (m->shared && md_relocate(md, i) == -1)) {
 			if (failed++ == 0)
-				rv = md_errcode(errno);
+				rv = store_errno(errno);
 			continue;
 		}
 		relocated = 1;
 		if (md_unlink(md, m, &dirs) == -1 && errno != ENOENT)
 			if (failed++ == 0)
-				rv = md_errcode(errno);
+				rv = store_errno(errno);
 	}
 	if (dirs & (1U << MD_CUR))
 		md_fsync_dir(md, MD_CUR);

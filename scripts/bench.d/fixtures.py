@@ -28,11 +28,15 @@ RFC 1939 section 11) instead of reading the file. Contents use LF line ends
 and include lines that start with "." (dot-stuffed on the wire).
 """
 
-import ctypes
 import os
 import random
 import shutil
 import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "..", "test", "integration"))
+import evtest  # noqa: E402  (the test harness: one bcrypt helper)
 
 FIXTURE_VERSION = 3
 PASSWORD = "pass"
@@ -186,18 +190,12 @@ def write_msg(cur, name, data):
 
 
 def bcrypt_hash(password):
-    """{BLF-CRYPT} $2b$ cost 5 (Dovecot's default) from libxcrypt."""
-    lib = ctypes.CDLL("libcrypt.so.1")
-    lib.crypt_gensalt.restype = ctypes.c_char_p
-    lib.crypt_gensalt.argtypes = [ctypes.c_char_p, ctypes.c_ulong,
-                                  ctypes.c_char_p, ctypes.c_int]
-    lib.crypt.restype = ctypes.c_char_p
-    lib.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
-    salt = lib.crypt_gensalt(b"$2b$", 5, None, 0)
-    h = lib.crypt(password.encode(), salt) if salt else None
-    if not h or not h.startswith(b"$2b$"):
+    """{BLF-CRYPT} $2b$ cost 5 (Dovecot's default), made by the test
+    harness's libxcrypt helper."""
+    h = evtest.bcrypt_hash(password)
+    if h is None:
         raise RuntimeError("libxcrypt cannot make $2b$ hashes")
-    return "{BLF-CRYPT}" + h.decode()
+    return "{BLF-CRYPT}" + h
 
 
 def ensure_user():

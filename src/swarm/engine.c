@@ -40,6 +40,7 @@
 #include <event2/event_struct.h>	/* events embedded in the slots */
 
 #include "engine.h"
+#include "grow.h"
 #include "reply.h"
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
@@ -234,27 +235,6 @@ ms_tv(uint64_t ms)
 	return tv;
 }
 
-/* Grow a byte or element array; -1 when out of memory. */
-static int
-grow(void **arr, uint32_t *cap, size_t need, size_t sz)
-{
-	size_t	 n;
-	void	*q;
-
-	if (need <= *cap)
-		return 0;
-	if (need > UINT32_MAX / 2)
-		return -1;
-	n = *cap ? *cap : 16;
-	while (n < need)
-		n *= 2;
-	if ((q = reallocarray(*arr, n, sz)) == NULL)
-		return -1;
-	*arr = q;
-	*cap = (uint32_t)n;
-	return 0;
-}
-
 /* ------------------------------------------------------------ ending */
 
 static void
@@ -436,7 +416,7 @@ sess_flush(struct sess *s)
 	}
 	if (s->outoff > 0 && s->outlen == 0)
 		s->outoff = 0;
-	if (grow((void **)&s->out, &s->outcap,
+	if (swarm_grow((void **)&s->out, &s->outcap,
 	    (size_t)s->outoff + s->outlen + len - (size_t)n, 1) == -1) {
 		violation(s, VK_SCRIPT, "out of memory");
 		return -1;
@@ -571,7 +551,7 @@ sizes_reserve(struct sess *s, uint64_t n)
 
 	if (n + 1 > (1u << 24))
 		return -1;
-	if (grow((void **)&s->sizes, &s->capsizes, (size_t)n + 1,
+	if (swarm_grow((void **)&s->sizes, &s->capsizes, (size_t)n + 1,
 	    sizeof(*s->sizes)) == -1)
 		return -1;
 	memset(s->sizes + old, 0, sizeof(*s->sizes) * (s->capsizes - old));
@@ -711,7 +691,7 @@ listing_line(struct sess *s, const char *line, size_t len)
 		    (unsigned long long)n);
 		return -1;
 	}
-	if (s->nuids == s->capuids && grow((void **)&s->uids, &s->capuids,
+	if (s->nuids == s->capuids && swarm_grow((void **)&s->uids, &s->capuids,
 	    (size_t)s->nuids + 1, sizeof(*s->uids)) == -1) {
 		violation(s, VK_SCRIPT, "out of memory");
 		return -1;
@@ -910,7 +890,7 @@ sess_pump(struct sess *s, const char *data, size_t len, int owned)
 			    "asked for", left);
 			return;
 		}
-		if (grow((void **)&s->in, &s->incap, left, 1) == -1) {
+		if (swarm_grow((void **)&s->in, &s->incap, left, 1) == -1) {
 			violation(s, VK_SCRIPT, "out of memory");
 			return;
 		}
@@ -974,7 +954,7 @@ sess_read(struct sess *s)
 			    "asked for", s->inlen + (size_t)n);
 			return;
 		}
-		if (grow((void **)&s->in, &s->incap, s->inlen + (size_t)n,
+		if (swarm_grow((void **)&s->in, &s->incap, s->inlen + (size_t)n,
 		    1) == -1) {
 			violation(s, VK_SCRIPT, "out of memory");
 			return;
@@ -1482,7 +1462,7 @@ timeline_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	tick(e);
-	if (grow((void **)&st->timeline, &st->captimeline,
+	if (swarm_grow((void **)&st->timeline, &st->captimeline,
 	    (size_t)st->ntimeline + 1, sizeof(*st->timeline)) == -1)
 		return;
 	t = &st->timeline[st->ntimeline++];

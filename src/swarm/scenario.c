@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "grow.h"
 #include "scenario.h"
 
 #define SC_MAX_VERBS	64
@@ -44,10 +45,10 @@ struct parser {
 	struct sc_prog	*p;
 	uint32_t	 capinsns;
 	uint32_t	 capparts;
-	size_t		 captext;
+	uint32_t	 captext;
 	struct cvar	*consts;
 	size_t		 nconsts;
-	size_t		 capconsts;
+	uint32_t	 capconsts;
 	struct sc_def	*defs;
 	size_t		 ndefs;
 	struct block	 stack[SC_MAX_DEPTH];
@@ -93,25 +94,6 @@ static int
 oom(struct parser *ps)
 {
 	return perr(ps, "out of memory");
-}
-
-/* Grow *arr (of elements of size sz) to hold at least need elements. */
-static int
-grow(void **arr, size_t *cap, size_t need, size_t sz)
-{
-	size_t	 n;
-	void	*q;
-
-	if (need <= *cap)
-		return 0;
-	n = *cap ? *cap : 16;
-	while (n < need)
-		n *= 2;
-	if ((q = reallocarray(*arr, n, sz)) == NULL)
-		return -1;
-	*arr = q;
-	*cap = n;
-	return 0;
 }
 
 static int
@@ -191,7 +173,7 @@ const_add(struct parser *ps, const char *s, size_t len, const char *value,
 {
 	struct cvar	*c;
 
-	if (grow((void **)&ps->consts, &ps->capconsts, ps->nconsts + 1,
+	if (swarm_grow((void **)&ps->consts, &ps->capconsts, ps->nconsts + 1,
 	    sizeof(*ps->consts)) == -1)
 		return NULL;
 	c = &ps->consts[ps->nconsts];
@@ -302,7 +284,7 @@ text_add(struct parser *ps, const char *s, size_t len)
 {
 	struct sc_prog	*p = ps->p;
 
-	if (grow((void **)&p->text, &ps->captext, p->textlen + len + 1, 1) == -1)
+	if (swarm_grow((void **)&p->text, &ps->captext, p->textlen + len + 1, 1) == -1)
 		return oom(ps);
 	memcpy(p->text + p->textlen, s, len);
 	p->text[p->textlen + len] = '\0';
@@ -315,12 +297,10 @@ part_add(struct parser *ps, uint8_t kind, uint16_t slot, uint32_t off,
     uint32_t len)
 {
 	struct sc_prog	*p = ps->p;
-	size_t		 cap = ps->capparts;
 
-	if (grow((void **)&p->parts, &cap, p->nparts + 1,
+	if (swarm_grow((void **)&p->parts, &ps->capparts, p->nparts + 1,
 	    sizeof(*p->parts)) == -1)
 		return oom(ps);
-	ps->capparts = (uint32_t)cap;
 	p->parts[p->nparts].kind = kind;
 	p->parts[p->nparts].slot = slot;
 	p->parts[p->nparts].off = off;
@@ -503,14 +483,12 @@ emit(struct parser *ps, uint8_t op)
 {
 	struct sc_prog	*p = ps->p;
 	struct sc_insn	*in;
-	size_t		 cap = ps->capinsns;
 
-	if (grow((void **)&p->insns, &cap, p->ninsns + 1,
+	if (swarm_grow((void **)&p->insns, &ps->capinsns, p->ninsns + 1,
 	    sizeof(*p->insns)) == -1) {
 		oom(ps);
 		return NULL;
 	}
-	ps->capinsns = (uint32_t)cap;
 	in = &p->insns[p->ninsns++];
 	memset(in, 0, sizeof(*in));
 	in->op = op;
