@@ -42,8 +42,9 @@ int		 sizecache_put(struct sizecache *c, const char *name,
 /*
  * Write root's cache again if it changed: new sizes, entries that were not
  * looked up (their messages are gone), or an unusable file. Atomic (a
- * temporary file in root/tmp/, then rename). 0, or -1 with errno set; a
- * failure only costs the next login some reading.
+ * temporary file in root/tmp/, then rename), sorted by name. 0, or -1 with
+ * errno set; a failure only costs the next login some reading. Only
+ * sizecache_free() may follow.
  */
 int		 sizecache_save(struct sizecache *c, const char *root);
 

@@ -123,7 +123,7 @@ sizecache_load(const char *root)
 	struct stat		 st;
 	char			 path[PATH_MAX];
 	ssize_t			 n;
-	size_t			 got = 0;
+	size_t			 got = 0, i;
 	int			 fd;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
@@ -155,8 +155,12 @@ sizecache_load(const char *root)
 		c->n = 0;		/* unusable: start over */
 		return c;
 	}
-	if (c->n > 0)
-		qsort(c->ents, c->n, sizeof(*c->ents), sc_cmp);
+	/* sizecache_save() writes it sorted: one pass, then no sort. */
+	for (i = 1; i < c->n; i++)
+		if (sc_cmp(&c->ents[i - 1], &c->ents[i]) > 0) {
+			qsort(c->ents, c->n, sizeof(*c->ents), sc_cmp);
+			break;
+		}
 	c->nloaded = c->n;
 	c->dirty = 0;
 	return c;
@@ -226,6 +230,13 @@ sizecache_save(struct sizecache *c, const char *root)
 		errno = saved;
 		return -1;
 	}
+	/*
+	 * Sorted, so that the next load need not sort. This reorders ents;
+	 * the cache is not looked up after saving.
+	 */
+	if (c->n > 1)
+		qsort(c->ents, c->n, sizeof(*c->ents), sc_cmp);
+	c->nloaded = 0;
 	fputs(SC_HEADER, fp);
 	for (i = 0; i < c->n; i++) {
 		if (!c->ents[i].used)

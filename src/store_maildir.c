@@ -95,7 +95,6 @@ struct md_reader {
 	int			 eof;	/* a short read: the file ends there */
 };
 
-
 static int	md_path(const struct md *, char *, size_t, const char *,
 		    const char *);
 static void	md_dirfd_drop(const struct md *);
