@@ -101,8 +101,8 @@ struct sess {
 	unsigned		 stat_seen:1;
 	unsigned		 list_seen:1;
 	unsigned		 open:1;	/* counted in e->open */
-	unsigned		 failed:1;
 	unsigned		 pumping:1;	/* inside sess_pump() */
+	unsigned		 phased:1;	/* first pause in a loop done */
 	uint16_t		 last_verb;	/* of the last answered command */
 	const struct sc_insn	*exp;		/* the expect being read */
 	struct sc_run		 run;
@@ -1158,6 +1158,16 @@ sess_advance(struct sess *s)
 			return ADV_WAIT;
 		case SC_PAUSE:
 			ms = sc_eval(&in->x, s->ints);
+			/*
+			 * Sessions start in batches; without a random phase
+			 * for the first pause of a loop, their periodic
+			 * commands would all go out in the same loop pass
+			 * and measure the swarm's own burst.
+			 */
+			if (in->in_loop && !s->phased && ms > 1) {
+				s->phased = 1;
+				ms = 1 + (int64_t)(random() % ms);
+			}
 			if (ms > 0) {
 				tv = ms_tv((uint64_t)ms);
 				s->tmr = TM_PAUSE;
@@ -1210,7 +1220,15 @@ sess_tmr_cb(evutil_socket_t fd, short what, void *arg)
 		    e->o->reply_timeout_ms);
 		break;
 	case TM_PAUSE:
-		sc_done(e->prog, &s->run, s->ints);
+		/*
+		 * Stopping wakes every pausing session at once: back to the
+		 * loop head, which leaves the loop, instead of all of them
+		 * sending the loop's next command in one burst.
+		 */
+		if (e->stopping && e->prog->insns[s->run.pc].in_loop)
+			s->run.pc = e->prog->insns[s->run.pc].jump;
+		else
+			sc_done(e->prog, &s->run, s->ints);
 		(void)sess_advance(s);
 		break;
 	default:
@@ -1241,7 +1259,7 @@ sess_start(struct engine *e, struct sess *s)
 	s->rp = RP_NONE;
 	s->tmr = TM_NONE;
 	s->eof = s->greeted = s->ready = s->stat_seen = s->list_seen = 0;
-	s->failed = s->io_write = 0;
+	s->phased = s->io_write = 0;
 	s->last_verb = SC_VERB_OTHER;
 	s->exp = NULL;
 	s->t_start = e->now;

@@ -467,15 +467,16 @@ parse_iexpr(struct parser *ps, const char *s, size_t len, struct sc_iexpr *x)
 
 /* ------------------------------------------------------------ emitting */
 
-static int
+/* The innermost enclosing `loop` block, or NULL. */
+static const struct block *
 in_loop(struct parser *ps)
 {
 	int	 i;
 
-	for (i = 0; i < ps->depth; i++)
+	for (i = ps->depth - 1; i >= 0; i--)
 		if (ps->stack[i].op == SC_LOOP)
-			return 1;
-	return 0;
+			return &ps->stack[i];
+	return NULL;
 }
 
 static struct sc_insn *
@@ -493,7 +494,7 @@ emit(struct parser *ps, uint8_t op)
 	memset(in, 0, sizeof(*in));
 	in->op = op;
 	in->line = ps->line;
-	in->in_loop = (uint8_t)in_loop(ps);
+	in->in_loop = in_loop(ps) != NULL;
 	return in;
 }
 
@@ -884,6 +885,9 @@ st_pause(struct parser *ps, char *rest)
 		return perr(ps, "usage: pause MS");
 	if ((in = emit(ps, SC_PAUSE)) == NULL)
 		return -1;
+	/* Where a pause that ends because the run stops goes on. */
+	if (in->in_loop)
+		in->jump = in_loop(ps)->pc;
 	if (parse_iexpr(ps, rest, strlen(rest), &in->x) == -1)
 		return -1;
 	if (!in->x.is_min && !in->x.a.is_slot && in->x.a.val < 0)

@@ -131,7 +131,8 @@ struct sc_insn {
 	uint16_t	 lim;		/* for, repeat: slot of the bound/counter */
 	uint16_t	 mark;		/* mark: index into prog->marks */
 	uint32_t	 jump;		/* for/repeat/loop: past the end;
-					 * *_NEXT, pipe end: the block start */
+					 * *_NEXT, pipe end: the block start;
+					 * pause in a loop: the loop's start */
 	uint32_t	 line;		/* source line, for messages */
 	struct sc_tmpl	 text;		/* send */
 	struct sc_iexpr	 x;		/* for: from; repeat, pause, retr: n */
