@@ -45,6 +45,7 @@ struct cfg {
 
 	/* [pop3] */
 	bool			 enable_last;
+	char			*uidl_format;	/* "" = each driver's default */
 
 	/* [log] */
 	bool			 log_debug;

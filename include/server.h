@@ -16,7 +16,6 @@ struct event;
 struct event_base;
 struct evconnlistener;
 struct session;
-struct store_ops;
 struct worker_pool;
 
 TAILQ_HEAD(session_list, session);
@@ -32,7 +31,6 @@ struct server {
 	struct event_base	*base;
 	const struct cfg	*cfg;
 	struct auth_db		*auth;
-	const struct store_ops	*store;
 	struct worker_pool	*workers;
 
 	struct evconnlistener	**listeners;

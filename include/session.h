@@ -26,7 +26,7 @@
 
 #include "evpop3d.h"
 #include "linebuf.h"
-#include "wire.h"
+#include "store.h"
 
 struct bufferevent;
 struct event;
@@ -55,8 +55,7 @@ enum cmd_result {
 struct session_cont {
 	enum cmd_result		(*fn)(struct session *s);
 	size_t			 next;		/* LIST/UIDL: next index */
-	struct store_reader	*reader;	/* RETR/TOP */
-	struct wire_enc		 enc;
+	struct store_stream	 msg;		/* RETR/TOP (msg.r set) */
 	uint64_t		*bytes_stat;	/* where to add octets sent */
 };
 

@@ -20,6 +20,9 @@
 #include <sys/types.h>
 
 #include "evpop3d.h"
+#include "wire.h"
+
+struct evbuffer;
 
 enum store_err {
 	STORE_OK = 0,
@@ -37,22 +40,37 @@ struct store_reader {
 	const struct store_ops	*ops;	/* drivers embed this first */
 };
 
+/* What open() is given. */
+struct store_params {
+	const char	*path;		/* the expanded location */
+	/*
+	 * [pop3] uidl_format: "" for the driver's default, else a template
+	 * of %f %u %v %m %% (doc/CONFIG.md); drivers ignore escapes they
+	 * cannot fill for a message and use their default for it.
+	 */
+	const char	*uidl_format;
+};
+
 struct store_ops {
 	const char *name;
 
 	/*
-	 * Open, lock and scan the maildrop at path (already expanded).
+	 * Open, lock and scan the maildrop at p->path (already expanded).
 	 * Blocking; thread-safe. On error writes a reason for the log to err.
 	 */
-	enum store_err	(*open)(const char *path, struct maildrop **md_r,
-			    char *err, size_t errlen);
+	enum store_err	(*open)(const struct store_params *p,
+			    struct maildrop **md_r, char *err, size_t errlen);
 	size_t		(*count)(const struct maildrop *md);
 	/* Wire size in octets (see wire.h). */
 	uint64_t	(*size)(const struct maildrop *md, size_t i);
 	/* Unique id: 1..70 chars in 0x21..0x7E, stable across sessions. */
 	const char	*(*uidl)(const struct maildrop *md, size_t i);
 
-	/* Stream the raw message; wire.h turns it into wire format. */
+	/*
+	 * Stream message i as the client is to see it, before wire encoding
+	 * (store_stream below adds that): size(i) is the wire size of exactly
+	 * these bytes. STORE_GONE if another program removed it.
+	 */
 	enum store_err	(*msg_open)(struct maildrop *md, size_t i,
 			    struct store_reader **r_r);
 	/* Up to len bytes; returns > 0, 0 at the end, -1 on error. */
@@ -84,6 +102,25 @@ const char	*store_driver_name(size_t i);
 int	store_expand_location(const char *tmpl, const char *user,
 	    const char *home, char *out, size_t outlen);
 
+/*
+ * Where a user's mail is: the driver and the expanded path. A per-user
+ * override in the passwd-file extra field (Dovecot style, one of the
+ * space-separated key=value fields) wins over [mail] driver/location:
+ *
+ *	userdb_mail=DRIVER:TEMPLATE[:KEY=VALUE...]	(or mail=...)
+ *
+ * TEMPLATE takes the escapes of store_expand_location() and a leading
+ * "~" for the home directory; it must be absolute. For mbox, an
+ * INBOX=TEMPLATE parameter names the mbox file (Dovecot's
+ * "mbox:~/mail:INBOX=/var/mail/%u"); other parameters (LAYOUT, INDEX,
+ * CONTROL, ...) are Dovecot's business and ignored. Returns STORE_OK,
+ * or STORE_PERM with a reason in err.
+ */
+enum store_err	 store_locate(const char *extra, const char *driver,
+		    const char *tmpl, const char *user, const char *home,
+		    const struct store_ops **ops_r, char *path, size_t pathlen,
+		    char *err, size_t errlen);
+
 /* For drivers: a failed system call's errno as a store error (permission
  * problems are permanent, the rest temporary). */
 enum store_err	 store_errno(int errnum);
@@ -97,6 +134,30 @@ enum store_err	 store_fail(int errnum, char *err, size_t errlen,
 
 /* The RFC 2449/3206 response code for err: "[SYS/TEMP]", ... or "". */
 const char *store_err_code(enum store_err err);
+
+/*
+ * A message in wire format (RETR, TOP) in bounded chunks: the driver's
+ * reader through the wire encoder (wire.h), so every driver's messages
+ * are encoded, dot-stuffed and terminated the same way.
+ */
+struct store_stream {
+	struct store_reader	*r;
+	struct wire_enc		 enc;
+};
+
+/* Open message i of md; top_lines < 0 for all of it (see wire_enc_init). */
+enum store_err	 store_stream_open(struct maildrop *md, size_t i,
+		    long top_lines, struct store_stream *st);
+/*
+ * Append to out until it holds at least limit octets or the message has
+ * ended. Returns 1 when the whole reply, ".\r\n" included, is queued,
+ * 0 when there is more, -1 on a read error (out then holds a partial
+ * message: the connection must be closed). st->enc.octets counts the
+ * wire octets so far.
+ */
+int		 store_stream_fill(struct store_stream *st, struct evbuffer *out,
+		    size_t limit);
+void		 store_stream_close(struct store_stream *st);
 
 /* Shorthands that dispatch through md->ops. */
 static inline size_t maildrop_count(const struct maildrop *md)

@@ -70,6 +70,8 @@ login_work(struct worker_job *wj)
 	struct login_job	*job = (struct login_job *)wj;
 	struct server		*srv = job->srv;
 	struct auth_userinfo	 info;
+	const struct store_ops	*ops;
+	struct store_params	 params;
 	char			 path[4096];
 
 	if (job->kind == JOB_LOGIN_APOP)
@@ -82,14 +84,14 @@ login_work(struct worker_job *wj)
 	if (job->auth != AUTH_OK)
 		return;
 
-	if (store_expand_location(srv->cfg->mail_location, info.name,
-	    info.home, path, sizeof(path)) == -1) {
-		job->st = STORE_PERM;
-		snprintf(job->err, sizeof(job->err),
-		    "cannot expand location '%s'", srv->cfg->mail_location);
+	job->st = store_locate(info.extra, srv->cfg->mail_driver,
+	    srv->cfg->mail_location, info.name, info.home, &ops, path,
+	    sizeof(path), job->err, sizeof(job->err));
+	if (job->st != STORE_OK)
 		return;
-	}
-	job->st = srv->store->open(path, &job->md, job->err, sizeof(job->err));
+	params.path = path;
+	params.uidl_format = srv->cfg->uidl_format;
+	job->st = ops->open(&params, &job->md, job->err, sizeof(job->err));
 }
 
 static void	login_done(struct worker_job *);

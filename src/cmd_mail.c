@@ -17,11 +17,9 @@
 #include "pop3_cmd.h"
 #include "session.h"
 #include "store.h"
-#include "wire.h"
 
-/* How much of a long reply to queue per refill, and per read(2). */
+/* How much of a long reply to queue per refill. */
 #define CONT_CHUNK	(64 * 1024)
-#define READ_CHUNK	(16 * 1024)
 
 /* Message number argument to a live message index, or -ERR. */
 static long
@@ -56,8 +54,7 @@ cmd_cont_free(struct session *s)
 {
 	if (s->cont == NULL)
 		return;
-	if (s->cont->reader != NULL)
-		s->cont->reader->ops->msg_close(s->cont->reader);
+	store_stream_close(&s->cont->msg);
 	free(s->cont);
 	s->cont = NULL;
 }
@@ -158,51 +155,46 @@ cmd_uidl(struct session *s, int argc, char **argv)
 }
 
 /*
- * RETR and TOP: read the message in READ_CHUNK pieces through the wire
- * encoder until CONT_CHUNK octets are queued, then wait for the output to
- * drain (bufferevent write low watermark). A read error mid-message can
- * not be reported in-band, so it ends the connection.
+ * RETR and TOP: queue up to CONT_CHUNK octets of the message, then wait
+ * for the output to drain (bufferevent write low watermark). A read
+ * error mid-message cannot be reported in-band, so it ends the
+ * connection.
  */
 static enum cmd_result
 message_cont(struct session *s)
 {
-	struct evbuffer		*out = bufferevent_get_output(s->bev);
 	struct session_cont	*c = s->cont;
-	char			 buf[READ_CHUNK];
-	ssize_t			 n;
+	struct wire_enc		*enc = &c->msg.enc;
+	uint64_t		 listed;
+	int			 rv;
 
-	while (evbuffer_get_length(out) < CONT_CHUNK) {
-		n = c->reader->ops->msg_read(c->reader, buf, sizeof(buf));
-		if (n < 0) {
-			session_log(s, "event=read-error user=%s msg=%zu",
-			    s->user, c->next + 1);
-			s->reason = "read-error";
-			return CMD_CLOSE;
-		}
-		if (n == 0 || wire_enc_feed(&c->enc, buf, (size_t)n, out)) {
-			wire_enc_finish(&c->enc, out);
-			*c->bytes_stat += c->enc.octets;
-			if (c->enc.body_lines < 0 &&
-			    c->enc.octets != maildrop_size(s->md, c->next))
-				session_log(s, "event=size-mismatch msg=%zu "
-				    "listed=%llu sent=%llu", c->next + 1,
-				    (unsigned long long)maildrop_size(s->md,
-				    c->next),
-				    (unsigned long long)c->enc.octets);
-			return CMD_OK;
-		}
+	rv = store_stream_fill(&c->msg, bufferevent_get_output(s->bev),
+	    CONT_CHUNK);
+	if (rv == 0)
+		return CMD_CONT;
+	if (rv < 0) {
+		session_log(s, "event=read-error user=%s msg=%zu", s->user,
+		    c->next + 1);
+		s->reason = "read-error";
+		return CMD_CLOSE;
 	}
-	return CMD_CONT;
+	*c->bytes_stat += enc->octets;
+	listed = maildrop_size(s->md, c->next);
+	if (enc->body_lines < 0 && enc->octets != listed)
+		session_log(s, "event=size-mismatch msg=%zu listed=%llu "
+		    "sent=%llu", c->next + 1, (unsigned long long)listed,
+		    (unsigned long long)enc->octets);
+	return CMD_OK;
 }
 
 static enum cmd_result
 message_start(struct session *s, long i, long top_lines)
 {
-	struct store_reader	*r;
+	struct store_stream	 st;
 	enum store_err		 err;
 	enum cmd_result		 res;
 
-	err = s->md->ops->msg_open(s->md, (size_t)i, &r);
+	err = store_stream_open(s->md, (size_t)i, top_lines, &st);
 	if (err == STORE_GONE) {
 		session_reply(s, "-ERR Message %ld was removed by another "
 		    "program.", i + 1);
@@ -214,12 +206,11 @@ message_start(struct session *s, long i, long top_lines)
 		return CMD_ERR;
 	}
 	if ((res = cont_start(s, message_cont)) != CMD_CONT) {
-		r->ops->msg_close(r);
+		store_stream_close(&st);
 		return res;
 	}
-	s->cont->reader = r;
+	s->cont->msg = st;
 	s->cont->next = (size_t)i;
-	wire_enc_init(&s->cont->enc, top_lines);
 	if (top_lines < 0) {
 		s->n_retr++;
 		s->cont->bytes_stat = &s->retr_bytes;

@@ -35,6 +35,7 @@
 #include "config.h"
 #include "log.h"
 #include "store.h"
+#include "uidl_format.h"
 
 enum cfg_type {
 	CFG_INT,	/* int; plain decimal within [min, max] */
@@ -47,6 +48,7 @@ enum cfg_type {
 #define CFG_F_REQUIRED	0x01	/* no default: the file must set it */
 #define CFG_F_TEMPLATE	0x02	/* PATH: %-template, "%h..." is absolute */
 #define CFG_F_SYSHOST	0x04	/* default: gethostname() */
+#define CFG_F_EMPTY	0x08	/* STRING: "" is a value */
 
 struct cfg_key {
 	const char	*section;
@@ -68,6 +70,7 @@ struct cfg_key {
 static int	cfg_check_driver(const char *, char *, size_t);
 static int	cfg_check_hostname(const char *, char *, size_t);
 static int	cfg_check_template(const char *, char *, size_t);
+static int	cfg_check_uidl_format(const char *, char *, size_t);
 
 #define OFF(f)	offsetof(struct cfg, f)
 
@@ -122,6 +125,10 @@ static const struct cfg_key cfg_keys[] = {
 
 	{ "pop3", "enable_last", CFG_BOOL, OFF(enable_last), "yes", 0, 0, 0,
 	    .doc = "offer the RFC 1460 LAST command" },
+	{ "pop3", "uidl_format", CFG_STRING, OFF(uidl_format), "", 0, 0,
+	    CFG_F_EMPTY,
+	    .doc = "UIDL template (Dovecot pop3_uidl_format): %f %u %v %m",
+	    .check = cfg_check_uidl_format },
 
 	{ "log", "debug", CFG_BOOL, OFF(log_debug), "no", 0, 0, 0,
 	    .doc = "log debug lines" },
@@ -393,6 +400,12 @@ cfg_check_driver(const char *v, char *why, size_t whylen)
 	return -1;
 }
 
+static int
+cfg_check_uidl_format(const char *v, char *why, size_t whylen)
+{
+	return *v == '\0' ? 0 : uidl_format_check(v, why, whylen);
+}
+
 /*
  * The host name ends up in the greeting and inside the APOP msg-id
  * "<...@host>" (RFC 1939 section 7), so keep it to host name characters.
@@ -564,7 +577,7 @@ cfg_set(struct cfg_ctx *ctx, const struct cfg_key *k, const char *v,
 	bool	 b;
 
 	if (k->type != CFG_INT && k->type != CFG_BOOL &&
-	    k->type != CFG_LISTEN && *v == '\0')
+	    k->type != CFG_LISTEN && !(k->flags & CFG_F_EMPTY) && *v == '\0')
 		return cfg_error(ctx, k, v, "must not be empty");
 	if (k->check != NULL && k->check(v, why, sizeof(why)) == -1)
 		return cfg_error(ctx, k, v, "%s", why);

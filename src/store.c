@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <event2/buffer.h>
+
 #include "store.h"
 #include "store_maildir.h"
 
@@ -113,6 +115,92 @@ fail:
 	return -1;
 }
 
+/* The value of the userdb_mail= or mail= field of extra, or NULL. */
+static const char *
+store_extra_mail(const char *extra, size_t *len_r)
+{
+	static const char *const keys[] = { "userdb_mail=", "mail=" };
+	const char	*p = extra;
+	size_t		 n, i, k;
+
+	while (*p != '\0') {
+		p += strspn(p, " \t");
+		n = strcspn(p, " \t");
+		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+			k = strlen(keys[i]);
+			if (n > k && strncmp(p, keys[i], k) == 0) {
+				*len_r = n - k;
+				return p + k;
+			}
+		}
+		p += n;
+	}
+	return NULL;
+}
+
+enum store_err
+store_locate(const char *extra, const char *driver, const char *tmpl,
+    const char *user, const char *home, const struct store_ops **ops_r,
+    char *path, size_t pathlen, char *err, size_t errlen)
+{
+	char		 spec[1024], drv[32], *f, *next, *loc, *inbox = NULL;
+	const char	*v;
+	size_t		 n;
+
+	if (extra != NULL && (v = store_extra_mail(extra, &n)) != NULL) {
+		if (n >= sizeof(spec) - 1) {	/* "~" may grow to "%h" */
+			snprintf(err, errlen, "userdb_mail too long");
+			return STORE_PERM;
+		}
+		memcpy(spec, v, n);
+		spec[n] = '\0';
+		if ((loc = strchr(spec, ':')) == NULL || loc == spec ||
+		    (size_t)(loc - spec) >= sizeof(drv)) {
+			snprintf(err, errlen, "userdb_mail '%s': want "
+			    "DRIVER:PATH", spec);
+			return STORE_PERM;
+		}
+		memcpy(drv, spec, (size_t)(loc - spec));
+		drv[loc - spec] = '\0';
+		*loc++ = '\0';
+		/* PATH[:KEY=VALUE]...; a path cannot hold ':' (Dovecot). */
+		for (f = strchr(loc, ':'); f != NULL; f = next) {
+			*f++ = '\0';
+			next = strchr(f, ':');
+			if (strncmp(f, "INBOX=", 6) == 0)
+				inbox = f + 6;
+		}
+		if (strcmp(drv, "mbox") == 0 && inbox != NULL)
+			loc = inbox;
+		if (loc[0] == '~') {		/* Dovecot's home shorthand */
+			if (loc[1] != '\0' && loc[1] != '/') {
+				snprintf(err, errlen, "userdb_mail: only ~ "
+				    "and ~/ name a home directory");
+				return STORE_PERM;
+			}
+			memmove(loc + 2, loc + 1, strlen(loc + 1) + 1);
+			loc[0] = '%';
+			loc[1] = 'h';
+		}
+		driver = drv;
+		tmpl = loc;
+		if (tmpl[0] != '/' && strncmp(tmpl, "%h", 2) != 0) {
+			snprintf(err, errlen, "userdb_mail path '%s' is not "
+			    "absolute", tmpl);
+			return STORE_PERM;
+		}
+	}
+	if ((*ops_r = store_driver(driver)) == NULL) {
+		snprintf(err, errlen, "unknown mail driver '%s'", driver);
+		return STORE_PERM;
+	}
+	if (store_expand_location(tmpl, user, home, path, pathlen) == -1) {
+		snprintf(err, errlen, "cannot expand location '%s'", tmpl);
+		return STORE_PERM;
+	}
+	return STORE_OK;
+}
+
 enum store_err
 store_errno(int errnum)
 {
@@ -146,4 +234,47 @@ store_err_code(enum store_err err)
 		break;
 	}
 	return "";
+}
+
+/* Bytes per read(2) of a message: what the driver gets asked for. */
+#define STORE_READ_CHUNK	(16 * 1024)
+
+enum store_err
+store_stream_open(struct maildrop *md, size_t i, long top_lines,
+    struct store_stream *st)
+{
+	enum store_err err;
+
+	memset(st, 0, sizeof(*st));
+	if ((err = md->ops->msg_open(md, i, &st->r)) != STORE_OK) {
+		st->r = NULL;
+		return err;
+	}
+	wire_enc_init(&st->enc, top_lines);
+	return STORE_OK;
+}
+
+int
+store_stream_fill(struct store_stream *st, struct evbuffer *out, size_t limit)
+{
+	char	buf[STORE_READ_CHUNK];
+	ssize_t	n;
+
+	while (evbuffer_get_length(out) < limit) {
+		if ((n = st->r->ops->msg_read(st->r, buf, sizeof(buf))) < 0)
+			return -1;
+		if (n == 0 || wire_enc_feed(&st->enc, buf, (size_t)n, out)) {
+			wire_enc_finish(&st->enc, out);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+void
+store_stream_close(struct store_stream *st)
+{
+	if (st->r != NULL)
+		st->r->ops->msg_close(st->r);
+	st->r = NULL;
 }

@@ -702,8 +702,10 @@ md_scan(struct md *md, char *err, size_t errlen)
 }
 
 static enum store_err
-md_open(const char *path, struct maildrop **md_r, char *err, size_t errlen)
+md_open(const struct store_params *p, struct maildrop **md_r, char *err,
+    size_t errlen)
 {
+	const char	*path = p->path;
 	struct md	*md;
 	enum store_err	 rv;
 	int		 created = 0;

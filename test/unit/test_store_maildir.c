@@ -34,6 +34,15 @@ struct fixture {
 
 static const struct store_ops *ops = &store_maildir_ops;
 
+/* open() with the default UIDL format. */
+static enum store_err
+md_open_at(const char *path, struct maildrop **md_r, char *err, size_t len)
+{
+	struct store_params p = { .path = path, .uidl_format = "" };
+
+	return ops->open(&p, md_r, err, len);
+}
+
 static int
 rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -133,7 +142,7 @@ open_ok(const char *path)
 	char		 err[256];
 	enum store_err	 rv;
 
-	rv = ops->open(path, &md, err, sizeof(err));
+	rv = md_open_at(path, &md, err, sizeof(err));
 	if (rv != STORE_OK)
 		fail_msg("open %s: %d %s", path, rv, err);
 	assert_non_null(md);
@@ -240,7 +249,7 @@ test_open_errors(void **state)
 	fd = open(p, O_WRONLY | O_CREAT, 0600);
 	assert_true(fd != -1);
 	close(fd);
-	assert_int_equal(ops->open(p, &md, err, sizeof(err)), STORE_TEMP);
+	assert_int_equal(md_open_at(p, &md, err, sizeof(err)), STORE_TEMP);
 	assert_null(md);
 	assert_true(strstr(err, p) != NULL);
 
@@ -252,8 +261,8 @@ test_open_errors(void **state)
 	assert_true(fd != -1);
 	close(fd);
 	snprintf(p, sizeof(p), "%s/bad", f->tmp);
-	assert_int_not_equal(ops->open(p, &md, err, sizeof(err)), STORE_OK);
-	assert_int_equal(ops->open("", &md, err, sizeof(err)), STORE_PERM);
+	assert_int_not_equal(md_open_at(p, &md, err, sizeof(err)), STORE_OK);
+	assert_int_equal(md_open_at("", &md, err, sizeof(err)), STORE_PERM);
 }
 
 /* new/ and cur/, flags or not, in delivery-time order; junk skipped. */
@@ -505,7 +514,7 @@ test_lock(void **state)
 	mkdirs(f);
 	put(f, "new", "1.a", "x\n", -1);
 	a = open_ok(f->md);
-	assert_int_equal(ops->open(f->md, &b, err, sizeof(err)), STORE_INUSE);
+	assert_int_equal(md_open_at(f->md, &b, err, sizeof(err)), STORE_INUSE);
 	assert_null(b);
 	assert_true(strlen(err) > 0);
 
@@ -515,7 +524,7 @@ test_lock(void **state)
 	if (pid == 0) {
 		struct maildrop	*c = NULL;
 
-		_exit(ops->open(f->md, &c, err, sizeof(err)) == STORE_INUSE ?
+		_exit(md_open_at(f->md, &c, err, sizeof(err)) == STORE_INUSE ?
 		    0 : 1);
 	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -540,7 +549,7 @@ test_lock(void **state)
 	if (pid == 0) {
 		struct maildrop	*c = NULL;
 
-		if (ops->open(f->md, &c, err, sizeof(err)) != STORE_OK)
+		if (md_open_at(f->md, &c, err, sizeof(err)) != STORE_OK)
 			_exit(1);
 		ops->close(c);
 		_exit(0);
@@ -559,7 +568,7 @@ test_lock(void **state)
 	if (pid == 0) {
 		struct maildrop	*c = NULL;
 
-		_exit(ops->open(f->md, &c, err, sizeof(err)) == STORE_OK ?
+		_exit(md_open_at(f->md, &c, err, sizeof(err)) == STORE_OK ?
 		    0 : 1);		/* exits holding it */
 	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
