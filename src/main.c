@@ -210,6 +210,9 @@ main(int argc, char *argv[])
 	log_init(debug || cfg->log_debug);
 	raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
+	/* RLIMIT_FSIZE: a write past it fails with EFBIG (an mbox rewrite
+	 * then keeps the old file) instead of killing the daemon. */
+	signal(SIGXFSZ, SIG_IGN);
 
 	/*
 	 * No evthread_use_pthreads(): worker threads never touch libevent
