@@ -35,6 +35,7 @@ struct maildrop;
 struct server;
 struct store_reader;
 struct login_job;
+struct locate_job;
 
 enum pop3_state {
 	POP3_AUTHORIZATION	= 0x01,
@@ -88,6 +89,7 @@ struct session {
 	struct session_cont	*cont;		/* long reply in progress */
 	void			(*pause_fn)(struct session *);
 	struct login_job	*job;		/* login or update in a worker */
+	struct locate_job	*locate;	/* RETR/TOP: lookup in a worker */
 
 	/* TRANSACTION */
 	struct maildrop		*md;

@@ -3,9 +3,14 @@
  *
  * A driver (store_maildir.c, later store_mbox.c) fills a struct store_ops
  * and is found by name through store_driver(). A maildrop is opened,
- * locked and scanned by one blocking call, made from a worker thread;
- * every other call is cheap and is made from the event loop. Message
- * indexes are 0-based here; the protocol adds 1.
+ * locked and scanned by one blocking call. Message indexes are 0-based
+ * here; the protocol adds 1.
+ *
+ * Threads: open(), msg_locate(), commit() and close() block and are made
+ * from worker threads; every other call is cheap and is made from the
+ * event loop. A maildrop is used by one thread at a time: while a
+ * blocking call on it runs, the loop makes no call on it, and close() or
+ * commit() waits for a msg_locate() in progress.
  *
  * The lock is exclusive across sessions and across processes: a second
  * open of the same maildrop fails with STORE_INUSE until the first is
@@ -30,6 +35,7 @@ enum store_err {
 	STORE_PERM,	/* permanent: -ERR [SYS/PERM] */
 	STORE_INUSE,	/* locked by another session: -ERR [IN-USE] */
 	STORE_GONE,	/* the message was removed by another program */
+	STORE_AGAIN,	/* msg_open: call msg_locate() first (see there) */
 };
 
 struct maildrop {
@@ -63,16 +69,31 @@ struct store_ops {
 	size_t		(*count)(const struct maildrop *md);
 	/* Wire size in octets (see wire.h). */
 	uint64_t	(*size)(const struct maildrop *md, size_t i);
+	/*
+	 * The sum of size(i) over every message, worked out by open(); NULL
+	 * if the driver does not keep it (callers then add the sizes up).
+	 */
+	uint64_t	(*total)(const struct maildrop *md);
 	/* Unique id: 1..70 chars in 0x21..0x7E, stable across sessions. */
 	const char	*(*uidl)(const struct maildrop *md, size_t i);
 
 	/*
 	 * Stream message i as the client is to see it, before wire encoding
 	 * (store_stream below adds that): size(i) is the wire size of exactly
-	 * these bytes. STORE_GONE if another program removed it.
+	 * these bytes. STORE_GONE if another program removed it. Cheap: when
+	 * the message is not where open() saw it and finding it means a
+	 * directory scan, STORE_AGAIN (and *r_r NULL) instead.
 	 */
 	enum store_err	(*msg_open)(struct maildrop *md, size_t i,
 			    struct store_reader **r_r);
+	/*
+	 * After msg_open() said STORE_AGAIN: look message i up (blocking: on
+	 * a worker thread), then msg_open() it again on the loop. STORE_OK
+	 * when it was found, STORE_GONE when another program removed it,
+	 * another error when the lookup failed. NULL for drivers whose
+	 * msg_open() never says STORE_AGAIN.
+	 */
+	enum store_err	(*msg_locate)(struct maildrop *md, size_t i);
 	/* Up to len bytes; returns > 0, 0 at the end, -1 on error. */
 	ssize_t		(*msg_read)(struct store_reader *r, void *buf, size_t len);
 	void		(*msg_close)(struct store_reader *r);
@@ -84,7 +105,7 @@ struct store_ops {
 	 */
 	enum store_err	(*commit)(struct maildrop *md, const uint8_t *del,
 			    size_t *failed_r);
-	/* Unlock and free md, removing nothing. */
+	/* Unlock and free md, removing nothing. Blocking (the lock's I/O). */
 	void		(*close)(struct maildrop *md);
 };
 
@@ -145,7 +166,10 @@ struct store_stream {
 	struct wire_enc		 enc;
 };
 
-/* Open message i of md; top_lines < 0 for all of it (see wire_enc_init). */
+/*
+ * Open message i of md; top_lines < 0 for all of it (see wire_enc_init).
+ * Errors as msg_open(), STORE_AGAIN included.
+ */
 enum store_err	 store_stream_open(struct maildrop *md, size_t i,
 		    long top_lines, struct store_stream *st);
 /*

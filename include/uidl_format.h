@@ -1,17 +1,19 @@
 /*
  * uidl_format: [pop3] uidl_format, Dovecot's pop3_uidl_format syntax.
  *
- * A template of literal characters (0x21..0x7E, no '%' but in escapes)
- * and escapes %[0][WIDTH][X|x]VAR, VAR one of
+ * A template of literal characters (0x21..0x7E) and escapes
+ * %[-][0]N[.[0]M][X|L|U]VAR, VAR one of
  *	f	the Maildir file name's unique part (before ':2,')
  *	u	the IMAP UID: dovecot-uidlist (Maildir), X-UID (mbox)
  *	v	the UIDVALIDITY: dovecot-uidlist header, X-IMAPbase (mbox)
  *	m	hex MD5 of the message header, as the driver defines it
  *	%	a literal '%'
- * X and x print u and v in hex (upper, lower case), the rest in decimal;
- * WIDTH pads with spaces, or zeros after a '0', like printf. Dovecot's
- * default, "%08Xu%08Xv", is the one Dovecot serves when its
- * pop3_uidl_format is unset.
+ * as Dovecot's var_expand() reads them: modifiers first (X: the decimal
+ * value as lower-case hex, L/U: lower/upper case), then "N.M" skips N
+ * characters (from the end if -N) and keeps M; a single N keeps the first
+ * N, or with a leading 0 pads to N with zeros ("%08Xu"). Dovecot's
+ * default, "%08Xu%08Xv", gives "0000002a6553f100" for UID 42 and
+ * UIDVALIDITY 1700000000.
  */
 #ifndef EVPOP3D_UIDL_FORMAT_H
 #define EVPOP3D_UIDL_FORMAT_H

@@ -4,7 +4,8 @@
  * Password checks and maildrop opening block (hashing, directory scans),
  * so both run as one job in the worker pool: RFC 1939 section 4 has the
  * maildrop opened and locked at PASS, so a maildrop that cannot be opened
- * fails PASS itself. UPDATE's removals run as a job too.
+ * fails PASS itself. UPDATE's removals run as a job too, and so does
+ * every release of a maildrop (QUIT or not): the unlock is file I/O.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -26,7 +27,8 @@
 enum job_kind {
 	JOB_LOGIN_PLAIN,
 	JOB_LOGIN_APOP,
-	JOB_UPDATE,
+	JOB_UPDATE,	/* QUIT: remove the marked messages, unlock */
+	JOB_CLOSE,	/* no QUIT, or no session any more: unlock */
 };
 
 struct login_job {
@@ -95,6 +97,30 @@ login_work(struct worker_job *wj)
 }
 
 static void	login_done(struct worker_job *);
+static void	update_work(struct worker_job *);
+static void	update_done(struct worker_job *);
+
+/*
+ * Close md without UPDATE on a worker thread, for a session that has
+ * gone. Once the server is stopping (server_free() runs the last done
+ * callbacks after the pool threads have gone), or out of memory, here.
+ */
+static void
+close_later(struct server *srv, struct maildrop *md)
+{
+	struct login_job *job;
+
+	if (srv->stopping || (job = calloc(1, sizeof(*job))) == NULL) {
+		md->ops->close(md);
+		return;
+	}
+	job->base.work = update_work;
+	job->base.done = update_done;
+	job->srv = srv;
+	job->kind = JOB_CLOSE;
+	job->md = md;
+	worker_submit(srv->workers, &job->base);
+}
 
 static enum cmd_result
 login_submit(struct session *s, enum job_kind kind, const char *secret,
@@ -143,7 +169,7 @@ login_done(struct worker_job *wj)
 
 	if (s == NULL) {			/* the client went away */
 		if (job->md != NULL)
-			job->md->ops->close(job->md);
+			close_later(job->srv, job->md);
 		job_free(job);
 		return;
 	}
@@ -183,7 +209,7 @@ login_done(struct worker_job *wj)
 	s->md = job->md;
 	s->n_msgs = maildrop_count(s->md);
 	if ((s->deleted = calloc(s->n_msgs + 1, 1)) == NULL) {
-		s->md->ops->close(s->md);
+		close_later(s->srv, s->md);
 		s->md = NULL;
 		job_free(job);
 		session_reply(s, "-ERR [SYS/TEMP] Out of memory.");
@@ -404,12 +430,17 @@ cmd_auth_response(struct session *s, char *line, size_t len)
 	(void)sasl_plain(s, line, len);
 }
 
+/* Worker thread: UPDATE, or with nothing marked only the unlock. */
 static void
 update_work(struct worker_job *wj)
 {
 	struct login_job *job = (struct login_job *)wj;
 
-	job->st = job->md->ops->commit(job->md, job->del, &job->failed);
+	if (job->n_marked > 0)
+		job->st = job->md->ops->commit(job->md, job->del,
+		    &job->failed);
+	else
+		job->md->ops->close(job->md);
 	job->md = NULL;
 }
 
@@ -421,16 +452,21 @@ update_done(struct worker_job *wj)
 	size_t			 n = job->n_marked;
 
 	if (s == NULL) {
-		log_info("event=update user=%s deleted=%zu failed=%zu "
-		    "(client gone)", job->user, n - job->failed, job->failed);
+		if (job->kind == JOB_UPDATE && n > 0)
+			log_info("event=update user=%s deleted=%zu failed=%zu "
+			    "(client gone)", job->user, n - job->failed,
+			    job->failed);
 		job_free(job);
 		return;
 	}
 	s->job = NULL;
 	s->n_dele_done = (unsigned)(n - job->failed);
-	session_log(s, "event=update user=%s deleted=%zu failed=%zu",
-	    s->user, n - job->failed, job->failed);
-	if (job->st == STORE_OK)
+	if (n > 0)
+		session_log(s, "event=update user=%s deleted=%zu failed=%zu",
+		    s->user, n - job->failed, job->failed);
+	if (job->st == STORE_OK && n == 0)
+		session_reply(s, "+OK %s signing off.", EVPOP3D_NAME);
+	else if (job->st == STORE_OK)
 		session_reply(s, "+OK %s signing off (%zu messages deleted).",
 		    EVPOP3D_NAME, n);
 	else
@@ -443,7 +479,9 @@ update_done(struct worker_job *wj)
 
 /*
  * RFC 1939 section 6: remove the marked messages, release the lock, and
- * answer; "-ERR" if some could not be removed.
+ * answer; "-ERR" if some could not be removed. With nothing marked the
+ * job only releases the lock: the +OK still comes after it, so that a
+ * client logging in again at once finds the maildrop free.
  */
 enum cmd_result
 cmd_auth_update(struct session *s)
@@ -452,12 +490,6 @@ cmd_auth_update(struct session *s)
 
 	session_set_state(s, POP3_UPDATE);
 	s->reason = "quit";
-	if (s->n_deleted == 0) {
-		s->md->ops->close(s->md);
-		s->md = NULL;
-		session_reply(s, "+OK %s signing off.", EVPOP3D_NAME);
-		return CMD_CLOSE;
-	}
 	if ((job = calloc(1, sizeof(*job))) == NULL ||
 	    (job->user = strdup(s->user)) == NULL) {
 		free(job);
@@ -489,7 +521,7 @@ cmd_auth_cleanup(struct session *s)
 	}
 	if (s->md != NULL) {
 		/* RFC 1939 section 6: no QUIT, no UPDATE. */
-		s->md->ops->close(s->md);
+		close_later(s->srv, s->md);
 		s->md = NULL;
 	}
 	free(s->deleted);

@@ -3,7 +3,9 @@
  *
  * Message numbers are 1-based on the wire and fixed for the session;
  * deleted messages keep their numbers and are invisible to every command
- * but RSET. LIST, UIDL, RETR and TOP stream as continuations.
+ * but RSET. LIST, UIDL, RETR and TOP stream as continuations. A message
+ * that another program moved is looked up on a worker thread first
+ * (STORE_AGAIN, see message_start()).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -15,11 +17,30 @@
 
 #include "log.h"
 #include "pop3_cmd.h"
+#include "server.h"
 #include "session.h"
 #include "store.h"
+#include "worker.h"
 
 /* How much of a long reply to queue per refill. */
 #define CONT_CHUNK	(64 * 1024)
+
+/*
+ * RETR or TOP of a message the driver has to look up (msg_open() said
+ * STORE_AGAIN): msg_locate() runs on a worker thread while the session
+ * waits. If the session ends meanwhile, the job owns the maildrop and
+ * closes it once the lookup is over.
+ */
+struct locate_job {
+	struct worker_job	 base;		/* first: we cast back */
+	struct session		*s;		/* NULL once the session is gone */
+	struct server		*srv;
+	struct maildrop		*md;
+	size_t			 i;
+	long			 top_lines;
+	enum store_err		 st;
+	unsigned		 close:1;	/* work: close md, nothing else */
+};
 
 /* Message number argument to a live message index, or -ERR. */
 static long
@@ -49,9 +70,19 @@ cont_start(struct session *s, enum cmd_result (*fn)(struct session *))
 	return CMD_CONT;
 }
 
+/*
+ * Also called when the session ends (session_close(), session_free()): a
+ * lookup in progress then takes the maildrop over (s->md is NULL after),
+ * as it must not be closed under the worker.
+ */
 void
 cmd_cont_free(struct session *s)
 {
+	if (s->locate != NULL) {
+		s->locate->s = NULL;
+		s->locate = NULL;
+		s->md = NULL;
+	}
 	if (s->cont == NULL)
 		return;
 	store_stream_close(&s->cont->msg);
@@ -64,12 +95,18 @@ cmd_mail_reset(struct session *s)
 {
 	size_t i;
 
-	memset(s->deleted, 0, s->n_msgs);
+	if (s->n_deleted > 0)
+		memset(s->deleted, 0, s->n_msgs);
 	s->n_deleted = 0;
+	s->last = 0;
+	/* The driver's total was added up by open(), off the loop. */
+	if (s->md->ops->total != NULL) {
+		s->total_octets = s->md->ops->total(s->md);
+		return;
+	}
 	s->total_octets = 0;
 	for (i = 0; i < s->n_msgs; i++)
 		s->total_octets += maildrop_size(s->md, i);
-	s->last = 0;
 }
 
 /* RFC 1939 section 5: "+OK nn mm", deleted messages not counted. */
@@ -187,24 +224,54 @@ message_cont(struct session *s)
 	return CMD_OK;
 }
 
+static void	locate_work(struct worker_job *);
+static void	locate_done(struct worker_job *);
+
+/* RETR/TOP: message i could not be opened. */
 static enum cmd_result
-message_start(struct session *s, long i, long top_lines)
+message_fail(struct session *s, long i, enum store_err err)
+{
+	if (err == STORE_GONE)
+		session_reply(s, "-ERR Message %ld was removed by another "
+		    "program.", i + 1);
+	else	/* STORE_AGAIN: moved again during its lookup, or no lookup */
+		session_reply(s, "-ERR %s Cannot read message %ld.",
+		    store_err_code(err == STORE_AGAIN ? STORE_TEMP : err), i + 1);
+	return CMD_ERR;
+}
+
+/*
+ * Open message i and answer: "+OK" and the message as a continuation, or
+ * -ERR. With may_wait, a message the driver has to look up first
+ * (STORE_AGAIN) is looked up by a worker job: CMD_WAIT, and
+ * locate_done() comes back here without may_wait, so a message that
+ * moved again meanwhile gets -ERR [SYS/TEMP] rather than another lookup.
+ */
+static enum cmd_result
+message_start(struct session *s, long i, long top_lines, bool may_wait)
 {
 	struct store_stream	 st;
+	struct locate_job	*job;
 	enum store_err		 err;
 	enum cmd_result		 res;
 
 	err = store_stream_open(s->md, (size_t)i, top_lines, &st);
-	if (err == STORE_GONE) {
-		session_reply(s, "-ERR Message %ld was removed by another "
-		    "program.", i + 1);
-		return CMD_ERR;
+	if (err == STORE_AGAIN && may_wait && s->md->ops->msg_locate != NULL &&
+	    (job = calloc(1, sizeof(*job))) != NULL) {
+		job->base.work = locate_work;
+		job->base.done = locate_done;
+		job->s = s;
+		job->srv = s->srv;
+		job->md = s->md;
+		job->i = (size_t)i;
+		job->top_lines = top_lines;
+		s->locate = job;
+		s->waiting = 1;
+		worker_submit(s->srv->workers, &job->base);
+		return CMD_WAIT;
 	}
-	if (err != STORE_OK) {
-		session_reply(s, "-ERR %s Cannot read message %ld.",
-		    store_err_code(err), i + 1);
-		return CMD_ERR;
-	}
+	if (err != STORE_OK)
+		return message_fail(s, i, err);
 	if ((res = cont_start(s, message_cont)) != CMD_CONT) {
 		store_stream_close(&st);
 		return res;
@@ -236,7 +303,7 @@ cmd_retr(struct session *s, int argc, char **argv)
 	/* RFC 1460: RETR raises the highest message number accessed. */
 	if ((size_t)i + 1 > s->last)
 		s->last = (size_t)i + 1;
-	return message_start(s, i, -1);
+	return message_start(s, i, -1, true);
 }
 
 /* RFC 1939 section 7: TOP msg n; n is a non-negative number of lines. */
@@ -257,7 +324,60 @@ cmd_top(struct session *s, int argc, char **argv)
 		session_reply(s, "-ERR Invalid number of lines.");
 		return CMD_ERR;
 	}
-	return message_start(s, i, (long)n);
+	return message_start(s, i, (long)n, true);
+}
+
+/* Worker thread: look the message up, or close a maildrop left to us. */
+static void
+locate_work(struct worker_job *wj)
+{
+	struct locate_job	*job = (struct locate_job *)wj;
+
+	if (job->close) {
+		job->md->ops->close(job->md);
+		job->md = NULL;
+		return;
+	}
+	job->st = job->md->ops->msg_locate(job->md, job->i);
+}
+
+/*
+ * Loop thread: answer the RETR/TOP that waited, then take the pipelined
+ * commands after it (RFC 2449 section 6.6: in order).
+ */
+static void
+locate_done(struct worker_job *wj)
+{
+	struct locate_job	*job = (struct locate_job *)wj;
+	struct session		*s = job->s;
+	enum cmd_result		 res;
+
+	if (s == NULL) {
+		/*
+		 * The session is gone and the maildrop is ours: close it on
+		 * a worker too (the unlock is file I/O), unless the pool is
+		 * being stopped (server_free() runs the last done callbacks
+		 * after the threads have gone).
+		 */
+		if (job->md != NULL && !job->srv->stopping) {
+			job->close = 1;
+			worker_submit(job->srv->workers, &job->base);
+			return;
+		}
+		if (job->md != NULL)
+			job->md->ops->close(job->md);
+		free(job);
+		return;
+	}
+	s->locate = NULL;
+	if (job->st == STORE_OK)
+		res = message_start(s, (long)job->i, job->top_lines, false);
+	else
+		res = message_fail(s, (long)job->i, job->st);
+	free(job);
+	if (res == CMD_CONT)
+		(void)session_run_cont(s);
+	session_resume(s);
 }
 
 /* RFC 1939 section 5: DELE msg marks it; UPDATE removes it. */

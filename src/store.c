@@ -231,6 +231,7 @@ store_err_code(enum store_err err)
 		return "[IN-USE]";
 	case STORE_OK:
 	case STORE_GONE:
+	case STORE_AGAIN:
 		break;
 	}
 	return "";

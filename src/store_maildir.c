@@ -11,8 +11,8 @@
  * is stale and the next open takes over. It holds no descriptor, so an
  * idle session costs one descriptor. The lock keeps POP3 sessions apart:
  * deliveries and IMAP servers keep working, so files may be moved from
- * new/ to cur/ or renamed with new flags under us. msg_open() and commit()
- * follow such moves by the message's unique part.
+ * new/ to cur/ or renamed with new flags under us. msg_locate() and
+ * commit() follow such moves by the message's unique part.
  *
  * Size: the wire size (wire.h). A ",W=<n>" in the unique part (Dovecot,
  * Courier) is that size already; otherwise the file is read once and the
@@ -23,8 +23,12 @@
  * which survives the move to cur/ and flag changes. One that is not a
  * valid unique-id (RFC 1939 section 7: 1..70 chars in 0x21..0x7E) is
  * replaced by the hex MD5 of it; duplicates get a deterministic suffix.
+ * A Maildir Dovecot has served keeps Dovecot's UIDLs and numbering, from
+ * its dovecot-uidlist (maildir_uidlist.h); [pop3] uidl_format picks
+ * another template. See md_make_uidls().
  *
- * Threads: open() and commit() run on worker threads, everything else on
+ * Threads: open(), msg_locate(), commit() and close() run on worker
+ * threads (they scan directories or write the lock), everything else on
  * the event loop; each maildrop is used by one thread at a time. The one
  * shared state is the directory descriptor cache (md_dirfd_get()), under
  * its mutex.
@@ -46,9 +50,11 @@
 #include <openssl/evp.h>
 
 #include "maildir_sizecache.h"
+#include "maildir_uidlist.h"
 #include "sesslock.h"
 #include "store.h"
 #include "store_maildir.h"
+#include "uidl_format.h"
 #include "wire.h"
 
 #define MD_READ_SIZE	(64 * 1024)	/* read size when counting octets */
@@ -80,9 +86,11 @@ struct md_blk {
 struct md {
 	struct maildrop	 base;
 	char		*path;		/* Maildir root */
+	const char	*uidl_format;	/* p->uidl_format, during open() */
 	unsigned	 locked:1;	/* we hold <root>/evpop3d.lock */
 	struct md_msg	*msgs;
 	size_t		 nmsgs, msgs_cap;
+	uint64_t	 total;		/* sum of the sizes */
 	struct md_blk	*arena;
 	/* The last md_relocate() pass: cur/'s mtime before it, and when. */
 	struct timespec	 reloc_mtime, reloc_start;
@@ -569,80 +577,482 @@ md_uidl_valid(const char *s, size_t len)
 }
 
 /*
- * Give every message its UIDL, and make them unique: the first message
- * (in session order) keeps its id, later ones get "-2", "-3", ... (the
- * base cut so the result stays within 70 characters), skipping any id
- * already taken. Messages involved in a collision are marked shared.
+ * UIDLs. Each message has a list of candidate ids, tried in this order:
+ *
+ *	MDC_SAVED	the P field of the message's dovecot-uidlist record,
+ *			a UIDL Dovecot saved (pop3_save_uidl) or a migration
+ *			script wrote (courier-dovecot-migrate.pl); empty means
+ *			the unique part. Dovecot serves it whatever its
+ *			pop3_uidl_format says, and so do we;
+ *	MDC_FORMAT	[pop3] uidl_format (uidl_format.h), when set: %f the
+ *			unique part, %u %v from dovecot-uidlist, %m the MD5 of
+ *			the header (md_hdr_md5());
+ *	MDC_DOVECOT	its UID and UIDVALIDITY as Dovecot's default
+ *			"%08Xu%08Xv" prints them (8 lower-case hex digits
+ *			each): what Dovecot serves when pop3_uidl_format is
+ *			unset;
+ *	MDC_NAME	the unique part, or the hex MD5 of it when that is no
+ *			valid unique-id: the ids evpop3d has always served,
+ *			so a Maildir without dovecot-uidlist keeps them.
+ *
+ * A candidate that does not apply (no record, no P field, a value the
+ * format needs is missing) or is no valid unique-id (RFC 1939 section
+ * 7) is skipped. A message Dovecot has not listed (delivered after it
+ * last ran) keeps its MDC_NAME id (or its uidl_format id without %u/%v).
  */
-static enum store_err
-md_make_uidls(struct md *md, char *err, size_t errlen)
+enum md_cand {
+	MDC_SAVED, MDC_FORMAT, MDC_DOVECOT, MDC_NAME, MDC_END
+};
+
+#define MD_HDR_MAX		(1024 * 1024)	/* %m hashes at most this */
+#define MD_LOST			0x80		/* md_uidls.first: id taken */
+
+/* What md_make_uidls() works with. */
+struct md_uidls {
+	struct md			 *md;
+	const char			 *fmt;		/* NULL: none */
+	struct maildir_uidlist		 *ul;		/* NULL: none */
+	const struct maildir_uidlist_rec **recs;	/* per message (ul) */
+	uint8_t				 *first;	/* per message: the */
+							/* candidate it got */
+	int				  dfd[2];	/* new/ cur/ (%m) */
+	EVP_MD_CTX			 *mdctx;	/* %m */
+	char				 *buf;		/* %m: the header */
+	size_t				  bufsize;
+	enum store_err			  rv;		/* md_cand() error */
+};
+
+/*
+ * The end of the header in buf (len bytes): the offset of the first
+ * empty line ("\n" or "\r\n" at the start of a line), looked for from
+ * offset from on; -1 if there is none yet.
+ */
+static ssize_t
+md_hdr_end(const char *buf, size_t len, size_t from)
+{
+	size_t	 j;
+
+	for (j = from; j < len; j++) {
+		if (j > 0 && buf[j - 1] != '\n')
+			continue;
+		if (buf[j] == '\n' ||
+		    (buf[j] == '\r' && j + 1 < len && buf[j + 1] == '\n'))
+			return (ssize_t)j;
+	}
+	return -1;
+}
+
+/*
+ * %m: the hex MD5 of message m's header as stored, every byte before the
+ * first empty line (the whole file if it has none), but at most the first
+ * MD_HDR_MAX bytes. Costs an open() and a read of the header per message
+ * at every login: only a uidl_format with %m pays it. Returns 0 and the
+ * digest, 1 if the file is gone (moved since the scan), -1 on error with
+ * errno set.
+ */
+static int
+md_hdr_md5(struct md_uidls *u, const struct md_msg *m, char out[33])
 {
 	static const char	 hex[] = "0123456789abcdef";
 	unsigned char		 dig[EVP_MAX_MD_SIZE];
+	char			 name[NAME_MAX + 2];
 	unsigned int		 dlen, j;
-	char			 cand[POP3_UIDL_MAX + 1], suf[24];
-	struct md_tab		 t;
-	struct md_msg		*m;
-	size_t			 i, k, len, blen, slen, s;
+	size_t			 len = 0, nsize;
+	ssize_t			 n, end = -1;
+	char			*nbuf;
+	int			 fd, saved;
 
-	for (i = 0; i < md->nmsgs; i++) {
-		m = &md->msgs[i];
+	md_msg_name(m, name, sizeof(name));
+	fd = openat(u->dfd[m->in_cur], name, O_RDONLY | O_CLOEXEC | O_NOCTTY |
+	    O_NONBLOCK);
+	if (fd == -1)
+		return errno == ENOENT ? 1 : -1;
+	while (end == -1 && len < MD_HDR_MAX) {
+		if (len == u->bufsize) {
+			nsize = u->bufsize == 0 ? 16384 : u->bufsize * 2;
+			if ((nbuf = realloc(u->buf, nsize)) == NULL)
+				goto fail;
+			u->buf = nbuf;
+			u->bufsize = nsize;
+		}
+		n = read(fd, u->buf + len, u->bufsize - len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			goto fail;
+		if (n == 0)
+			break;
+		end = md_hdr_end(u->buf, len + (size_t)n,
+		    len > 2 ? len - 2 : 0);
+		len += (size_t)n;
+	}
+	close(fd);
+	if (end == -1)
+		end = (ssize_t)(len < MD_HDR_MAX ? len : MD_HDR_MAX);
+	if (EVP_DigestInit_ex(u->mdctx, EVP_md5(), NULL) != 1 ||
+	    EVP_DigestUpdate(u->mdctx, u->buf, (size_t)end) != 1 ||
+	    EVP_DigestFinal_ex(u->mdctx, dig, &dlen) != 1 || dlen != 16) {
+		errno = ENOTSUP;
+		return -1;
+	}
+	for (j = 0; j < dlen; j++) {
+		out[2 * j] = hex[dig[j] >> 4];
+		out[2 * j + 1] = hex[dig[j] & 0xf];
+	}
+	out[32] = '\0';
+	return 0;
+fail:
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+/*
+ * Candidate k of message i into cand (POP3_UIDL_MAX + 1 bytes). Returns
+ * its length, 0 if it does not apply, -1 on error (err and u->rv set).
+ */
+static int
+md_cand(struct md_uidls *u, size_t i, int k, char *cand, char *err,
+    size_t errlen)
+{
+	static const char		 hex[] = "0123456789abcdef";
+	const struct md_msg		*m = &u->md->msgs[i];
+	const struct maildir_uidlist_rec *rec = u->recs != NULL ?
+					    u->recs[i] : NULL;
+	struct uidl_vars		 v;
+	unsigned char			 dig[EVP_MAX_MD_SIZE];
+	char				 md5[33];
+	const char			*s;
+	unsigned int			 dlen, j;
+	size_t				 len;
+	int				 r;
+
+	memset(&v, 0, sizeof(v));
+	if (rec != NULL) {
+		v.has_uid = true;
+		v.uid = rec->uid;
+		v.uidvalidity = maildir_uidlist_uidvalidity(u->ul);
+	}
+	switch (k) {
+	case MDC_FORMAT:
+		if (u->fmt == NULL)
+			return 0;
+		v.file = m->name;
+		if (u->mdctx != NULL) {
+			if ((r = md_hdr_md5(u, m, md5)) == -1) {
+				u->rv = store_fail(errno, err, errlen, "read",
+				    m->name);
+				return -1;
+			}
+			v.md5 = r == 0 ? md5 : NULL;
+		}
+		r = uidl_format_expand(u->fmt, &v, cand, POP3_UIDL_MAX + 1);
+		return r > 0 ? r : 0;
+	case MDC_SAVED:
+		if (rec == NULL || rec->pop3_uidl == NULL)
+			return 0;
+		s = rec->pop3_uidl[0] == '\0' ? m->name : rec->pop3_uidl;
+		len = strlen(s);
+		if (!md_uidl_valid(s, len))
+			return 0;
+		memcpy(cand, s, len + 1);
+		return (int)len;
+	case MDC_DOVECOT:
+		/*
+		 * Dovecot's default pop3_uidl_format, "%08Xu%08Xv": its X
+		 * modifier prints lower-case hex ("%llx" in its var_expand();
+		 * Dovecot 2.3.19 serves "000000016b0934ca"). By hand, not with
+		 * uidl_format_expand(): snprintf() was a fifth of the cost.
+		 */
+		if (rec == NULL)
+			return 0;
+		for (j = 0; j < 8; j++) {
+			cand[j] = hex[(v.uid >> (28 - 4 * j)) & 0xf];
+			cand[8 + j] =
+			    hex[(v.uidvalidity >> (28 - 4 * j)) & 0xf];
+		}
+		cand[16] = '\0';
+		return 16;
+	default:				/* MDC_NAME */
 		len = strlen(m->name);
 		if (md_uidl_valid(m->name, len)) {
-			m->uidl = m->name;
-			continue;
+			memcpy(cand, m->name, len + 1);
+			return (int)len;
 		}
 		if (EVP_Digest(m->name, len, dig, &dlen, EVP_md5(), NULL) != 1 ||
-		    dlen * 2 >= sizeof(cand)) {
+		    dlen * 2 > POP3_UIDL_MAX) {
 			snprintf(err, errlen, "maildir %s: MD5 unavailable",
-			    md->path);
-			return STORE_TEMP;
+			    u->md->path);
+			u->rv = STORE_TEMP;
+			return -1;
 		}
 		for (j = 0; j < dlen; j++) {
 			cand[2 * j] = hex[dig[j] >> 4];
 			cand[2 * j + 1] = hex[dig[j] & 0xf];
 		}
-		if ((m->uidl = md_arena_add(md, cand, 2 * dlen, NULL, 0)) == NULL)
-			return store_fail(ENOMEM, err, errlen, "maildir", md->path);
+		cand[2 * dlen] = '\0';
+		return (int)(2 * dlen);
+	}
+}
+
+/* m's uidl := cand (len bytes); the name itself when they are equal. */
+static int
+md_set_uidl(struct md *md, struct md_msg *m, const char *cand, size_t len)
+{
+	if (strncmp(m->name, cand, len) == 0 && m->name[len] == '\0')
+		m->uidl = m->name;
+	else if ((m->uidl = md_arena_add(md, cand, len, NULL, 0)) == NULL)
+		return -1;
+	return 0;
+}
+
+/*
+ * Session order once Dovecot has listed the Maildir, so that message
+ * numbers match what Dovecot showed as well: messages with an O field
+ * first, by it (Dovecot's POP3 order), then by IMAP UID; messages it has
+ * not listed last, in the order of md_sort(). Messages that share a unique
+ * part share a record and so stay next to each other (md_claimed()).
+ */
+struct md_okey {
+	uint64_t	 order;		/* O, or UINT32_MAX; unlisted: 2^32 */
+	uint32_t	 uid;
+	size_t		 idx;		/* keeps the sort stable */
+};
+
+static int
+md_okey_cmp(const void *a, const void *b)
+{
+	const struct md_okey	*ka = a, *kb = b;
+
+	if (ka->order != kb->order)
+		return ka->order < kb->order ? -1 : 1;
+	if (ka->uid != kb->uid)
+		return ka->uid < kb->uid ? -1 : 1;
+	return (ka->idx > kb->idx) - (ka->idx < kb->idx);
+}
+
+static int
+md_uidls_order(struct md_uidls *u)
+{
+	struct md				*md = u->md;
+	const struct maildir_uidlist_rec	*r, **recs;
+	struct md_okey				*keys;
+	struct md_msg				*msgs;
+	size_t					 i, n = md->nmsgs;
+	int					 sorted = 1;
+
+	if ((keys = reallocarray(NULL, n, sizeof(*keys))) == NULL)
+		return -1;
+	for (i = 0; i < n; i++) {
+		r = u->recs[i];
+		keys[i].order = r == NULL ? (uint64_t)1 << 32 :
+		    r->has_order ? r->order : UINT32_MAX;
+		keys[i].uid = r == NULL ? 0 : r->uid;
+		keys[i].idx = i;
+		if (i > 0 && md_okey_cmp(&keys[i - 1], &keys[i]) > 0)
+			sorted = 0;
+	}
+	if (sorted) {
+		free(keys);
+		return 0;
+	}
+	qsort(keys, n, sizeof(*keys), md_okey_cmp);
+	msgs = reallocarray(NULL, n, sizeof(*msgs));
+	recs = reallocarray(NULL, n, sizeof(*recs));
+	if (msgs == NULL || recs == NULL) {
+		free(msgs);
+		free(recs);
+		free(keys);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		msgs[i] = md->msgs[keys[i].idx];
+		recs[i] = u->recs[keys[i].idx];
+	}
+	free(keys);
+	free(md->msgs);
+	md->msgs = msgs;
+	md->msgs_cap = n;
+	free(u->recs);
+	u->recs = recs;
+	return 0;
+}
+
+/*
+ * Load dovecot-uidlist, look every message up, prepare for %m. Marks the
+ * messages whose unique part is not unique as shared: with name-based ids
+ * alone that is when ids collide (md_make_uidls() sees it, as it always
+ * did), else it is looked at here, where md_sort() has put equal names
+ * next to each other.
+ */
+static enum store_err
+md_uidls_init(struct md_uidls *u, char *err, size_t errlen)
+{
+	struct md	*md = u->md;
+	char		 path[PATH_MAX];
+	size_t		 i;
+	int		 sub;
+
+	if (maildir_uidlist_load(md->path, &u->ul) == -1) {
+		snprintf(path, sizeof(path), "%s/%s", md->path,
+		    MAILDIR_UIDLIST_FILE);
+		return store_fail(errno, err, errlen, "read", path);
+	}
+	for (i = 1; (u->ul != NULL || u->fmt != NULL) && i < md->nmsgs; i++)
+		if (strcmp(md->msgs[i - 1].name, md->msgs[i].name) == 0)
+			md->msgs[i - 1].shared = md->msgs[i].shared = 1;
+	if ((u->first = calloc(md->nmsgs, 1)) == NULL)
+		return store_fail(errno, err, errlen, "maildir", md->path);
+	if (u->ul != NULL) {
+		if ((u->recs = reallocarray(NULL, md->nmsgs,
+		    sizeof(*u->recs))) == NULL)
+			return store_fail(errno, err, errlen, "maildir",
+			    md->path);
+		for (i = 0; i < md->nmsgs; i++)
+			u->recs[i] = maildir_uidlist_lookup(u->ul,
+			    md->msgs[i].name, strlen(md->msgs[i].name));
+		if (md_uidls_order(u) == -1)
+			return store_fail(errno, err, errlen, "maildir",
+			    md->path);
+	}
+	if (u->fmt != NULL && uidl_format_uses(u->fmt, 'm')) {
+		for (sub = MD_NEW; sub <= MD_CUR; sub++)
+			if (md_path(md, path, sizeof(path), md_subdir[sub],
+			    NULL) == -1 || (u->dfd[sub] = open(path,
+			    O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+				return store_fail(errno, err, errlen, "open",
+				    path);
+		if ((u->mdctx = EVP_MD_CTX_new()) == NULL)
+			return store_fail(ENOMEM, err, errlen, "maildir",
+			    md->path);
+	}
+	return STORE_OK;
+}
+
+static void
+md_uidls_free(struct md_uidls *u)
+{
+	if (u->dfd[MD_NEW] != -1)
+		close(u->dfd[MD_NEW]);
+	if (u->dfd[MD_CUR] != -1)
+		close(u->dfd[MD_CUR]);
+	EVP_MD_CTX_free(u->mdctx);
+	free(u->buf);
+	free(u->first);
+	free(u->recs);
+	maildir_uidlist_free(u->ul);
+}
+
+/*
+ * Give every message its UIDL and make them unique. Every message first
+ * gets its first candidate (see enum md_cand); the first message in
+ * session order keeps an id, and a later one with the same id tries its
+ * next candidates, then "-2", "-3", ... on its first one (the base cut so
+ * the result stays within 70 characters), skipping any id taken.
+ * Messages that share a unique part are marked shared. The uidl_format
+ * and dovecot-uidlist are read here, on the worker thread of open().
+ */
+static enum store_err
+md_make_uidls(struct md *md, char *err, size_t errlen)
+{
+	char			 cand[POP3_UIDL_MAX + 1], suf[24];
+	struct md_uidls		 u;
+	struct md_tab		 t;
+	struct md_msg		*m;
+	enum store_err		 rv;
+	size_t			 i, k, len, blen, slen, s;
+	int			 c, n, by_name;
+
+	memset(&u, 0, sizeof(u));
+	u.md = md;
+	u.dfd[MD_NEW] = u.dfd[MD_CUR] = -1;
+	if (md->uidl_format != NULL && md->uidl_format[0] != '\0')
+		u.fmt = md->uidl_format;
+	t.slot = NULL;
+	if (md->nmsgs == 0)
+		return STORE_OK;
+	if ((rv = md_uidls_init(&u, err, errlen)) != STORE_OK)
+		goto done;
+	/* See md_uidls_init() for shared. */
+	by_name = u.ul != NULL || u.fmt != NULL;
+
+	for (i = 0; i < md->nmsgs; i++) {
+		for (c = 0; (n = md_cand(&u, i, c, cand, err, errlen)) == 0;
+		    c++)
+			;			/* MDC_NAME always applies */
+		if (n == -1) {
+			rv = u.rv;
+			goto done;
+		}
+		u.first[i] = (uint8_t)c;
+		if (md_set_uidl(md, &md->msgs[i], cand, (size_t)n) == -1)
+			goto nomem;
 	}
 
 	if (md_tab_init(&t, md->msgs, md->nmsgs, 1) == -1)
-		return store_fail(errno, err, errlen, "maildir", md->path);
+		goto sysfail;
 	for (i = 0; i < md->nmsgs; i++) {
 		m = &md->msgs[i];
 		s = md_tab_find(&t, m->uidl, strlen(m->uidl));
 		if (t.slot[s] == 0)
 			t.slot[s] = (uint32_t)(i + 1);
-		else
-			m->shared = md->msgs[t.slot[s] - 1].shared = 1;
+		else {
+			u.first[i] |= MD_LOST;
+			if (!by_name)
+				m->shared = md->msgs[t.slot[s] - 1].shared = 1;
+		}
 	}
 	for (i = 0; i < md->nmsgs; i++) {
-		m = &md->msgs[i];
-		if (!m->shared)
+		if (!(u.first[i] & MD_LOST))
 			continue;
-		s = md_tab_find(&t, m->uidl, strlen(m->uidl));
-		if (t.slot[s] == i + 1)
-			continue;		/* the first one keeps its id */
-		len = strlen(m->uidl);
-		for (k = 2;; k++) {
-			slen = (size_t)snprintf(suf, sizeof(suf), "-%zu", k);
-			blen = len < POP3_UIDL_MAX - slen ? len :
-			    POP3_UIDL_MAX - slen;
-			memcpy(cand, m->uidl, blen);
-			memcpy(cand + blen, suf, slen + 1);
-			s = md_tab_find(&t, cand, blen + slen);
+		m = &md->msgs[i];
+		n = 0;
+		s = 0;
+		/* The next candidates, as long as they are free. */
+		for (c = (u.first[i] & ~MD_LOST) + 1; c < MDC_END; c++) {
+			if ((n = md_cand(&u, i, c, cand, err, errlen)) == -1) {
+				rv = u.rv;
+				goto done;
+			}
+			if (n == 0)
+				continue;
+			s = md_tab_find(&t, cand, (size_t)n);
 			if (t.slot[s] == 0)
 				break;
 		}
-		if ((m->uidl = md_arena_add(md, cand, blen + slen, NULL, 0)) ==
-		    NULL) {
-			free(t.slot);
-			return store_fail(ENOMEM, err, errlen, "maildir", md->path);
+		if (c == MDC_END) {
+			/* Then the first one with a suffix. */
+			len = strlen(m->uidl);
+			for (k = 2;; k++) {
+				slen = (size_t)snprintf(suf, sizeof(suf),
+				    "-%zu", k);
+				blen = len < POP3_UIDL_MAX - slen ? len :
+				    POP3_UIDL_MAX - slen;
+				memcpy(cand, m->uidl, blen);
+				memcpy(cand + blen, suf, slen + 1);
+				s = md_tab_find(&t, cand, blen + slen);
+				if (t.slot[s] == 0)
+					break;
+			}
+			n = (int)(blen + slen);
 		}
+		if (md_set_uidl(md, m, cand, (size_t)n) == -1)
+			goto nomem;
 		t.slot[s] = (uint32_t)(i + 1);
 	}
+	rv = STORE_OK;
+	goto done;
+sysfail:
+	rv = store_fail(errno, err, errlen, "maildir", md->path);
+	t.slot = NULL;
+	goto done;
+nomem:
+	rv = store_fail(ENOMEM, err, errlen, "maildir", md->path);
+done:
 	free(t.slot);
-	return STORE_OK;
+	md_uidls_free(&u);
+	return rv;
 }
 
 /*
@@ -701,6 +1111,39 @@ md_scan(struct md *md, char *err, size_t errlen)
 	return md_make_uidls(md, err, errlen);
 }
 
+/*
+ * Did a step of open() fail because the Maildir is not there (a user
+ * with no mail yet)? The lock step (scan 0) needs the root, the scan
+ * new/ and cur/. Any other failure (permissions, I/O, a file where a
+ * directory should be) is reported as it is, and nothing is created.
+ */
+static int
+md_missing(const struct md *md, int scan)
+{
+	char		 buf[PATH_MAX];
+	struct stat	 st;
+	int		 sub;
+
+	if (!scan)
+		return stat(md->path, &st) == -1 && errno == ENOENT;
+	for (sub = MD_NEW; sub <= MD_CUR; sub++)
+		if (md_path(md, buf, sizeof(buf), md_subdir[sub], NULL) == 0 &&
+		    stat(buf, &st) == -1 && errno == ENOENT)
+			return 1;
+	return 0;
+}
+
+/* The total for STAT at login, added up here on the worker thread. */
+static void
+md_sum(struct md *md)
+{
+	size_t	 i;
+
+	md->total = 0;
+	for (i = 0; i < md->nmsgs; i++)
+		md->total += md->msgs[i].size;
+}
+
 static enum store_err
 md_open(const struct store_params *p, struct maildrop **md_r, char *err,
     size_t errlen)
@@ -720,30 +1163,33 @@ md_open(const struct store_params *p, struct maildrop **md_r, char *err,
 	if ((md = calloc(1, sizeof(*md))) == NULL)
 		return store_fail(errno, err, errlen, "maildir", path);
 	md->base.ops = &store_maildir_ops;
+	md->uidl_format = p->uidl_format;
 	if ((md->path = strdup(path)) == NULL) {
 		rv = store_fail(errno, err, errlen, "maildir", path);
 		goto fail;
 	}
 	/*
 	 * Lock, then scan. A user with no mail yet may have no Maildir: only
-	 * when one of those steps fails is it created (mkdir -p of the root,
-	 * cur/, new/, tmp/) and the step retried, so a login into an existing
-	 * Maildir costs no mkdir calls.
+	 * when one of those steps fails for a missing directory is it
+	 * created (mkdir -p of the root, cur/, new/, tmp/) and the step
+	 * retried, so a login into an existing Maildir costs no mkdir calls.
 	 */
 	if ((rv = md_lock(md, err, errlen)) != STORE_OK) {
-		if (rv == STORE_INUSE ||
+		if (rv == STORE_INUSE || !md_missing(md, 0) ||
 		    (rv = md_create(md, err, errlen)) != STORE_OK ||
 		    (rv = md_lock(md, err, errlen)) != STORE_OK)
 			goto fail;
 		created = 1;
 	}
 	if ((rv = md_scan(md, err, errlen)) != STORE_OK) {
-		if (created || (rv = md_create(md, err, errlen)) != STORE_OK)
+		if (created || !md_missing(md, 1) ||
+		    (rv = md_create(md, err, errlen)) != STORE_OK)
 			goto fail;
 		md->nmsgs = 0;
 		if ((rv = md_scan(md, err, errlen)) != STORE_OK)
 			goto fail;
 	}
+	md_sum(md);
 	*md_r = &md->base;
 	return STORE_OK;
 fail:
@@ -763,6 +1209,12 @@ md_size(const struct maildrop *base, size_t i)
 	const struct md	*md = (const struct md *)base;
 
 	return i < md->nmsgs ? md->msgs[i].size : 0;
+}
+
+static uint64_t
+md_total(const struct maildrop *base)
+{
+	return ((const struct md *)base)->total;
 }
 
 static const char *
@@ -1009,27 +1461,25 @@ md_open_file(const struct md *md, const struct md_msg *m)
 	return openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 }
 
+/*
+ * The file where the scan (or the last md_msg_locate()) saw it: one
+ * openat(). A file that is not there was moved to cur/, renamed with
+ * new flags or removed; telling which takes a pass over cur/, which is
+ * tens of milliseconds for 100,000 messages: STORE_AGAIN, and
+ * md_msg_locate() does it on a worker thread.
+ */
 static enum store_err
 md_msg_open(struct maildrop *base, size_t i, struct store_reader **r_r)
 {
 	struct md		*md = (struct md *)base;
 	struct md_reader	*r;
-	int			 fd, moved;
+	int			 fd;
 
 	*r_r = NULL;
 	if (i >= md->nmsgs)
 		return STORE_GONE;
-	if ((fd = md_open_file(md, &md->msgs[i])) == -1) {
-		if (errno != ENOENT)
-			return store_errno(errno);
-		/* Moved to cur/ or renamed with new flags? */
-		if ((moved = md_relocate(md, i)) == -1)
-			return store_errno(errno);
-		if (moved == 0)
-			return STORE_GONE;
-		if ((fd = md_open_file(md, &md->msgs[i])) == -1)
-			return errno == ENOENT ? STORE_GONE : store_errno(errno);
-	}
+	if ((fd = md_open_file(md, &md->msgs[i])) == -1)
+		return errno == ENOENT ? STORE_AGAIN : store_errno(errno);
 	if ((r = malloc(sizeof(*r))) == NULL) {
 		close(fd);
 		return STORE_TEMP;
@@ -1070,6 +1520,32 @@ md_msg_close(struct store_reader *base)
 		return;
 	close(r->fd);
 	free(r);
+}
+
+/*
+ * Worker thread, after md_msg_open() said STORE_AGAIN: follow message i
+ * to its new name (md_relocate()). A file that is back where it was
+ * counts as found; one found nowhere was removed.
+ */
+static enum store_err
+md_msg_locate(struct maildrop *base, size_t i)
+{
+	struct md	*md = (struct md *)base;
+	struct stat	 st;
+	char		 path[PATH_MAX];
+	int		 moved;
+
+	if (i >= md->nmsgs)
+		return STORE_GONE;
+	if ((moved = md_relocate(md, i)) == -1)
+		return store_errno(errno);
+	if (moved == 1)
+		return STORE_OK;
+	if (md_msg_path(md, &md->msgs[i], path, sizeof(path)) == -1)
+		return store_errno(errno);
+	if (stat(path, &st) == 0)
+		return STORE_OK;
+	return errno == ENOENT ? STORE_GONE : store_errno(errno);
 }
 
 /* unlink m; 0 or -1 with errno. Records the directory it was in. */
@@ -1163,8 +1639,10 @@ const struct store_ops store_maildir_ops = {
 	.open =		md_open,
 	.count =	md_count_msgs,
 	.size =		md_size,
+	.total =	md_total,
 	.uidl =		md_uidl,
 	.msg_open =	md_msg_open,
+	.msg_locate =	md_msg_locate,
 	.msg_read =	md_msg_read,
 	.msg_close =	md_msg_close,
 	.commit =	md_commit,

@@ -1,57 +1,80 @@
 /*
- * uidl_format: expand [pop3] uidl_format templates (see uidl_format.h).
+ * uidl_format: expand [pop3] uidl_format templates (see uidl_format.h),
+ * the way Dovecot's var_expand() expands pop3_uidl_format.
  */
+#include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "uidl_format.h"
 
 #define UIDL_MAX	70	/* RFC 1939 section 7 */
-#define WIDTH_MAX	64
+#define NUM_MAX		64	/* offsets and widths */
+#define MODS_MAX	4
 
-/* One parsed escape: p points at the '%'; returns the byte after it. */
+/* One escape, %[-][0]N[.[-][0]M][modifiers]VAR. */
 struct uidl_esc {
-	int	 zero, width;
-	char	 hex;		/* 'X', 'x' or 0 */
+	int	 offset;		/* N when a '.' follows it */
+	int	 width;
+	int	 zero;			/* pad with '0' instead of cutting */
+	char	 mods[MODS_MAX + 1];	/* X L U, applied in order */
 	char	 var;
 };
 
+/* A decimal number of at most NUM_MAX; -1 if larger. */
+static const char *
+uidl_num_parse(const char *p, int *n)
+{
+	*n = 0;
+	while (*p >= '0' && *p <= '9') {
+		*n = *n * 10 + (*p++ - '0');
+		if (*n > NUM_MAX)
+			return NULL;
+	}
+	return p;
+}
+
+/* Parse the escape at p (its '%'); returns the byte after it, or NULL. */
 static const char *
 uidl_esc_parse(const char *p, struct uidl_esc *e)
 {
+	int	 sign = 1, n;
+	size_t	 nmods = 0;
+
 	memset(e, 0, sizeof(*e));
 	p++;
+	if (*p == '-') {
+		sign = -1;
+		p++;
+	}
 	if (*p == '0') {
 		e->zero = 1;
 		p++;
 	}
-	while (*p >= '0' && *p <= '9') {
-		e->width = e->width * 10 + (*p++ - '0');
-		if (e->width > WIDTH_MAX)
+	if ((p = uidl_num_parse(p, &n)) == NULL)
+		return NULL;
+	e->width = n;
+	if (*p == '.') {
+		e->offset = sign * n;
+		e->zero = 0;
+		if (*++p == '0') {
+			e->zero = 1;
+			p++;
+		}
+		if ((p = uidl_num_parse(p, &e->width)) == NULL)
 			return NULL;
+	} else if (sign < 0)
+		return NULL;			/* a negative width */
+	while (*p == 'X' || *p == 'L' || *p == 'U') {
+		if (nmods == MODS_MAX)
+			return NULL;
+		e->mods[nmods++] = *p++;
 	}
-	if (*p == 'X' || *p == 'x')
-		e->hex = *p++;
 	if (*p == '\0' || strchr("fuvm%", *p) == NULL)
 		return NULL;
 	e->var = *p++;
 	return p;
-}
-
-/* n as e says: decimal or hex, padded to e->width. */
-static int
-uidl_num(char *buf, size_t len, const struct uidl_esc *e, uint32_t n)
-{
-	unsigned u = n;
-
-	if (e->hex == 'X')
-		return e->zero ? snprintf(buf, len, "%0*X", e->width, u) :
-		    snprintf(buf, len, "%*X", e->width, u);
-	if (e->hex == 'x')
-		return e->zero ? snprintf(buf, len, "%0*x", e->width, u) :
-		    snprintf(buf, len, "%*x", e->width, u);
-	return e->zero ? snprintf(buf, len, "%0*u", e->width, u) :
-	    snprintf(buf, len, "%*u", e->width, u);
 }
 
 int
@@ -72,8 +95,9 @@ uidl_format_check(const char *fmt, char *why, size_t whylen)
 			continue;
 		}
 		if ((p = uidl_esc_parse(p, &e)) == NULL) {
-			snprintf(why, whylen, "unknown escape: want "
-			    "%%[0][WIDTH][X|x] and one of f u v m %%");
+			snprintf(why, whylen, "bad escape: want %%[-][0]N"
+			    "[.[0]M][X|L|U] and one of f u v m %%, numbers up "
+			    "to %d", NUM_MAX);
 			return -1;
 		}
 		if (e.var != '%')
@@ -87,16 +111,58 @@ uidl_format_check(const char *fmt, char *why, size_t whylen)
 	return 0;
 }
 
+/*
+ * Apply e's modifiers, offset and width to the value in val (NUL-ended,
+ * in a buffer of vallen) and append the result to out at *pos. -1 if it
+ * does not fit.
+ */
+static int
+uidl_esc_output(const struct uidl_esc *e, char *val, size_t vallen,
+    char *out, size_t outlen, size_t *pos)
+{
+	const char	*m;
+	char		*v = val;
+	size_t		 len, i;
+	int		 n;
+
+	for (m = e->mods; *m != '\0'; m++) {
+		if (*m == 'X') {
+			/* Dovecot: strtoull(value, 10) printed by "%llx". */
+			n = snprintf(val, vallen, "%llx",
+			    strtoull(val, NULL, 10));
+			if (n < 0 || (size_t)n >= vallen)
+				return -1;
+		} else
+			for (i = 0; val[i] != '\0'; i++)
+				val[i] = (char)(*m == 'L' ?
+				    tolower((unsigned char)val[i]) :
+				    toupper((unsigned char)val[i]));
+	}
+	len = strlen(v);
+	if (e->offset > 0)
+		v += (size_t)e->offset < len ? (size_t)e->offset : len;
+	else if (e->offset < 0)
+		v += (size_t)-e->offset < len ? len - (size_t)-e->offset : 0;
+	len = strlen(v);
+	if (e->width > 0 && !e->zero && len > (size_t)e->width)
+		len = (size_t)e->width;		/* cut, like "%.*s" */
+	n = e->zero && (size_t)e->width > len ? e->width - (int)len : 0;
+	if ((size_t)n + len >= outlen - *pos)
+		return -1;
+	memset(out + *pos, '0', (size_t)n);	/* "%05u": pad, never cut */
+	memcpy(out + *pos + n, v, len);
+	*pos += (size_t)n + len;
+	return 0;
+}
+
 int
 uidl_format_expand(const char *fmt, const struct uidl_vars *v, char *out,
     size_t outlen)
 {
 	struct uidl_esc	 e;
 	const char	*p = fmt, *str;
-	char		 num[WIDTH_MAX + 1];
-	size_t		 pos = 0;
-	uint32_t	 n;
-	int		 len;
+	char		 val[UIDL_MAX + 2];
+	size_t		 pos = 0, i;
 
 	if (outlen == 0)
 		return -1;
@@ -109,7 +175,6 @@ uidl_format_expand(const char *fmt, const struct uidl_vars *v, char *out,
 		}
 		if ((p = uidl_esc_parse(p, &e)) == NULL)
 			return -1;
-		str = NULL;
 		switch (e.var) {
 		case 'f':
 			str = v->file;
@@ -123,27 +188,25 @@ uidl_format_expand(const char *fmt, const struct uidl_vars *v, char *out,
 		default:			/* u, v */
 			if (!v->has_uid)
 				return -1;
-			n = e.var == 'u' ? v->uid : v->uidvalidity;
-			len = uidl_num(num, sizeof(num), &e, n);
-			if (len < 0 || (size_t)len >= sizeof(num))
-				return -1;
-			str = num;
-			e.width = 0;		/* printed with it */
+			snprintf(val, sizeof(val), "%u", (unsigned)(e.var ==
+			    'u' ? v->uid : v->uidvalidity));
+			str = val;
 			break;
 		}
-		if (str == NULL)
+		if (str == NULL || strlen(str) >= sizeof(val))
 			return -1;
-		len = snprintf(out + pos, outlen - pos, "%*s", e.width, str);
-		if (len < 0 || (size_t)len >= outlen - pos)
+		if (str != val)
+			memmove(val, str, strlen(str) + 1);
+		if (uidl_esc_output(&e, val, sizeof(val), out, outlen,
+		    &pos) == -1)
 			return -1;
-		pos += (size_t)len;
 	}
 	out[pos] = '\0';
 	if (pos == 0 || pos > UIDL_MAX)
 		return -1;
-	for (len = 0; (size_t)len < pos; len++)
-		if ((unsigned char)out[len] < 0x21 ||
-		    (unsigned char)out[len] > 0x7e)
+	for (i = 0; i < pos; i++)
+		if ((unsigned char)out[i] < 0x21 ||
+		    (unsigned char)out[i] > 0x7e)
 			return -1;
 	return (int)pos;
 }

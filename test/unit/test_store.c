@@ -130,6 +130,10 @@ test_uidl_format_check(void **state)
 	assert_int_equal(uidl_format_check("UID%u-%v", why, sizeof(why)), 0);
 	assert_int_equal(uidl_format_check("%m%%", why, sizeof(why)), 0);
 	assert_int_equal(uidl_format_check("%x", why, sizeof(why)), -1);
+	assert_int_equal(uidl_format_check("%08xu", why, sizeof(why)), -1);
+	assert_int_equal(uidl_format_check("%-4.4f%LUXm", why, sizeof(why)),
+	    0);
+	assert_int_equal(uidl_format_check("%-4f", why, sizeof(why)), -1);
 	assert_int_equal(uidl_format_check("%08Xq", why, sizeof(why)), -1);
 	assert_int_equal(uidl_format_check("%u %v", why, sizeof(why)), -1);
 	assert_int_equal(uidl_format_check("%", why, sizeof(why)), -1);
@@ -153,13 +157,16 @@ test_uidl_format_expand(void **state)
 	char			 out[71], tiny[4];
 
 	(void)state;
-	/* Dovecot's default for a migrated Maildir. */
+	/* Dovecot's default for a migrated Maildir: X is lower-case hex. */
 	assert_int_equal(uidl_format_expand("%08Xu%08Xv", &v, out,
 	    sizeof(out)), 16);
-	assert_string_equal(out, "0000002A6553F100");
-	assert_int_equal(uidl_format_expand("%08xu%08xv", &v, out,
-	    sizeof(out)), 16);
 	assert_string_equal(out, "0000002a6553f100");
+	assert_int_equal(uidl_format_expand("%08UXu", &v, out, sizeof(out)),
+	    8);
+	assert_string_equal(out, "0000002a");	/* U, then X's lower case */
+	assert_int_equal(uidl_format_expand("%08XUu", &v, out, sizeof(out)),
+	    8);
+	assert_string_equal(out, "0000002A");
 	assert_int_equal(uidl_format_expand("UID%u-%v", &v, out, sizeof(out)),
 	    16);
 	assert_string_equal(out, "UID42-1700000000");
@@ -167,10 +174,29 @@ test_uidl_format_expand(void **state)
 	assert_string_equal(out, "1700000000.M1P2.host");
 	assert_int_equal(uidl_format_expand("%m%%", &v, out, sizeof(out)), 33);
 	assert_string_equal(out, "0123456789abcdef0123456789abcdef%");
-	/* Space padding would make an invalid unique-id. */
-	assert_int_equal(uidl_format_expand("%5u", &v, out, sizeof(out)), -1);
+	assert_int_equal(uidl_format_expand("%Um", &v, out, sizeof(out)), 32);
+	assert_string_equal(out, "0123456789ABCDEF0123456789ABCDEF");
+	/* Dovecot's widths: without a 0 they cut, with one they pad. */
+	assert_int_equal(uidl_format_expand("%5u", &v, out, sizeof(out)), 2);
+	assert_string_equal(out, "42");
 	assert_int_equal(uidl_format_expand("%05u", &v, out, sizeof(out)), 5);
 	assert_string_equal(out, "00042");
+	assert_int_equal(uidl_format_expand("%02v", &v, out, sizeof(out)), 10);
+	assert_int_equal(uidl_format_expand("%4f", &v, out, sizeof(out)), 4);
+	assert_string_equal(out, "1700");
+	/* Offsets: N.M skips N, -N.M counts from the end. */
+	assert_int_equal(uidl_format_expand("%11.4f", &v, out, sizeof(out)), 4);
+	assert_string_equal(out, "M1P2");
+	assert_int_equal(uidl_format_expand("%-4.0f", &v, out, sizeof(out)), 4);
+	assert_string_equal(out, "host");
+	assert_int_equal(uidl_format_expand("a%99.0fb", &v, out, sizeof(out)),
+	    -1);					/* > 64 */
+	assert_int_equal(uidl_format_expand("a%60.0fb", &v, out, sizeof(out)),
+	    2);
+	assert_string_equal(out, "ab");
+	/* X of a non-number: Dovecot's strtoull() gives what it can. */
+	assert_int_equal(uidl_format_expand("%Xf", &v, out, sizeof(out)), 8);
+	assert_string_equal(out, "6553f100");
 
 	/* A value the message does not have: the driver's default. */
 	v.has_uid = false;

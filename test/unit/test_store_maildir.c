@@ -150,6 +150,26 @@ open_ok(const char *path)
 	return md;
 }
 
+/*
+ * msg_open() as cmd_mail does it: on STORE_AGAIN, msg_locate() (on a
+ * worker thread there) and msg_open() once more, which must then not
+ * say STORE_AGAIN.
+ */
+static enum store_err
+msg_open_found(struct maildrop *md, size_t i, struct store_reader **r_r)
+{
+	enum store_err	 rv;
+
+	if ((rv = ops->msg_open(md, i, r_r)) != STORE_AGAIN)
+		return rv;
+	assert_null(*r_r);
+	if ((rv = ops->msg_locate(md, i)) != STORE_OK)
+		return rv;
+	rv = ops->msg_open(md, i, r_r);
+	assert_int_not_equal(rv, STORE_AGAIN);
+	return rv;
+}
+
 /* Read message i whole through msg_read() with small reads. */
 static char *
 slurp(struct maildrop *md, size_t i, size_t *len_r)
@@ -159,7 +179,7 @@ slurp(struct maildrop *md, size_t i, size_t *len_r)
 	size_t			 len = 0, step;
 	ssize_t			 n;
 
-	assert_int_equal(ops->msg_open(md, i, &r), STORE_OK);
+	assert_int_equal(msg_open_found(md, i, &r), STORE_OK);
 	assert_non_null(r);
 	for (;;) {
 		/* Odd small reads first, then big ones. */
@@ -647,10 +667,11 @@ test_moved(void **state)
 
 	/* Removed: gone. */
 	rm(f, "cur/1000.M:2,FRS");
-	assert_int_equal(ops->msg_open(md, 0, &r), STORE_GONE);
+	assert_int_equal(msg_open_found(md, 0, &r), STORE_GONE);
 	assert_null(r);
-	assert_int_equal(ops->msg_open(md, 0, &r), STORE_GONE);
+	assert_int_equal(msg_open_found(md, 0, &r), STORE_GONE);
 	assert_int_equal(ops->msg_open(md, 37, &r), STORE_GONE);
+	assert_int_equal(ops->msg_locate(md, 37), STORE_GONE);
 	/* The others are unaffected. */
 	expect_content(md, 1, "2000.N");
 	ops->close(md);
@@ -680,13 +701,13 @@ test_moved_old_cur(void **state)
 
 	rm(f, "new/1.a");
 	assert_int_equal(utimensat(AT_FDCWD, p, old, 0), 0);
-	assert_int_equal(ops->msg_open(md, 0, &r), STORE_GONE);
-	assert_int_equal(ops->msg_open(md, 0, &r), STORE_GONE);	/* skipped */
+	assert_int_equal(msg_open_found(md, 0, &r), STORE_GONE);
+	assert_int_equal(msg_open_found(md, 0, &r), STORE_GONE);	/* skipped */
 
 	mv(f, "new/2.b", "cur/2.b:2,S");
 	expect_content(md, 1, "b\n");
 	assert_int_equal(utimensat(AT_FDCWD, p, old, 0), 0);
-	assert_int_equal(ops->msg_open(md, 0, &r), STORE_GONE);
+	assert_int_equal(msg_open_found(md, 0, &r), STORE_GONE);
 	mv(f, "cur/3.c:2,", "cur/3.c:2,T");
 	expect_content(md, 2, "c\n");
 	mv(f, "cur/2.b:2,S", "cur/2.b:2,ST");
@@ -980,9 +1001,437 @@ test_err_code(void **state)
 	assert_string_equal(store_err_code(STORE_GONE), "");
 	assert_ptr_equal(store_driver("maildir"), &store_maildir_ops);
 	assert_string_equal(store_driver("maildir")->name, "maildir");
-	assert_null(store_driver("mbox"));
+	assert_null(store_driver("mdbox"));
 	assert_null(store_driver(""));
 	assert_null(store_driver(NULL));
+}
+
+/*
+ * msg_open() never scans a directory (it runs on the event loop): a
+ * message that is not where the scan saw it is STORE_AGAIN until
+ * msg_locate() has followed it.
+ */
+static void
+test_msg_again(void **state)
+{
+	struct fixture		*f = *state;
+	struct maildrop		*md;
+	struct store_reader	*r = (struct store_reader *)1;
+
+	mkdirs(f);
+	put(f, "new", "1.a", "a\n", -1);
+	put(f, "new", "2.b", "b\n", -1);
+	put(f, "cur", "3.c:2,", "c\n", -1);
+	md = open_ok(f->md);
+
+	/* Where the scan saw it: opened at once. */
+	assert_int_equal(ops->msg_open(md, 0, &r), STORE_OK);
+	assert_non_null(r);
+	ops->msg_close(r);
+
+	/* Moved: STORE_AGAIN, and again, until looked up. */
+	mv(f, "new/1.a", "cur/1.a:2,S");
+	assert_int_equal(ops->msg_open(md, 0, &r), STORE_AGAIN);
+	assert_null(r);
+	assert_int_equal(ops->msg_open(md, 0, &r), STORE_AGAIN);
+	assert_int_equal(ops->msg_locate(md, 0), STORE_OK);
+	assert_int_equal(ops->msg_open(md, 0, &r), STORE_OK);
+	ops->msg_close(r);
+	expect_content(md, 0, "a\n");
+
+	/* Renamed twice before the lookup: its last name counts. */
+	mv(f, "cur/1.a:2,S", "cur/1.a:2,RS");
+	mv(f, "cur/1.a:2,RS", "cur/1.a:2,FRS");
+	assert_int_equal(ops->msg_open(md, 0, &r), STORE_AGAIN);
+	assert_int_equal(ops->msg_locate(md, 0), STORE_OK);
+	assert_int_equal(ops->msg_open(md, 0, &r), STORE_OK);
+	ops->msg_close(r);
+
+	/* Moved and moved back before the lookup: found where it was. */
+	mv(f, "new/2.b", "cur/2.b:2,S");
+	assert_int_equal(ops->msg_open(md, 1, &r), STORE_AGAIN);
+	mv(f, "cur/2.b:2,S", "new/2.b");
+	assert_int_equal(ops->msg_locate(md, 1), STORE_OK);
+	assert_int_equal(ops->msg_open(md, 1, &r), STORE_OK);
+	ops->msg_close(r);
+	expect_content(md, 1, "b\n");
+
+	/* Removed: the lookup says so; the others stay readable. */
+	rm(f, "cur/3.c:2,");
+	assert_int_equal(ops->msg_open(md, 2, &r), STORE_AGAIN);
+	assert_int_equal(ops->msg_locate(md, 2), STORE_GONE);
+	assert_int_equal(ops->msg_open(md, 2, &r), STORE_AGAIN);
+	assert_null(r);
+	expect_content(md, 0, "a\n");
+	assert_int_equal(ops->msg_open(md, 3, &r), STORE_GONE);
+	assert_int_equal(ops->msg_locate(md, 3), STORE_GONE);
+	ops->close(md);
+}
+
+/* total(): the sum of the wire sizes, worked out by open(). */
+static void
+test_total(void **state)
+{
+	struct fixture	*f = *state;
+	struct maildrop	*md;
+	uint64_t	 sum = 0;
+	size_t		 i;
+
+	assert_non_null(ops->total);
+	mkdirs(f);
+	md = open_ok(f->md);
+	assert_int_equal(ops->total(md), 0);
+	ops->close(md);
+
+	put(f, "new", "1.a", "a\nb\n", -1);		/* 6 */
+	put(f, "cur", "2.b,W=1000:2,S", "x\n", -1);	/* 1000, from W= */
+	put(f, "cur", "3.c:2,", "c\r\n", -1);		/* 3 */
+	md = open_ok(f->md);
+	assert_int_equal(maildrop_count(md), 3);
+	for (i = 0; i < maildrop_count(md); i++)
+		sum += maildrop_size(md, i);
+	assert_int_equal(sum, 1009);
+	assert_int_equal(ops->total(md), sum);
+	ops->close(md);
+}
+
+/*
+ * open() creates a Maildir that is missing, and nothing else: a lock or
+ * scan failure of another kind is reported as it is and creates nothing.
+ */
+static void
+test_open_no_create(void **state)
+{
+	struct fixture	*f = *state;
+	struct maildrop	*md = (struct maildrop *)1;
+	char		 p[PATH_MAX], err[256] = "";
+	enum store_err	 rv;
+
+	/* The lock file cannot be opened: a directory in its place. */
+	assert_int_equal(mkdir(f->md, 0700), 0);
+	snprintf(p, sizeof(p), "%s/%s", f->md, STORE_MAILDIR_LOCKFILE);
+	assert_int_equal(mkdir(p, 0700), 0);
+	rv = md_open_at(f->md, &md, err, sizeof(err));
+	assert_true(rv == STORE_TEMP || rv == STORE_PERM);
+	assert_null(md);
+	assert_true(strlen(err) > 0);
+	assert_false(exists(f, "cur", "."));
+	assert_false(exists(f, "new", "."));
+	assert_false(exists(f, "tmp", "."));
+	assert_int_equal(rmdir(p), 0);
+
+	/* new/ is a file: the scan fails, tmp/ is not made. */
+	snprintf(p, sizeof(p), "%s/cur", f->md);
+	assert_int_equal(mkdir(p, 0700), 0);
+	put(f, ".", "new", "not a directory\n", -1);
+	rv = md_open_at(f->md, &md, err, sizeof(err));
+	assert_true(rv == STORE_TEMP || rv == STORE_PERM);
+	assert_null(md);
+	assert_false(exists(f, "tmp", "."));
+
+	/* The failed open left no lock behind. */
+	rm(f, "new");
+	md = open_ok(f->md);
+	assert_int_equal(maildrop_count(md), 0);
+	assert_true(exists(f, "tmp", "."));		/* missing: created */
+	ops->close(md);
+}
+
+/*
+ * dovecot-uidlist and uidl_format (issue 4, "Migration without
+ * re-downloads").
+ */
+
+/* open() with a uidl_format. */
+static struct maildrop *
+open_fmt(const char *path, const char *fmt)
+{
+	struct store_params	 p = { .path = path, .uidl_format = fmt };
+	struct maildrop		*md = NULL;
+	char			 err[256];
+	enum store_err		 rv;
+
+	if ((rv = ops->open(&p, &md, err, sizeof(err))) != STORE_OK)
+		fail_msg("open %s with %s: %d %s", path, fmt, rv, err);
+	return md;
+}
+
+/* Message i has this id and content. */
+static void
+expect_msg(struct maildrop *md, size_t i, const char *uidl, const char *body)
+{
+	if (strcmp(maildrop_uidl(md, i), uidl) != 0)
+		fail_msg("message %zu: uidl %s, want %s", i + 1,
+		    maildrop_uidl(md, i), uidl);
+	expect_content(md, i, body);
+}
+
+/* A Maildir Dovecot has listed, with some mail delivered since. */
+static void
+dovecot_maildir(const struct fixture *f)
+{
+	mkdirs(f);
+	put(f, "new", "1000.a.host", "a\n", -1);	/* uid 5 */
+	put(f, "cur", "1001.b.host:2,S", "b\n", -1);	/* uid 3, P */
+	put(f, "cur", "1002.c.host:2,", "c\n", -1);	/* uid 4, P empty */
+	put(f, "new", "1003.d.host", "d\n", -1);	/* not listed */
+	put(f, "new", "1004.e.host", "e\n", -1);	/* uid 9, P too long */
+	put(f, "new", "1005.f.host", "f\n", -1);	/* uid 10, P 8-bit */
+	put(f, ".", "dovecot-uidlist",
+	    "3 V100 N11 G0123456789abcdef0123456789abcdef\n"
+	    "3 W2 Psaved-b :1001.b.host:2,S\n"
+	    "4 P :1002.c.host\n"
+	    "5 :1000.a.host\n"
+	    "6 :999.gone.host\n"
+	    "9 P0123456789012345678901234567890123456789012345678901234567890"
+	    "1234567890 :1004.e.host\n"
+	    "10 Pcaf\xc3\xa9 :1005.f.host\n", -1);
+}
+
+/*
+ * Default format with a dovecot-uidlist: P fields, else Dovecot's
+ * "%08Xu%08Xv" (lower-case hex, as Dovecot prints it); unlisted mail
+ * keeps its name; Dovecot's order.
+ */
+static void
+test_uidlist_ids(void **state)
+{
+	struct fixture	*f = *state;
+	struct maildrop	*md;
+	char		 before[1024], after[1024];
+	int		 round;
+
+	dovecot_maildir(f);
+	slurp_root(f, "dovecot-uidlist", before, sizeof(before));
+	for (round = 0; round < 3; round++) {
+		md = open_ok(f->md);
+		assert_int_equal(maildrop_count(md), 6);
+		expect_msg(md, 0, "saved-b", "b\n");
+		expect_msg(md, 1, "1002.c.host", "c\n");
+		expect_msg(md, 2, "0000000500000064", "a\n");
+		expect_msg(md, 3, "0000000900000064", "e\n");
+		expect_msg(md, 4, "0000000a00000064", "f\n");
+		expect_msg(md, 5, "1003.d.host", "d\n");
+		assert_int_equal(maildrop_size(md, 2), 3);
+		check_uidls_valid(md);
+		ops->close(md);
+		/* The same after a move to cur/ and a flag change. */
+		if (round == 0)
+			mv(f, "new/1000.a.host", "cur/1000.a.host:2,S");
+		if (round == 1)
+			mv(f, "cur/1001.b.host:2,S", "cur/1001.b.host:2,RS");
+	}
+	/* Read, never written. */
+	slurp_root(f, "dovecot-uidlist", after, sizeof(after));
+	assert_string_equal(before, after);
+	assert_false(exists(f, ".", "dovecot-uidlist.lock"));
+}
+
+/* Dovecot's POP3 order: O fields first, then UIDs, then unlisted mail. */
+static void
+test_uidlist_order(void **state)
+{
+	struct fixture	*f = *state;
+	struct maildrop	*md;
+	uint8_t		 del[5] = { 0, 1, 0, 0, 0 };
+	size_t		 failed;
+
+	mkdirs(f);
+	put(f, "new", "1.a", "a\n", -1);
+	put(f, "new", "2.b", "b\n", -1);
+	put(f, "new", "3.c", "c\n", -1);
+	put(f, "new", "4.d", "d\n", -1);
+	put(f, "new", "5.e", "e\n", -1);
+	put(f, ".", "dovecot-uidlist", "3 V1 N9\n"
+	    "1 O2 :2.b\n2 :1.a\n3 O1 :4.d\n4 :3.c\n", -1);
+	md = open_ok(f->md);
+	expect_msg(md, 0, "0000000300000001", "d\n");
+	expect_msg(md, 1, "0000000100000001", "b\n");
+	expect_msg(md, 2, "0000000200000001", "a\n");
+	expect_msg(md, 3, "0000000400000001", "c\n");
+	expect_msg(md, 4, "5.e", "e\n");
+	/* Deleting by that numbering deletes the right file. */
+	assert_int_equal(ops->commit(md, del, &failed), STORE_OK);
+	assert_true(exists(f, "new", "1.a"));
+	assert_false(exists(f, "new", "2.b"));
+}
+
+/* A damaged or unusable dovecot-uidlist: the ids of a Maildir without. */
+static void
+test_uidlist_corrupt(void **state)
+{
+	static const char *const bad[] = {
+		"3 V100 N11\n5 :1000.a.host\n4 :1001.b.host\n",	/* order */
+		"3 V0 N11\n5 :1000.a.host\n",
+		"2 100 11\n5 0 1000.a.host\n",
+		"3 V100 N11\n5 :cur/1000.a.host\n",
+		"\x7f" "ELF\x02\x01\x01garbage\n\n",
+	};
+	struct fixture	*f = *state;
+	struct maildrop	*md;
+	char		 want[6][32];
+	size_t		 i, j;
+
+	dovecot_maildir(f);
+	rm(f, "dovecot-uidlist");
+	md = open_ok(f->md);
+	assert_int_equal(maildrop_count(md), 6);
+	for (j = 0; j < 6; j++)
+		snprintf(want[j], sizeof(want[j]), "%s", maildrop_uidl(md, j));
+	assert_string_equal(want[0], "1000.a.host");
+	ops->close(md);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		put(f, ".", "dovecot-uidlist", bad[i], -1);
+		md = open_ok(f->md);
+		for (j = 0; j < 6; j++)
+			assert_string_equal(maildrop_uidl(md, j), want[j]);
+		ops->close(md);
+	}
+}
+
+/* The MD5 of s, in hex. */
+static void
+md5hex_n(const char *s, size_t len, char out[33])
+{
+	unsigned char	 d[EVP_MAX_MD_SIZE];
+	unsigned int	 n, i;
+
+	assert_int_equal(EVP_Digest(s, len, d, &n, EVP_md5(), NULL), 1);
+	for (i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+/* [pop3] uidl_format: %f %u %v %m, literals, and missing values. */
+static void
+test_uidl_format(void **state)
+{
+	struct fixture	*f = *state;
+	struct maildrop	*md;
+	char		 hex[33], *big;
+
+	dovecot_maildir(f);
+	md = open_fmt(f->md, "%f");
+	expect_msg(md, 0, "saved-b", "b\n");	/* a P field wins (Dovecot) */
+	expect_msg(md, 1, "1002.c.host", "c\n");
+	expect_msg(md, 2, "1000.a.host", "a\n");
+	expect_msg(md, 5, "1003.d.host", "d\n");
+	ops->close(md);
+
+	/* Courier >= 4 style; unlisted mail lacks %u: its default id. */
+	md = open_fmt(f->md, "UID%u-%v");
+	expect_msg(md, 0, "saved-b", "b\n");
+	expect_msg(md, 1, "1002.c.host", "c\n");	/* empty P: the name */
+	expect_msg(md, 2, "UID5-100", "a\n");
+	expect_msg(md, 4, "UID10-100", "f\n");
+	expect_msg(md, 5, "1003.d.host", "d\n");
+	ops->close(md);
+
+	/* Dovecot's default spelled out: lower-case hex, as it prints. */
+	md = open_fmt(f->md, "%08Xu%08Xv");
+	expect_msg(md, 0, "saved-b", "b\n");
+	expect_msg(md, 2, "0000000500000064", "a\n");
+	expect_msg(md, 4, "0000000a00000064", "f\n");
+	ops->close(md);
+	md = open_fmt(f->md, "P%%%05u.%03v");
+	expect_msg(md, 2, "P%00005.100", "a\n");
+	ops->close(md);
+	/* Longer than 70: the default id. */
+	md = open_fmt(f->md, "%f%f%f%f%f%f%f");
+	expect_msg(md, 0, "saved-b", "b\n");
+	expect_msg(md, 2, "0000000500000064", "a\n");
+	ops->close(md);
+
+	/* %m: the header as stored, up to the first empty line. */
+	rm(f, "dovecot-uidlist");
+	put(f, "new", "2000.lf", "Subject: a\nFrom: b\n\nbody\n\nmore\n", -1);
+	put(f, "new", "2001.crlf", "Subject: a\r\nX: y\r\n\r\nbody\r\n", -1);
+	put(f, "new", "2002.nobody", "Subject: only\n", -1);
+	put(f, "new", "2003.split", "S: x\n\r", -1);	/* CR, no LF */
+	big = malloc(3 * 1024 * 1024);
+	assert_non_null(big);
+	memset(big, 'h', 3 * 1024 * 1024);
+	big[3 * 1024 * 1024 - 1] = '\0';
+	put(f, "new", "2004.huge", big, -1);		/* first 1 MiB */
+	md = open_fmt(f->md, "%m");
+	assert_int_equal(maildrop_count(md), 11);
+	md5hex_n("Subject: a\nFrom: b\n", 19, hex);
+	expect_msg(md, 6, hex, "Subject: a\nFrom: b\n\nbody\n\nmore\n");
+	md5hex_n("Subject: a\r\nX: y\r\n", 18, hex);
+	assert_string_equal(maildrop_uidl(md, 7), hex);
+	md5hex_n("Subject: only\n", 14, hex);
+	assert_string_equal(maildrop_uidl(md, 8), hex);
+	md5hex_n("S: x\n\r", 6, hex);
+	assert_string_equal(maildrop_uidl(md, 9), hex);
+	md5hex_n(big, 1024 * 1024, hex);
+	assert_string_equal(maildrop_uidl(md, 10), hex);
+	/* "a\n" ... "f\n" have distinct headers too. */
+	md5hex_n("a\n", 2, hex);
+	assert_string_equal(maildrop_uidl(md, 0), hex);
+	check_uidls_valid(md);
+	ops->close(md);
+	free(big);
+}
+
+/* Every id stays unique: a later message falls back, then gets "-N". */
+static void
+test_uidl_clash(void **state)
+{
+	struct fixture	*f = *state;
+	struct maildrop	*md;
+	char		 hex[33];
+
+	mkdirs(f);
+	put(f, "new", "1100.a", "a\n", -1);		/* uid 1 */
+	put(f, "new", "1100.d", "d\n", -1);		/* uid 2 */
+	put(f, "new", "1100.b", "b\n", -1);		/* uid 3 */
+	put(f, "new", "1100.x", "x\n", -1);		/* uid 4 */
+	put(f, "new", "1100.y", "y\n", -1);		/* uid 5 */
+	put(f, "new", "1100.z", "z\n", -1);		/* not listed */
+	put(f, ".", "dovecot-uidlist", "3 V200 N9\n"
+	    "1 P00000003000000c8 :1100.a\n"	/* b's default id */
+	    "2 P1100.b :1100.d\n"		/* b's name */
+	    "3 :1100.b\n"
+	    "4 Pdup :1100.x\n"
+	    "5 Pdup :1100.y\n"			/* the same P */
+	    "6 P1100.z :1100.gone\n", -1);
+	md = open_ok(f->md);
+	expect_msg(md, 0, "00000003000000c8", "a\n");
+	expect_msg(md, 1, "1100.b", "d\n");
+	/* Its id and its name are taken: its first one with a suffix. */
+	expect_msg(md, 2, "00000003000000c8-2", "b\n");
+	expect_msg(md, 3, "dup", "x\n");
+	expect_msg(md, 4, "00000005000000c8", "y\n");
+	expect_msg(md, 5, "1100.z", "z\n");
+	check_uidls_valid(md);
+	ops->close(md);
+
+	/* Two messages with one header under %m: the later one's default. */
+	rm(f, "dovecot-uidlist");
+	put(f, "new", "1100.y", "x\n", -1);
+	md = open_fmt(f->md, "%m");
+	md5hex_n("x\n", 2, hex);
+	expect_msg(md, 3, hex, "x\n");
+	expect_msg(md, 4, "1100.y", "x\n");
+	check_uidls_valid(md);
+	ops->close(md);
+
+	/*
+	 * Two files with one unique part share its record: the second gets
+	 * its name; each is followed to its own file when another program
+	 * moves one (md_relocate() needs them marked shared).
+	 */
+	put(f, "new", "1200.dup", "n\n", -1);
+	put(f, "cur", "1200.dup:2,S", "c\n", -1);
+	put(f, ".", "dovecot-uidlist", "3 V200 N9\n7 :1200.dup\n", -1);
+	md = open_ok(f->md);
+	assert_int_equal(maildrop_count(md), 8);
+	expect_msg(md, 0, "00000007000000c8", "n\n");
+	expect_msg(md, 1, "1200.dup", "c\n");
+	mv(f, "new/1200.dup", "cur/1200.dup:2,");
+	expect_msg(md, 0, "00000007000000c8", "n\n");
+	expect_msg(md, 1, "1200.dup", "c\n");
+	check_uidls_valid(md);
+	ops->close(md);
 }
 
 int
@@ -1002,6 +1451,20 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_commit_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_size_cache, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_msg_again, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_total, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_no_create, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_uidlist_ids, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_uidlist_order, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_uidlist_corrupt, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_uidl_format, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_uidl_clash, setup,
 		    teardown),
 		cmocka_unit_test(test_expand_location),
 		cmocka_unit_test(test_err_code),
