@@ -66,7 +66,11 @@ pop3_handler	cmd_stat, cmd_list, cmd_retr, cmd_dele, cmd_noop, cmd_rset,
 		cmd_top, cmd_uidl, cmd_last;
 /* Unmark every message, recount the octets, LAST to 0 (login, RSET). */
 void		cmd_mail_reset(struct session *s);
-/* Stop a long reply in progress and free what it holds. */
+/*
+ * Stop a long reply in progress and free what it holds; a message lookup
+ * still running in a worker (STORE_AGAIN) is detached and closes the
+ * maildrop itself when it is done.
+ */
 void		cmd_cont_free(struct session *s);
 
 #endif

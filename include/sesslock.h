@@ -25,7 +25,8 @@
  * write) counts as free.
  *
  * acquire() may wait a few milliseconds for another acquire() and runs on
- * worker threads; release() never waits and runs on the event loop.
+ * worker threads; release() never waits (it runs on workers too: at QUIT
+ * and when a session ends, so the event loop never writes the file).
  */
 
 #include <stddef.h>
