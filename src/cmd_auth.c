@@ -469,6 +469,9 @@ update_done(struct worker_job *wj)
 	else if (job->st == STORE_OK)
 		session_reply(s, "+OK %s signing off (%zu messages deleted).",
 		    EVPOP3D_NAME, n);
+	else if (job->failed >= n)	/* an mbox update is all or nothing */
+		session_reply(s, "-ERR [SYS/TEMP] The mailbox could not be "
+		    "updated; nothing was deleted.");
 	else
 		session_reply(s, "-ERR [SYS/TEMP] Some deleted messages were "
 		    "not removed.");

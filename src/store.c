@@ -10,12 +10,14 @@
 
 #include "store.h"
 #include "store_maildir.h"
+#include "store_mbox.h"
 
 static const struct {
 	const char		*name;
 	const struct store_ops	*ops;
 } store_drivers[] = {
 	{ "maildir",	&store_maildir_ops },
+	{ "mbox",	&store_mbox_ops },
 };
 
 const struct store_ops *

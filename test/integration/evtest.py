@@ -171,11 +171,12 @@ class Mailbox:
 
     _seq = 0
 
-    def __init__(self, user, password, home, stored=None):
+    def __init__(self, user, password, home, stored=None, extra=""):
         self.user = user
         self.password = password
         self.stored = stored if stored is not None else "{PLAIN}" + password
         self.home = home
+        self.extra = extra		# passwd-file field 8 (userdb_mail=...)
         self.maildir = os.path.join(home, "Maildir")
         self.ts = 1700000000
         for sub in ("cur", "new", "tmp"):
@@ -254,12 +255,16 @@ class Server:
 
     # -- setup
 
-    def add_user(self, user, password, stored=None, home=None):
-        """Add a passwd-file user with a Maildir; call before start()."""
+    def add_user(self, user, password, stored=None, home=None, extra=""):
+        """Add a passwd-file user with a Maildir; call before start().
+
+        extra is the passwd-file extra field, e.g. "userdb_mail=mbox:PATH"
+        for a user of another driver (store_locate() in src/store.c).
+        """
         if home is None:
             safe = re.sub(r"[^A-Za-z0-9_.-]", "_", user) or "x"
             home = os.path.join(self.dir, "home", safe)
-        mb = Mailbox(user, password, home, stored)
+        mb = Mailbox(user, password, home, stored, extra)
         self.users.append(mb)
         self.secret(password)
         return mb
@@ -279,7 +284,8 @@ class Server:
         with open(os.path.join(self.dir, "passwd"), "w") as f:
             f.write("# evtest passwd-file\n")
             for mb in self.users:
-                f.write("%s:%s::::%s::\n" % (mb.user, mb.stored, mb.home))
+                f.write("%s:%s::::%s::%s\n" % (mb.user, mb.stored, mb.home,
+                                                 mb.extra))
 
     def write_config(self, path=None, config=None):
         path = path or self.conf_path

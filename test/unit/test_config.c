@@ -785,12 +785,38 @@ test_listen_list(void **state)
 static void
 test_driver(void **state)
 {
+	struct cfg *cfg;
+
 	(void)state;
-	load_fails(with_kv("mail", "driver", "mbox"),
-	    "[mail] driver: unknown driver (known: maildir), got 'mbox'",
-	    NULL);
+	load_fails(with_kv("mail", "driver", "mdbox"),
+	    "[mail] driver: unknown driver (known: maildir, mbox), got "
+	    "'mdbox'", NULL);
 	load_fails(with_kv("mail", "driver", "Maildir"), "unknown driver",
 	    NULL);
+	cfg = load_ok(with_kv("mail", "driver", "mbox"));
+	assert_string_equal(cfg->mail_driver, "mbox");
+	cfg_free(cfg);
+}
+
+static void
+test_uidl_format(void **state)
+{
+	struct cfg *cfg;
+
+	(void)state;
+	cfg = load_ok(with_kv("log", "debug", "no"));
+	assert_string_equal(cfg->uidl_format, "");	/* drivers' own */
+	cfg_free(cfg);
+	cfg = load_ok(with_kv("pop3", "uidl_format", "%08Xu%08Xv"));
+	assert_string_equal(cfg->uidl_format, "%08Xu%08Xv");
+	cfg_free(cfg);
+	cfg = load_ok(with_kv("pop3", "uidl_format", ""));
+	assert_string_equal(cfg->uidl_format, "");
+	cfg_free(cfg);
+	load_fails(with_kv("pop3", "uidl_format", "%q"),
+	    "[pop3] uidl_format: bad escape", "got '%q'", NULL);
+	load_fails(with_kv("pop3", "uidl_format", "UID"),
+	    "every message would have the same UIDL", NULL);
 }
 
 static void
@@ -1277,6 +1303,7 @@ main(void)
 		T(test_listen_parse),
 		T(test_listen_list),
 		T(test_driver),
+		T(test_uidl_format),
 		T(test_hostname),
 		T(test_location_template),
 		T(test_relative_paths),
