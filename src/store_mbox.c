@@ -11,8 +11,8 @@
  * (sesslock.h), a hidden file that stays. Against the MDA and MUAs the
  * standard mbox locks are taken only for the short windows of the index
  * scan (open) and of the rewrite (commit), so deliveries go on during a
- * session: first the dotlock NAME.lock beside the mbox (O_CREAT|O_EXCL,
- * our pid inside; one whose mtime is over 5 minutes old, or over 2
+ * session: first the dotlock NAME.lock beside the mbox ("PID:HOST",
+ * link()ed into place whole; one whose mtime is over 5 minutes old, or over 2
  * seconds and naming a pid of this host that is gone, is stale and
  * broken; a directory we may not write in means fcntl alone), then an
  * fcntl lock, shared for the scan, exclusive for the rewrite: the order
@@ -267,6 +267,65 @@ mb_backoff(unsigned *tries)
 }
 
 /*
+ * A new temporary file name beside the mbox, DIR/.NAME.evpop3d-tmp.PID.N
+ * (a rewrite, or a dotlock being made): one that a dead process left is
+ * removed by mb_clean_tmp(). -1 if it does not fit.
+ */
+static int
+mb_tmp_name(const struct mb *mb, char *buf, size_t len)
+{
+	int n;
+
+	n = snprintf(buf, len, "%s/.%s%s%ld.%lu", mb->dir, mb->name,
+	    STORE_MBOX_TMP_SUFFIX, (long)getpid(),
+	    atomic_fetch_add(&mb_tmp_counter, 1));
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+/*
+ * Create the dotlock holding "PID:HOST\n" in one step, as Dovecot and
+ * procmail do: the record goes into a temporary file that is then
+ * link()ed to PATH.lock. Created and then written, a kill in between
+ * would leave an empty lock that no dead-pid rule can break (Postfix
+ * makes empty ones too; those wait for MB_DOTLOCK_STALE), and the host
+ * keeps another machine's lock on a shared spool from looking dead.
+ * Returns 0, or -1 with errno (EEXIST: held).
+ */
+static int
+mb_dotlock_create(const struct mb *mb)
+{
+	char	 tmp[PATH_MAX], rec[HOST_NAME_MAX + 32];
+	char	 host[HOST_NAME_MAX + 1];
+	int	 fd, n, rv, saved;
+
+	if (gethostname(host, sizeof(host)) == -1)
+		return -1;
+	host[sizeof(host) - 1] = '\0';
+	n = snprintf(rec, sizeof(rec), "%ld:%s\n", (long)getpid(), host);
+	if (n < 0 || (size_t)n >= sizeof(rec) ||
+	    mb_tmp_name(mb, tmp, sizeof(tmp)) == -1) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
+	    O_NOFOLLOW | O_NOCTTY, 0600)) == -1)
+		return -1;
+	if (write(fd, rec, (size_t)n) != n) {
+		saved = errno != 0 ? errno : ENOSPC;
+		close(fd);
+		(void)unlink(tmp);
+		errno = saved;
+		return -1;
+	}
+	close(fd);
+	rv = link(tmp, mb->dotlock);
+	saved = errno;
+	(void)unlink(tmp);
+	errno = saved;
+	return rv;
+}
+
+/*
  * Is the dotlock (st) of a process that is gone? It names a pid of this
  * host ("PID", "PID\n", Dovecot's "PID:HOST"), no such process runs, and
  * it is old enough for its writer to have written the pid (Dovecot's
@@ -317,18 +376,11 @@ mb_dotlock(struct mb *mb, uint64_t deadline, int *held_r, char *err,
     size_t errlen)
 {
 	struct stat	 st, st2;
-	char		 pid[32];
 	unsigned	 tries = 0;
-	int		 fd, n;
 
 	*held_r = 0;
 	for (;;) {
-		fd = open(mb->dotlock, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
-		    O_NOFOLLOW | O_NOCTTY, 0600);
-		if (fd != -1) {
-			n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-			(void)!write(fd, pid, (size_t)n); /* informative */
-			close(fd);
+		if (mb_dotlock_create(mb) == 0) {
 			*held_r = 1;
 			return STORE_OK;
 		}
@@ -1443,10 +1495,7 @@ mb_rewrite(struct mb_copy *c, const struct stat *st, char *err,
 		snprintf(err, errlen, "replaced or cut");
 		return STORE_TEMP;
 	}
-	n = snprintf(c->tmp, sizeof(c->tmp), "%s/.%s%s%ld.%lu", mb->dir,
-	    mb->name, STORE_MBOX_TMP_SUFFIX, (long)getpid(),
-	    atomic_fetch_add(&mb_tmp_counter, 1));
-	if (n < 0 || (size_t)n >= sizeof(c->tmp))
+	if (mb_tmp_name(mb, c->tmp, sizeof(c->tmp)) == -1)
 		return store_fail(ENAMETOOLONG, err, errlen, "mbox", mb->path);
 	mb_clean_tmp(mb, false);
 	c->tfd = open(c->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |

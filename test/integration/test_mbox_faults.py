@@ -30,6 +30,7 @@ import random
 import re
 import resource
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -471,7 +472,7 @@ class KillDuringUpdate(unittest.TestCase):
             self.assertEqual(mboxdeliver.read(self.mb.mbox), b"".join(keep))
         span = 1.5 * max(times)
         old = new = 0
-        stale_tmp = lock_waits = dotlocks = mid_write = empty_dotlocks = 0
+        stale_tmp = lock_waits = dotlocks = mid_write = 0
         t_start = time.monotonic()
         span = float(os.environ.get("EVTEST_KILL_SPAN") or span)
         run = 0
@@ -506,19 +507,18 @@ class KillDuringUpdate(unittest.TestCase):
             # A dotlock the victim held when it died is stale: its pid is
             # gone. test_dotlock_of_dead_process checks that such a lock
             # is broken at once; here it is aged past the 5-minute rule so
-            # that each run tests the session lock and the file. Killed
-            # between creating the dotlock and writing its pid into it,
-            # the victim leaves an empty one.
+            # that each run tests the session lock and the file. The
+            # dotlock is link()ed into place with "PID:HOST" already in
+            # it, so the victim never leaves an empty one.
             if temp_files(spool):
                 mid_write += 1
             dotlock = self.mb.mbox + ".lock"
             if os.path.exists(dotlock):
                 dotlocks += 1
                 with open(dotlock) as f:
-                    owner = f.read().split()[:1]
-                self.assertIn(owner, ([], [str(pid)]),
-                              "%s: whose dotlock?" % what)
-                empty_dotlocks += owner == []
+                    owner = f.read()
+                self.assertEqual(owner, "%d:%s\n" % (pid, socket.gethostname()),
+                                 "%s: whose dotlock?" % what)
                 os.utime(dotlock, (time.time() - 600, time.time() - 600))
             # The dead session's lock must not keep anyone out.
             t0 = time.monotonic()
@@ -547,12 +547,11 @@ class KillDuringUpdate(unittest.TestCase):
             "%s s, kills spread over %.3f s at the end; %d runs: %d old, "
             "%d new; "
             "%d killed with a temp file, %d of them left after the next "
-            "login; %d dotlocks left (%d empty); "
+            "login; %d dotlocks left; "
             "%d logins waited > 1 s; login (scan) median %.3f s; "
             "%.1f s ... " % (
                 len(self.orig) / 1e6, n, "/".join("%.3f" % x for x in times),
                 span, run, old, new, mid_write, stale_tmp, dotlocks,
-                empty_dotlocks,
                 lock_waits, sorted(self.t_logins)[len(self.t_logins) // 2],
                 time.monotonic() - t_start))
         self.assertGreater(old, 0, "no kill before the rename: timing "
