@@ -74,7 +74,6 @@ enum mbox_scan_res {
 struct mbox_scan {
 	struct mbox_scan_cb	 cb;
 	uint64_t		 off;		/* offset of the next byte */
-	uint64_t		 msg_len;	/* data bytes of this message */
 	unsigned		 started:1;	/* a separator was seen */
 	unsigned		 at_sep:1;	/* just after a separator */
 };

@@ -225,7 +225,6 @@ mbox_scan_data(struct mbox_scan *sc, const char *buf, size_t a, size_t b)
 {
 	if (b <= a)
 		return 0;
-	sc->msg_len += b - a;
 	return sc->cb.data(sc->cb.arg, buf + a, b - a);
 }
 
@@ -242,7 +241,6 @@ mbox_scan_sep(struct mbox_scan *sc, const char *buf, size_t p, size_t ts,
 	}
 	sc->started = 1;
 	sc->at_sep = 1;
-	sc->msg_len = 0;
 	return sc->cb.sep(sc->cb.arg, sc->off + s, buf + s, e - s);
 }
 

@@ -29,18 +29,17 @@
  * plus the UIDL string). The size comes from the same filter (mbox_filter)
  * that msg_read() streams through, so LIST and RETR always agree.
  *
- * UIDL. By default a valid X-UIDL header (RFC 1939 section 7: 1..70
- * chars in 0x21..0x7E) that no other message carries; otherwise the hex
- * MD5 of the header block the client sees (%m). Identical header blocks
- * get "-2", "-3", ... in mailbox order, so ids stay unique; when one of
- * such duplicates is deleted, the next identical copy inherits its id,
- * which loses no mail (a client that saw the id has that content). With
- * a [pop3] uidl_format, %m is that MD5, %u the message's X-UID and %v the
- * first number of X-IMAPbase (or X-IMAP) in the mailbox (Dovecot's mbox
- * headers), %f has no value; a message lacking a value, or whose id
- * another message already has, gets the default id. Ids depend only on
- * the message (and, for duplicates, their order): deleting earlier
- * messages or appending new ones changes no other message's id.
+ * UIDL. A valid X-UIDL header (RFC 1939 section 7: 1..70 chars in
+ * 0x21..0x7E) wins: the id a former POP3 server stored. Otherwise the
+ * [pop3] uidl_format if set (%m the MD5 below, %u the message's X-UID,
+ * %v X-IMAPbase's first number in the first message: Dovecot's mbox
+ * headers; %f has no value), otherwise the hex MD5 of the header block
+ * the client sees (%m). A message whose id an earlier one already has
+ * falls back to its MD5, then "MD5-2", "MD5-3", ... So appending mail
+ * changes no id, and deleting mail changes none but that of a later
+ * message sharing the deleted one's X-UIDL or header block (the same
+ * Message-ID and Received lines: in practice the same message delivered
+ * twice), which inherits its id.
  *
  * The UW-IMAP/Dovecot pseudo message (X-IMAP or X-IMAPbase and the
  * Subject "DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA") is no POP3
@@ -129,7 +128,6 @@ struct mb_msg {
 	uint32_t	 xuid;
 	unsigned	 has_xuid:1;
 	unsigned	 hidden:1;	/* the pseudo message */
-	unsigned	 xuidl_dup:1;	/* another message has this X-UIDL */
 	unsigned	 no_eol:1;	/* the entry ends without a '\n' */
 };
 
@@ -147,7 +145,6 @@ struct mb {
 	char		*slock;		/* DIR/.NAME.evpop3d-lock */
 	char		*dotlock;	/* PATH.lock */
 	unsigned	 locked:1;	/* we hold the session lock */
-	unsigned	 missing:1;	/* no file at open */
 	unsigned	 has_uidvalidity:1;
 	uint32_t	 uidvalidity;
 	dev_t		 dev;
@@ -364,6 +361,14 @@ mb_dotlock_dead(const struct mb *mb, const struct stat *st)
 		    (h[strlen(host)] != '\0' && h[strlen(host)] != '\n'))
 			return false;		/* another host's */
 	}
+	/*
+	 * Our own pid: a previous incarnation's (a restart got the same pid,
+	 * as in a container). This process never waits for its own lock:
+	 * the session lock, taken first, keeps every other session of this
+	 * process away from this mbox.
+	 */
+	if (pid == (long)getpid())
+		return true;
 	return kill((pid_t)pid, 0) == -1 && errno == ESRCH;
 }
 
@@ -674,9 +679,14 @@ mb_scan_end(void *arg, const char *term, size_t n)
 		goto nomem;
 	m->has_xuid = s->info.has_xuid;
 	m->xuid = s->info.xuid;
-	m->hidden = s->info.pseudo;
-	if (s->info.has_base && !mb->has_uidvalidity) {
-		mb->has_uidvalidity = 1;
+	/*
+	 * The pseudo message and X-IMAPbase count in the first entry only,
+	 * as in Dovecot (mbox-sync-parse.c): anywhere else they came with
+	 * mail from outside, which must not hide itself or set UIDVALIDITY.
+	 */
+	if (mb->nmsgs == 0) {
+		m->hidden = s->info.pseudo;
+		mb->has_uidvalidity = s->info.has_base;
 		mb->uidvalidity = s->info.uidvalidity;
 	}
 	mb->nmsgs++;
@@ -752,15 +762,14 @@ done:
 
 /* ------------------------------------------------------------ UIDLs */
 
-/* Open addressing over messages, keyed by their uidl or xuidl. */
+/* Open addressing over messages, keyed by their uidl. */
 struct mb_tab {
 	struct mb_msg	**slot;
 	size_t		 mask;
-	int		 by_xuidl;
 };
 
 static int
-mb_tab_init(struct mb_tab *t, size_t n, int by_xuidl)
+mb_tab_init(struct mb_tab *t, size_t n)
 {
 	size_t	 cap = 16;
 
@@ -769,16 +778,15 @@ mb_tab_init(struct mb_tab *t, size_t n, int by_xuidl)
 	if ((t->slot = calloc(cap, sizeof(*t->slot))) == NULL)
 		return -1;
 	t->mask = cap - 1;
-	t->by_xuidl = by_xuidl;
 	return 0;
 }
 
-/* The slot holding key s, or the empty slot where it goes. */
+/* The slot holding m->uidl, or the empty slot where it goes. */
 static size_t
-mb_tab_find(const struct mb_tab *t, const char *s)
+mb_tab_find(const struct mb_tab *t, const struct mb_msg *m)
 {
+	const char	*s = m->uidl;
 	const unsigned char *p;
-	const char	*k;
 	uint64_t	 h = 0xcbf29ce484222325ULL;	/* FNV-1a */
 	size_t		 i;
 
@@ -786,8 +794,7 @@ mb_tab_find(const struct mb_tab *t, const char *s)
 		h = (h ^ *p) * 0x100000001b3ULL;
 	for (i = (size_t)h & t->mask; t->slot[i] != NULL;
 	    i = (i + 1) & t->mask) {
-		k = t->by_xuidl ? t->slot[i]->xuidl : t->slot[i]->uidl;
-		if (strcmp(k, s) == 0)
+		if (strcmp(t->slot[i]->uidl, s) == 0)
 			break;
 	}
 	return i;
@@ -799,7 +806,32 @@ mb_vis(const struct mb *mb, size_t i)
 	return &mb->msgs[mb->vis != NULL ? mb->vis[i] : i];
 }
 
-/* Give each visible message its UIDL (see the top of the file). */
+/*
+ * Claim id (len bytes) for m if no earlier message has it: 1 if it is
+ * m's now, 0 if taken, -1 out of memory. copy: id is not in the arena.
+ */
+static int
+mb_claim(struct mb *mb, struct mb_tab *t, struct mb_msg *m, const char *id,
+    size_t len, bool copy)
+{
+	size_t s;
+
+	m->uidl = id;
+	s = mb_tab_find(t, m);
+	if (t->slot[s] != NULL)
+		return 0;
+	if (copy && (m->uidl = mb_arena_add(mb, id, len)) == NULL)
+		return -1;
+	t->slot[s] = m;
+	return 1;
+}
+
+/*
+ * Give each visible message its UIDL (see the top of the file): the
+ * first of X-UIDL, uidl_format, MD5, MD5-2, MD5-3, ... that no earlier
+ * message has. Earlier messages choose first, so appending mail never
+ * changes an id.
+ */
 static enum store_err
 mb_make_uidls(struct mb *mb, const char *fmt, char *err, size_t errlen)
 {
@@ -807,35 +839,20 @@ mb_make_uidls(struct mb *mb, const char *fmt, char *err, size_t errlen)
 	struct mb_tab	 t;
 	struct mb_msg	*m;
 	char		 buf[POP3_UIDL_MAX + 1];
-	size_t		 i, s, k;
-	bool		 uses_v, any_x = false;
-	int		 len;
+	size_t		 i, k;
+	bool		 uses_v;
+	int		 len, r = 0;
 
 	if (fmt == NULL)
 		fmt = "";
 	uses_v = *fmt != '\0' && uidl_format_uses(fmt, 'v');
-	for (i = 0; i < mb->nvis && !any_x; i++)
-		any_x = mb_vis(mb, i)->xuidl != NULL;
-
-	/* An X-UIDL that two messages carry is nobody's. */
-	if (any_x) {
-		if (mb_tab_init(&t, mb->nvis, 1) == -1)
-			goto nomem;
-		for (i = 0; i < mb->nvis; i++) {
-			if ((m = mb_vis(mb, i))->xuidl == NULL)
-				continue;
-			s = mb_tab_find(&t, m->xuidl);
-			if (t.slot[s] == NULL)
-				t.slot[s] = m;
-			else
-				m->xuidl_dup = t.slot[s]->xuidl_dup = 1;
-		}
-		free(t.slot);
-	}
-
+	if (mb_tab_init(&t, mb->nvis) == -1)
+		goto nomem;
 	for (i = 0; i < mb->nvis; i++) {
 		m = mb_vis(mb, i);
-		m->uidl = NULL;
+		if (m->xuidl != NULL && (r = mb_claim(mb, &t, m, m->xuidl,
+		    strlen(m->xuidl), false)) != 0)
+			goto next;
 		if (*fmt != '\0') {
 			memset(&v, 0, sizeof(v));
 			v.md5 = m->md5;
@@ -844,47 +861,22 @@ mb_make_uidls(struct mb *mb, const char *fmt, char *err, size_t errlen)
 			v.uid = m->xuid;
 			v.uidvalidity = mb->uidvalidity;
 			len = uidl_format_expand(fmt, &v, buf, sizeof(buf));
-			if (len > 0 && (m->uidl = mb_arena_add(mb, buf,
-			    (size_t)len)) == NULL)
-				goto nomem;
+			if (len > 0 && (r = mb_claim(mb, &t, m, buf,
+			    (size_t)len, true)) != 0)
+				goto next;
 		}
-		if (m->uidl == NULL)
-			m->uidl = m->xuidl != NULL && !m->xuidl_dup ?
-			    m->xuidl : m->md5;
-	}
-
-	/*
-	 * Unique in the maildrop: a later message whose id is taken falls
-	 * back to its MD5, then to MD5-2, MD5-3, ...
-	 */
-	if (mb_tab_init(&t, mb->nvis, 0) == -1)
-		goto nomem;
-	for (i = 0; i < mb->nvis; i++) {
-		m = mb_vis(mb, i);
-		s = mb_tab_find(&t, m->uidl);
-		if (t.slot[s] == NULL) {
-			t.slot[s] = m;
-			continue;
+		if ((r = mb_claim(mb, &t, m, m->md5, strlen(m->md5),
+		    false)) != 0)
+			goto next;
+		for (k = 2; r == 0; k++) {
+			len = snprintf(buf, sizeof(buf), "%s-%zu", m->md5, k);
+			r = mb_claim(mb, &t, m, buf, (size_t)len, true);
 		}
-		if (strcmp(m->uidl, m->md5) != 0) {
-			m->uidl = m->md5;
-			s = mb_tab_find(&t, m->uidl);
-			if (t.slot[s] == NULL) {
-				t.slot[s] = m;
-				continue;
-			}
-		}
-		for (k = 2;; k++) {
-			snprintf(buf, sizeof(buf), "%s-%zu", m->md5, k);
-			s = mb_tab_find(&t, buf);
-			if (t.slot[s] == NULL)
-				break;
-		}
-		if ((m->uidl = mb_arena_add(mb, buf, strlen(buf))) == NULL) {
+next:
+		if (r == -1) {
 			free(t.slot);
 			goto nomem;
 		}
-		t.slot[s] = m;
 	}
 	free(t.slot);
 	return STORE_OK;
@@ -1083,10 +1075,9 @@ mb_open(const struct store_params *p, struct maildrop **md_r, char *err,
 	if ((rv = mb_lock(mb, O_RDONLY, F_RDLCK, &fd, &dot, &st, err,
 	    errlen)) != STORE_OK)
 		goto fail;
-	if (fd == -1) {
-		mb->missing = 1;	/* no mail yet */
+	if (fd == -1)			/* no mail yet */
 		mb_unlock(mb, fd, dot);
-	} else {
+	else {
 		mb->dev = st.st_dev;
 		mb->ino = st.st_ino;
 		rv = mb_index(mb, fd, err, errlen);
@@ -1434,16 +1425,22 @@ mb_copy_tail(struct mb_copy *c, bool last_deleted, bool last_unterminated)
 			return 0;
 		len = (size_t)n;
 		if (first && last_deleted) {
-			if (last_unterminated) {
-				if (c->in[0] == '\n')
-					skip = 1;
-				else if (len >= 2 && c->in[0] == '\r' &&
-				    c->in[1] == '\n')
-					skip = 2;
-				else
-					goto changed;
-			}
-			if (len > skip) {
+			/*
+			 * What follows a deleted last message must be new
+			 * entries: line terminators (the one it lacked, if
+			 * it did, and blank lines some MDAs put first), then
+			 * a separator. Anything else means the message grew.
+			 */
+			if (last_unterminated && c->in[0] != '\n' &&
+			    c->in[0] != '\r')
+				goto changed;
+			while (skip < len && (c->in[skip] == '\n' ||
+			    (c->in[skip] == '\r' && skip + 1 < len &&
+			    c->in[skip + 1] == '\n')))
+				skip += c->in[skip] == '\n' ? 1 : 2;
+			if (skip == len && len == MB_COPY_BUF)
+				goto changed;	/* a megabyte of blank lines */
+			if (skip < len) {
 				nl = memchr(c->in + skip, '\n', len - skip);
 				if (nl == NULL || !mbox_from_valid(c->in + skip,
 				    (size_t)(nl - (c->in + skip))))
@@ -1497,7 +1494,6 @@ mb_rewrite(struct mb_copy *c, const struct stat *st, char *err,
 	}
 	if (mb_tmp_name(mb, c->tmp, sizeof(c->tmp)) == -1)
 		return store_fail(ENAMETOOLONG, err, errlen, "mbox", mb->path);
-	mb_clean_tmp(mb, false);
 	c->tfd = open(c->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
 	    O_NOFOLLOW | O_NOCTTY, 0600);
 	if (c->tfd == -1)
@@ -1604,6 +1600,11 @@ mb_commit(struct maildrop *base, const uint8_t *del, size_t *failed_r)
 	free(c.out);
 unlock:
 	mb_unlock(mb, c.fd, dot);
+	/*
+	 * Leftovers of dead rewrites: this mbox's every time, the others'
+	 * when due; after the MDA locks, so deliveries never wait for it.
+	 */
+	mb_clean_tmp(mb, mb_clean_due(mb->dir));
 done:
 	if (rv != STORE_OK) {
 		if (c.changed)

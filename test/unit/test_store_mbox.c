@@ -818,6 +818,20 @@ test_append_after_noeol(void **state)
 	assert_int_equal(failed, 1);
 	str_adds(&s, c);
 	assert_file(f->mbox, s.p, s.len);
+
+	/* An MDA that puts blank lines before its From_: a pure append. */
+	s.len = 0;
+	str_adds(&s, a);
+	str_adds(&s, FL("a@b", "11") "b\n\n");
+	write_file(f->mbox, s.p, s.len);
+	md = must_open(f->mbox);
+	deliver(f->mbox, "\n\r\n", 3);
+	deliver(f->mbox, c, strlen(c));
+	assert_int_equal(ops->commit(md, del, &failed), STORE_OK);
+	s.len = 0;
+	str_adds(&s, a);
+	str_adds(&s, c);
+	assert_file(f->mbox, s.p, s.len);
 	str_free(&s);
 }
 
@@ -1118,10 +1132,12 @@ test_dotlock_dead_pid(void **state)
 	struct fixture	*f = *state;
 	struct maildrop	*md = NULL;
 	struct timeval	 tv[2];
-	char		 lock[256], text[64];
+	char		 lock[256], text[128], host[64];
 	pid_t		 pid;
 	int		 status;
 
+	assert_int_equal(gethostname(host, sizeof(host)), 0);
+	host[sizeof(host) - 1] = '\0';
 	write_file(f->mbox, FL("a@b", "10") "x\n", strlen(FL("a@b", "10")) + 2);
 	snprintf(lock, sizeof(lock), "%s.lock", f->mbox);
 	pid = fork();
@@ -1134,8 +1150,8 @@ test_dotlock_dead_pid(void **state)
 	tv[1] = tv[0];
 	store_mbox_set_lock_wait(300);
 
-	/* A live pid (ours): waited for. */
-	snprintf(text, sizeof(text), "%ld\n", (long)getpid());
+	/* A live pid (our parent's): waited for. */
+	snprintf(text, sizeof(text), "%ld\n", (long)getppid());
 	write_file(lock, text, strlen(text));
 	assert_int_equal(utimes(lock, tv), 0);
 	assert_int_equal(open_fmt(f->mbox, "", &md), STORE_TEMP);
@@ -1150,6 +1166,17 @@ test_dotlock_dead_pid(void **state)
 	assert_int_equal(open_fmt(f->mbox, "", &md), STORE_TEMP);
 	/* Dead and 3 s old: broken. */
 	snprintf(text, sizeof(text), "%ld\n", (long)pid);
+	write_file(lock, text, strlen(text));
+	assert_int_equal(utimes(lock, tv), 0);
+	md = must_open(f->mbox);
+	assert_int_equal(access(lock, F_OK), -1);
+	ops->close(md);
+	/*
+	 * Our own pid: left by an earlier process that had it (a restart in
+	 * a container gets the same pid); this one never holds a lock it
+	 * waits for. Broken, not waited out for 5 minutes.
+	 */
+	snprintf(text, sizeof(text), "%ld:%s\n", (long)getpid(), host);
 	write_file(lock, text, strlen(text));
 	assert_int_equal(utimes(lock, tv), 0);
 	md = must_open(f->mbox);
@@ -1287,7 +1314,8 @@ test_uidl_rules(void **state)
 	md = must_open(f->mbox);
 	assert_int_equal(ops->count(md), 8);
 	assert_string_equal(ops->uidl(md, 0), "good-1");
-	assert_string_equal(ops->uidl(md, 1), md5[1]);	/* shared X-UIDL */
+	/* A shared X-UIDL is the first one's; the later one falls back. */
+	assert_string_equal(ops->uidl(md, 1), "twice");
 	assert_string_equal(ops->uidl(md, 2), md5[2]);
 	assert_string_equal(ops->uidl(md, 3), md5[3]);	/* invalid X-UIDL */
 	assert_string_equal(ops->uidl(md, 4), md5[4]);
@@ -1298,10 +1326,13 @@ test_uidl_rules(void **state)
 	    "5a1ee5d2d2d6e4e4ae6e5b3c1d2e0b6e");
 	ops->close(md);
 
-	/* Dovecot's default POP3 UIDL: %08Xu%08Xv (lower-case hex). */
+	/*
+	 * Dovecot's default POP3 UIDL: %08Xu%08Xv (lower-case hex). An
+	 * X-UIDL still wins (the issue: it is what a former server served).
+	 */
 	assert_int_equal(open_fmt(f->mbox, "%08Xu%08Xv", &md), STORE_OK);
-	assert_string_equal(ops->uidl(md, 0), "0000000165927f10");
-	assert_string_equal(ops->uidl(md, 1), "0000000265927f10");
+	assert_string_equal(ops->uidl(md, 0), "good-1");
+	assert_string_equal(ops->uidl(md, 1), "twice");
 	assert_string_equal(ops->uidl(md, 2), "0000000365927f10");
 	assert_string_equal(ops->uidl(md, 3), md5[3]);	/* no X-UID */
 	assert_string_equal(ops->uidl(md, 4), md5[4]);
@@ -1310,15 +1341,52 @@ test_uidl_rules(void **state)
 	ops->close(md);
 	/* %m; and %u alone works without X-IMAPbase. */
 	assert_int_equal(open_fmt(f->mbox, "m%m", &md), STORE_OK);
-	snprintf(want, sizeof(want), "m%s", md5[1]);
-	assert_string_equal(ops->uidl(md, 1), want);
+	snprintf(want, sizeof(want), "m%s", md5[4]);
+	assert_string_equal(ops->uidl(md, 4), want);
 	ops->close(md);
 	assert_int_equal(open_fmt(f->mbox, "u%u", &md), STORE_OK);
-	assert_string_equal(ops->uidl(md, 0), "u1");
+	assert_string_equal(ops->uidl(md, 0), "good-1");
+	assert_string_equal(ops->uidl(md, 2), "u3");
+	assert_string_equal(ops->uidl(md, 5), md5[5]);	/* u3 taken */
 	ops->close(md);
 	/* %f names nothing in an mbox: the default. */
 	assert_int_equal(open_fmt(f->mbox, "%f", &md), STORE_OK);
 	assert_string_equal(ops->uidl(md, 0), "good-1");
+	ops->close(md);
+}
+
+/*
+ * Ids stay when mail with an X-UIDL an older message has is appended;
+ * the pseudo message and X-IMAPbase count in the first entry only (mail
+ * from outside must not hide itself or set UIDVALIDITY).
+ */
+static void
+test_uidl_append_and_position(void **state)
+{
+	struct fixture	*f = *state;
+	struct maildrop	*md;
+	const char	*one = FL("a@b", "01") "X-UIDL: abc\nSubject: a\n\n\n";
+	const char	*two = FL("a@b", "02") "X-UIDL: abc\nSubject: b\n\n\n";
+	const char	*sneaky = FL("x@y", "03")
+	    "X-IMAP: 1 1\nX-UID: 7\n"
+	    "Subject: DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA\n\n"
+	    "important mail\n\n";
+	char		 buf[1024];
+
+	write_file(f->mbox, one, strlen(one));
+	md = must_open(f->mbox);
+	assert_string_equal(ops->uidl(md, 0), "abc");
+	ops->close(md);
+	snprintf(buf, sizeof(buf), "%s%s%s", one, two, sneaky);
+	write_file(f->mbox, buf, strlen(buf));
+	md = must_open(f->mbox);
+	assert_int_equal(ops->count(md), 3);		/* the third is mail */
+	assert_string_equal(ops->uidl(md, 0), "abc");	/* unchanged */
+	assert_string_not_equal(ops->uidl(md, 1), "abc");
+	ops->close(md);
+	/* Its X-IMAP is no UIDVALIDITY: %v has no value, the default id. */
+	assert_int_equal(open_fmt(f->mbox, "%u.%v", &md), STORE_OK);
+	assert_int_not_equal(strcmp(ops->uidl(md, 2), "7.1"), 0);
 	ops->close(md);
 }
 
@@ -1410,6 +1478,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_stale_tmp, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_uidl_append_and_position,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_uidl_rules, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_many, setup, teardown),
