@@ -2,6 +2,7 @@
  * store: the driver registry and the helpers every driver shares
  * (see store.h).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -117,25 +118,27 @@ fail:
 	return -1;
 }
 
-/* The value of the userdb_mail= or mail= field of extra, or NULL. */
+/*
+ * The value of extra's userdb_mail= field, else of its mail= field (a
+ * userdb-only file), or NULL.
+ */
 static const char *
 store_extra_mail(const char *extra, size_t *len_r)
 {
 	static const char *const keys[] = { "userdb_mail=", "mail=" };
-	const char	*p = extra;
+	const char	*p;
 	size_t		 n, i, k;
 
-	while (*p != '\0') {
-		p += strspn(p, " \t");
-		n = strcspn(p, " \t");
-		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-			k = strlen(keys[i]);
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		k = strlen(keys[i]);
+		for (p = extra; *p != '\0'; p += n) {
+			p += strspn(p, " \t");
+			n = strcspn(p, " \t");
 			if (n > k && strncmp(p, keys[i], k) == 0) {
 				*len_r = n - k;
 				return p + k;
 			}
 		}
-		p += n;
 	}
 	return NULL;
 }
@@ -145,12 +148,13 @@ store_locate(const char *extra, const char *driver, const char *tmpl,
     const char *user, const char *home, const struct store_ops **ops_r,
     char *path, size_t pathlen, char *err, size_t errlen)
 {
-	char		 spec[1024], drv[32], *f, *next, *loc, *inbox = NULL;
+	char		 spec[1024], drv[32], tbuf[sizeof(spec) + 1];
+	char		*f, *next, *loc, *inbox = NULL;
 	const char	*v;
-	size_t		 n;
+	size_t		 n, i;
 
 	if (extra != NULL && (v = store_extra_mail(extra, &n)) != NULL) {
-		if (n >= sizeof(spec) - 1) {	/* "~" may grow to "%h" */
+		if (n >= sizeof(spec)) {
 			snprintf(err, errlen, "userdb_mail too long");
 			return STORE_PERM;
 		}
@@ -162,10 +166,17 @@ store_locate(const char *extra, const char *driver, const char *tmpl,
 			    "DRIVER:PATH", spec);
 			return STORE_PERM;
 		}
-		memcpy(drv, spec, (size_t)(loc - spec));
-		drv[loc - spec] = '\0';
+		if (strstr(loc, "::") != NULL) {
+			/* Dovecot's escaped ':' would change the path. */
+			snprintf(err, errlen, "userdb_mail '%s': '::' (a ':' "
+			    "in the path) is not supported", spec);
+			return STORE_PERM;
+		}
+		for (i = 0; spec + i < loc; i++)	/* "Maildir" too */
+			drv[i] = (char)tolower((unsigned char)spec[i]);
+		drv[i] = '\0';
 		*loc++ = '\0';
-		/* PATH[:KEY=VALUE]...; a path cannot hold ':' (Dovecot). */
+		/* PATH[:KEY=VALUE]...: Dovecot's parameters. */
 		for (f = strchr(loc, ':'); f != NULL; f = next) {
 			*f++ = '\0';
 			next = strchr(f, ':');
@@ -180,9 +191,8 @@ store_locate(const char *extra, const char *driver, const char *tmpl,
 				    "and ~/ name a home directory");
 				return STORE_PERM;
 			}
-			memmove(loc + 2, loc + 1, strlen(loc + 1) + 1);
-			loc[0] = '%';
-			loc[1] = 'h';
+			snprintf(tbuf, sizeof(tbuf), "%%h%s", loc + 1);
+			loc = tbuf;
 		}
 		driver = drv;
 		tmpl = loc;

@@ -3,6 +3,7 @@
  * the way Dovecot's var_expand() expands pop3_uidl_format.
  */
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,7 +162,7 @@ uidl_format_expand(const char *fmt, const struct uidl_vars *v, char *out,
 {
 	struct uidl_esc	 e;
 	const char	*p = fmt, *str;
-	char		 val[UIDL_MAX + 2];
+	char		 val[NAME_MAX + 1];	/* %f: a whole file name */
 	size_t		 pos = 0, i;
 
 	if (outlen == 0)

@@ -57,6 +57,11 @@ test_locate_override(void **state)
 	assert_ptr_equal(l.ops, store_driver("maildir"));
 	assert_string_equal(l.path, "/srv/bob/Md");
 
+	/* Driver names in any case; userdb_mail= wins over mail=. */
+	assert_int_equal(locate(&l, "mail=maildir:/m/%n userdb_mail="
+	    "Maildir:/u/%n", "bob", ""), STORE_OK);
+	assert_string_equal(l.path, "/u/bob");
+
 	/* "mail=" (a userdb-only file), among other fields. */
 	assert_int_equal(locate(&l, "userdb_uid=5 mail=maildir:~/Maildir "
 	    "x=y", "bob", "/home/bob"), STORE_OK);
@@ -90,6 +95,10 @@ test_locate_bad(void **state)
 	assert_int_equal(locate(&l, "userdb_mail=mdbox:~/mdbox", "bob",
 	    "/h"), STORE_PERM);
 	assert_non_null(strstr(l.err, "unknown mail driver 'mdbox'"));
+	/* Dovecot's "::" is a ':' in the path: refused, not cut. */
+	assert_int_equal(locate(&l, "userdb_mail=maildir:~/Mail::x", "bob",
+	    "/h"), STORE_PERM);
+	assert_non_null(strstr(l.err, "'::'"));
 	assert_int_equal(locate(&l, "userdb_mail=/var/mail/bob", "bob", "/h"),
 	    STORE_PERM);
 	assert_int_equal(locate(&l, "userdb_mail=:/x", "bob", "/h"),
@@ -112,8 +121,8 @@ test_locate_bad(void **state)
 	memcpy(long_extra, "mail=maildir:/", 14);
 	assert_int_equal(locate(&l, long_extra, "bob", "/h"), STORE_PERM);
 	assert_non_null(strstr(l.err, "too long"));
-	/* The longest that fits still fits after "~" grows to the home. */
-	long_extra[5 + 1022] = '\0';
+	/* The longest that fits still fits after "~" grows to "%h". */
+	long_extra[5 + 1023] = '\0';
 	memcpy(long_extra, "mail=maildir:~/", 15);
 	assert_int_equal(locate(&l, long_extra, "bob", "/h"), STORE_PERM);
 	assert_non_null(strstr(l.err, "cannot expand"));	/* > 256 */
@@ -194,6 +203,14 @@ test_uidl_format_expand(void **state)
 	assert_int_equal(uidl_format_expand("a%60.0fb", &v, out, sizeof(out)),
 	    2);
 	assert_string_equal(out, "ab");
+	/* A long file name, cut to fit: only the result must be <= 70. */
+	v.file = "1700000000.M123456P7890V000000000000FD01I0000000000ABCDEF_0."
+	    "mail-host-01.example.org,S=12345";
+	assert_int_equal(uidl_format_expand("%.24f", &v, out, sizeof(out)),
+	    24);
+	assert_string_equal(out, "1700000000.M123456P7890V");
+	assert_int_equal(uidl_format_expand("%f", &v, out, sizeof(out)), -1);
+	v.file = "1700000000.M1P2.host";
 	/* X of a non-number: Dovecot's strtoull() gives what it can. */
 	assert_int_equal(uidl_format_expand("%Xf", &v, out, sizeof(out)), 8);
 	assert_string_equal(out, "6553f100");
