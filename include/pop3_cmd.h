@@ -60,17 +60,24 @@ void		cmd_auth_response(struct session *s, char *line, size_t len);
 enum cmd_result	cmd_auth_update(struct session *s);
 /* Release the maildrop without UPDATE; cancel pending login. */
 void		cmd_auth_cleanup(struct session *s);
+/*
+ * Release md without UPDATE on a worker, ahead of queued logins, for a
+ * session that is gone or cannot keep it; no other job may be using md.
+ */
+void		cmd_auth_release(struct server *srv, struct maildrop *md);
 
 /* cmd_mail.c: TRANSACTION state. */
 pop3_handler	cmd_stat, cmd_list, cmd_retr, cmd_dele, cmd_noop, cmd_rset,
 		cmd_top, cmd_uidl, cmd_last;
 /* Unmark every message, recount the octets, LAST to 0 (login, RSET). */
 void		cmd_mail_reset(struct session *s);
+/* Stop a long reply in progress and free what it holds. */
+void		cmd_cont_free(struct session *s);
 /*
- * Stop a long reply in progress and free what it holds; a message lookup
- * still running in a worker (STORE_AGAIN) is detached and closes the
+ * Session teardown, before cmd_auth_cleanup(): a message lookup still
+ * running in a worker (STORE_AGAIN) is detached and releases the
  * maildrop itself when it is done.
  */
-void		cmd_cont_free(struct session *s);
+void		cmd_mail_cleanup(struct session *s);
 
 #endif

@@ -6,6 +6,10 @@
  * thread. The submitter embeds struct worker_job in its own struct. Jobs
  * cannot be cancelled: a submitter that goes away clears its back pointer
  * and lets done() clean up (OpenSMTPD's wait tree, without the tree).
+ *
+ * Two queues, each first in first out: urgent jobs are started before
+ * any normal one, so that a short job a client is waiting on (releasing
+ * a maildrop) never waits for a queue of password hashes.
  */
 #ifndef EVPOP3D_WORKER_H
 #define EVPOP3D_WORKER_H
@@ -27,6 +31,14 @@ struct worker_pool	*worker_pool_new(struct event_base *base, int nthreads);
  * done() callbacks on the calling thread so that results can be freed.
  */
 void			 worker_pool_free(struct worker_pool *pool);
+/* Queue job behind every job queued so far. */
 void			 worker_submit(struct worker_pool *pool, struct worker_job *job);
+/*
+ * Queue job behind the urgent jobs only, ahead of every worker_submit()
+ * job not yet started. For short jobs: a job already running is never
+ * interrupted, so an urgent job waits for at most that.
+ */
+void			 worker_submit_urgent(struct worker_pool *pool,
+			    struct worker_job *job);
 
 #endif

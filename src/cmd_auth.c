@@ -6,6 +6,8 @@
  * maildrop opened and locked at PASS, so a maildrop that cannot be opened
  * fails PASS itself. UPDATE's removals run as a job too, and so does
  * every release of a maildrop (QUIT or not): the unlock is file I/O.
+ * Releases go ahead of queued logins (worker_submit_urgent()): QUIT's
+ * +OK and the next login of the same user wait for them.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -27,8 +29,7 @@
 enum job_kind {
 	JOB_LOGIN_PLAIN,
 	JOB_LOGIN_APOP,
-	JOB_UPDATE,	/* QUIT: remove the marked messages, unlock */
-	JOB_CLOSE,	/* no QUIT, or no session any more: unlock */
+	JOB_RELEASE,	/* commit(): QUIT's UPDATE, or only the unlock */
 };
 
 struct login_job {
@@ -48,7 +49,7 @@ struct login_job {
 	char			 err[256];
 	struct maildrop		*md;
 	size_t			 failed;	/* UPDATE: removals that failed */
-	uint8_t			*del;		/* UPDATE: the marks */
+	uint8_t			*del;		/* UPDATE: the marks, or NULL */
 	size_t			 n_marked;	/* UPDATE: how many */
 };
 
@@ -101,12 +102,14 @@ static void	update_work(struct worker_job *);
 static void	update_done(struct worker_job *);
 
 /*
- * Close md without UPDATE on a worker thread, for a session that has
- * gone. Once the server is stopping (server_free() runs the last done
- * callbacks after the pool threads have gone), or out of memory, here.
+ * Release md without UPDATE (RFC 1939 section 6) on a worker thread, for
+ * a session that has gone or never got it, ahead of queued logins: the
+ * user may be reconnecting. Once the server is stopping (server_free()
+ * runs the last done callbacks after the pool threads have gone), or out
+ * of memory, here on the loop.
  */
-static void
-close_later(struct server *srv, struct maildrop *md)
+void
+cmd_auth_release(struct server *srv, struct maildrop *md)
 {
 	struct login_job *job;
 
@@ -117,9 +120,9 @@ close_later(struct server *srv, struct maildrop *md)
 	job->base.work = update_work;
 	job->base.done = update_done;
 	job->srv = srv;
-	job->kind = JOB_CLOSE;
+	job->kind = JOB_RELEASE;
 	job->md = md;
-	worker_submit(srv->workers, &job->base);
+	worker_submit_urgent(srv->workers, &job->base);
 }
 
 static enum cmd_result
@@ -169,7 +172,7 @@ login_done(struct worker_job *wj)
 
 	if (s == NULL) {			/* the client went away */
 		if (job->md != NULL)
-			close_later(job->srv, job->md);
+			cmd_auth_release(job->srv, job->md);
 		job_free(job);
 		return;
 	}
@@ -209,7 +212,7 @@ login_done(struct worker_job *wj)
 	s->md = job->md;
 	s->n_msgs = maildrop_count(s->md);
 	if ((s->deleted = calloc(s->n_msgs + 1, 1)) == NULL) {
-		close_later(s->srv, s->md);
+		cmd_auth_release(s->srv, s->md);
 		s->md = NULL;
 		job_free(job);
 		session_reply(s, "-ERR [SYS/TEMP] Out of memory.");
@@ -430,17 +433,16 @@ cmd_auth_response(struct session *s, char *line, size_t len)
 	(void)sasl_plain(s, line, len);
 }
 
-/* Worker thread: UPDATE, or with nothing marked only the unlock. */
+/*
+ * Worker thread: UPDATE; with nothing marked (or del NULL) the driver
+ * only unlocks (store.h).
+ */
 static void
 update_work(struct worker_job *wj)
 {
 	struct login_job *job = (struct login_job *)wj;
 
-	if (job->n_marked > 0)
-		job->st = job->md->ops->commit(job->md, job->del,
-		    &job->failed);
-	else
-		job->md->ops->close(job->md);
+	job->st = job->md->ops->commit(job->md, job->del, &job->failed);
 	job->md = NULL;
 }
 
@@ -452,7 +454,7 @@ update_done(struct worker_job *wj)
 	size_t			 n = job->n_marked;
 
 	if (s == NULL) {
-		if (job->kind == JOB_UPDATE && n > 0)
+		if (n > 0)
 			log_info("event=update user=%s deleted=%zu failed=%zu "
 			    "(client gone)", job->user, n - job->failed,
 			    job->failed);
@@ -504,14 +506,14 @@ cmd_auth_update(struct session *s)
 	job->base.done = update_done;
 	job->s = s;
 	job->srv = s->srv;
-	job->kind = JOB_UPDATE;
+	job->kind = JOB_RELEASE;
 	job->md = s->md;
 	job->del = s->deleted;
 	job->n_marked = s->n_deleted;
 	s->md = NULL;
 	s->deleted = NULL;
 	s->job = job;
-	worker_submit(s->srv->workers, &job->base);
+	worker_submit_urgent(s->srv->workers, &job->base);
 	return CMD_WAIT;
 }
 
@@ -524,7 +526,7 @@ cmd_auth_cleanup(struct session *s)
 	}
 	if (s->md != NULL) {
 		/* RFC 1939 section 6: no QUIT, no UPDATE. */
-		close_later(s->srv, s->md);
+		cmd_auth_release(s->srv, s->md);
 		s->md = NULL;
 	}
 	free(s->deleted);

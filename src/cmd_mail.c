@@ -28,18 +28,18 @@
 /*
  * RETR or TOP of a message the driver has to look up (msg_open() said
  * STORE_AGAIN): msg_locate() runs on a worker thread while the session
- * waits. If the session ends meanwhile, the job owns the maildrop and
- * closes it once the lookup is over.
+ * waits. If the session is freed meanwhile (cmd_mail_cleanup()), the job
+ * owns the maildrop and releases it once the lookup is over.
  */
 struct locate_job {
 	struct worker_job	 base;		/* first: we cast back */
 	struct session		*s;		/* NULL once the session is gone */
-	struct server		*srv;
+	struct server		*srv;		/* for the release without s */
+	uint64_t		 sess_id;	/* for the log without s */
 	struct maildrop		*md;
 	size_t			 i;
 	long			 top_lines;
 	enum store_err		 st;
-	unsigned		 close:1;	/* work: close md, nothing else */
 };
 
 /* Message number argument to a live message index, or -ERR. */
@@ -70,19 +70,9 @@ cont_start(struct session *s, enum cmd_result (*fn)(struct session *))
 	return CMD_CONT;
 }
 
-/*
- * Also called when the session ends (session_close(), session_free()): a
- * lookup in progress then takes the maildrop over (s->md is NULL after),
- * as it must not be closed under the worker.
- */
 void
 cmd_cont_free(struct session *s)
 {
-	if (s->locate != NULL) {
-		s->locate->s = NULL;
-		s->locate = NULL;
-		s->md = NULL;
-	}
 	if (s->cont == NULL)
 		return;
 	store_stream_close(&s->cont->msg);
@@ -90,23 +80,30 @@ cmd_cont_free(struct session *s)
 	s->cont = NULL;
 }
 
+/*
+ * Session teardown, before cmd_auth_cleanup(): a lookup still running
+ * takes the maildrop over (s->md is NULL after), as it must not be
+ * released under the worker (store.h); locate_done() releases it.
+ */
+void
+cmd_mail_cleanup(struct session *s)
+{
+	if (s->locate == NULL)
+		return;
+	s->locate->s = NULL;
+	s->locate = NULL;
+	s->md = NULL;
+}
+
 void
 cmd_mail_reset(struct session *s)
 {
-	size_t i;
-
 	if (s->n_deleted > 0)
 		memset(s->deleted, 0, s->n_msgs);
 	s->n_deleted = 0;
 	s->last = 0;
 	/* The driver's total was added up by open(), off the loop. */
-	if (s->md->ops->total != NULL) {
-		s->total_octets = s->md->ops->total(s->md);
-		return;
-	}
-	s->total_octets = 0;
-	for (i = 0; i < s->n_msgs; i++)
-		s->total_octets += maildrop_size(s->md, i);
+	s->total_octets = s->md->ops->total(s->md);
 }
 
 /* RFC 1939 section 5: "+OK nn mm", deleted messages not counted. */
@@ -262,6 +259,7 @@ message_start(struct session *s, long i, long top_lines, bool may_wait)
 		job->base.done = locate_done;
 		job->s = s;
 		job->srv = s->srv;
+		job->sess_id = s->id;
 		job->md = s->md;
 		job->i = (size_t)i;
 		job->top_lines = top_lines;
@@ -327,17 +325,12 @@ cmd_top(struct session *s, int argc, char **argv)
 	return message_start(s, i, (long)n, true);
 }
 
-/* Worker thread: look the message up, or close a maildrop left to us. */
+/* Worker thread: look the message up. */
 static void
 locate_work(struct worker_job *wj)
 {
 	struct locate_job	*job = (struct locate_job *)wj;
 
-	if (job->close) {
-		job->md->ops->close(job->md);
-		job->md = NULL;
-		return;
-	}
 	job->st = job->md->ops->msg_locate(job->md, job->i);
 }
 
@@ -353,23 +346,20 @@ locate_done(struct worker_job *wj)
 	enum cmd_result		 res;
 
 	if (s == NULL) {
-		/*
-		 * The session is gone and the maildrop is ours: close it on
-		 * a worker too (the unlock is file I/O), unless the pool is
-		 * being stopped (server_free() runs the last done callbacks
-		 * after the threads have gone).
-		 */
-		if (job->md != NULL && !job->srv->stopping) {
-			job->close = 1;
-			worker_submit(job->srv->workers, &job->base);
-			return;
-		}
-		if (job->md != NULL)
-			job->md->ops->close(job->md);
+		/* The session is gone and the maildrop is ours. */
+		if (log_debug_enabled())
+			log_debug("sess=%016llx event=locate-detached msg=%zu",
+			    (unsigned long long)job->sess_id, job->i + 1);
+		cmd_auth_release(job->srv, job->md);
 		free(job);
 		return;
 	}
 	s->locate = NULL;
+	if (s->closing) {
+		/* Nothing to answer; session_free() releases s->md. */
+		free(job);
+		return;
+	}
 	if (job->st == STORE_OK)
 		res = message_start(s, (long)job->i, job->top_lines, false);
 	else

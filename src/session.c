@@ -534,6 +534,7 @@ session_free(struct session *s)
 	struct server *srv = s->srv;
 
 	cmd_cont_free(s);
+	cmd_mail_cleanup(s);	/* a running lookup takes s->md over */
 	cmd_auth_cleanup(s);
 	if (s->flush_queued) {
 		TAILQ_REMOVE(&srv->flushq, s, flush_entry);

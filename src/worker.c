@@ -1,10 +1,11 @@
 /*
  * worker: a thread pool whose results come back to the event loop.
  *
- * Submitted jobs go on a queue that the pool threads take from. A finished
- * job goes on a done queue and the loop is woken through a pipe; the loop
- * side drains the done queue and runs each done() callback. Only the two
- * queues are shared, each under the one mutex.
+ * Submitted jobs go on one of two queues that the pool threads take from,
+ * the urgent one first. A finished job goes on a done queue and the loop
+ * is woken through a pipe; the loop side drains the done queue and runs
+ * each done() callback. Only the three queues are shared, all under the
+ * one mutex.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +27,7 @@ struct job_queue {
 struct worker_pool {
 	pthread_mutex_t		 lock;
 	pthread_cond_t		 cond;
+	struct job_queue	 urgent;	/* taken before todo */
 	struct job_queue	 todo;
 	struct job_queue	 done;
 	bool			 stopping;
@@ -72,7 +74,8 @@ worker_main(void *arg)
 
 	pthread_mutex_lock(&pool->lock);
 	for (;;) {
-		while ((job = queue_pop(&pool->todo)) == NULL && !pool->stopping)
+		while ((job = queue_pop(&pool->urgent)) == NULL &&
+		    (job = queue_pop(&pool->todo)) == NULL && !pool->stopping)
 			pthread_cond_wait(&pool->cond, &pool->lock);
 		if (job == NULL)
 			break;
@@ -122,6 +125,7 @@ worker_pool_new(struct event_base *base, int nthreads)
 		return NULL;
 	pthread_mutex_init(&pool->lock, NULL);
 	pthread_cond_init(&pool->cond, NULL);
+	queue_init(&pool->urgent);
 	queue_init(&pool->todo);
 	queue_init(&pool->done);
 	pool->wake[0] = pool->wake[1] = -1;
@@ -179,11 +183,23 @@ worker_pool_free(struct worker_pool *pool)
 	free(pool);
 }
 
+static void
+submit(struct worker_pool *pool, struct job_queue *q, struct worker_job *job)
+{
+	pthread_mutex_lock(&pool->lock);
+	queue_push(q, job);
+	pthread_cond_signal(&pool->cond);
+	pthread_mutex_unlock(&pool->lock);
+}
+
 void
 worker_submit(struct worker_pool *pool, struct worker_job *job)
 {
-	pthread_mutex_lock(&pool->lock);
-	queue_push(&pool->todo, job);
-	pthread_cond_signal(&pool->cond);
-	pthread_mutex_unlock(&pool->lock);
+	submit(pool, &pool->todo, job);
+}
+
+void
+worker_submit_urgent(struct worker_pool *pool, struct worker_job *job)
+{
+	submit(pool, &pool->urgent, job);
 }

@@ -4,6 +4,7 @@ state (section 6): only QUIT in TRANSACTION removes messages; a dropped
 connection or SIGTERM removes nothing.
 """
 
+import ctypes
 import os
 import signal
 import time
@@ -185,6 +186,97 @@ class Locking(evtest.ServerTestCase):
         a.quit()
         self.assertEqual(a_mb.uidls(), [a_mb.uid[1]])
         self.assertEqual(b_mb.uidls(), sorted(b_mb.uid[:2]))
+
+
+def bcrypt_cost(password, cost):
+    """A $2b$ hash of the given cost (evtest.bcrypt_hash makes cheap ones),
+    or None without bcrypt in libcrypt."""
+    try:
+        lib = ctypes.CDLL("libcrypt.so.1")
+        lib.crypt_gensalt.restype = ctypes.c_char_p
+        lib.crypt_gensalt.argtypes = [ctypes.c_char_p, ctypes.c_ulong,
+                                      ctypes.c_char_p, ctypes.c_int]
+        lib.crypt.restype = ctypes.c_char_p
+        lib.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+        salt = lib.crypt_gensalt(b"$2b$", cost, None, 0)
+        h = lib.crypt(password.encode(), salt) if salt else None
+    except (OSError, AttributeError):
+        return None
+    return h.decode() if h and h.startswith(b"$2b$") else None
+
+
+def lock_free(mb):
+    with open(os.path.join(mb.maildir, "evpop3d.lock"), "rb") as f:
+        return f.read().startswith(b"free")
+
+
+class ReleaseAheadOfLogins(evtest.ServerTestCase):
+    """Releasing a maildrop (QUIT, a dropped client) is a worker job, like
+    password hashing: with one worker thread and a queue of slow bcrypt
+    logins, the release must not wait for the queue (worker_submit_urgent),
+    only for the hash already running. Times are compared with the hashing
+    time measured in the same test, not with wall-clock constants."""
+    POOL = 2
+    CONFIG = {"auth": {"threads": "1"}}
+    QUEUED = 8
+    COST = 10			# ~50 ms a hash
+
+    @classmethod
+    def setup_users(cls, srv):
+        h = bcrypt_cost("slow-pw", cls.COST)
+        cls.slow = h and srv.add_user("slow@example.com", "slow-pw",
+                                      stored="{BLF-CRYPT}" + h)
+
+    def queue_logins(self):
+        """QUEUED failing bcrypt logins, sent; returns (conns, start)."""
+        if not self.slow:
+            self.skipTest("no bcrypt in libcrypt")
+        conns = []
+        for _ in range(self.QUEUED):
+            w = self.connect()
+            w.ok("USER " + self.slow.user)
+            conns.append(w)
+        t0 = time.monotonic()
+        for w in conns:
+            w.send("PASS not-the-password\r\n")
+        time.sleep(0.02)	# the loop reads them all, the first hash runs
+        return conns, t0
+
+    def per_hash(self, conns, t0):
+        for w in conns:
+            self.assertTrue(w.status().startswith("-ERR [AUTH]"))
+        return (time.monotonic() - t0) / len(conns)
+
+    def test_quit_ahead_of_hashing(self):
+        mb = fill(self.fresh(), 2)
+        c = self.login(mb)
+        c.ok("DELE 1")
+        conns, t0 = self.queue_logins()
+        t1 = time.monotonic()
+        r = c.cmd("QUIT")
+        quit_s = time.monotonic() - t1
+        self.assertEqual(r, "+OK evpop3d signing off (1 messages deleted).")
+        self.assertTrue(lock_free(mb))
+        hash_s = self.per_hash(conns, t0)
+        # Behind the queue QUIT would take QUEUED hashes; ahead, one at most.
+        self.assertLess(quit_s, 3 * hash_s, "QUIT %.0f ms, a hash %.0f ms" %
+                        (quit_s * 1000, hash_s * 1000))
+        self.assertEqual(len(mb.uidls()), 1)
+
+    def test_drop_released_ahead_of_hashing(self):
+        mb = fill(self.fresh(), 2)
+        c = self.login(mb)
+        conns, t0 = self.queue_logins()
+        t1 = time.monotonic()
+        c.close()				# no QUIT
+        deadline = t1 + 10
+        while not lock_free(mb) and time.monotonic() < deadline:
+            time.sleep(0.002)
+        free_s = time.monotonic() - t1
+        hash_s = self.per_hash(conns, t0)
+        self.assertLess(free_s, 3 * hash_s, "unlock %.0f ms, a hash %.0f ms"
+                        % (free_s * 1000, hash_s * 1000))
+        self.login(mb).quit()			# no retry: free
 
 
 class CrossProcessLock(evtest.ServerTestCase):

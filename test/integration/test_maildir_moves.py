@@ -140,11 +140,20 @@ class Moves(evtest.ServerTestCase):
         c.expect_closed()
         login_retry(self, mb).quit()
 
+
+class DropDuringLookup(evtest.ServerTestCase):
+    """A client that resets the connection while its RETR's lookup runs.
+    The server logs at debug level so that the test can tell that the
+    reset did come during a lookup (event=locate-detached)."""
+    POOL = 1
+    CONFIG = {"log": {"debug": "yes"}}
+    ATTEMPTS = 12
+
     def test_drop_during_lookup(self):
         # A big cur/ makes the lookup take a while (it reads all of
         # cur/); the client resets the connection while it runs. The
         # job must not touch the freed session, the maildrop must be
-        # closed once (ASan would report a double free; a leak or a
+        # released once (ASan would report a double free; a leak or a
         # lock never released fails the login below), after the lookup.
         mb = self.fresh()
         cur = os.path.join(mb.maildir, "cur")
@@ -157,15 +166,24 @@ class Moves(evtest.ServerTestCase):
         target = mb.add(b"Subject: target\n\nmoved\n")
         n = 30001
         flags = ["S", "RS", "FS", "T"]
-        for k in range(len(flags)):
-            c = login_retry(self, mb, timeout=10)
-            move(mb, target, flags[k])
+        line = "event=locate-detached msg=%d" % n
+        c = login_retry(self, mb, timeout=10)
+        for k in range(self.ATTEMPTS):
+            move(mb, target, flags[k % len(flags)])
             c.send("RETR %d\r\n" % n)
             time.sleep(0.002)
             c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                               struct.pack("ii", 1, 0))
             c.close()				# RST
-        c = login_retry(self, mb, timeout=10)
+            # This login waits for the release, which the lookup makes
+            # after logging the line (if the reset came during it).
+            c = login_retry(self, mb, timeout=10)
+            if sum(line in l for l in self.srv.log()) >= 2:
+                break
+        # At least once the reset must have come while the lookup ran.
+        self.assertIsNotNone(self.srv.wait_log(line, timeout=5),
+                             "no reset during a lookup in %d attempts" %
+                             self.ATTEMPTS)
         move(mb, target, "")
         self.assertEqual(c.retr(n), wire(b"Subject: target\n\nmoved\n"))
         c.quit()
