@@ -24,7 +24,8 @@
  * valid unique-id (RFC 1939 section 7: 1..70 chars in 0x21..0x7E) is
  * replaced by the hex MD5 of it; duplicates get a deterministic suffix.
  * A Maildir Dovecot has served keeps Dovecot's UIDLs and numbering, from
- * its dovecot-uidlist (maildir_uidlist.h); [pop3] uidl_format picks
+ * its dovecot-uidlist (maildir_uidlist.h), as it was at the first login
+ * (evpop3d-uidl-cutoff, md_uidls_list()); [pop3] uidl_format picks
  * another template. See md_make_uidls().
  *
  * Threads: open(), msg_locate(), commit() and close() run on worker
@@ -33,6 +34,7 @@
  * shared state is the directory descriptor cache (md_dirfd_get()), under
  * its mutex.
  */
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -49,6 +51,7 @@
 
 #include <openssl/evp.h>
 
+#include "log.h"
 #include "maildir_sizecache.h"
 #include "maildir_uidlist.h"
 #include "sesslock.h"
@@ -597,8 +600,10 @@ md_uidl_valid(const char *s, size_t len)
  *
  * A candidate that does not apply (no record, no P field, a value the
  * format needs is missing) or is no valid unique-id (RFC 1939 section
- * 7) is skipped. A message Dovecot has not listed (delivered after it
- * last ran) keeps its MDC_NAME id (or its uidl_format id without %u/%v).
+ * 7) is skipped. Records are those up to the migration cutoff
+ * (md_uidls_list()): a message Dovecot had not listed at evpop3d's first
+ * login keeps its MDC_NAME id (or its uidl_format id without %u/%v) even
+ * once Dovecot lists it.
  */
 enum md_cand {
 	MDC_SAVED, MDC_FORMAT, MDC_DOVECOT, MDC_NAME, MDC_END
@@ -613,6 +618,9 @@ struct md_uidls {
 	const char			 *fmt;		/* NULL: none */
 	struct maildir_uidlist		 *ul;		/* NULL: none */
 	const struct maildir_uidlist_rec **recs;	/* per message (ul) */
+	uint64_t			 *names;	/* md_uidls_want() */
+	size_t				  nmask;
+	uint64_t			  seed;
 	uint8_t				 *first;	/* per message: the */
 							/* candidate it got */
 	int				  dfd[2];	/* new/ cur/ (%m) */
@@ -879,6 +887,193 @@ md_uidls_order(struct md_uidls *u)
 	return 0;
 }
 
+/* A seeded hash of a unique part, eight bytes at a time. */
+static uint64_t
+md_name_hash(uint64_t seed, const char *s, size_t len)
+{
+	uint64_t	 h = seed ^ (len * 0x9e3779b97f4a7c15ULL), w;
+
+	for (; len >= 8; s += 8, len -= 8) {
+		memcpy(&w, s, 8);
+		h = (h ^ w) * 0xff51afd7ed558ccdULL;
+		h ^= h >> 32;
+	}
+	if (len > 0) {
+		w = 0;
+		memcpy(&w, s, len);
+		h = (h ^ w) * 0xff51afd7ed558ccdULL;
+	}
+	h ^= h >> 29;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	return h ^ (h >> 32);
+}
+
+/*
+ * The slot of unique part s (len bytes, hash h) in u->names, or the empty
+ * one where it goes. A slot is the message index + 1 in its low half and
+ * the hash's high half above, so that a probe rarely compares names.
+ */
+static size_t
+md_names_find(const struct md_uidls *u, const char *s, size_t len,
+    uint64_t h)
+{
+	const char	*k;
+	size_t		 i;
+
+	for (i = (size_t)h & u->nmask; u->names[i] != 0;
+	    i = (i + 1) & u->nmask) {
+		if ((u->names[i] >> 32) != (h >> 32))
+			continue;
+		k = u->md->msgs[(u->names[i] & 0xffffffffu) - 1].name;
+		if (strncmp(k, s, len) == 0 && k[len] == '\0')
+			break;
+	}
+	return i;
+}
+
+/*
+ * maildir_uidlist's filter for a list with the records of much expunged
+ * mail: is name (len bytes) the unique part of a message? The set is made
+ * at the first call, so a list of sane size costs nothing. The hash is
+ * seeded per login: file names and list are both the user's to choose,
+ * and must not be able to pile up in one probe chain.
+ */
+static int
+md_uidls_want(void *arg, const char *name, size_t len)
+{
+	struct md_uidls	*u = arg;
+	struct md	*md = u->md;
+	uint64_t	 h;
+	size_t		 i, s, n, cap = 16;
+
+	if (u->names == NULL) {
+		if (md->nmsgs >= UINT32_MAX / 2)
+			return 1;	/* keep it: the list is then refused */
+		while (cap < 2 * md->nmsgs)
+			cap <<= 1;
+		if ((u->names = calloc(cap, sizeof(*u->names))) == NULL)
+			return 1;
+		u->nmask = cap - 1;
+		if (getrandom(&u->seed, sizeof(u->seed), GRND_NONBLOCK) !=
+		    (ssize_t)sizeof(u->seed))
+			u->seed = (uint64_t)(uintptr_t)u->names ^
+			    (uint64_t)time(NULL);
+		for (i = 0; i < md->nmsgs; i++) {
+			n = strlen(md->msgs[i].name);
+			h = md_name_hash(u->seed, md->msgs[i].name, n);
+			s = md_names_find(u, md->msgs[i].name, n, h);
+			if (u->names[s] == 0)
+				u->names[s] = (h & ~(uint64_t)0xffffffffu) |
+				    (uint64_t)(i + 1);
+		}
+	}
+	return u->names[md_names_find(u, name, len,
+	    md_name_hash(u->seed, name, len))] != 0;
+}
+
+/*
+ * Which dovecot-uidlist records may give ids: the migration is frozen at
+ * the first login that has mail to serve (the ids a client has seen must
+ * never change), in <root>/evpop3d-uidl-cutoff (maildir_uidlist.h):
+ *
+ *	no cutoff file	this is that login. A usable list is loaded whole
+ *			and its UIDVALIDITY and highest UID are written down;
+ *			a missing or unusable one (logged) makes "U0": then
+ *			no Dovecot ids, ever. Mail Dovecot lists later (IMAP
+ *			on the same Maildir) would otherwise switch from its
+ *			name to a Dovecot id at the next login, and clients
+ *			would download it again. Written at the first login
+ *			with mail even when no message has a record (the ids
+ *			served are then names, which must stay), and not at
+ *			all while the Maildir is empty (nothing was served).
+ *			A failed write is logged and the login goes on (an
+ *			over-quota user can still delete mail); the next
+ *			login tries again;
+ *	U0		no list is read;
+ *	V<v> U<u>	records up to UID u are used, later ones (mail listed
+ *			since) are not read: those messages keep their names.
+ *			The list must be there, usable up to u and of
+ *			UIDVALIDITY v, else the login fails with STORE_TEMP
+ *			and a reason for the log: other ids for one session
+ *			would make clients download mail again. The operator
+ *			restores the list, or removes the cutoff file (the
+ *			next login then decides again) if he accepts that.
+ *
+ * A damaged cutoff file is STORE_TEMP as well. u->ul is left NULL when no
+ * record is to be used.
+ */
+static enum store_err
+md_uidls_list(struct md_uidls *u, char *err, size_t errlen)
+{
+	struct md			*md = u->md;
+	struct maildir_uidlist_opts	 o;
+	char				 path[PATH_MAX];
+	uint32_t			 uidv = 0, cut = 0;
+	int				 have, r;
+
+	if ((have = maildir_uidlist_cutoff_load(md->path, &uidv, &cut)) ==
+	    -1) {
+		if (errno != EBADMSG) {
+			snprintf(path, sizeof(path), "%s/%s", md->path,
+			    MAILDIR_UIDLIST_CUTOFF_FILE);
+			return store_fail(errno, err, errlen, "read", path);
+		}
+		snprintf(err, errlen, "maildir %s: %s is damaged: repair it, "
+		    "or remove it to have the next login decide again",
+		    md->path, MAILDIR_UIDLIST_CUTOFF_FILE);
+		return STORE_TEMP;
+	}
+	if (have && cut == 0)
+		return STORE_OK;
+	memset(&o, 0, sizeof(o));
+	o.nmsgs = md->nmsgs;
+	o.max_uid = cut;
+	o.want = md_uidls_want;
+	o.arg = u;
+	r = maildir_uidlist_load(md->path, &o, &u->ul);
+	free(u->names);
+	u->names = NULL;
+	if (r == -1) {
+		snprintf(path, sizeof(path), "%s/%s", md->path,
+		    MAILDIR_UIDLIST_FILE);
+		return store_fail(errno, err, errlen, "read", path);
+	}
+	if (have) {
+		if (r == 1 && maildir_uidlist_uidvalidity(u->ul) == uidv)
+			return STORE_OK;
+		if (r == 1)
+			snprintf(err, errlen, "maildir %s: %s has UIDVALIDITY "
+			    "%u, %s says %u: UIDLs would change; restore the "
+			    "list or remove %s", md->path, MAILDIR_UIDLIST_FILE,
+			    maildir_uidlist_uidvalidity(u->ul),
+			    MAILDIR_UIDLIST_CUTOFF_FILE, uidv,
+			    MAILDIR_UIDLIST_CUTOFF_FILE);
+		else
+			snprintf(err, errlen, "maildir %s: %s: %s%s%.0zu, but "
+			    "%s (V%u U%u) needs it: UIDLs would change; "
+			    "restore the list or remove %s", md->path,
+			    MAILDIR_UIDLIST_FILE, o.why != NULL ? o.why :
+			    "missing", o.line > 0 ? " at line " : "", o.line,
+			    MAILDIR_UIDLIST_CUTOFF_FILE, uidv, cut,
+			    MAILDIR_UIDLIST_CUTOFF_FILE);
+		return STORE_TEMP;
+	}
+	if (r == 1) {
+		uidv = maildir_uidlist_uidvalidity(u->ul);
+		cut = maildir_uidlist_max_uid(u->ul);
+	} else if (o.why != NULL)
+		log_warnx("maildir %s: %s unusable (%s%s%.0zu): UIDLs are the "
+		    "file names, from now on", md->path, MAILDIR_UIDLIST_FILE,
+		    o.why, o.line > 0 ? " at line " : "", o.line);
+	if (maildir_uidlist_cutoff_save(md->path, uidv, cut) == -1)
+		log_warn("maildir %s: write %s", md->path,
+		    MAILDIR_UIDLIST_CUTOFF_FILE);
+	else if (r == 1)
+		log_info("maildir %s: UIDLs from %s frozen at V%u U%u",
+		    md->path, MAILDIR_UIDLIST_FILE, uidv, cut);
+	return STORE_OK;
+}
+
 /*
  * Load dovecot-uidlist, look every message up, prepare for %m. Marks the
  * messages whose unique part is not unique as shared: with name-based ids
@@ -891,14 +1086,12 @@ md_uidls_init(struct md_uidls *u, char *err, size_t errlen)
 {
 	struct md	*md = u->md;
 	char		 path[PATH_MAX];
+	enum store_err	 rv;
 	size_t		 i;
 	int		 sub;
 
-	if (maildir_uidlist_load(md->path, &u->ul) == -1) {
-		snprintf(path, sizeof(path), "%s/%s", md->path,
-		    MAILDIR_UIDLIST_FILE);
-		return store_fail(errno, err, errlen, "read", path);
-	}
+	if ((rv = md_uidls_list(u, err, errlen)) != STORE_OK)
+		return rv;
 	for (i = 1; (u->ul != NULL || u->fmt != NULL) && i < md->nmsgs; i++)
 		if (strcmp(md->msgs[i - 1].name, md->msgs[i].name) == 0)
 			md->msgs[i - 1].shared = md->msgs[i].shared = 1;
@@ -941,6 +1134,7 @@ md_uidls_free(struct md_uidls *u)
 	free(u->buf);
 	free(u->first);
 	free(u->recs);
+	free(u->names);
 	maildir_uidlist_free(u->ul);
 }
 

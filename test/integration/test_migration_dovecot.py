@@ -11,8 +11,11 @@ then writes P fields into dovecot-uidlist). Fetching the UIDL list makes
 Dovecot write dovecot-uidlist; then Dovecot is stopped and evpop3d, with
 uidl_format unset or %f, must list the same. Also: mail delivered after
 Dovecot stopped, a hand-written P field (courier-dovecot-migrate.pl style),
-a damaged dovecot-uidlist (name-based ids, login works), and that evpop3d
-never writes Dovecot's file.
+a damaged dovecot-uidlist (name-based ids, login works), that evpop3d
+never writes Dovecot's file, and the migration cutoff: mail the real
+Dovecot lists after evpop3d's first login keeps its name-based id (a client
+has seen it), and a list that goes away after that fails the login
+([SYS/TEMP]) rather than change ids.
 
 Dovecot runs its mail processes as `nobody` (it refuses root), so the test
 runs as root, as CI does; it is skipped for other users. A missing Dovecot
@@ -76,7 +79,10 @@ USERS = {
     "saved@example.com": "userdb_pop3_save_uidl=yes "
                          "userdb_pop3_uidl_format=S%%u.%%v",
     "order@example.com": "",
+    "later@example.com": "",
 }
+# Dovecot serves this one again during the test (it rewrites the list).
+LATER = "later@example.com"
 
 
 def free_port():
@@ -390,11 +396,65 @@ class DovecotMigration(unittest.TestCase):
         self.assertEqual([u for n, u in uidl], self.bad_names)
         self.assertEqual(len(sizes), 20)
 
+    def test_listed_later(self):
+        """Mail the real Dovecot lists after evpop3d's first login keeps
+        its name (the migration cutoff); the old mail keeps Dovecot's
+        ids. Without the list, the login fails rather than change ids."""
+        mb = self.mb[LATER]
+        uidl, sizes = self.seen[LATER]
+        self.assertEqual(len(uidl), 20)
+        self.assertEqual(self.evpop3d_lists(mb), (uidl, sizes))
+        # Frozen at the list's UIDVALIDITY and highest UID.
+        text = self.uidlists[LATER][0].decode()
+        uidv = int(re.match(r"3 V(\d+) ", text).group(1))
+        top = max(int(l.split()[0]) for l in text.splitlines()[1:])
+        cutoff = os.path.join(mb.maildir, "evpop3d-uidl-cutoff")
+        with open(cutoff) as f:
+            self.assertEqual(f.read(), "evpop3d-uidl-cutoff 1 V%d U%d\n"
+                             % (uidv, top))
+
+        # New mail, seen by evpop3d first, then listed by Dovecot.
+        new = mb.add(b"Subject: late\n\nx\n", ts=1800000000)
+        self.assertEqual(self.evpop3d_lists(mb)[0][20:], [("21", new)])
+        nobody = pwd.getpwnam("nobody")
+        chown_tree(mb.home, nobody.pw_uid, nobody.pw_gid)
+        self.dovecot.start()
+        try:
+            duidl, _ = pop3_lists(self.dovecot.port, mb.user, mb.password)
+        except Exception as e:
+            raise AssertionError("POP3 with Dovecot: %s\n%s" % (
+                e, self.dovecot.log()))
+        finally:
+            self.dovecot.stop()
+        self.assertEqual(duidl[:20], uidl)
+        self.assertEqual(duidl[20][1], "%08x%08x" % (top + 1, uidv))
+        with open(os.path.join(mb.maildir, "dovecot-uidlist")) as f:
+            self.assertRegex(f.read(), r"\n%d .*:%s" % (top + 1,
+                                                         re.escape(new)))
+        # evpop3d: Dovecot's ids for the old mail, the name for the new.
+        uidl2, _ = self.evpop3d_lists(mb)
+        self.assertEqual(uidl2, uidl + [("21", new)])
+
+        # The list gone: [SYS/TEMP], not other ids; back: the same ids.
+        path = os.path.join(mb.maildir, "dovecot-uidlist")
+        os.rename(path, path + ".away")
+        try:
+            with self.assertRaisesRegex(poplib.error_proto,
+                                        r"^b'-ERR \[SYS/TEMP\]"):
+                self.evpop3d_lists(mb)
+        finally:
+            os.rename(path + ".away", path)
+        self.assertIn("dovecot-uidlist: missing, but evpop3d-uidl-cutoff",
+                      self.srv.log_text())
+        self.assertEqual(self.evpop3d_lists(mb)[0], uidl + [("21", new)])
+
     def test_read_only(self):
         """evpop3d never writes, locks or replaces dovecot-uidlist."""
         for user in USERS:
             self.evpop3d_lists(self.mb[user])
         for user, (text, mtime) in self.uidlists.items():
+            if user == LATER:		# Dovecot ran again on it
+                continue
             path = os.path.join(self.mb[user].maildir, "dovecot-uidlist")
             with open(path, "rb") as f:
                 self.assertEqual(f.read(), text, user)

@@ -23,6 +23,7 @@
 #include <openssl/evp.h>
 
 #include "maildir_sizecache.h"
+#include "maildir_uidlist.h"
 #include "store.h"
 #include "store_maildir.h"
 #include "wire.h"
@@ -1189,6 +1190,35 @@ dovecot_maildir(const struct fixture *f)
 }
 
 /*
+ * Forget the migration cutoff, as if evpop3d had never served the Maildir
+ * (the next login with mail decides again).
+ */
+static void
+unfreeze(const struct fixture *f)
+{
+	char	 p[PATH_MAX];
+
+	snprintf(p, sizeof(p), "%s/%s", f->md, MAILDIR_UIDLIST_CUTOFF_FILE);
+	if (unlink(p) == -1)
+		assert_int_equal(errno, ENOENT);
+}
+
+/* The cutoff file says "V.. U.." (NULL: there is none). */
+static void
+expect_cutoff(const struct fixture *f, const char *want)
+{
+	char	 text[128], line[128];
+
+	if (want == NULL) {
+		assert_false(exists(f, ".", MAILDIR_UIDLIST_CUTOFF_FILE));
+		return;
+	}
+	slurp_root(f, MAILDIR_UIDLIST_CUTOFF_FILE, text, sizeof(text));
+	snprintf(line, sizeof(line), "evpop3d-uidl-cutoff 1 %s\n", want);
+	assert_string_equal(text, line);
+}
+
+/*
  * Default format with a dovecot-uidlist: P fields, else Dovecot's
  * "%08Xu%08Xv" (lower-case hex, as Dovecot prints it); unlisted mail
  * keeps its name; Dovecot's order.
@@ -1280,12 +1310,16 @@ test_uidlist_corrupt(void **state)
 		snprintf(want[j], sizeof(want[j]), "%s", maildrop_uidl(md, j));
 	assert_string_equal(want[0], "1000.a.host");
 	ops->close(md);
+	expect_cutoff(f, "V0 U0");
+	/* Each at a first login: the names, from then on (U0). */
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		unfreeze(f);
 		put(f, ".", "dovecot-uidlist", bad[i], -1);
 		md = open_ok(f->md);
 		for (j = 0; j < 6; j++)
 			assert_string_equal(maildrop_uidl(md, j), want[j]);
 		ops->close(md);
+		expect_cutoff(f, "V0 U0");
 	}
 }
 
@@ -1343,6 +1377,7 @@ test_uidl_format(void **state)
 
 	/* %m: the header as stored, up to the first empty line. */
 	rm(f, "dovecot-uidlist");
+	unfreeze(f);
 	put(f, "new", "2000.lf", "Subject: a\nFrom: b\n\nbody\n\nmore\n", -1);
 	put(f, "new", "2001.crlf", "Subject: a\r\nX: y\r\n\r\nbody\r\n", -1);
 	put(f, "new", "2002.nobody", "Subject: only\n", -1);
@@ -1407,6 +1442,7 @@ test_uidl_clash(void **state)
 
 	/* Two messages with one header under %m: the later one's default. */
 	rm(f, "dovecot-uidlist");
+	unfreeze(f);
 	put(f, "new", "1100.y", "x\n", -1);
 	md = open_fmt(f->md, "%m");
 	md5hex_n("x\n", 2, hex);
@@ -1423,6 +1459,7 @@ test_uidl_clash(void **state)
 	put(f, "new", "1200.dup", "n\n", -1);
 	put(f, "cur", "1200.dup:2,S", "c\n", -1);
 	put(f, ".", "dovecot-uidlist", "3 V200 N9\n7 :1200.dup\n", -1);
+	unfreeze(f);
 	md = open_ok(f->md);
 	assert_int_equal(maildrop_count(md), 8);
 	expect_msg(md, 0, "00000007000000c8", "n\n");
@@ -1432,6 +1469,354 @@ test_uidl_clash(void **state)
 	expect_msg(md, 1, "1200.dup", "c\n");
 	check_uidls_valid(md);
 	ops->close(md);
+}
+
+/*
+ * The migration cutoff (evpop3d-uidl-cutoff): the ids of the first login
+ * stay, whatever Dovecot lists later.
+ */
+
+/* The ids of test_uidlist_ids(), plus g (delivered later), by name. */
+static void
+expect_frozen(const struct fixture *f, const char *fmt)
+{
+	struct maildrop	*md = open_fmt(f->md, fmt);
+
+	assert_int_equal(maildrop_count(md), 7);
+	expect_msg(md, 0, "saved-b", "b\n");
+	expect_msg(md, 1, "1002.c.host", "c\n");
+	if (strcmp(fmt, "UID%u-%v") == 0) {
+		expect_msg(md, 2, "UID5-100", "a\n");
+		expect_msg(md, 3, "UID9-100", "e\n");
+		expect_msg(md, 4, "UID10-100", "f\n");
+	} else {
+		expect_msg(md, 2, "0000000500000064", "a\n");
+		expect_msg(md, 3, "0000000900000064", "e\n");
+		expect_msg(md, 4, "0000000a00000064", "f\n");
+	}
+	/* Listed by Dovecot since, above the cutoff: their names. */
+	expect_msg(md, 5, "1003.d.host", "d\n");
+	expect_msg(md, 6, "1006.g.host", "g\n");
+	check_uidls_valid(md);
+	ops->close(md);
+}
+
+/* The first login writes the cutoff; later records are not used. */
+static void
+test_cutoff_frozen(void **state)
+{
+	struct fixture	*f = *state;
+	struct maildrop	*md;
+
+	dovecot_maildir(f);
+	expect_cutoff(f, NULL);
+	md = open_ok(f->md);
+	expect_msg(md, 5, "1003.d.host", "d\n");
+	ops->close(md);
+	expect_cutoff(f, "V100 U10");
+	assert_false(exists(f, "tmp", MAILDIR_UIDLIST_CUTOFF_FILE ".0"));
+
+	/*
+	 * Dovecot (IMAP on the same Maildir) lists d and a new message, P
+	 * fields even, and rewrites the list without the gone one.
+	 */
+	put(f, "new", "1006.g.host", "g\n", -1);
+	put(f, ".", "dovecot-uidlist",
+	    "3 V100 N14 G0123456789abcdef0123456789abcdef\n"
+	    "3 W2 Psaved-b :1001.b.host:2,S\n"
+	    "4 P :1002.c.host\n"
+	    "5 :1000.a.host\n"
+	    "9 P0123456789012345678901234567890123456789012345678901234567890"
+	    "1234567890 :1004.e.host\n"
+	    "10 Pcaf\xc3\xa9 :1005.f.host\n"
+	    "11 O1 :1003.d.host\n"
+	    "13 Pnew-g :1006.g.host\n", -1);
+	expect_frozen(f, "");
+	expect_frozen(f, "UID%u-%v");
+	expect_frozen(f, "%08Xu%08Xv");
+	expect_cutoff(f, "V100 U10");
+
+	/* Forgotten: the next login decides again (and d gets its UID). */
+	unfreeze(f);
+	md = open_ok(f->md);
+	expect_msg(md, 0, "0000000b00000064", "d\n");
+	expect_msg(md, 6, "new-g", "g\n");
+	ops->close(md);
+	expect_cutoff(f, "V100 U13");
+}
+
+/*
+ * The first login with mail decides, whatever it finds: no list, a list
+ * that has none of the messages, an empty one.
+ */
+static void
+test_cutoff_first(void **state)
+{
+	struct fixture	*f = *state;
+	struct maildrop	*md;
+
+	/* An empty Maildir decides nothing. */
+	mkdirs(f);
+	put(f, ".", "dovecot-uidlist", "3 V5 N3\n2 :1.gone\n", -1);
+	md = open_ok(f->md);
+	assert_int_equal(maildrop_count(md), 0);
+	ops->close(md);
+	expect_cutoff(f, NULL);
+
+	/* A list of none of the messages: its highest UID all the same. */
+	put(f, "new", "10.a", "a\n", -1);
+	md = open_ok(f->md);
+	expect_msg(md, 0, "10.a", "a\n");
+	ops->close(md);
+	expect_cutoff(f, "V5 U2");
+	put(f, ".", "dovecot-uidlist", "3 V5 N4\n2 :1.gone\n3 :10.a\n", -1);
+	md = open_ok(f->md);
+	expect_msg(md, 0, "10.a", "a\n");
+	ops->close(md);
+
+	/* A list of no records: U0, and no list is read from then on. */
+	unfreeze(f);
+	put(f, ".", "dovecot-uidlist", "3 V5 N3\n", -1);
+	md = open_ok(f->md);
+	ops->close(md);
+	expect_cutoff(f, "V5 U0");
+	put(f, ".", "dovecot-uidlist", "3 V6 N4\n3 P3 :10.a\n", -1);
+	md = open_ok(f->md);
+	expect_msg(md, 0, "10.a", "a\n");
+	ops->close(md);
+	rm(f, "dovecot-uidlist");
+	md = open_ok(f->md);
+	expect_msg(md, 0, "10.a", "a\n");
+	ops->close(md);
+
+	/* No list: "V0 U0", the names stay when Dovecot writes one. */
+	unfreeze(f);
+	md = open_ok(f->md);
+	ops->close(md);
+	expect_cutoff(f, "V0 U0");
+	put(f, ".", "dovecot-uidlist", "3 V5 N4\n3 Pdovecot :10.a\n", -1);
+	md = open_ok(f->md);
+	expect_msg(md, 0, "10.a", "a\n");
+	ops->close(md);
+	put(f, ".", "dovecot-uidlist", "garbage", -1);
+	md = open_ok(f->md);
+	expect_msg(md, 0, "10.a", "a\n");
+	ops->close(md);
+
+	/* A Maildir's first mail, listed by Dovecot before that login. */
+	unfreeze(f);
+	rm(f, "new/10.a");
+	put(f, ".", "dovecot-uidlist", "3 V5 N4\n3 :10.a\n", -1);
+	md = open_ok(f->md);
+	ops->close(md);
+	expect_cutoff(f, NULL);
+	put(f, "new", "10.a", "a\n", -1);
+	md = open_ok(f->md);
+	expect_msg(md, 0, "0000000300000005", "a\n");
+	ops->close(md);
+	expect_cutoff(f, "V5 U3");
+}
+
+/* open() must fail with STORE_TEMP, err naming what (and not write). */
+static void
+expect_temp(const struct fixture *f, const char *what)
+{
+	struct store_params	 p = { .path = f->md, .uidl_format = "" };
+	struct maildrop		*md = NULL;
+	char			 err[512];
+	enum store_err		 rv;
+
+	int			 round;
+
+	/* Twice: the lock went with the first (else STORE_INUSE). */
+	for (round = 0; round < 2; round++) {
+		rv = ops->open(&p, &md, err, sizeof(err));
+		if (rv != STORE_TEMP)
+			fail_msg("open: %d (%s), want STORE_TEMP for %s", rv,
+			    rv == STORE_OK ? "ok" : err, what);
+		assert_null(md);
+		if (strstr(err, what) == NULL)
+			fail_msg("err \"%s\" does not say \"%s\"", err,
+			    what);
+	}
+}
+
+/*
+ * With a cutoff, a list that is gone, unusable up to the cutoff or of
+ * another UIDVALIDITY fails the login (clients would download again), as
+ * does a damaged cutoff file; past the cutoff, nothing counts.
+ */
+static void
+test_cutoff_temp(void **state)
+{
+	static const char *const damaged[] = {
+		"",
+		"evpop3d-uidl-cutoff 1 V100\n",
+		"evpop3d-uidl-cutoff 1 V100 U10",
+		"evpop3d-uidl-cutoff 1 V100 U010\n",
+		"evpop3d-uidl-cutoff 1 V0 U10\n",
+		"evpop3d-uidl-cutoff 2 V100 U10\n",
+		"\x7f" "ELF\x02\x01\x01",
+	};
+	struct fixture	*f = *state;
+	struct maildrop	*md;
+	char		 good[1024], *big, p[PATH_MAX], q[PATH_MAX];
+	size_t		 i, n;
+
+	dovecot_maildir(f);
+	slurp_root(f, "dovecot-uidlist", good, sizeof(good));
+	md = open_ok(f->md);
+	ops->close(md);
+	expect_cutoff(f, "V100 U10");
+
+	/* Gone (a symbolic link counts as gone). */
+	rm(f, "dovecot-uidlist");
+	expect_temp(f, "dovecot-uidlist: missing, but evpop3d-uidl-cutoff "
+	    "(V100 U10) needs it");
+	snprintf(p, sizeof(p), "%s/dovecot-uidlist", f->md);
+	snprintf(q, sizeof(q), "%s/list", f->md);
+	put(f, ".", "list", good, -1);
+	assert_int_equal(symlink("list", p), 0);
+	expect_temp(f, "dovecot-uidlist: a symbolic link, but");
+	rm(f, "dovecot-uidlist");
+	rm(f, "list");
+	/* Garbled up to the cutoff. */
+	put(f, ".", "dovecot-uidlist", "3 V100 N11\n3 :1001.b.host\n"
+	    "x :1000.a.host\n", -1);
+	expect_temp(f, "dovecot-uidlist: damaged at line 3, but");
+	/* A line too long up to the cutoff (Dovecot would take it). */
+	big = malloc(8192);
+	assert_non_null(big);
+	n = (size_t)snprintf(big, 64, "3 V100 N11\n3 P");
+	memset(big + n, 'p', 5000);
+	n += 5000;
+	snprintf(big + n, 64, " :1001.b.host\n5 :1000.a.host\n");
+	put(f, ".", "dovecot-uidlist", big, -1);
+	expect_temp(f, "dovecot-uidlist: a line longer than 4096 bytes at "
+	    "line 2, but");
+	/* Another UIDVALIDITY: Dovecot started over. */
+	put(f, ".", "dovecot-uidlist", "3 V101 N11\n5 :1000.a.host\n", -1);
+	expect_temp(f, "dovecot-uidlist has UIDVALIDITY 101, "
+	    "evpop3d-uidl-cutoff says 100");
+	expect_cutoff(f, "V100 U10");
+
+	/* Past the cutoff nothing counts: damage, long lines, a torn end. */
+	n = strlen(good);
+	memcpy(big, good, n);
+	n += (size_t)snprintf(big + n, 64, "11 P");
+	memset(big + n, 'q', 5000);
+	n += 5000;
+	n += (size_t)snprintf(big + n, 128, " :1003.d.host\nx\n\n12 :1");
+	put(f, ".", "dovecot-uidlist", big, (ssize_t)n);
+	md = open_ok(f->md);
+	expect_msg(md, 0, "saved-b", "b\n");
+	expect_msg(md, 2, "0000000500000064", "a\n");
+	expect_msg(md, 5, "1003.d.host", "d\n");
+	ops->close(md);
+	free(big);
+
+	/* A damaged cutoff file: the login fails, the file stays. */
+	put(f, ".", "dovecot-uidlist", good, -1);
+	for (i = 0; i < sizeof(damaged) / sizeof(damaged[0]); i++) {
+		put(f, ".", MAILDIR_UIDLIST_CUTOFF_FILE, damaged[i], -1);
+		expect_temp(f, "evpop3d-uidl-cutoff is damaged");
+		assert_true(exists(f, ".", MAILDIR_UIDLIST_CUTOFF_FILE));
+	}
+	/* Repaired, or removed (the next login decides again). */
+	put(f, ".", MAILDIR_UIDLIST_CUTOFF_FILE,
+	    "evpop3d-uidl-cutoff 1 V100 U10\n", -1);
+	md = open_ok(f->md);
+	expect_msg(md, 2, "0000000500000064", "a\n");
+	ops->close(md);
+	put(f, ".", MAILDIR_UIDLIST_CUTOFF_FILE, "garbage\n", -1);
+	unfreeze(f);
+	md = open_ok(f->md);
+	expect_msg(md, 2, "0000000500000064", "a\n");
+	ops->close(md);
+	expect_cutoff(f, "V100 U10");
+	/* "No Dovecot ids": the list does not matter at all. */
+	put(f, ".", MAILDIR_UIDLIST_CUTOFF_FILE,
+	    "evpop3d-uidl-cutoff 1 V0 U0\n", -1);
+	rm(f, "dovecot-uidlist");
+	md = open_ok(f->md);
+	expect_msg(md, 0, "1000.a.host", "a\n");
+	expect_msg(md, 1, "1001.b.host", "b\n");
+	ops->close(md);
+}
+
+/* The cutoff cannot be written (no tmp/): the login goes on. */
+static void
+test_cutoff_unwritable(void **state)
+{
+	struct fixture	*f = *state;
+	struct maildrop	*md;
+	char		 p[PATH_MAX];
+
+	dovecot_maildir(f);
+	snprintf(p, sizeof(p), "%s/tmp", f->md);
+	assert_int_equal(rmdir(p), 0);
+	put(f, ".", "tmp", "not a directory\n", -1);
+	md = open_ok(f->md);
+	expect_msg(md, 2, "0000000500000064", "a\n");
+	ops->close(md);
+	expect_cutoff(f, NULL);
+	rm(f, "tmp");
+	assert_int_equal(mkdir(p, 0700), 0);
+	md = open_ok(f->md);
+	expect_msg(md, 2, "0000000500000064", "a\n");
+	ops->close(md);
+	expect_cutoff(f, "V100 U10");
+}
+
+/*
+ * A list with far more records than messages (POP3 users delete what
+ * they download; Dovecot, no longer run, never drops their records) is
+ * used for the messages it has; one that has more records for them than
+ * the bound (one name again and again) is not.
+ */
+static void
+test_cutoff_stale(void **state)
+{
+	struct fixture	*f = *state;
+	struct maildrop	*md;
+	FILE		*fp;
+	char		 p[PATH_MAX];
+	int		 i;
+
+	mkdirs(f);
+	put(f, "new", "1300.a", "a\n", -1);
+	put(f, "new", "1300.b", "b\n", -1);
+	put(f, "new", "1300.c", "c\n", -1);
+	snprintf(p, sizeof(p), "%s/dovecot-uidlist", f->md);
+	fp = fopen(p, "w");
+	assert_non_null(fp);
+	fprintf(fp, "3 V300 N5000\n");
+	for (i = 1; i < 5000; i++)
+		fprintf(fp, "%d :%s\n", i, i == 1000 ? "1300.b" : i == 4000 ?
+		    "1300.a" : "1200.gone");
+	assert_int_equal(fclose(fp), 0);
+	for (i = 0; i < 2; i++) {		/* first login, then frozen */
+		md = open_ok(f->md);
+		expect_msg(md, 0, "000003e80000012c", "b\n");
+		expect_msg(md, 1, "00000fa00000012c", "a\n");
+		expect_msg(md, 2, "1300.c", "c\n");
+		ops->close(md);
+		expect_cutoff(f, "V300 U4999");
+	}
+	/* Made up: 1300.c listed 2000 times. Unusable, frozen as names. */
+	fp = fopen(p, "w");
+	assert_non_null(fp);
+	fprintf(fp, "3 V300 N3000\n");
+	for (i = 1; i < 3000; i++)
+		fprintf(fp, "%d :1300.c\n", i);
+	assert_int_equal(fclose(fp), 0);
+	expect_temp(f, "dovecot-uidlist: more records than the Maildir has "
+	    "messages at line 1008, but");
+	unfreeze(f);
+	md = open_ok(f->md);
+	expect_msg(md, 2, "1300.c", "c\n");
+	ops->close(md);
+	expect_cutoff(f, "V0 U0");
 }
 
 int
@@ -1465,6 +1850,16 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_uidl_format, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_uidl_clash, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_cutoff_frozen, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_cutoff_first, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_cutoff_temp, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_cutoff_unwritable, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_cutoff_stale, setup,
 		    teardown),
 		cmocka_unit_test(test_expand_location),
 		cmocka_unit_test(test_err_code),
