@@ -157,6 +157,13 @@ enum store_err	 store_errno(int errnum);
 enum store_err	 store_fail(int errnum, char *err, size_t errlen,
 		    const char *what, const char *path);
 
+/*
+ * For drivers' hash tables: a 64-bit hash of len bytes under seed. Seed
+ * it at random (getrandom) where the keys come from mail or files that
+ * others name, so that chosen keys cannot make a table slow.
+ */
+uint64_t	 store_hash(uint64_t seed, const void *p, size_t len);
+
 /* The RFC 2449/3206 response code for err: "[SYS/TEMP]", ... or "". */
 const char *store_err_code(enum store_err err);
 

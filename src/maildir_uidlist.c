@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "maildir_uidlist.h"
+#include "store.h"
 
 #define UL_ESTALE_TRIES	3	/* NFS: reopen and read again, as Dovecot */
 #define UL_FILE_MAX_STR	"32 MiB"
@@ -69,27 +70,6 @@ struct maildir_uidlist {
 	struct maildir_uidlist_opts *opts;
 	unsigned	 filter:1;	/* keep only what opts->want() wants */
 };
-
-/* A seeded hash of a base name, eight bytes at a time. */
-static uint64_t
-ul_hash(uint64_t seed, const char *s, size_t len)
-{
-	uint64_t	 h = seed ^ (len * 0x9e3779b97f4a7c15ULL), w;
-
-	for (; len >= 8; s += 8, len -= 8) {
-		memcpy(&w, s, 8);
-		h = (h ^ w) * 0xff51afd7ed558ccdULL;
-		h ^= h >> 32;
-	}
-	if (len > 0) {
-		w = 0;
-		memcpy(&w, s, len);
-		h = (h ^ w) * 0xff51afd7ed558ccdULL;
-	}
-	h ^= h >> 29;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	return h ^ (h >> 32);
-}
 
 /*
  * The slot of base name s (len bytes, hash h), or the empty slot where it
@@ -287,7 +267,7 @@ ul_record(struct maildir_uidlist *ul, char *line, uint32_t *prev)
 	r->pub.uid = uid;
 	r->name = name;
 	r->len = (uint32_t)len;
-	h = ul_hash(ul->seed, name, len);
+	h = store_hash(ul->seed, name, len);
 	s = ul_find(ul, name, len, h);
 	if (ul->slot[s].idx == 0)
 		ul->count++;
@@ -559,7 +539,7 @@ maildir_uidlist_lookup(struct maildir_uidlist *ul, const char *name,
 			return &r->pub;
 		}
 	}
-	s = ul_find(ul, name, len, ul_hash(ul->seed, name, len));
+	s = ul_find(ul, name, len, store_hash(ul->seed, name, len));
 	if (ul->slot[s].idx == 0)
 		return NULL;
 	ul->hint = ul->slot[s].idx;

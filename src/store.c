@@ -213,6 +213,28 @@ store_locate(const char *extra, const char *driver, const char *tmpl,
 	return STORE_OK;
 }
 
+uint64_t
+store_hash(uint64_t seed, const void *p, size_t len)
+{
+	const unsigned char	*s = p;
+	uint64_t		 h = seed ^ (len * 0x9e3779b97f4a7c15ULL), w;
+
+	/* Eight bytes at a time, then a final mix (murmur3's fmix64). */
+	for (; len >= 8; s += 8, len -= 8) {
+		memcpy(&w, s, 8);
+		h = (h ^ w) * 0xff51afd7ed558ccdULL;
+		h ^= h >> 32;
+	}
+	if (len > 0) {
+		w = 0;
+		memcpy(&w, s, len);
+		h = (h ^ w) * 0xff51afd7ed558ccdULL;
+	}
+	h ^= h >> 29;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	return h ^ (h >> 32);
+}
+
 enum store_err
 store_errno(int errnum)
 {

@@ -887,27 +887,6 @@ md_uidls_order(struct md_uidls *u)
 	return 0;
 }
 
-/* A seeded hash of a unique part, eight bytes at a time. */
-static uint64_t
-md_name_hash(uint64_t seed, const char *s, size_t len)
-{
-	uint64_t	 h = seed ^ (len * 0x9e3779b97f4a7c15ULL), w;
-
-	for (; len >= 8; s += 8, len -= 8) {
-		memcpy(&w, s, 8);
-		h = (h ^ w) * 0xff51afd7ed558ccdULL;
-		h ^= h >> 32;
-	}
-	if (len > 0) {
-		w = 0;
-		memcpy(&w, s, len);
-		h = (h ^ w) * 0xff51afd7ed558ccdULL;
-	}
-	h ^= h >> 29;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	return h ^ (h >> 32);
-}
-
 /*
  * The slot of unique part s (len bytes, hash h) in u->names, or the empty
  * one where it goes. A slot is the message index + 1 in its low half and
@@ -960,7 +939,7 @@ md_uidls_want(void *arg, const char *name, size_t len)
 			    (uint64_t)time(NULL);
 		for (i = 0; i < md->nmsgs; i++) {
 			n = strlen(md->msgs[i].name);
-			h = md_name_hash(u->seed, md->msgs[i].name, n);
+			h = store_hash(u->seed, md->msgs[i].name, n);
 			s = md_names_find(u, md->msgs[i].name, n, h);
 			if (u->names[s] == 0)
 				u->names[s] = (h & ~(uint64_t)0xffffffffu) |
@@ -968,7 +947,7 @@ md_uidls_want(void *arg, const char *name, size_t len)
 		}
 	}
 	return u->names[md_names_find(u, name, len,
-	    md_name_hash(u->seed, name, len))] != 0;
+	    store_hash(u->seed, name, len))] != 0;
 }
 
 /*

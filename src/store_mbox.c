@@ -76,6 +76,7 @@
  * shared state: the temporary-file counter and the lock wait (atomics),
  * and the directories lately cleaned (under a mutex).
  */
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -762,10 +763,15 @@ done:
 
 /* ------------------------------------------------------------ UIDLs */
 
-/* Open addressing over messages, keyed by their uidl. */
+/*
+ * Open addressing over messages, keyed by their uidl. Keys come from
+ * mail (X-UIDL), so the hash is seeded at random: chosen ids cannot make
+ * a login quadratic.
+ */
 struct mb_tab {
 	struct mb_msg	**slot;
 	size_t		 mask;
+	uint64_t	 seed;
 };
 
 static int
@@ -778,6 +784,8 @@ mb_tab_init(struct mb_tab *t, size_t n)
 	if ((t->slot = calloc(cap, sizeof(*t->slot))) == NULL)
 		return -1;
 	t->mask = cap - 1;
+	if (getrandom(&t->seed, sizeof(t->seed), 0) != sizeof(t->seed))
+		t->seed = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)t;
 	return 0;
 }
 
@@ -786,13 +794,9 @@ static size_t
 mb_tab_find(const struct mb_tab *t, const struct mb_msg *m)
 {
 	const char	*s = m->uidl;
-	const unsigned char *p;
-	uint64_t	 h = 0xcbf29ce484222325ULL;	/* FNV-1a */
 	size_t		 i;
 
-	for (p = (const unsigned char *)s; *p != '\0'; p++)
-		h = (h ^ *p) * 0x100000001b3ULL;
-	for (i = (size_t)h & t->mask; t->slot[i] != NULL;
+	for (i = (size_t)store_hash(t->seed, s, strlen(s)) & t->mask; t->slot[i] != NULL;
 	    i = (i + 1) & t->mask) {
 		if (strcmp(t->slot[i]->uidl, s) == 0)
 			break;
