@@ -40,6 +40,9 @@ BIG_SIZE = 20 * 1024 * 1024
 IDLE_USERS = 20000		# idle00000..idle19999 in the fixtures
 IDLE_RATE = 4000		# logins/s while the idle runs ramp up
 LOG_ROTATE = 64 * 1024 * 1024	# truncate a server log beyond this
+# swarm reply timeout of the mbox logins: the first one may build
+# Dovecot's index of 2 GiB (the default 30 s is for ordinary replies)
+MBOX_REPLY_TIMEOUT_MS = 900000
 
 CHILDREN = []			# every Popen we started, for cleanup
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -313,9 +316,11 @@ class Dovecot(Server):
         return t
 
     def start(self):
-        for d in ("run", "lib", "index", "control"):
+        # mbox-root: mbox0000's mbox root directory (fixtures.py), empty:
+        # Dovecot wants one besides the INBOX file
+        for d in ("run", "lib", "index", "control", "mbox-root"):
             os.makedirs(os.path.join(self.dir, d), exist_ok=True)
-        for d in ("index", "control"):
+        for d in ("index", "control", "mbox-root"):
             os.chown(os.path.join(self.dir, d), self.uid, self.gid)
         pidfile = os.path.join(self.dir, "run", "master.pid")
         try:
@@ -388,8 +393,9 @@ class Nullpop(Server):
 # ------------------------------------------------------------ the swarm
 
 class Bench:
-    def __init__(self, args):
+    def __init__(self, args, mbox=None):
         self.args = args
+        self.mbox = mbox	# fixtures.ensure_mbox()'s marker, or None
         self.swarm = os.path.join(BUILD, "evpop3d-swarm")
         self.runid = time.strftime("%Y%m%d-%H%M%S")
         self.resdir = os.path.join(STATE, "results", self.runid)
@@ -404,7 +410,8 @@ class Bench:
         self.nrun = 0
         self.problems = []	# for the report: failed runs, violations
         self.data = {"throughput": {}, "idle": {}, "retr-big": {},
-                     "churn": {}, "responsiveness": {}, "warmup": {}}
+                     "churn": {}, "responsiveness": {}, "warmup": {},
+                     "resp-warmup": {}}
         self.disturbed = []	# runs with foreign CPU load
         self.foreign_max = 0.0
         self.foreign_by_run = {}	# run name -> other load, share of a core
@@ -412,11 +419,13 @@ class Bench:
     # one swarm invocation -------------------------------------------------
     def swarm_argv(self, srv, scenario, c, duration, users="bench%04d",
                    user_count=1000, n=None, rate=None, var=(),
-                   sample=True):
+                   sample=True, reply_timeout_ms=None):
         argv = [self.swarm, "--json", "-q", "-H", "127.0.0.1",
                 "-p", str(srv.port), "-c", str(c), "-d", str(duration),
                 "-s", SOURCES, "-u", users, "--user-count", str(user_count),
                 "-P", fixtures.PASSWORD]
+        if reply_timeout_ms:
+            argv += ["--reply-timeout", str(reply_timeout_ms)]
         if n:
             argv += ["-n", str(n)]
         if rate:
@@ -487,7 +496,8 @@ class Bench:
             argv = self.swarm_argv(srv, scenario, c, duration, **kw)
             busy0, t0 = cpu_busy_us(), time.time()
             p = self.start_swarm(name, argv)
-            r = self.finish_swarm(name, p, duration + 90, srv)
+            r = self.finish_swarm(name, p, duration + 90 + (
+                kw.get("reply_timeout_ms") or 0) // 1000, srv)
             last = attempt == 2 or not retry or not sample
             if sample:
                 self.foreign(name, r, busy0, t0, record=last)
@@ -679,16 +689,24 @@ class Bench:
     def responsiveness(self):
         a = self.args
         for srv in self.active(["evpop3d", "dovecot"]):
+            warm = self.data["resp-warmup"].setdefault(srv.name, {})
             # unmeasured: Dovecot builds its indexes of these on first use
             self.run("resp-warmup-blf-%s" % srv.name, srv, "login", 10, 60,
                      users="blf%04d", user_count=fixtures.BLF_USERS,
                      n=fixtures.BLF_USERS, check=False,
                      label="warm-up blf %s" % srv.name)
-            self.run("resp-warmup-huge-%s" % srv.name, srv, "login", 1, 60,
-                     users="huge%04d", user_count=1, n=1,
-                     label="warm-up huge %s" % srv.name, check=False)
+            warm["huge"] = self.run(
+                "resp-warmup-huge-%s" % srv.name, srv, "login", 1, 60,
+                users="huge%04d", user_count=1, n=1,
+                label="warm-up huge %s" % srv.name, check=False)
+            phases = ["baseline", "blf", "huge"]
+            if self.mbox:
+                warm["mbox"] = self.mbox_first_login(srv)
+                if warm["mbox"]["ok"]:
+                    phases.append("mbox")
             out = {}
-            for phase in ("baseline", "blf", "huge"):
+            for phase in phases:
+                mb0 = self.mbox_state() if phase == "mbox" else None
                 self.wait_quiet()
                 out[phase] = self.resp_phase(srv, phase, a.resp_duration,
                                              record=False)
@@ -701,13 +719,87 @@ class Bench:
                     self.wait_quiet()
                     out[phase] = self.resp_phase(srv, phase,
                                                  a.resp_duration)
+                if mb0 is not None:
+                    self.check_mbox(srv, mb0)
             self.data["responsiveness"][srv.name] = out
+
+    def mbox_first_login(self, srv):
+        """The mbox phase's warm-up, one login with STAT (by poplib): the
+        page cache for evpop3d, the index of the whole 2 GiB for Dovecot.
+        STAT must count the fixture's messages: a server that serves
+        something else (a build without the mbox driver, the userdb_mail
+        field ignored: an empty Maildir under the home directory) gets no
+        mbox phase. Returns {ok, login_ms (connect to STAT's reply: Dovecot
+        answers PASS before it opens the mailbox, at the first command),
+        pass_ms (connect to PASS's reply), stat_count, stat_octets,
+        error}."""
+        import poplib
+        want = int(self.mbox["messages"])
+        res = {"ok": False, "login_ms": None, "pass_ms": None,
+               "stat_count": None, "stat_octets": None, "error": None}
+        self.nrun += 1
+        t0 = time.time()
+        try:
+            p = poplib.POP3("127.0.0.1", srv.port,
+                            timeout=MBOX_REPLY_TIMEOUT_MS / 1000.0)
+            try:
+                p.user(fixtures.MBOX_USER)
+                p.pass_(fixtures.PASSWORD)
+                res["pass_ms"] = round((time.time() - t0) * 1e3, 1)
+                res["stat_count"], res["stat_octets"] = p.stat()
+                res["login_ms"] = round((time.time() - t0) * 1e3, 1)
+            finally:
+                try:
+                    p.quit()
+                except (poplib.error_proto, OSError):
+                    pass
+        except (poplib.error_proto, OSError) as e:
+            res["error"] = str(e)
+        if res["error"] is None and res["stat_count"] != want:
+            res["error"] = "STAT counts %s messages, the mbox has %d" % (
+                res["stat_count"], want)
+        res["ok"] = res["error"] is None
+        if res["ok"]:
+            say("[%3d] %-34s %.2f s  STAT %d %d" % (
+                self.nrun, "first login mbox %s" % srv.name,
+                res["login_ms"] / 1e3, res["stat_count"],
+                res["stat_octets"]))
+        else:
+            self.problems.append(
+                "%s: the first login into mbox0000 failed (%s): no mbox "
+                "phase" % (srv.name, res["error"]))
+            warn(self.problems[-1])
+        srv.check()
+        return res
+
+    def mbox_state(self):
+        """What must not change when sessions only log in and QUIT: the
+        mbox's inode, size, mtime, and the directory's file names (a
+        temporary file left behind would show there)."""
+        path = fixtures.mbox_path(STATE)
+        st = os.stat(path)
+        return (st.st_ino, st.st_size, st.st_mtime_ns,
+                sorted(os.listdir(os.path.dirname(path))))
+
+    def check_mbox(self, srv, before):
+        after = self.mbox_state()
+        if after != before:
+            self.problems.append(
+                "%s: the mbox phase changed mbox0000 or its directory "
+                "(inode, size, mtime, names before %s, after %s): logins "
+                "that only QUIT must leave it alone" % (
+                    srv.name, before, after))
+            warn(self.problems[-1])
 
     def resp_phase(self, srv, phase, load_s, record=True):
         """An idle swarm (200 sessions, NOOP every 100 ms) around one load
-        phase; the idle swarm's NOOP latencies are the result."""
-        settle = 2.0
-        idle_d = int(load_s + settle + 2)
+        phase; the idle swarm's NOOP latencies are the result. The idle
+        swarm starts settle seconds before the load and is stopped (SIGINT:
+        it finishes its sessions and reports) tail seconds after the load
+        ended, however long the load's last session took (one login into
+        the mbox takes seconds); its -d is only a safety limit."""
+        settle, tail = 2.0, 2.0
+        idle_d = int(load_s + settle + tail + 120)
         name = "resp-%s-%s" % (srv.name, phase)
         self.nrun += 1
         busy0, t0 = cpu_busy_us(), time.time()
@@ -725,8 +817,16 @@ class Bench:
             load = self.run(name + "-load", srv, "login", 1, load_s,
                             users="huge%04d", user_count=1, sample=False,
                             label="%s load: huge0000 logins" % srv.name)
+        elif phase == "mbox":
+            load = self.run(name + "-load", srv, "login", 1, load_s,
+                            users="mbox%04d", user_count=1, sample=False,
+                            reply_timeout_ms=MBOX_REPLY_TIMEOUT_MS,
+                            label="%s load: mbox0000 logins" % srv.name)
         else:
             time.sleep(load_s)
+        time.sleep(tail)
+        if idle.poll() is None:
+            os.kill(idle.pid, signal.SIGINT)
         r = self.finish_swarm(name + "-idle", idle, idle_d + 90, srv)
         self.foreign(name, r, busy0, t0, record=record,
                      other_us=g(load, "client", "cpu_us", default=0))
@@ -735,6 +835,10 @@ class Bench:
         say("      NOOP p50 %.2f ms  p99 %.2f ms  max %.2f ms (%d NOOPs)" % (
             noop.get("p50", 0) / 1e3, noop.get("p99", 0) / 1e3,
             noop.get("max", 0) / 1e3, noop.get("count", 0)))
+        if load is not None:
+            say("      load: %d sessions, session p50 %.1f ms" % (
+                load["sessions"]["completed"],
+                g(load, "latency_us", "session", "p50", default=0) / 1e3))
         return {"idle": r, "load": load}
 
 
@@ -832,8 +936,12 @@ def main(argv):
     os.makedirs(STATE, exist_ok=True)
     uid, gid, passwd = fixtures.ensure(STATE, IDLE_USERS, log=say)
     fixtures.restore_churn(STATE)
+    # the 2 GiB mbox only for the phase that uses it
+    mbox = fixtures.ensure_mbox(STATE, uid, gid, passwd,
+                                generate="responsiveness" in a.phases,
+                                log=say)
 
-    b = Bench(a)
+    b = Bench(a, mbox)
     say("results: %s" % b.resdir)
     try:
         b.start_server(Evpop3d(passwd))

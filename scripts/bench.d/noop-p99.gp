@@ -11,6 +11,9 @@ set grid ytics
 set logscale y
 set ylabel "p99 NOOP round trip (ms, log scale)"
 set key top left
+# the issue's target while a big mailbox is opened
+set arrow from graph 0, first 50 to graph 1, first 50 nohead dt 2 lc rgb "#555555"
+set label "target 50 ms" at graph 0.99, first 62 right textcolor rgb "#555555"
 title(s) = s eq "evpop3d" ? "evpop3d" : "Dovecot"
 color(s) = s eq "evpop3d" ? 0x1f77b4 : 0xd62728
 plot for [i = 1:words(servers)] datadir . "/noop.dat" \
