@@ -524,6 +524,7 @@ struct md_tab {
 	size_t			 mask;
 	const struct md_msg	*msgs;
 	int			 by_uidl;
+	uint64_t		 seed;	/* random: names may be chosen */
 };
 
 static int
@@ -543,6 +544,8 @@ md_tab_init(struct md_tab *t, const struct md_msg *msgs, size_t n,
 	t->mask = cap - 1;
 	t->msgs = msgs;
 	t->by_uidl = by_uidl;
+	if (getrandom(&t->seed, sizeof(t->seed), 0) != sizeof(t->seed))
+		t->seed = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)t;
 	return 0;
 }
 
@@ -551,12 +554,10 @@ static size_t
 md_tab_find(const struct md_tab *t, const char *s, size_t len)
 {
 	const char	*k;
-	uint64_t	 h = 0xcbf29ce484222325ULL;	/* FNV-1a */
 	size_t		 i;
 
-	for (i = 0; i < len; i++)
-		h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
-	for (i = (size_t)h & t->mask; t->slot[i] != 0; i = (i + 1) & t->mask) {
+	for (i = (size_t)store_hash(t->seed, s, len) & t->mask;
+	    t->slot[i] != 0; i = (i + 1) & t->mask) {
 		k = t->by_uidl ? t->msgs[t->slot[i] - 1].uidl :
 		    t->msgs[t->slot[i] - 1].name;
 		if (strncmp(k, s, len) == 0 && k[len] == '\0')
