@@ -29,6 +29,28 @@
  * plus the UIDL string). The size comes from the same filter (mbox_filter)
  * that msg_read() streams through, so LIST and RETR always agree.
  *
+ * Index cache. Spools mostly grow by appends, so open() keeps the index
+ * in DIR/.NAME.evpop3d-index (ours, mode 0600; written after the MDA
+ * locks are released, through a DIR/.NAME.evpop3d-tmp.PID.N file renamed
+ * into place, without fsync; best effort: a failure is logged at debug).
+ * It holds, in native byte order with a version and a checksum of the
+ * whole file at its end: the mbox's st_dev and st_ino, the cached end,
+ * checksums of the first and of the last 64 KiB before that end, the
+ * X-IMAPbase state, and every entry but the last (all of what the scan
+ * computes but the UIDL). The cached end is thus the last message's
+ * separator: the next scan starts at a separator line and parses the
+ * last message again, however it ended. Under the read lock, a cache
+ * that parses cleanly, names this file, is not past its size and whose
+ * two samples match the file is loaded, and only [cached end, EOF) is
+ * scanned; without a separator line there, or for anything else, the
+ * whole file is (and the cache rewritten). UIDLs are made after, over
+ * all entries, as without a cache. A same-size rewrite in the unsampled
+ * middle goes unseen at open, but never serves or loses wrong mail:
+ * msg_open() checks the separator line and msg_read()/commit() each
+ * entry's checksum. When they find a change (STORE_GONE, a read error,
+ * "changed"), and after a commit (a new file), the cache is removed, so
+ * the next login parses the file whole.
+ *
  * UIDL. A valid X-UIDL header (RFC 1939 section 7: 1..70 chars in
  * 0x21..0x7E) wins: the id a former POP3 server stored. Otherwise the
  * [pop3] uidl_format if set (%m the MD5 below, %u the message's X-UID,
@@ -114,6 +136,13 @@
 #define MB_DOTLOCK_STALE 300		/* seconds: Dovecot, procmail */
 #define MB_DOTLOCK_DEAD	2		/* seconds, if its pid is gone */
 #define MB_TMP_STALE	3600		/* seconds */
+#define MB_IX_SUFFIX	".evpop3d-index"	/* DIR/.NAME + this */
+#define MB_IX_MAGIC	"evp3mbix"	/* 8 bytes, then the version */
+#define MB_IX_VERSION	1
+#define MB_IX_ORDER	0x01020304u	/* native byte order only */
+#define MB_IX_SAMPLE	(64 * 1024)	/* bytes checked at each end */
+#define MB_IX_MAX	(1024u * 1024 * 1024)	/* larger: not ours */
+#define MB_IX_MD5	32		/* hex digits of an MD5 */
 
 struct mb_msg {
 	uint64_t	 from_off;	/* the separator line */
@@ -145,12 +174,14 @@ struct mb {
 	char		*name;		/* its last component */
 	char		*slock;		/* DIR/.NAME.evpop3d-lock */
 	char		*dotlock;	/* PATH.lock */
+	char		*ixpath;	/* DIR/.NAME.evpop3d-index */
 	unsigned	 locked:1;	/* we hold the session lock */
 	unsigned	 has_uidvalidity:1;
 	uint32_t	 uidvalidity;
 	dev_t		 dev;
 	ino_t		 ino;
 	uint64_t	 end;		/* indexed end: the size at open */
+	uint64_t	 ix_end;	/* end of the index cache used, or 0 */
 	struct mb_msg	*msgs;		/* every entry, pseudo message too */
 	size_t		 nmsgs, msgs_cap;
 	uint32_t	*vis;		/* visible -> msgs index; NULL: same */
@@ -161,6 +192,7 @@ struct mb {
 
 struct mb_reader {
 	struct store_reader	 base;
+	struct mb		*mb;
 	int			 fd;
 	uint64_t		 pos;		/* next raw offset to read */
 	uint64_t		 end;		/* message end */
@@ -201,6 +233,7 @@ mb_free(struct mb *mb)
 	free(mb->name);
 	free(mb->slock);
 	free(mb->dotlock);
+	free(mb->ixpath);
 	free(mb);
 }
 
@@ -697,9 +730,14 @@ nomem:
 	return -1;
 }
 
-/* Read the whole file through the scanner into mb->msgs. */
+/*
+ * Read the file from start (0, or a separator line: the index cache's
+ * end) to EOF through the scanner, appending to mb->msgs. From start > 0
+ * without a separator line there, *nosep_r is set and nothing was added.
+ */
 static enum store_err
-mb_index(struct mb *mb, int fd, char *err, size_t errlen)
+mb_index(struct mb *mb, int fd, uint64_t start, bool *nosep_r, char *err,
+    size_t errlen)
 {
 	static const struct mbox_scan_cb cb0 = {
 		.sep = mb_scan_sep, .data = mb_scan_data, .end = mb_scan_end,
@@ -713,8 +751,11 @@ mb_index(struct mb *mb, int fd, char *err, size_t errlen)
 	size_t			 have = 0, used;
 	ssize_t			 n;
 
+	*nosep_r = false;
 	memset(&s, 0, sizeof(s));
 	s.mb = mb;
+	if (start > 0 && lseek(fd, (off_t)start, SEEK_SET) == -1)
+		return store_fail(errno, err, errlen, "lseek", mb->path);
 	buf = malloc(MB_SCAN_BUF + MBOX_SCAN_KEEP);
 	s.out = malloc(MB_FILTER_OUT);
 	s.md5 = EVP_MD_CTX_new();
@@ -726,7 +767,8 @@ mb_index(struct mb *mb, int fd, char *err, size_t errlen)
 	}
 	cb.arg = &s;
 	mbox_scan_init(&sc, &cb);
-	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	sc.off = start;
+	(void)posix_fadvise(fd, (off_t)start, 0, POSIX_FADV_SEQUENTIAL);
 	for (;;) {
 		n = read(fd, buf + have, MB_SCAN_BUF);
 		if (n == -1) {
@@ -737,6 +779,10 @@ mb_index(struct mb *mb, int fd, char *err, size_t errlen)
 		}
 		have += (size_t)n;
 		res = mbox_scan_feed(&sc, buf, have, n == 0, &used);
+		if (res == MBOX_SCAN_NOTMBOX && start > 0) {
+			*nosep_r = true;
+			goto done;
+		}
 		if (res == MBOX_SCAN_NOTMBOX) {
 			snprintf(err, errlen, "mbox %s: not an mbox file",
 			    mb->path);
@@ -751,6 +797,10 @@ mb_index(struct mb *mb, int fd, char *err, size_t errlen)
 			break;
 		memmove(buf, buf + used, have - used);
 		have -= used;
+	}
+	if (start > 0 && !sc.started) {
+		*nosep_r = true;		/* cut at the cache's end */
+		goto done;
 	}
 	mb->end = sc.off;
 done:
@@ -913,6 +963,421 @@ mb_make_vis(struct mb *mb, char *err, size_t errlen)
 	return STORE_OK;
 }
 
+/* ------------------------------------------------------------ index cache */
+
+/*
+ * The index cache DIR/.NAME.evpop3d-index (see the top of the file): a
+ * header, the entries before the last message, a checksum of it all.
+ * Native byte order (a marker says which); every field is checked on
+ * load, and anything odd means a full scan.
+ */
+struct mb_ixhead {
+	uint64_t	 end;		/* the last message's separator */
+	uint64_t	 head;		/* checksum of the first SAMPLE */
+	uint64_t	 tail;		/* ... of the SAMPLE before end */
+};
+
+#define MB_IXF_XUID	0x01
+#define MB_IXF_HIDDEN	0x02
+#define MB_IXF_NOEOL	0x04
+
+/* The fixed part of a cached entry; the X-UIDL (xlen bytes) follows. */
+#define MB_IX_ENTRY	(4 * 8 + 3 * 4 + 2 + MB_IX_MD5)
+#define MB_IX_HEADER	(8 + 2 * 4 + 5 * 8 + 2 * 4 + 8)
+
+static int	mb_pread(int, void *, size_t, uint64_t);
+static int	mb_write_all(int, const char *, size_t);
+
+/* A growable buffer for the cache being written; err: out of memory. */
+struct mb_ixbuf {
+	char		*p;
+	size_t		 len, cap;
+	int		 err;
+};
+
+static void
+mb_ix_put(struct mb_ixbuf *b, const void *p, size_t n)
+{
+	size_t	 ncap;
+	char	*q;
+
+	if (b->err || n == 0)
+		return;
+	if (b->cap - b->len < n) {
+		for (ncap = b->cap ? b->cap : 64 * 1024; ncap - b->len < n;)
+			ncap *= 2;
+		if ((q = realloc(b->p, ncap)) == NULL) {
+			b->err = 1;
+			return;
+		}
+		b->p = q;
+		b->cap = ncap;
+	}
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+}
+
+static void
+mb_ix_put64(struct mb_ixbuf *b, uint64_t v)
+{
+	mb_ix_put(b, &v, sizeof(v));
+}
+
+static void
+mb_ix_put32(struct mb_ixbuf *b, uint32_t v)
+{
+	mb_ix_put(b, &v, sizeof(v));
+}
+
+/* A cursor over the cache being read; bad once it ran past the end. */
+struct mb_ixrd {
+	const char	*p;
+	size_t		 len, pos;
+	int		 bad;
+};
+
+static const char *
+mb_ix_get(struct mb_ixrd *r, size_t n)
+{
+	const char	*p;
+
+	if (r->bad || r->len - r->pos < n) {
+		r->bad = 1;
+		return NULL;
+	}
+	p = r->p + r->pos;
+	r->pos += n;
+	return p;
+}
+
+static uint64_t
+mb_ix_get64(struct mb_ixrd *r)
+{
+	const char	*p = mb_ix_get(r, 8);
+	uint64_t	 v = 0;
+
+	if (p != NULL)
+		memcpy(&v, p, 8);
+	return v;
+}
+
+static uint32_t
+mb_ix_get32(struct mb_ixrd *r)
+{
+	const char	*p = mb_ix_get(r, 4);
+	uint32_t	 v = 0;
+
+	if (p != NULL)
+		memcpy(&v, p, 4);
+	return v;
+}
+
+/*
+ * The checksums of the mbox (fd) at both ends of [0, end): the first
+ * and the last MB_IX_SAMPLE bytes (the same ones if end is smaller).
+ * 0, or -1 if they cannot be read.
+ */
+static int
+mb_ix_sample(int fd, uint64_t end, uint64_t *head_r, uint64_t *tail_r)
+{
+	struct mbox_hash h;
+	size_t		 n;
+	char		*buf;
+
+	n = end < MB_IX_SAMPLE ? (size_t)end : MB_IX_SAMPLE;
+	if ((buf = malloc(MB_IX_SAMPLE)) == NULL)
+		return -1;
+	if (mb_pread(fd, buf, n, 0) == -1)
+		goto fail;
+	mbox_hash_init(&h);
+	mbox_hash_update(&h, buf, n);
+	*head_r = mbox_hash_final(&h);
+	if (mb_pread(fd, buf, n, end - n) == -1)
+		goto fail;
+	mbox_hash_init(&h);
+	mbox_hash_update(&h, buf, n);
+	*tail_r = mbox_hash_final(&h);
+	free(buf);
+	return 0;
+fail:
+	free(buf);
+	return -1;
+}
+
+/* Forget the cache: it named mail that is not there any more. */
+static void
+mb_ix_drop(struct mb *mb)
+{
+	if (unlink(mb->ixpath) == -1 && errno != ENOENT)
+		log_debug("mbox %s: removal: %s", mb->ixpath, strerror(errno));
+}
+
+/* Back to no index at all (a cache that did not fit the file). */
+static void
+mb_index_reset(struct mb *mb)
+{
+	struct mb_blk	*b;
+
+	while ((b = mb->arena) != NULL) {
+		mb->arena = b->next;
+		free(b);
+	}
+	free(mb->msgs);
+	mb->msgs = NULL;
+	mb->nmsgs = mb->msgs_cap = 0;
+	mb->has_uidvalidity = 0;
+	mb->uidvalidity = 0;
+	mb->ix_end = 0;
+}
+
+static bool
+mb_ix_hex(const char *p, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		if (!((p[i] >= '0' && p[i] <= '9') ||
+		    (p[i] >= 'a' && p[i] <= 'f')))
+			return false;
+	return true;
+}
+
+/* Parse the entries of the cache (r after the header) into mb->msgs. */
+static int
+mb_ix_entries(struct mb *mb, struct mb_ixrd *r, uint64_t n, uint64_t end)
+{
+	struct mb_msg	*m;
+	const char	*md5, *x;
+	uint64_t	 i, prev;
+	unsigned	 flags, xlen, j;
+
+	if ((mb->msgs = reallocarray(NULL, (size_t)n, sizeof(*m))) == NULL)
+		return -1;
+	mb->msgs_cap = (size_t)n;
+	for (i = 0; i < n; i++) {
+		m = &mb->msgs[i];
+		memset(m, 0, sizeof(*m));
+		m->from_off = mb_ix_get64(r);
+		m->end_off = mb_ix_get64(r);
+		m->size = mb_ix_get64(r);
+		m->hash = mb_ix_get64(r);
+		m->from_len = mb_ix_get32(r);
+		m->from_hash = mb_ix_get32(r);
+		m->xuid = mb_ix_get32(r);
+		x = mb_ix_get(r, 2);
+		md5 = mb_ix_get(r, MB_IX_MD5);
+		if (x == NULL || md5 == NULL)
+			return -1;
+		flags = (unsigned char)x[0];
+		xlen = (unsigned char)x[1];
+		if ((x = mb_ix_get(r, xlen)) == NULL)
+			return -1;
+		/*
+		 * Entries tile [0, end): each runs up to the next separator,
+		 * a dropped terminator (0..2 bytes) after its message.
+		 */
+		prev = i == 0 ? 0 : mb->msgs[i - 1].end_off;
+		if ((i == 0 && m->from_off != 0) || m->from_off < prev ||
+		    m->from_off - prev > 2)
+			return -1;
+		if (m->from_len == 0 || m->from_len > MBOX_FROM_MAX ||
+		    m->end_off < m->from_off + m->from_len ||
+		    (i + 1 == n && (m->end_off > end || end - m->end_off > 2)))
+			return -1;
+		if ((flags & ~(unsigned)(MB_IXF_XUID | MB_IXF_HIDDEN |
+		    MB_IXF_NOEOL)) != 0 || ((flags & MB_IXF_HIDDEN) && i > 0))
+			return -1;
+		if (xlen > POP3_UIDL_MAX || !mb_ix_hex(md5, MB_IX_MD5))
+			return -1;
+		for (j = 0; j < xlen; j++)
+			if ((unsigned char)x[j] < 0x21 ||
+			    (unsigned char)x[j] > 0x7e)
+				return -1;
+		m->has_xuid = (flags & MB_IXF_XUID) != 0;
+		m->hidden = (flags & MB_IXF_HIDDEN) != 0;
+		m->no_eol = (flags & MB_IXF_NOEOL) != 0;
+		if ((m->md5 = mb_arena_add(mb, md5, MB_IX_MD5)) == NULL ||
+		    (xlen > 0 && (m->xuidl = mb_arena_add(mb, x, xlen)) ==
+		    NULL))
+			return -1;
+		mb->nmsgs++;
+	}
+	return 0;
+}
+
+/*
+ * Load the cache if it is one of this mbox (fd, st; under the MDA read
+ * lock) as it is now: same file, not shorter, the same bytes at both ends
+ * of the cached part. Returns true with mb->msgs, mb->ix_end set (the
+ * scan goes on from there); false: nothing loaded.
+ */
+static bool
+mb_ix_load(struct mb *mb, int fd, const struct stat *st)
+{
+	struct mb_ixrd	 r;
+	struct mbox_hash h;
+	struct stat	 ist;
+	uint64_t	 head, tail, h0, t0, n, sum, end;
+	const char	*magic;
+	char		*text = NULL;
+	int		 ifd;
+
+	if ((ifd = open(mb->ixpath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
+	    O_NONBLOCK | O_NOCTTY)) == -1)
+		return false;
+	if (fstat(ifd, &ist) == -1 || !S_ISREG(ist.st_mode) ||
+	    ist.st_uid != geteuid() || ist.st_size < MB_IX_HEADER + 8 ||
+	    (uint64_t)ist.st_size > MB_IX_MAX ||
+	    (text = malloc((size_t)ist.st_size)) == NULL ||
+	    mb_pread(ifd, text, (size_t)ist.st_size, 0) == -1)
+		goto bad;
+	close(ifd);
+	ifd = -1;
+
+	/* The checksum over everything before it. */
+	memset(&r, 0, sizeof(r));
+	r.p = text;
+	r.len = (size_t)ist.st_size - 8;
+	memcpy(&sum, text + r.len, 8);
+	mbox_hash_init(&h);
+	mbox_hash_update(&h, text, r.len);
+	if (mbox_hash_final(&h) != sum)
+		goto bad;
+
+	magic = mb_ix_get(&r, 8);
+	if (magic == NULL || memcmp(magic, MB_IX_MAGIC, 8) != 0 ||
+	    mb_ix_get32(&r) != MB_IX_VERSION || mb_ix_get32(&r) !=
+	    MB_IX_ORDER || mb_ix_get64(&r) != (uint64_t)st->st_dev ||
+	    mb_ix_get64(&r) != (uint64_t)st->st_ino)
+		goto bad;
+	end = mb_ix_get64(&r);
+	head = mb_ix_get64(&r);
+	tail = mb_ix_get64(&r);
+	mb->uidvalidity = mb_ix_get32(&r);
+	mb->has_uidvalidity = mb_ix_get32(&r) != 0;
+	n = mb_ix_get64(&r);
+	if (r.bad || end == 0 || end > (uint64_t)st->st_size || n == 0 ||
+	    n > (r.len - r.pos) / MB_IX_ENTRY || n > UINT32_MAX)
+		goto bad;
+	if (mb_ix_sample(fd, end, &h0, &t0) == -1 || h0 != head ||
+	    t0 != tail)
+		goto bad;
+	if (mb_ix_entries(mb, &r, n, end) == -1 || r.bad || r.pos != r.len)
+		goto bad;
+	free(text);
+	mb->ix_end = end;
+	return true;
+bad:
+	if (ifd != -1)
+		close(ifd);
+	free(text);
+	mb_index_reset(mb);
+	log_debug("mbox %s: index cache not used", mb->ixpath);
+	return false;
+}
+
+/*
+ * After the scan, under the lock still: is a new cache due (the scan
+ * went past the cached part), and its header. Entries before the last
+ * message's separator are cached (so that the next scan starts at a
+ * separator and parses the last message again, however it ends).
+ */
+static bool
+mb_ix_prepare(struct mb *mb, int fd, bool loaded, struct mb_ixhead *h)
+{
+	if (mb->nmsgs < 2) {
+		if (!loaded)
+			mb_ix_drop(mb);		/* an unusable one */
+		return false;
+	}
+	h->end = mb->msgs[mb->nmsgs - 1].from_off;
+	if (loaded && h->end == mb->ix_end)
+		return false;
+	return mb_ix_sample(fd, h->end, &h->head, &h->tail) == 0;
+}
+
+/*
+ * Write the cache: a temporary file beside the mbox, renamed over the
+ * old cache. Best effort: a failure is logged at debug.
+ */
+static void
+mb_ix_write(struct mb *mb, const struct mb_ixhead *h)
+{
+	struct mb_ixbuf	 b;
+	struct mbox_hash hs;
+	const struct mb_msg *m;
+	char		 tmp[PATH_MAX];
+	unsigned char	 x[2];
+	size_t		 i, xlen;
+	int		 fd, rv, saved;
+
+	memset(&b, 0, sizeof(b));
+	mb_ix_put(&b, MB_IX_MAGIC, 8);
+	mb_ix_put32(&b, MB_IX_VERSION);
+	mb_ix_put32(&b, MB_IX_ORDER);
+	mb_ix_put64(&b, (uint64_t)mb->dev);
+	mb_ix_put64(&b, (uint64_t)mb->ino);
+	mb_ix_put64(&b, h->end);
+	mb_ix_put64(&b, h->head);
+	mb_ix_put64(&b, h->tail);
+	mb_ix_put32(&b, mb->uidvalidity);
+	mb_ix_put32(&b, mb->has_uidvalidity);
+	mb_ix_put64(&b, mb->nmsgs - 1);
+	for (i = 0; i + 1 < mb->nmsgs; i++) {
+		m = &mb->msgs[i];
+		xlen = m->xuidl != NULL ? strlen(m->xuidl) : 0;
+		mb_ix_put64(&b, m->from_off);
+		mb_ix_put64(&b, m->end_off);
+		mb_ix_put64(&b, m->size);
+		mb_ix_put64(&b, m->hash);
+		mb_ix_put32(&b, m->from_len);
+		mb_ix_put32(&b, m->from_hash);
+		mb_ix_put32(&b, m->xuid);
+		x[0] = (unsigned char)((m->has_xuid ? MB_IXF_XUID : 0) |
+		    (m->hidden ? MB_IXF_HIDDEN : 0) |
+		    (m->no_eol ? MB_IXF_NOEOL : 0));
+		x[1] = (unsigned char)xlen;
+		mb_ix_put(&b, x, 2);
+		mb_ix_put(&b, m->md5, MB_IX_MD5);
+		mb_ix_put(&b, m->xuidl, xlen);
+	}
+	if (b.err) {
+		log_debug("mbox %s: index cache: out of memory", mb->ixpath);
+		free(b.p);
+		return;
+	}
+	mbox_hash_init(&hs);
+	mbox_hash_update(&hs, b.p, b.len);
+	mb_ix_put64(&b, mbox_hash_final(&hs));
+	if (b.err || mb_tmp_name(mb, tmp, sizeof(tmp)) == -1) {
+		log_debug("mbox %s: index cache not written", mb->ixpath);
+		free(b.p);
+		return;
+	}
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
+	    O_NOFOLLOW | O_NOCTTY, 0600)) == -1) {
+		log_debug("mbox %s: %s", tmp, strerror(errno));
+		free(b.p);
+		return;
+	}
+	rv = mb_write_all(fd, b.p, b.len);
+	saved = errno;
+	if (close(fd) == -1 && rv == 0) {
+		rv = -1;
+		saved = errno;
+	}
+	if (rv == 0 && rename(tmp, mb->ixpath) == -1) {
+		rv = -1;
+		saved = errno;
+	}
+	if (rv == -1) {
+		(void)unlink(tmp);
+		log_debug("mbox %s: index cache not written: %s", mb->ixpath,
+		    strerror(saved));
+	}
+	free(b.p);
+}
+
 /* ------------------------------------------------------------ open */
 
 /*
@@ -1038,9 +1503,12 @@ mb_paths(struct mb *mb, const char *path, char *err, size_t errlen)
 		mb->slock = NULL;
 	if (asprintf(&mb->dotlock, "%s.lock", path) == -1)
 		mb->dotlock = NULL;
+	if (asprintf(&mb->ixpath, "%s/.%s%s", mb->dir, mb->name,
+	    MB_IX_SUFFIX) == -1)
+		mb->ixpath = NULL;
 	free(real);
 	if (mb->path == NULL || mb->dir == NULL || mb->name == NULL ||
-	    mb->slock == NULL || mb->dotlock == NULL)
+	    mb->slock == NULL || mb->dotlock == NULL || mb->ixpath == NULL)
 		return store_fail(ENOMEM, err, errlen, "mbox", path);
 	return STORE_OK;
 }
@@ -1052,7 +1520,9 @@ mb_open(const struct store_params *p, struct maildrop **md_r, char *err,
 	struct stat	 st;
 	struct mb	*mb;
 	struct mb_msg	*m;
+	struct mb_ixhead ixh;
 	enum store_err	 rv;
+	bool		 loaded, nosep, want_ix = false;
 	int		 fd, dot;
 
 	*md_r = NULL;
@@ -1084,10 +1554,28 @@ mb_open(const struct store_params *p, struct maildrop **md_r, char *err,
 	else {
 		mb->dev = st.st_dev;
 		mb->ino = st.st_ino;
-		rv = mb_index(mb, fd, err, errlen);
+		/* The cached part, then only what follows it. */
+		loaded = mb_ix_load(mb, fd, &st);
+		rv = mb_index(mb, fd, mb->ix_end, &nosep, err, errlen);
+		if (rv == STORE_OK && nosep) {
+			log_debug("mbox %s: no separator at the cached end "
+			    "%llu: full scan", mb->path,
+			    (unsigned long long)mb->ix_end);
+			mb_index_reset(mb);
+			loaded = false;
+			if (lseek(fd, 0, SEEK_SET) == -1)
+				rv = store_fail(errno, err, errlen, "lseek",
+				    mb->path);
+			else
+				rv = mb_index(mb, fd, 0, &nosep, err, errlen);
+		}
+		if (rv == STORE_OK)
+			want_ix = mb_ix_prepare(mb, fd, loaded, &ixh);
 		mb_unlock(mb, fd, dot);
 		if (rv != STORE_OK)
 			goto fail;
+		if (want_ix)
+			mb_ix_write(mb, &ixh);
 	}
 	/* No slack from the doubling: 72 bytes a message, plus its UIDL. */
 	if (mb->nmsgs > 0 && mb->nmsgs < mb->msgs_cap &&
@@ -1214,6 +1702,7 @@ mb_msg_open(struct maildrop *base, size_t i, struct store_reader **r_r)
 		goto fail;
 	}
 	r->base.ops = &store_mbox_ops;
+	r->mb = mb;
 	r->fd = fd;
 	r->pos = m->from_off + m->from_len;
 	r->end = m->end_off;
@@ -1229,6 +1718,8 @@ fail_io:
 	rv = errno == ESTALE ? STORE_GONE : store_errno(errno);
 fail:
 	close(fd);
+	if (rv == STORE_GONE)
+		mb_ix_drop(mb);		/* the next login scans it all */
 	return rv;
 }
 
@@ -1244,8 +1735,11 @@ mb_msg_read(struct store_reader *base, void *buf, size_t len)
 			left = r->entry_end - r->pos;
 			want = left < sizeof(r->raw) ? (size_t)left :
 			    sizeof(r->raw);
-			if (mb_pread(r->fd, r->raw, want, r->pos) == -1)
+			if (mb_pread(r->fd, r->raw, want, r->pos) == -1) {
+				if (errno == ESTALE)
+					mb_ix_drop(r->mb);	/* cut */
 				return -1;
+			}
 			mbox_hash_update(&r->h, r->raw, want);
 			content = want;
 			if (r->pos >= r->end)
@@ -1264,6 +1758,7 @@ mb_msg_read(struct store_reader *base, void *buf, size_t len)
 		if (mbox_filter_done(&r->f) && r->pos >= r->entry_end) {
 			/* The whole entry was read: is it the indexed one? */
 			if (mbox_hash_final(&r->h) != r->want) {
+				mb_ix_drop(r->mb);
 				errno = ESTALE;
 				return -1;
 			}
@@ -1609,6 +2104,12 @@ unlock:
 	 * when due; after the MDA locks, so deliveries never wait for it.
 	 */
 	mb_clean_tmp(mb, mb_clean_due(mb->dir));
+	/*
+	 * A new file (its inode may come back for another one), or one that
+	 * changed under us: the cache describes neither.
+	 */
+	if (rv == STORE_OK || c.changed)
+		mb_ix_drop(mb);
 done:
 	if (rv != STORE_OK) {
 		if (c.changed)

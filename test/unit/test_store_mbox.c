@@ -29,6 +29,7 @@
 #include <event2/buffer.h>
 #include <openssl/evp.h>
 
+#include "mbox_parse.h"
 #include "store.h"
 #include "store_mbox.h"
 #include "wire.h"
@@ -1441,6 +1442,454 @@ test_many(void **state)
 	str_free(&got);
 }
 
+/* ------------------------------------------------------------ index cache */
+
+/* What a client can see of a maildrop: LIST, UIDL and RETR of each. */
+struct snap {
+	size_t		 n;
+	uint64_t	 total;
+	uint64_t	*size;
+	char		**uidl;
+	struct str	*body;
+	enum store_err	*rv;
+};
+
+static void
+snap_take(struct maildrop *md, struct snap *s)
+{
+	size_t	 i;
+
+	memset(s, 0, sizeof(*s));
+	s->n = ops->count(md);
+	s->total = ops->total(md);
+	s->size = calloc(s->n + 1, sizeof(*s->size));
+	s->uidl = calloc(s->n + 1, sizeof(*s->uidl));
+	s->body = calloc(s->n + 1, sizeof(*s->body));
+	s->rv = calloc(s->n + 1, sizeof(*s->rv));
+	assert_true(s->size != NULL && s->uidl != NULL && s->body != NULL &&
+	    s->rv != NULL);
+	for (i = 0; i < s->n; i++) {
+		s->size[i] = ops->size(md, i);
+		assert_non_null(s->uidl[i] = strdup(ops->uidl(md, i)));
+		s->rv[i] = retr(md, i, &s->body[i]);
+	}
+}
+
+static void
+snap_free(struct snap *s)
+{
+	size_t	 i;
+
+	for (i = 0; i < s->n; i++) {
+		free(s->uidl[i]);
+		str_free(&s->body[i]);
+	}
+	free(s->size);
+	free(s->uidl);
+	free(s->body);
+	free(s->rv);
+}
+
+static void
+snap_equal(const struct snap *a, const struct snap *b)
+{
+	size_t	 i;
+
+	assert_int_equal(a->n, b->n);
+	assert_int_equal(a->total, b->total);
+	for (i = 0; i < a->n; i++) {
+		assert_int_equal(a->size[i], b->size[i]);
+		assert_string_equal(a->uidl[i], b->uidl[i]);
+		assert_int_equal(a->rv[i], b->rv[i]);
+		assert_int_equal(a->body[i].len, b->body[i].len);
+		assert_memory_equal(a->body[i].p, b->body[i].p,
+		    a->body[i].len);
+	}
+}
+
+/* The cache file of an mbox path. */
+static void
+ix_path(const char *mbox, char *buf, size_t len)
+{
+	const char	*slash = strrchr(mbox, '/');
+
+	snprintf(buf, len, "%.*s/.%s.evpop3d-index", (int)(slash - mbox), mbox,
+	    slash + 1);
+}
+
+/* A snapshot of path by a full parse: copied to DIR/ref, no cache. */
+static void
+snap_fresh(const struct fixture *f, const char *fmt, struct snap *s)
+{
+	struct maildrop	*md = NULL;
+	char		 ref[160], ix[200];
+	size_t		 len;
+	char		*p = read_file(f->mbox, &len);
+
+	snprintf(ref, sizeof(ref), "%s/ref", f->tmp);
+	ix_path(ref, ix, sizeof(ix));
+	(void)unlink(ix);
+	if (p == NULL)
+		(void)unlink(ref);
+	else
+		write_file(ref, p, len);
+	free(p);
+	assert_int_equal(open_fmt(ref, fmt, &md), STORE_OK);
+	snap_take(md, s);
+	ops->close(md);
+	(void)unlink(ix);
+}
+
+/* Open f->mbox (with whatever cache there is) and snapshot it. */
+static void
+snap_open(const struct fixture *f, const char *fmt, struct snap *s)
+{
+	struct maildrop	*md = NULL;
+
+	assert_int_equal(open_fmt(f->mbox, fmt, &md), STORE_OK);
+	snap_take(md, s);
+	ops->close(md);
+}
+
+/* Open with cache and by a full parse: the same? */
+static void
+check_same(const struct fixture *f, const char *fmt)
+{
+	struct snap	 a, b;
+
+	snap_open(f, fmt, &a);
+	snap_fresh(f, fmt, &b);
+	snap_equal(&a, &b);
+	snap_free(&a);
+	snap_free(&b);
+}
+
+/* Append (as the MDA would, or anything at all) random bytes. */
+static void
+random_piece(struct str *out, unsigned k)
+{
+	struct tmsg	 m;
+
+	switch (rnd(8)) {
+	case 0:			/* a tricky entry (not the 2 MiB one) */
+		do
+			k = rnd(T_N);
+		while (k == T_HUGE || k == T_PSEUDO);
+		str_add(out, tricky[k].raw.p, tricky[k].raw.len);
+		break;
+	case 1:			/* more text for the last message */
+		str_adds(out, rnd(2) ? "more text\n" : "no newline");
+		break;
+	case 2:			/* a separator right there */
+		str_adds(out, FL("x@y", "20"));
+		break;
+	case 3:
+		str_adds(out, rnd(2) ? "\n" : "\r\n");
+		break;
+	case 4:			/* a body line that looks like one */
+		str_adds(out, "From nobody at all\n");
+		break;
+	default:
+		simple(&m, (int)k, "app");
+		str_add(out, m.raw.p, m.raw.len);
+		str_free(&m.raw);
+		str_free(&m.view);
+		break;
+	}
+}
+
+/*
+ * For random mboxes and random appends (and the odd cut), the index from
+ * the cache plus the scan of the rest is the full parse's: count, sizes,
+ * UIDLs, RETR bytes.
+ */
+static void
+test_ix_equivalence(void **state)
+{
+	struct fixture	*f = *state;
+	static const char *const fmts[] = { "", "%v.%u", "%u" };
+	struct str	 box = { 0 }, add = { 0 };
+	struct stat	 st;
+	const char	*fmt;
+	char		 ix[200];
+	size_t		 len, cut;
+	char		*p;
+	unsigned	 iter, step, i, used = 0;
+
+	tricky_init();
+	ix_path(f->mbox, ix, sizeof(ix));
+	for (iter = 0; iter < 60; iter++) {
+		fmt = fmts[rnd(3)];
+		box.len = 0;
+		str_add(&box, "", 0);
+		if (rnd(3) == 0)
+			str_add(&box, tricky[T_PSEUDO].raw.p,
+			    tricky[T_PSEUDO].raw.len);
+		else if (rnd(2) == 0)
+			str_add(&box, tricky[T_INTERNAL].raw.p,
+			    tricky[T_INTERNAL].raw.len);
+		str_adds(&box, FL("first@x", "01") "Subject: s\n\nb\n\n");
+		for (i = rnd(6); i > 0; i--)
+			random_piece(&box, iter * 100 + i);
+		write_file(f->mbox, box.p, box.len);
+		(void)unlink(ix);
+		check_same(f, fmt);
+		for (step = 0; step < 4; step++) {
+			if (rnd(6) == 0) {
+				/* An MUA cut the file somewhere. */
+				p = read_file(f->mbox, &len);
+				cut = (size_t)(strchr(p, '\n') + 1 - p);
+				cut += rnd((unsigned)(len - cut + 1));
+				write_file(f->mbox, p, cut);
+				free(p);
+			}
+			add.len = 0;
+			str_add(&add, "", 0);
+			for (i = 1 + rnd(3); i > 0; i--)
+				random_piece(&add, iter * 100 + step * 10 + i);
+			deliver(f->mbox, add.p, add.len);
+			used += stat(ix, &st) == 0;
+			check_same(f, fmt);
+		}
+	}
+	/* The cache was there to be used, most of the time. */
+	assert_true(used > 60);
+	str_free(&box);
+	str_free(&add);
+	tricky_free();
+}
+
+/* n simple messages: a file of about 180 * n bytes. */
+static void
+many_box(struct str *box, size_t n)
+{
+	struct tmsg	 m;
+	size_t		 i;
+
+	box->len = 0;
+	str_add(box, "", 0);
+	for (i = 0; i < n; i++) {
+		simple(&m, (int)i, "ix");
+		str_add(box, m.raw.p, m.raw.len);
+		str_free(&m.raw);
+		str_free(&m.view);
+	}
+}
+
+/* Where message i's body line "body i" starts. */
+static size_t
+body_off(const struct str *box, size_t i)
+{
+	char	 pat[64];
+	char	*q;
+
+	snprintf(pat, sizeof(pat), "\n\nbody %zu\n", i);
+	assert_non_null(q = memmem(box->p, box->len, pat, strlen(pat)));
+	return (size_t)(q - box->p) + 2;
+}
+
+/* Reseal a cache file's checksum after an edit. */
+static void
+ix_reseal(char *p, size_t len)
+{
+	struct mbox_hash h;
+	uint64_t	 sum;
+
+	mbox_hash_init(&h);
+	mbox_hash_update(&h, p, len - 8);
+	sum = mbox_hash_final(&h);
+	memcpy(p + len - 8, &sum, 8);
+}
+
+/*
+ * A cache that is not right for the file is not used: the full parse
+ * gives the right answer and writes it anew (the same bytes as a good
+ * one). Truncated, flipped, another version, another inode, the mbox
+ * changed in its first or last 64 KiB.
+ */
+static void
+test_ix_corrupt(void **state)
+{
+	struct fixture	*f = *state;
+	struct str	 box = { 0 }, mod = { 0 };
+	struct snap	 a, b;
+	struct stat	 st;
+	char		 ix[200], tmp[200];
+	char		*good, *bad, *p;
+	size_t		 glen, len, i, n = 3000, off, kk;
+	uint64_t	 v;
+
+	many_box(&box, n);
+	write_file(f->mbox, box.p, box.len);
+	ix_path(f->mbox, ix, sizeof(ix));
+	snap_fresh(f, "", &b);			/* the truth */
+	snap_open(f, "", &a);
+	snap_equal(&a, &b);
+	snap_free(&a);
+	assert_non_null(good = read_file(ix, &glen));
+	assert_int_equal(stat(ix, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_true(glen > 72 + 8);
+
+	/* Truncated anywhere, one byte flipped anywhere. */
+	for (i = 0; i < 40; i++) {
+		len = i < 20 ? rnd((unsigned)glen) : glen;
+		bad = malloc(glen);
+		assert_non_null(bad);
+		memcpy(bad, good, glen);
+		if (i >= 20)
+			bad[rnd((unsigned)glen)] ^= (char)(1 + rnd(255));
+		write_file(ix, bad, len);
+		snap_open(f, "", &a);
+		snap_equal(&a, &b);
+		snap_free(&a);
+		assert_file(ix, good, glen);	/* rebuilt */
+		free(bad);
+	}
+	/* Another version; another file (sealed, so only that is wrong). */
+	for (i = 0; i < 2; i++) {
+		bad = malloc(glen);
+		assert_non_null(bad);
+		memcpy(bad, good, glen);
+		off = i == 0 ? 8 : 24;		/* version, st_ino */
+		memcpy(&v, bad + off, 8);
+		v += 1;
+		memcpy(bad + off, &v, 8);
+		ix_reseal(bad, glen);
+		write_file(ix, bad, glen);
+		snap_open(f, "", &a);
+		snap_equal(&a, &b);
+		snap_free(&a);
+		assert_file(ix, good, glen);
+		free(bad);
+	}
+	snap_free(&b);
+
+	/*
+	 * Same size, changed near the start, near the cached end (the last
+	 * message is not cached: change the one before), and the mbox
+	 * replaced by a copy with its middle changed (another inode): a
+	 * full parse each time (a ".ody" line is one octet more on the wire
+	 * and another checksum: a trusted cache would show).
+	 */
+	for (i = 0; i < 3; i++) {
+		write_file(f->mbox, box.p, box.len);
+		(void)unlink(ix);
+		snap_open(f, "", &a);		/* a good cache */
+		snap_free(&a);
+		assert_int_equal(access(ix, F_OK), 0);
+		mod.len = 0;
+		str_add(&mod, box.p, box.len);
+		kk = i == 0 ? 3 : i == 1 ? n - 2 : n / 2;
+		off = body_off(&box, kk);
+		mod.p[off] = '.';
+		if (i < 2) {
+			/* in place, same inode */
+			int fd = open(f->mbox, O_WRONLY);
+
+			assert_true(fd != -1);
+			assert_int_equal(pwrite(fd, ".", 1, (off_t)off), 1);
+			close(fd);
+		} else {
+			snprintf(tmp, sizeof(tmp), "%s/new", f->tmp);
+			write_file(tmp, mod.p, mod.len);
+			assert_int_equal(rename(tmp, f->mbox), 0);
+		}
+		p = read_file(f->mbox, &len);
+		assert_int_equal(len, mod.len);
+		assert_memory_equal(p, mod.p, len);
+		free(p);
+		check_same(f, "");
+		snap_open(f, "", &a);
+		assert_int_equal(a.rv[kk], STORE_OK);
+		assert_int_equal(a.size[kk], wire_size(a.body[kk].p,
+		    a.body[kk].len));
+		snap_free(&a);
+	}
+	free(good);
+	str_free(&box);
+	str_free(&mod);
+}
+
+/*
+ * A same-size rewrite in the middle (not sampled): the cache is trusted,
+ * but RETR of the changed message fails (never the wrong bytes), commit
+ * deletes nothing, and either drops the cache, so the next open is right.
+ */
+static void
+test_ix_middle(void **state)
+{
+	struct fixture	*f = *state;
+	struct maildrop	*md;
+	struct str	 box = { 0 }, got = { 0 };
+	struct snap	 a, b;
+	struct tmsg	 m;
+	char		 ix[200];
+	size_t		 n = 3000, k = n / 2, off, len, failed = 0;
+	uint8_t		*del;
+	char		*p;
+	int		 fd, round;
+	enum store_err	 rv;
+
+	many_box(&box, n);
+	ix_path(f->mbox, ix, sizeof(ix));
+	del = calloc(n, 1);
+	assert_non_null(del);
+	for (round = 0; round < 2; round++) {
+		write_file(f->mbox, box.p, box.len);
+		(void)unlink(ix);
+		md = must_open(f->mbox);
+		ops->close(md);
+		assert_int_equal(access(ix, F_OK), 0);
+		/* ".ody": one octet more on the wire, not in the file. */
+		off = body_off(&box, k);
+		assert_true(off > 64 * 1024 && off < box.len - 64 * 1024);
+		assert_true((fd = open(f->mbox, O_WRONLY)) != -1);
+		assert_int_equal(pwrite(fd, ".", 1, (off_t)off), 1);
+		close(fd);
+
+		md = must_open(f->mbox);
+		assert_int_equal(ops->count(md), n);
+		/* The cache was trusted: the size is the old one. */
+		simple(&m, (int)k, "ix");
+		assert_int_equal(ops->size(md, k), wire_size(m.view.p,
+		    m.view.len));
+		str_free(&m.raw);
+		str_free(&m.view);
+		assert_int_equal(access(ix, F_OK), 0);
+		if (round == 0) {
+			rv = retr(md, k, &got);
+			assert_true(rv == STORE_TEMP || rv == STORE_GONE);
+			assert_int_equal(access(ix, F_OK), -1);
+			/* Others are fine. */
+			assert_int_equal(retr(md, k - 1, &got), STORE_OK);
+			ops->close(md);
+		} else {
+			del[0] = del[k] = del[n - 1] = 1;
+			assert_int_equal(ops->commit(md, del, &failed),
+			    STORE_TEMP);
+			assert_int_equal(failed, 3);
+			p = read_file(f->mbox, &len);
+			/* Nothing deleted. */
+			assert_int_equal(len, box.len);
+			free(p);
+			assert_int_equal(access(ix, F_OK), -1);
+		}
+		/* The next open is right. */
+		snap_open(f, "", &a);
+		snap_fresh(f, "", &b);
+		snap_equal(&a, &b);
+		assert_int_equal(a.rv[k], STORE_OK);
+		assert_int_equal(a.size[k], wire_size(a.body[k].p,
+		    a.body[k].len));
+		snap_free(&a);
+		snap_free(&b);
+	}
+	free(del);
+	str_free(&box);
+	str_free(&got);
+}
+
 int
 main(void)
 {
@@ -1483,6 +1932,12 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_uidl_rules, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_many, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ix_equivalence, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_ix_corrupt, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_ix_middle, setup,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
