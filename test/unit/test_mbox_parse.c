@@ -17,49 +17,7 @@
 
 #include "mbox_parse.h"
 #include "wire.h"
-
-/* A growable byte string. */
-struct str {
-	char	*p;
-	size_t	 len, cap;
-};
-
-static void
-str_add(struct str *s, const void *p, size_t n)
-{
-	if (s->len + n + 1 > s->cap) {
-		s->cap = (s->len + n + 1) * 2;
-		s->p = realloc(s->p, s->cap);
-		assert_non_null(s->p);
-	}
-	memcpy(s->p + s->len, p, n);
-	s->len += n;
-	s->p[s->len] = '\0';
-}
-
-static void
-str_adds(struct str *s, const char *z)
-{
-	str_add(s, z, strlen(z));
-}
-
-static void
-str_free(struct str *s)
-{
-	free(s->p);
-	memset(s, 0, sizeof(*s));
-}
-
-static unsigned long long rnd_state = 88172645463325252ULL;
-
-static unsigned
-rnd(unsigned n)
-{
-	rnd_state ^= rnd_state << 13;
-	rnd_state ^= rnd_state >> 7;
-	rnd_state ^= rnd_state << 17;
-	return n == 0 ? 0 : (unsigned)(rnd_state % n);
-}
+#include "teststr.h"
 
 /* ------------------------------------------------------------ From_ */
 
