@@ -8,10 +8,12 @@
  * The encoder works on runs: it looks for the next LF with memchr() and
  * copies everything up to it with one memcpy(). It only steps in at a bare
  * LF (a CR is inserted) and at a '.' that begins a line (a '.' is
- * inserted). Output goes straight into space reserved in the evbuffer
- * once per feed: at most 2 * len + 1 octets (every byte an LF that
- * becomes CRLF, plus a stuffed dot carried over from the last feed), so
- * an LF-only message costs no evbuffer call per line.
+ * inserted). Output goes straight into space reserved in the evbuffer:
+ * len + len/8 + 64 octets per feed (text gains a CR per line), in up to
+ * two extents, and more when a feed of very short lines needs it, so an
+ * LF-only message costs no evbuffer call per line. Reserving the worst
+ * case (2 * len + 1) in one extent made libevent allocate a 64 KiB chain
+ * for every 16 KiB read: 64 KiB of queued text held 128 KiB of heap.
  *
  * A CR is emitted as soon as it is seen: whether or not an LF follows, the
  * output byte is the same. pending_cr only remembers that the last byte
@@ -24,14 +26,89 @@
 
 #include "wire.h"
 
-/* Append n counted octets at *cur (NULL: count only). */
+/* Where a feed's output goes: reserved extents of out, or nowhere. */
+struct wire_out {
+	struct evbuffer		*out;		/* NULL: count only */
+	struct evbuffer_iovec	 v[2];
+	size_t			 used[2];
+	int			 n;		/* extents reserved */
+	int			 i;		/* the one being filled */
+};
+
+/* Commit what was written into the extents reserved so far. */
 static void
-wire_emit(struct wire_enc *e, char **cur, const char *p, size_t n)
+wire_commit(struct wire_out *o)
 {
-	if (*cur != NULL) {
-		memcpy(*cur, p, n);
-		*cur += n;
+	int i, k = 0;
+
+	for (i = 0; i < o->n; i++)
+		if ((o->v[i].iov_len = o->used[i]) > 0)
+			k = i + 1;
+	if (o->n > 0)		/* only the extents written to, in order */
+		(void)evbuffer_commit_space(o->out, o->v, k > 0 ? k : 1);
+	o->n = o->i = 0;
+	o->used[0] = o->used[1] = 0;
+}
+
+/*
+ * Reserve room for size octets in up to two extents (the free tail of
+ * out's last chain, then a new chain), so that chains fill up. On failure
+ * o->n stays 0 and output is lost: an allocation failure shows up as a
+ * short message, and the session's output path cannot do better.
+ */
+static void
+wire_reserve(struct wire_out *o, size_t size)
+{
+	if ((o->n = evbuffer_reserve_space(o->out, (ev_ssize_t)size, o->v,
+	    2)) < 0)
+		o->n = 0;
+}
+
+/* wire_put() past the current extent: the next one, or more room. */
+static void
+wire_put_slow(struct wire_out *o, const char *p, size_t n)
+{
+	size_t k;
+
+	while (n > 0) {
+		if (o->i >= o->n) {
+			wire_commit(o);
+			wire_reserve(o, n + 4096);
+			if (o->n == 0)
+				return;
+		}
+		if ((k = o->v[o->i].iov_len - o->used[o->i]) == 0) {
+			o->i++;
+			continue;
+		}
+		if (k > n)
+			k = n;
+		memcpy((char *)o->v[o->i].iov_base + o->used[o->i], p, k);
+		o->used[o->i] += k;
+		p += k;
+		n -= k;
 	}
+}
+
+/* Append n octets. */
+static inline void
+wire_put(struct wire_out *o, const char *p, size_t n)
+{
+	if (o->out == NULL)
+		return;
+	if (o->i < o->n && o->v[o->i].iov_len - o->used[o->i] >= n) {
+		memcpy((char *)o->v[o->i].iov_base + o->used[o->i], p, n);
+		o->used[o->i] += n;
+		return;
+	}
+	wire_put_slow(o, p, n);
+}
+
+/* Append n counted octets. */
+static inline void
+wire_emit(struct wire_enc *e, struct wire_out *o, const char *p, size_t n)
+{
+	wire_put(o, p, n);
 	e->octets += n;
 }
 
@@ -73,9 +150,8 @@ int
 wire_enc_feed(struct wire_enc *e, const char *buf, size_t len,
     struct evbuffer *out)
 {
-	struct evbuffer_iovec v;
+	struct wire_out	 o;
 	const char	*p, *end, *run, *nl;
-	char		*cur = NULL;
 	size_t		 n;
 	int		 cr, rv = 0;
 
@@ -83,13 +159,9 @@ wire_enc_feed(struct wire_enc *e, const char *buf, size_t len,
 		return 1;
 	if (len == 0)
 		return 0;
-	/*
-	 * An allocation failure shows up as a short message; the session's
-	 * output path cannot do better than libevent does.
-	 */
-	if (out != NULL && evbuffer_reserve_space(out, (ev_ssize_t)(2 * len + 1),
-	    &v, 1) == 1)
-		cur = v.iov_base;
+	memset(&o, 0, sizeof(o));
+	if ((o.out = out) != NULL)	/* text: a CR per line, a few % */
+		wire_reserve(&o, len + len / 8 + 64);
 
 	p = buf;
 	end = buf + len;
@@ -105,10 +177,9 @@ wire_enc_feed(struct wire_enc *e, const char *buf, size_t len,
 	while (p < end) {
 		/* RFC 1939 section 3: byte-stuff a leading '.'. */
 		if (e->at_bol && *p == '.') {
-			wire_emit(e, &cur, run, (size_t)(p - run));
+			wire_emit(e, &o, run, (size_t)(p - run));
 			run = p;
-			if (cur != NULL)
-				*cur++ = '.';		/* not counted */
+			wire_put(&o, ".", 1);		/* not counted */
 		}
 
 		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL) {
@@ -134,8 +205,8 @@ wire_enc_feed(struct wire_enc *e, const char *buf, size_t len,
 
 		if (!cr) {
 			/* Bare LF: emit the line, then CRLF for the LF. */
-			wire_emit(e, &cur, run, (size_t)(nl - run));
-			wire_emit(e, &cur, "\r\n", 2);
+			wire_emit(e, &o, run, (size_t)(nl - run));
+			wire_emit(e, &o, "\r\n", 2);
 			run = nl + 1;
 		}
 		p = nl + 1;
@@ -146,11 +217,9 @@ wire_enc_feed(struct wire_enc *e, const char *buf, size_t len,
 			break;
 		}
 	}
-	wire_emit(e, &cur, run, (size_t)(end - run));
-	if (cur != NULL) {
-		v.iov_len = (size_t)(cur - (char *)v.iov_base);
-		(void)evbuffer_commit_space(out, &v, 1);
-	}
+	wire_emit(e, &o, run, (size_t)(end - run));
+	if (o.out != NULL)
+		wire_commit(&o);
 	return rv;
 }
 

@@ -459,6 +459,48 @@ test_large(void **state)
 	free(crlf);
 }
 
+/*
+ * Feeds that grow past the room reserved for text (a CR per line): a
+ * buffer of empty lines doubles, one of "." lines triples. The encoder
+ * reserves more as it goes; every octet arrives, in order.
+ */
+static void
+test_short_lines(void **state)
+{
+	static const char *const units[] = { "\n", ".\n", "\r\n", ".\r\n" };
+	static const char *const wire[] = { "\r\n", "..\r\n", "\r\n",
+	    "..\r\n" };
+	struct evbuffer	*out;
+	struct wire_enc	 e;
+	char		*in, *got;
+	size_t		 u, i, n = 20000, ulen, wlen, len;
+
+	(void)state;
+	for (u = 0; u < 4; u++) {
+		ulen = strlen(units[u]);
+		wlen = strlen(wire[u]);
+		in = malloc(n * ulen);
+		assert_non_null(in);
+		for (i = 0; i < n; i++)
+			memcpy(in + i * ulen, units[u], ulen);
+		out = evbuffer_new();
+		assert_non_null(out);
+		/* Something queued first: the tail of a chain is used too. */
+		evbuffer_add(out, "+OK\r\n", 5);
+		wire_enc_init(&e, -1);
+		assert_int_equal(wire_enc_feed(&e, in, n * ulen, out), 0);
+		wire_enc_finish(&e, out);
+		len = evbuffer_get_length(out);
+		assert_int_equal(len, 5 + n * wlen + 3);
+		got = (char *)evbuffer_pullup(out, -1);
+		for (i = 0; i < n; i++)
+			assert_memory_equal(got + 5 + i * wlen, wire[u], wlen);
+		assert_memory_equal(got + len - 3, ".\r\n", 3);
+		evbuffer_free(out);
+		free(in);
+	}
+}
+
 int
 main(void)
 {
@@ -468,6 +510,7 @@ main(void)
 		cmocka_unit_test(test_random),
 		cmocka_unit_test(test_wire_size),
 		cmocka_unit_test(test_large),
+		cmocka_unit_test(test_short_lines),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
