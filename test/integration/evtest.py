@@ -110,8 +110,9 @@ def openssl_passwd(password, algo="-6", salt="evtestsalt"):
     return out.stdout.decode().strip()
 
 
-def bcrypt_hash(password):
-    """A $2b$ hash from libxcrypt through ctypes, or None if unavailable."""
+def bcrypt_hash(password, cost=5):
+    """A $2b$ hash of the given cost from libxcrypt through ctypes, or None
+    if unavailable."""
     try:
         lib = ctypes.CDLL("libcrypt.so.1")
         lib.crypt_gensalt.restype = ctypes.c_char_p
@@ -119,7 +120,7 @@ def bcrypt_hash(password):
                                       ctypes.c_char_p, ctypes.c_int]
         lib.crypt.restype = ctypes.c_char_p
         lib.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
-        salt = lib.crypt_gensalt(b"$2b$", 5, None, 0)
+        salt = lib.crypt_gensalt(b"$2b$", cost, None, 0)
         if not salt:
             return None
         h = lib.crypt(password.encode(), salt)
@@ -697,6 +698,21 @@ class ServerTestCase(unittest.TestCase):
         c = self.connect(**kw)
         c.login(mb.user, mb.password)
         return c
+
+    def login_retry(self, mb, timeout=5):
+        """Log in, retrying [IN-USE] while a dropped session's maildrop is
+        still being released (that happens on a worker thread)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            c = self.connect()
+            c.ok("USER " + mb.user)
+            r = c.cmd("PASS " + mb.password)
+            if r.startswith("+OK"):
+                return c
+            c.close()
+            if "[IN-USE]" not in r or time.monotonic() > deadline:
+                raise AssertionError("login failed: %r" % r)
+            time.sleep(0.05)
 
     def assertOK(self, reply, msg=None):
         self.assertTrue(reply.startswith("+OK"), msg or reply)

@@ -4,7 +4,6 @@ state (section 6): only QUIT in TRANSACTION removes messages; a dropped
 connection or SIGTERM removes nothing.
 """
 
-import ctypes
 import os
 import signal
 import time
@@ -16,21 +15,6 @@ from evtest import wire
 def fill(mb, n=5):
     mb.uid = [mb.add(b"Subject: m%d\n\nbody %d\n" % (i, i)) for i in range(n)]
     return mb
-
-
-def retry_login(test, mb, timeout=3):
-    """Log in, retrying [IN-USE] while a dropped session is cleaned up."""
-    deadline = time.monotonic() + timeout
-    while True:
-        c = test.connect()
-        c.ok("USER " + mb.user)
-        r = c.cmd("PASS " + mb.password)
-        if r.startswith("+OK"):
-            return c
-        c.close()
-        if "[IN-USE]" not in r or time.monotonic() > deadline:
-            raise AssertionError("login failed: %r" % r)
-        time.sleep(0.1)
 
 
 class Locking(evtest.ServerTestCase):
@@ -59,7 +43,7 @@ class Locking(evtest.ServerTestCase):
         a = self.login(mb)
         a.ok("DELE 1")
         a.close()		# no QUIT
-        c = retry_login(self, mb)
+        c = self.login_retry(mb)
         self.assertEqual(c.ok("STAT").split()[1], "5")
         c.quit()
 
@@ -71,7 +55,7 @@ class Locking(evtest.ServerTestCase):
             a.ok("DELE %d" % i)
         self.assertEqual(a.ok("STAT"), "+OK 0 0")
         a.close()
-        c = retry_login(self, mb)
+        c = self.login_retry(mb)
         self.assertEqual(c.ok("STAT").split()[1], "5")
         _, lines = c.ok_multi("UIDL")
         self.assertEqual([l.split()[1].decode() for l in lines], mb.uid)
@@ -86,7 +70,7 @@ class Locking(evtest.ServerTestCase):
         a.sock.setsockopt(evtest.socket.SOL_SOCKET, evtest.socket.SO_LINGER,
                           b"\x01\x00\x00\x00\x00\x00\x00\x00")
         a.close()
-        c = retry_login(self, mb)
+        c = self.login_retry(mb)
         self.assertEqual(c.ok("STAT").split()[1], "5")
         c.quit()
         self.assertEqual(len(mb.uidls()), 5)
@@ -188,23 +172,6 @@ class Locking(evtest.ServerTestCase):
         self.assertEqual(b_mb.uidls(), sorted(b_mb.uid[:2]))
 
 
-def bcrypt_cost(password, cost):
-    """A $2b$ hash of the given cost (evtest.bcrypt_hash makes cheap ones),
-    or None without bcrypt in libcrypt."""
-    try:
-        lib = ctypes.CDLL("libcrypt.so.1")
-        lib.crypt_gensalt.restype = ctypes.c_char_p
-        lib.crypt_gensalt.argtypes = [ctypes.c_char_p, ctypes.c_ulong,
-                                      ctypes.c_char_p, ctypes.c_int]
-        lib.crypt.restype = ctypes.c_char_p
-        lib.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
-        salt = lib.crypt_gensalt(b"$2b$", cost, None, 0)
-        h = lib.crypt(password.encode(), salt) if salt else None
-    except (OSError, AttributeError):
-        return None
-    return h.decode() if h and h.startswith(b"$2b$") else None
-
-
 def lock_free(mb):
     with open(os.path.join(mb.maildir, "evpop3d.lock"), "rb") as f:
         return f.read().startswith(b"free")
@@ -223,7 +190,7 @@ class ReleaseAheadOfLogins(evtest.ServerTestCase):
 
     @classmethod
     def setup_users(cls, srv):
-        h = bcrypt_cost("slow-pw", cls.COST)
+        h = evtest.bcrypt_hash("slow-pw", cls.COST)
         cls.slow = h and srv.add_user("slow@example.com", "slow-pw",
                                       stored="{BLF-CRYPT}" + h)
 

@@ -41,22 +41,6 @@ def retr_body(c):
     return b"".join(l + b"\r\n" for l in c.multi())
 
 
-def login_retry(test, mb, timeout=5):
-    """Log in, retrying [IN-USE] while a dropped session's maildrop is
-    still being released (that happens on a worker thread)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        c = test.connect()
-        c.ok("USER " + mb.user)
-        r = c.cmd("PASS " + mb.password)
-        if r.startswith("+OK"):
-            return c
-        c.close()
-        if "[IN-USE]" not in r or time.monotonic() > deadline:
-            raise AssertionError("login failed: %r" % r)
-        time.sleep(0.05)
-
-
 class Moves(evtest.ServerTestCase):
     POOL = 12
 
@@ -138,7 +122,7 @@ class Moves(evtest.ServerTestCase):
         self.assertEqual(retr_body(c), wire(MSGS[0]))
         self.assertEqual(c.status(), "+OK")
         c.expect_closed()
-        login_retry(self, mb).quit()
+        self.login_retry(mb).quit()
 
 
 class DropDuringLookup(evtest.ServerTestCase):
@@ -167,7 +151,7 @@ class DropDuringLookup(evtest.ServerTestCase):
         n = 30001
         flags = ["S", "RS", "FS", "T"]
         line = "event=locate-detached msg=%d" % n
-        c = login_retry(self, mb, timeout=10)
+        c = self.login_retry(mb, timeout=10)
         for k in range(self.ATTEMPTS):
             move(mb, target, flags[k % len(flags)])
             c.send("RETR %d\r\n" % n)
@@ -177,7 +161,7 @@ class DropDuringLookup(evtest.ServerTestCase):
             c.close()				# RST
             # This login waits for the release, which the lookup makes
             # after logging the line (if the reset came during it).
-            c = login_retry(self, mb, timeout=10)
+            c = self.login_retry(mb, timeout=10)
             if sum(line in l for l in self.srv.log()) >= 2:
                 break
         # At least once the reset must have come while the lookup ran.
