@@ -32,7 +32,8 @@ struct sizecache {
 	char		*text;		/* the file as read */
 	struct sc_entry	*ents;
 	size_t		 n, nloaded, cap;
-	unsigned	 dirty:1;	/* the file must be written */
+	size_t		 nfile;		/* entries the file had */
+	unsigned	 dirty:1;	/* no good file: it must be written */
 	unsigned	 had_file:1;	/* there was a file, usable or not */
 };
 
@@ -161,7 +162,7 @@ sizecache_load(const char *root)
 			qsort(c->ents, c->n, sizeof(*c->ents), sc_cmp);
 			break;
 		}
-	c->nloaded = c->n;
+	c->nloaded = c->nfile = c->n;
 	c->dirty = 0;
 	return c;
 }
@@ -175,6 +176,14 @@ sizecache_get(struct sizecache *c, const char *name, size_t len,
 	if (len > SC_NAME_MAX || c->nloaded == 0 ||
 	    (e = bsearch(&key, c->ents, c->nloaded, sizeof(*c->ents),
 	    sc_cmp)) == NULL)
+		return -1;
+	/*
+	 * A unique part two files share (new/X and cur/X:2,S) names no one
+	 * size: such files are counted at every login (a file written
+	 * before this rule may still hold such a name twice).
+	 */
+	if ((e > c->ents && sc_cmp(e - 1, e) == 0) ||
+	    (e + 1 < c->ents + c->nloaded && sc_cmp(e, e + 1) == 0))
 		return -1;
 	e->used = 1;
 	*size_r = e->size;
@@ -194,7 +203,6 @@ sizecache_put(struct sizecache *c, const char *name, size_t len,
 	memcpy(copy, name, len);
 	c->ents[c->n++] = (struct sc_entry){ .name = copy,
 	    .len = (uint32_t)len, .size = size, .used = 1, .owned = 1 };
-	c->dirty = 1;
 	return 0;
 }
 
@@ -204,14 +212,28 @@ sizecache_save(struct sizecache *c, const char *root)
 	char		 tmp[PATH_MAX], path[PATH_MAX];
 	FILE		*fp;
 	size_t		 i, count = 0;
-	int		 fd, saved;
+	int		 fd, saved, fresh = 0;
 
-	for (i = 0; i < c->n; i++)
+	/*
+	 * Sorted, so that the next load need not sort, and so that a name
+	 * two files share (see sizecache_get()) is seen and left out. This
+	 * reorders ents; the cache is not looked up after saving.
+	 */
+	if (c->n > 1)
+		qsort(c->ents, c->n, sizeof(*c->ents), sc_cmp);
+	c->nloaded = 0;
+	for (i = 0; i < c->n; i++) {
+		if ((i > 0 && sc_cmp(&c->ents[i - 1], &c->ents[i]) == 0) ||
+		    (i + 1 < c->n && sc_cmp(&c->ents[i], &c->ents[i + 1]) == 0))
+			c->ents[i].used = 0;
 		count += c->ents[i].used;
-	if (count < c->n)
-		c->dirty = 1;		/* a message has gone */
+		fresh |= c->ents[i].used && c->ents[i].owned;
+	}
+	/* Unchanged: no new size, and every entry of the file still used. */
+	if (!c->dirty && !fresh && count == c->nfile)
+		return 0;
 	/* All sizes in the names (Dovecot, Courier): no file at all. */
-	if (!c->dirty || (count == 0 && !c->had_file))
+	if (count == 0 && !c->had_file)
 		return 0;
 	if (snprintf(path, sizeof(path), "%s/%s", root,
 	    MAILDIR_SIZECACHE_FILE) >= (int)sizeof(path) ||
@@ -230,13 +252,6 @@ sizecache_save(struct sizecache *c, const char *root)
 		errno = saved;
 		return -1;
 	}
-	/*
-	 * Sorted, so that the next load need not sort. This reorders ents;
-	 * the cache is not looked up after saving.
-	 */
-	if (c->n > 1)
-		qsort(c->ents, c->n, sizeof(*c->ents), sc_cmp);
-	c->nloaded = 0;
 	fputs(SC_HEADER, fp);
 	for (i = 0; i < c->n; i++) {
 		if (!c->ents[i].used)

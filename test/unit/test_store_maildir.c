@@ -878,6 +878,55 @@ size_of(const struct fixture *f, size_t i)
 	return size;
 }
 
+/* stat() of the size cache file. */
+static int
+stat_root(const struct fixture *f, struct stat *st)
+{
+	char p[PATH_MAX];
+
+	snprintf(p, sizeof(p), "%s/%s", f->md, MAILDIR_SIZECACHE_FILE);
+	return stat(p, st);
+}
+
+/*
+ * Two files with one unique part (new/X and cur/X:2,S) have a size each:
+ * the cache, keyed by the unique part, must not give both one of them,
+ * at the first login or any later one; and it is not rewritten for them.
+ */
+static void
+test_size_cache_shared_name(void **state)
+{
+	struct fixture	*f = *state;
+	struct maildrop	*md;
+	struct stat	 st, st2;
+	char		 text[256];
+	uint64_t	 a, b;
+	int		 login;
+
+	mkdirs(f);
+	put(f, "new", "1.a", "short\n", -1);			/* 7 */
+	/* 31 octets, wire size 32 */
+	put(f, "cur", "1.a:2,S", "a line of thirty-one octets...\n", -1);
+	put(f, "cur", "2.b:2,S", "two\n", -1);			/* 5 */
+	for (login = 0; login < 3; login++) {
+		md = open_ok(f->md);
+		assert_int_equal(maildrop_count(md), 3);
+		a = maildrop_size(md, 0);
+		b = maildrop_size(md, 1);
+		assert_true((a == 7 && b == 32) || (a == 32 && b == 7));
+		assert_int_equal(maildrop_size(md, 2), 5);
+		ops->close(md);
+		slurp_root(f, MAILDIR_SIZECACHE_FILE, text, sizeof(text));
+		assert_string_equal(text, "evpop3d-sizes 1\n2.b 5\nend 1\n");
+		if (login == 1)
+			assert_int_equal(stat_root(f, &st), 0);
+		if (login == 2) {	/* nothing new: not written again */
+			assert_int_equal(stat_root(f, &st2), 0);
+			assert_int_equal(st2.st_ino, st.st_ino);
+		}
+	}
+}
+
 /* Sizes without ,W= are computed once, then come from evpop3d-sizes. */
 static void
 test_size_cache(void **state)
@@ -1835,6 +1884,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_moved_old_cur, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_raced, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_size_cache_shared_name,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_size_cache, setup,
