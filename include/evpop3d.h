@@ -16,6 +16,23 @@
 /* RFC 1939 section 7 / RFC 2449: a unique-id is 1..70 chars in 0x21..0x7E. */
 #define POP3_UIDL_MAX		70
 
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Is s (len bytes) a valid unique-id? */
+static inline bool
+pop3_uidl_valid(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || len > POP3_UIDL_MAX)
+		return false;
+	for (i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+			return false;
+	return true;
+}
+
 /* Longest user name we accept, in octets (auth_username_valid()). */
 #define POP3_USER_MAX		255
 

@@ -18,6 +18,8 @@
  * get a timestamp). Without log_init(): info and above, no timestamps.
  */
 void	log_init(bool debug);
+/* strerror() into buf, thread-safe, whichever strerror_r() libc has. */
+const char *log_strerror(int errnum, char *buf, size_t len);
 bool	log_debug_enabled(void);
 
 void	log_debug(const char *fmt, ...) LOG_PRINTF(1, 2);

@@ -199,6 +199,8 @@ static inline size_t maildrop_count(const struct maildrop *md)
 { return md->ops->count(md); }
 static inline uint64_t maildrop_size(const struct maildrop *md, size_t i)
 { return md->ops->size(md, i); }
+static inline uint64_t maildrop_total(const struct maildrop *md)
+{ return md->ops->total(md); }
 static inline const char *maildrop_uidl(const struct maildrop *md, size_t i)
 { return md->ops->uidl(md, i); }
 

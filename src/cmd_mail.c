@@ -103,7 +103,7 @@ cmd_mail_reset(struct session *s)
 	s->n_deleted = 0;
 	s->last = 0;
 	/* The driver's total was added up by open(), off the loop. */
-	s->total_octets = s->md->ops->total(s->md);
+	s->total_octets = maildrop_total(s->md);
 }
 
 /* RFC 1939 section 5: "+OK nn mm", deleted messages not counted. */

@@ -71,7 +71,7 @@ log_debug_enabled(void)
  * strerror() may use a static buffer; strerror_r() comes in a GNU and an
  * XSI flavour depending on feature macros. Hide the difference here.
  */
-static const char *
+const char *
 log_strerror(int errnum, char *buf, size_t len)
 {
 #if defined(__GLIBC__) && defined(_GNU_SOURCE)

@@ -558,13 +558,7 @@ mf_cap_end(struct mbox_filter *f)
 		if (in->has_xuidl)
 			break;
 		in->has_xuidl = 1;
-		if (f->cap_over || n == 0 || n > POP3_UIDL_MAX)
-			break;
-		for (i = 0; i < n; i++)
-			if ((unsigned char)v[i] < 0x21 ||
-			    (unsigned char)v[i] > 0x7e)
-				break;
-		if (i < n)
+		if (f->cap_over || !pop3_uidl_valid(v, n))
 			break;
 		memcpy(in->xuidl, v, n);
 		in->xuidl[n] = '\0';

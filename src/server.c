@@ -210,6 +210,12 @@ server_free(struct server *srv)
 	struct session	*s;
 	size_t		 i;
 
+	/*
+	 * From here on maildrops are released in place: a done() callback
+	 * of worker_pool_free()'s last drain must not submit a job to a
+	 * pool whose threads are gone (cmd_auth_release()).
+	 */
+	srv->stopping = true;
 	while ((s = TAILQ_FIRST(&srv->sessions)) != NULL)
 		session_destroy(s);
 	for (i = 0; i < srv->n_listeners; i++)

@@ -9,6 +9,7 @@
 
 #include <event2/buffer.h>
 
+#include "log.h"
 #include "store.h"
 #include "store_maildir.h"
 #include "store_mbox.h"
@@ -219,7 +220,7 @@ store_hash(uint64_t seed, const void *p, size_t len)
 	const unsigned char	*s = p;
 	uint64_t		 h = seed ^ (len * 0x9e3779b97f4a7c15ULL), w;
 
-	/* Eight bytes at a time, then a final mix (murmur3's fmix64). */
+	/* Eight bytes at a time, then a final xorshift-multiply mix. */
 	for (; len >= 8; s += 8, len -= 8) {
 		memcpy(&w, s, 8);
 		h = (h ^ w) * 0xff51afd7ed558ccdULL;
@@ -247,9 +248,9 @@ store_fail(int errnum, char *err, size_t errlen, const char *what,
 {
 	char	 buf[128];
 
-	/* GNU strerror_r: drivers fail on worker threads too. */
+	/* Thread-safe: drivers fail on worker threads too. */
 	snprintf(err, errlen, "%s %s: %s", what, path,
-	    strerror_r(errnum, buf, sizeof(buf)));
+	    log_strerror(errnum, buf, sizeof(buf)));
 	return store_errno(errnum);
 }
 

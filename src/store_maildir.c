@@ -566,20 +566,6 @@ md_tab_find(const struct md_tab *t, const char *s, size_t len)
 	return i;
 }
 
-/* RFC 1939 section 7: 1..70 characters in 0x21..0x7E. */
-static int
-md_uidl_valid(const char *s, size_t len)
-{
-	size_t	 i;
-
-	if (len == 0 || len > POP3_UIDL_MAX)
-		return 0;
-	for (i = 0; i < len; i++)
-		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
-			return 0;
-	return 1;
-}
-
 /*
  * UIDLs. Each message has a list of candidate ids, tried in this order:
  *
@@ -763,7 +749,7 @@ md_cand(struct md_uidls *u, size_t i, int k, char *cand, char *err,
 			return 0;
 		s = rec->pop3_uidl[0] == '\0' ? m->name : rec->pop3_uidl;
 		len = strlen(s);
-		if (!md_uidl_valid(s, len))
+		if (!pop3_uidl_valid(s, len))
 			return 0;
 		memcpy(cand, s, len + 1);
 		return (int)len;
@@ -785,7 +771,7 @@ md_cand(struct md_uidls *u, size_t i, int k, char *cand, char *err,
 		return 16;
 	default:				/* MDC_NAME */
 		len = strlen(m->name);
-		if (md_uidl_valid(m->name, len)) {
+		if (pop3_uidl_valid(m->name, len)) {
 			memcpy(cand, m->name, len + 1);
 			return (int)len;
 		}

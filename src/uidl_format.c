@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "evpop3d.h"
 #include "uidl_format.h"
 
-#define UIDL_MAX	70	/* RFC 1939 section 7 */
 #define NUM_MAX		64	/* offsets and widths */
 #define MODS_MAX	4
 
@@ -163,7 +163,7 @@ uidl_format_expand(const char *fmt, const struct uidl_vars *v, char *out,
 	struct uidl_esc	 e;
 	const char	*p = fmt, *str;
 	char		 val[NAME_MAX + 1];	/* %f: a whole file name */
-	size_t		 pos = 0, i;
+	size_t		 pos = 0;
 
 	if (outlen == 0)
 		return -1;
@@ -203,13 +203,7 @@ uidl_format_expand(const char *fmt, const struct uidl_vars *v, char *out,
 			return -1;
 	}
 	out[pos] = '\0';
-	if (pos == 0 || pos > UIDL_MAX)
-		return -1;
-	for (i = 0; i < pos; i++)
-		if ((unsigned char)out[i] < 0x21 ||
-		    (unsigned char)out[i] > 0x7e)
-			return -1;
-	return (int)pos;
+	return pop3_uidl_valid(out, pos) ? (int)pos : -1;
 }
 
 bool
