@@ -163,6 +163,8 @@ enum store_err	 store_fail(int errnum, char *err, size_t errlen,
  * others name, so that chosen keys cannot make a table slow.
  */
 uint64_t	 store_hash(uint64_t seed, const void *p, size_t len);
+/* A random seed for store_hash() (time and an address without entropy). */
+uint64_t	 store_hash_seed(void);
 
 /* The RFC 2449/3206 response code for err: "[SYS/TEMP]", ... or "". */
 const char *store_err_code(enum store_err err);

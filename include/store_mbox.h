@@ -22,4 +22,7 @@ extern const struct store_ops store_mbox_ops;
  */
 void	store_mbox_set_lock_wait(unsigned ms);
 
+/* For tests: how many opens loaded a valid index cache, so far. */
+unsigned long	store_mbox_ix_loads(void);
+
 #endif

@@ -18,7 +18,6 @@
  * up to 60 ms more (hashing, sorting). Writing the cutoff file at the
  * first login takes 0.25-0.55 ms (an fsync() on ext4).
  */
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -474,10 +473,7 @@ maildir_uidlist_load(const char *root, struct maildir_uidlist_opts *o,
 	if ((ul = calloc(1, sizeof(*ul))) == NULL)
 		return -1;
 	ul->opts = o;
-	/* No entropy: the address and the time (only collisions suffer). */
-	if (getrandom(&ul->seed, sizeof(ul->seed), GRND_NONBLOCK) !=
-	    (ssize_t)sizeof(ul->seed))
-		ul->seed = (uint64_t)(uintptr_t)ul ^ (uint64_t)time(NULL);
+	ul->seed = store_hash_seed();
 	do {
 		r = ul_read(path, o, o->max_uid > 0, &ul->text, &len,
 		    &partial);

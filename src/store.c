@@ -2,10 +2,13 @@
  * store: the driver registry and the helpers every driver shares
  * (see store.h).
  */
+#include <sys/random.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 
@@ -234,6 +237,18 @@ store_hash(uint64_t seed, const void *p, size_t len)
 	h ^= h >> 29;
 	h *= 0xc4ceb9fe1a85ec53ULL;
 	return h ^ (h >> 32);
+}
+
+uint64_t
+store_hash_seed(void)
+{
+	uint64_t seed;
+
+	/* No entropy yet: the time and an address (only collisions suffer). */
+	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) !=
+	    (ssize_t)sizeof(seed))
+		seed = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)&seed;
+	return seed;
 }
 
 enum store_err

@@ -34,7 +34,6 @@
  * shared state is the directory descriptor cache (md_dirfd_get()), under
  * its mutex.
  */
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -544,8 +543,7 @@ md_tab_init(struct md_tab *t, const struct md_msg *msgs, size_t n,
 	t->mask = cap - 1;
 	t->msgs = msgs;
 	t->by_uidl = by_uidl;
-	if (getrandom(&t->seed, sizeof(t->seed), 0) != sizeof(t->seed))
-		t->seed = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)t;
+	t->seed = store_hash_seed();
 	return 0;
 }
 
@@ -920,10 +918,7 @@ md_uidls_want(void *arg, const char *name, size_t len)
 		if ((u->names = calloc(cap, sizeof(*u->names))) == NULL)
 			return 1;
 		u->nmask = cap - 1;
-		if (getrandom(&u->seed, sizeof(u->seed), GRND_NONBLOCK) !=
-		    (ssize_t)sizeof(u->seed))
-			u->seed = (uint64_t)(uintptr_t)u->names ^
-			    (uint64_t)time(NULL);
+		u->seed = store_hash_seed();
 		for (i = 0; i < md->nmsgs; i++) {
 			n = strlen(md->msgs[i].name);
 			h = store_hash(u->seed, md->msgs[i].name, n);

@@ -25,8 +25,8 @@
  * Index. open() reads the file once, sequentially with read(2) (never
  * mmap: another program may truncate the file, and a mapping would
  * SIGBUS), and keeps per message: offsets, the wire size of what the
- * client sees, a checksum of the raw entry, and its UIDL (about 70 bytes
- * plus the UIDL string). The size comes from the same filter (mbox_filter)
+ * client sees, a checksum of the raw entry, and its UIDL (72 bytes, the
+ * 33-byte hex MD5 of its header, and any X-UIDL or formatted id). The size comes from the same filter (mbox_filter)
  * that msg_read() streams through, so LIST and RETR always agree.
  *
  * Index cache. Spools mostly grow by appends, so open() keeps the index
@@ -98,7 +98,6 @@
  * shared state: the temporary-file counter and the lock wait (atomics),
  * and the directories lately cleaned (under a mutex).
  */
-#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -206,11 +205,18 @@ struct mb_reader {
 
 static atomic_uint	 mb_lock_wait_ms;
 static atomic_ulong	 mb_tmp_counter;
+static atomic_ulong	 mb_ix_loads;
 
 void
 store_mbox_set_lock_wait(unsigned ms)
 {
 	atomic_store(&mb_lock_wait_ms, ms);
+}
+
+unsigned long
+store_mbox_ix_loads(void)
+{
+	return atomic_load(&mb_ix_loads);
 }
 
 static void
@@ -834,8 +840,7 @@ mb_tab_init(struct mb_tab *t, size_t n)
 	if ((t->slot = calloc(cap, sizeof(*t->slot))) == NULL)
 		return -1;
 	t->mask = cap - 1;
-	if (getrandom(&t->seed, sizeof(t->seed), 0) != sizeof(t->seed))
-		t->seed = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)t;
+	t->seed = store_hash_seed();
 	return 0;
 }
 
@@ -1149,7 +1154,7 @@ mb_ix_entries(struct mb *mb, struct mb_ixrd *r, uint64_t n, uint64_t end)
 	struct mb_msg	*m;
 	const char	*md5, *x;
 	uint64_t	 i, prev;
-	unsigned	 flags, xlen, j;
+	unsigned	 flags, xlen;
 
 	if ((mb->msgs = reallocarray(NULL, (size_t)n, sizeof(*m))) == NULL)
 		return -1;
@@ -1187,12 +1192,9 @@ mb_ix_entries(struct mb *mb, struct mb_ixrd *r, uint64_t n, uint64_t end)
 		if ((flags & ~(unsigned)(MB_IXF_XUID | MB_IXF_HIDDEN |
 		    MB_IXF_NOEOL)) != 0 || ((flags & MB_IXF_HIDDEN) && i > 0))
 			return -1;
-		if (xlen > POP3_UIDL_MAX || !mb_ix_hex(md5, MB_IX_MD5))
+		if ((xlen > 0 && !pop3_uidl_valid(x, xlen)) ||
+		    !mb_ix_hex(md5, MB_IX_MD5))
 			return -1;
-		for (j = 0; j < xlen; j++)
-			if ((unsigned char)x[j] < 0x21 ||
-			    (unsigned char)x[j] > 0x7e)
-				return -1;
 		m->has_xuid = (flags & MB_IXF_XUID) != 0;
 		m->hidden = (flags & MB_IXF_HIDDEN) != 0;
 		m->no_eol = (flags & MB_IXF_NOEOL) != 0;
@@ -1266,6 +1268,7 @@ mb_ix_load(struct mb *mb, int fd, const struct stat *st)
 		goto bad;
 	free(text);
 	mb->ix_end = end;
+	atomic_fetch_add(&mb_ix_loads, 1);
 	return true;
 bad:
 	if (ifd != -1)
@@ -1397,15 +1400,11 @@ static pthread_mutex_t	 mb_clean_mtx = PTHREAD_MUTEX_INITIALIZER;
 static bool
 mb_clean_due(const char *dir)
 {
-	const unsigned char *p;
-	uint64_t	 key = 0xcbf29ce484222325ULL;
+	uint64_t	 key = store_hash(0, dir, strlen(dir)) | 1;
 	time_t		 now = time(NULL);
 	size_t		 i, old = 0;
 	bool		 due = true;
 
-	for (p = (const unsigned char *)dir; *p != '\0'; p++)
-		key = (key ^ *p) * 0x100000001b3ULL;
-	key |= 1;
 	pthread_mutex_lock(&mb_clean_mtx);
 	for (i = 0; i < MB_CLEAN_SLOTS; i++) {
 		if (mb_clean_seen[i].key == key)
