@@ -104,6 +104,8 @@ struct mbox_hash {
 };
 
 void		mbox_hash_init(struct mbox_hash *h);
+/* The checksum of one buffer: init, update, final. */
+uint64_t	mbox_hash_buf(const void *p, size_t len);
 void		mbox_hash_update(struct mbox_hash *h, const void *p,
 		    size_t len);
 uint64_t	mbox_hash_final(const struct mbox_hash *h);

@@ -163,6 +163,8 @@ enum store_err	 store_fail(int errnum, char *err, size_t errlen,
  * others name, so that chosen keys cannot make a table slow.
  */
 uint64_t	 store_hash(uint64_t seed, const void *p, size_t len);
+/* len bytes as 2 * len lower-case hex digits and a NUL into out. */
+void		 store_hex(const unsigned char *p, size_t len, char *out);
 /* A random seed for store_hash() (time and an address without entropy). */
 uint64_t	 store_hash_seed(void);
 

@@ -372,6 +372,16 @@ mbox_mix(uint64_t h, uint64_t w)
 	return mbox_rotl((h ^ w) * MBOX_K1, 29) * MBOX_K2;
 }
 
+uint64_t
+mbox_hash_buf(const void *p, size_t len)
+{
+	struct mbox_hash h;
+
+	mbox_hash_init(&h);
+	mbox_hash_update(&h, p, len);
+	return mbox_hash_final(&h);
+}
+
 void
 mbox_hash_init(struct mbox_hash *h)
 {

@@ -239,6 +239,19 @@ store_hash(uint64_t seed, const void *p, size_t len)
 	return h ^ (h >> 32);
 }
 
+void
+store_hex(const unsigned char *p, size_t len, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		out[2 * i] = hex[p[i] >> 4];
+		out[2 * i + 1] = hex[p[i] & 0xf];
+	}
+	out[2 * len] = '\0';
+}
+
 uint64_t
 store_hash_seed(void)
 {

@@ -646,10 +646,9 @@ md_hdr_end(const char *buf, size_t len, size_t from)
 static int
 md_hdr_md5(struct md_uidls *u, const struct md_msg *m, char out[33])
 {
-	static const char	 hex[] = "0123456789abcdef";
 	unsigned char		 dig[EVP_MAX_MD_SIZE];
 	char			 name[NAME_MAX + 2];
-	unsigned int		 dlen, j;
+	unsigned int		 dlen;
 	size_t			 len = 0, nsize;
 	ssize_t			 n, end = -1;
 	char			*nbuf;
@@ -688,11 +687,7 @@ md_hdr_md5(struct md_uidls *u, const struct md_msg *m, char out[33])
 		errno = ENOTSUP;
 		return -1;
 	}
-	for (j = 0; j < dlen; j++) {
-		out[2 * j] = hex[dig[j] >> 4];
-		out[2 * j + 1] = hex[dig[j] & 0xf];
-	}
-	out[32] = '\0';
+	store_hex(dig, dlen, out);
 	return 0;
 fail:
 	saved = errno;
@@ -780,11 +775,7 @@ md_cand(struct md_uidls *u, size_t i, int k, char *cand, char *err,
 			u->rv = STORE_TEMP;
 			return -1;
 		}
-		for (j = 0; j < dlen; j++) {
-			cand[2 * j] = hex[dig[j] >> 4];
-			cand[2 * j + 1] = hex[dig[j] & 0xf];
-		}
-		cand[2 * dlen] = '\0';
+		store_hex(dig, dlen, cand);
 		return (int)(2 * dlen);
 	}
 }

@@ -616,7 +616,6 @@ mb_scan_sep(void *arg, uint64_t off, const char *line, size_t len)
 	struct mb_scan		*s = arg;
 	struct mb		*mb = s->mb;
 	struct mb_msg		*m;
-	struct mbox_hash	 lh;
 	size_t			 ncap;
 
 	if (mb->nmsgs == mb->msgs_cap) {
@@ -636,9 +635,7 @@ mb_scan_sep(void *arg, uint64_t off, const char *line, size_t len)
 	memset(m, 0, sizeof(*m));
 	m->from_off = off;
 	m->from_len = (uint32_t)len;
-	mbox_hash_init(&lh);
-	mbox_hash_update(&lh, line, len);
-	m->from_hash = (uint32_t)mbox_hash_final(&lh);
+	m->from_hash = (uint32_t)mbox_hash_buf(line, len);
 
 	mbox_hash_init(&s->h);
 	mbox_hash_update(&s->h, line, len);
@@ -687,13 +684,12 @@ mb_scan_data(void *arg, const char *p, size_t n)
 static int
 mb_scan_end(void *arg, const char *term, size_t n)
 {
-	static const char	 hex[] = "0123456789abcdef";
 	struct mb_scan		*s = arg;
 	struct mb		*mb = s->mb;
 	struct mb_msg		*m = &mb->msgs[mb->nmsgs];
 	unsigned char		 dig[EVP_MAX_MD_SIZE];
-	char			 hx[2 * EVP_MAX_MD_SIZE];
-	unsigned int		 dlen, j;
+	char			 hx[2 * EVP_MAX_MD_SIZE + 1];
+	unsigned int		 dlen;
 
 	mbox_hash_update(&s->h, term, n);
 	if (mb_scan_filter(s, NULL, 0, true) == -1)
@@ -708,10 +704,7 @@ mb_scan_end(void *arg, const char *term, size_t n)
 		s->error = ENOMEM;
 		return -1;
 	}
-	for (j = 0; j < dlen; j++) {
-		hx[2 * j] = hex[dig[j] >> 4];
-		hx[2 * j + 1] = hex[dig[j] & 0xf];
-	}
+	store_hex(dig, dlen, hx);
 	if ((m->md5 = mb_arena_add(mb, hx, 2 * dlen)) == NULL)
 		goto nomem;
 	if (s->info.xuidl_valid && (m->xuidl = mb_arena_add(mb, s->info.xuidl,
@@ -1085,23 +1078,22 @@ mb_ix_get32(struct mb_ixrd *r)
 static int
 mb_ix_sample(int fd, uint64_t end, uint64_t *head_r, uint64_t *tail_r)
 {
-	struct mbox_hash h;
 	size_t		 n;
 	char		*buf;
 
 	n = end < MB_IX_SAMPLE ? (size_t)end : MB_IX_SAMPLE;
-	if ((buf = malloc(MB_IX_SAMPLE)) == NULL)
+	/* calloc: gcc -O2 cannot tell that mb_pread() fills the buffer. */
+	if ((buf = calloc(1, n)) == NULL)
 		return -1;
 	if (mb_pread(fd, buf, n, 0) == -1)
 		goto fail;
-	mbox_hash_init(&h);
-	mbox_hash_update(&h, buf, n);
-	*head_r = mbox_hash_final(&h);
-	if (mb_pread(fd, buf, n, end - n) == -1)
+	*head_r = mbox_hash_buf(buf, n);
+	if (n == end)				/* one sample covers it all */
+		*tail_r = *head_r;
+	else if (mb_pread(fd, buf, n, end - n) == -1)
 		goto fail;
-	mbox_hash_init(&h);
-	mbox_hash_update(&h, buf, n);
-	*tail_r = mbox_hash_final(&h);
+	else
+		*tail_r = mbox_hash_buf(buf, n);
 	free(buf);
 	return 0;
 fail:
@@ -1217,7 +1209,6 @@ static bool
 mb_ix_load(struct mb *mb, int fd, const struct stat *st)
 {
 	struct mb_ixrd	 r;
-	struct mbox_hash h;
 	struct stat	 ist;
 	uint64_t	 head, tail, h0, t0, n, sum, end;
 	const char	*magic;
@@ -1241,9 +1232,7 @@ mb_ix_load(struct mb *mb, int fd, const struct stat *st)
 	r.p = text;
 	r.len = (size_t)ist.st_size - 8;
 	memcpy(&sum, text + r.len, 8);
-	mbox_hash_init(&h);
-	mbox_hash_update(&h, text, r.len);
-	if (mbox_hash_final(&h) != sum)
+	if (mbox_hash_buf(text, r.len) != sum)
 		goto bad;
 
 	magic = mb_ix_get(&r, 8);
@@ -1307,7 +1296,6 @@ static void
 mb_ix_write(struct mb *mb, const struct mb_ixhead *h)
 {
 	struct mb_ixbuf	 b;
-	struct mbox_hash hs;
 	const struct mb_msg *m;
 	char		 tmp[PATH_MAX];
 	unsigned char	 x[2];
@@ -1349,9 +1337,7 @@ mb_ix_write(struct mb *mb, const struct mb_ixhead *h)
 		free(b.p);
 		return;
 	}
-	mbox_hash_init(&hs);
-	mbox_hash_update(&hs, b.p, b.len);
-	mb_ix_put64(&b, mbox_hash_final(&hs));
+	mb_ix_put64(&b, mbox_hash_buf(b.p, b.len));
 	if (b.err || mb_tmp_name(mb, tmp, sizeof(tmp)) == -1) {
 		log_debug("mbox %s: index cache not written", mb->ixpath);
 		free(b.p);
@@ -1663,7 +1649,6 @@ mb_msg_open(struct maildrop *base, size_t i, struct store_reader **r_r)
 	struct mb		*mb = (struct mb *)base;
 	struct mb_reader	*r;
 	struct mb_msg		*m;
-	struct mbox_hash	 lh;
 	struct stat		 st;
 	char			 line[MBOX_FROM_MAX + 1];
 	enum store_err		 rv = STORE_GONE;
@@ -1691,9 +1676,7 @@ mb_msg_open(struct maildrop *base, size_t i, struct store_reader **r_r)
 			goto fail;
 	} else if (mb_pread(fd, line + 1, m->from_len, 0) == -1)
 		goto fail_io;
-	mbox_hash_init(&lh);
-	mbox_hash_update(&lh, line + 1, m->from_len);
-	if ((uint32_t)mbox_hash_final(&lh) != m->from_hash)
+	if ((uint32_t)mbox_hash_buf(line + 1, m->from_len) != m->from_hash)
 		goto fail;
 
 	if ((r = malloc(sizeof(*r))) == NULL) {
