@@ -753,7 +753,7 @@ mb_index(struct mb *mb, int fd, uint64_t start, bool *nosep_r, char *err,
 	*nosep_r = false;
 	memset(&s, 0, sizeof(s));
 	s.mb = mb;
-	if (start > 0 && lseek(fd, (off_t)start, SEEK_SET) == -1)
+	if (lseek(fd, (off_t)start, SEEK_SET) == -1)
 		return store_fail(errno, err, errlen, "lseek", mb->path);
 	buf = malloc(MB_SCAN_BUF + MBOX_SCAN_KEEP);
 	s.out = malloc(MB_FILTER_OUT);
@@ -1275,8 +1275,10 @@ bad:
  * separator and parses the last message again, however it ends).
  */
 static bool
-mb_ix_prepare(struct mb *mb, int fd, bool loaded, struct mb_ixhead *h)
+mb_ix_prepare(struct mb *mb, int fd, struct mb_ixhead *h)
 {
+	bool loaded = mb->ix_end != 0;	/* the cache was used */
+
 	if (mb->nmsgs < 2) {
 		if (!loaded)
 			mb_ix_drop(mb);		/* an unusable one */
@@ -1507,7 +1509,7 @@ mb_open(const struct store_params *p, struct maildrop **md_r, char *err,
 	struct mb_msg	*m;
 	struct mb_ixhead ixh;
 	enum store_err	 rv;
-	bool		 loaded, nosep, want_ix = false;
+	bool		 nosep, want_ix = false;
 	int		 fd, dot;
 
 	*md_r = NULL;
@@ -1540,22 +1542,17 @@ mb_open(const struct store_params *p, struct maildrop **md_r, char *err,
 		mb->dev = st.st_dev;
 		mb->ino = st.st_ino;
 		/* The cached part, then only what follows it. */
-		loaded = mb_ix_load(mb, fd, &st);
+		(void)mb_ix_load(mb, fd, &st);	/* sets mb->ix_end */
 		rv = mb_index(mb, fd, mb->ix_end, &nosep, err, errlen);
 		if (rv == STORE_OK && nosep) {
 			log_debug("mbox %s: no separator at the cached end "
 			    "%llu: full scan", mb->path,
 			    (unsigned long long)mb->ix_end);
 			mb_index_reset(mb);
-			loaded = false;
-			if (lseek(fd, 0, SEEK_SET) == -1)
-				rv = store_fail(errno, err, errlen, "lseek",
-				    mb->path);
-			else
-				rv = mb_index(mb, fd, 0, &nosep, err, errlen);
+			rv = mb_index(mb, fd, 0, &nosep, err, errlen);
 		}
 		if (rv == STORE_OK)
-			want_ix = mb_ix_prepare(mb, fd, loaded, &ixh);
+			want_ix = mb_ix_prepare(mb, fd, &ixh);
 		mb_unlock(mb, fd, dot);
 		if (rv != STORE_OK)
 			goto fail;
