@@ -58,6 +58,12 @@ pop3_handler	cmd_user, cmd_pass, cmd_apop, cmd_auth;
 void		cmd_auth_response(struct session *s, char *line, size_t len);
 /* QUIT in TRANSACTION: UPDATE (RFC 1939 section 6). */
 enum cmd_result	cmd_auth_update(struct session *s);
+/*
+ * The session is closing (no command will run again): give the maildrop
+ * up at once, so that the user's next login takes the lock over even
+ * while the last output is still being flushed (store.h disown()).
+ */
+void		cmd_auth_closing(struct session *s);
 /* Release the maildrop without UPDATE; cancel pending login. */
 void		cmd_auth_cleanup(struct session *s);
 /*

@@ -25,8 +25,17 @@
  * write) counts as free.
  *
  * acquire() may wait a few milliseconds for another acquire() and runs on
- * worker threads; release() never waits (it runs on workers too: at QUIT
- * and when a session ends, so the event loop never writes the file).
+ * worker threads; release() never waits long (it runs on workers too: at
+ * QUIT and when a session ends, so the event loop never writes the file).
+ *
+ * Within this process the locks held are also kept in a table, because a
+ * record naming this process cannot tell one of its sessions from
+ * another: a session that ends gives its maildrop up at once, on the loop
+ * (sesslock_disown(), no I/O), while the record is rewritten later on a
+ * worker. A login that comes in between finds the lock disowned in the
+ * table and takes it over without touching the file, instead of reading
+ * a record that still names this process and answering [IN-USE]. The
+ * disowned holder's release() then leaves the file alone.
  */
 
 #include <stddef.h>
@@ -35,18 +44,37 @@
 
 #define SESSLOCK_RECORD		160	/* bytes in the lock file */
 
-/*
- * Take the lock at path (the file is created if missing). STORE_OK when
- * this session holds it now; STORE_INUSE when a live session holds it
- * (err says so); STORE_TEMP or STORE_PERM with err set on I/O errors.
- */
-enum store_err	sesslock_acquire(const char *path, char *err, size_t errlen);
+/* A lock held by this process (opaque). */
+struct sesslock;
 
 /*
- * Give up a lock taken by sesslock_acquire() in this process. Returns 0,
- * or -1 with errno set when the record could not be rewritten (the lock
- * then stays until this process exits).
+ * Take the lock at path (the file is created if missing). STORE_OK and
+ * *lk_r when this session holds it now; STORE_INUSE when a live session
+ * holds it (err says so); STORE_TEMP or STORE_PERM with err set on I/O
+ * errors. Thread-safe; may wait briefly.
  */
-int		sesslock_release(const char *path);
+enum store_err	sesslock_acquire(const char *path, struct sesslock **lk_r,
+		    char *err, size_t errlen);
+
+/*
+ * The session holding lk has ended: from now on another
+ * sesslock_acquire() of the same path in this process may take the lock
+ * over, before sesslock_release(lk) has run. The caller must no longer
+ * use what the lock protects, except to release it. Never blocks on I/O:
+ * for the event loop. Idempotent.
+ */
+void		sesslock_disown(struct sesslock *lk);
+
+/*
+ * Give up lk and free it (NULL is a no-op). Writes "free" into the record
+ * unless the lock was taken over meanwhile. Returns 0, or -1 with errno
+ * set when the record could not be rewritten: the record then keeps
+ * naming this process, and only a sesslock_acquire() of this process
+ * (which takes it over) or the end of the process frees it.
+ */
+int		sesslock_release(struct sesslock *lk);
+
+/* Locks this process holds or has disowned but not yet released. */
+size_t		sesslock_count(void);
 
 #endif

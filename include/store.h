@@ -111,6 +111,15 @@ struct store_ops {
 			    size_t *failed_r);
 	/* Unlock and free md, removing nothing. Blocking (the lock's I/O). */
 	void		(*close)(struct maildrop *md);
+	/*
+	 * The session using md has ended and md is about to be closed (or
+	 * committed with nothing marked) on a worker: from now on an open()
+	 * of the same maildrop in this process may take the lock over
+	 * before that close runs (sesslock.h). Cheap, no I/O: called on
+	 * the event loop. Not while a commit that removes messages is
+	 * pending: that keeps the lock until it is done.
+	 */
+	void		(*disown)(struct maildrop *md);
 };
 
 /* The driver registered under name ("maildir"), or NULL. */
@@ -207,5 +216,7 @@ static inline uint64_t maildrop_total(const struct maildrop *md)
 { return md->ops->total(md); }
 static inline const char *maildrop_uidl(const struct maildrop *md, size_t i)
 { return md->ops->uidl(md, i); }
+static inline void maildrop_disown(struct maildrop *md)
+{ md->ops->disown(md); }
 
 #endif

@@ -40,5 +40,15 @@ void			 worker_submit(struct worker_pool *pool, struct worker_job *job);
  */
 void			 worker_submit_urgent(struct worker_pool *pool,
 			    struct worker_job *job);
+/*
+ * Like worker_submit(), but only once the event loop has run every
+ * callback already due in this turn of the loop. Loop thread only. For a
+ * job whose outcome depends on what those callbacks do: a login must not
+ * look for the maildrop lock before the end of a session whose close
+ * arrived in the same turn (the client dropped one connection and
+ * opened the next one at once) has given the lock up.
+ */
+void			 worker_submit_later(struct worker_pool *pool,
+			    struct worker_job *job);
 
 #endif

@@ -102,17 +102,21 @@ static void	update_work(struct worker_job *);
 static void	update_done(struct worker_job *);
 
 /*
- * Release md without UPDATE (RFC 1939 section 6) on a worker thread, for
- * a session that has gone or never got it, ahead of queued logins: the
- * user may be reconnecting. Once the server is stopping (server_free()
+ * Release md without UPDATE (RFC 1939 section 6) for a session that has
+ * gone or never got it. The maildrop is given up at once, here on the
+ * loop (maildrop_disown(): a login that follows, the user reconnecting,
+ * takes the lock over and never sees a record of this process that is
+ * still being cleared); the lock file is rewritten on a worker thread,
+ * ahead of queued logins. Once the server is stopping (server_free()
  * runs the last done callbacks after the pool threads have gone), or out
- * of memory, here on the loop.
+ * of memory, all of it here on the loop.
  */
 void
 cmd_auth_release(struct server *srv, struct maildrop *md)
 {
 	struct login_job *job;
 
+	maildrop_disown(md);
 	if (srv->stopping || (job = calloc(1, sizeof(*job))) == NULL) {
 		md->ops->close(md);
 		return;
@@ -148,7 +152,9 @@ login_submit(struct session *s, enum job_kind kind, const char *secret,
 	job->kind = kind;
 	s->job = job;
 	s->waiting = 1;
-	worker_submit(s->srv->workers, &job->base);
+	/* After this turn's callbacks: a session closed in it gives up its
+	 * maildrop first (cmd_auth_closing()). */
+	worker_submit_later(s->srv->workers, &job->base);
 	return CMD_WAIT;
 }
 
@@ -515,6 +521,14 @@ cmd_auth_update(struct session *s)
 	s->job = job;
 	worker_submit_urgent(s->srv->workers, &job->base);
 	return CMD_WAIT;
+}
+
+void
+cmd_auth_closing(struct session *s)
+{
+	/* A lookup on a worker (cmd_mail.c) still uses the maildrop. */
+	if (s->md != NULL && s->locate == NULL)
+		maildrop_disown(s->md);
 }
 
 void

@@ -488,6 +488,7 @@ session_close(struct session *s, const char *reason, bool flush)
 		s->closing = 1;
 		s->reason = reason;
 		cmd_cont_free(s);
+		cmd_auth_closing(s);
 		bufferevent_disable(s->bev, EV_READ);
 		evtimer_del(s->timer);
 		evtimer_del(s->delay);

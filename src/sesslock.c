@@ -24,6 +24,7 @@
 #define LOCK_TRIES	50	/* tries for the short OFD lock ... */
 #define LOCK_WAIT_US	200	/* ... this far apart: 14-16 ms in all,
 				 * measured (timer slack) */
+#define TABLE_MIN	64	/* buckets of the held-lock table */
 
 struct owner {
 	long		pid;
@@ -31,6 +32,48 @@ struct owner {
 	char		boot[BOOT_ID_MAX];
 	char		host[HOST_MAX];
 };
+
+/*
+ * One path this process holds a lock on, in the held-lock table. owner
+ * is the handle of the session that holds it; a handle that has been
+ * disowned (or an owner of NULL, when a release could not rewrite the
+ * record) lets the next acquire() take the lock over. Handles of earlier
+ * owners still point to the entry: refs counts them, and the entry is
+ * freed when none is left and it is out of the table.
+ */
+enum entry_state {
+	ENTRY_TAKING,		/* an acquire() is reading the file */
+	ENTRY_HELD,
+	ENTRY_FREEING,		/* a release() is writing "free" */
+};
+
+struct entry {
+	struct entry		*next;		/* hash chain */
+	struct sesslock		*owner;
+	uint64_t		 hash;
+	unsigned		 refs;
+	enum entry_state	 state;
+	unsigned		 in_table:1;
+	char			 path[];
+};
+
+struct sesslock {
+	struct entry		*e;
+	unsigned		 disowned:1;
+};
+
+/*
+ * The table; tab_cond wakes acquirers waiting for an ENTRY_FREEING or
+ * ENTRY_TAKING entry to settle. tab_pid: the table belongs to this pid
+ * (a forked child starts with an empty one: its parent's locks are not
+ * its own).
+ */
+static pthread_mutex_t	 tab_mtx = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t	 tab_cond = PTHREAD_COND_INITIALIZER;
+static struct entry	**tab;
+static size_t		 tab_size, tab_n;
+static uint64_t		 tab_seed;
+static pid_t		 tab_pid;
 
 /* This process, as written into its locks; redone after a fork. */
 static pthread_mutex_t	 self_mtx = PTHREAD_MUTEX_INITIALIZER;
@@ -166,8 +209,8 @@ record_read(int fd, char *text, size_t len)
 	return 0;
 }
 
-enum store_err
-sesslock_acquire(const char *path, char *err, size_t errlen)
+static enum store_err
+file_acquire(const char *path, char *err, size_t errlen)
 {
 	struct owner	 me, holder;
 	struct flock	 fl;
@@ -224,8 +267,8 @@ fail:
 	return rv;
 }
 
-int
-sesslock_release(const char *path)
+static int
+file_release(const char *path)
 {
 	struct owner	 me, holder;
 	char		 rec[SESSLOCK_RECORD], text[SESSLOCK_RECORD + 1];
@@ -258,4 +301,222 @@ fail:
 	close(fd);
 	errno = saved;
 	return -1;
+}
+
+/* The table entry for path (hash h), or NULL. Under tab_mtx. */
+static struct entry *
+tab_find(const char *path, uint64_t h)
+{
+	struct entry *e;
+
+	if (tab_size == 0)
+		return NULL;
+	for (e = tab[h & (tab_size - 1)]; e != NULL; e = e->next)
+		if (e->hash == h && strcmp(e->path, path) == 0)
+			return e;
+	return NULL;
+}
+
+/* Double the buckets when chains grow; a failure only slows lookups. */
+static void
+tab_grow(void)
+{
+	struct entry	**nt, *e, *next;
+	size_t		 nsize = tab_size == 0 ? TABLE_MIN : tab_size * 2, i;
+
+	if ((nt = calloc(nsize, sizeof(*nt))) == NULL)
+		return;
+	for (i = 0; i < tab_size; i++)
+		for (e = tab[i]; e != NULL; e = next) {
+			next = e->next;
+			e->next = nt[e->hash & (nsize - 1)];
+			nt[e->hash & (nsize - 1)] = e;
+		}
+	free(tab);
+	tab = nt;
+	tab_size = nsize;
+}
+
+/* Under tab_mtx: a forked child forgets its parent's locks. */
+static void
+tab_check_pid(void)
+{
+	if (tab_pid == getpid())
+		return;
+	/* The parent's entries stay allocated: its threads are not here. */
+	tab = NULL;
+	tab_size = tab_n = 0;
+	tab_pid = getpid();
+	tab_seed = store_hash_seed();
+}
+
+static void
+tab_remove(struct entry *e)
+{
+	struct entry **pp = &tab[e->hash & (tab_size - 1)];
+
+	while (*pp != e)
+		pp = &(*pp)->next;
+	*pp = e->next;
+	e->in_table = 0;
+	e->owner = NULL;
+	tab_n--;
+	pthread_cond_broadcast(&tab_cond);
+}
+
+/* Drop one handle's reference to e. Under tab_mtx. */
+static void
+entry_unref(struct entry *e)
+{
+	if (--e->refs == 0 && !e->in_table)
+		free(e);
+}
+
+enum store_err
+sesslock_acquire(const char *path, struct sesslock **lk_r, char *err,
+    size_t errlen)
+{
+	struct sesslock	*lk;
+	struct entry	*e;
+	enum store_err	 rv;
+	uint64_t	 h;
+	size_t		 plen = strlen(path);
+
+	*lk_r = NULL;
+	if ((lk = calloc(1, sizeof(*lk))) == NULL)
+		return store_fail(errno, err, errlen, "lock", path);
+	pthread_mutex_lock(&tab_mtx);
+	tab_check_pid();
+	h = store_hash(tab_seed, path, plen);
+	for (;;) {
+		if ((e = tab_find(path, h)) == NULL)
+			break;
+		if (e->state != ENTRY_HELD) {
+			/* Being taken or freed right now: a few syscalls. */
+			pthread_cond_wait(&tab_cond, &tab_mtx);
+			continue;
+		}
+		if (e->owner != NULL && !e->owner->disowned) {
+			pthread_mutex_unlock(&tab_mtx);
+			free(lk);
+			snprintf(err, errlen, "%s is held by another POP3 "
+			    "session", path);
+			return STORE_INUSE;
+		}
+		/* Given up by a session of ours: the record names us. */
+		e->owner = lk;
+		e->refs++;
+		lk->e = e;
+		pthread_mutex_unlock(&tab_mtx);
+		*lk_r = lk;
+		return STORE_OK;
+	}
+
+	/* Not ours: the file decides, with the path marked as being taken. */
+	if ((e = calloc(1, sizeof(*e) + plen + 1)) == NULL) {
+		pthread_mutex_unlock(&tab_mtx);
+		free(lk);
+		return store_fail(errno, err, errlen, "lock", path);
+	}
+	memcpy(e->path, path, plen + 1);
+	e->hash = h;
+	e->owner = lk;
+	e->refs = 1;
+	e->state = ENTRY_TAKING;
+	if (tab_n >= tab_size)
+		tab_grow();
+	if (tab_size == 0) {
+		pthread_mutex_unlock(&tab_mtx);
+		free(e);
+		free(lk);
+		return store_fail(ENOMEM, err, errlen, "lock", path);
+	}
+	e->next = tab[h & (tab_size - 1)];
+	tab[h & (tab_size - 1)] = e;
+	e->in_table = 1;
+	tab_n++;
+	lk->e = e;
+	pthread_mutex_unlock(&tab_mtx);
+
+	rv = file_acquire(path, err, errlen);
+
+	pthread_mutex_lock(&tab_mtx);
+	if (rv == STORE_OK) {
+		e->state = ENTRY_HELD;
+		pthread_cond_broadcast(&tab_cond);
+		*lk_r = lk;
+	} else {
+		tab_remove(e);
+		entry_unref(e);
+		free(lk);
+	}
+	pthread_mutex_unlock(&tab_mtx);
+	return rv;
+}
+
+void
+sesslock_disown(struct sesslock *lk)
+{
+	if (lk == NULL)
+		return;
+	pthread_mutex_lock(&tab_mtx);
+	lk->disowned = 1;
+	pthread_mutex_unlock(&tab_mtx);
+}
+
+int
+sesslock_release(struct sesslock *lk)
+{
+	struct entry	*e;
+	int		 rv, saved;
+
+	if (lk == NULL)
+		return 0;
+	e = lk->e;
+	pthread_mutex_lock(&tab_mtx);
+	if (tab_pid != getpid()) {
+		/* A forked child's copy of its parent's lock: not its own. */
+		pthread_mutex_unlock(&tab_mtx);
+		free(lk);
+		return 0;
+	}
+	if (e->owner != lk) {
+		/* Taken over by a later session: the record is its now. */
+		entry_unref(e);
+		pthread_mutex_unlock(&tab_mtx);
+		free(lk);
+		return 0;
+	}
+	e->state = ENTRY_FREEING;
+	pthread_mutex_unlock(&tab_mtx);
+
+	rv = file_release(e->path);
+	saved = errno;
+
+	pthread_mutex_lock(&tab_mtx);
+	if (rv == 0)
+		tab_remove(e);
+	else {
+		/* The record still names us: the next acquire takes over. */
+		e->owner = NULL;
+		e->state = ENTRY_HELD;
+		pthread_cond_broadcast(&tab_cond);
+	}
+	entry_unref(e);
+	pthread_mutex_unlock(&tab_mtx);
+	free(lk);
+	errno = saved;
+	return rv;
+}
+
+size_t
+sesslock_count(void)
+{
+	size_t n;
+
+	pthread_mutex_lock(&tab_mtx);
+	tab_check_pid();
+	n = tab_n;
+	pthread_mutex_unlock(&tab_mtx);
+	return n;
 }

@@ -89,7 +89,7 @@ struct md {
 	struct maildrop	 base;
 	char		*path;		/* Maildir root */
 	const char	*uidl_format;	/* p->uidl_format, during open() */
-	unsigned	 locked:1;	/* we hold <root>/evpop3d.lock */
+	struct sesslock	*lock;		/* <root>/evpop3d.lock, held */
 	struct md_msg	*msgs;
 	size_t		 nmsgs, msgs_cap;
 	uint64_t	 total;		/* sum of the sizes */
@@ -113,14 +113,12 @@ static void
 md_free(struct md *md)
 {
 	struct md_blk	*b;
-	char		 buf[PATH_MAX];
 
 	if (md == NULL)
 		return;
 	md_dirfd_drop(md);
-	if (md->locked && md_path(md, buf, sizeof(buf),
-	    STORE_MAILDIR_LOCKFILE, NULL) == 0)
-		(void)sesslock_release(buf);	/* stays held until exit */
+	if (sesslock_release(md->lock) == -1)
+		log_warn("maildir %s: session lock release", md->path);
 	while ((b = md->arena) != NULL) {
 		md->arena = b->next;
 		free(b);
@@ -278,13 +276,10 @@ static enum store_err
 md_lock(struct md *md, char *err, size_t errlen)
 {
 	char		 buf[PATH_MAX];
-	enum store_err	 rv;
 
 	if (md_path(md, buf, sizeof(buf), STORE_MAILDIR_LOCKFILE, NULL) == -1)
 		return store_fail(errno, err, errlen, "maildir", md->path);
-	if ((rv = sesslock_acquire(buf, err, errlen)) == STORE_OK)
-		md->locked = 1;
-	return rv;
+	return sesslock_acquire(buf, &md->lock, err, errlen);
 }
 
 /*
@@ -1780,6 +1775,12 @@ md_close(struct maildrop *base)
 	md_free((struct md *)base);
 }
 
+static void
+md_disown(struct maildrop *base)
+{
+	sesslock_disown(((struct md *)base)->lock);
+}
+
 const struct store_ops store_maildir_ops = {
 	.name =		"maildir",
 	.open =		md_open,
@@ -1793,4 +1794,5 @@ const struct store_ops store_maildir_ops = {
 	.msg_close =	md_msg_close,
 	.commit =	md_commit,
 	.close =	md_close,
+	.disown =	md_disown,
 };

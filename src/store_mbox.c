@@ -174,7 +174,7 @@ struct mb {
 	char		*slock;		/* DIR/.NAME.evpop3d-lock */
 	char		*dotlock;	/* PATH.lock */
 	char		*ixpath;	/* DIR/.NAME.evpop3d-index */
-	unsigned	 locked:1;	/* we hold the session lock */
+	struct sesslock	*lock;		/* the session lock, held */
 	unsigned	 has_uidvalidity:1;
 	uint32_t	 uidvalidity;
 	dev_t		 dev;
@@ -226,7 +226,7 @@ mb_free(struct mb *mb)
 
 	if (mb == NULL)
 		return;
-	if (mb->locked && sesslock_release(mb->slock) == -1)
+	if (sesslock_release(mb->lock) == -1)
 		log_warn("mbox %s: session lock release", mb->slock);
 	while ((b = mb->arena) != NULL) {
 		mb->arena = b->next;
@@ -1526,9 +1526,9 @@ mb_open(const struct store_params *p, struct maildrop **md_r, char *err,
 		goto fail;
 
 	/* RFC 1939 section 4: the exclusive-access lock, for the session. */
-	if ((rv = sesslock_acquire(mb->slock, err, errlen)) != STORE_OK)
+	if ((rv = sesslock_acquire(mb->slock, &mb->lock, err, errlen)) !=
+	    STORE_OK)
 		goto fail;
-	mb->locked = 1;
 	if (mb_clean_due(mb->dir))
 		mb_clean_tmp(mb, true);
 
@@ -2111,6 +2111,12 @@ mb_close(struct maildrop *base)
 	mb_free((struct mb *)base);
 }
 
+static void
+mb_disown(struct maildrop *base)
+{
+	sesslock_disown(((struct mb *)base)->lock);
+}
+
 const struct store_ops store_mbox_ops = {
 	.name =		"mbox",
 	.open =		mb_open,
@@ -2124,4 +2130,5 @@ const struct store_ops store_mbox_ops = {
 	.msg_close =	mb_msg_close,
 	.commit =	mb_commit,
 	.close =	mb_close,
+	.disown =	mb_disown,
 };

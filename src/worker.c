@@ -35,6 +35,9 @@ struct worker_pool {
 	pthread_t		*threads;
 	int			 wake[2];	/* pipe: threads -> loop */
 	struct event		*wake_ev;
+	/* worker_submit_later(): loop thread only, no lock. */
+	struct job_queue	 later;
+	struct event		*later_ev;
 };
 
 static void
@@ -115,6 +118,22 @@ worker_wake_cb(evutil_socket_t fd, short events, void *arg)
 	}
 }
 
+static void	submit(struct worker_pool *, struct job_queue *,
+		    struct worker_job *);
+
+/* The end of a loop turn: hand the held jobs to the threads, in order. */
+static void
+worker_later_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct worker_pool	*pool = arg;
+	struct worker_job	*job;
+
+	(void)fd;
+	(void)events;
+	while ((job = queue_pop(&pool->later)) != NULL)
+		submit(pool, &pool->todo, job);
+}
+
 struct worker_pool *
 worker_pool_new(struct event_base *base, int nthreads)
 {
@@ -128,7 +147,11 @@ worker_pool_new(struct event_base *base, int nthreads)
 	queue_init(&pool->urgent);
 	queue_init(&pool->todo);
 	queue_init(&pool->done);
+	queue_init(&pool->later);
 	pool->wake[0] = pool->wake[1] = -1;
+	if ((pool->later_ev = event_new(base, -1, 0, worker_later_cb, pool))
+	    == NULL)
+		goto fail;
 	if (pipe2(pool->wake, O_NONBLOCK | O_CLOEXEC) == -1)
 		goto fail;
 	pool->wake_ev = event_new(base, pool->wake[0], EV_READ | EV_PERSIST,
@@ -161,6 +184,9 @@ worker_pool_free(struct worker_pool *pool)
 
 	if (pool == NULL)
 		return;
+	/* Jobs held for the end of the turn go in now, behind the rest. */
+	if (pool->nthreads > 0)
+		worker_later_cb(-1, 0, pool);
 	pthread_mutex_lock(&pool->lock);
 	pool->stopping = true;
 	pthread_cond_broadcast(&pool->cond);
@@ -174,6 +200,8 @@ worker_pool_free(struct worker_pool *pool)
 		worker_wake_cb(pool->wake[0], EV_READ, pool);
 	if (pool->wake_ev != NULL)
 		event_free(pool->wake_ev);
+	if (pool->later_ev != NULL)
+		event_free(pool->later_ev);
 	if (pool->wake[0] != -1)
 		close(pool->wake[0]);
 	if (pool->wake[1] != -1)
@@ -202,4 +230,18 @@ void
 worker_submit_urgent(struct worker_pool *pool, struct worker_job *job)
 {
 	submit(pool, &pool->urgent, job);
+}
+
+void
+worker_submit_later(struct worker_pool *pool, struct worker_job *job)
+{
+	bool was_empty = pool->later.head == NULL;
+
+	queue_push(&pool->later, job);
+	/*
+	 * Activated now, the event runs after every callback libevent had
+	 * already made active for this turn (one queue, first in first out).
+	 */
+	if (was_empty)
+		event_active(pool->later_ev, EV_TIMEOUT, 0);
 }

@@ -125,13 +125,29 @@ client_new(struct env *env)
 	return c;
 }
 
+/*
+ * Close the client and run the loop until the server has freed the
+ * session (a login or lock release in a worker may still be running; the
+ * wait is for that event, with a deadline, never a number of turns). The
+ * next client of the same user may then log in at once: the maildrop was
+ * given up when the session was freed.
+ */
 static void
 client_free(struct client *c)
 {
+	struct timespec	 start, now;
+
 	close(c->fd);
-	/* Let the server see the close and free the session. */
-	for (int i = 0; i < 50 && c->env->srv.n_sessions > 0; i++)
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (c->env->srv.n_sessions > 0) {
 		event_base_loop(c->env->base, EVLOOP_NONBLOCK);
+		if (c->env->srv.n_sessions == 0)
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - start.tv_sec > 10)
+			fail_msg("session not freed within 10 s");
+		poll(NULL, 0, 1);
+	}
 	free(c);
 }
 

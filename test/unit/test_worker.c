@@ -191,12 +191,65 @@ test_free_finishes_both_queues(void **state)
 	event_base_free(base);
 }
 
+/*
+ * worker_submit_later(): held until the loop has run this turn's
+ * callbacks, so a job submitted at once overtakes it; in order among
+ * themselves.
+ */
+static void
+test_submit_later(void **state)
+{
+	struct event_base	*base = event_base_new();
+	struct worker_pool	*pool;
+	struct trace		 t;
+	struct tjob		*gate, *j;
+
+	(void)state;
+	assert_non_null(base);
+	assert_non_null(pool = worker_pool_new(base, 1));
+	trace_init(&t);
+	t.base = base;
+	t.expect = 4;
+
+	gate = tjob_new(&t, 'g');
+	gate->gate = true;
+	worker_submit(pool, &gate->base);
+	pthread_mutex_lock(&t.lock);
+	while (!t.gate_started)
+		pthread_cond_wait(&t.cond, &t.lock);
+	pthread_mutex_unlock(&t.lock);
+	j = tjob_new(&t, 'a');
+	worker_submit_later(pool, &j->base);
+	j = tjob_new(&t, 'b');
+	worker_submit(pool, &j->base);
+	j = tjob_new(&t, 'c');
+	worker_submit_later(pool, &j->base);
+	pthread_mutex_lock(&t.lock);
+	t.gate_open = true;
+	pthread_cond_broadcast(&t.cond);
+	pthread_mutex_unlock(&t.lock);
+
+	assert_int_equal(event_base_dispatch(base), 0);
+	assert_string_equal(t.worked, "gbac");
+	assert_string_equal(t.done, "gbac");
+
+	/* Held jobs still pending at free are run too. */
+	t.base = NULL;
+	t.expect = 5;
+	j = tjob_new(&t, 'd');
+	worker_submit_later(pool, &j->base);
+	worker_pool_free(pool);
+	assert_string_equal(t.done, "gbacd");
+	event_base_free(base);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_urgent_first),
 		cmocka_unit_test(test_free_finishes_both_queues),
+		cmocka_unit_test(test_submit_later),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
