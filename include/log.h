@@ -13,6 +13,9 @@
 
 #define LOG_PRINTF(a, b) __attribute__((format(printf, a, b)))
 
+/* Bytes log_quote() needs for a value of n bytes, quotes and NUL included. */
+#define LOG_QUOTED_SIZE(n)	(4 * (n) + 3)
+
 /*
  * Enable debug lines, and note whether stderr is a terminal (then lines
  * get a timestamp). Without log_init(): info and above, no timestamps.
@@ -22,10 +25,23 @@ void	log_init(bool debug);
 const char *log_strerror(int errnum, char *buf, size_t len);
 bool	log_debug_enabled(void);
 
+/*
+ * A value a client (or mail) chose, ready for a key=value line: s in
+ * double quotes, with '"' and '\\' backslash-escaped and every byte
+ * outside printable ASCII as \xNN, so it can never end early or look
+ * like another key ("rip=..."). Cut with "..." inside the quotes when
+ * len is too small; LOG_QUOTED_SIZE(strlen(s)) always suffices. Writes
+ * into buf and returns it; s NULL is "".
+ */
+const char *log_quote(char *buf, size_t len, const char *s);
+
 void	log_debug(const char *fmt, ...) LOG_PRINTF(1, 2);
 void	log_info(const char *fmt, ...) LOG_PRINTF(1, 2);
 /* An info line "sess=<16 hex digits> ..." (sess != 0). */
 void	log_vsession(uint64_t sess, const char *fmt, va_list ap)
+	    LOG_PRINTF(2, 0);
+/* The same at debug level. */
+void	log_vsession_debug(uint64_t sess, const char *fmt, va_list ap)
 	    LOG_PRINTF(2, 0);
 void	log_warn(const char *fmt, ...) LOG_PRINTF(1, 2);
 void	log_warnx(const char *fmt, ...) LOG_PRINTF(1, 2);

@@ -149,8 +149,14 @@ bool		 session_run_cont(struct session *s);
  */
 void		 session_flush_cb(evutil_socket_t fd, short events, void *arg);
 
-/* Log a key=value line prefixed with this session's id. */
+/*
+ * Log a key=value line prefixed with this session's id: info level, or
+ * debug. Put event= first and rip= before any value the client chose,
+ * and quote those with log_quote() (log.h).
+ */
 void		 session_log(const struct session *s, const char *fmt, ...)
+		    __attribute__((format(printf, 2, 3)));
+void		 session_debug(const struct session *s, const char *fmt, ...)
 		    __attribute__((format(printf, 2, 3)));
 
 /*

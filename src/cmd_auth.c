@@ -37,6 +37,8 @@ struct login_job {
 	struct session		*s;		/* NULL once the session is gone */
 	struct server		*srv;
 	enum job_kind		 kind;
+	uint64_t		 sess_id;	/* UPDATE: for the log line */
+	char			 rip[sizeof(((struct session *)0)->rip)];
 
 	/* in */
 	char			*user;
@@ -175,6 +177,8 @@ login_done(struct worker_job *wj)
 {
 	struct login_job	*job = (struct login_job *)wj;
 	struct session		*s = job->s;
+	char			 quser[LOG_QUOTED_SIZE(POP3_USER_MAX)];
+	char			 qerr[LOG_QUOTED_SIZE(sizeof(job->err))];
 
 	if (s == NULL) {			/* the client went away */
 		if (job->md != NULL)
@@ -187,8 +191,10 @@ login_done(struct worker_job *wj)
 	if (job->auth != AUTH_OK) {
 		s->srv->stats.login_failures++;
 		s->auth_failures++;
-		session_log(s, "event=auth-failed user=%s rip=%s%s", job->user,
-		    s->rip, job->auth == AUTH_TEMPFAIL ? " temp=1" : "");
+		/* conf/fail2ban/evpop3d.conf matches this line. */
+		session_log(s, "event=auth-failed rip=%s user=%s%s", s->rip,
+		    log_quote(quser, sizeof(quser), job->user),
+		    job->auth == AUTH_TEMPFAIL ? " temp=1" : "");
 		if (job->auth == AUTH_TEMPFAIL) {
 			job_free(job);
 			session_reply(s, "-ERR [SYS/TEMP] Authentication "
@@ -203,8 +209,9 @@ login_done(struct worker_job *wj)
 	}
 
 	if (job->st != STORE_OK) {
-		session_log(s, "event=login-failed user=%s reason=\"%s\"",
-		    job->user, job->err);
+		session_log(s, "event=login-failed rip=%s user=%s reason=%s",
+		    s->rip, log_quote(quser, sizeof(quser), job->user),
+		    log_quote(qerr, sizeof(qerr), job->err));
 		/* RFC 1939 section 4: the maildrop could not be locked. */
 		session_reply(s, "-ERR %s %s", store_err_code(job->st),
 		    job->st == STORE_INUSE ? "Mailbox is locked by another "
@@ -234,8 +241,9 @@ login_done(struct worker_job *wj)
 	s->srv->stats.logins++;
 	s->bad_cmds = 0;
 	session_set_state(s, POP3_TRANSACTION);
-	session_log(s, "event=login user=%s messages=%zu octets=%llu",
-	    s->user, s->n_msgs, (unsigned long long)s->total_octets);
+	session_log(s, "event=login rip=%s user=%s messages=%zu octets=%llu",
+	    s->rip, log_quote(quser, sizeof(quser), s->user), s->n_msgs,
+	    (unsigned long long)s->total_octets);
 	session_reply(s, "+OK Logged in, %zu messages (%llu octets).",
 	    s->n_msgs, (unsigned long long)s->total_octets);
 	session_resume(s);
@@ -458,20 +466,20 @@ update_done(struct worker_job *wj)
 	struct login_job	*job = (struct login_job *)wj;
 	struct session		*s = job->s;
 	size_t			 n = job->n_marked;
+	char			 quser[LOG_QUOTED_SIZE(POP3_USER_MAX)];
 
+	if (n > 0)
+		log_info("sess=%016llx event=update rip=%s user=%s "
+		    "deleted=%zu failed=%zu%s", (unsigned long long)job->sess_id,
+		    job->rip, log_quote(quser, sizeof(quser), job->user),
+		    n - job->failed, job->failed, s == NULL ? " client=gone" :
+		    "");
 	if (s == NULL) {
-		if (n > 0)
-			log_info("event=update user=%s deleted=%zu failed=%zu "
-			    "(client gone)", job->user, n - job->failed,
-			    job->failed);
 		job_free(job);
 		return;
 	}
 	s->job = NULL;
 	s->n_dele_done = (unsigned)(n - job->failed);
-	if (n > 0)
-		session_log(s, "event=update user=%s deleted=%zu failed=%zu",
-		    s->user, n - job->failed, job->failed);
 	if (job->st == STORE_OK && n == 0)
 		session_reply(s, "+OK %s signing off.", EVPOP3D_NAME);
 	else if (job->st == STORE_OK)
@@ -513,6 +521,8 @@ cmd_auth_update(struct session *s)
 	job->s = s;
 	job->srv = s->srv;
 	job->kind = JOB_RELEASE;
+	job->sess_id = s->id;
+	memcpy(job->rip, s->rip, sizeof(job->rip));
 	job->md = s->md;
 	job->del = s->deleted;
 	job->n_marked = s->n_deleted;

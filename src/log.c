@@ -2,7 +2,7 @@
  * log: one line per call on stderr.
  *
  * Line format: "<level> <message>\n", level being one of debug, info, warn,
- * error. Under systemd, journald stamps each line itself; when stderr is a
+ * error. Every byte outside printable ASCII is written as \xNN. Under systemd, journald stamps each line itself; when stderr is a
  * terminal we prefix an ISO-8601 local timestamp so a developer running the
  * daemon in the foreground still sees when things happened.
  *
@@ -110,6 +110,41 @@ log_timestamp(char *buf, size_t len)
 }
 
 /*
+ * Copy msg (n bytes) into out (room bytes) with every byte outside
+ * printable ASCII written as \xNN: a newline cannot forge a second line,
+ * an escape sequence cannot move a terminal's cursor, and bytes >= 0x80
+ * (invalid UTF-8, C1 controls) never reach a log reader raw. An escape is
+ * never cut in half. Returns the length written; *cut_r is set when not
+ * all of msg fit.
+ */
+static size_t
+log_escape(char *out, size_t room, const char *msg, size_t n, bool *cut_r)
+{
+	static const char	 hex[] = "0123456789abcdef";
+	size_t			 i, o = 0;
+
+	*cut_r = false;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)msg[i];
+
+		if (c >= 0x20 && c < 0x7f) {
+			if (o + 1 > room)
+				break;
+			out[o++] = (char)c;
+			continue;
+		}
+		if (o + 4 > room)
+			break;
+		out[o++] = '\\';
+		out[o++] = 'x';
+		out[o++] = hex[c >> 4];
+		out[o++] = hex[c & 0xf];
+	}
+	*cut_r = i < n;
+	return o;
+}
+
+/*
  * Format and write one line. with_errno appends ": strerror(errno)" using
  * the errno value the caller saw. errno is preserved for the caller.
  */
@@ -117,10 +152,11 @@ static void
 log_vline(enum log_level lvl, int with_errno, uint64_t sess, const char *fmt,
     va_list ap)
 {
-	char	 line[LOG_LINE_MAX];
+	char	 line[LOG_LINE_MAX], msg[LOG_LINE_MAX];
 	char	 suffix[160], ebuf[128];
-	size_t	 len = 0, room, slen = 0, i;
+	size_t	 len = 0, room, slen = 0, mlen, i;
 	int	 saved_errno = errno, n;
+	bool	 cut;
 
 	if (lvl == LOG_LVL_DEBUG && !log_debug_enabled())
 		return;
@@ -146,35 +182,23 @@ log_vline(enum log_level lvl, int with_errno, uint64_t sess, const char *fmt,
 			    (size_t)n : sizeof(suffix) - 1;
 	}
 
-	/* Room for the message: everything but suffix, '\n' and NUL. */
-	room = sizeof(line) - len - slen - 1;
-	n = vsnprintf(line + len, room, fmt, ap);
-	if (n < 0) {
-		n = snprintf(line + len, room, "(bad log format '%s')", fmt);
-		if (n < 0)
-			n = 0;
-	}
-	if ((size_t)n >= room) {
-		/* Truncated: mark it so nobody takes the line as complete. */
-		size_t	 end = len + room - 1;
-
-		memcpy(line + end - strlen(LOG_TRUNC_MARK), LOG_TRUNC_MARK,
-		    strlen(LOG_TRUNC_MARK));
-		n = (int)(room - 1);
-	}
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (n < 0)
+		n = snprintf(msg, sizeof(msg), "(bad log format '%s')", fmt);
+	mlen = n < 0 ? 0 : (size_t)n < sizeof(msg) ? (size_t)n :
+	    sizeof(msg) - 1;
 
 	/*
-	 * One event, one line: never let a newline or other control
-	 * character from a message (a client-supplied user name, say) forge
-	 * a second log line or move the terminal cursor.
+	 * Room for the message: everything but the suffix, the '\n' and the
+	 * truncation mark. One event, one line, in printable ASCII.
 	 */
-	for (i = len; i < len + (size_t)n; i++) {
-		unsigned char c = (unsigned char)line[i];
-
-		if ((c < 0x20 && c != '\t') || c == 0x7f)
-			line[i] = '?';
+	room = sizeof(line) - len - slen - 1 - strlen(LOG_TRUNC_MARK);
+	len += log_escape(line + len, room, msg, mlen, &cut);
+	if (cut || (size_t)n >= sizeof(msg)) {
+		/* Truncated: mark it so nobody takes the line as complete. */
+		memcpy(line + len, LOG_TRUNC_MARK, strlen(LOG_TRUNC_MARK));
+		len += strlen(LOG_TRUNC_MARK);
 	}
-	len += (size_t)n;
 
 	memcpy(line + len, suffix, slen);
 	len += slen;
@@ -195,10 +219,70 @@ log_vline(enum log_level lvl, int with_errno, uint64_t sess, const char *fmt,
 	errno = saved_errno;
 }
 
+/* Bytes byte c takes inside log_quote()'s quotes. */
+static size_t
+log_quote_width(unsigned char c)
+{
+	if (c == '"' || c == '\\')
+		return 2;
+	return c >= 0x20 && c < 0x7f ? 1 : 4;
+}
+
+const char *
+log_quote(char *buf, size_t len, const char *s)
+{
+	static const char	 hex[] = "0123456789abcdef";
+	const unsigned char	*p;
+	size_t			 o = 0, w, total = 3;	/* quotes, NUL */
+	bool			 cut;
+
+	if (len < 6) {			/* room for "..." at least */
+		if (len > 0)
+			buf[0] = '\0';
+		return buf;
+	}
+	if (s == NULL)
+		s = "";
+	for (p = (const unsigned char *)s; *p != '\0'; p++)
+		total += log_quote_width(*p);
+	cut = total > len;
+	buf[o++] = '"';
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		w = log_quote_width(*p);
+		/* Cut: keep room for "...", the quote and the NUL. */
+		if (cut && o + w + 5 > len)
+			break;
+		if (w == 2) {
+			buf[o++] = '\\';
+			buf[o++] = (char)*p;
+		} else if (w == 1)
+			buf[o++] = (char)*p;
+		else {
+			buf[o++] = '\\';
+			buf[o++] = 'x';
+			buf[o++] = hex[*p >> 4];
+			buf[o++] = hex[*p & 0xf];
+		}
+	}
+	if (cut) {
+		memcpy(buf + o, "...", 3);
+		o += 3;
+	}
+	buf[o++] = '"';
+	buf[o] = '\0';
+	return buf;
+}
+
 void
 log_vsession(uint64_t sess, const char *fmt, va_list ap)
 {
 	log_vline(LOG_LVL_INFO, 0, sess, fmt, ap);
+}
+
+void
+log_vsession_debug(uint64_t sess, const char *fmt, va_list ap)
+{
+	log_vline(LOG_LVL_DEBUG, 0, sess, fmt, ap);
 }
 
 void

@@ -119,6 +119,25 @@ split_args(char *p, char **argv, int max)
 	}
 }
 
+/* The debug line of a command; secret arguments are never logged. */
+static void
+log_command(struct session *s, const struct pop3_cmd *cmd, int argc,
+    char **argv)
+{
+	char	 args[POP3_LINE_MAX], q[LOG_QUOTED_SIZE(POP3_LINE_MAX)];
+	size_t	 n = 0;
+	int	 i;
+
+	args[0] = '\0';
+	for (i = 0; i < argc && !(cmd->flags & CMDF_SECRET) &&
+	    n < sizeof(args); i++)
+		n += (size_t)snprintf(args + n, sizeof(args) - n, "%s%s",
+		    i > 0 ? " " : "", argv[i]);
+	session_debug(s, "event=command rip=%s cmd=%s args=%s", s->rip,
+	    cmd->name, (cmd->flags & CMDF_SECRET) ? "<hidden>" :
+	    log_quote(q, sizeof(q), args));
+}
+
 void
 pop3_dispatch(struct session *s, char *line, size_t len)
 {
@@ -175,9 +194,7 @@ pop3_dispatch(struct session *s, char *line, size_t len)
 		return;
 	}
 	if (log_debug_enabled())
-		session_log(s, "event=command cmd=%s args=%s", cmd->name,
-		    (cmd->flags & CMDF_SECRET) ? "<hidden>" :
-		    (argc > 0 ? argv[0] : ""));
+		log_command(s, cmd, argc, argv);
 
 	session_touch(s);
 	stats[idx].calls++;

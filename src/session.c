@@ -160,7 +160,7 @@ void
 session_set_state(struct session *s, enum pop3_state state)
 {
 	if (log_debug_enabled())
-		session_log(s, "event=state from=%s to=%s",
+		session_debug(s, "event=state from=%s to=%s",
 		    state_name(s->state), state_name(state));
 	s->state = state;
 	if (state == POP3_TRANSACTION) {
@@ -188,6 +188,16 @@ session_log(const struct session *s, const char *fmt, ...)
 
 	va_start(ap, fmt);
 	log_vsession(s->id, fmt, ap);
+	va_end(ap);
+}
+
+void
+session_debug(const struct session *s, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	log_vsession_debug(s->id, fmt, ap);
 	va_end(ap);
 }
 
@@ -532,7 +542,8 @@ session_destroy(struct session *s)
 static void
 session_free(struct session *s)
 {
-	struct server *srv = s->srv;
+	struct server	*srv = s->srv;
+	char		 quser[LOG_QUOTED_SIZE(POP3_USER_MAX)];
 
 	cmd_cont_free(s);
 	cmd_mail_cleanup(s);	/* a running lookup takes s->md over */
@@ -541,19 +552,16 @@ session_free(struct session *s)
 		TAILQ_REMOVE(&srv->flushq, s, flush_entry);
 		s->flush_queued = 0;
 	}
-	{
-		session_log(s, "event=disconnect reason=%s rip=%s user=%s "
-		    "state=%s retr=%u/%llu top=%u/%llu deleted=%u "
-		    "duration_ms=%llu", s->reason, s->rip,
-		    s->user != NULL ? s->user : "-",
-		    state_name(s->state), s->n_retr,
-		    (unsigned long long)s->retr_bytes, s->n_top,
-		    (unsigned long long)s->top_bytes, s->n_dele_done,
-		    (unsigned long long)(now_ms() - s->started_ms));
-		bufferevent_free(s->bev);
-		TAILQ_REMOVE(&srv->sessions, s, entry);
-		srv->n_sessions--;
-	}
+	session_log(s, "event=disconnect rip=%s reason=%s user=%s state=%s "
+	    "retr=%u/%llu top=%u/%llu deleted=%u duration_ms=%llu", s->rip,
+	    s->reason, s->user != NULL ? log_quote(quser, sizeof(quser),
+	    s->user) : "-", state_name(s->state), s->n_retr,
+	    (unsigned long long)s->retr_bytes, s->n_top,
+	    (unsigned long long)s->top_bytes, s->n_dele_done,
+	    (unsigned long long)(now_ms() - s->started_ms));
+	bufferevent_free(s->bev);
+	TAILQ_REMOVE(&srv->sessions, s, entry);
+	srv->n_sessions--;
 	if (s->timer != NULL)
 		event_free(s->timer);
 	if (s->delay != NULL)

@@ -448,6 +448,13 @@ class Server:
         for s in sorted(self.secrets):
             if s in text:
                 problems.append("secret %r appears in the log" % s)
+        # The daemon's own lines are printable ASCII (log.c escapes every
+        # other byte as \xNN; a raw one decodes to U+FFFD or non-ASCII).
+        for l in self.log():
+            if (re.match(r"(?:\S+ )?(?:debug|info|warn|error) ", l) and
+                    not re.fullmatch(r"[\x20-\x7e]*", l)):
+                problems.append("unescaped byte in log line %r" % l[:120])
+                break
         return problems
 
     def stop(self):

@@ -166,8 +166,9 @@ class Faults(evtest.ServerTestCase):
             re.escape(mb.mbox) + ".*changed by another program",
             start=mark), "\n".join(self.srv.log()[mark:]))
         self.assertTrue(self.srv.wait_log(
-            r"event=update user=%s deleted=0 failed=2" % re.escape(mb.user),
-            start=mark), "\n".join(self.srv.log()[mark:]))
+            r'event=update rip=\S+ user="%s" deleted=0 failed=2' %
+            re.escape(mb.user), start=mark),
+            "\n".join(self.srv.log()[mark:]))
         self.assertFile(mb, mua, "after an MUA rewrite")
         self.assertEqual(temp_files(os.path.dirname(mb.mbox)), [])
         c = self.login(mb)

@@ -1153,7 +1153,8 @@ test_log_sanitize_truncate(void **state)
 	out = capture_end();
 
 	/* Control characters cannot forge a second line. */
-	assert_non_null(strstr(out, "info user=evil??info forged?[2J\n"));
+	assert_non_null(strstr(out,
+	    "info user=evil\\x0d\\x0ainfo forged\\x1b[2J\n"));
 	/* The long line is cut to 4 KiB, marked, and keeps its errno. */
 	free(big);
 	line = strchr(out, '\n') + 1;
@@ -1164,6 +1165,78 @@ test_log_sanitize_truncate(void **state)
 	snprintf(want, sizeof(want), "...: %s\n", strerror(EPERM));
 	assert_string_equal(line + len - strlen(want), want);
 	assert_int_equal(strncmp(line, "warn aaaa", 9), 0);
+	free(out);
+}
+
+/* Every byte outside printable ASCII reaches the log as \xNN. */
+static void
+test_log_bytes(void **state)
+{
+	char	*out;
+	size_t	 i;
+
+	(void)state;
+	capture_begin();
+	log_info("a=%s b=%s", "tab\there", "caf\xc3\xa9 \x85 \x7f\xff");
+	out = capture_end();
+	assert_string_equal(out,
+	    "info a=tab\\x09here b=caf\\xc3\\xa9 \\x85 \\x7f\\xff\n");
+	for (i = 0; out[i] != '\0'; i++)
+		assert_true(out[i] == '\n' ||
+		    (out[i] >= 0x20 && out[i] < 0x7f));
+	free(out);
+}
+
+/*
+ * log_quote(): a client's value can never end early or pass for another
+ * key, whatever its bytes; cut values say so inside the quotes.
+ */
+static void
+test_log_quote(void **state)
+{
+	char	 q[LOG_QUOTED_SIZE(300)], small[12], *out;
+	char	 big[301];
+	size_t	 i;
+
+	(void)state;
+	assert_string_equal(log_quote(q, sizeof(q), "alice@example.org"),
+	    "\"alice@example.org\"");
+	assert_string_equal(log_quote(q, sizeof(q), NULL), "\"\"");
+	assert_string_equal(log_quote(q, sizeof(q), "rip=10.9.8.7"),
+	    "\"rip=10.9.8.7\"");
+	assert_string_equal(log_quote(q, sizeof(q), "x\" rip=10.9.8.7"),
+	    "\"x\\\" rip=10.9.8.7\"");
+	assert_string_equal(log_quote(q, sizeof(q), "a\\\"b"),
+	    "\"a\\\\\\\"b\"");
+	assert_string_equal(log_quote(q, sizeof(q), "\r\n\x80\xff"),
+	    "\"\\x0d\\x0a\\x80\\xff\"");
+
+	/* The worst case fits in LOG_QUOTED_SIZE(n). */
+	memset(big, 0x80, 300);
+	big[300] = '\0';
+	log_quote(q, sizeof(q), big);
+	assert_int_equal(strlen(q), 4 * 300 + 2);
+	/* Cut: "..." inside the quotes, never half an escape. */
+	assert_string_equal(log_quote(small, sizeof(small), "abcdefghijkl"),
+	    "\"abcdef...\"");
+	assert_string_equal(log_quote(small, sizeof(small), "\x80\x81\x82"),
+	    "\"\\x80...\"");
+	assert_string_equal(log_quote(small, sizeof(small), "abcdefghi"),
+	    "\"abcdefghi\"");
+	for (i = 6; i < sizeof(small); i++) {
+		log_quote(small, i, "\"\"\"\"\"\"\"\"\"\"");
+		assert_true(strlen(small) < i);
+		assert_int_equal(small[0], '"');
+		assert_int_equal(small[strlen(small) - 1], '"');
+	}
+
+	/* In a line: the real key comes first, the forged one is quoted. */
+	capture_begin();
+	log_info("event=auth-failed rip=%s user=%s", "127.0.0.1:5",
+	    log_quote(q, sizeof(q), "rip=10.9.8.7"));
+	out = capture_end();
+	assert_string_equal(out, "info event=auth-failed rip=127.0.0.1:5 "
+	    "user=\"rip=10.9.8.7\"\n");
 	free(out);
 }
 
@@ -1329,6 +1402,8 @@ main(void)
 		T(test_log_format),
 		T(test_log_errno),
 		T(test_log_sanitize_truncate),
+		T(test_log_bytes),
+		T(test_log_quote),
 		T(test_log_fatal),
 		T(test_log_threads),
 		T(test_log_tty_timestamp),
