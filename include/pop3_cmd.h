@@ -38,6 +38,13 @@ struct pop3_cmd_stats {
 /* Handle one complete command line (terminator removed). */
 void	pop3_dispatch(struct session *s, char *line, size_t len);
 
+/*
+ * Count a bad command (answered already): unknown, wrong state, wrong
+ * arguments, or invalid data (a user name, base64, a SASL message).
+ * max_bad_commands in a row end the session, 5 before login.
+ */
+void	pop3_bad_command(struct session *s);
+
 /* A line over POP3_LINE_MAX was discarded: -ERR, and it counts as bad. */
 void	pop3_line_too_long(struct session *s);
 

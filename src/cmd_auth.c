@@ -269,7 +269,7 @@ cmd_user(struct session *s, int argc, char **argv)
 	if (!auth_username_valid(argv[0])) {
 		s->have_user = 0;
 		session_reply(s, "-ERR [AUTH] Invalid user name.");
-		return CMD_ERR;
+		return CMD_BAD;
 	}
 	if (!set_user(s, argv[0], strlen(argv[0]))) {
 		session_reply(s, "-ERR [SYS/TEMP] Out of memory.");
@@ -287,7 +287,7 @@ cmd_pass(struct session *s, int argc, char **argv)
 	(void)argc;
 	if (!s->have_user) {
 		session_reply(s, "-ERR No user name given: send USER first.");
-		return CMD_ERR;
+		return CMD_BAD;
 	}
 	s->have_user = 0;		/* a failed PASS needs a new USER */
 	return login_submit(s, JOB_LOGIN_PLAIN, argv[0], strlen(argv[0]));
@@ -303,18 +303,18 @@ cmd_apop(struct session *s, int argc, char **argv)
 	s->have_user = 0;
 	if (!s->srv->cfg->apop || s->apop_ts == NULL) {
 		session_reply(s, "-ERR APOP is not enabled on this server.");
-		return CMD_ERR;
+		return CMD_BAD;
 	}
 	if (!auth_username_valid(argv[0])) {
 		session_reply(s, "-ERR [AUTH] Invalid user name.");
-		return CMD_ERR;
+		return CMD_BAD;
 	}
 	for (i = 0; argv[1][i] != '\0'; i++)
 		if (!isxdigit((unsigned char)argv[1][i]))
 			break;
 	if (i != 32 || argv[1][i] != '\0') {
 		session_reply(s, "-ERR [AUTH] Invalid APOP digest.");
-		return CMD_ERR;
+		return CMD_BAD;
 	}
 	if (!set_user(s, argv[0], strlen(argv[0]))) {
 		session_reply(s, "-ERR [SYS/TEMP] Out of memory.");
@@ -370,7 +370,7 @@ sasl_plain(struct session *s, const char *b64, size_t b64len)
 		b64len = 0;
 	if ((n = base64_decode(b64, b64len, buf)) < 0) {
 		session_reply(s, "-ERR [AUTH] Invalid base64 data.");
-		return CMD_ERR;
+		return CMD_BAD;
 	}
 	authzid = (const char *)buf;
 	end = authzid + n;
@@ -381,7 +381,7 @@ sasl_plain(struct session *s, const char *b64, size_t b64len)
 	    != NULL) {
 		auth_wipe(buf, sizeof(buf));
 		session_reply(s, "-ERR [AUTH] Invalid SASL PLAIN message.");
-		return CMD_ERR;
+		return CMD_BAD;
 	}
 	zlen = (size_t)(authcid - authzid);
 	authcid++;
@@ -391,12 +391,12 @@ sasl_plain(struct session *s, const char *b64, size_t b64len)
 		auth_wipe(buf, sizeof(buf));
 		session_reply(s, "-ERR [AUTH] Authorization identity must be "
 		    "empty or the user name.");
-		return CMD_ERR;
+		return CMD_BAD;
 	}
 	if (clen == 0 || !auth_username_valid(authcid)) {
 		auth_wipe(buf, sizeof(buf));
 		session_reply(s, "-ERR [AUTH] Invalid user name.");
-		return CMD_ERR;
+		return CMD_BAD;
 	}
 	if (!set_user(s, authcid, clen)) {
 		auth_wipe(buf, sizeof(buf));
@@ -422,7 +422,7 @@ cmd_auth(struct session *s, int argc, char **argv)
 	}
 	if (strcasecmp(argv[0], "PLAIN") != 0) {
 		session_reply(s, "-ERR Unsupported authentication mechanism.");
-		return CMD_ERR;
+		return CMD_BAD;
 	}
 	if (argc == 2)
 		return sasl_plain(s, argv[1], strlen(argv[1]));
@@ -442,9 +442,12 @@ cmd_auth_response(struct session *s, char *line, size_t len)
 	}
 	if (memchr(line, '\0', len) != NULL) {
 		session_reply(s, "-ERR [AUTH] Invalid base64 data.");
+		pop3_bad_command(s);
 		return;
 	}
-	(void)sasl_plain(s, line, len);
+	/* Not through the dispatcher: count a bad response here. */
+	if (sasl_plain(s, line, len) == CMD_BAD)
+		pop3_bad_command(s);
 }
 
 /*

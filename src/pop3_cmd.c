@@ -73,8 +73,8 @@ pop3_cmd_find(const char *name)
 }
 
 /* A bad command: count it, and drop a client that sends only those. */
-static void
-bad_command(struct session *s)
+void
+pop3_bad_command(struct session *s)
 {
 	unsigned limit = (unsigned)s->srv->cfg->max_bad_commands;
 
@@ -91,7 +91,7 @@ pop3_line_too_long(struct session *s)
 {
 	session_reply(s, "-ERR Line too long (maximum %d octets).",
 	    POP3_LINE_MAX);
-	bad_command(s);
+	pop3_bad_command(s);
 }
 
 /*
@@ -150,13 +150,13 @@ pop3_dispatch(struct session *s, char *line, size_t len)
 
 	if (memchr(line, '\0', len) != NULL) {
 		session_reply(s, "-ERR Invalid character in command.");
-		bad_command(s);
+		pop3_bad_command(s);
 		return;
 	}
 	klen = strcspn(line, " ");
 	if (klen < 3 || klen > 4) {
 		session_reply(s, "-ERR Unknown command.");
-		bad_command(s);
+		pop3_bad_command(s);
 		return;
 	}
 	memcpy(keyword, line, klen);
@@ -166,14 +166,14 @@ pop3_dispatch(struct session *s, char *line, size_t len)
 	cmd = pop3_cmd_find(keyword);
 	if (cmd == NULL || (cmd->fn == cmd_last && !s->srv->cfg->enable_last)) {
 		session_reply(s, "-ERR Unknown command.");
-		bad_command(s);
+		pop3_bad_command(s);
 		return;
 	}
 	idx = (size_t)(cmd - cmds);
 	if ((cmd->states & s->state) == 0) {
 		session_reply(s, "-ERR Command %s is not valid in this state.",
 		    cmd->name);
-		bad_command(s);
+		pop3_bad_command(s);
 		return;
 	}
 
@@ -190,7 +190,7 @@ pop3_dispatch(struct session *s, char *line, size_t len)
 	if (argc < cmd->min_args || argc > cmd->max_args) {
 		session_reply(s, "-ERR Wrong number of arguments for %s.",
 		    cmd->name);
-		bad_command(s);
+		pop3_bad_command(s);
 		return;
 	}
 	if (log_debug_enabled())
@@ -201,7 +201,9 @@ pop3_dispatch(struct session *s, char *line, size_t len)
 	r = cmd->fn(s, argc, argv);
 	switch (r) {
 	case CMD_OK:
-		s->bad_cmds = 0;
+		/* Not while a SASL exchange waits for its response. */
+		if (!s->sasl_wait)
+			s->bad_cmds = 0;
 		break;
 	case CMD_ERR:
 		stats[idx].errors++;
@@ -209,7 +211,7 @@ pop3_dispatch(struct session *s, char *line, size_t len)
 		break;
 	case CMD_BAD:
 		stats[idx].errors++;
-		bad_command(s);
+		pop3_bad_command(s);
 		break;
 	case CMD_CONT:
 		s->bad_cmds = 0;

@@ -364,9 +364,13 @@ mb_dotlock_create(const struct mb *mb)
 
 /*
  * Is the dotlock (st) of a process that is gone? It names a pid of this
- * host ("PID", "PID\n", Dovecot's "PID:HOST"), no such process runs, and
- * it is old enough for its writer to have written the pid (Dovecot's
- * rule: a crashed delivery must not lock the user out for 5 minutes).
+ * host ("PID\n", Dovecot's "PID:HOST", or a bare "PID") and no such
+ * process runs: a crashed delivery or a killed evpop3d must not lock the
+ * user out for 5 minutes. A complete record (a newline after the pid, or
+ * our host name after it) is taken over at once. A bare "PID" may be a
+ * record still being written by a program that creates the file first
+ * and writes it after (its first digits could name another pid): that
+ * one must be MB_DOTLOCK_DEAD seconds old (Dovecot's rule).
  */
 static bool
 mb_dotlock_dead(const struct mb *mb, const struct stat *st)
@@ -377,8 +381,6 @@ mb_dotlock_dead(const struct mb *mb, const struct stat *st)
 	long		 pid;
 	int		 fd;
 
-	if (st->st_mtime + MB_DOTLOCK_DEAD > time(NULL))
-		return false;
 	if ((fd = open(mb->dotlock, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
 	    O_NONBLOCK)) == -1)
 		return false;
@@ -392,6 +394,8 @@ mb_dotlock_dead(const struct mb *mb, const struct stat *st)
 	if (errno != 0 || end == buf || pid <= 0 || pid > INT32_MAX ||
 	    (*end != '\0' && *end != '\n' && *end != ' ' && *end != ':'))
 		return false;
+	if (*end == '\0' && st->st_mtime + MB_DOTLOCK_DEAD > time(NULL))
+		return false;		/* perhaps half written */
 	if (*end == ':') {
 		h = end + 1;
 		if (gethostname(host, sizeof(host)) == -1)

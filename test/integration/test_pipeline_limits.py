@@ -3,6 +3,7 @@ PIPELINING (RFC 2449 section 6.6), line-length limits (RFC 2449 section 4),
 the bad-command limits and the login timeout.
 """
 
+import base64
 import time
 
 import evtest
@@ -254,6 +255,41 @@ class BadCommands(evtest.ServerTestCase):
         c.send("STAT\r\n" * 10)
         lines = c.expect_closed()
         self.assertEqual(len(lines), 6, lines)
+        self.assertEqual(lines[-1], b"-ERR Too many bad commands, closing.")
+
+    def test_invalid_arguments_count_before_login(self):
+        """Invalid USER, APOP and AUTH data are bad commands too: a client
+        cannot send hundreds of them on one connection."""
+        floods = [
+            "USER ../etc\r\n" * 300,
+            "USER a b\r\nUSER \x85\r\n" * 150,
+            "AUTH PLAIN !!!!\r\n" * 300,
+            "AUTH X-NOSUCH\r\n" * 300,
+            "AUTH PLAIN %s\r\n" % base64.b64encode(b"no-nuls").decode() * 300,
+            "APOP ../x 0123\r\n" * 300,
+            "PASS without-user\r\n" * 300,
+        ]
+        for flood in floods:
+            with self.subTest(flood=flood[:20]):
+                c = self.connect()
+                c.send(flood)
+                lines = c.expect_closed()
+                self.assertEqual(len(lines), 6, lines)
+                for l in lines:
+                    self.assertTrue(l.startswith(b"-ERR"), l)
+                self.assertEqual(lines[-1],
+                                 b"-ERR Too many bad commands, closing.")
+        # SASL responses that are not valid count too (cancelling does not).
+        c = self.connect()
+        c.send("AUTH PLAIN\r\n*\r\n")
+        self.assertEqual(c.status(), "+ ")
+        self.assertTrue(c.status().startswith("-ERR"))
+        for _ in range(4):
+            self.assertEqual(c.cmd("AUTH PLAIN"), "+ ")
+            self.assertTrue(c.cmd("%%%%").startswith("-ERR [AUTH]"))
+        c.ok_multi("CAPA")
+        c.send("AUTH PLAIN\r\n%%%%\r\n" * 5)
+        lines = c.expect_closed()
         self.assertEqual(lines[-1], b"-ERR Too many bad commands, closing.")
 
 

@@ -1030,13 +1030,15 @@ test_dotlock_fresh(void **state)
 {
 	struct fixture	*f = *state;
 	struct maildrop	*md = NULL;
-	char		 lock[256];
+	char		 lock[256], live[32];
 	uint8_t		 del[1] = { 1 };
 	double		 t;
 
 	write_file(f->mbox, FL("a@b", "10") "x\n", strlen(FL("a@b", "10")) + 2);
 	snprintf(lock, sizeof(lock), "%s.lock", f->mbox);
-	write_file(lock, "4242\n", 5);
+	/* A running process's (our parent's) lock. */
+	snprintf(live, sizeof(live), "%ld\n", (long)getppid());
+	write_file(lock, live, strlen(live));
 	store_mbox_set_lock_wait(300);
 	t = now_s();
 	assert_int_equal(open_fmt(f->mbox, "", &md), STORE_TEMP);
@@ -1047,7 +1049,7 @@ test_dotlock_fresh(void **state)
 	/* Nor is the update done while it is held. */
 	assert_int_equal(unlink(lock), 0);
 	md = must_open(f->mbox);
-	write_file(lock, "4242\n", 5);
+	write_file(lock, live, strlen(live));
 	assert_int_equal(ops->commit(md, del, NULL), STORE_TEMP);
 	assert_file(f->mbox, FL("a@b", "10") "x\n",
 	    strlen(FL("a@b", "10")) + 2);
@@ -1082,8 +1084,10 @@ test_dotlock_stale(void **state)
 }
 
 /*
- * A dotlock naming a pid that is gone (a crashed delivery) is broken once
- * it is 2 seconds old; a live pid's is not.
+ * A dotlock naming a pid that is gone (a crashed delivery, a killed
+ * evpop3d) is broken at once when its record is complete, and a bare pid
+ * (perhaps still being written) once it is 2 seconds old; a live pid's,
+ * or another host's, is not.
  */
 static void
 test_dotlock_dead_pid(void **state)
@@ -1114,17 +1118,28 @@ test_dotlock_dead_pid(void **state)
 	write_file(lock, text, strlen(text));
 	assert_int_equal(utimes(lock, tv), 0);
 	assert_int_equal(open_fmt(f->mbox, "", &md), STORE_TEMP);
-	/* A dead one, but just written: waited for. */
-	snprintf(text, sizeof(text), "%ld\n", (long)pid);
+	/* A dead one's bare pid, just written: perhaps half of it. */
+	snprintf(text, sizeof(text), "%ld", (long)pid);
 	write_file(lock, text, strlen(text));
 	assert_int_equal(open_fmt(f->mbox, "", &md), STORE_TEMP);
+	/* Just written but complete: broken at once, not after 2 s. */
+	snprintf(text, sizeof(text), "%ld\n", (long)pid);
+	write_file(lock, text, strlen(text));
+	md = must_open(f->mbox);
+	assert_int_equal(access(lock, F_OK), -1);
+	ops->close(md);
+	snprintf(text, sizeof(text), "%ld:%s", (long)pid, host);
+	write_file(lock, text, strlen(text));
+	md = must_open(f->mbox);
+	assert_int_equal(access(lock, F_OK), -1);
+	ops->close(md);
 	/* Of another host (Dovecot's PID:HOST): waited for. */
 	snprintf(text, sizeof(text), "%ld:no-such-host.example", (long)pid);
 	write_file(lock, text, strlen(text));
 	assert_int_equal(utimes(lock, tv), 0);
 	assert_int_equal(open_fmt(f->mbox, "", &md), STORE_TEMP);
 	/* Dead and 3 s old: broken. */
-	snprintf(text, sizeof(text), "%ld\n", (long)pid);
+	snprintf(text, sizeof(text), "%ld", (long)pid);
 	write_file(lock, text, strlen(text));
 	assert_int_equal(utimes(lock, tv), 0);
 	md = must_open(f->mbox);
