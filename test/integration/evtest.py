@@ -348,6 +348,21 @@ class Server:
                     return None
                 self.cond.wait(left)
 
+    def wait_count(self, pattern, n, timeout=10, start=0):
+        """Wait until n log lines (index >= start) match pattern; returns
+        whether they did."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                if sum(1 for l in self.lines[start:]
+                       if l is not None and rx.search(l)) >= n:
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.lines and self.lines[-1] is None):
+                    return False
+                self.cond.wait(left)
+
     def wait_ready(self, timeout=20):
         n_listen = len([a for a in self.config["server"]["listen"].split(",")
                         if a.strip()])

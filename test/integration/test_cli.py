@@ -9,7 +9,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 import unittest
 
 import evtest
@@ -230,7 +229,9 @@ class Logging(evtest.ServerTestCase):
         c = self.connect()
         c.ok("AUTH PLAIN " + s)
         c.quit()
-        time.sleep(0.3)
+        # The three sessions' last lines (the event, not a pause).
+        self.assertTrue(self.srv.wait_count(r"event=disconnect ", 3,
+                                            start=start))
         lines = self.srv.log()[start:]
         text = "\n".join(lines)
         self.assertIn(mb.user, text, "the user name is not logged")
