@@ -58,6 +58,7 @@ struct session_cont {
 	size_t			 next;		/* LIST/UIDL: next index */
 	struct store_stream	 msg;		/* RETR/TOP (msg.r set) */
 	uint64_t		*bytes_stat;	/* where to add octets sent */
+	uint64_t		 counted;	/* octets added to it so far */
 };
 
 struct session {

@@ -73,8 +73,20 @@ cont_start(struct session *s, enum cmd_result (*fn)(struct session *))
 void
 cmd_cont_free(struct session *s)
 {
-	if (s->cont == NULL)
+	struct session_cont	*c = s->cont;
+	size_t			 unsent;
+
+	if (c == NULL)
 		return;
+	/*
+	 * A message cut off by the end of the session: what is still queued
+	 * will never be sent, so it does not count (retr= and top= in the
+	 * disconnect line are octets sent).
+	 */
+	if (s->closing && c->bytes_stat != NULL) {
+		unsent = session_output_len(s);
+		*c->bytes_stat -= unsent < c->counted ? unsent : c->counted;
+	}
 	store_stream_close(&s->cont->msg);
 	free(s->cont);
 	s->cont = NULL;
@@ -204,6 +216,9 @@ message_cont(struct session *s)
 
 	rv = store_stream_fill(&c->msg, bufferevent_get_output(s->bev),
 	    CONT_CHUNK);
+	/* Counted as queued; cmd_cont_free() takes back what is not sent. */
+	*c->bytes_stat += enc->octets - c->counted;
+	c->counted = enc->octets;
 	if (rv == 0)
 		return CMD_CONT;
 	if (rv < 0) {
@@ -212,7 +227,6 @@ message_cont(struct session *s)
 		s->reason = "read-error";
 		return CMD_CLOSE;
 	}
-	*c->bytes_stat += enc->octets;
 	listed = maildrop_size(s->md, c->next);
 	if (enc->body_lines < 0 && enc->octets != listed)
 		session_log(s, "event=size-mismatch msg=%zu listed=%llu "

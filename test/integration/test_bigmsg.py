@@ -143,12 +143,21 @@ class BigMessage(evtest.ServerTestCase):
         a.quit()
 
     def test_disconnect_mid_transfer(self):
+        mark = len(self.srv.log())
         a = self.connect(timeout=60, rcvbuf=4096)
         a.login(self.big2.user, self.big2.password)
         a.send("RETR 2\r\nRETR 1\r\n")	# -ERR (no 2), then a stalled +OK
         self.assertTrue(a.status().startswith("-ERR"))
         a._fill(100)
         a.close()
+        # The summary counts the octets that went out, not 0 (the RETR did
+        # not finish) and not what was queued but never sent.
+        m = self.srv.wait_log(r'event=disconnect .*user="%s" '
+                              r'state=TRANSACTION retr=1/(\d+) ' %
+                              self.big2.user, start=mark)
+        self.assertTrue(m, "\n".join(self.srv.log()[mark:]))
+        self.assertGreater(int(m.group(1)), 0)
+        self.assertLess(int(m.group(1)), len(self.wire))
         # The lock is released (maybe after a moment) and nothing deleted.
         deadline = time.monotonic() + 5
         while True:
