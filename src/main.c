@@ -81,6 +81,14 @@ raise_nofile(void)
 	}
 }
 
+/* The last line of a start that failed: an operator sees it stopped. */
+static int
+startup_failed(void)
+{
+	log_errorx("event=exiting reason=startup-failed");
+	return 1;
+}
+
 static void
 signal_cb(evutil_socket_t sig, short events, void *arg)
 {
@@ -218,18 +226,23 @@ main(int argc, char *argv[])
 	 * No evthread_use_pthreads(): worker threads never touch libevent
 	 * (results come back through a pipe), so the base needs no locks.
 	 */
-	if ((base = event_base_new()) == NULL)
-		fatalx("cannot create the event base");
+	if ((base = event_base_new()) == NULL) {
+		log_errorx("event=startup-failed step=event-base");
+		cfg_free(cfg);
+		return startup_failed();
+	}
 	if (server_init(&srv, base, cfg) == -1) {
 		server_free(&srv);
 		event_base_free(base);
 		cfg_free(cfg);
-		return 1;
+		return startup_failed();
 	}
 	for (i = 0; i < 3; i++) {
 		sigs[i] = evsignal_new(base, signos[i], signal_cb, &srv);
-		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1)
-			fatalx("cannot install signal handlers");
+		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1) {
+			log_errorx("event=startup-failed step=signals");
+			fatalx("event=exiting reason=startup-failed");
+		}
 	}
 	log_info("event=ready version=%s listeners=%zu", EVPOP3D_VERSION,
 	    srv.n_listeners);

@@ -68,14 +68,14 @@ listen_one(struct server *srv, const struct cfg_listen *l)
 
 	if ((fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
 	    SOCK_CLOEXEC, 0)) == -1) {
-		log_warn("listen %s: socket", l->text);
+		log_error("event=listen-failed addr=%s step=socket", l->text);
 		return -1;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
 	if (l->addr.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
 	if (bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) == -1) {
-		log_warn("listen %s: bind", l->text);
+		log_error("event=listen-failed addr=%s step=bind", l->text);
 		close(fd);
 		return -1;
 	}
@@ -88,7 +88,7 @@ listen_one(struct server *srv, const struct cfg_listen *l)
 	lev = evconnlistener_new(srv->base, accept_cb, srv,
 	    LEV_OPT_CLOSE_ON_FREE, LISTEN_BACKLOG, fd);
 	if (lev == NULL) {
-		log_warn("listen %s: listen", l->text);
+		log_error("event=listen-failed addr=%s step=listen", l->text);
 		close(fd);
 		return -1;
 	}
@@ -127,7 +127,7 @@ server_init(struct server *srv, struct event_base *base, const struct cfg *cfg)
 	TAILQ_INIT(&srv->flushq);
 	if ((srv->flush_ev = event_new(base, -1, 0, session_flush_cb, srv))
 	    == NULL) {
-		log_warn("event_new");
+		log_error("event=startup-failed step=event_new");
 		return -1;
 	}
 	/* Session ids: random start, so they are unique across restarts. */
@@ -138,16 +138,16 @@ server_init(struct server *srv, struct event_base *base, const struct cfg *cfg)
 		srv->next_session_id = 1;	/* 0 is "no session" in logs */
 
 	if (auth_db_open(cfg->passwd_file, &srv->auth, err, sizeof(err)) == -1) {
-		log_warnx("%s", err);
+		log_errorx("event=startup-failed step=passwd-file: %s", err);
 		return -1;
 	}
 	if ((srv->workers = worker_pool_new(base, cfg->threads)) == NULL) {
-		log_warn("worker pool");
+		log_error("event=startup-failed step=worker-pool");
 		return -1;
 	}
 	if ((srv->listeners = calloc(cfg->n_listen, sizeof(*srv->listeners)))
 	    == NULL) {
-		log_warn("listeners");
+		log_error("event=startup-failed step=listeners");
 		return -1;
 	}
 	for (i = 0; i < cfg->n_listen; i++)
