@@ -115,6 +115,19 @@ struct store_ops {
 	void		(*close)(struct maildrop *md);
 };
 
+/*
+ * Descriptors, for the start-up check of RLIMIT_NOFILE (main.c). Besides
+ * a reader's one (msg_open() to msg_close()), drivers keep at most
+ * STORE_CACHED_FDS open across calls, shared by all maildrops (the
+ * Maildir driver's directory cache), and a blocking call (open,
+ * msg_locate, commit, close) holds at most STORE_CALL_FDS at once: a
+ * Maildir open whose uidl_format has %m reads a message with new/ and
+ * cur/ open; an mbox open or commit holds the mbox and its index cache,
+ * temporary file or directory; lock files are opened alone.
+ */
+#define STORE_CACHED_FDS	32
+#define STORE_CALL_FDS		3
+
 /* The driver registered under name ("maildir"), or NULL. */
 const struct store_ops *store_driver(const char *name);
 /* The name of the i-th registered driver, NULL past the last one. */
