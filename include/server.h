@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include "ratelimit.h"
+
 struct auth_db;
 struct cfg;
 struct event;
@@ -23,8 +25,48 @@ TAILQ_HEAD(session_list, session);
 struct server_stats {
 	uint64_t	connections;	/* accepted */
 	uint64_t	refused;	/* over max_connections */
+	uint64_t	refused_nofd;	/* no descriptor: refused via the reserve */
+	uint64_t	accept_errors;	/* failed accept() calls */
 	uint64_t	logins;
 	uint64_t	login_failures;
+};
+
+/*
+ * An event that can repeat thousands of times a second, logged at most
+ * once a second with its count (ratelimit.h); the timer logs a count
+ * left over when no event follows.
+ */
+struct server_ratelog {
+	struct ratelimit	 rl;
+	struct event		*flush;
+	const char		*what;		/* "event=refused reason=..." */
+	int			 errnum;	/* the last event's errno, or 0 */
+};
+
+/*
+ * Accepting under descriptor pressure (server.c, accept_error_cb()):
+ * on EMFILE and the like every listener is disabled for a pause that
+ * doubles from 100 ms to 1 s while the failures go on; a second without
+ * a failure after the listeners are back ends the episode.
+ */
+enum accept_state {
+	ACCEPT_ON,		/* listening, no failure lately */
+	ACCEPT_PAUSED,		/* listeners disabled until the timer */
+	ACCEPT_PROBING,		/* listening again; a failure pauses longer */
+};
+
+struct accept_guard {
+	enum accept_state	 state;
+	struct event		*timer;		/* ends a pause or a probation */
+	int			 reserve_fd;	/* given up to refuse on EMFILE */
+	unsigned		 pause_ms;	/* the current pause */
+	uint64_t		 failed;	/* since the last pause line */
+	/* The episode so far, for its last line. */
+	unsigned		 pauses;
+	uint64_t		 ep_failed;
+	uint64_t		 ep_refused;	/* through the reserve */
+	uint64_t		 since_ms;	/* the first pause */
+	uint64_t		 probe_ms;	/* the listeners' last return */
 };
 
 struct server {
@@ -50,12 +92,19 @@ struct server {
 	struct event		*stop_timer;	/* shutdown deadline */
 	bool			 stopping;
 	struct server_stats	 stats;
+
+	struct accept_guard	 accept;
+	struct server_ratelog	 log_busy;	/* refused: max_connections */
+	struct server_ratelog	 log_nofd;	/* refused: no descriptor */
+	struct server_ratelog	 log_accept;	/* one connection's accept error */
 };
 
 /*
  * Set up srv on base with cfg: open the passwd-file, start the worker
- * pool, bind every listener (logging "event=listen addr=..." with the real
- * port). Returns 0, or -1 after logging why. cfg must outlive srv.
+ * pool, open the reserve descriptor, bind every listener (logging
+ * "event=listen addr=..." with the real port). Returns 0, or -1 after
+ * logging why at level error; server_free() is then still to be called.
+ * cfg must outlive srv.
  */
 int	server_init(struct server *srv, struct event_base *base,
 	    const struct cfg *cfg);

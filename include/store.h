@@ -84,7 +84,9 @@ struct store_ops {
 	 * (store_stream below adds that): size(i) is the wire size of exactly
 	 * these bytes. STORE_GONE if another program removed it. Cheap: when
 	 * the message is not where open() saw it and finding it means a
-	 * directory scan, STORE_AGAIN (and *r_r NULL) instead.
+	 * directory scan, STORE_AGAIN (and *r_r NULL) instead. On STORE_TEMP
+	 * or STORE_PERM errno says why (the failed call's). The reader holds
+	 * at most one descriptor, until msg_close().
 	 */
 	enum store_err	(*msg_open)(struct maildrop *md, size_t i,
 			    struct store_reader **r_r);
@@ -92,11 +94,11 @@ struct store_ops {
 	 * After msg_open() said STORE_AGAIN: look message i up (blocking: on
 	 * a worker thread), then msg_open() it again on the loop. STORE_OK
 	 * when it was found, STORE_GONE when another program removed it,
-	 * another error when the lookup failed. NULL for drivers whose
-	 * msg_open() never says STORE_AGAIN.
+	 * another error when the lookup failed (errno says why). NULL for
+	 * drivers whose msg_open() never says STORE_AGAIN.
 	 */
 	enum store_err	(*msg_locate)(struct maildrop *md, size_t i);
-	/* Up to len bytes; returns > 0, 0 at the end, -1 on error. */
+	/* Up to len bytes; returns > 0, 0 at the end, -1 on error (errno). */
 	ssize_t		(*msg_read)(struct store_reader *r, void *buf, size_t len);
 	void		(*msg_close)(struct store_reader *r);
 
@@ -121,6 +123,19 @@ struct store_ops {
 	 */
 	void		(*disown)(struct maildrop *md);
 };
+
+/*
+ * Descriptors, for the start-up check of RLIMIT_NOFILE (main.c). Besides
+ * a reader's one (msg_open() to msg_close()), drivers keep at most
+ * STORE_CACHED_FDS open across calls, shared by all maildrops (the
+ * Maildir driver's directory cache), and a blocking call (open,
+ * msg_locate, commit, close) holds at most STORE_CALL_FDS at once: a
+ * Maildir open whose uidl_format has %m reads a message with new/ and
+ * cur/ open; an mbox open or commit holds the mbox and its index cache,
+ * temporary file or directory; lock files are opened alone.
+ */
+#define STORE_CACHED_FDS	32
+#define STORE_CALL_FDS		3
 
 /* The driver registered under name ("maildir"), or NULL. */
 const struct store_ops *store_driver(const char *name);

@@ -40,6 +40,7 @@ struct locate_job {
 	size_t			 i;
 	long			 top_lines;
 	enum store_err		 st;
+	int			 errnum;	/* why st failed */
 };
 
 /* Message number argument to a live message index, or -ERR. */
@@ -222,8 +223,11 @@ message_cont(struct session *s)
 	if (rv == 0)
 		return CMD_CONT;
 	if (rv < 0) {
-		session_log(s, "event=read-error user=%s msg=%zu", s->user,
-		    c->next + 1);
+		/* errno is msg_read()'s (store.h). */
+		log_warn("sess=%016llx event=read-error cmd=%s msg=%zu sent=%llu",
+		    (unsigned long long)s->id, c->bytes_stat == &s->retr_bytes ?
+		    "RETR" : "TOP", c->next + 1,
+		    (unsigned long long)enc->octets);
 		s->reason = "read-error";
 		return CMD_CLOSE;
 	}
@@ -238,16 +242,35 @@ message_cont(struct session *s)
 static void	locate_work(struct worker_job *);
 static void	locate_done(struct worker_job *);
 
-/* RETR/TOP: message i could not be opened. */
+/*
+ * RETR/TOP: message i could not be opened; errnum says why (0: unknown).
+ * Logged with the session id, since the reply tells the client little.
+ */
 static enum cmd_result
-message_fail(struct session *s, long i, enum store_err err)
+message_fail(struct session *s, long i, long top_lines, enum store_err err,
+    int errnum)
 {
-	if (err == STORE_GONE)
+	const char		*cmd = top_lines < 0 ? "RETR" : "TOP";
+	unsigned long long	 id = (unsigned long long)s->id;
+
+	if (err == STORE_GONE) {
+		session_log(s, "event=message-gone cmd=%s msg=%ld", cmd, i + 1);
 		session_reply(s, "-ERR Message %ld was removed by another "
 		    "program.", i + 1);
-	else	/* STORE_AGAIN: moved again during its lookup, or no lookup */
-		session_reply(s, "-ERR %s Cannot read message %ld.",
-		    store_err_code(err == STORE_AGAIN ? STORE_TEMP : err), i + 1);
+		return CMD_ERR;
+	}
+	if (err == STORE_AGAIN)	/* moved again during its lookup, or no lookup */
+		log_warnx("sess=%016llx event=open-error cmd=%s msg=%ld "
+		    "reason=moved", id, cmd, i + 1);
+	else if (errnum != 0) {
+		errno = errnum;
+		log_warn("sess=%016llx event=open-error cmd=%s msg=%ld", id,
+		    cmd, i + 1);
+	} else
+		log_warnx("sess=%016llx event=open-error cmd=%s msg=%ld", id,
+		    cmd, i + 1);
+	session_reply(s, "-ERR %s Cannot read message %ld.",
+	    store_err_code(err == STORE_AGAIN ? STORE_TEMP : err), i + 1);
 	return CMD_ERR;
 }
 
@@ -265,8 +288,10 @@ message_start(struct session *s, long i, long top_lines, bool may_wait)
 	struct locate_job	*job;
 	enum store_err		 err;
 	enum cmd_result		 res;
+	int			 errnum;
 
 	err = store_stream_open(s->md, (size_t)i, top_lines, &st);
+	errnum = errno;		/* why, on STORE_TEMP or STORE_PERM */
 	if (err == STORE_AGAIN && may_wait && s->md->ops->msg_locate != NULL &&
 	    (job = calloc(1, sizeof(*job))) != NULL) {
 		job->base.work = locate_work;
@@ -283,7 +308,7 @@ message_start(struct session *s, long i, long top_lines, bool may_wait)
 		return CMD_WAIT;
 	}
 	if (err != STORE_OK)
-		return message_fail(s, i, err);
+		return message_fail(s, i, top_lines, err, errnum);
 	if ((res = cont_start(s, message_cont)) != CMD_CONT) {
 		store_stream_close(&st);
 		return res;
@@ -346,6 +371,7 @@ locate_work(struct worker_job *wj)
 	struct locate_job	*job = (struct locate_job *)wj;
 
 	job->st = job->md->ops->msg_locate(job->md, job->i);
+	job->errnum = errno;	/* this thread's: the loop cannot see it */
 }
 
 /*
@@ -377,7 +403,8 @@ locate_done(struct worker_job *wj)
 	if (job->st == STORE_OK)
 		res = message_start(s, (long)job->i, job->top_lines, false);
 	else
-		res = message_fail(s, (long)job->i, job->st);
+		res = message_fail(s, (long)job->i, job->top_lines, job->st,
+		    job->errnum);
 	free(job);
 	if (res == CMD_CONT)
 		(void)session_run_cont(s);

@@ -25,6 +25,7 @@
 #include "evpop3d.h"
 #include "log.h"
 #include "server.h"
+#include "store.h"
 
 static void
 usage(void)
@@ -68,17 +69,84 @@ notify_systemd(const char *msg)
 	close(fd);
 }
 
-/* Each session needs one descriptor: take the hard limit. */
-static void
+/*
+ * Each session needs a descriptor, two while it sends a message: take
+ * the hard limit. Returns the soft limit now in force (0 if unknown).
+ */
+static rlim_t
 raise_nofile(void)
 {
 	struct rlimit rl;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
-			log_warn("setrlimit(RLIMIT_NOFILE)");
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
+		log_warn("getrlimit(RLIMIT_NOFILE)");
+		return 0;
 	}
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t soft = rl.rlim_cur;
+
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1) {
+			log_warn("setrlimit(RLIMIT_NOFILE)");
+			return soft;
+		}
+	}
+	return rl.rlim_cur;
+}
+
+/*
+ * The descriptors the daemon holds besides two per session (its socket,
+ * and the message file while RETR or TOP sends it):
+ *
+ *	3	stdin, stdout, stderr
+ *	3	libevent: the epoll descriptor and the signal pipe
+ *	n	a socket per [server] listen address
+ *	2	the worker pool's wake-up pipe
+ *	1	the reserve descriptor (server.c: refusals when out of them)
+ *	1	the sd_notify socket, for a moment
+ *	32	the Maildir driver's directory cache (STORE_CACHED_FDS)
+ *	3	per worker thread: the most a store call holds at once
+ *		(STORE_CALL_FDS: a Maildir open with %m in uidl_format has
+ *		new/, cur/ and a message open; an mbox open or UPDATE the mbox
+ *		and its index cache, temporary file or directory); the lock
+ *		file, the dotlock and the passwd-file are opened alone
+ *
+ * so 42 + n + 3 * threads; with the default 2 listeners and 2 threads
+ * 50, and 20,050 with max_connections = 10000. Past the limit accept()
+ * fails with EMFILE (the server pauses it and refuses the excess through
+ * its reserve, see server.c), and so can a RETR's open or a login's scan.
+ */
+#define NOFILE_FIXED	(3 + 3 + 2 + 1 + 1 + STORE_CACHED_FDS)
+#define NOFILE_SESSION	2
+
+/* One warning line when the limit is below what cfg may need. */
+static void
+check_nofile(const struct cfg *cfg, rlim_t limit)
+{
+	unsigned long long	 fixed, need;
+
+	fixed = NOFILE_FIXED + (unsigned long long)cfg->n_listen +
+	    (unsigned long long)cfg->threads * STORE_CALL_FDS;
+	need = fixed + (unsigned long long)cfg->max_connections *
+	    NOFILE_SESSION;
+	if (limit == 0 || limit == RLIM_INFINITY || limit >= need) {
+		log_debug("event=nofile limit=%llu needed=%llu",
+		    (unsigned long long)limit, need);
+		return;
+	}
+	log_warnx("event=nofile-low limit=%llu needed=%llu max_connections=%d "
+	    "per_session=%d fixed=%llu sessions_fit=%llu", (unsigned long long)
+	    limit, need, cfg->max_connections, NOFILE_SESSION, fixed,
+	    limit > fixed ? ((unsigned long long)limit - fixed) /
+	    NOFILE_SESSION : 0);
+}
+
+/* The last line of a start that failed: an operator sees it stopped. */
+static int
+startup_failed(void)
+{
+	log_errorx("event=exiting reason=startup-failed");
+	return 1;
 }
 
 static void
@@ -208,7 +276,7 @@ main(int argc, char *argv[])
 		return 0;
 	}
 	log_init(debug || cfg->log_debug);
-	raise_nofile();
+	check_nofile(cfg, raise_nofile());
 	signal(SIGPIPE, SIG_IGN);
 	/* RLIMIT_FSIZE: a write past it fails with EFBIG (an mbox rewrite
 	 * then keeps the old file) instead of killing the daemon. */
@@ -218,18 +286,23 @@ main(int argc, char *argv[])
 	 * No evthread_use_pthreads(): worker threads never touch libevent
 	 * (results come back through a pipe), so the base needs no locks.
 	 */
-	if ((base = event_base_new()) == NULL)
-		fatalx("cannot create the event base");
+	if ((base = event_base_new()) == NULL) {
+		log_errorx("event=startup-failed step=event-base");
+		cfg_free(cfg);
+		return startup_failed();
+	}
 	if (server_init(&srv, base, cfg) == -1) {
 		server_free(&srv);
 		event_base_free(base);
 		cfg_free(cfg);
-		return 1;
+		return startup_failed();
 	}
 	for (i = 0; i < 3; i++) {
 		sigs[i] = evsignal_new(base, signos[i], signal_cb, &srv);
-		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1)
-			fatalx("cannot install signal handlers");
+		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1) {
+			log_errorx("event=startup-failed step=signals");
+			fatalx("event=exiting reason=startup-failed");
+		}
 	}
 	log_info("event=ready version=%s listeners=%zu", EVPOP3D_VERSION,
 	    srv.n_listeners);

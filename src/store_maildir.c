@@ -1528,7 +1528,7 @@ fail:
  * a descriptor is only ever closed by its own maildrop's owner or by the
  * loop itself.
  */
-#define MD_DIRFD_CACHE	32
+#define MD_DIRFD_CACHE	STORE_CACHED_FDS
 
 static struct md_dirfd {
 	const struct md	*md;		/* NULL: free slot */

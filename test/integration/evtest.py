@@ -244,6 +244,9 @@ class Server:
         self.pool = []
         self.secrets = set()
         self.proc = None
+        # argv before the daemon's: a command that execs it (prlimit), so
+        # that self.pid stays the daemon's
+        self.prefix = []
         self.lines = []
         self.cond = threading.Condition()
         self.reader = None
@@ -306,7 +309,8 @@ class Server:
             raise ServerError("no daemon binary at %s (set EVPOP3D_BIN)" % BIN)
         self.write_passwd()
         self.write_config()
-        self.proc = subprocess.Popen([BIN, "-c", self.conf_path],
+        self.proc = subprocess.Popen(self.prefix +
+                                     [BIN, "-c", self.conf_path],
                                      stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE,

@@ -207,6 +207,25 @@ class BusyPort(unittest.TestCase):
         self.assertGreater(srv.proc.returncode, 0)
         self.assertNotIn("event=ready", srv.log_text())
         self.assertEqual(srv.check_log(), [])
+        # At error level, and the last line says the daemon stopped.
+        log = srv.log()
+        self.assertIn("error event=listen-failed addr=127.0.0.1:%d step=bind:"
+                      " Address already in use" % port, log)
+        self.assertEqual(log[-1], "error event=exiting reason=startup-failed")
+
+    def test_passwd_file_missing(self):
+        srv = evtest.Server(config={"auth": {"passwd_file": "nosuch"}},
+                            pool=1)
+        self.addCleanup(srv.cleanup)
+        srv.write_passwd()
+        srv.write_config()
+        p = subprocess.run([evtest.BIN, "-c", srv.conf_path],
+                           capture_output=True, timeout=30, cwd="/")
+        log = p.stderr.decode(errors="replace").splitlines()
+        self.assertEqual(p.returncode, 1, log)
+        self.assertRegex(log[-2], r"^error event=startup-failed "
+                         r"step=passwd-file: .*nosuch.*No such file")
+        self.assertEqual(log[-1], "error event=exiting reason=startup-failed")
 
 
 class Logging(evtest.ServerTestCase):
