@@ -61,7 +61,7 @@ DEFAULT_CONFIG = {
         "login_timeout": "60",
         "idle_timeout": "600",
         "write_timeout": "300",
-        "max_connections": "10000",
+        "max_connections": "5000",
         "max_bad_commands": "20",
     },
     "auth": {

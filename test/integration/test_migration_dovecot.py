@@ -444,8 +444,10 @@ class DovecotMigration(unittest.TestCase):
                 self.evpop3d_lists(mb)
         finally:
             os.rename(path + ".away", path)
-        self.assertIn("dovecot-uidlist: missing, but evpop3d-uidl-cutoff",
-                      self.srv.log_text())
+        # Logged before the reply, read by evtest's thread: wait for it.
+        self.assertTrue(self.srv.wait_log(
+            re.escape("dovecot-uidlist: missing, but evpop3d-uidl-cutoff")),
+            self.srv.log_text())
         self.assertEqual(self.evpop3d_lists(mb)[0], uidl + [("21", new)])
 
     def test_read_only(self):
