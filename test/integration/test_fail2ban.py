@@ -96,8 +96,8 @@ class Fail2ban(evtest.ServerTestCase):
         c.ok("USER " + self.known.user)
         c.ok("PASS " + self.known.password)
         c.quit()
-        self.assertTrue(self.srv.wait_log(r"event=disconnect .*user=\"%s\"" %
-                                          self.known.user))
+        self.assertTrue(self.srv.wait_log(r"event=disconnect .*user=\"%s\" "
+                                          r"state=UPDATE" % self.known.user))
 
         # The lines: rip= right after event=, the name quoted and escaped.
         lines = [l for l in self.srv.log() if "event=auth-failed" in l]
@@ -127,12 +127,15 @@ class Fail2ban(evtest.ServerTestCase):
     def test_raw_bytes_escaped(self):
         """Bytes >= 0x80 and control bytes a client sends reach the (debug)
         log as \\xNN, never raw."""
+        mark = len(self.srv.log())
         c = self.connect()
         c.err(b"USER caf\xc3\xa9")
         c.err(b"USER \x85\x9b2J")
         c.err(b"USER \x1b[2J\x7f\xff")
         c.quit()
-        self.assertTrue(self.srv.wait_log(r"event=disconnect"))
+        # This session's last line (not another test's): then all of its
+        # lines have been read.
+        self.assertTrue(self.srv.wait_log(r"event=disconnect ", start=mark))
         text = self.srv.log_text()
         self.assertIn(r"caf\xc3\xa9", text)
         self.assertIn(r"\x85\x9b2J", text)
