@@ -29,6 +29,9 @@ void	log_vsession(uint64_t sess, const char *fmt, va_list ap)
 	    LOG_PRINTF(2, 0);
 void	log_warn(const char *fmt, ...) LOG_PRINTF(1, 2);
 void	log_warnx(const char *fmt, ...) LOG_PRINTF(1, 2);
+/* Level "error" without exiting: something an operator must fix. */
+void	log_error(const char *fmt, ...) LOG_PRINTF(1, 2);
+void	log_errorx(const char *fmt, ...) LOG_PRINTF(1, 2);
 void	fatal(const char *fmt, ...) LOG_PRINTF(1, 2) __attribute__((noreturn));
 void	fatalx(const char *fmt, ...) LOG_PRINTF(1, 2) __attribute__((noreturn));
 

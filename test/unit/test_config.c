@@ -1127,9 +1127,15 @@ test_log_errno(void **state)
 	assert_int_equal(errno, EACCES);
 	log_info("info keeps errno too");
 	assert_int_equal(errno, EACCES);
+	log_errorx("refused %d", 7);
+	assert_int_equal(errno, EACCES);
+	errno = ENOENT;
+	log_error("read %s", "/y");
+	assert_int_equal(errno, ENOENT);
 	out = capture_end();
 	snprintf(want, sizeof(want), "warn open /x: %s\nwarn no errno here\n"
-	    "info info keeps errno too\n", strerror(ENOENT));
+	    "info info keeps errno too\nerror refused 7\nerror read /y: %s\n",
+	    strerror(ENOENT), strerror(ENOENT));
 	assert_string_equal(out, want);
 	free(out);
 }
