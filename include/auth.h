@@ -42,12 +42,22 @@ struct auth_userinfo {
 
 struct auth_db;
 
+/* auth_db_open() flags */
+#define AUTH_DB_ALLOW_SHRINK	0x01	/* [auth] allow_shrink = yes */
+
 /*
  * Load a passwd-file. Returns 0 and a new db in *db_r, or -1 with a message
  * "FILE:LINE: what is wrong" in err. The db re-reads the file when its
  * mtime, size or inode changes (checked at each verify), like Dovecot.
+ *
+ * A file whose last line has no newline is being written (or was cut
+ * short): open fails; a reload keeps the old table and tries that version
+ * again a second later. A file without users fails to open, and a reload
+ * that would leave no users or lose more than half of them is refused
+ * (logged at error level, the old table stays), unless flags has
+ * AUTH_DB_ALLOW_SHRINK.
  */
-int	auth_db_open(const char *path, struct auth_db **db_r,
+int	auth_db_open(const char *path, int flags, struct auth_db **db_r,
 	    char *err, size_t errlen);
 void	auth_db_free(struct auth_db *db);
 
