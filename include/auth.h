@@ -63,7 +63,9 @@ void	auth_db_free(struct auth_db *db);
 
 /*
  * USER/PASS and SASL PLAIN: check password for user. On AUTH_OK fills
- * *info_r. An unknown user costs the same hashing time as a known one.
+ * *info_r. An unknown user, or one whose stored password is malformed,
+ * costs one check against a stand-in: the stored password of a user of
+ * the table's most common scheme and cost (the result is discarded).
  */
 enum auth_result auth_db_verify_plain(struct auth_db *db, const char *user,
 	    const char *password, struct auth_userinfo *info_r);
@@ -82,6 +84,15 @@ enum auth_result auth_db_verify_apop(struct auth_db *db, const char *user,
  * Comparisons are constant-time.
  */
 int	auth_password_verify(const char *stored, const char *password);
+
+/*
+ * The cost class of a stored "{SCHEME}data" string: strings of one class
+ * take the same time to check. Writes e.g. "PLAIN", "$6$", "$2b$10" or
+ * "$6$rounds=9000" to buf (always NUL-terminated). Returns 0, or -1 if the
+ * scheme is unknown or the data cannot be checked (a cheap test that does
+ * not hash; auth_password_verify() may still return -1 for other reasons).
+ */
+int	auth_password_cost(const char *stored, char *buf, size_t len);
 
 /*
  * Hash password as "{SHA512-CRYPT}$6$salt$hash" with a random salt, like

@@ -15,6 +15,10 @@
  * users or lose more than half of them is refused (a writer that truncated
  * the file and cut it at a line end looks like that) unless allowed.
  *
+ * Unknown users are checked against a stand-in, the stored password of a
+ * real entry of the table's most common cost class (auth_password_cost()),
+ * so that a miss costs what most hits cost; its result is never used.
+ *
  * Locking: tab is read under the rwlock (readers verify concurrently and
  * hold it only to look up and copy one entry; hashing runs outside it).
  * reload_mtx serialises reloaders and guards the "already warned" state;
@@ -47,6 +51,8 @@
 #define AUTH_FIELDS		8
 #define APOP_DIGEST_LEN		16	/* MD5 */
 #define AUTH_PARTIAL_RETRY_MS	1000	/* try an unfinished file again */
+#define AUTH_COST_CLASSES	16	/* distinct cost classes counted */
+#define AUTH_CLASS_MAX		64	/* auth_password_cost() buffer */
 
 /* What identifies one version of the file. */
 struct auth_fkey {
@@ -74,6 +80,7 @@ struct auth_table {
 	struct auth_entry	*ents;		/* sorted by name */
 	size_t			 nents;
 	struct auth_fkey	 key;
+	const char		*standin;	/* an entry's pass, or NULL */
 };
 
 enum auth_load {
@@ -84,7 +91,8 @@ enum auth_load {
 
 struct auth_db {
 	char			*path;
-	char			*dummy;		/* hash for unknown users */
+	char			*dummy;		/* stand-in if the table has none;
+						   the APOP stand-in secret */
 	pthread_rwlock_t	 lock;		/* protects tab */
 	pthread_mutex_t		 reload_mtx;	/* protects the fields below */
 	struct auth_table	*tab;
@@ -107,13 +115,14 @@ static int	auth_parse_line(char *, struct auth_entry *, char *, size_t,
 		    const char *, size_t);
 static int	auth_entry_cmp_name(const void *, const void *);
 static int	auth_entry_cmp(const void *, const void *);
+static void	auth_table_pick_standin(struct auth_table *);
 static enum auth_load auth_table_load(const char *, struct auth_table **,
 		    char *, size_t);
 static uint64_t	auth_now_ms(void);
 static bool	auth_shrink_refused(const struct auth_db *, size_t, size_t);
 static void	auth_db_refresh(struct auth_db *);
 static enum auth_result auth_db_lookup(struct auth_db *, const char *,
-		    char **, struct auth_userinfo *);
+		    char **, char **, struct auth_userinfo *);
 static void	auth_free_secret(char *);
 static int	apop_digest(const char *, const char *, unsigned char *);
 static int	apop_unhex(const char *, unsigned char *);
@@ -355,6 +364,51 @@ auth_entry_cmp(const void *a, const void *b)
 }
 
 /*
+ * Choose tab->standin: the stored password of the first entry of the
+ * most common cost class (ties: the class seen first). Entries whose
+ * scheme is unknown or whose hash cannot be checked do not count; with
+ * none left, standin stays NULL and the db's own SHA512-CRYPT is used.
+ */
+static void
+auth_table_pick_standin(struct auth_table *tab)
+{
+	struct {
+		char	 name[AUTH_CLASS_MAX];
+		size_t	 count;
+		size_t	 first;		/* entry index */
+	}		 cls[AUTH_COST_CLASSES];
+	char		 name[AUTH_CLASS_MAX];
+	size_t		 ncls = 0, i, j, best = 0;
+
+	tab->standin = NULL;
+	for (i = 0; i < tab->nents; i++) {
+		if (auth_password_cost(tab->ents[i].pass, name,
+		    sizeof(name)) == -1)
+			continue;
+		for (j = 0; j < ncls; j++)
+			if (strcmp(cls[j].name, name) == 0)
+				break;
+		if (j == ncls) {
+			if (ncls == AUTH_COST_CLASSES)
+				continue;	/* a rare class: not counted */
+			memcpy(cls[j].name, name, sizeof(name));
+			cls[j].count = 0;
+			cls[j].first = i;
+			ncls++;
+		}
+		cls[j].count++;
+	}
+	if (ncls == 0)
+		return;
+	for (j = 1; j < ncls; j++)
+		if (cls[j].count > cls[best].count)
+			best = j;
+	tab->standin = tab->ents[cls[best].first].pass;
+	log_debug("passwd-file: unknown users are checked like a %s password "
+	    "(%zu of %zu users)", cls[best].name, cls[best].count, tab->nents);
+}
+
+/*
  * Read and parse path into a new table. Returns AUTH_LOAD_OK, or
  * AUTH_LOAD_ERROR with a message for the first error in file order in err,
  * or AUTH_LOAD_PARTIAL (and a message) if the last line has no newline.
@@ -457,6 +511,7 @@ auth_table_load(const char *path, struct auth_table **tab_r, char *err,
 		auth_table_free(tab);
 		return AUTH_LOAD_ERROR;
 	}
+	auth_table_pick_standin(tab);
 	*tab_r = tab;
 	return AUTH_LOAD_OK;
 }
@@ -598,8 +653,8 @@ auth_db_open(const char *path, int flags, struct auth_db **db_r, char *err,
 	db->allow_shrink = (flags & AUTH_DB_ALLOW_SHRINK) != 0;
 
 	/*
-	 * The stand-in hash for unknown users: SHA512-CRYPT of a random
-	 * string, so a miss costs what a typical hit costs.
+	 * The stand-in for tables without a usable entry, and the APOP
+	 * stand-in secret: SHA512-CRYPT of a random string.
 	 */
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
 		snprintf(err, errlen, "%s: RAND_bytes failed", path);
@@ -663,28 +718,37 @@ auth_db_free(struct auth_db *db)
 }
 
 /*
- * Refresh, then copy user's stored password (*stored_r, malloc'd, NULL if
- * the user is unknown) and info out under the read lock. Returns AUTH_OK
- * (user found or not) or AUTH_TEMPFAIL (no table, out of memory).
+ * Refresh, then copy user's stored password (*stored_r, NULL if the user
+ * is unknown), the table's stand-in (*standin_r, unless standin_r is
+ * NULL) and the user's info out under the read lock; both strings are
+ * malloc'd. Returns AUTH_OK (user found or not) or AUTH_TEMPFAIL (no
+ * table, out of memory; nothing to free then).
  */
 static enum auth_result
 auth_db_lookup(struct auth_db *db, const char *user, char **stored_r,
-    struct auth_userinfo *info)
+    char **standin_r, struct auth_userinfo *info)
 {
 	struct auth_entry	 key, *e = NULL;
 	enum auth_result	 res = AUTH_OK;
 
 	*stored_r = NULL;
+	if (standin_r != NULL)
+		*standin_r = NULL;
 	auth_db_refresh(db);
 
 	memset(&key, 0, sizeof(key));
 	key.name = user;
 	pthread_rwlock_rdlock(&db->lock);
-	if (db->tab == NULL)
-		res = AUTH_TEMPFAIL;
-	else if (db->tab->nents > 0 && auth_username_valid(user))
+	if (db->tab == NULL) {
+		pthread_rwlock_unlock(&db->lock);
+		return AUTH_TEMPFAIL;
+	}
+	if (db->tab->nents > 0 && auth_username_valid(user))
 		e = bsearch(&key, db->tab->ents, db->tab->nents,
 		    sizeof(*e), auth_entry_cmp_name);
+	if (standin_r != NULL && (*standin_r = strdup(db->tab->standin !=
+	    NULL ? db->tab->standin : db->dummy)) == NULL)
+		res = AUTH_TEMPFAIL;
 	if (e != NULL) {
 		if ((*stored_r = strdup(e->pass)) == NULL)
 			res = AUTH_TEMPFAIL;
@@ -696,6 +760,14 @@ auth_db_lookup(struct auth_db *db, const char *user, char **stored_r,
 		info->gid = e->gid;
 	}
 	pthread_rwlock_unlock(&db->lock);
+	if (res != AUTH_OK) {
+		auth_free_secret(*stored_r);
+		*stored_r = NULL;
+		if (standin_r != NULL) {
+			auth_free_secret(*standin_r);
+			*standin_r = NULL;
+		}
+	}
 	return res;
 }
 
@@ -715,7 +787,8 @@ auth_db_verify_plain(struct auth_db *db, const char *user,
 {
 	struct auth_userinfo	 info;
 	enum auth_result	 res;
-	char			*stored;
+	char			*stored, *standin;
+	bool			 known;
 	int			 r;
 
 	if (db == NULL)
@@ -723,20 +796,26 @@ auth_db_verify_plain(struct auth_db *db, const char *user,
 	if (user == NULL || password == NULL)
 		return AUTH_FAIL;
 	memset(&info, 0, sizeof(info));
-	if ((res = auth_db_lookup(db, user, &stored, &info)) != AUTH_OK)
+	if ((res = auth_db_lookup(db, user, &stored, &standin, &info)) !=
+	    AUTH_OK)
 		return res;
 
-	if (stored == NULL) {
-		/* unknown user: burn the same time, then fail */
-		(void)auth_password_verify(db->dummy, password);
-		return AUTH_FAIL;
-	}
-	r = auth_password_verify(stored, password);
-	auth_free_secret(stored);
-	if (r == -1)
+	/*
+	 * An unknown user is checked against the stand-in, and so is a
+	 * user whose entry cannot be checked (that fails fast): every
+	 * failure costs about what most checks cost. The stand-in's
+	 * result is discarded.
+	 */
+	known = stored != NULL;
+	r = auth_password_verify(known ? stored : standin, password);
+	if (known && r == -1) {
 		log_warnx("passwd-file %s: user=%s: unknown password scheme "
 		    "or malformed hash", db->path, user);
-	if (r != 1)
+		(void)auth_password_verify(standin, password);
+	}
+	auth_free_secret(stored);
+	auth_free_secret(standin);
+	if (!known || r != 1)
 		return AUTH_FAIL;
 	*info_r = info;
 	return AUTH_OK;
@@ -798,7 +877,7 @@ auth_db_verify_apop(struct auth_db *db, const char *user,
 	if (user == NULL || timestamp == NULL || digest == NULL)
 		return AUTH_FAIL;
 	memset(&info, 0, sizeof(info));
-	if ((res = auth_db_lookup(db, user, &stored, &info)) != AUTH_OK)
+	if ((res = auth_db_lookup(db, user, &stored, NULL, &info)) != AUTH_OK)
 		return res;
 
 	/*

@@ -1248,6 +1248,167 @@ test_malformed_entry(void **state)
 	auth_db_free(db);
 }
 
+/* Cheapest of 8 CPU-timed checks of (user, pw), each AUTH_FAIL. */
+static double
+fail_cost(struct auth_db *db, const char *user, const char *pw)
+{
+	struct auth_userinfo	 info;
+	double			 t0, d, best = 1e9;
+	int			 i;
+
+	for (i = 0; i < 8; i++) {
+		t0 = cpu_sec();
+		assert_int_equal(auth_db_verify_plain(db, user, pw, &info),
+		    AUTH_FAIL);
+		if ((d = cpu_sec() - t0) < best)
+			best = d;
+	}
+	return best;
+}
+
+/*
+ * Unknown users are checked like the table's most common scheme and cost:
+ * here bcrypt at cost 8 (about 15 ms; b3's bare hash is of that class
+ * too), where the SHA512-CRYPT stand-in of old cost 2 ms. So is a user
+ * whose entry cannot be checked (old: no check at all).
+ */
+static void
+test_standin_cost(void **state)
+{
+	struct auth_db		*db;
+	struct auth_userinfo	 info;
+	struct capture		 cap;
+	char			*b1, *b2, *b3, *content, *log;
+	double			 blf, unknown, odd, plain;
+
+	(void)state;
+	b1 = make_crypt("$2b$", 8, "one");
+	b2 = make_crypt("$2b$", 8, "two");
+	b3 = make_crypt("$2b$", 8, "three");
+	if (b1 == NULL || b2 == NULL || b3 == NULL)
+		skip();
+	assert_true(asprintf(&content,
+	    "b1:{BLF-CRYPT}%s\nb2:{BLF-CRYPT}%s\nb3:%s\n"
+	    "p:{PLAIN}plain-pw\nodd:{NOPE}x\n", b1, b2, b3) > 0);
+	db = open_ok(content);
+	capture_start(&cap);
+	blf = fail_cost(db, "b2", "wrong");
+	unknown = fail_cost(db, "nosuch", "wrong");
+	odd = fail_cost(db, "odd", "wrong");
+	plain = fail_cost(db, "p", "wrong");
+	log = capture_end(&cap);
+	free(log);
+	print_message("cheapest failure (CPU): bcrypt user %.6f s, unknown "
+	    "%.6f s, malformed entry %.6f s, {PLAIN} user %.6f s\n", blf,
+	    unknown, odd, plain);
+	assert_true(unknown > blf * 0.5);
+	assert_true(odd > blf * 0.5);
+	assert_true(plain < blf * 0.25);
+
+	/* the stand-in, b1's hash (first of its class), logs nobody in */
+	assert_int_equal(auth_db_verify_plain(db, "nosuch", "one", &info),
+	    AUTH_FAIL);
+	assert_int_equal(auth_db_verify_plain(db, "b1", "one", &info),
+	    AUTH_OK);
+	auth_db_free(db);
+	free(content);
+	free(b1);
+	free(b2);
+	free(b3);
+}
+
+/*
+ * Most users {PLAIN}: an unknown user costs a {PLAIN} check, not a
+ * SHA512-CRYPT (old: always SHA512-CRYPT). The stand-in's own password
+ * does not log an unknown user in.
+ */
+static void
+test_standin_plain(void **state)
+{
+	struct auth_db		*db;
+	struct auth_userinfo	 info;
+	char			*h, *content;
+	double			 sha, unknown;
+
+	(void)state;
+	h = auth_password_hash("sha-pw");
+	assert_non_null(h);
+	assert_true(asprintf(&content, "a:{PLAIN}a-pw\nb:{PLAIN}b-pw\n"
+	    "c:{PLAIN}c-pw\ns:%s\n", h) > 0);
+	db = open_ok(content);
+	sha = fail_cost(db, "s", "wrong");
+	unknown = fail_cost(db, "nosuch", "wrong");
+	print_message("cheapest failure (CPU): SHA512-CRYPT user %.6f s, "
+	    "unknown %.6f s\n", sha, unknown);
+	assert_true(unknown < sha * 0.25);
+	assert_int_equal(auth_db_verify_plain(db, "nosuch", "a-pw", &info),
+	    AUTH_FAIL);
+	assert_int_equal(auth_db_verify_plain(db, "nosuch", "b-pw", &info),
+	    AUTH_FAIL);
+	assert_int_equal(auth_db_verify_plain(db, "a", "a-pw", &info),
+	    AUTH_OK);
+	auth_db_free(db);
+	free(content);
+	free(h);
+}
+
+static void
+test_password_cost(void **state)
+{
+	static const struct {
+		const char	*stored;
+		const char	*cls;		/* NULL: -1 */
+	} cases[] = {
+		{ "{PLAIN}x",					"PLAIN" },
+		{ "{plain}",					"PLAIN" },
+		{ "{SHA512-CRYPT}" SHA512_VECTOR,		"$6$" },
+		{ SHA512_VECTOR,				"$6$" },
+		{ "{CRYPT}$6$rounds=9000$salt$hash",		"$6$rounds=9000" },
+		{ "$5$rounds=6000$salt$hash",			"$5$rounds=6000" },
+		{ "{BLF-CRYPT}$2b$05$J2I5NFmCMafU3nE04BG/LOT6XzyuqjbOrKvTUt"
+		    "tkII5Jm53mC0q36",				"$2b$05" },
+		{ "$2y$12$J2I5NFmCMafU3nE04BG/LOT6XzyuqjbOrKvTUttkII5Jm53mC"
+		    "0q36",					"$2y$12" },
+		{ "$y$j9T$DTfkKaC2gCPOpHgDi5Cwl.$wROrrKd2NEE.Lb5Znm.DUkojfW"
+		    "X6dDfRr/OkDZJ/mRD",			"$y$j9T" },
+		{ "{MD5-CRYPT}$1$Bt7CJrYp$.IXwrEwCpI/EbA..vdLw0/", "$1$" },
+		{ "{CRYPT}abiQ6Ep3EYTHc",			"DES" },
+		{ "{BLF-CRYPT}$2b$99$J2I5NFmCMafU3nE04BG/LOT6XzyuqjbOrKvTUt"
+		    "tkII5Jm53mC0q36",				NULL },
+		{ "{BLF-CRYPT}$2b$5$x",				NULL },
+		{ "{BLF-CRYPT}" SHA512_VECTOR,			NULL },
+		{ "{NOPE}x",					NULL },
+		{ "{PLAIN",					NULL },
+		{ "*",						NULL },
+		{ "!",						NULL },
+		{ "",						NULL },
+		{ "{CRYPT}$9$nonsense",				NULL },
+	};
+	char	 buf[64];
+	size_t	 i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (cases[i].cls == NULL) {
+			if (auth_password_cost(cases[i].stored, buf,
+			    sizeof(buf)) != -1)
+				fail_msg("\"%s\": class \"%s\", want -1",
+				    cases[i].stored, buf);
+			continue;
+		}
+		if (auth_password_cost(cases[i].stored, buf, sizeof(buf)) != 0)
+			fail_msg("\"%s\": -1, want \"%s\"", cases[i].stored,
+			    cases[i].cls);
+		if (strcmp(buf, cases[i].cls) != 0)
+			fail_msg("\"%s\": class \"%s\", want \"%s\"",
+			    cases[i].stored, buf, cases[i].cls);
+	}
+	assert_int_equal(auth_password_cost(NULL, buf, sizeof(buf)), -1);
+	/* a short buffer is cut, and terminated */
+	assert_int_equal(auth_password_cost("{PLAIN}x", buf, 3), 0);
+	assert_string_equal(buf, "PL");
+}
+
 /* --- APOP --- */
 
 static void
@@ -1459,6 +1620,9 @@ main(void)
 		cmocka_unit_test(test_reload_shrink),
 		cmocka_unit_test(test_unknown_user),
 		cmocka_unit_test(test_malformed_entry),
+		cmocka_unit_test(test_standin_cost),
+		cmocka_unit_test(test_standin_plain),
+		cmocka_unit_test(test_password_cost),
 		cmocka_unit_test(test_apop),
 		cmocka_unit_test(test_concurrency),
 	};
