@@ -42,18 +42,30 @@ struct auth_userinfo {
 
 struct auth_db;
 
+/* auth_db_open() flags */
+#define AUTH_DB_ALLOW_SHRINK	0x01	/* [auth] allow_shrink = yes */
+
 /*
  * Load a passwd-file. Returns 0 and a new db in *db_r, or -1 with a message
  * "FILE:LINE: what is wrong" in err. The db re-reads the file when its
  * mtime, size or inode changes (checked at each verify), like Dovecot.
+ *
+ * A file whose last line has no newline is being written (or was cut
+ * short): open fails; a reload keeps the old table and tries that version
+ * again a second later. A file without users fails to open, and a reload
+ * that would leave no users or lose more than half of them is refused
+ * (logged at error level, the old table stays), unless flags has
+ * AUTH_DB_ALLOW_SHRINK.
  */
-int	auth_db_open(const char *path, struct auth_db **db_r,
+int	auth_db_open(const char *path, int flags, struct auth_db **db_r,
 	    char *err, size_t errlen);
 void	auth_db_free(struct auth_db *db);
 
 /*
  * USER/PASS and SASL PLAIN: check password for user. On AUTH_OK fills
- * *info_r. An unknown user costs the same hashing time as a known one.
+ * *info_r. An unknown user, or one whose stored password is malformed,
+ * costs one check against a stand-in: the stored password of a user of
+ * the table's most common scheme and cost (the result is discarded).
  */
 enum auth_result auth_db_verify_plain(struct auth_db *db, const char *user,
 	    const char *password, struct auth_userinfo *info_r);
@@ -72,6 +84,15 @@ enum auth_result auth_db_verify_apop(struct auth_db *db, const char *user,
  * Comparisons are constant-time.
  */
 int	auth_password_verify(const char *stored, const char *password);
+
+/*
+ * The cost class of a stored "{SCHEME}data" string: strings of one class
+ * take the same time to check. Writes e.g. "PLAIN", "$6$", "$2b$10" or
+ * "$6$rounds=9000" to buf (always NUL-terminated). Returns 0, or -1 if the
+ * scheme is unknown or the data cannot be checked (a cheap test that does
+ * not hash; auth_password_verify() may still return -1 for other reasons).
+ */
+int	auth_password_cost(const char *stored, char *buf, size_t len);
 
 /*
  * Hash password as "{SHA512-CRYPT}$6$salt$hash" with a random salt, like

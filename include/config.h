@@ -38,6 +38,7 @@ struct cfg {
 	int			 failure_delay_ms;
 	int			 max_failures;
 	int			 threads;
+	bool			 allow_shrink;	/* passwd-file may lose users */
 
 	/* [mail] */
 	char			*mail_driver;

@@ -161,10 +161,11 @@ void		 session_debug(const struct session *s, const char *fmt, ...)
 		    __attribute__((format(printf, 2, 3)));
 
 /*
- * Hold input for ms milliseconds, then call fn (the failed-login pause;
- * an evtimer, never sleep()). fn must end with session_resume() or close.
+ * Hold input for us microseconds from now, then call fn (the failed-login
+ * pause; an evtimer, never sleep()). fn must end with session_resume() or
+ * close.
  */
-void		 session_pause(struct session *s, int ms,
+void		 session_pause(struct session *s, uint64_t us,
 		    void (*fn)(struct session *));
 
 /* Shutdown path for server_stop(): say goodbye, close without UPDATE. */

@@ -8,7 +8,16 @@
  * is not kept open. Each verify stat()s it and, when (dev, inode, size,
  * mtime) changed, builds a new table and swaps it in; a file that no longer
  * parses is reported once and the old table stays in use, so a half-edited
- * file does not lock everyone out.
+ * file does not lock everyone out. A file that is still being written
+ * (its last line has no newline) is not loaded either, but tried again
+ * after AUTH_PARTIAL_RETRY_MS even if its key has not changed, since a slow
+ * writer may finish within one mtime tick. A reload that would leave no
+ * users or lose more than half of them is refused (a writer that truncated
+ * the file and cut it at a line end looks like that) unless allowed.
+ *
+ * Unknown users are checked against a stand-in, the stored password of a
+ * real entry of the table's most common cost class (auth_password_cost()),
+ * so that a miss costs what most hits cost; its result is never used.
  *
  * Locking: tab is read under the rwlock (readers verify concurrently and
  * hold it only to look up and copy one entry; hashing runs outside it).
@@ -21,10 +30,12 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -39,6 +50,9 @@
 #define AUTH_FILE_MAX		(256UL * 1024 * 1024)
 #define AUTH_FIELDS		8
 #define APOP_DIGEST_LEN		16	/* MD5 */
+#define AUTH_PARTIAL_RETRY_MS	1000	/* try an unfinished file again */
+#define AUTH_COST_CLASSES	16	/* distinct cost classes counted */
+#define AUTH_CLASS_MAX		64	/* auth_password_cost() buffer */
 
 /* What identifies one version of the file. */
 struct auth_fkey {
@@ -66,17 +80,29 @@ struct auth_table {
 	struct auth_entry	*ents;		/* sorted by name */
 	size_t			 nents;
 	struct auth_fkey	 key;
+	const char		*standin;	/* an entry's pass, or NULL */
+};
+
+enum auth_load {
+	AUTH_LOAD_OK,
+	AUTH_LOAD_ERROR,	/* broken: this version is not tried again */
+	AUTH_LOAD_PARTIAL,	/* no final newline: being written */
 };
 
 struct auth_db {
 	char			*path;
-	char			*dummy;		/* hash for unknown users */
+	char			*dummy;		/* stand-in if the table has none;
+						   the APOP stand-in secret */
 	pthread_rwlock_t	 lock;		/* protects tab */
 	pthread_mutex_t		 reload_mtx;	/* protects the fields below */
 	struct auth_table	*tab;
 	struct auth_fkey	 bad_key;	/* version that failed to load */
+	struct auth_fkey	 partial_key;	/* version being written */
+	uint64_t		 partial_retry;	/* ms, monotonic */
 	unsigned int		 have_bad:1;
+	unsigned int		 have_partial:1;
 	unsigned int		 stat_failed:1;
+	unsigned int		 allow_shrink:1;	/* set at open only */
 };
 
 static void	auth_fkey_from_stat(struct auth_fkey *, const struct stat *);
@@ -89,11 +115,14 @@ static int	auth_parse_line(char *, struct auth_entry *, char *, size_t,
 		    const char *, size_t);
 static int	auth_entry_cmp_name(const void *, const void *);
 static int	auth_entry_cmp(const void *, const void *);
-static int	auth_table_load(const char *, struct auth_table **, char *,
-		    size_t);
+static void	auth_table_pick_standin(struct auth_table *);
+static enum auth_load auth_table_load(const char *, struct auth_table **,
+		    char *, size_t);
+static uint64_t	auth_now_ms(void);
+static bool	auth_shrink_refused(const struct auth_db *, size_t, size_t);
 static void	auth_db_refresh(struct auth_db *);
 static enum auth_result auth_db_lookup(struct auth_db *, const char *,
-		    char **, struct auth_userinfo *);
+		    char **, char **, struct auth_userinfo *);
 static void	auth_free_secret(char *);
 static int	apop_digest(const char *, const char *, unsigned char *);
 static int	apop_unhex(const char *, unsigned char *);
@@ -335,10 +364,56 @@ auth_entry_cmp(const void *a, const void *b)
 }
 
 /*
- * Read and parse path into a new table. Returns 0, or -1 with a message
- * for the first error in file order in err.
+ * Choose tab->standin: the stored password of the first entry of the
+ * most common cost class (ties: the class seen first). Entries whose
+ * scheme is unknown or whose hash cannot be checked do not count; with
+ * none left, standin stays NULL and the db's own SHA512-CRYPT is used.
  */
-static int
+static void
+auth_table_pick_standin(struct auth_table *tab)
+{
+	struct {
+		char	 name[AUTH_CLASS_MAX];
+		size_t	 count;
+		size_t	 first;		/* entry index */
+	}		 cls[AUTH_COST_CLASSES];
+	char		 name[AUTH_CLASS_MAX];
+	size_t		 ncls = 0, i, j, best = 0;
+
+	tab->standin = NULL;
+	for (i = 0; i < tab->nents; i++) {
+		if (auth_password_cost(tab->ents[i].pass, name,
+		    sizeof(name)) == -1)
+			continue;
+		for (j = 0; j < ncls; j++)
+			if (strcmp(cls[j].name, name) == 0)
+				break;
+		if (j == ncls) {
+			if (ncls == AUTH_COST_CLASSES)
+				continue;	/* a rare class: not counted */
+			memcpy(cls[j].name, name, sizeof(name));
+			cls[j].count = 0;
+			cls[j].first = i;
+			ncls++;
+		}
+		cls[j].count++;
+	}
+	if (ncls == 0)
+		return;
+	for (j = 1; j < ncls; j++)
+		if (cls[j].count > cls[best].count)
+			best = j;
+	tab->standin = tab->ents[cls[best].first].pass;
+	log_debug("passwd-file: unknown users are checked like a %s password "
+	    "(%zu of %zu users)", cls[best].name, cls[best].count, tab->nents);
+}
+
+/*
+ * Read and parse path into a new table. Returns AUTH_LOAD_OK, or
+ * AUTH_LOAD_ERROR with a message for the first error in file order in err,
+ * or AUTH_LOAD_PARTIAL (and a message) if the last line has no newline.
+ */
+static enum auth_load
 auth_table_load(const char *path, struct auth_table **tab_r, char *err,
     size_t errlen)
 {
@@ -350,11 +425,23 @@ auth_table_load(const char *path, struct auth_table **tab_r, char *err,
 
 	if ((tab = calloc(1, sizeof(*tab))) == NULL) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
+		return AUTH_LOAD_ERROR;
 	}
 	if (auth_read_file(path, tab, err, errlen) == -1) {
 		auth_table_free(tab);
-		return -1;
+		return AUTH_LOAD_ERROR;
+	}
+	/*
+	 * Every line ends with a newline, the last one too: without it the
+	 * file is being written, or was cut short. Its last entry may hold a
+	 * truncated password or home directory: never load it.
+	 */
+	if (tab->datalen > 0 && tab->buf[tab->datalen - 1] != '\n') {
+		snprintf(err, errlen, "%s: the last line has no newline: the "
+		    "file is being written, or was cut short (every line must "
+		    "end with a newline, the last one too)", path);
+		auth_table_free(tab);
+		return AUTH_LOAD_PARTIAL;
 	}
 
 	perr[0] = '\0';
@@ -417,20 +504,42 @@ auth_table_load(const char *path, struct auth_table **tab_r, char *err,
 	if (dupline != 0) {
 		snprintf(err, errlen, "%s:%zu: duplicate user", path, dupline);
 		auth_table_free(tab);
-		return -1;
+		return AUTH_LOAD_ERROR;
 	}
 	if (failed) {
 		snprintf(err, errlen, "%s", perr);
 		auth_table_free(tab);
-		return -1;
+		return AUTH_LOAD_ERROR;
 	}
+	auth_table_pick_standin(tab);
 	*tab_r = tab;
-	return 0;
+	return AUTH_LOAD_OK;
+}
+
+static uint64_t
+auth_now_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * A reload from nold to nnew users that leaves none or loses more than
+ * half of them: a truncated file cut at a line end looks like this.
+ */
+static bool
+auth_shrink_refused(const struct auth_db *db, size_t nold, size_t nnew)
+{
+	return !db->allow_shrink && nnew < nold && 2 * (nold - nnew) > nold;
 }
 
 /*
  * Reload the table if the file changed. Never fails: problems are logged
- * (once per file version) and the current table stays.
+ * (once per file version) and the current table stays. A version that is
+ * still being written is tried again AUTH_PARTIAL_RETRY_MS later; any
+ * other refused version only once it changes.
  */
 static void
 auth_db_refresh(struct auth_db *db)
@@ -439,6 +548,9 @@ auth_db_refresh(struct auth_db *db)
 	struct auth_fkey	 key;
 	struct stat		 st;
 	char			 err[512];
+	enum auth_load		 r;
+	uint64_t		 now;
+	size_t			 nold;
 	bool			 same;
 
 	/* Fast path: one stat() and a compare under the read lock. */
@@ -469,10 +581,37 @@ auth_db_refresh(struct auth_db *db)
 	if ((db->tab != NULL && auth_fkey_eq(&db->tab->key, &key)) ||
 	    (db->have_bad && auth_fkey_eq(&db->bad_key, &key)))
 		goto out;
+	now = auth_now_ms();
+	if (db->have_partial && auth_fkey_eq(&db->partial_key, &key) &&
+	    now < db->partial_retry)
+		goto out;
 
-	if (auth_table_load(db->path, &nt, err, sizeof(err)) == -1) {
+	r = auth_table_load(db->path, &nt, err, sizeof(err));
+	if (r == AUTH_LOAD_PARTIAL) {
+		if (!db->have_partial || !auth_fkey_eq(&db->partial_key, &key))
+			log_warnx("passwd-file reload postponed: %s; keeping "
+			    "the old user table until the file is complete",
+			    err);
+		db->partial_key = key;
+		db->partial_retry = now + AUTH_PARTIAL_RETRY_MS;
+		db->have_partial = 1;
+		goto out;
+	}
+	db->have_partial = 0;
+	if (r == AUTH_LOAD_ERROR) {
 		log_warnx("passwd-file reload failed: %s; keeping the old "
 		    "user table", err);
+		db->bad_key = key;
+		db->have_bad = 1;
+		goto out;
+	}
+	nold = db->tab != NULL ? db->tab->nents : 0;
+	if (auth_shrink_refused(db, nold, nt->nents)) {
+		log_errorx("passwd-file %s: reload refused: %zu users instead "
+		    "of %zu (a file cut short?); keeping the old user table. "
+		    "Replace the file atomically, or set [auth] allow_shrink "
+		    "= yes", db->path, nt->nents, nold);
+		auth_table_free(nt);
 		db->bad_key = key;
 		db->have_bad = 1;
 		goto out;
@@ -490,7 +629,7 @@ auth_db_refresh(struct auth_db *db)
 
 /* See auth.h. */
 int
-auth_db_open(const char *path, struct auth_db **db_r, char *err,
+auth_db_open(const char *path, int flags, struct auth_db **db_r, char *err,
     size_t errlen)
 {
 	struct auth_db		*db;
@@ -511,9 +650,11 @@ auth_db_open(const char *path, struct auth_db **db_r, char *err,
 		return -1;
 	}
 
+	db->allow_shrink = (flags & AUTH_DB_ALLOW_SHRINK) != 0;
+
 	/*
-	 * The stand-in hash for unknown users: SHA512-CRYPT of a random
-	 * string, so a miss costs what a typical hit costs.
+	 * The stand-in for tables without a usable entry, and the APOP
+	 * stand-in secret: SHA512-CRYPT of a random string.
 	 */
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
 		snprintf(err, errlen, "%s: RAND_bytes failed", path);
@@ -530,8 +671,16 @@ auth_db_open(const char *path, struct auth_db **db_r, char *err,
 		goto fail;
 	}
 
-	if (auth_table_load(path, &db->tab, err, errlen) == -1)
+	if (auth_table_load(path, &db->tab, err, errlen) != AUTH_LOAD_OK)
 		goto fail;
+	/* An empty table locks everyone out: not by accident. */
+	if (db->tab->nents == 0 && !db->allow_shrink) {
+		snprintf(err, errlen, "%s: no users (everyone would be locked "
+		    "out); set [auth] allow_shrink = yes to start anyway",
+		    path);
+		auth_table_free(db->tab);
+		goto fail;
+	}
 
 	/* Prefer writers so a busy pool cannot starve a reload. */
 	pthread_rwlockattr_init(&attr);
@@ -569,28 +718,37 @@ auth_db_free(struct auth_db *db)
 }
 
 /*
- * Refresh, then copy user's stored password (*stored_r, malloc'd, NULL if
- * the user is unknown) and info out under the read lock. Returns AUTH_OK
- * (user found or not) or AUTH_TEMPFAIL (no table, out of memory).
+ * Refresh, then copy user's stored password (*stored_r, NULL if the user
+ * is unknown), the table's stand-in (*standin_r, unless standin_r is
+ * NULL) and the user's info out under the read lock; both strings are
+ * malloc'd. Returns AUTH_OK (user found or not) or AUTH_TEMPFAIL (no
+ * table, out of memory; nothing to free then).
  */
 static enum auth_result
 auth_db_lookup(struct auth_db *db, const char *user, char **stored_r,
-    struct auth_userinfo *info)
+    char **standin_r, struct auth_userinfo *info)
 {
 	struct auth_entry	 key, *e = NULL;
 	enum auth_result	 res = AUTH_OK;
 
 	*stored_r = NULL;
+	if (standin_r != NULL)
+		*standin_r = NULL;
 	auth_db_refresh(db);
 
 	memset(&key, 0, sizeof(key));
 	key.name = user;
 	pthread_rwlock_rdlock(&db->lock);
-	if (db->tab == NULL)
-		res = AUTH_TEMPFAIL;
-	else if (db->tab->nents > 0 && auth_username_valid(user))
+	if (db->tab == NULL) {
+		pthread_rwlock_unlock(&db->lock);
+		return AUTH_TEMPFAIL;
+	}
+	if (db->tab->nents > 0 && auth_username_valid(user))
 		e = bsearch(&key, db->tab->ents, db->tab->nents,
 		    sizeof(*e), auth_entry_cmp_name);
+	if (standin_r != NULL && (*standin_r = strdup(db->tab->standin !=
+	    NULL ? db->tab->standin : db->dummy)) == NULL)
+		res = AUTH_TEMPFAIL;
 	if (e != NULL) {
 		if ((*stored_r = strdup(e->pass)) == NULL)
 			res = AUTH_TEMPFAIL;
@@ -602,6 +760,14 @@ auth_db_lookup(struct auth_db *db, const char *user, char **stored_r,
 		info->gid = e->gid;
 	}
 	pthread_rwlock_unlock(&db->lock);
+	if (res != AUTH_OK) {
+		auth_free_secret(*stored_r);
+		*stored_r = NULL;
+		if (standin_r != NULL) {
+			auth_free_secret(*standin_r);
+			*standin_r = NULL;
+		}
+	}
 	return res;
 }
 
@@ -621,7 +787,8 @@ auth_db_verify_plain(struct auth_db *db, const char *user,
 {
 	struct auth_userinfo	 info;
 	enum auth_result	 res;
-	char			*stored;
+	char			*stored, *standin;
+	bool			 known;
 	int			 r;
 
 	if (db == NULL)
@@ -629,20 +796,26 @@ auth_db_verify_plain(struct auth_db *db, const char *user,
 	if (user == NULL || password == NULL)
 		return AUTH_FAIL;
 	memset(&info, 0, sizeof(info));
-	if ((res = auth_db_lookup(db, user, &stored, &info)) != AUTH_OK)
+	if ((res = auth_db_lookup(db, user, &stored, &standin, &info)) !=
+	    AUTH_OK)
 		return res;
 
-	if (stored == NULL) {
-		/* unknown user: burn the same time, then fail */
-		(void)auth_password_verify(db->dummy, password);
-		return AUTH_FAIL;
-	}
-	r = auth_password_verify(stored, password);
-	auth_free_secret(stored);
-	if (r == -1)
+	/*
+	 * An unknown user is checked against the stand-in, and so is a
+	 * user whose entry cannot be checked (that fails fast): every
+	 * failure costs about what most checks cost. The stand-in's
+	 * result is discarded.
+	 */
+	known = stored != NULL;
+	r = auth_password_verify(known ? stored : standin, password);
+	if (known && r == -1) {
 		log_warnx("passwd-file %s: user=%s: unknown password scheme "
 		    "or malformed hash", db->path, user);
-	if (r != 1)
+		(void)auth_password_verify(standin, password);
+	}
+	auth_free_secret(stored);
+	auth_free_secret(standin);
+	if (!known || r != 1)
 		return AUTH_FAIL;
 	*info_r = info;
 	return AUTH_OK;
@@ -704,7 +877,7 @@ auth_db_verify_apop(struct auth_db *db, const char *user,
 	if (user == NULL || timestamp == NULL || digest == NULL)
 		return AUTH_FAIL;
 	memset(&info, 0, sizeof(info));
-	if ((res = auth_db_lookup(db, user, &stored, &info)) != AUTH_OK)
+	if ((res = auth_db_lookup(db, user, &stored, NULL, &info)) != AUTH_OK)
 		return res;
 
 	/*

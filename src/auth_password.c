@@ -9,6 +9,7 @@
  */
 #include <crypt.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -43,6 +44,8 @@ static const struct {
 
 #define AUTH_HASH_PREFIX	"{SHA512-CRYPT}"
 
+static int	auth_scheme_parse(const char *, enum auth_scheme *,
+		    const char **);
 static int	auth_verify_plain(const char *, const char *);
 static int	auth_verify_crypt(const char *, const char *);
 
@@ -151,18 +154,23 @@ auth_verify_crypt(const char *data, const char *password)
 	return ret;
 }
 
-/* See auth.h. */
-int
-auth_password_verify(const char *stored, const char *password)
+/*
+ * Split stored into its scheme and data (a bare string is {CRYPT}).
+ * Returns 0, or -1 if the scheme is unknown or the data does not start
+ * the way the scheme requires.
+ */
+static int
+auth_scheme_parse(const char *stored, enum auth_scheme *scheme_r,
+    const char **data_r)
 {
 	const char	*data, *end;
 	size_t		 i, nlen;
 
-	if (stored == NULL || password == NULL)
-		return -1;
-	if (stored[0] != '{')
-		return auth_verify_crypt(stored, password);
-
+	if (stored[0] != '{') {
+		*scheme_r = SCHEME_CRYPT;
+		*data_r = stored;
+		return 0;
+	}
 	if ((end = strchr(stored, '}')) == NULL)
 		return -1;
 	nlen = (size_t)(end - (stored + 1));
@@ -171,8 +179,6 @@ auth_password_verify(const char *stored, const char *password)
 		if (strlen(auth_schemes[i].name) != nlen ||
 		    strncasecmp(auth_schemes[i].name, stored + 1, nlen) != 0)
 			continue;
-		if (auth_schemes[i].scheme == SCHEME_PLAIN)
-			return auth_verify_plain(data, password);
 		if (auth_schemes[i].prefix != NULL &&
 		    strncmp(data, auth_schemes[i].prefix,
 		    strlen(auth_schemes[i].prefix)) != 0)
@@ -182,9 +188,101 @@ auth_password_verify(const char *stored, const char *password)
 		    (data[2] == '\0' || strchr("aby", data[2]) == NULL ||
 		    data[3] != '$'))
 			return -1;
-		return auth_verify_crypt(data, password);
+		*scheme_r = auth_schemes[i].scheme;
+		*data_r = data;
+		return 0;
 	}
 	return -1;
+}
+
+/* See auth.h. */
+int
+auth_password_verify(const char *stored, const char *password)
+{
+	enum auth_scheme	 scheme;
+	const char		*data;
+
+	if (stored == NULL || password == NULL)
+		return -1;
+	if (auth_scheme_parse(stored, &scheme, &data) == -1)
+		return -1;
+	if (scheme == SCHEME_PLAIN)
+		return auth_verify_plain(data, password);
+	return auth_verify_crypt(data, password);
+}
+
+/*
+ * See auth.h. What sets the cost of a crypt(3) hash: the method (the
+ * "$id$"), and its parameters where it has any: bcrypt's cost field, the
+ * first field of "$id$params$salt$hash" ("rounds=N" of SHA-crypt,
+ * yescrypt's and sha1crypt's parameters), scrypt's N, r and p at the start
+ * of its salt field, the count of BSDi's "_" DES. Salts and hashes vary
+ * within a class and cost the same.
+ */
+int
+auth_password_cost(const char *stored, char *buf, size_t len)
+{
+	enum auth_scheme	 scheme;
+	const char		*data, *id_end, *f1, *p;
+	size_t			 nf = 0;
+	int			 cost;
+
+	if (len > 0)
+		buf[0] = '\0';
+	if (stored == NULL || len == 0 ||
+	    auth_scheme_parse(stored, &scheme, &data) == -1)
+		return -1;
+	if (scheme == SCHEME_PLAIN) {
+		snprintf(buf, len, "PLAIN");
+		return 0;
+	}
+	/* What auth_verify_crypt() and crypt_rn() refuse without hashing. */
+	if (data[0] == '\0' || data[0] == '*' ||
+	    strlen(data) >= CRYPT_OUTPUT_SIZE)
+		return -1;
+	switch (crypt_checksalt(data)) {
+	case CRYPT_SALT_OK:
+	case CRYPT_SALT_METHOD_LEGACY:
+	case CRYPT_SALT_TOO_CHEAP:
+		break;
+	default:
+		return -1;
+	}
+	if (data[0] == '_') {
+		snprintf(buf, len, "%.5s", data);
+		return 0;
+	}
+	if (data[0] != '$') {
+		snprintf(buf, len, "DES");
+		return 0;
+	}
+	if ((id_end = strchr(data + 1, '$')) == NULL)
+		return -1;
+	f1 = id_end + 1;
+	if (strncmp(data, "$2", 2) == 0) {
+		/* "$2b$NN$": crypt_rn() refuses a cost outside 4..31 */
+		if (f1[0] < '0' || f1[0] > '9' || f1[1] < '0' || f1[1] > '9' ||
+		    f1[2] != '$')
+			return -1;
+		cost = (f1[0] - '0') * 10 + (f1[1] - '0');
+		if (cost < 4 || cost > 31)
+			return -1;
+		snprintf(buf, len, "%.*s", (int)(f1 + 2 - data), data);
+		return 0;
+	}
+	if (strncmp(data, "$7$", 3) == 0) {
+		snprintf(buf, len, "%.*s", (int)(f1 - data + 11), data);
+		return 0;
+	}
+	for (p = f1; *p != '\0'; p++)
+		if (*p == '$')
+			nf++;
+	if (nf >= 2)		/* $id$params$salt$hash */
+		snprintf(buf, len, "%.*s", (int)(strchr(f1, '$') - data),
+		    data);
+	else			/* $id$salt$hash */
+		snprintf(buf, len, "%.*s", (int)(f1 - data), data);
+	return 0;
 }
 
 /* See auth.h. The salt comes from the OS RNG through crypt_gensalt_rn(). */

@@ -8,12 +8,19 @@
  * every release of a maildrop (QUIT or not): the unlock is file I/O.
  * Releases go ahead of queued logins (worker_submit_urgent()): QUIT's
  * +OK and the next login of the same user wait for them.
+ *
+ * A failed login is answered failure_delay after the command was
+ * dispatched, however long the check took (queue wait and hashing
+ * included), so the answer's timing does not tell a known user from an
+ * unknown one, nor one scheme from another.
  */
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 
@@ -25,6 +32,9 @@
 #include "session.h"
 #include "store.h"
 #include "worker.h"
+
+/* At most one "failure_delay too short" warning per this many µs. */
+#define SLOW_WARN_INTERVAL_US	(60ULL * 1000 * 1000)
 
 enum job_kind {
 	JOB_LOGIN_PLAIN,
@@ -44,6 +54,7 @@ struct login_job {
 	char			*user;
 	char			*secret;	/* password or APOP digest */
 	char			*apop_ts;
+	uint64_t		 started_us;	/* dispatched, monotonic */
 
 	/* out */
 	enum auth_result	 auth;
@@ -54,6 +65,15 @@ struct login_job {
 	uint8_t			*del;		/* UPDATE: the marks, or NULL */
 	size_t			 n_marked;	/* UPDATE: how many */
 };
+
+static uint64_t
+mono_us(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
 
 static void
 job_free(struct login_job *job)
@@ -152,12 +172,38 @@ login_submit(struct session *s, enum job_kind kind, const char *secret,
 	job->s = s;
 	job->srv = s->srv;
 	job->kind = kind;
+	job->started_us = mono_us();
 	s->job = job;
 	s->waiting = 1;
 	/* After this turn's callbacks: a session closed in it gives up its
 	 * maildrop first (cmd_auth_closing()). */
 	worker_submit_later(s->srv->workers, &job->base);
 	return CMD_WAIT;
+}
+
+/*
+ * A failed check took took_us, longer than failure_delay (delay_ms > 0):
+ * its answer cannot be held to the fixed time. Warn, at most once a
+ * minute, with the number of such answers since the last warning.
+ */
+static void
+login_slow_warn(uint64_t took_us, int delay_ms)
+{
+	static uint64_t		 last_us;
+	static unsigned long	 count;
+	uint64_t		 now = mono_us();
+
+	count++;
+	if (last_us != 0 && now - last_us < SLOW_WARN_INTERVAL_US)
+		return;
+	log_warnx("event=auth-slow check_ms=%.1f failure_delay_ms=%d "
+	    "count=%lu note=\"failure_delay is shorter than the password "
+	    "check (hashing and the wait for a worker), so failed logins are "
+	    "answered late and their timing may tell which users exist: "
+	    "raise [auth] failure_delay\"",
+	    (double)took_us / 1000.0, delay_ms, count);
+	last_us = now;
+	count = 0;
 }
 
 /* After the failed-login pause: answer, and drop a persistent guesser. */
@@ -179,6 +225,7 @@ login_done(struct worker_job *wj)
 	struct session		*s = job->s;
 	char			 quser[LOG_QUOTED_SIZE(POP3_USER_MAX)];
 	char			 qerr[LOG_QUOTED_SIZE(sizeof(job->err))];
+	uint64_t		 delay_us, started_us, took_us;
 
 	if (s == NULL) {			/* the client went away */
 		if (job->md != NULL)
@@ -202,9 +249,21 @@ login_done(struct worker_job *wj)
 			session_resume(s);
 			return;
 		}
+		/*
+		 * Answer failure_delay after the command, not after the
+		 * check: what the check cost must not show.
+		 */
+		delay_us = (uint64_t)s->srv->cfg->failure_delay_ms * 1000;
+		started_us = job->started_us;
 		job_free(job);
-		session_pause(s, s->srv->cfg->failure_delay_ms,
-		    login_failed_reply);
+		took_us = mono_us() - started_us;
+		if (took_us < delay_us) {
+			session_pause(s, delay_us - took_us, login_failed_reply);
+			return;
+		}
+		if (delay_us > 0)
+			login_slow_warn(took_us, s->srv->cfg->failure_delay_ms);
+		session_pause(s, 0, login_failed_reply);
 		return;
 	}
 

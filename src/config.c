@@ -113,6 +113,9 @@ static const struct cfg_key cfg_keys[] = {
 	    .doc = "failed logins per connection before disconnect" },
 	{ "auth", "threads", CFG_INT, OFF(threads), "2", 1, 64, 0,
 	    .doc = "worker threads for password hashing and maildrop scans" },
+	{ "auth", "allow_shrink", CFG_BOOL, OFF(allow_shrink), "no", 0, 0, 0,
+	    .doc = "load a passwd-file with no users, or a reload that loses "
+		"more than half of them" },
 
 	{ "mail", "driver", CFG_STRING, OFF(mail_driver), "maildir", 0, 0, 0,
 	    .doc = "mail store driver",

@@ -414,7 +414,9 @@ server_init(struct server *srv, struct event_base *base, const struct cfg *cfg)
 	if (srv->next_session_id == 0)
 		srv->next_session_id = 1;	/* 0 is "no session" in logs */
 
-	if (auth_db_open(cfg->passwd_file, &srv->auth, err, sizeof(err)) == -1) {
+	if (auth_db_open(cfg->passwd_file,
+	    cfg->allow_shrink ? AUTH_DB_ALLOW_SHRINK : 0, &srv->auth, err,
+	    sizeof(err)) == -1) {
 		log_errorx("event=startup-failed step=passwd-file: %s", err);
 		return -1;
 	}

@@ -480,12 +480,15 @@ session_delay_cb(evutil_socket_t fd, short events, void *arg)
 }
 
 void
-session_pause(struct session *s, int ms, void (*fn)(struct session *))
+session_pause(struct session *s, uint64_t us, void (*fn)(struct session *))
 {
-	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+	struct timeval tv = { .tv_sec = (time_t)(us / 1000000),
+	    .tv_usec = (suseconds_t)(us % 1000000) };
 
 	s->waiting = 1;
 	s->pause_fn = fn;
+	/* evtimer_add() counts from the time cached when the loop woke */
+	event_base_update_cache_time(s->srv->base);
 	evtimer_add(s->delay, &tv);
 }
 

@@ -201,7 +201,7 @@ open_ok(const char *content)
 	char		 err[512] = "";
 
 	write_file(pwpath, content);
-	if (auth_db_open(pwpath, &db, err, sizeof(err)) != 0)
+	if (auth_db_open(pwpath, 0, &db, err, sizeof(err)) != 0)
 		fail_msg("auth_db_open: %s", err);
 	assert_non_null(db);
 	return db;
@@ -481,7 +481,7 @@ test_file_parse(void **state)
 	    "noids:{PLAIN}x:::gecos:/home/noids::\n"
 	    "bob@example.org:" SHA512_VECTOR "\n"
 	    "zero:{PLAIN}z:0:0\n"
-	    "last:{PLAIN}lastpw", h) > 0);
+	    "last:{PLAIN}lastpw\n", h) > 0);
 	db = open_ok(content);
 
 	memset(&info, 0xa5, sizeof(info));
@@ -633,7 +633,7 @@ test_file_errors(void **state)
 		write_file(pwpath, cases[i].content);
 		db = (struct auth_db *)0x1;
 		memset(err, 0, sizeof(err));
-		if (auth_db_open(pwpath, &db, err, sizeof(err)) != -1)
+		if (auth_db_open(pwpath, 0, &db, err, sizeof(err)) != -1)
 			fail_msg("case %zu accepted", i);
 		assert_null(db);
 		snprintf(want, sizeof(want), "%s%s", pwpath, cases[i].suffix);
@@ -661,7 +661,7 @@ test_file_errors_long(void **state)
 	assert_true(asprintf(&content, "ok:{PLAIN}x\nu:{PLAIN}x:1:1::%s\n",
 	    longf) > 0);
 	write_file(pwpath, content);
-	assert_int_equal(auth_db_open(pwpath, &db, err, sizeof(err)), -1);
+	assert_int_equal(auth_db_open(pwpath, 0, &db, err, sizeof(err)), -1);
 	snprintf(want, sizeof(want), "%s:2: home too long", pwpath);
 	assert_string_equal(err, want);
 	free(content);
@@ -676,7 +676,7 @@ test_file_errors_long(void **state)
 	assert_true(asprintf(&content, "u:{PLAIN}x:1:1::/h::%s\n", longf) >
 	    0);
 	write_file(pwpath, content);
-	assert_int_equal(auth_db_open(pwpath, &db, err, sizeof(err)), -1);
+	assert_int_equal(auth_db_open(pwpath, 0, &db, err, sizeof(err)), -1);
 	snprintf(want, sizeof(want), "%s:1: extra field too long", pwpath);
 	assert_string_equal(err, want);
 	free(content);
@@ -689,7 +689,7 @@ test_file_errors_long(void **state)
 	longf[POP3_USER_MAX + 1] = '\0';
 	assert_true(asprintf(&content, "%s:{PLAIN}x\n", longf) > 0);
 	write_file(pwpath, content);
-	assert_int_equal(auth_db_open(pwpath, &db, err, sizeof(err)), -1);
+	assert_int_equal(auth_db_open(pwpath, 0, &db, err, sizeof(err)), -1);
 	snprintf(want, sizeof(want), "%s:1: invalid user name", pwpath);
 	assert_string_equal(err, want);
 	free(content);
@@ -697,36 +697,87 @@ test_file_errors_long(void **state)
 
 	/* a NUL byte would silently hide the rest of the file */
 	write_file_len(pwpath, "a:{PLAIN}x\nb:{PLAIN}\0y\n", 23);
-	assert_int_equal(auth_db_open(pwpath, &db, err, sizeof(err)), -1);
+	assert_int_equal(auth_db_open(pwpath, 0, &db, err, sizeof(err)), -1);
 	snprintf(want, sizeof(want), "%s:2: NUL byte in line", pwpath);
 	assert_string_equal(err, want);
 
 	/* no file at all */
 	snprintf(want, sizeof(want), "%s/nonexistent", tmpdir);
-	assert_int_equal(auth_db_open(want, &db, err, sizeof(err)), -1);
+	assert_int_equal(auth_db_open(want, 0, &db, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, want));
 	assert_null(db);
 
 	/* a directory is not a passwd-file */
-	assert_int_equal(auth_db_open(tmpdir, &db, err, sizeof(err)), -1);
+	assert_int_equal(auth_db_open(tmpdir, 0, &db, err, sizeof(err)), -1);
 	assert_null(db);
 }
 
+/*
+ * A file without users would lock everyone out: it does not open, unless
+ * the operator allows it.
+ */
 static void
 test_file_empty(void **state)
 {
+	static const char *const empty[] = { "", "# only comments\n\n" };
 	struct auth_db		*db;
 	struct auth_userinfo	 info;
+	char			 err[512], want[512];
+	size_t			 i;
 
 	(void)state;
-	db = open_ok("");
-	assert_int_equal(auth_db_verify_plain(db, "a", "x", &info),
-	    AUTH_FAIL);
-	auth_db_free(db);
-	db = open_ok("# only comments\n\n");
-	assert_int_equal(auth_db_verify_plain(db, "a", "x", &info),
-	    AUTH_FAIL);
-	auth_db_free(db);
+	snprintf(want, sizeof(want), "%s: no users (everyone would be locked "
+	    "out); set [auth] allow_shrink = yes to start anyway", pwpath);
+	for (i = 0; i < sizeof(empty) / sizeof(empty[0]); i++) {
+		write_file(pwpath, empty[i]);
+		db = (struct auth_db *)0x1;
+		assert_int_equal(auth_db_open(pwpath, 0, &db, err,
+		    sizeof(err)), -1);
+		assert_null(db);
+		assert_string_equal(err, want);
+
+		db = NULL;
+		if (auth_db_open(pwpath, AUTH_DB_ALLOW_SHRINK, &db, err,
+		    sizeof(err)) != 0)
+			fail_msg("allow_shrink: %s", err);
+		assert_int_equal(auth_db_verify_plain(db, "a", "x", &info),
+		    AUTH_FAIL);
+		/* users come later */
+		write_file(pwpath, "a:{PLAIN}x\n");
+		assert_int_equal(auth_db_verify_plain(db, "a", "x", &info),
+		    AUTH_OK);
+		auth_db_free(db);
+	}
+}
+
+/* A last line without a newline: being written, or cut; never loaded. */
+static void
+test_file_partial_open(void **state)
+{
+	static const char *const cut[] = {
+		"a:{PLAIN}x\nb:{PLAIN}y",
+		"a:{PLAIN}x\nb:{PLAIN}y:1:1::/home/b",
+		"a:{PLAIN}x\r\nb:{PLAIN}y\r",
+		"a:{PLAIN}x\n# a comment",
+		"a",
+	};
+	struct auth_db	*db;
+	char		 err[512], want[512];
+	size_t		 i;
+
+	(void)state;
+	snprintf(want, sizeof(want), "%s: the last line has no newline: the "
+	    "file is being written, or was cut short (every line must end "
+	    "with a newline, the last one too)", pwpath);
+	for (i = 0; i < sizeof(cut) / sizeof(cut[0]); i++) {
+		write_file(pwpath, cut[i]);
+		db = (struct auth_db *)0x1;
+		if (auth_db_open(pwpath, AUTH_DB_ALLOW_SHRINK, &db, err,
+		    sizeof(err)) != -1)
+			fail_msg("case %zu accepted", i);
+		assert_null(db);
+		assert_string_equal(err, want);
+	}
 }
 
 static void
@@ -750,7 +801,7 @@ test_file_big(void **state)
 
 	t0 = now_sec();
 	db = NULL;
-	if (auth_db_open(pwpath, &db, err, sizeof(err)) != 0)
+	if (auth_db_open(pwpath, 0, &db, err, sizeof(err)) != 0)
 		fail_msg("auth_db_open: %s", err);
 	for (i = 1; i <= n; i += 997) {
 		char	 pw[32];
@@ -889,6 +940,240 @@ test_reload_broken(void **state)
 	auth_db_free(db);
 }
 
+/* How many times needle occurs in hay. */
+static size_t
+count_str(const char *hay, const char *needle)
+{
+	size_t	 n = 0;
+
+	while ((hay = strstr(hay, needle)) != NULL) {
+		n++;
+		hay += strlen(needle);
+	}
+	return n;
+}
+
+/*
+ * A reload that finds the file cut mid-line (a writer that has not
+ * finished) keeps the old table, whatever the cut, and loads the file
+ * once it is complete.
+ */
+static void
+test_reload_partial(void **state)
+{
+	static const char old_v[] =
+	    "u:{PLAIN}old-pw:1:1::/home/old\nv:{PLAIN}vee:2:2::/home/v\n";
+	static const char new_v[] =
+	    "v:{PLAIN}vee:2:2::/home/v\n"
+	    "u:{PLAIN}new-password:1:1::/home/u-new\n";
+	static const char *const cuts[] = {
+		"new-pa",		/* inside the {PLAIN} password */
+		"/home/u-n",		/* inside the home field */
+		"/home/u-new",		/* at the end of the last field */
+	};
+	struct auth_db		*db;
+	struct auth_userinfo	 info;
+	struct capture		 cap;
+	char			*log, want[512];
+	const char		*at;
+	size_t			 i, len;
+
+	(void)state;
+	snprintf(want, sizeof(want), "passwd-file reload postponed: %s: the "
+	    "last line has no newline", pwpath);
+	for (i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+		db = open_ok(old_v);
+		at = strstr(new_v, cuts[i]);
+		assert_non_null(at);
+		len = (size_t)(at - new_v) + strlen(cuts[i]);
+
+		capture_start(&cap);
+		write_file_len(pwpath, new_v, len);
+		assert_int_equal(auth_db_verify_plain(db, "u", "old-pw",
+		    &info), AUTH_OK);
+		assert_string_equal(info.home, "/home/old");
+		assert_int_equal(auth_db_verify_plain(db, "u", "new-pa",
+		    &info), AUTH_FAIL);
+		assert_int_equal(auth_db_verify_plain(db, "u", "new-password",
+		    &info), AUTH_FAIL);
+		assert_int_equal(auth_db_verify_plain(db, "v", "vee", &info),
+		    AUTH_OK);
+		log = capture_end(&cap);
+		/* logged once for this version, without secrets */
+		if (count_str(log, want) != 1)
+			fail_msg("cut %zu: want one \"%s\" in \"%s\"", i,
+			    want, log);
+		assert_null(strstr(log, "new-pa"));
+		free(log);
+
+		/* completed: loaded at the next verify */
+		write_file(pwpath, new_v);
+		assert_int_equal(auth_db_verify_plain(db, "u", "new-password",
+		    &info), AUTH_OK);
+		assert_string_equal(info.home, "/home/u-new");
+		assert_int_equal(auth_db_verify_plain(db, "u", "old-pw",
+		    &info), AUTH_FAIL);
+		auth_db_free(db);
+	}
+}
+
+/*
+ * A writer may finish without changing (dev, inode, size, mtime): an
+ * unfinished version is read again a second later, though it is
+ * reported only once. Here the last byte becomes the newline in place and
+ * the mtime is put back. The sleep only makes sure that a second has
+ * passed; nothing depends on how much longer it takes.
+ */
+static void
+test_reload_partial_retry(void **state)
+{
+	static const char new_v[] = "u:{PLAIN}new-pw:1:1::/home/new\n";
+	struct auth_db		*db;
+	struct auth_userinfo	 info;
+	struct capture		 cap;
+	struct stat		 st1, st2;
+	struct timespec		 times[2];
+	struct timespec		 pause = { 1, 100 * 1000 * 1000 };
+	char			*log, *buf;
+	size_t			 len = strlen(new_v);
+	int			 fd;
+
+	(void)state;
+	db = open_ok("u:{PLAIN}old-pw:1:1::/home/old\n");
+	buf = strdup(new_v);
+	assert_non_null(buf);
+	buf[len - 1] = 'w';		/* "...:/home/neww", no newline */
+	capture_start(&cap);
+	write_file_len(pwpath, buf, len);
+	assert_int_equal(stat(pwpath, &st1), 0);
+	assert_int_equal(auth_db_verify_plain(db, "u", "old-pw", &info),
+	    AUTH_OK);
+	nanosleep(&pause, NULL);
+	/* retried, still unfinished: not logged again */
+	assert_int_equal(auth_db_verify_plain(db, "u", "old-pw", &info),
+	    AUTH_OK);
+
+	fd = open(pwpath, O_WRONLY);
+	assert_true(fd != -1);
+	assert_int_equal(pwrite(fd, "\n", 1, (off_t)len - 1), 1);
+	times[0] = st1.st_atim;
+	times[1] = st1.st_mtim;
+	assert_int_equal(futimens(fd, times), 0);
+	assert_int_equal(close(fd), 0);
+	assert_int_equal(stat(pwpath, &st2), 0);
+	assert_true(st1.st_ino == st2.st_ino && st1.st_size == st2.st_size &&
+	    st1.st_mtim.tv_sec == st2.st_mtim.tv_sec &&
+	    st1.st_mtim.tv_nsec == st2.st_mtim.tv_nsec);
+
+	nanosleep(&pause, NULL);
+	assert_int_equal(auth_db_verify_plain(db, "u", "new-pw", &info),
+	    AUTH_OK);
+	assert_string_equal(info.home, "/home/new");
+	log = capture_end(&cap);
+	if (count_str(log, "reload postponed") != 1)
+		fail_msg("want one \"reload postponed\" in \"%s\"", log);
+	free(log);
+	free(buf);
+	auth_db_free(db);
+}
+
+/* "uNN:{PLAIN}pwNN\n" for NN in [from, to), malloc'd. */
+static char *
+users_file(int from, int to)
+{
+	char	*buf, *p;
+	int	 i;
+
+	buf = malloc((size_t)(to - from) * 32 + 1);
+	assert_non_null(buf);
+	p = buf;
+	*p = '\0';
+	for (i = from; i < to; i++)
+		p += sprintf(p, "u%02d:{PLAIN}pw%02d\n", i, i);
+	return buf;
+}
+
+/*
+ * A reload that would leave no users, or lose more than half of them, is
+ * refused with an error line (once per version) and the old table stays;
+ * losing fewer is a normal reload. AUTH_DB_ALLOW_SHRINK lets it through.
+ */
+static void
+test_reload_shrink(void **state)
+{
+	struct auth_db		*db;
+	struct auth_userinfo	 info;
+	struct capture		 cap;
+	char			*ten, *four, *six, *three, *log;
+	int			 allow;
+
+	(void)state;
+	ten = users_file(0, 10);
+	four = users_file(0, 4);
+	six = users_file(4, 10);
+	three = users_file(4, 7);
+
+	db = open_ok(ten);
+	capture_start(&cap);
+	write_file(pwpath, "");
+	assert_int_equal(auth_db_verify_plain(db, "u09", "pw09", &info),
+	    AUTH_OK);
+	assert_int_equal(auth_db_verify_plain(db, "u00", "pw00", &info),
+	    AUTH_OK);
+	write_file(pwpath, "# nobody\n");
+	assert_int_equal(auth_db_verify_plain(db, "u00", "pw00", &info),
+	    AUTH_OK);
+	write_file(pwpath, four);	/* 6 of 10 gone */
+	assert_int_equal(auth_db_verify_plain(db, "u09", "pw09", &info),
+	    AUTH_OK);
+	assert_int_equal(auth_db_verify_plain(db, "u00", "pw00", &info),
+	    AUTH_OK);
+	assert_int_equal(auth_db_verify_plain(db, "u03", "pw03", &info),
+	    AUTH_OK);
+	log = capture_end(&cap);
+	if (count_str(log, "error passwd-file ") != 3 ||
+	    count_str(log, ": reload refused: 0 users instead of 10") != 2 ||
+	    count_str(log, ": reload refused: 4 users instead of 10") != 1 ||
+	    count_str(log, "allow_shrink") != 3)
+		fail_msg("unexpected log: \"%s\"", log);
+	free(log);
+
+	/* 4 of 10 gone: a reload */
+	write_file(pwpath, six);
+	assert_int_equal(auth_db_verify_plain(db, "u00", "pw00", &info),
+	    AUTH_FAIL);
+	assert_int_equal(auth_db_verify_plain(db, "u09", "pw09", &info),
+	    AUTH_OK);
+	/* then exactly half of 6 gone: still a reload */
+	write_file(pwpath, three);
+	assert_int_equal(auth_db_verify_plain(db, "u09", "pw09", &info),
+	    AUTH_FAIL);
+	assert_int_equal(auth_db_verify_plain(db, "u06", "pw06", &info),
+	    AUTH_OK);
+	auth_db_free(db);
+
+	/* allowed: every shrink loads */
+	for (allow = 0; allow < 2; allow++) {
+		char	 err[512];
+
+		write_file(pwpath, ten);
+		db = NULL;
+		if (auth_db_open(pwpath, AUTH_DB_ALLOW_SHRINK, &db, err,
+		    sizeof(err)) != 0)
+			fail_msg("auth_db_open: %s", err);
+		write_file(pwpath, allow == 0 ? four : "");
+		assert_int_equal(auth_db_verify_plain(db, "u09", "pw09",
+		    &info), AUTH_FAIL);
+		assert_int_equal(auth_db_verify_plain(db, "u03", "pw03",
+		    &info), allow == 0 ? AUTH_OK : AUTH_FAIL);
+		auth_db_free(db);
+	}
+	free(ten);
+	free(four);
+	free(six);
+	free(three);
+}
+
 /* --- unknown users and timing --- */
 
 static void
@@ -961,6 +1246,167 @@ test_malformed_entry(void **state)
 	assert_null(strstr(log, "sekrit"));
 	free(log);
 	auth_db_free(db);
+}
+
+/* Cheapest of 8 CPU-timed checks of (user, pw), each AUTH_FAIL. */
+static double
+fail_cost(struct auth_db *db, const char *user, const char *pw)
+{
+	struct auth_userinfo	 info;
+	double			 t0, d, best = 1e9;
+	int			 i;
+
+	for (i = 0; i < 8; i++) {
+		t0 = cpu_sec();
+		assert_int_equal(auth_db_verify_plain(db, user, pw, &info),
+		    AUTH_FAIL);
+		if ((d = cpu_sec() - t0) < best)
+			best = d;
+	}
+	return best;
+}
+
+/*
+ * Unknown users are checked like the table's most common scheme and cost:
+ * here bcrypt at cost 8 (about 15 ms; b3's bare hash is of that class
+ * too), where the SHA512-CRYPT stand-in of old cost 2 ms. So is a user
+ * whose entry cannot be checked (old: no check at all).
+ */
+static void
+test_standin_cost(void **state)
+{
+	struct auth_db		*db;
+	struct auth_userinfo	 info;
+	struct capture		 cap;
+	char			*b1, *b2, *b3, *content, *log;
+	double			 blf, unknown, odd, plain;
+
+	(void)state;
+	b1 = make_crypt("$2b$", 8, "one");
+	b2 = make_crypt("$2b$", 8, "two");
+	b3 = make_crypt("$2b$", 8, "three");
+	if (b1 == NULL || b2 == NULL || b3 == NULL)
+		skip();
+	assert_true(asprintf(&content,
+	    "b1:{BLF-CRYPT}%s\nb2:{BLF-CRYPT}%s\nb3:%s\n"
+	    "p:{PLAIN}plain-pw\nodd:{NOPE}x\n", b1, b2, b3) > 0);
+	db = open_ok(content);
+	capture_start(&cap);
+	blf = fail_cost(db, "b2", "wrong");
+	unknown = fail_cost(db, "nosuch", "wrong");
+	odd = fail_cost(db, "odd", "wrong");
+	plain = fail_cost(db, "p", "wrong");
+	log = capture_end(&cap);
+	free(log);
+	print_message("cheapest failure (CPU): bcrypt user %.6f s, unknown "
+	    "%.6f s, malformed entry %.6f s, {PLAIN} user %.6f s\n", blf,
+	    unknown, odd, plain);
+	assert_true(unknown > blf * 0.5);
+	assert_true(odd > blf * 0.5);
+	assert_true(plain < blf * 0.25);
+
+	/* the stand-in, b1's hash (first of its class), logs nobody in */
+	assert_int_equal(auth_db_verify_plain(db, "nosuch", "one", &info),
+	    AUTH_FAIL);
+	assert_int_equal(auth_db_verify_plain(db, "b1", "one", &info),
+	    AUTH_OK);
+	auth_db_free(db);
+	free(content);
+	free(b1);
+	free(b2);
+	free(b3);
+}
+
+/*
+ * Most users {PLAIN}: an unknown user costs a {PLAIN} check, not a
+ * SHA512-CRYPT (old: always SHA512-CRYPT). The stand-in's own password
+ * does not log an unknown user in.
+ */
+static void
+test_standin_plain(void **state)
+{
+	struct auth_db		*db;
+	struct auth_userinfo	 info;
+	char			*h, *content;
+	double			 sha, unknown;
+
+	(void)state;
+	h = auth_password_hash("sha-pw");
+	assert_non_null(h);
+	assert_true(asprintf(&content, "a:{PLAIN}a-pw\nb:{PLAIN}b-pw\n"
+	    "c:{PLAIN}c-pw\ns:%s\n", h) > 0);
+	db = open_ok(content);
+	sha = fail_cost(db, "s", "wrong");
+	unknown = fail_cost(db, "nosuch", "wrong");
+	print_message("cheapest failure (CPU): SHA512-CRYPT user %.6f s, "
+	    "unknown %.6f s\n", sha, unknown);
+	assert_true(unknown < sha * 0.25);
+	assert_int_equal(auth_db_verify_plain(db, "nosuch", "a-pw", &info),
+	    AUTH_FAIL);
+	assert_int_equal(auth_db_verify_plain(db, "nosuch", "b-pw", &info),
+	    AUTH_FAIL);
+	assert_int_equal(auth_db_verify_plain(db, "a", "a-pw", &info),
+	    AUTH_OK);
+	auth_db_free(db);
+	free(content);
+	free(h);
+}
+
+static void
+test_password_cost(void **state)
+{
+	static const struct {
+		const char	*stored;
+		const char	*cls;		/* NULL: -1 */
+	} cases[] = {
+		{ "{PLAIN}x",					"PLAIN" },
+		{ "{plain}",					"PLAIN" },
+		{ "{SHA512-CRYPT}" SHA512_VECTOR,		"$6$" },
+		{ SHA512_VECTOR,				"$6$" },
+		{ "{CRYPT}$6$rounds=9000$salt$hash",		"$6$rounds=9000" },
+		{ "$5$rounds=6000$salt$hash",			"$5$rounds=6000" },
+		{ "{BLF-CRYPT}$2b$05$J2I5NFmCMafU3nE04BG/LOT6XzyuqjbOrKvTUt"
+		    "tkII5Jm53mC0q36",				"$2b$05" },
+		{ "$2y$12$J2I5NFmCMafU3nE04BG/LOT6XzyuqjbOrKvTUttkII5Jm53mC"
+		    "0q36",					"$2y$12" },
+		{ "$y$j9T$DTfkKaC2gCPOpHgDi5Cwl.$wROrrKd2NEE.Lb5Znm.DUkojfW"
+		    "X6dDfRr/OkDZJ/mRD",			"$y$j9T" },
+		{ "{MD5-CRYPT}$1$Bt7CJrYp$.IXwrEwCpI/EbA..vdLw0/", "$1$" },
+		{ "{CRYPT}abiQ6Ep3EYTHc",			"DES" },
+		{ "{BLF-CRYPT}$2b$99$J2I5NFmCMafU3nE04BG/LOT6XzyuqjbOrKvTUt"
+		    "tkII5Jm53mC0q36",				NULL },
+		{ "{BLF-CRYPT}$2b$5$x",				NULL },
+		{ "{BLF-CRYPT}" SHA512_VECTOR,			NULL },
+		{ "{NOPE}x",					NULL },
+		{ "{PLAIN",					NULL },
+		{ "*",						NULL },
+		{ "!",						NULL },
+		{ "",						NULL },
+		{ "{CRYPT}$9$nonsense",				NULL },
+	};
+	char	 buf[64];
+	size_t	 i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (cases[i].cls == NULL) {
+			if (auth_password_cost(cases[i].stored, buf,
+			    sizeof(buf)) != -1)
+				fail_msg("\"%s\": class \"%s\", want -1",
+				    cases[i].stored, buf);
+			continue;
+		}
+		if (auth_password_cost(cases[i].stored, buf, sizeof(buf)) != 0)
+			fail_msg("\"%s\": -1, want \"%s\"", cases[i].stored,
+			    cases[i].cls);
+		if (strcmp(buf, cases[i].cls) != 0)
+			fail_msg("\"%s\": class \"%s\", want \"%s\"",
+			    cases[i].stored, buf, cases[i].cls);
+	}
+	assert_int_equal(auth_password_cost(NULL, buf, sizeof(buf)), -1);
+	/* a short buffer is cut, and terminated */
+	assert_int_equal(auth_password_cost("{PLAIN}x", buf, 3), 0);
+	assert_string_equal(buf, "PL");
 }
 
 /* --- APOP --- */
@@ -1165,11 +1611,18 @@ main(void)
 		cmocka_unit_test(test_file_errors),
 		cmocka_unit_test(test_file_errors_long),
 		cmocka_unit_test(test_file_empty),
+		cmocka_unit_test(test_file_partial_open),
 		cmocka_unit_test(test_file_big),
 		cmocka_unit_test(test_reload),
 		cmocka_unit_test(test_reload_broken),
+		cmocka_unit_test(test_reload_partial),
+		cmocka_unit_test(test_reload_partial_retry),
+		cmocka_unit_test(test_reload_shrink),
 		cmocka_unit_test(test_unknown_user),
 		cmocka_unit_test(test_malformed_entry),
+		cmocka_unit_test(test_standin_cost),
+		cmocka_unit_test(test_standin_plain),
+		cmocka_unit_test(test_password_cost),
 		cmocka_unit_test(test_apop),
 		cmocka_unit_test(test_concurrency),
 	};

@@ -280,6 +280,7 @@ test_minimal_defaults(void **state)
 	assert_int_equal(cfg->failure_delay_ms, 2000);
 	assert_int_equal(cfg->max_failures, 3);
 	assert_int_equal(cfg->threads, 2);
+	assert_false(cfg->allow_shrink);
 
 	assert_string_equal(cfg->mail_driver, "maildir");
 	assert_string_equal(cfg->mail_location, "/var/mail/%u");
@@ -310,6 +311,7 @@ test_all_keys(void **state)
 	    "failure_delay = 0\n"
 	    "max_failures = 10\n"
 	    "threads = 8\n"
+	    "allow_shrink = yes\n"
 	    "[mail]\n"
 	    "driver = maildir\n"
 	    "location = %h/Maildir\n"
@@ -330,6 +332,7 @@ test_all_keys(void **state)
 	assert_int_equal(cfg->failure_delay_ms, 0);
 	assert_int_equal(cfg->max_failures, 10);
 	assert_int_equal(cfg->threads, 8);
+	assert_true(cfg->allow_shrink);
 	assert_string_equal(cfg->mail_driver, "maildir");
 	assert_string_equal(cfg->mail_location, "%h/Maildir");
 	assert_false(cfg->enable_last);
@@ -529,6 +532,9 @@ test_bools(void **state)
 		/* Each bool key goes through the same code; spot-check. */
 		cfg = load_ok(with_kv("pop3", "enable_last", good[i].text));
 		assert_int_equal(cfg->enable_last, good[i].value);
+		cfg_free(cfg);
+		cfg = load_ok(with_kv("auth", "allow_shrink", good[i].text));
+		assert_int_equal(cfg->allow_shrink, good[i].value);
 		cfg_free(cfg);
 	}
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -1038,8 +1044,8 @@ test_shipped_config(void **state)
 		"listen", "hostname", "idle_timeout", "login_timeout",
 		"write_timeout", "max_connections", "max_bad_commands",
 		"passwd_file", "apop", "failure_delay", "max_failures",
-		"threads", "driver", "location", "enable_last", "uidl_format",
-		"debug",
+		"threads", "allow_shrink", "driver", "location", "enable_last",
+		"uidl_format", "debug",
 	};
 	const char	*src = getenv("EVPOP3D_SOURCE_DIR");
 	struct cfg	*cfg = NULL;
@@ -1127,9 +1133,15 @@ test_log_errno(void **state)
 	assert_int_equal(errno, EACCES);
 	log_info("info keeps errno too");
 	assert_int_equal(errno, EACCES);
+	log_errorx("refused %d", 7);
+	assert_int_equal(errno, EACCES);
+	errno = ENOENT;
+	log_error("read %s", "/y");
+	assert_int_equal(errno, ENOENT);
 	out = capture_end();
 	snprintf(want, sizeof(want), "warn open /x: %s\nwarn no errno here\n"
-	    "info info keeps errno too\n", strerror(ENOENT));
+	    "info info keeps errno too\nerror refused 7\nerror read /y: %s\n",
+	    strerror(ENOENT), strerror(ENOENT));
 	assert_string_equal(out, want);
 	free(out);
 }
