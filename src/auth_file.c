@@ -788,6 +788,7 @@ auth_db_verify_plain(struct auth_db *db, const char *user,
 	struct auth_userinfo	 info;
 	enum auth_result	 res;
 	char			*stored, *standin;
+	char			 quser[LOG_QUOTED_SIZE(POP3_USER_MAX)];
 	bool			 known;
 	int			 r;
 
@@ -809,8 +810,9 @@ auth_db_verify_plain(struct auth_db *db, const char *user,
 	known = stored != NULL;
 	r = auth_password_verify(known ? stored : standin, password);
 	if (known && r == -1) {
-		log_warnx("passwd-file %s: user=%s: unknown password scheme "
-		    "or malformed hash", db->path, user);
+		log_warnx("event=passwd-entry-unusable file=%s user=%s "
+		    "note=\"unknown password scheme or malformed hash\"",
+		    db->path, log_quote(quser, sizeof(quser), user));
 		(void)auth_password_verify(standin, password);
 	}
 	auth_free_secret(stored);

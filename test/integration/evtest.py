@@ -285,11 +285,15 @@ class Server:
         return self.pool.pop(0)
 
     def write_passwd(self):
-        with open(os.path.join(self.dir, "passwd"), "w") as f:
+        """Write the passwd-file atomically (a temporary file renamed over
+        it), as the README tells operators: a reload never sees half."""
+        path = os.path.join(self.dir, "passwd")
+        with open(path + ".tmp", "w") as f:
             f.write("# evtest passwd-file\n")
             for mb in self.users:
                 f.write("%s:%s::::%s::%s\n" % (mb.user, mb.stored, mb.home,
                                                  mb.extra))
+        os.rename(path + ".tmp", path)
 
     def write_config(self, path=None, config=None):
         path = path or self.conf_path
