@@ -45,6 +45,7 @@
 #include "auth.h"
 #include "evpop3d.h"
 #include "log.h"
+#include "monotime.h"
 
 /* Refuse absurd files: 100,000 users are a few MB. */
 #define AUTH_FILE_MAX		(256UL * 1024 * 1024)
@@ -118,7 +119,6 @@ static int	auth_entry_cmp(const void *, const void *);
 static void	auth_table_pick_standin(struct auth_table *);
 static enum auth_load auth_table_load(const char *, struct auth_table **,
 		    char *, size_t);
-static uint64_t	auth_now_ms(void);
 static bool	auth_shrink_refused(const struct auth_db *, size_t, size_t);
 static void	auth_db_refresh(struct auth_db *);
 static enum auth_result auth_db_lookup(struct auth_db *, const char *,
@@ -516,15 +516,6 @@ auth_table_load(const char *path, struct auth_table **tab_r, char *err,
 	return AUTH_LOAD_OK;
 }
 
-static uint64_t
-auth_now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /*
  * A reload from nold to nnew users that leaves none or loses more than
  * half of them: a truncated file cut at a line end looks like this.
@@ -581,7 +572,7 @@ auth_db_refresh(struct auth_db *db)
 	if ((db->tab != NULL && auth_fkey_eq(&db->tab->key, &key)) ||
 	    (db->have_bad && auth_fkey_eq(&db->bad_key, &key)))
 		goto out;
-	now = auth_now_ms();
+	now = mono_ms();
 	if (db->have_partial && auth_fkey_eq(&db->partial_key, &key) &&
 	    now < db->partial_retry)
 		goto out;

@@ -27,6 +27,7 @@
 #include "auth.h"
 #include "config.h"
 #include "log.h"
+#include "monotime.h"
 #include "pop3_cmd.h"
 #include "server.h"
 #include "session.h"
@@ -65,15 +66,6 @@ struct login_job {
 	uint8_t			*del;		/* UPDATE: the marks, or NULL */
 	size_t			 n_marked;	/* UPDATE: how many */
 };
-
-static uint64_t
-mono_us(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 static void
 job_free(struct login_job *job)

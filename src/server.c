@@ -17,6 +17,7 @@
 #include "auth.h"
 #include "config.h"
 #include "log.h"
+#include "monotime.h"
 #include "ratelimit.h"
 #include "server.h"
 #include "session.h"
@@ -40,15 +41,6 @@
 #define RESERVE_REFUSE_MAX	1024
 /* A repeated event is logged at most once per window. */
 #define RATELOG_WINDOW_MS	1000
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void
 ms_to_tv(uint64_t ms, struct timeval *tv)
@@ -74,7 +66,7 @@ ratelog_flush_cb(evutil_socket_t fd, short events, void *arg)
 {
 	struct server_ratelog	*rlg = arg;
 	struct timeval		 tv;
-	uint64_t		 now = now_ms(), n, wait;
+	uint64_t		 now = mono_ms(), n, wait;
 
 	(void)fd;
 	(void)events;
@@ -101,7 +93,7 @@ static void
 ratelog_hit(struct server_ratelog *rlg, int errnum)
 {
 	struct timeval	 tv;
-	uint64_t	 now = now_ms(), n, wait;
+	uint64_t	 now = mono_ms(), n, wait;
 
 	rlg->errnum = errnum;
 	if ((n = ratelimit_hit(&rlg->rl, now)) > 0)
@@ -121,7 +113,7 @@ ratelog_free(struct server_ratelog *rlg)
 
 	if (rlg->flush == NULL)
 		return;
-	if ((n = ratelimit_flush(&rlg->rl, now_ms())) > 0)
+	if ((n = ratelimit_flush(&rlg->rl, mono_ms())) > 0)
 		ratelog_line(rlg, n);
 	event_free(rlg->flush);
 	rlg->flush = NULL;
@@ -254,7 +246,7 @@ accept_pause(struct server *srv, int err)
 		ag->pause_ms = ACCEPT_PAUSE_MIN_MS;
 		ag->pauses = 0;
 		ag->ep_failed = 0;
-		ag->since_ms = now_ms();
+		ag->since_ms = mono_ms();
 	} else if ((ag->pause_ms *= 2) > ACCEPT_PAUSE_MAX_MS)
 		ag->pause_ms = ACCEPT_PAUSE_MAX_MS;
 	ag->state = ACCEPT_PAUSED;
@@ -286,7 +278,7 @@ accept_timer_cb(evutil_socket_t fd, short events, void *arg)
 		if (ag->reserve_fd == -1)
 			ag->reserve_fd = reserve_open();
 		ag->state = ACCEPT_PROBING;
-		ag->probe_ms = now_ms();
+		ag->probe_ms = mono_ms();
 		listeners_enable(srv, true);
 		ms_to_tv(ACCEPT_CALM_MS, &tv);
 		evtimer_add(ag->timer, &tv);

@@ -21,6 +21,7 @@
 #include "auth.h"
 #include "config.h"
 #include "log.h"
+#include "monotime.h"
 #include "pop3_cmd.h"
 #include "server.h"
 #include "session.h"
@@ -44,15 +45,6 @@ static void	session_process(struct session *);
 static void	session_free(struct session *);
 static void	session_queue_flush(struct session *);
 static void	session_free_later(struct session *);
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void
 session_arm_timer(struct session *s, uint64_t ms)
@@ -106,7 +98,7 @@ session_new(struct server *srv, int fd, const struct sockaddr *sa,
 	s->srv = srv;
 	s->id = srv->next_session_id++;
 	s->state = POP3_AUTHORIZATION;
-	s->started_ms = now_ms();
+	s->started_ms = mono_ms();
 	s->reason = "unknown";
 	format_peer(sa, salen, s->rip, sizeof(s->rip));
 	linebuf_init(&s->lb, POP3_LINE_MAX);
@@ -165,7 +157,7 @@ session_set_state(struct session *s, enum pop3_state state)
 	s->state = state;
 	if (state == POP3_TRANSACTION) {
 		/* The login timer becomes the idle timer. */
-		s->active_ms = now_ms();
+		s->active_ms = mono_ms();
 		session_arm_timer(s, (uint64_t)s->srv->cfg->idle_timeout * 1000);
 	}
 }
@@ -178,7 +170,7 @@ session_set_state(struct session *s, enum pop3_state state)
 void
 session_touch(struct session *s)
 {
-	s->active_ms = now_ms();
+	s->active_ms = mono_ms();
 }
 
 void
@@ -446,7 +438,7 @@ session_timer_cb(evutil_socket_t fd, short events, void *arg)
 	/* A reply still streaming is progress: the write timeout covers stalls. */
 	if (s->cont != NULL || session_output_len(s) > 0 || s->waiting)
 		session_touch(s);
-	idle = now_ms() - s->active_ms;
+	idle = mono_ms() - s->active_ms;
 	limit = (uint64_t)s->srv->cfg->idle_timeout * 1000;
 	if (idle < limit) {
 		session_arm_timer(s, limit - idle);
@@ -561,7 +553,7 @@ session_free(struct session *s)
 	    s->user) : "-", state_name(s->state), s->n_retr,
 	    (unsigned long long)s->retr_bytes, s->n_top,
 	    (unsigned long long)s->top_bytes, s->n_dele_done,
-	    (unsigned long long)(now_ms() - s->started_ms));
+	    (unsigned long long)(mono_ms() - s->started_ms));
 	bufferevent_free(s->bev);
 	TAILQ_REMOVE(&srv->sessions, s, entry);
 	srv->n_sessions--;

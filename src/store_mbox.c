@@ -118,6 +118,7 @@
 #include <openssl/evp.h>
 
 #include "log.h"
+#include "monotime.h"
 #include "mbox_parse.h"
 #include "sesslock.h"
 #include "store.h"
@@ -272,20 +273,11 @@ mb_arena_add(struct mb *mb, const char *s, size_t n)
 }
 
 static uint64_t
-mb_now_ms(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static uint64_t
 mb_deadline(void)
 {
 	unsigned	 ms = atomic_load(&mb_lock_wait_ms);
 
-	return mb_now_ms() + (ms != 0 ? ms : STORE_MBOX_LOCK_WAIT_MS);
+	return mono_ms() + (ms != 0 ? ms : STORE_MBOX_LOCK_WAIT_MS);
 }
 
 /* Sleep a little longer each try: 2, 4, ... up to 50 ms. */
@@ -469,7 +461,7 @@ mb_dotlock(struct mb *mb, uint64_t deadline, int *held_r, char *err,
 			}
 			continue;
 		}
-		if (mb_now_ms() >= deadline) {
+		if (mono_ms() >= deadline) {
 			snprintf(err, errlen, "mbox %s: dotlock %s held by "
 			    "another program", mb->path, mb->dotlock);
 			return STORE_TEMP;
@@ -509,7 +501,7 @@ mb_fcntl_lock(struct mb *mb, int fd, short type, uint64_t deadline,
 		if (errno != EAGAIN && errno != EACCES)
 			return store_fail(errno, err, errlen, "fcntl lock",
 			    mb->path);
-		if (mb_now_ms() >= deadline) {
+		if (mono_ms() >= deadline) {
 			snprintf(err, errlen, "mbox %s: locked by another "
 			    "program", mb->path);
 			return STORE_TEMP;

@@ -96,6 +96,29 @@ trace_init(struct trace *t)
 	t->loop = pthread_self();
 }
 
+/* Keep the pool's one thread busy with a gate job until gate_release(). */
+static void
+gate_hold(struct worker_pool *pool, struct trace *t)
+{
+	struct tjob *gate = tjob_new(t, 'g');
+
+	gate->gate = true;
+	worker_submit(pool, &gate->base);
+	pthread_mutex_lock(&t->lock);
+	while (!t->gate_started)
+		pthread_cond_wait(&t->cond, &t->lock);
+	pthread_mutex_unlock(&t->lock);
+}
+
+static void
+gate_release(struct trace *t)
+{
+	pthread_mutex_lock(&t->lock);
+	t->gate_open = true;
+	pthread_cond_broadcast(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+}
+
 /*
  * One thread, held busy by a gate job while the queues fill: then the
  * urgent jobs must come first, each queue first in first out.
@@ -106,7 +129,6 @@ test_urgent_first(void **state)
 	struct event_base	*base = event_base_new();
 	struct worker_pool	*pool;
 	struct trace		 t;
-	struct tjob		*gate;
 	const char		*plan = "aUbVcW", *p;
 
 	(void)state;
@@ -116,13 +138,7 @@ test_urgent_first(void **state)
 	t.base = base;
 	t.expect = 1 + strlen(plan);
 
-	gate = tjob_new(&t, 'g');
-	gate->gate = true;
-	worker_submit(pool, &gate->base);
-	pthread_mutex_lock(&t.lock);
-	while (!t.gate_started)
-		pthread_cond_wait(&t.cond, &t.lock);
-	pthread_mutex_unlock(&t.lock);
+	gate_hold(pool, &t);
 
 	/* Lower case: worker_submit(); upper case: worker_submit_urgent(). */
 	for (p = plan; *p != '\0'; p++) {
@@ -133,10 +149,7 @@ test_urgent_first(void **state)
 		else
 			worker_submit(pool, &j->base);
 	}
-	pthread_mutex_lock(&t.lock);
-	t.gate_open = true;
-	pthread_cond_broadcast(&t.cond);
-	pthread_mutex_unlock(&t.lock);
+	gate_release(&t);
 
 	/* The results come back through the loop. */
 	assert_int_equal(event_base_dispatch(base), 0);
@@ -156,7 +169,7 @@ test_free_finishes_both_queues(void **state)
 	struct event_base	*base = event_base_new();
 	struct worker_pool	*pool;
 	struct trace		 t;
-	struct tjob		*gate, *j;
+	struct tjob		*j;
 
 	(void)state;
 	assert_non_null(base);
@@ -164,13 +177,7 @@ test_free_finishes_both_queues(void **state)
 	trace_init(&t);
 	t.expect = 4;
 
-	gate = tjob_new(&t, 'g');
-	gate->gate = true;
-	worker_submit(pool, &gate->base);
-	pthread_mutex_lock(&t.lock);
-	while (!t.gate_started)
-		pthread_cond_wait(&t.cond, &t.lock);
-	pthread_mutex_unlock(&t.lock);
+	gate_hold(pool, &t);
 	j = tjob_new(&t, 'a');
 	worker_submit(pool, &j->base);
 	j = tjob_new(&t, 'B');
@@ -178,10 +185,7 @@ test_free_finishes_both_queues(void **state)
 	j = tjob_new(&t, 'c');
 	worker_submit(pool, &j->base);
 
-	pthread_mutex_lock(&t.lock);
-	t.gate_open = true;
-	pthread_cond_broadcast(&t.cond);
-	pthread_mutex_unlock(&t.lock);
+	gate_release(&t);
 
 	worker_pool_free(pool);		/* no loop ran: done() here */
 	assert_int_equal(t.n_done, 4);
@@ -202,7 +206,7 @@ test_submit_later(void **state)
 	struct event_base	*base = event_base_new();
 	struct worker_pool	*pool;
 	struct trace		 t;
-	struct tjob		*gate, *j;
+	struct tjob		*j;
 
 	(void)state;
 	assert_non_null(base);
@@ -211,23 +215,14 @@ test_submit_later(void **state)
 	t.base = base;
 	t.expect = 4;
 
-	gate = tjob_new(&t, 'g');
-	gate->gate = true;
-	worker_submit(pool, &gate->base);
-	pthread_mutex_lock(&t.lock);
-	while (!t.gate_started)
-		pthread_cond_wait(&t.cond, &t.lock);
-	pthread_mutex_unlock(&t.lock);
+	gate_hold(pool, &t);
 	j = tjob_new(&t, 'a');
 	worker_submit_later(pool, &j->base);
 	j = tjob_new(&t, 'b');
 	worker_submit(pool, &j->base);
 	j = tjob_new(&t, 'c');
 	worker_submit_later(pool, &j->base);
-	pthread_mutex_lock(&t.lock);
-	t.gate_open = true;
-	pthread_cond_broadcast(&t.cond);
-	pthread_mutex_unlock(&t.lock);
+	gate_release(&t);
 
 	assert_int_equal(event_base_dispatch(base), 0);
 	assert_string_equal(t.worked, "gbac");
