@@ -29,13 +29,14 @@
 #include "log.h"
 #include "monotime.h"
 #include "pop3_cmd.h"
+#include "ratelimit.h"
 #include "server.h"
 #include "session.h"
 #include "store.h"
 #include "worker.h"
 
-/* At most one "failure_delay too short" warning per this many µs. */
-#define SLOW_WARN_INTERVAL_US	(60ULL * 1000 * 1000)
+/* At most one "failure_delay too short" warning per this many ms. */
+#define SLOW_WARN_INTERVAL_MS	(60 * 1000)
 
 enum job_kind {
 	JOB_LOGIN_PLAIN,
@@ -181,21 +182,17 @@ login_submit(struct session *s, enum job_kind kind, const char *secret,
 static void
 login_slow_warn(uint64_t took_us, int delay_ms)
 {
-	static uint64_t		 last_us;
-	static unsigned long	 count;
-	uint64_t		 now = mono_us();
+	static struct ratelimit	 rl = { .window_ms = SLOW_WARN_INTERVAL_MS };
+	uint64_t		 n;
 
-	count++;
-	if (last_us != 0 && now - last_us < SLOW_WARN_INTERVAL_US)
+	if ((n = ratelimit_hit(&rl, mono_ms())) == 0)
 		return;
 	log_warnx("event=auth-slow check_ms=%.1f failure_delay_ms=%d "
-	    "count=%lu note=\"failure_delay is shorter than the password "
+	    "count=%llu note=\"failure_delay is shorter than the password "
 	    "check (hashing and the wait for a worker), so failed logins are "
 	    "answered late and their timing may tell which users exist: "
 	    "raise [auth] failure_delay\"",
-	    (double)took_us / 1000.0, delay_ms, count);
-	last_us = now;
-	count = 0;
+	    (double)took_us / 1000.0, delay_ms, (unsigned long long)n);
 }
 
 /* After the failed-login pause: answer, and drop a persistent guesser. */
@@ -249,13 +246,10 @@ login_done(struct worker_job *wj)
 		started_us = job->started_us;
 		job_free(job);
 		took_us = mono_us() - started_us;
-		if (took_us < delay_us) {
-			session_pause(s, delay_us - took_us, login_failed_reply);
-			return;
-		}
-		if (delay_us > 0)
+		if (took_us >= delay_us && delay_us > 0)
 			login_slow_warn(took_us, s->srv->cfg->failure_delay_ms);
-		session_pause(s, 0, login_failed_reply);
+		session_pause(s, took_us < delay_us ? delay_us - took_us : 0,
+		    login_failed_reply);
 		return;
 	}
 

@@ -2,9 +2,10 @@
  * log: one line per call on stderr.
  *
  * Line format: "<level> <message>\n", level being one of debug, info, warn,
- * error. Every byte outside printable ASCII is written as \xNN. Under systemd, journald stamps each line itself; when stderr is a
- * terminal we prefix an ISO-8601 local timestamp so a developer running the
- * daemon in the foreground still sees when things happened.
+ * error. Every byte outside printable ASCII is written as \xNN. Under
+ * systemd, journald stamps each line itself; when stderr is a terminal we
+ * prefix an ISO-8601 local timestamp so a developer running the daemon in
+ * the foreground still sees when things happened.
  *
  * Every line is formatted into a stack buffer and written with a single
  * write(2) of at most LOG_LINE_MAX octets. That is <= PIPE_BUF, so lines
@@ -117,11 +118,22 @@ log_timestamp(char *buf, size_t len)
  * never cut in half. Returns the length written; *cut_r is set when not
  * all of msg fit.
  */
+/* Byte c as the four characters "\xNN" at out. */
+static void
+log_hex(char *out, unsigned char c)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	out[0] = '\\';
+	out[1] = 'x';
+	out[2] = hex[c >> 4];
+	out[3] = hex[c & 0xf];
+}
+
 static size_t
 log_escape(char *out, size_t room, const char *msg, size_t n, bool *cut_r)
 {
-	static const char	 hex[] = "0123456789abcdef";
-	size_t			 i, o = 0;
+	size_t i, o = 0;
 
 	*cut_r = false;
 	for (i = 0; i < n; i++) {
@@ -135,10 +147,8 @@ log_escape(char *out, size_t room, const char *msg, size_t n, bool *cut_r)
 		}
 		if (o + 4 > room)
 			break;
-		out[o++] = '\\';
-		out[o++] = 'x';
-		out[o++] = hex[c >> 4];
-		out[o++] = hex[c & 0xf];
+		log_hex(out + o, c);
+		o += 4;
 	}
 	*cut_r = i < n;
 	return o;
@@ -231,7 +241,6 @@ log_quote_width(unsigned char c)
 const char *
 log_quote(char *buf, size_t len, const char *s)
 {
-	static const char	 hex[] = "0123456789abcdef";
 	const unsigned char	*p;
 	size_t			 o = 0, w, total = 3;	/* quotes, NUL */
 	bool			 cut;
@@ -258,10 +267,8 @@ log_quote(char *buf, size_t len, const char *s)
 		} else if (w == 1)
 			buf[o++] = (char)*p;
 		else {
-			buf[o++] = '\\';
-			buf[o++] = 'x';
-			buf[o++] = hex[*p >> 4];
-			buf[o++] = hex[*p & 0xf];
+			log_hex(buf + o, *p);
+			o += 4;
 		}
 	}
 	if (cut) {

@@ -61,21 +61,32 @@ ratelog_line(struct server_ratelog *rlg, uint64_t count)
 		log_warnx("%s count=%llu", rlg->what, (unsigned long long)count);
 }
 
+/* Events are pending: have the timer report them when they are due. */
+static void
+ratelog_arm(struct server_ratelog *rlg, uint64_t now)
+{
+	struct timeval	 tv;
+	uint64_t	 wait;
+
+	if (evtimer_pending(rlg->flush, NULL) ||
+	    (wait = ratelimit_wait_ms(&rlg->rl, now)) == UINT64_MAX)
+		return;
+	ms_to_tv(wait, &tv);
+	evtimer_add(rlg->flush, &tv);
+}
+
 static void
 ratelog_flush_cb(evutil_socket_t fd, short events, void *arg)
 {
 	struct server_ratelog	*rlg = arg;
-	struct timeval		 tv;
-	uint64_t		 now = mono_ms(), n, wait;
+	uint64_t		 now = mono_ms(), n;
 
 	(void)fd;
 	(void)events;
 	if ((n = ratelimit_due(&rlg->rl, now)) > 0)
 		ratelog_line(rlg, n);
-	else if ((wait = ratelimit_wait_ms(&rlg->rl, now)) != UINT64_MAX) {
-		ms_to_tv(wait, &tv);		/* woken early: not due yet */
-		evtimer_add(rlg->flush, &tv);
-	}
+	else
+		ratelog_arm(rlg, now);		/* woken early: not due yet */
 }
 
 static int
@@ -92,17 +103,13 @@ ratelog_init(struct server *srv, struct server_ratelog *rlg, const char *what)
 static void
 ratelog_hit(struct server_ratelog *rlg, int errnum)
 {
-	struct timeval	 tv;
-	uint64_t	 now = mono_ms(), n, wait;
+	uint64_t	 now = mono_ms(), n;
 
 	rlg->errnum = errnum;
 	if ((n = ratelimit_hit(&rlg->rl, now)) > 0)
 		ratelog_line(rlg, n);
-	else if (!evtimer_pending(rlg->flush, NULL) &&
-	    (wait = ratelimit_wait_ms(&rlg->rl, now)) != UINT64_MAX) {
-		ms_to_tv(wait, &tv);
-		evtimer_add(rlg->flush, &tv);
-	}
+	else
+		ratelog_arm(rlg, now);
 }
 
 /* At exit: log what is pending and free the timer. */

@@ -37,9 +37,9 @@ struct owner {
  * One path this process holds a lock on, in the held-lock table. owner
  * is the handle of the session that holds it; a handle that has been
  * disowned (or an owner of NULL, when a release could not rewrite the
- * record) lets the next acquire() take the lock over. Handles of earlier
- * owners still point to the entry: refs counts them, and the entry is
- * freed when none is left and it is out of the table.
+ * record) lets the next acquire() take the lock over, which detaches the
+ * old handle (its e becomes NULL). Only the owner's handle points to an
+ * entry, so the entry is freed when it leaves the table.
  */
 enum entry_state {
 	ENTRY_TAKING,		/* an acquire() is reading the file */
@@ -51,14 +51,13 @@ struct entry {
 	struct entry		*next;		/* hash chain */
 	struct sesslock		*owner;
 	uint64_t		 hash;
-	unsigned		 refs;
 	enum entry_state	 state;
-	unsigned		 in_table:1;
 	char			 path[];
 };
 
+/* Both fields are read and written under tab_mtx. */
 struct sesslock {
-	struct entry		*e;
+	struct entry		*e;		/* NULL once taken over */
 	unsigned		 disowned:1;
 };
 
@@ -350,6 +349,7 @@ tab_check_pid(void)
 	tab_seed = store_hash_seed();
 }
 
+/* Take e out of the table and free it; waiting acquirers look again. */
 static void
 tab_remove(struct entry *e)
 {
@@ -358,18 +358,9 @@ tab_remove(struct entry *e)
 	while (*pp != e)
 		pp = &(*pp)->next;
 	*pp = e->next;
-	e->in_table = 0;
-	e->owner = NULL;
 	tab_n--;
+	free(e);
 	pthread_cond_broadcast(&tab_cond);
-}
-
-/* Drop one handle's reference to e. Under tab_mtx. */
-static void
-entry_unref(struct entry *e)
-{
-	if (--e->refs == 0 && !e->in_table)
-		free(e);
 }
 
 enum store_err
@@ -404,8 +395,9 @@ sesslock_acquire(const char *path, struct sesslock **lk_r, char *err,
 			return STORE_INUSE;
 		}
 		/* Given up by a session of ours: the record names us. */
+		if (e->owner != NULL)
+			e->owner->e = NULL;	/* its release() does nothing */
 		e->owner = lk;
-		e->refs++;
 		lk->e = e;
 		pthread_mutex_unlock(&tab_mtx);
 		*lk_r = lk;
@@ -421,7 +413,6 @@ sesslock_acquire(const char *path, struct sesslock **lk_r, char *err,
 	memcpy(e->path, path, plen + 1);
 	e->hash = h;
 	e->owner = lk;
-	e->refs = 1;
 	e->state = ENTRY_TAKING;
 	if (tab_n >= tab_size)
 		tab_grow();
@@ -433,7 +424,6 @@ sesslock_acquire(const char *path, struct sesslock **lk_r, char *err,
 	}
 	e->next = tab[h & (tab_size - 1)];
 	tab[h & (tab_size - 1)] = e;
-	e->in_table = 1;
 	tab_n++;
 	lk->e = e;
 	pthread_mutex_unlock(&tab_mtx);
@@ -447,7 +437,6 @@ sesslock_acquire(const char *path, struct sesslock **lk_r, char *err,
 		*lk_r = lk;
 	} else {
 		tab_remove(e);
-		entry_unref(e);
 		free(lk);
 	}
 	pthread_mutex_unlock(&tab_mtx);
@@ -472,17 +461,12 @@ sesslock_release(struct sesslock *lk)
 
 	if (lk == NULL)
 		return 0;
-	e = lk->e;
 	pthread_mutex_lock(&tab_mtx);
-	if (tab_pid != getpid()) {
-		/* A forked child's copy of its parent's lock: not its own. */
-		pthread_mutex_unlock(&tab_mtx);
-		free(lk);
-		return 0;
-	}
-	if (e->owner != lk) {
-		/* Taken over by a later session: the record is its now. */
-		entry_unref(e);
+	/*
+	 * Taken over by a later session (the record is its now), or a
+	 * forked child's copy of its parent's lock: nothing to write.
+	 */
+	if ((e = lk->e) == NULL || tab_pid != getpid()) {
 		pthread_mutex_unlock(&tab_mtx);
 		free(lk);
 		return 0;
@@ -502,7 +486,6 @@ sesslock_release(struct sesslock *lk)
 		e->state = ENTRY_HELD;
 		pthread_cond_broadcast(&tab_cond);
 	}
-	entry_unref(e);
 	pthread_mutex_unlock(&tab_mtx);
 	free(lk);
 	errno = saved;

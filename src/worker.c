@@ -118,20 +118,28 @@ worker_wake_cb(evutil_socket_t fd, short events, void *arg)
 	}
 }
 
-static void	submit(struct worker_pool *, struct job_queue *,
-		    struct worker_job *);
-
-/* The end of a loop turn: hand the held jobs to the threads, in order. */
+/*
+ * The end of a loop turn: hand the held jobs to the threads, in order,
+ * under one lock and with one wake-up.
+ */
 static void
 worker_later_cb(evutil_socket_t fd, short events, void *arg)
 {
 	struct worker_pool	*pool = arg;
-	struct worker_job	*job;
 
 	(void)fd;
 	(void)events;
-	while ((job = queue_pop(&pool->later)) != NULL)
-		submit(pool, &pool->todo, job);
+	if (pool->later.head == NULL)
+		return;
+	pthread_mutex_lock(&pool->lock);
+	*pool->todo.tailp = pool->later.head;
+	pool->todo.tailp = pool->later.tailp;
+	if (pool->later.head->next == NULL)
+		pthread_cond_signal(&pool->cond);
+	else
+		pthread_cond_broadcast(&pool->cond);
+	pthread_mutex_unlock(&pool->lock);
+	queue_init(&pool->later);
 }
 
 struct worker_pool *
