@@ -33,9 +33,10 @@
 #include <iniparser.h>
 
 #include "config.h"
-#include "log.h"
-#include "store.h"
-#include "uidl_format.h"
+#include "lib/log.h"
+#include "store/registry.h"
+#include "store/store.h"
+#include "store/uidl_format.h"
 
 enum cfg_type {
 	CFG_INT,	/* int; plain decimal within [min, max] */

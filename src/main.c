@@ -20,12 +20,12 @@
 
 #include <event2/event.h>
 
-#include "auth.h"
+#include "auth/auth.h"
 #include "config.h"
-#include "evpop3d.h"
-#include "log.h"
-#include "server.h"
-#include "store.h"
+#include "lib/evpop3d.h"
+#include "lib/log.h"
+#include "net/server.h"
+#include "store/store.h"
 
 static void
 usage(void)

@@ -1,0 +1,106 @@
+/*
+ * auth: user names, password schemes and the Dovecot-style passwd-file.
+ *
+ * File format (one user per line, '#' comments, blank lines ignored):
+ *   user:{SCHEME}data:uid:gid:gecos:home:shell:extra
+ * Only the first two fields are required. Schemes: {PLAIN}, {CRYPT},
+ * {SHA256-CRYPT}, {SHA512-CRYPT}, {BLF-CRYPT} (crypt(3) from libxcrypt).
+ *
+ * The verify functions hash, so they are slow by design: call them from a
+ * worker thread (worker.h), never on the event loop. They are thread-safe.
+ */
+#ifndef EVPOP3D_AUTH_H
+#define EVPOP3D_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "lib/evpop3d.h"
+
+/*
+ * True if name is safe to use as a user name and in a path: 1..POP3_USER_MAX
+ * octets of printable ASCII, none of  / \ : % and no control characters or
+ * spaces, not starting with '.', no "..", at most one '@' and not at either
+ * end. Checked before anything touches the disk.
+ */
+bool	auth_username_valid(const char *name);
+
+enum auth_result {
+	AUTH_OK,
+	AUTH_FAIL,	/* unknown user or wrong password: same answer */
+	AUTH_TEMPFAIL,	/* passwd-file unreadable and similar */
+};
+
+struct auth_userinfo {
+	char	 name[POP3_USER_MAX + 1];
+	char	 home[4096];		/* may be "" */
+	char	 extra[1024];		/* the 8th field, may be "" */
+	uid_t	 uid;			/* (uid_t)-1 if not given */
+	gid_t	 gid;			/* (gid_t)-1 if not given */
+};
+
+struct auth_db;
+
+/* auth_db_open() flags */
+#define AUTH_DB_ALLOW_SHRINK	0x01	/* [auth] allow_shrink = yes */
+
+/*
+ * Load a passwd-file. Returns 0 and a new db in *db_r, or -1 with a message
+ * "FILE:LINE: what is wrong" in err. The db re-reads the file when its
+ * mtime, size or inode changes (checked at each verify), like Dovecot.
+ *
+ * A file whose last line has no newline is being written (or was cut
+ * short): open fails; a reload keeps the old table and tries that version
+ * again a second later. A file without users fails to open, and a reload
+ * that would leave no users or lose more than half of them is refused
+ * (logged at error level, the old table stays), unless flags has
+ * AUTH_DB_ALLOW_SHRINK.
+ */
+int	auth_db_open(const char *path, int flags, struct auth_db **db_r,
+	    char *err, size_t errlen);
+void	auth_db_free(struct auth_db *db);
+
+/*
+ * USER/PASS and SASL PLAIN: check password for user. On AUTH_OK fills
+ * *info_r. An unknown user, or one whose stored password is malformed,
+ * costs one check against a stand-in: the stored password of a user of
+ * the table's most common scheme and cost (the result is discarded).
+ */
+enum auth_result auth_db_verify_plain(struct auth_db *db, const char *user,
+	    const char *password, struct auth_userinfo *info_r);
+
+/*
+ * APOP (RFC 1939 section 7): digest is 32 hex digits of
+ * MD5(timestamp password). Only users with a {PLAIN} password can use it.
+ */
+enum auth_result auth_db_verify_apop(struct auth_db *db, const char *user,
+	    const char *timestamp, const char *digest, struct auth_userinfo *info_r);
+
+/*
+ * Check password against one stored "{SCHEME}data" string (a bare string
+ * without a scheme is treated as {CRYPT}). Returns 1 on match, 0 on
+ * mismatch, -1 if the scheme is unknown or the data malformed.
+ * Comparisons are constant-time.
+ */
+int	auth_password_verify(const char *stored, const char *password);
+
+/*
+ * The cost class of a stored "{SCHEME}data" string: strings of one class
+ * take the same time to check. Writes e.g. "PLAIN", "$6$", "$2b$10" or
+ * "$6$rounds=9000" to buf (always NUL-terminated). Returns 0, or -1 if the
+ * scheme is unknown or the data cannot be checked (a cheap test that does
+ * not hash; auth_password_verify() may still return -1 for other reasons).
+ */
+int	auth_password_cost(const char *stored, char *buf, size_t len);
+
+/*
+ * Hash password as "{SHA512-CRYPT}$6$salt$hash" with a random salt, like
+ * `doveadm pw -s SHA512-CRYPT`. Returns a malloc'd string, NULL on error.
+ */
+char	*auth_password_hash(const char *password);
+
+/* Wipe a secret buffer in a way the compiler cannot drop. */
+void	auth_wipe(void *buf, size_t len);
+
+#endif

@@ -1,0 +1,519 @@
+/*
+ * server: listeners, accept limits, and graceful shutdown.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "auth/auth.h"
+#include "config.h"
+#include "lib/log.h"
+#include "lib/monotime.h"
+#include "lib/ratelimit.h"
+#include "net/server.h"
+#include "session/session.h"
+#include "store/store.h"
+#include "lib/worker.h"
+
+/* How long server_stop() waits for sessions to say goodbye. */
+#define STOP_GRACE_SECONDS	5
+
+#define LISTEN_BACKLOG	4096
+
+/*
+ * Accept pauses: the first is ACCEPT_PAUSE_MIN_MS, each failure soon after
+ * doubles it up to ACCEPT_PAUSE_MAX_MS; ACCEPT_CALM_MS of listening without
+ * a failure ends the episode (and the back-off).
+ */
+#define ACCEPT_PAUSE_MIN_MS	100
+#define ACCEPT_PAUSE_MAX_MS	1000
+#define ACCEPT_CALM_MS		1000
+/* Connections refused through the reserve per failed accept; more wait. */
+#define RESERVE_REFUSE_MAX	1024
+/* A repeated event is logged at most once per window. */
+#define RATELOG_WINDOW_MS	1000
+
+static void
+ms_to_tv(uint64_t ms, struct timeval *tv)
+{
+	tv->tv_sec = (time_t)(ms / 1000);
+	tv->tv_usec = (suseconds_t)(ms % 1000) * 1000;
+}
+
+/* ------------------------------------------------------------ ratelog */
+
+static void
+ratelog_line(struct server_ratelog *rlg, uint64_t count)
+{
+	if (rlg->errnum != 0) {
+		errno = rlg->errnum;
+		log_warn("%s count=%llu", rlg->what, (unsigned long long)count);
+	} else
+		log_warnx("%s count=%llu", rlg->what, (unsigned long long)count);
+}
+
+/* Events are pending: have the timer report them when they are due. */
+static void
+ratelog_arm(struct server_ratelog *rlg, uint64_t now)
+{
+	struct timeval	 tv;
+	uint64_t	 wait;
+
+	if (evtimer_pending(rlg->flush, NULL) ||
+	    (wait = ratelimit_wait_ms(&rlg->rl, now)) == UINT64_MAX)
+		return;
+	ms_to_tv(wait, &tv);
+	evtimer_add(rlg->flush, &tv);
+}
+
+static void
+ratelog_flush_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct server_ratelog	*rlg = arg;
+	uint64_t		 now = mono_ms(), n;
+
+	(void)fd;
+	(void)events;
+	if ((n = ratelimit_due(&rlg->rl, now)) > 0)
+		ratelog_line(rlg, n);
+	else
+		ratelog_arm(rlg, now);		/* woken early: not due yet */
+}
+
+static int
+ratelog_init(struct server *srv, struct server_ratelog *rlg, const char *what)
+{
+	ratelimit_init(&rlg->rl, RATELOG_WINDOW_MS);
+	rlg->what = what;
+	rlg->errnum = 0;
+	rlg->flush = evtimer_new(srv->base, ratelog_flush_cb, rlg);
+	return rlg->flush == NULL ? -1 : 0;
+}
+
+/* Count one event; errnum (or 0) is named in the line that reports it. */
+static void
+ratelog_hit(struct server_ratelog *rlg, int errnum)
+{
+	uint64_t	 now = mono_ms(), n;
+
+	rlg->errnum = errnum;
+	if ((n = ratelimit_hit(&rlg->rl, now)) > 0)
+		ratelog_line(rlg, n);
+	else
+		ratelog_arm(rlg, now);
+}
+
+/* At exit: log what is pending and free the timer. */
+static void
+ratelog_free(struct server_ratelog *rlg)
+{
+	uint64_t n;
+
+	if (rlg->flush == NULL)
+		return;
+	if ((n = ratelimit_flush(&rlg->rl, mono_ms())) > 0)
+		ratelog_line(rlg, n);
+	event_free(rlg->flush);
+	rlg->flush = NULL;
+}
+
+/* ------------------------------------------------------------ accept */
+
+static void
+accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	static const char	 busy[] =
+	    "-ERR [SYS/TEMP] Too many connections, try again later.\r\n";
+	struct server		*srv = arg;
+
+	(void)lev;
+	srv->stats.connections++;
+	if (srv->stopping ||
+	    srv->n_sessions >= (size_t)srv->cfg->max_connections) {
+		/* Shed the excess connection with a clear answer (RFC 3206). */
+		srv->stats.refused++;
+		ssize_t n = write(fd, busy, sizeof(busy) - 1);
+
+		(void)n;	/* best effort: the socket is new and empty */
+		evutil_closesocket(fd);
+		if (!srv->stopping)
+			ratelog_hit(&srv->log_busy, 0);
+		return;
+	}
+	if (session_new(srv, fd, sa, (socklen_t)salen) == NULL)
+		ratelog_hit(&srv->log_accept, errno);	/* out of memory */
+}
+
+/*
+ * Linux accept(2) reports network errors of the connection being taken
+ * (which it then drops); the next one may be fine. Nothing to pause for.
+ */
+static bool
+accept_error_transient(int err)
+{
+	switch (err) {
+	case ENETDOWN:
+	case EPROTO:
+	case ENOPROTOOPT:
+	case EHOSTDOWN:
+	case ENONET:
+	case EHOSTUNREACH:
+	case EOPNOTSUPP:
+	case ENETUNREACH:
+	case EPERM:		/* a firewall rule */
+	case ETIMEDOUT:
+	case ECONNRESET:
+		return true;
+	}
+	return false;
+}
+
+static int
+reserve_open(void)
+{
+	return open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+static void
+listeners_enable(struct server *srv, bool on)
+{
+	size_t i;
+
+	for (i = 0; i < srv->n_listeners; i++)
+		if (on)
+			evconnlistener_enable(srv->listeners[i]);
+		else
+			evconnlistener_disable(srv->listeners[i]);
+}
+
+/*
+ * EMFILE or ENFILE: no descriptor for the connections waiting in lev's
+ * backlog, which would otherwise wait unanswered. Give the reserve
+ * descriptor up and, with the slot it frees, accept, refuse and close
+ * them one after the other, then take the reserve back (libuv's
+ * uv__emfile_trick; the libev manual's advice). Another thread may take
+ * the slot meanwhile: the pause line then says "reserve=lost", and the
+ * reserve is taken again at the end of the pause.
+ */
+static void
+accept_refuse_reserved(struct server *srv, struct evconnlistener *lev)
+{
+	static const char	 msg[] =
+	    "-ERR [SYS/TEMP] Too many open files, try again later.\r\n";
+	struct accept_guard	*ag = &srv->accept;
+	evutil_socket_t		 lfd = evconnlistener_get_fd(lev);
+	ssize_t			 w;
+	int			 fd, n;
+
+	if (ag->reserve_fd == -1)
+		return;
+	close(ag->reserve_fd);
+	for (n = 0; n < RESERVE_REFUSE_MAX; n++) {
+		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno == EINTR || errno == ECONNABORTED ||
+			    accept_error_transient(errno))
+				continue;
+			break;	/* EAGAIN: none left; EMFILE: slot taken */
+		}
+		w = write(fd, msg, sizeof(msg) - 1);
+		(void)w;	/* best effort, as for max_connections */
+		close(fd);
+		srv->stats.refused_nofd++;
+		ag->ep_refused++;
+		ratelog_hit(&srv->log_nofd, 0);
+	}
+	ag->reserve_fd = reserve_open();	/* -1: "reserve=lost" below */
+}
+
+/*
+ * Disable every listener for a pause: ACCEPT_PAUSE_MIN_MS at the start of
+ * an episode, twice the last one (up to ACCEPT_PAUSE_MAX_MS) when the
+ * failure came while probing. One line per pause.
+ */
+static void
+accept_pause(struct server *srv, int err)
+{
+	struct accept_guard	*ag = &srv->accept;
+	struct timeval		 tv;
+
+	if (ag->state == ACCEPT_PAUSED)
+		return;			/* the listeners are off already */
+	if (ag->state == ACCEPT_ON) {
+		ag->pause_ms = ACCEPT_PAUSE_MIN_MS;
+		ag->pauses = 0;
+		ag->ep_failed = 0;
+		ag->since_ms = mono_ms();
+	} else if ((ag->pause_ms *= 2) > ACCEPT_PAUSE_MAX_MS)
+		ag->pause_ms = ACCEPT_PAUSE_MAX_MS;
+	ag->state = ACCEPT_PAUSED;
+	ag->pauses++;
+	ag->ep_failed += ag->failed;
+	listeners_enable(srv, false);
+	errno = err;
+	log_warn("event=accept-paused pause_ms=%u failed=%llu sessions=%zu%s",
+	    ag->pause_ms, (unsigned long long)ag->failed, srv->n_sessions,
+	    ag->reserve_fd == -1 ? " reserve=lost" : "");
+	ag->failed = 0;
+	ms_to_tv(ag->pause_ms, &tv);
+	evtimer_add(ag->timer, &tv);
+}
+
+/* The end of a pause (listen again, probing), or of a calm probation. */
+static void
+accept_timer_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct server		*srv = arg;
+	struct accept_guard	*ag = &srv->accept;
+	struct timeval		 tv;
+
+	(void)fd;
+	(void)events;
+	if (srv->stopping)
+		return;
+	if (ag->state == ACCEPT_PAUSED) {
+		if (ag->reserve_fd == -1)
+			ag->reserve_fd = reserve_open();
+		ag->state = ACCEPT_PROBING;
+		ag->probe_ms = mono_ms();
+		listeners_enable(srv, true);
+		ms_to_tv(ACCEPT_CALM_MS, &tv);
+		evtimer_add(ag->timer, &tv);
+		return;
+	}
+	ag->state = ACCEPT_ON;
+	log_info("event=accept-resumed pauses=%u failed=%llu refused=%llu "
+	    "duration_ms=%llu", ag->pauses, (unsigned long long)ag->ep_failed,
+	    (unsigned long long)ag->ep_refused,
+	    (unsigned long long)(ag->probe_ms - ag->since_ms));
+	ag->ep_refused = 0;
+}
+
+/*
+ * accept() failed with something libevent does not retry by itself
+ * (errno tells). A connection's own network error is only counted and
+ * logged (rate-limited); anything else would fail again at once while
+ * the listener stays readable, spinning the loop: pause the listeners.
+ * Out of descriptors, the connections waiting get a refusal first.
+ */
+static void
+accept_error_cb(struct evconnlistener *lev, void *arg)
+{
+	struct server	*srv = arg;
+	int		 err = EVUTIL_SOCKET_ERROR();
+
+	srv->stats.accept_errors++;
+	if (srv->stopping)
+		return;			/* the listeners are off for good */
+	if (accept_error_transient(err)) {
+		ratelog_hit(&srv->log_accept, err);
+		return;
+	}
+	srv->accept.failed++;
+	if (err == EMFILE || err == ENFILE)
+		accept_refuse_reserved(srv, lev);
+	accept_pause(srv, err);
+}
+
+static int
+listen_one(struct server *srv, const struct cfg_listen *l)
+{
+	struct evconnlistener	*lev;
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen = sizeof(ss);
+	char			 text[80];
+	int			 fd, on = 1;
+
+	if ((fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0)) == -1) {
+		log_error("event=listen-failed addr=%s step=socket", l->text);
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (l->addr.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+	if (bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) == -1) {
+		log_error("event=listen-failed addr=%s step=bind", l->text);
+		close(fd);
+		return -1;
+	}
+	/*
+	 * A deep accept queue (the kernel caps it at net.core.somaxconn):
+	 * when a burst of connections overflows it, the client believes it
+	 * is connected while the kernel drops its ACK, and the greeting
+	 * waits for a SYN-ACK retransmission, up to half a minute later.
+	 */
+	lev = evconnlistener_new(srv->base, accept_cb, srv,
+	    LEV_OPT_CLOSE_ON_FREE, LISTEN_BACKLOG, fd);
+	if (lev == NULL) {
+		log_error("event=listen-failed addr=%s step=listen", l->text);
+		close(fd);
+		return -1;
+	}
+	evconnlistener_set_error_cb(lev, accept_error_cb);
+	srv->listeners[srv->n_listeners++] = lev;
+
+	/* Log the real address: with port 0 the kernel picked one. */
+	getsockname(fd, (struct sockaddr *)&ss, &sslen);
+	if (ss.ss_family == AF_INET6) {
+		char a[INET6_ADDRSTRLEN];
+		const struct sockaddr_in6 *s6 = (const void *)&ss;
+
+		evutil_inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
+		snprintf(text, sizeof(text), "[%s]:%u", a, ntohs(s6->sin6_port));
+	} else {
+		char a[INET_ADDRSTRLEN];
+		const struct sockaddr_in *s4 = (const void *)&ss;
+
+		evutil_inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
+		snprintf(text, sizeof(text), "%s:%u", a, ntohs(s4->sin_port));
+	}
+	log_info("event=listen addr=%s", text);
+	return 0;
+}
+
+int
+server_init(struct server *srv, struct event_base *base, const struct cfg *cfg)
+{
+	char	err[512];
+	size_t	i;
+
+	memset(srv, 0, sizeof(*srv));
+	srv->accept.reserve_fd = -1;	/* before any failure: server_free() */
+	srv->base = base;
+	srv->cfg = cfg;
+	TAILQ_INIT(&srv->sessions);
+	TAILQ_INIT(&srv->flushq);
+	if ((srv->flush_ev = event_new(base, -1, 0, session_flush_cb, srv))
+	    == NULL ||
+	    (srv->accept.timer = evtimer_new(base, accept_timer_cb, srv))
+	    == NULL ||
+	    ratelog_init(srv, &srv->log_busy,
+	    "event=refused reason=max-connections") == -1 ||
+	    ratelog_init(srv, &srv->log_nofd,
+	    "event=refused reason=no-descriptors") == -1 ||
+	    ratelog_init(srv, &srv->log_accept, "event=accept-error") == -1) {
+		log_error("event=startup-failed step=event_new");
+		return -1;
+	}
+	/* Session ids: random start, so they are unique across restarts. */
+	if (evutil_secure_rng_init() == 0)
+		evutil_secure_rng_get_bytes(&srv->next_session_id,
+		    sizeof(srv->next_session_id));
+	if (srv->next_session_id == 0)
+		srv->next_session_id = 1;	/* 0 is "no session" in logs */
+
+	if (auth_db_open(cfg->passwd_file,
+	    cfg->allow_shrink ? AUTH_DB_ALLOW_SHRINK : 0, &srv->auth, err,
+	    sizeof(err)) == -1) {
+		log_errorx("event=startup-failed step=passwd-file: %s", err);
+		return -1;
+	}
+	if ((srv->workers = worker_pool_new(base, cfg->threads)) == NULL) {
+		log_error("event=startup-failed step=worker-pool");
+		return -1;
+	}
+	/* See accept_refuse_reserved(). Without it EMFILE still pauses. */
+	if ((srv->accept.reserve_fd = reserve_open()) == -1)
+		log_warn("event=reserve-failed path=/dev/null");
+	if ((srv->listeners = calloc(cfg->n_listen, sizeof(*srv->listeners)))
+	    == NULL) {
+		log_error("event=startup-failed step=listeners");
+		return -1;
+	}
+	for (i = 0; i < cfg->n_listen; i++)
+		if (listen_one(srv, &cfg->listen[i]) == -1)
+			return -1;
+	return 0;
+}
+
+static void
+stop_deadline_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct server	*srv = arg;
+	struct session	*s;
+
+	(void)fd;
+	(void)events;
+	log_warnx("event=shutdown-deadline sessions=%zu", srv->n_sessions);
+	while ((s = TAILQ_FIRST(&srv->sessions)) != NULL)
+		session_destroy(s);
+	event_base_loopbreak(srv->base);
+}
+
+void
+server_stop(struct server *srv)
+{
+	struct session	*s, *next;
+	struct timeval	 tv = { .tv_sec = STOP_GRACE_SECONDS };
+
+	if (srv->stopping)
+		return;
+	srv->stopping = true;
+	log_info("event=shutdown sessions=%zu", srv->n_sessions);
+	listeners_enable(srv, false);
+	if (srv->accept.timer != NULL)
+		evtimer_del(srv->accept.timer);	/* no pause ends now */
+	/* RFC 1939 section 6: sessions that did not QUIT delete nothing. */
+	for (s = TAILQ_FIRST(&srv->sessions); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, entry);
+		session_shutdown(s);
+	}
+	if (srv->n_sessions == 0) {
+		event_base_loopexit(srv->base, NULL);
+		return;
+	}
+	srv->stop_timer = evtimer_new(srv->base, stop_deadline_cb, srv);
+	if (srv->stop_timer != NULL)
+		evtimer_add(srv->stop_timer, &tv);
+}
+
+void
+server_session_gone(struct server *srv)
+{
+	if (srv->stopping && srv->n_sessions == 0)
+		event_base_loopexit(srv->base, NULL);
+}
+
+void
+server_free(struct server *srv)
+{
+	struct session	*s;
+	size_t		 i;
+
+	/*
+	 * From here on maildrops are released in place: a done() callback
+	 * of worker_pool_free()'s last drain must not submit a job to a
+	 * pool whose threads are gone (cmd_auth_release()).
+	 */
+	srv->stopping = true;
+	while ((s = TAILQ_FIRST(&srv->sessions)) != NULL)
+		session_destroy(s);
+	for (i = 0; i < srv->n_listeners; i++)
+		evconnlistener_free(srv->listeners[i]);
+	free(srv->listeners);
+	/* Runs the last done() callbacks: pending UPDATEs complete. */
+	worker_pool_free(srv->workers);
+	if (srv->stop_timer != NULL)
+		event_free(srv->stop_timer);
+	if (srv->flush_ev != NULL)
+		event_free(srv->flush_ev);
+	if (srv->accept.timer != NULL)
+		event_free(srv->accept.timer);
+	if (srv->accept.reserve_fd != -1)
+		close(srv->accept.reserve_fd);
+	ratelog_free(&srv->log_busy);
+	ratelog_free(&srv->log_nofd);
+	ratelog_free(&srv->log_accept);
+	auth_db_free(srv->auth);
+}

@@ -1,0 +1,126 @@
+/*
+ * server: the process-wide state: the event base, the listeners, the
+ * worker pool, the live sessions, and graceful shutdown.
+ */
+#ifndef EVPOP3D_SERVER_H
+#define EVPOP3D_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "lib/ratelimit.h"
+
+struct auth_db;
+struct cfg;
+struct event;
+struct event_base;
+struct evconnlistener;
+struct session;
+struct worker_pool;
+
+TAILQ_HEAD(session_list, session);
+
+struct server_stats {
+	uint64_t	connections;	/* accepted */
+	uint64_t	refused;	/* over max_connections */
+	uint64_t	refused_nofd;	/* no descriptor: refused via the reserve */
+	uint64_t	accept_errors;	/* failed accept() calls */
+	uint64_t	logins;
+	uint64_t	login_failures;
+};
+
+/*
+ * An event that can repeat thousands of times a second, logged at most
+ * once a second with its count (ratelimit.h); the timer logs a count
+ * left over when no event follows.
+ */
+struct server_ratelog {
+	struct ratelimit	 rl;
+	struct event		*flush;
+	const char		*what;		/* "event=refused reason=..." */
+	int			 errnum;	/* the last event's errno, or 0 */
+};
+
+/*
+ * Accepting under descriptor pressure (server.c, accept_error_cb()):
+ * on EMFILE and the like every listener is disabled for a pause that
+ * doubles from 100 ms to 1 s while the failures go on; a second without
+ * a failure after the listeners are back ends the episode.
+ */
+enum accept_state {
+	ACCEPT_ON,		/* listening, no failure lately */
+	ACCEPT_PAUSED,		/* listeners disabled until the timer */
+	ACCEPT_PROBING,		/* listening again; a failure pauses longer */
+};
+
+struct accept_guard {
+	enum accept_state	 state;
+	struct event		*timer;		/* ends a pause or a probation */
+	int			 reserve_fd;	/* given up to refuse on EMFILE */
+	unsigned		 pause_ms;	/* the current pause */
+	uint64_t		 failed;	/* since the last pause line */
+	/* The episode so far, for its last line. */
+	unsigned		 pauses;
+	uint64_t		 ep_failed;
+	uint64_t		 ep_refused;	/* through the reserve */
+	uint64_t		 since_ms;	/* the first pause */
+	uint64_t		 probe_ms;	/* the listeners' last return */
+};
+
+struct server {
+	struct event_base	*base;
+	const struct cfg	*cfg;
+	struct auth_db		*auth;
+	struct worker_pool	*workers;
+
+	struct evconnlistener	**listeners;
+	size_t			 n_listeners;
+
+	struct session_list	 sessions;
+	size_t			 n_sessions;
+	/*
+	 * Sessions with output queued in this loop iteration. One event
+	 * writes them all before the loop polls again (Redis's
+	 * beforeSleep): a reply costs one write and no epoll changes.
+	 */
+	struct session_list	 flushq;
+	struct event		*flush_ev;
+	uint64_t		 next_session_id;
+
+	struct event		*stop_timer;	/* shutdown deadline */
+	bool			 stopping;
+	struct server_stats	 stats;
+
+	struct accept_guard	 accept;
+	struct server_ratelog	 log_busy;	/* refused: max_connections */
+	struct server_ratelog	 log_nofd;	/* refused: no descriptor */
+	struct server_ratelog	 log_accept;	/* one connection's accept error */
+};
+
+/*
+ * Set up srv on base with cfg: open the passwd-file, start the worker
+ * pool, open the reserve descriptor, bind every listener (logging
+ * "event=listen addr=..." with the real port). Returns 0, or -1 after
+ * logging why at level error; server_free() is then still to be called.
+ * cfg must outlive srv.
+ */
+int	server_init(struct server *srv, struct event_base *base,
+	    const struct cfg *cfg);
+
+/*
+ * Graceful stop: close the listeners, tell idle sessions "-ERR [SYS/TEMP]
+ * server shutting down" and close every session without UPDATE (RFC 1939
+ * section 6). The loop exits when the last session is gone, or after a few
+ * seconds at the latest.
+ */
+void	server_stop(struct server *srv);
+
+/* Free what server_init() made; call after the loop has exited. */
+void	server_free(struct server *srv);
+
+/* Called by session.c when a session is freed. */
+void	server_session_gone(struct server *srv);
+
+#endif

@@ -1,0 +1,66 @@
+/*
+ * linebuf: bounded line extraction (see linebuf.h).
+ */
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "session/linebuf.h"
+
+void
+linebuf_init(struct linebuf *lb, size_t max)
+{
+	lb->max = max;
+	lb->discarding = false;
+}
+
+enum lb_result
+linebuf_read(struct linebuf *lb, struct evbuffer *in, char *line, size_t *len_r)
+{
+	struct evbuffer_ptr	 eol;
+	size_t			 avail, eol_len, len;
+
+	for (;;) {
+		avail = evbuffer_get_length(in);
+		if (avail == 0)
+			return LB_AGAIN;
+
+		/*
+		 * The input buffer is bounded by the session's read
+		 * watermark, so a search over all of it is cheap.
+		 */
+		eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
+		if (lb->discarding) {
+			if (eol.pos < 0) {
+				evbuffer_drain(in, avail);
+				return LB_AGAIN;
+			}
+			evbuffer_drain(in, (size_t)eol.pos + eol_len);
+			lb->discarding = false;
+			continue;
+		}
+
+		if (eol.pos < 0) {
+			if (avail <= lb->max + 1)	/* +1: a CR may wait for its LF */
+				return LB_AGAIN;
+			evbuffer_drain(in, avail);
+			lb->discarding = true;
+			return LB_TOOLONG;
+		}
+
+		len = (size_t)eol.pos;
+		if (len > lb->max + 1) {
+			evbuffer_drain(in, len + eol_len);
+			return LB_TOOLONG;
+		}
+		evbuffer_remove(in, line, len);
+		evbuffer_drain(in, eol_len);
+		if (len > 0 && line[len - 1] == '\r')	/* CRLF, or a bare LF */
+			len--;
+		if (len > lb->max)
+			return LB_TOOLONG;
+		line[len] = '\0';
+		*len_r = len;
+		return LB_LINE;
+	}
+}

@@ -1,0 +1,251 @@
+/*
+ * test_worker: the worker pool (worker.h) with real threads and a real
+ * event loop: urgent jobs start before every queued normal job, each
+ * queue in order; done() runs on the loop thread; worker_pool_free()
+ * finishes both queues and hands back every result.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <event2/event.h>
+
+#include "lib/worker.h"
+
+#define MAX_JOBS	16
+
+/* What the jobs record, in the order things happened. */
+struct trace {
+	pthread_mutex_t	 lock;
+	pthread_cond_t	 cond;
+	bool		 gate_started;	/* the blocking job runs */
+	bool		 gate_open;	/* ... and may finish */
+	char		 worked[MAX_JOBS + 1];
+	size_t		 n_worked;
+	char		 done[MAX_JOBS + 1];
+	size_t		 n_done;
+	pthread_t	 loop;
+	bool		 done_off_loop;
+	struct event_base *base;
+	size_t		 expect;	/* done() calls before loopbreak */
+};
+
+struct tjob {
+	struct worker_job	 base;	/* first: we cast back */
+	struct trace		*t;
+	char			 name;
+	bool			 gate;
+};
+
+static void
+tjob_work(struct worker_job *wj)
+{
+	struct tjob	*j = (struct tjob *)wj;
+	struct trace	*t = j->t;
+
+	pthread_mutex_lock(&t->lock);
+	t->worked[t->n_worked++] = j->name;
+	if (j->gate) {
+		t->gate_started = true;
+		pthread_cond_broadcast(&t->cond);
+		while (!t->gate_open)
+			pthread_cond_wait(&t->cond, &t->lock);
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+static void
+tjob_done(struct worker_job *wj)
+{
+	struct tjob	*j = (struct tjob *)wj;
+	struct trace	*t = j->t;
+
+	if (!pthread_equal(pthread_self(), t->loop))
+		t->done_off_loop = true;
+	t->done[t->n_done++] = j->name;
+	if (t->n_done == t->expect && t->base != NULL)
+		event_base_loopbreak(t->base);
+	free(j);
+}
+
+static struct tjob *
+tjob_new(struct trace *t, char name)
+{
+	struct tjob *j = calloc(1, sizeof(*j));
+
+	assert_non_null(j);
+	j->base.work = tjob_work;
+	j->base.done = tjob_done;
+	j->t = t;
+	j->name = name;
+	return j;
+}
+
+static void
+trace_init(struct trace *t)
+{
+	memset(t, 0, sizeof(*t));
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_cond_init(&t->cond, NULL);
+	t->loop = pthread_self();
+}
+
+/* Keep the pool's one thread busy with a gate job until gate_release(). */
+static void
+gate_hold(struct worker_pool *pool, struct trace *t)
+{
+	struct tjob *gate = tjob_new(t, 'g');
+
+	gate->gate = true;
+	worker_submit(pool, &gate->base);
+	pthread_mutex_lock(&t->lock);
+	while (!t->gate_started)
+		pthread_cond_wait(&t->cond, &t->lock);
+	pthread_mutex_unlock(&t->lock);
+}
+
+static void
+gate_release(struct trace *t)
+{
+	pthread_mutex_lock(&t->lock);
+	t->gate_open = true;
+	pthread_cond_broadcast(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+}
+
+/*
+ * One thread, held busy by a gate job while the queues fill: then the
+ * urgent jobs must come first, each queue first in first out.
+ */
+static void
+test_urgent_first(void **state)
+{
+	struct event_base	*base = event_base_new();
+	struct worker_pool	*pool;
+	struct trace		 t;
+	const char		*plan = "aUbVcW", *p;
+
+	(void)state;
+	assert_non_null(base);
+	assert_non_null(pool = worker_pool_new(base, 1));
+	trace_init(&t);
+	t.base = base;
+	t.expect = 1 + strlen(plan);
+
+	gate_hold(pool, &t);
+
+	/* Lower case: worker_submit(); upper case: worker_submit_urgent(). */
+	for (p = plan; *p != '\0'; p++) {
+		struct tjob *j = tjob_new(&t, *p);
+
+		if (*p >= 'A' && *p <= 'Z')
+			worker_submit_urgent(pool, &j->base);
+		else
+			worker_submit(pool, &j->base);
+	}
+	gate_release(&t);
+
+	/* The results come back through the loop. */
+	assert_int_equal(event_base_dispatch(base), 0);
+	assert_int_equal(t.n_done, t.expect);
+	assert_string_equal(t.worked, "gUVWabc");
+	assert_string_equal(t.done, "gUVWabc");
+	assert_false(t.done_off_loop);
+
+	worker_pool_free(pool);
+	event_base_free(base);
+}
+
+/* Freeing the pool runs every queued job, urgent ones first, and done(). */
+static void
+test_free_finishes_both_queues(void **state)
+{
+	struct event_base	*base = event_base_new();
+	struct worker_pool	*pool;
+	struct trace		 t;
+	struct tjob		*j;
+
+	(void)state;
+	assert_non_null(base);
+	assert_non_null(pool = worker_pool_new(base, 1));
+	trace_init(&t);
+	t.expect = 4;
+
+	gate_hold(pool, &t);
+	j = tjob_new(&t, 'a');
+	worker_submit(pool, &j->base);
+	j = tjob_new(&t, 'B');
+	worker_submit_urgent(pool, &j->base);
+	j = tjob_new(&t, 'c');
+	worker_submit(pool, &j->base);
+
+	gate_release(&t);
+
+	worker_pool_free(pool);		/* no loop ran: done() here */
+	assert_int_equal(t.n_done, 4);
+	assert_string_equal(t.worked, "gBac");
+	assert_string_equal(t.done, "gBac");
+	assert_false(t.done_off_loop);
+	event_base_free(base);
+}
+
+/*
+ * worker_submit_later(): held until the loop has run this turn's
+ * callbacks, so a job submitted at once overtakes it; in order among
+ * themselves.
+ */
+static void
+test_submit_later(void **state)
+{
+	struct event_base	*base = event_base_new();
+	struct worker_pool	*pool;
+	struct trace		 t;
+	struct tjob		*j;
+
+	(void)state;
+	assert_non_null(base);
+	assert_non_null(pool = worker_pool_new(base, 1));
+	trace_init(&t);
+	t.base = base;
+	t.expect = 4;
+
+	gate_hold(pool, &t);
+	j = tjob_new(&t, 'a');
+	worker_submit_later(pool, &j->base);
+	j = tjob_new(&t, 'b');
+	worker_submit(pool, &j->base);
+	j = tjob_new(&t, 'c');
+	worker_submit_later(pool, &j->base);
+	gate_release(&t);
+
+	assert_int_equal(event_base_dispatch(base), 0);
+	assert_string_equal(t.worked, "gbac");
+	assert_string_equal(t.done, "gbac");
+
+	/* Held jobs still pending at free are run too. */
+	t.base = NULL;
+	t.expect = 5;
+	j = tjob_new(&t, 'd');
+	worker_submit_later(pool, &j->base);
+	worker_pool_free(pool);
+	assert_string_equal(t.done, "gbacd");
+	event_base_free(base);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_urgent_first),
+		cmocka_unit_test(test_free_finishes_both_queues),
+		cmocka_unit_test(test_submit_later),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
