@@ -25,6 +25,8 @@
 #include "lib/evpop3d.h"
 #include "lib/log.h"
 #include "net/server.h"
+#include "pop3/pop3.h"
+#include "session/session.h"
 #include "store/store.h"
 
 static void
@@ -149,19 +151,38 @@ startup_failed(void)
 	return 1;
 }
 
+/* What the signal handlers work on. */
+struct daemon {
+	struct server		 srv;
+	struct pop3_env		*env;
+	struct session_set	*sessions;
+};
+
+/* The counters of every part: info level (SIGUSR1), or debug (at exit). */
+static void
+stats_log(const struct daemon *d, bool debug)
+{
+	server_stats_log(&d->srv, debug);
+	pop3_stats_log(d->env, debug);
+}
+
 static void
 signal_cb(evutil_socket_t sig, short events, void *arg)
 {
-	struct server *srv = arg;
+	struct daemon *d = arg;
 
 	(void)events;
+	if (sig == SIGUSR1) {
+		stats_log(d, false);
+		return;
+	}
 	if (sig == SIGHUP) {
 		log_info("event=sighup note=\"the passwd-file is re-read when "
 		    "it changes; other settings need a restart\"");
 		return;
 	}
 	notify_systemd("STOPPING=1");
-	server_stop(srv);
+	server_stop(&d->srv);
 }
 
 /* Read one line from stdin, without echo when it is a terminal. */
@@ -234,14 +255,15 @@ main(int argc, char *argv[])
 	};
 	struct event_config	*ecfg;
 	struct event_base	*base;
-	struct event		*sigs[3];
-	struct server		 srv;
+	struct event		*sigs[4];
+	struct daemon		 d;
+	struct session_params	 sp;
 	struct cfg		*cfg;
 	const char		*path = NULL;
 	char			 err[1024];
 	bool			 check = false, debug = false;
 	int			 ch, i, ret;
-	const int		 signos[3] = { SIGTERM, SIGINT, SIGHUP };
+	const int		 signos[4] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
 
 	if (argc == 2 && strcmp(argv[1], "hash") == 0)
 		return cmd_hash();
@@ -305,27 +327,48 @@ main(int argc, char *argv[])
 		return startup_failed();
 	}
 	event_config_free(ecfg);
-	if (server_init(&srv, base, cfg) == -1) {
-		server_free(&srv);
+	memset(&d, 0, sizeof(d));
+	if (pop3_env_new(base, cfg, &d.env) == -1) {
 		event_base_free(base);
 		cfg_free(cfg);
 		return startup_failed();
 	}
-	for (i = 0; i < 3; i++) {
-		sigs[i] = evsignal_new(base, signos[i], signal_cb, &srv);
+	sp = (struct session_params){ .proto = &pop3_proto, .arg = d.env,
+	    .line_max = POP3_LINE_MAX,
+	    .write_timeout = (unsigned)cfg->write_timeout };
+	if ((d.sessions = session_set_new(base, &sp)) == NULL)
+		log_error("event=startup-failed step=sessions");
+	if (d.sessions == NULL ||
+	    server_init(&d.srv, base, cfg, d.sessions) == -1) {
+		if (d.sessions != NULL)
+			server_free(&d.srv);
+		session_set_free(d.sessions);
+		pop3_env_free(d.env);
+		event_base_free(base);
+		cfg_free(cfg);
+		return startup_failed();
+	}
+	for (i = 0; i < 4; i++) {
+		sigs[i] = evsignal_new(base, signos[i], signal_cb, &d);
 		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1) {
 			log_errorx("event=startup-failed step=signals");
 			fatalx("event=exiting reason=startup-failed");
 		}
 	}
 	log_info("event=ready version=%s listeners=%zu", EVPOP3D_VERSION,
-	    srv.n_listeners);
+	    d.srv.n_listeners);
 	notify_systemd("READY=1\nSTATUS=Accepting connections");
 
 	ret = event_base_dispatch(base) == -1 ? 1 : 0;
 
-	server_free(&srv);
-	for (i = 0; i < 3; i++)
+	if (log_debug_enabled())
+		stats_log(&d, true);
+	server_free(&d.srv);
+	/* Sessions first: their release jobs go to the pool, which the
+	 * environment then drains. */
+	session_set_free(d.sessions);
+	pop3_env_free(d.env);
+	for (i = 0; i < 4; i++)
 		event_free(sigs[i]);
 	event_base_free(base);
 	log_info("event=stopped");

@@ -5,7 +5,11 @@
 #define EVPOP3D_H
 
 #define EVPOP3D_NAME		"evpop3d"
-#define EVPOP3D_VERSION		"0.1.0"
+/* The version is CMake's project(VERSION), given to every part. */
+#ifndef EVPOP3D_VERSION_STRING
+#error "EVPOP3D_VERSION_STRING comes from CMakeLists.txt"
+#endif
+#define EVPOP3D_VERSION		EVPOP3D_VERSION_STRING
 
 /*
  * RFC 2449 section 4: commands may be up to 255 octets including CRLF.

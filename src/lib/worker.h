@@ -14,6 +14,8 @@
 #ifndef EVPOP3D_WORKER_H
 #define EVPOP3D_WORKER_H
 
+#include <stddef.h>
+
 struct event_base;
 
 struct worker_job {
@@ -23,6 +25,16 @@ struct worker_job {
 };
 
 struct worker_pool;
+
+/* Set job up to run work() on a pool thread and then done() on the loop. */
+static inline void
+worker_job_init(struct worker_job *job, void (*work)(struct worker_job *),
+    void (*done)(struct worker_job *))
+{
+	job->work = work;
+	job->done = done;
+	job->next = NULL;
+}
 
 /* NULL on error (errno set). */
 struct worker_pool	*worker_pool_new(struct event_base *base, int nthreads);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,18 +12,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#include "auth/auth.h"
 #include "config.h"
 #include "lib/log.h"
 #include "lib/monotime.h"
 #include "lib/ratelimit.h"
 #include "net/server.h"
 #include "session/session.h"
-#include "store/store.h"
-#include "lib/worker.h"
 
 /* How long server_stop() waits for sessions to say goodbye. */
 #define STOP_GRACE_SECONDS	5
@@ -128,6 +127,42 @@ ratelog_free(struct server_ratelog *rlg)
 
 /* ------------------------------------------------------------ accept */
 
+/*
+ * A plain TCP connection as a session: a socket bufferevent, which the
+ * session may write to directly (SESSION_SOCKET). -1 (errno set) if it
+ * could not be made; fd is then closed.
+ */
+static int
+session_plain(struct server *srv, evutil_socket_t fd,
+    const struct sockaddr *sa, socklen_t salen)
+{
+	struct bufferevent	*bev;
+	int			 err;
+
+	/*
+	 * Replies are already whole when written (the session sends a loop
+	 * iteration's output in one writev), so Nagle could only hold a
+	 * reply back waiting for the peer's delayed ACK.
+	 */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 },
+	    sizeof(int));
+	if ((bev = bufferevent_socket_new(srv->base, fd,
+	    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+		err = errno;
+		evutil_closesocket(fd);
+		errno = err;
+		return -1;
+	}
+	if (session_new(srv->sessions, bev, sa, salen, SESSION_SOCKET)
+	    == NULL) {
+		err = errno;
+		bufferevent_free(bev);
+		errno = err;
+		return -1;
+	}
+	return 0;
+}
+
 static void
 accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
@@ -138,8 +173,8 @@ accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 
 	(void)lev;
 	srv->stats.connections++;
-	if (srv->stopping ||
-	    srv->n_sessions >= (size_t)srv->cfg->max_connections) {
+	if (srv->stopping || session_set_count(srv->sessions) >=
+	    (size_t)srv->cfg->max_connections) {
 		/* Shed the excess connection with a clear answer (RFC 3206). */
 		srv->stats.refused++;
 		ssize_t n = write(fd, busy, sizeof(busy) - 1);
@@ -150,7 +185,7 @@ accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 			ratelog_hit(&srv->log_busy, 0);
 		return;
 	}
-	if (session_new(srv, fd, sa, (socklen_t)salen) == NULL)
+	if (session_plain(srv, fd, sa, (socklen_t)salen) == -1)
 		ratelog_hit(&srv->log_accept, errno);	/* out of memory */
 }
 
@@ -262,7 +297,8 @@ accept_pause(struct server *srv, int err)
 	listeners_enable(srv, false);
 	errno = err;
 	log_warn("event=accept-paused pause_ms=%u failed=%llu sessions=%zu%s",
-	    ag->pause_ms, (unsigned long long)ag->failed, srv->n_sessions,
+	    ag->pause_ms, (unsigned long long)ag->failed,
+	    session_set_count(srv->sessions),
 	    ag->reserve_fd == -1 ? " reserve=lost" : "");
 	ag->failed = 0;
 	ms_to_tv(ag->pause_ms, &tv);
@@ -383,20 +419,17 @@ listen_one(struct server *srv, const struct cfg_listen *l)
 }
 
 int
-server_init(struct server *srv, struct event_base *base, const struct cfg *cfg)
+server_init(struct server *srv, struct event_base *base, const struct cfg *cfg,
+    struct session_set *set)
 {
-	char	err[512];
 	size_t	i;
 
 	memset(srv, 0, sizeof(*srv));
 	srv->accept.reserve_fd = -1;	/* before any failure: server_free() */
 	srv->base = base;
 	srv->cfg = cfg;
-	TAILQ_INIT(&srv->sessions);
-	TAILQ_INIT(&srv->flushq);
-	if ((srv->flush_ev = event_new(base, -1, 0, session_flush_cb, srv))
-	    == NULL ||
-	    (srv->accept.timer = evtimer_new(base, accept_timer_cb, srv))
+	srv->sessions = set;
+	if ((srv->accept.timer = evtimer_new(base, accept_timer_cb, srv))
 	    == NULL ||
 	    ratelog_init(srv, &srv->log_busy,
 	    "event=refused reason=max-connections") == -1 ||
@@ -404,23 +437,6 @@ server_init(struct server *srv, struct event_base *base, const struct cfg *cfg)
 	    "event=refused reason=no-descriptors") == -1 ||
 	    ratelog_init(srv, &srv->log_accept, "event=accept-error") == -1) {
 		log_error("event=startup-failed step=event_new");
-		return -1;
-	}
-	/* Session ids: random start, so they are unique across restarts. */
-	if (evutil_secure_rng_init() == 0)
-		evutil_secure_rng_get_bytes(&srv->next_session_id,
-		    sizeof(srv->next_session_id));
-	if (srv->next_session_id == 0)
-		srv->next_session_id = 1;	/* 0 is "no session" in logs */
-
-	if (auth_db_open(cfg->passwd_file,
-	    cfg->allow_shrink ? AUTH_DB_ALLOW_SHRINK : 0, &srv->auth, err,
-	    sizeof(err)) == -1) {
-		log_errorx("event=startup-failed step=passwd-file: %s", err);
-		return -1;
-	}
-	if ((srv->workers = worker_pool_new(base, cfg->threads)) == NULL) {
-		log_error("event=startup-failed step=worker-pool");
 		return -1;
 	}
 	/* See accept_refuse_reserved(). Without it EMFILE still pauses. */
@@ -437,77 +453,41 @@ server_init(struct server *srv, struct event_base *base, const struct cfg *cfg)
 	return 0;
 }
 
-static void
-stop_deadline_cb(evutil_socket_t fd, short events, void *arg)
-{
-	struct server	*srv = arg;
-	struct session	*s;
-
-	(void)fd;
-	(void)events;
-	log_warnx("event=shutdown-deadline sessions=%zu", srv->n_sessions);
-	while ((s = TAILQ_FIRST(&srv->sessions)) != NULL)
-		session_destroy(s);
-	event_base_loopbreak(srv->base);
-}
-
 void
 server_stop(struct server *srv)
 {
-	struct session	*s, *next;
-	struct timeval	 tv = { .tv_sec = STOP_GRACE_SECONDS };
-
 	if (srv->stopping)
 		return;
 	srv->stopping = true;
-	log_info("event=shutdown sessions=%zu", srv->n_sessions);
+	log_info("event=shutdown sessions=%zu", session_set_count(srv->sessions));
 	listeners_enable(srv, false);
 	if (srv->accept.timer != NULL)
 		evtimer_del(srv->accept.timer);	/* no pause ends now */
-	/* RFC 1939 section 6: sessions that did not QUIT delete nothing. */
-	for (s = TAILQ_FIRST(&srv->sessions); s != NULL; s = next) {
-		next = TAILQ_NEXT(s, entry);
-		session_shutdown(s);
-	}
-	if (srv->n_sessions == 0) {
-		event_base_loopexit(srv->base, NULL);
-		return;
-	}
-	srv->stop_timer = evtimer_new(srv->base, stop_deadline_cb, srv);
-	if (srv->stop_timer != NULL)
-		evtimer_add(srv->stop_timer, &tv);
+	session_set_drain(srv->sessions, STOP_GRACE_SECONDS);
 }
 
 void
-server_session_gone(struct server *srv)
+server_stats_log(const struct server *srv, bool debug)
 {
-	if (srv->stopping && srv->n_sessions == 0)
-		event_base_loopexit(srv->base, NULL);
+	const struct server_stats *st = &srv->stats;
+
+	(debug ? log_debug : log_info)("event=stats part=net connections=%llu "
+	    "sessions=%zu refused=%llu refused_nofd=%llu accept_errors=%llu",
+	    (unsigned long long)st->connections,
+	    session_set_count(srv->sessions),
+	    (unsigned long long)st->refused,
+	    (unsigned long long)st->refused_nofd,
+	    (unsigned long long)st->accept_errors);
 }
 
 void
 server_free(struct server *srv)
 {
-	struct session	*s;
-	size_t		 i;
+	size_t i;
 
-	/*
-	 * From here on maildrops are released in place: a done() callback
-	 * of worker_pool_free()'s last drain must not submit a job to a
-	 * pool whose threads are gone (cmd_auth_release()).
-	 */
-	srv->stopping = true;
-	while ((s = TAILQ_FIRST(&srv->sessions)) != NULL)
-		session_destroy(s);
 	for (i = 0; i < srv->n_listeners; i++)
 		evconnlistener_free(srv->listeners[i]);
 	free(srv->listeners);
-	/* Runs the last done() callbacks: pending UPDATEs complete. */
-	worker_pool_free(srv->workers);
-	if (srv->stop_timer != NULL)
-		event_free(srv->stop_timer);
-	if (srv->flush_ev != NULL)
-		event_free(srv->flush_ev);
 	if (srv->accept.timer != NULL)
 		event_free(srv->accept.timer);
 	if (srv->accept.reserve_fd != -1)
@@ -515,5 +495,4 @@ server_free(struct server *srv)
 	ratelog_free(&srv->log_busy);
 	ratelog_free(&srv->log_nofd);
 	ratelog_free(&srv->log_accept);
-	auth_db_free(srv->auth);
 }

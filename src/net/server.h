@@ -1,6 +1,7 @@
 /*
- * server: the process-wide state: the event base, the listeners, the
- * worker pool, the live sessions, and graceful shutdown.
+ * server: the listeners: accepting connections, the limits on them, and
+ * stopping. Each accepted connection becomes a session (session.h) on a
+ * plain socket; net knows nothing of what the sessions speak.
  */
 #ifndef EVPOP3D_SERVER_H
 #define EVPOP3D_SERVER_H
@@ -12,23 +13,17 @@
 
 #include "lib/ratelimit.h"
 
-struct auth_db;
 struct cfg;
 struct event;
 struct event_base;
 struct evconnlistener;
-struct session;
-struct worker_pool;
-
-TAILQ_HEAD(session_list, session);
+struct session_set;
 
 struct server_stats {
 	uint64_t	connections;	/* accepted */
 	uint64_t	refused;	/* over max_connections */
 	uint64_t	refused_nofd;	/* no descriptor: refused via the reserve */
 	uint64_t	accept_errors;	/* failed accept() calls */
-	uint64_t	logins;
-	uint64_t	login_failures;
 };
 
 /*
@@ -72,24 +67,11 @@ struct accept_guard {
 struct server {
 	struct event_base	*base;
 	const struct cfg	*cfg;
-	struct auth_db		*auth;
-	struct worker_pool	*workers;
+	struct session_set	*sessions;
 
 	struct evconnlistener	**listeners;
 	size_t			 n_listeners;
 
-	struct session_list	 sessions;
-	size_t			 n_sessions;
-	/*
-	 * Sessions with output queued in this loop iteration. One event
-	 * writes them all before the loop polls again (Redis's
-	 * beforeSleep): a reply costs one write and no epoll changes.
-	 */
-	struct session_list	 flushq;
-	struct event		*flush_ev;
-	uint64_t		 next_session_id;
-
-	struct event		*stop_timer;	/* shutdown deadline */
 	bool			 stopping;
 	struct server_stats	 stats;
 
@@ -100,27 +82,26 @@ struct server {
 };
 
 /*
- * Set up srv on base with cfg: open the passwd-file, start the worker
- * pool, open the reserve descriptor, bind every listener (logging
- * "event=listen addr=..." with the real port). Returns 0, or -1 after
- * logging why at level error; server_free() is then still to be called.
- * cfg must outlive srv.
+ * Set up srv on base with cfg: open the reserve descriptor and bind every
+ * listener (logging "event=listen addr=..." with the real port); accepted
+ * connections become sessions of set. Returns 0, or -1 after logging why
+ * at level error; server_free() is then still to be called. cfg and set
+ * must outlive srv.
  */
 int	server_init(struct server *srv, struct event_base *base,
-	    const struct cfg *cfg);
+	    const struct cfg *cfg, struct session_set *set);
 
 /*
- * Graceful stop: close the listeners, tell idle sessions "-ERR [SYS/TEMP]
- * server shutting down" and close every session without UPDATE (RFC 1939
- * section 6). The loop exits when the last session is gone, or after a few
- * seconds at the latest.
+ * Graceful stop: close the listeners and drain the sessions
+ * (session_set_drain()): the loop exits when the last session is gone,
+ * or after a few seconds at the latest.
  */
 void	server_stop(struct server *srv);
 
+/* Log the counters: at info level (SIGUSR1), or debug (at exit). */
+void	server_stats_log(const struct server *srv, bool debug);
+
 /* Free what server_init() made; call after the loop has exited. */
 void	server_free(struct server *srv);
-
-/* Called by session.c when a session is freed. */
-void	server_session_gone(struct server *srv);
 
 #endif

@@ -3,9 +3,6 @@
  */
 #include <sys/socket.h>
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-
 #include <errno.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -18,23 +15,22 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "auth/auth.h"
-#include "config.h"
 #include "lib/log.h"
 #include "lib/monotime.h"
-#include "pop3/pop3_cmd.h"
-#include "net/server.h"
-#include "session/session.h"
+#include "session/session_int.h"
 
 /*
  * Output throttle (Dovecot's, le-proxy.c's): stop taking commands while
  * more than OUT_HIWAT octets wait to be sent; long replies are refilled
  * when the output drains to OUT_LOWAT. Input waits in at most IN_HIWAT
- * octets, then the socket is not read until we catch up.
+ * octets, then the connection is not read until we catch up.
  */
 #define OUT_LOWAT	(16 * 1024)
 #define OUT_HIWAT	(64 * 1024)
 #define IN_HIWAT	(16 * 1024)
+
+/* The longest line a protocol may ask for (session_params.line_max). */
+#define LINE_MAX_CAP	8192
 
 static void	session_read_cb(struct bufferevent *, void *);
 static void	session_write_cb(struct bufferevent *, void *);
@@ -43,7 +39,6 @@ static void	session_timer_cb(evutil_socket_t, short, void *);
 static void	session_delay_cb(evutil_socket_t, short, void *);
 static void	session_process(struct session *);
 static void	session_free(struct session *);
-static void	session_queue_flush(struct session *);
 static void	session_free_later(struct session *);
 
 static void
@@ -55,27 +50,13 @@ session_arm_timer(struct session *s, uint64_t ms)
 	evtimer_add(s->timer, &tv);
 }
 
-static const char *
-state_name(enum pop3_state state)
-{
-	switch (state) {
-	case POP3_AUTHORIZATION:
-		return "AUTHORIZATION";
-	case POP3_TRANSACTION:
-		return "TRANSACTION";
-	case POP3_UPDATE:
-		return "UPDATE";
-	}
-	return "?";
-}
-
 static void
 format_peer(const struct sockaddr *sa, socklen_t salen, char *out, size_t outlen)
 {
 	char host[INET6_ADDRSTRLEN], port[8];
 
-	if (getnameinfo(sa, salen, host, sizeof(host), port, sizeof(port),
-	    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+	if (sa == NULL || getnameinfo(sa, salen, host, sizeof(host), port,
+	    sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
 		snprintf(out, outlen, "unknown");
 		return;
 	}
@@ -86,37 +67,18 @@ format_peer(const struct sockaddr *sa, socklen_t salen, char *out, size_t outlen
 }
 
 struct session *
-session_new(struct server *srv, int fd, const struct sockaddr *sa,
-    socklen_t salen)
+session_new(struct session_set *set, struct bufferevent *bev,
+    const struct sockaddr *sa, socklen_t salen, unsigned flags)
 {
-	const struct cfg	*cfg = srv->cfg;
-	struct session		*s;
-	struct timeval		 tv;
+	const struct session_params	*p = &set->params;
+	struct session			*s;
+	struct timeval			 tv;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return NULL;
-	s->srv = srv;
-	s->id = srv->next_session_id++;
-	s->state = POP3_AUTHORIZATION;
-	s->started_ms = mono_ms();
-	s->reason = "unknown";
-	format_peer(sa, salen, s->rip, sizeof(s->rip));
-	linebuf_init(&s->lb, POP3_LINE_MAX);
-
-	/*
-	 * Replies are already whole when written (session_flush() sends a
-	 * loop iteration's output in one writev), so Nagle could only hold
-	 * a reply back waiting for the peer's delayed ACK.
-	 */
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
-	s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	s->timer = evtimer_new(srv->base, session_timer_cb, s);
-	s->delay = evtimer_new(srv->base, session_delay_cb, s);
-	if (s->bev == NULL || s->timer == NULL || s->delay == NULL) {
-		if (s->bev != NULL)
-			bufferevent_free(s->bev);
-		else
-			evutil_closesocket(fd);
+	s->timer = evtimer_new(set->base, session_timer_cb, s);
+	s->delay = evtimer_new(set->base, session_delay_cb, s);
+	if (s->timer == NULL || s->delay == NULL) {
 		if (s->timer != NULL)
 			event_free(s->timer);
 		if (s->delay != NULL)
@@ -124,42 +86,82 @@ session_new(struct server *srv, int fd, const struct sockaddr *sa,
 		free(s);
 		return NULL;
 	}
-	bufferevent_setcb(s->bev, session_read_cb, session_write_cb,
+	s->set = set;
+	s->bev = bev;
+	s->direct = (flags & SESSION_SOCKET) != 0;
+	s->started_ms = mono_ms();
+	s->reason = "unknown";
+	format_peer(sa, salen, s->peer, sizeof(s->peer));
+	linebuf_init(&s->lb, p->line_max < LINE_MAX_CAP ? p->line_max :
+	    LINE_MAX_CAP);
+
+	bufferevent_setcb(bev, session_read_cb, session_write_cb,
 	    session_event_cb, s);
-	/* New bufferevents start with EV_WRITE on; session_flush() arms it. */
-	bufferevent_disable(s->bev, EV_WRITE);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, IN_HIWAT);
-	bufferevent_setwatermark(s->bev, EV_WRITE, OUT_LOWAT, 0);
-	tv = (struct timeval){ .tv_sec = cfg->write_timeout };
-	bufferevent_set_timeouts(s->bev, NULL, &tv);
+	/* Bufferevents start with EV_WRITE on; session_flush() arms it. */
+	bufferevent_disable(bev, EV_WRITE);
+	bufferevent_setwatermark(bev, EV_READ, 0, IN_HIWAT);
+	bufferevent_setwatermark(bev, EV_WRITE, OUT_LOWAT, 0);
+	tv = (struct timeval){ .tv_sec = (time_t)p->write_timeout };
+	bufferevent_set_timeouts(bev, NULL, &tv);
 
-	/* The login timeout runs from connect: a client must log in by then. */
-	session_arm_timer(s, (uint64_t)cfg->login_timeout * 1000);
-
-	TAILQ_INSERT_TAIL(&srv->sessions, s, entry);
-	srv->n_sessions++;
+	session_set_add(set, s);
 	/* The disconnect line names the peer too: one line per session. */
 	if (log_debug_enabled())
-		log_debug("sess=%016llx event=connect rip=%s",
-		    (unsigned long long)s->id, s->rip);
+		session_debug(s, "event=connect rip=%s", s->peer);
 
-	pop3_greet(s);
-	bufferevent_enable(s->bev, EV_READ);	/* EV_WRITE: session_flush() */
+	if (p->proto->start(s, p->arg) == -1) {
+		session_close(s, "out-of-memory", false);
+		return s;
+	}
+	bufferevent_enable(bev, EV_READ);	/* EV_WRITE: session_flush() */
 	return s;
 }
 
 void
-session_set_state(struct session *s, enum pop3_state state)
+session_set_ctx(struct session *s, void *ctx)
 {
-	if (log_debug_enabled())
-		session_debug(s, "event=state from=%s to=%s",
-		    state_name(s->state), state_name(state));
-	s->state = state;
-	if (state == POP3_TRANSACTION) {
-		/* The login timer becomes the idle timer. */
-		s->active_ms = mono_ms();
-		session_arm_timer(s, (uint64_t)s->srv->cfg->idle_timeout * 1000);
-	}
+	s->ctx = ctx;
+}
+
+void *
+session_ctx(const struct session *s)
+{
+	return s->ctx;
+}
+
+uint64_t
+session_id(const struct session *s)
+{
+	return s->id;
+}
+
+const char *
+session_peer(const struct session *s)
+{
+	return s->peer;
+}
+
+bool
+session_closing(const struct session *s)
+{
+	return s->closing;
+}
+
+void
+session_set_deadline(struct session *s, uint64_t ms, const char *reason)
+{
+	s->timer_kind = TIMER_DEADLINE;
+	s->deadline_reason = reason;
+	session_arm_timer(s, ms);
+}
+
+void
+session_set_idle(struct session *s, uint64_t ms)
+{
+	s->timer_kind = TIMER_IDLE;
+	s->idle_ms = ms;
+	s->active_ms = mono_ms();
+	session_arm_timer(s, ms);
 }
 
 /*
@@ -209,15 +211,28 @@ session_reply(struct session *s, const char *fmt, ...)
 		n = sizeof(buf) - 3;	/* RFC 1939 section 3: 512 with CRLF */
 	buf[n++] = '\r';
 	buf[n++] = '\n';
-	evbuffer_add(bufferevent_get_output(s->bev), buf, (size_t)n);
-	session_queue_flush(s);
+	session_write(s, buf, (size_t)n);
 }
 
 void
 session_write(struct session *s, const void *buf, size_t len)
 {
+	if (s->closing)
+		return;		/* gone(): nothing more is said */
 	evbuffer_add(bufferevent_get_output(s->bev), buf, len);
-	session_queue_flush(s);
+	session_set_queue_flush(s->set, s);
+}
+
+struct evbuffer *
+session_output(struct session *s)
+{
+	return bufferevent_get_output(s->bev);
+}
+
+size_t
+session_output_len(const struct session *s)
+{
+	return evbuffer_get_length(bufferevent_get_output(s->bev));
 }
 
 /* Free the session from the delay event, outside any callback using it. */
@@ -230,19 +245,6 @@ session_free_later(struct session *s)
 	}
 }
 
-/* Have the server's flush event write our output before the next poll. */
-static void
-session_queue_flush(struct session *s)
-{
-	struct server	*srv = s->srv;
-
-	if (s->flush_queued || s->freeing)
-		return;
-	s->flush_queued = 1;
-	TAILQ_INSERT_TAIL(&srv->flushq, s, flush_entry);
-	event_active(srv->flush_ev, EV_TIMEOUT, 0);
-}
-
 static void
 session_arm_write(struct session *s)
 {
@@ -253,36 +255,47 @@ session_arm_write(struct session *s)
 }
 
 /*
- * Write the output now, with one writev, instead of arming the write event
- * and waiting a poll for it: most replies are one short line that the
- * socket takes at once. A long reply in progress (s->cont) and output the
- * socket does not take are left to the bufferevent, whose write callback
- * paces them (session_write_cb).
+ * A plain socket's output written at once with one writev, instead of
+ * arming the write event and waiting a poll for it: most replies are one
+ * short line that the socket takes at once. -1 if the connection failed.
  */
-static void
+static int
+session_write_direct(struct session *s, struct evbuffer *out)
+{
+	int n;
+
+	/* The bufferevent keeps the front frozen between its writes. */
+	evbuffer_unfreeze(out, 1);
+	n = evbuffer_write(out, bufferevent_getfd(s->bev));
+	evbuffer_freeze(out, 1);
+	if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK &&
+	    errno != EINTR)
+		return -1;
+	return 0;
+}
+
+/*
+ * Send the output queued in this loop iteration (the set's flush event).
+ * A long reply in progress (s->cont), output the socket does not take at
+ * once, and every output of a transport that is no plain socket are left
+ * to the bufferevent, whose write callback paces them (session_write_cb).
+ */
+void
 session_flush(struct session *s)
 {
 	struct evbuffer	*out = bufferevent_get_output(s->bev);
 
 	if (s->freeing || s->write_armed)
 		return;
-	/* A continuation yields only with CONT_CHUNK queued: never empty. */
+	/* A continuation yields only with output queued: never empty. */
 	if (s->cont != NULL) {
 		session_arm_write(s);
 		return;
 	}
-	if (evbuffer_get_length(out) > 0) {
-		int	 n;
-
-		/* The bufferevent keeps the front frozen between its writes. */
-		evbuffer_unfreeze(out, 1);
-		n = evbuffer_write(out, bufferevent_getfd(s->bev));
-		evbuffer_freeze(out, 1);
-		if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK &&
-		    errno != EINTR) {
-			session_close(s, "connection-error", false);
-			return;
-		}
+	if (s->direct && evbuffer_get_length(out) > 0 &&
+	    session_write_direct(s, out) == -1) {
+		session_close(s, "connection-error", false);
+		return;
 	}
 	if (evbuffer_get_length(out) > 0) {
 		session_arm_write(s);
@@ -293,69 +306,51 @@ session_flush(struct session *s)
 		return;
 	}
 	/* Input held back while the output was over OUT_HIWAT. */
-	if (!s->waiting)
+	if (!s->held)
 		session_process(s);
 }
 
-void
-session_flush_cb(evutil_socket_t fd, short events, void *arg)
-{
-	struct server	*srv = arg;
-	struct session	*s;
-
-	(void)fd;
-	(void)events;
-	while ((s = TAILQ_FIRST(&srv->flushq)) != NULL) {
-		TAILQ_REMOVE(&srv->flushq, s, flush_entry);
-		s->flush_queued = 0;
-		session_flush(s);
-	}
-}
-
-size_t
-session_output_len(const struct session *s)
-{
-	return evbuffer_get_length(bufferevent_get_output(s->bev));
-}
-
 /*
- * The input loop: take complete lines while no long reply, worker job or
- * pause is in progress and the output is not backed up. Called when input
- * arrives and whenever one of those conditions ends.
+ * The input loop: take complete lines while the session takes input and
+ * the output is not backed up. Called when input arrives and whenever
+ * one of those conditions ends.
  */
 static void
 session_process(struct session *s)
 {
-	struct evbuffer	*in = bufferevent_get_input(s->bev);
-	char		 line[POP3_LINE_MAX + 1];
-	size_t		 len;
-	enum lb_result	 r;
+	const struct session_proto	*proto = s->set->params.proto;
+	struct evbuffer			*in = bufferevent_get_input(s->bev);
+	char				 line[LINE_MAX_CAP + 1];
+	size_t				 len;
+	enum lb_result			 r;
 
-	while (!s->closing && !s->waiting && s->cont == NULL) {
+	while (session_takes_input(s)) {
 		if (session_output_len(s) >= OUT_HIWAT)
 			return;		/* session_write_cb() resumes */
 		r = linebuf_read(&s->lb, in, line, &len);
 		if (r == LB_AGAIN)
 			break;
 		if (r == LB_TOOLONG) {
-			s->sasl_wait = 0;
-			pop3_line_too_long(s);
+			proto->overlong(s);
 			continue;
 		}
-		if (s->sasl_wait)
-			cmd_auth_response(s, line, len);
-		else
-			pop3_dispatch(s, line, len);
-		auth_wipe(line, len);	/* it may have held a password */
+		proto->input(s, line, len);
+		explicit_bzero(line, len);	/* it may have held a password */
 	}
-	if (s->eof && !s->closing && !s->waiting && s->cont == NULL)
+	if (s->eof && session_takes_input(s))
 		session_close(s, "disconnected", true);
+}
+
+void
+session_hold(struct session *s)
+{
+	s->held = 1;
 }
 
 void
 session_resume(struct session *s)
 {
-	s->waiting = 0;
+	s->held = 0;
 	session_process(s);
 }
 
@@ -366,18 +361,48 @@ session_read_cb(struct bufferevent *bev, void *arg)
 	session_process(arg);
 }
 
-bool
+/* End the reply in progress: free it (it may look at s->closing). */
+static void
+session_end_cont(struct session *s)
+{
+	struct session_cont *c = s->cont;
+
+	if (c != NULL) {
+		c->free(s, c);
+		s->cont = NULL;
+	}
+}
+
+/*
+ * Run the reply in progress once. When it is finished, free it, close if
+ * it asked to, and return true.
+ */
+static bool
 session_run_cont(struct session *s)
 {
-	enum cmd_result r;
+	enum session_cont_status	 r;
+	const char			*reason;
 
-	r = s->cont->fn(s);
-	if (r == CMD_CONT)
+	r = s->cont->run(s, s->cont);
+	if (r == SESSION_CONT_MORE)
 		return false;
-	cmd_cont_free(s);
-	if (r == CMD_CLOSE)
-		session_close(s, s->reason, true);
+	reason = s->cont->close_reason;
+	session_end_cont(s);
+	if (r == SESSION_CONT_CLOSE)
+		session_close(s, reason != NULL ? reason : "closed", true);
 	return true;
+}
+
+void
+session_start_cont(struct session *s, struct session_cont *c)
+{
+	if (s->closing) {
+		c->free(s, c);
+		return;
+	}
+	s->cont = c;
+	(void)session_run_cont(s);
+	session_set_queue_flush(s->set, s);
 }
 
 static void
@@ -393,9 +418,9 @@ session_write_cb(struct bufferevent *bev, void *arg)
 	}
 	if (s->cont != NULL && !session_run_cont(s))
 		return;
-	if (!s->waiting)
+	if (!s->held)
 		session_process(s);
-	/* All out: back to writing directly (session_flush). */
+	/* All out: back to writing from the flush event (session_flush). */
 	if (!s->closing && s->cont == NULL && s->write_armed &&
 	    session_output_len(s) == 0) {
 		s->write_armed = 0;
@@ -412,7 +437,7 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_EOF) {
 		/* Answer what was pipelined before the FIN, then close. */
 		s->eof = 1;
-		if (!s->closing && !s->waiting && s->cont == NULL)
+		if (session_takes_input(s))
 			session_process(s);
 		return;		/* a flushing close goes on: half-close */
 	}
@@ -427,30 +452,29 @@ static void
 session_timer_cb(evutil_socket_t fd, short events, void *arg)
 {
 	struct session	*s = arg;
-	uint64_t	 idle, limit;
+	uint64_t	 idle;
 
 	(void)fd;
 	(void)events;
-	if (s->state == POP3_AUTHORIZATION) {
-		session_close(s, "login-timeout", false);
+	if (s->timer_kind == TIMER_DEADLINE) {
+		session_close(s, s->deadline_reason, false);
 		return;
 	}
 	/* A reply still streaming is progress: the write timeout covers stalls. */
-	if (s->cont != NULL || session_output_len(s) > 0 || s->waiting)
+	if (s->cont != NULL || session_output_len(s) > 0 || s->held)
 		session_touch(s);
 	idle = mono_ms() - s->active_ms;
-	limit = (uint64_t)s->srv->cfg->idle_timeout * 1000;
-	if (idle < limit) {
-		session_arm_timer(s, limit - idle);
+	if (idle < s->idle_ms) {
+		session_arm_timer(s, s->idle_ms - idle);
 		return;
 	}
-	/* RFC 1939 section 3: close without a response and without UPDATE. */
+	/* RFC 1939 section 3: close without a response. */
 	session_close(s, "idle-timeout", false);
 }
 
 /*
- * The delay event serves two purposes: the failed-login pause, and
- * freeing the session outside of any callback that still uses it.
+ * The delay event serves two purposes: the pause, and freeing the session
+ * outside of any callback that still uses it.
  */
 static void
 session_delay_cb(evutil_socket_t fd, short events, void *arg)
@@ -477,11 +501,28 @@ session_pause(struct session *s, uint64_t us, void (*fn)(struct session *))
 	struct timeval tv = { .tv_sec = (time_t)(us / 1000000),
 	    .tv_usec = (suseconds_t)(us % 1000000) };
 
-	s->waiting = 1;
+	s->held = 1;
 	s->pause_fn = fn;
 	/* evtimer_add() counts from the time cached when the loop woke */
-	event_base_update_cache_time(s->srv->base);
+	event_base_update_cache_time(s->set->base);
 	evtimer_add(s->delay, &tv);
+}
+
+void
+session_set_summary(struct session *s, const char *summary)
+{
+	free(s->summary);
+	s->summary = strdup(summary);	/* NULL: the line goes without */
+}
+
+/* The protocol's end: the reply in progress, then gone(), once. */
+static void
+session_end_proto(struct session *s)
+{
+	s->closing = 1;
+	session_end_cont(s);
+	s->set->params.proto->gone(s);
+	s->ctx = NULL;
 }
 
 void
@@ -490,10 +531,8 @@ session_close(struct session *s, const char *reason, bool flush)
 	if (s->freeing)
 		return;
 	if (!s->closing) {
-		s->closing = 1;
 		s->reason = reason;
-		cmd_cont_free(s);
-		cmd_auth_closing(s);
+		session_end_proto(s);
 		bufferevent_disable(s->bev, EV_READ);
 		evtimer_del(s->timer);
 		evtimer_del(s->delay);
@@ -505,7 +544,7 @@ session_close(struct session *s, const char *reason, bool flush)
 			 */
 			bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
 			if (!s->write_armed)
-				session_queue_flush(s);
+				session_set_queue_flush(s->set, s);
 			return;
 		}
 	} else if (flush)
@@ -518,13 +557,15 @@ session_close(struct session *s, const char *reason, bool flush)
 void
 session_shutdown(struct session *s)
 {
+	const char *bye = s->set->params.proto->bye;
+
 	if (s->closing)
 		return;
-	if (s->waiting || s->cont != NULL) {
+	if (!session_takes_input(s) || bye == NULL) {
 		session_close(s, "shutdown", false);
 		return;
 	}
-	session_reply(s, "-ERR [SYS/TEMP] Server shutting down.");
+	session_reply(s, "%s", bye);
 	session_close(s, "shutdown", true);
 }
 
@@ -537,32 +578,16 @@ session_destroy(struct session *s)
 static void
 session_free(struct session *s)
 {
-	struct server	*srv = s->srv;
-	char		 quser[LOG_QUOTED_SIZE(POP3_USER_MAX)];
-
-	cmd_cont_free(s);
-	cmd_mail_cleanup(s);	/* a running lookup takes s->md over */
-	cmd_auth_cleanup(s);
-	if (s->flush_queued) {
-		TAILQ_REMOVE(&srv->flushq, s, flush_entry);
-		s->flush_queued = 0;
-	}
-	session_log(s, "event=disconnect rip=%s reason=%s user=%s state=%s "
-	    "retr=%u/%llu top=%u/%llu deleted=%u duration_ms=%llu", s->rip,
-	    s->reason, s->user != NULL ? log_quote(quser, sizeof(quser),
-	    s->user) : "-", state_name(s->state), s->n_retr,
-	    (unsigned long long)s->retr_bytes, s->n_top,
-	    (unsigned long long)s->top_bytes, s->n_dele_done,
+	if (!s->closing)
+		session_end_proto(s);
+	session_set_remove(s->set, s);
+	session_log(s, "event=disconnect rip=%s reason=%s%s%s duration_ms=%llu",
+	    s->peer, s->reason, s->summary != NULL ? " " : "",
+	    s->summary != NULL ? s->summary : "",
 	    (unsigned long long)(mono_ms() - s->started_ms));
 	bufferevent_free(s->bev);
-	TAILQ_REMOVE(&srv->sessions, s, entry);
-	srv->n_sessions--;
-	if (s->timer != NULL)
-		event_free(s->timer);
-	if (s->delay != NULL)
-		event_free(s->delay);
-	free(s->user);
-	free(s->apop_ts);
+	event_free(s->timer);
+	event_free(s->delay);
+	free(s->summary);
 	free(s);
-	server_session_gone(srv);
 }

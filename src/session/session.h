@@ -1,16 +1,23 @@
 /*
- * session: one POP3 connection: its state machine, line reading, output
- * with backpressure, timers, and teardown.
+ * session: one client connection, whatever protocol it speaks: its
+ * lifecycle, line reading, output with backpressure, timers, and teardown.
  *
- * The protocol state changes only through session_set_state(). Long
- * replies (RETR, TOP, LIST, UIDL) are continuations: a handler installs
- * s->cont and returns CMD_CONT; the continuation is called again each time
- * the output drains below the low watermark, and pipelined input waits
- * until it finishes (RFC 2449 section 6.6).
+ * The session reads and writes through a bufferevent it is given (a
+ * socket today; a TLS filter or a pair in tests works the same), and it
+ * is the only thing that writes to the connection. It knows the protocol
+ * through one small table (struct session_proto): start, input, overlong,
+ * gone. Long replies are continuations (struct session_cont) that the
+ * protocol embeds in its own struct: the session runs one each time the
+ * output drains below the low watermark, and holds pipelined input back
+ * until it is done (RFC 2449 section 6.6).
  *
  * A session is never freed from a callback that still uses it:
  * session_close() marks it, flushes the last reply, and frees it from a
- * deferred event.
+ * deferred event (Redis freeClientAsync, Dovecot client_disconnect).
+ *
+ * The sessions of a process form a set (struct session_set): their list,
+ * the queue of sessions with output to write before the loop polls again,
+ * and the source of session ids.
  */
 #ifndef EVPOP3D_SESSION_H
 #define EVPOP3D_SESSION_H
@@ -18,102 +25,103 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/queue.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 
-#include <event2/util.h>
-
-#include "lib/evpop3d.h"
-#include "session/linebuf.h"
-#include "store/store.h"
-
 struct bufferevent;
-struct event;
+struct event_base;
+struct evbuffer;
 struct session;
-struct maildrop;
-struct server;
-struct store_reader;
-struct login_job;
-struct locate_job;
+struct session_set;
 
-enum pop3_state {
-	POP3_AUTHORIZATION	= 0x01,
-	POP3_TRANSACTION	= 0x02,
-	POP3_UPDATE		= 0x04,
+/* What a continuation's run() asks for. */
+enum session_cont_status {
+	SESSION_CONT_MORE,	/* output queued; run me again once it drains */
+	SESSION_CONT_DONE,	/* the reply is complete: take the next command */
+	SESSION_CONT_CLOSE,	/* close the session (reason in close_reason) */
 };
 
-enum cmd_result {
-	CMD_OK,		/* done; take the next command */
-	CMD_ERR,	/* done, the command failed (already answered) */
-	CMD_BAD,	/* a bad command: counts towards max_bad_commands */
-	CMD_CONT,	/* s->cont streams the rest of the reply */
-	CMD_WAIT,	/* waiting for a worker or timer; input is held */
-	CMD_CLOSE,	/* reply sent; close the connection */
-};
-
-/* A long reply in progress. */
+/*
+ * A long reply in progress. The protocol embeds this in its own struct
+ * and casts back. run() appends to session_output() and returns; free()
+ * releases what the reply holds, when it is done or the session closes
+ * (session_closing() tells which).
+ */
 struct session_cont {
-	enum cmd_result		(*fn)(struct session *s);
-	size_t			 next;		/* LIST/UIDL: next index */
-	struct store_stream	 msg;		/* RETR/TOP (msg.r set) */
-	uint64_t		*bytes_stat;	/* where to add octets sent */
-	uint64_t		 counted;	/* octets added to it so far */
+	enum session_cont_status (*run)(struct session *s,
+				     struct session_cont *c);
+	void		(*free)(struct session *s, struct session_cont *c);
+	const char	*close_reason;	/* with SESSION_CONT_CLOSE */
 };
 
-struct session {
-	TAILQ_ENTRY(session)	 entry;
-	TAILQ_ENTRY(session)	 flush_entry;	/* on srv->flushq */
-	struct server		*srv;
-	uint64_t		 id;
-	struct bufferevent	*bev;
-	struct event		*timer;		/* login or idle timeout */
-	struct event		*delay;		/* failed-auth pause; deferred free */
-	enum pop3_state		 state;
-	char			 rip[INET6_ADDRSTRLEN + 16];	/* "addr:port" */
-
-	struct linebuf		 lb;
-	unsigned		 bad_cmds;
-	unsigned		 auth_failures;
-	char			*user;		/* after USER or at login */
-	char			*apop_ts;	/* greeting timestamp, if APOP */
-
-	unsigned		 have_user:1;	/* USER was accepted */
-	unsigned		 sasl_wait:1;	/* next line is a SASL response */
-	unsigned		 waiting:1;	/* CMD_WAIT in progress */
-	unsigned		 closing:1;
-	unsigned		 eof:1;		/* peer closed its side */
-	unsigned		 freeing:1;
-	unsigned		 flush_queued:1; /* on srv->flushq */
-	unsigned		 write_armed:1;	/* EV_WRITE enabled on bev */
-
-	struct session_cont	*cont;		/* long reply in progress */
-	void			(*pause_fn)(struct session *);
-	struct login_job	*job;		/* login or update in a worker */
-	struct locate_job	*locate;	/* RETR/TOP: lookup in a worker */
-
-	/* TRANSACTION */
-	struct maildrop		*md;
-	uint8_t			*deleted;	/* per message, 1 = DELE'd */
-	size_t			 n_msgs;
-	size_t			 n_deleted;
-	uint64_t		 total_octets;	/* of undeleted messages */
-	size_t			 last;		/* RFC 1460 LAST */
-
-	/* For the summary line at disconnect. */
-	const char		*reason;
-	unsigned		 n_retr, n_top, n_dele_done;
-	uint64_t		 retr_bytes, top_bytes;
-	uint64_t		 started_ms;
-	uint64_t		 active_ms;	/* last command (idle timer) */
+/*
+ * The protocol, seen from the session. Every call is made on the loop,
+ * never after gone().
+ */
+struct session_proto {
+	/*
+	 * A new connection: greet, set the first timeout, and keep the
+	 * protocol's state with session_set_ctx(). arg is the set's
+	 * (struct session_params). -1 (out of memory) closes at once.
+	 */
+	int	(*start)(struct session *s, void *arg);
+	/*
+	 * One complete line, without its terminator, NUL-terminated; it may
+	 * contain NUL bytes (len tells). Wiped by the session afterwards.
+	 */
+	void	(*input)(struct session *s, char *line, size_t len);
+	/* A line longer than line_max was discarded. */
+	void	(*overlong)(struct session *s);
+	/*
+	 * The session is closing: no input will come and nothing more may
+	 * be written. Release everything (once only), free the state, and
+	 * leave a summary for the disconnect line (session_set_summary()).
+	 */
+	void	(*gone)(struct session *s);
+	/* Said to a session idle at a server stop, before it is closed. */
+	const char	*bye;
 };
 
-/* Take over fd (accepted, non-blocking); sends the greeting. NULL on error. */
-struct session	*session_new(struct server *srv, int fd,
-		    const struct sockaddr *sa, socklen_t salen);
+struct session_params {
+	const struct session_proto	*proto;
+	void				*arg;		/* for proto->start */
+	size_t				 line_max;	/* longest input line */
+	unsigned			 write_timeout;	/* s, peer not reading */
+};
 
-/* Change protocol state, tracing old->new at debug level. */
-void		 session_set_state(struct session *s, enum pop3_state state);
+/* session_new() flags */
+#define SESSION_SOCKET	0x01	/* bev is a plain bufferevent_socket */
+
+/* A new set on base; params are copied. NULL on error. */
+struct session_set	*session_set_new(struct event_base *base,
+			    const struct session_params *params);
+/* Free every session at once (no flushing), then the set. */
+void			 session_set_free(struct session_set *set);
+size_t			 session_set_count(const struct session_set *set);
+/*
+ * Graceful stop: say proto->bye to idle sessions and close them all
+ * (the protocol decides, in gone(), what closing without QUIT means).
+ * The loop exits once the last session is gone, or breaks after
+ * grace_s seconds, freeing what is left.
+ */
+void			 session_set_drain(struct session_set *set,
+			    unsigned grace_s);
+
+/*
+ * Take over bev (enabled by the session; freed with it) for a new
+ * session of set from peer sa, and start the protocol. flags:
+ * SESSION_SOCKET lets the session write a reply to the socket at once
+ * instead of waiting a poll for the write event. NULL on error: bev is
+ * then still the caller's.
+ */
+struct session	*session_new(struct session_set *set, struct bufferevent *bev,
+		    const struct sockaddr *sa, socklen_t salen, unsigned flags);
+
+/* The protocol's state for s (session_proto.start), and the set's arg. */
+void		 session_set_ctx(struct session *s, void *ctx);
+void		*session_ctx(const struct session *s);
+/* A 64-bit id, unique across restarts, and the peer as "addr:port". */
+uint64_t	 session_id(const struct session *s);
+const char	*session_peer(const struct session *s);
 
 /*
  * Queue a reply line; CRLF is added. RFC 1939 section 3: at most 512
@@ -123,54 +131,67 @@ void		 session_reply(struct session *s, const char *fmt, ...)
 		    __attribute__((format(printf, 2, 3)));
 /* Append raw bytes to the output (multi-line bodies). */
 void		 session_write(struct session *s, const void *buf, size_t len);
+/*
+ * The output buffer, for a continuation that fills it in bulk (run()
+ * only): append, never remove. The session sends it.
+ */
+struct evbuffer	*session_output(struct session *s);
 size_t		 session_output_len(const struct session *s);
 
 /*
- * End the session for reason (a short word for the log). Pending output
- * is flushed first when flush is true. Never runs UPDATE.
+ * Install c as the reply in progress and run it once; the session runs it
+ * again as the output drains, frees it when done (c->free), and closes if
+ * it asks to. Input is held meanwhile.
  */
-void		 session_close(struct session *s, const char *reason, bool flush);
+void		 session_start_cont(struct session *s, struct session_cont *c);
 
-/* Resume input after a CMD_WAIT has finished. */
+/*
+ * Hold input (a worker job or a timer is on the command) until
+ * session_resume(), which takes the pipelined commands that waited.
+ */
+void		 session_hold(struct session *s);
 void		 session_resume(struct session *s);
+/*
+ * Hold input for us microseconds from now, then call fn (a failed-login
+ * pause; an evtimer, never sleep()). fn must end with session_resume()
+ * or session_close().
+ */
+void		 session_pause(struct session *s, uint64_t us,
+		    void (*fn)(struct session *));
 
-/* Note activity: restarts the idle timeout (RFC 1939 section 3). */
+/*
+ * Timeouts. A deadline closes the session with reason ms from now,
+ * whatever it does (RFC 1939 has a client log in within a time); an idle
+ * limit closes it ("idle-timeout") after ms without session_touch(),
+ * a reply still being sent counting as activity (RFC 1939 section 3).
+ * Each replaces the other.
+ */
+void		 session_set_deadline(struct session *s, uint64_t ms,
+		    const char *reason);
+void		 session_set_idle(struct session *s, uint64_t ms);
 void		 session_touch(struct session *s);
 
 /*
- * Run the long reply in progress once (s->cont must be set). When it is
- * finished, free it, close if it asked to, and return true.
+ * End the session for reason (a short word for the log line). Pending
+ * output is flushed first when flush is true, until the write timeout.
  */
-bool		 session_run_cont(struct session *s);
-
+void		 session_close(struct session *s, const char *reason, bool flush);
+/* session_close() was called. */
+bool		 session_closing(const struct session *s);
 /*
- * The server's flush event (see struct server): writes the output of every
- * queued session directly to its socket; what does not fit is left to
- * the bufferevent's write event.
+ * What proto->gone() leaves for the disconnect line: key=value pairs
+ * (client-chosen values quoted with log_quote()); copied.
  */
-void		 session_flush_cb(evutil_socket_t fd, short events, void *arg);
+void		 session_set_summary(struct session *s, const char *summary);
 
 /*
  * Log a key=value line prefixed with this session's id: info level, or
  * debug. Put event= first and rip= before any value the client chose,
- * and quote those with log_quote() (log.h).
+ * and quote those with log_quote() (lib/log.h).
  */
 void		 session_log(const struct session *s, const char *fmt, ...)
 		    __attribute__((format(printf, 2, 3)));
 void		 session_debug(const struct session *s, const char *fmt, ...)
 		    __attribute__((format(printf, 2, 3)));
-
-/*
- * Hold input for us microseconds from now, then call fn (the failed-login
- * pause; an evtimer, never sleep()). fn must end with session_resume() or
- * close.
- */
-void		 session_pause(struct session *s, uint64_t us,
-		    void (*fn)(struct session *));
-
-/* Shutdown path for server_stop(): say goodbye, close without UPDATE. */
-void		 session_shutdown(struct session *s);
-/* Free at once; only for server_stop()'s deadline, outside callbacks. */
-void		 session_destroy(struct session *s);
 
 #endif

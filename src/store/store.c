@@ -9,8 +9,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <event2/buffer.h>
-
 #include "lib/log.h"
 #include "store/store.h"
 
@@ -171,47 +169,4 @@ store_err_code(enum store_err err)
 		break;
 	}
 	return "";
-}
-
-/* Bytes per read(2) of a message: what the driver gets asked for. */
-#define STORE_READ_CHUNK	(16 * 1024)
-
-enum store_err
-store_stream_open(struct maildrop *md, size_t i, long top_lines,
-    struct store_stream *st)
-{
-	enum store_err err;
-
-	memset(st, 0, sizeof(*st));
-	if ((err = md->ops->msg_open(md, i, &st->r)) != STORE_OK) {
-		st->r = NULL;
-		return err;
-	}
-	wire_enc_init(&st->enc, top_lines);
-	return STORE_OK;
-}
-
-int
-store_stream_fill(struct store_stream *st, struct evbuffer *out, size_t limit)
-{
-	char	buf[STORE_READ_CHUNK];
-	ssize_t	n;
-
-	while (evbuffer_get_length(out) < limit) {
-		if ((n = st->r->ops->msg_read(st->r, buf, sizeof(buf))) < 0)
-			return -1;
-		if (n == 0 || wire_enc_feed(&st->enc, buf, (size_t)n, out)) {
-			wire_enc_finish(&st->enc, out);
-			return 1;
-		}
-	}
-	return 0;
-}
-
-void
-store_stream_close(struct store_stream *st)
-{
-	if (st->r != NULL)
-		st->r->ops->msg_close(st->r);
-	st->r = NULL;
 }

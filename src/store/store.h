@@ -1,18 +1,22 @@
 /*
- * store: the maildrop interface. Protocol code sees only this header.
+ * store: the maildrop interface. The protocol sees only this header and
+ * registry.h, never a driver's insides; the interface knows neither the
+ * event loop nor the wire format: a message is handed out as a reader of
+ * its bytes, and the protocol encodes them (src/pop3/stream.c).
  *
- * A driver (store_maildir.c, later store_mbox.c) fills a struct store_ops
- * and is found by name through store_driver(). A maildrop is opened,
- * locked and scanned by one blocking call. Message indexes are 0-based
- * here; the protocol adds 1.
+ * A driver (store/maildir/, store/mbox/) fills a struct store_ops and is
+ * found by name through store_driver() (registry.h). A maildrop is
+ * opened, locked and scanned by one blocking call. Message indexes are
+ * 0-based here; the protocol adds 1.
  *
  * Threads: open(), msg_locate(), commit() and close() block and are made
  * from worker threads; every other call is cheap and is made from the
  * event loop. A maildrop is used by one thread at a time, and drivers do
  * no locking of their own: while a blocking call on it runs, the caller
  * makes no other call on it. In particular nothing commits or closes a
- * maildrop while its msg_locate() runs (cmd_mail.c hands the maildrop of
- * a session that ends meanwhile to the lookup, which releases it after).
+ * maildrop while its msg_locate() runs (the protocol hands the maildrop
+ * of a session that ends meanwhile to the lookup, which releases it
+ * after: src/pop3/stream.c).
  *
  * The lock is exclusive across sessions and across processes: a second
  * open of the same maildrop fails with STORE_INUSE until the first is
@@ -27,9 +31,6 @@
 #include <sys/types.h>
 
 #include "lib/evpop3d.h"
-#include "lib/wire.h"
-
-struct evbuffer;
 
 enum store_err {
 	STORE_OK = 0,
@@ -69,7 +70,7 @@ struct store_ops {
 	enum store_err	(*open)(const struct store_params *p,
 			    struct maildrop **md_r, char *err, size_t errlen);
 	size_t		(*count)(const struct maildrop *md);
-	/* Wire size in octets (see wire.h). */
+	/* Wire size in octets (lib/wire.h). */
 	uint64_t	(*size)(const struct maildrop *md, size_t i);
 	/*
 	 * The sum of size(i) over every message, worked out by open() (the
@@ -81,7 +82,7 @@ struct store_ops {
 
 	/*
 	 * Stream message i as the client is to see it, before wire encoding
-	 * (store_stream below adds that): size(i) is the wire size of exactly
+	 * (the protocol's streamer adds that): size(i) is the wire size of exactly
 	 * these bytes. STORE_GONE if another program removed it. Cheap: when
 	 * the message is not where open() saw it and finding it means a
 	 * directory scan, STORE_AGAIN (and *r_r NULL) instead. On STORE_TEMP
@@ -170,33 +171,6 @@ uint64_t	 store_hash_seed(void);
 
 /* The RFC 2449/3206 response code for err: "[SYS/TEMP]", ... or "". */
 const char *store_err_code(enum store_err err);
-
-/*
- * A message in wire format (RETR, TOP) in bounded chunks: the driver's
- * reader through the wire encoder (wire.h), so every driver's messages
- * are encoded, dot-stuffed and terminated the same way.
- */
-struct store_stream {
-	struct store_reader	*r;
-	struct wire_enc		 enc;
-};
-
-/*
- * Open message i of md; top_lines < 0 for all of it (see wire_enc_init).
- * Errors as msg_open(), STORE_AGAIN included.
- */
-enum store_err	 store_stream_open(struct maildrop *md, size_t i,
-		    long top_lines, struct store_stream *st);
-/*
- * Append to out until it holds at least limit octets or the message has
- * ended. Returns 1 when the whole reply, ".\r\n" included, is queued,
- * 0 when there is more, -1 on a read error (out then holds a partial
- * message: the connection must be closed). st->enc.octets counts the
- * wire octets so far.
- */
-int		 store_stream_fill(struct store_stream *st, struct evbuffer *out,
-		    size_t limit);
-void		 store_stream_close(struct store_stream *st);
 
 /* Shorthands that dispatch through md->ops. */
 static inline size_t maildrop_count(const struct maildrop *md)

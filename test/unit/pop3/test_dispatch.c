@@ -22,20 +22,24 @@
 #include <cmocka.h>
 #include <event2/event.h>
 
+#include <event2/bufferevent.h>
+
 #include "config.h"
-#include "pop3/pop3_cmd.h"
-#include "net/server.h"
+#include "lib/evpop3d.h"
+#include "pop3/client.h"
+#include "pop3/pop3.h"
 #include "session/session.h"
 
-struct env {
+struct tenv {
 	char			 dir[64];
 	struct event_base	*base;
-	struct server		 srv;
+	struct pop3_env		*pop3;
+	struct session_set	*set;
 	struct cfg		*cfg;
 };
 
-struct client {
-	struct env	*env;
+struct tclient {
+	struct tenv	*env;
 	int		 fd;
 	char		 buf[65536];
 	size_t		 len;
@@ -51,10 +55,10 @@ write_file(const char *path, const char *text)
 	fclose(fp);
 }
 
-static struct env *
+static struct tenv *
 env_new(const char *extra_ini)
 {
-	struct env	*env = calloc(1, sizeof(*env));
+	struct tenv	*env = calloc(1, sizeof(*env));
 	char		 path[256], ini[1024], err[512];
 
 	strcpy(env->dir, "/tmp/evpop3d-dispatch-XXXXXX");
@@ -90,16 +94,21 @@ env_new(const char *extra_ini)
 
 	env->base = event_base_new();
 	assert_non_null(env->base);
-	assert_int_equal(server_init(&env->srv, env->base, env->cfg), 0);
+	assert_int_equal(pop3_env_new(env->base, env->cfg, &env->pop3), 0);
+	env->set = session_set_new(env->base, &(struct session_params){
+	    .proto = &pop3_proto, .arg = env->pop3, .line_max = POP3_LINE_MAX,
+	    .write_timeout = 60 });
+	assert_non_null(env->set);
 	return env;
 }
 
 static void
-env_free(struct env *env)
+env_free(struct tenv *env)
 {
 	char cmd[128];
 
-	server_free(&env->srv);
+	session_set_free(env->set);
+	pop3_env_free(env->pop3);
 	event_base_free(env->base);
 	cfg_free(env->cfg);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", env->dir);
@@ -107,19 +116,22 @@ env_free(struct env *env)
 	free(env);
 }
 
-static struct client *
-client_new(struct env *env)
+static struct tclient *
+client_new(struct tenv *env)
 {
-	struct client		*c = calloc(1, sizeof(*c));
+	struct tclient		*c = calloc(1, sizeof(*c));
 	struct sockaddr_in	 sin = { .sin_family = AF_INET };
+	struct bufferevent	*bev;
 	int			 sv[2];
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	fcntl(sv[0], F_SETFL, O_NONBLOCK);
 	fcntl(sv[1], F_SETFL, O_NONBLOCK);
 	sin.sin_addr.s_addr = htonl(0x7f000001);
-	assert_non_null(session_new(&env->srv, sv[0], (struct sockaddr *)&sin,
-	    sizeof(sin)));
+	bev = bufferevent_socket_new(env->base, sv[0], BEV_OPT_CLOSE_ON_FREE);
+	assert_non_null(bev);
+	assert_non_null(session_new(env->set, bev, (struct sockaddr *)&sin,
+	    sizeof(sin), SESSION_SOCKET));
 	c->env = env;
 	c->fd = sv[1];
 	return c;
@@ -133,15 +145,15 @@ client_new(struct env *env)
  * given up when the session was freed.
  */
 static void
-client_free(struct client *c)
+client_free(struct tclient *c)
 {
 	struct timespec	 start, now;
 
 	close(c->fd);
 	clock_gettime(CLOCK_MONOTONIC, &start);
-	while (c->env->srv.n_sessions > 0) {
+	while (session_set_count(c->env->set) > 0) {
 		event_base_loop(c->env->base, EVLOOP_NONBLOCK);
-		if (c->env->srv.n_sessions == 0)
+		if (session_set_count(c->env->set) == 0)
 			break;
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (now.tv_sec - start.tv_sec > 10)
@@ -153,7 +165,7 @@ client_free(struct client *c)
 
 /* Run the loop until the client has a complete line; return it (no CRLF). */
 static const char *
-client_line(struct client *c)
+client_line(struct tclient *c)
 {
 	static char	 line[4096];
 	char		*eol;
@@ -189,7 +201,7 @@ client_line(struct client *c)
 
 /* Run the loop for ms; false if the server closed the connection. */
 static bool
-client_alive_for(struct client *c, int ms)
+client_alive_for(struct tclient *c, int ms)
 {
 	struct timespec	 start, now;
 	ssize_t		 n;
@@ -211,7 +223,7 @@ client_alive_for(struct client *c, int ms)
 }
 
 static void
-client_send(struct client *c, const char *text)
+client_send(struct tclient *c, const char *text)
 {
 	size_t len = strlen(text);
 
@@ -219,7 +231,7 @@ client_send(struct client *c, const char *text)
 }
 
 static const char *
-command(struct client *c, const char *cmd)
+command(struct tclient *c, const char *cmd)
 {
 	char buf[2048];
 
@@ -230,7 +242,7 @@ command(struct client *c, const char *cmd)
 
 /* Skip a multi-line body up to its "." line. */
 static void
-skip_body(struct client *c)
+skip_body(struct tclient *c)
 {
 	const char *l;
 
@@ -239,7 +251,7 @@ skip_body(struct client *c)
 }
 
 static void
-login(struct client *c)
+login(struct tclient *c)
 {
 	assert_true(strncmp(client_line(c), "+OK", 3) == 0);	/* greeting */
 	assert_string_equal(command(c, "USER bob@example.com"), "+OK");
@@ -271,7 +283,7 @@ static void
 test_every_command_every_state(void **state)
 {
 	const struct pop3_cmd	*cmds;
-	struct env		*env = env_new("");
+	struct tenv		*env = env_new("");
 	size_t			 n, i;
 	int			 st;
 
@@ -282,7 +294,7 @@ test_every_command_every_state(void **state)
 		    POP3_TRANSACTION;
 
 		for (i = 0; i < n; i++) {
-			struct client	*c = client_new(env);
+			struct tclient	*c = client_new(env);
 			char		 line[128];
 			const char	*r;
 			bool		 allowed = (cmds[i].states & pst) != 0;
@@ -350,8 +362,8 @@ test_table_shape(void **state)
 static void
 test_unknown_vs_wrong_state(void **state)
 {
-	struct env	*env = env_new("");
-	struct client	*c = client_new(env);
+	struct tenv	*env = env_new("");
+	struct tclient	*c = client_new(env);
 	const char	*r;
 	char		 unknown[256];
 
@@ -374,8 +386,8 @@ test_unknown_vs_wrong_state(void **state)
 static void
 test_argument_counts(void **state)
 {
-	struct env	*env = env_new("");
-	struct client	*c = client_new(env);
+	struct tenv	*env = env_new("");
+	struct tclient	*c = client_new(env);
 
 	(void)state;
 	login(c);
@@ -402,8 +414,8 @@ test_argument_counts(void **state)
 static void
 test_bad_command_limit(void **state)
 {
-	struct env	*env = env_new("[server]\nmax_bad_commands = 4\n");
-	struct client	*c = client_new(env);
+	struct tenv	*env = env_new("[server]\nmax_bad_commands = 4\n");
+	struct tclient	*c = client_new(env);
 	const char	*r;
 	int		 i;
 
@@ -427,8 +439,8 @@ test_bad_command_limit(void **state)
 static void
 test_bad_command_limit_prelogin(void **state)
 {
-	struct env	*env = env_new("");
-	struct client	*c = client_new(env);
+	struct tenv	*env = env_new("");
+	struct tclient	*c = client_new(env);
 	int		 i;
 
 	(void)state;
@@ -445,8 +457,8 @@ test_bad_command_limit_prelogin(void **state)
 static void
 test_pass_rest_of_line(void **state)
 {
-	struct env	*env = env_new("");
-	struct client	*c = client_new(env);
+	struct tenv	*env = env_new("");
+	struct tclient	*c = client_new(env);
 
 	(void)state;
 	client_line(c);
@@ -462,8 +474,8 @@ test_pass_rest_of_line(void **state)
 static void
 test_auth_trailing_space(void **state)
 {
-	struct env	*env = env_new("");
-	struct client	*c = client_new(env);
+	struct tenv	*env = env_new("");
+	struct tclient	*c = client_new(env);
 
 	(void)state;
 	client_line(c);
@@ -481,8 +493,8 @@ test_auth_trailing_space(void **state)
 static void
 test_last_switch(void **state)
 {
-	struct env	*env = env_new("[pop3]\nenable_last = no\n");
-	struct client	*c = client_new(env);
+	struct tenv	*env = env_new("[pop3]\nenable_last = no\n");
+	struct tclient	*c = client_new(env);
 
 	(void)state;
 	login(c);
@@ -506,8 +518,8 @@ test_last_switch(void **state)
 static void
 test_line_too_long(void **state)
 {
-	struct env	*env = env_new("");
-	struct client	*c = client_new(env);
+	struct tenv	*env = env_new("");
+	struct tclient	*c = client_new(env);
 	char		 big[3000];
 
 	(void)state;
@@ -529,8 +541,8 @@ test_line_too_long(void **state)
 static void
 test_idle_timeout(void **state)
 {
-	struct env	*env = env_new("");
-	struct client	*c = client_new(env);
+	struct tenv	*env = env_new("");
+	struct tclient	*c = client_new(env);
 
 	(void)state;
 	env->cfg->idle_timeout = 1;

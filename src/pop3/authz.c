@@ -1,0 +1,456 @@
+/*
+ * authz: AUTHORIZATION (USER, PASS, APOP, AUTH PLAIN).
+ *
+ * Password checks and maildrop opening block (hashing, directory scans),
+ * so both run as one job in the worker pool: RFC 1939 section 4 has the
+ * maildrop opened and locked at PASS, so a maildrop that cannot be opened
+ * fails PASS itself.
+ *
+ * A failed login is answered failure_delay after the command was
+ * dispatched, however long the check took (queue wait and hashing
+ * included), so the answer's timing does not tell a known user from an
+ * unknown one, nor one scheme from another.
+ */
+#include <ctype.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+#include "auth/auth.h"
+#include "config.h"
+#include "lib/evpop3d.h"
+#include "lib/log.h"
+#include "lib/monotime.h"
+#include "lib/ratelimit.h"
+#include "lib/worker.h"
+#include "pop3/client.h"
+#include "store/registry.h"
+#include "store/store.h"
+
+/* At most one "failure_delay too short" warning per this many ms. */
+#define SLOW_WARN_INTERVAL_MS	(60 * 1000)
+
+struct login_job {
+	struct worker_job	 base;		/* first: we cast back */
+	struct client		*c;		/* NULL once the session is gone */
+	struct pop3_env		*env;
+	bool			 apop;
+
+	/* in */
+	char			*user;
+	char			*secret;	/* password or APOP digest */
+	char			*apop_ts;
+	uint64_t		 started_us;	/* dispatched, monotonic */
+
+	/* out */
+	enum auth_result	 auth;
+	enum store_err		 st;
+	char			 err[256];
+	struct maildrop		*md;
+};
+
+static void
+job_free(struct login_job *job)
+{
+	if (job->secret != NULL) {
+		auth_wipe(job->secret, strlen(job->secret));
+		free(job->secret);
+	}
+	free(job->user);
+	free(job->apop_ts);
+	free(job);
+}
+
+/* Worker thread: check the credentials, then open and lock the maildrop. */
+static void
+login_work(struct worker_job *wj)
+{
+	struct login_job	*job = (struct login_job *)wj;
+	const struct cfg	*cfg = job->env->cfg;
+	struct auth_userinfo	 info;
+	const struct store_ops	*ops;
+	struct store_params	 params;
+	char			 path[4096];
+
+	if (job->apop)
+		job->auth = auth_db_verify_apop(job->env->auth, job->user,
+		    job->apop_ts, job->secret, &info);
+	else
+		job->auth = auth_db_verify_plain(job->env->auth, job->user,
+		    job->secret, &info);
+	auth_wipe(job->secret, strlen(job->secret));
+	if (job->auth != AUTH_OK)
+		return;
+
+	job->st = store_locate(info.extra, cfg->mail_driver,
+	    cfg->mail_location, info.name, info.home, &ops, path,
+	    sizeof(path), job->err, sizeof(job->err));
+	if (job->st != STORE_OK)
+		return;
+	params.path = path;
+	params.uidl_format = cfg->uidl_format;
+	job->st = ops->open(&params, &job->md, job->err, sizeof(job->err));
+}
+
+static void	login_done(struct worker_job *);
+
+static enum cmd_result
+login_submit(struct client *c, bool apop, const char *secret,
+    size_t secret_len)
+{
+	struct login_job *job;
+
+	if ((job = calloc(1, sizeof(*job))) == NULL ||
+	    (job->user = strdup(c->user)) == NULL ||
+	    (job->secret = strndup(secret, secret_len)) == NULL ||
+	    (apop && (job->apop_ts = strdup(c->apop_ts)) == NULL)) {
+		if (job != NULL)
+			job_free(job);
+		session_reply(c->s, "-ERR [SYS/TEMP] Out of memory.");
+		return CMD_ERR;
+	}
+	worker_job_init(&job->base, login_work, login_done);
+	job->c = c;
+	job->env = c->env;
+	job->apop = apop;
+	job->started_us = mono_us();
+	c->login = job;
+	session_hold(c->s);	/* a SASL response comes past the dispatcher */
+	/* After this turn's callbacks: a session closed in it gives up its
+	 * maildrop first (proto_gone()). */
+	worker_submit_later(c->env->workers, &job->base);
+	return CMD_WAIT;
+}
+
+/*
+ * A failed check took took_us, longer than failure_delay (delay_ms > 0):
+ * its answer cannot be held to the fixed time. Warn, at most once a
+ * minute, with the number of such answers since the last warning.
+ */
+static void
+login_slow_warn(uint64_t took_us, int delay_ms)
+{
+	static struct ratelimit	 rl = { .window_ms = SLOW_WARN_INTERVAL_MS };
+	uint64_t		 n;
+
+	if ((n = ratelimit_hit(&rl, mono_ms())) == 0)
+		return;
+	log_warnx("event=auth-slow check_ms=%.1f failure_delay_ms=%d "
+	    "count=%llu note=\"failure_delay is shorter than the password "
+	    "check (hashing and the wait for a worker), so failed logins are "
+	    "answered late and their timing may tell which users exist: "
+	    "raise [auth] failure_delay\"",
+	    (double)took_us / 1000.0, delay_ms, (unsigned long long)n);
+}
+
+/* After the failed-login pause: answer, and drop a persistent guesser. */
+static void
+login_failed_reply(struct session *s)
+{
+	struct client *c = session_ctx(s);
+
+	session_reply(s, "-ERR [AUTH] Authentication failed.");
+	if (c->auth_failures >= (unsigned)c->env->cfg->max_failures) {
+		session_close(s, "auth-failures", true);
+		return;
+	}
+	session_resume(s);
+}
+
+static void
+login_done(struct worker_job *wj)
+{
+	struct login_job	*job = (struct login_job *)wj;
+	struct client		*c = job->c;
+	const struct cfg	*cfg = job->env->cfg;
+	char			 quser[LOG_QUOTED_SIZE(POP3_USER_MAX)];
+	char			 qerr[LOG_QUOTED_SIZE(sizeof(job->err))];
+	uint64_t		 delay_us, started_us, took_us;
+
+	if (c == NULL) {			/* the client went away */
+		if (job->md != NULL)
+			maildrop_release(job->env, job->md);
+		job_free(job);
+		return;
+	}
+	c->login = NULL;
+
+	if (job->auth != AUTH_OK) {
+		c->env->stats.login_failures++;
+		c->auth_failures++;
+		/* conf/fail2ban/evpop3d.conf matches this line. */
+		session_log(c->s, "event=auth-failed rip=%s user=%s%s",
+		    session_peer(c->s), log_quote(quser, sizeof(quser),
+		    job->user), job->auth == AUTH_TEMPFAIL ? " temp=1" : "");
+		if (job->auth == AUTH_TEMPFAIL) {
+			job_free(job);
+			session_reply(c->s, "-ERR [SYS/TEMP] Authentication "
+			    "service unavailable, try again later.");
+			session_resume(c->s);
+			return;
+		}
+		/*
+		 * Answer failure_delay after the command, not after the
+		 * check: what the check cost must not show.
+		 */
+		delay_us = (uint64_t)cfg->failure_delay_ms * 1000;
+		started_us = job->started_us;
+		job_free(job);
+		took_us = mono_us() - started_us;
+		if (took_us >= delay_us && delay_us > 0)
+			login_slow_warn(took_us, cfg->failure_delay_ms);
+		session_pause(c->s, took_us < delay_us ? delay_us - took_us :
+		    0, login_failed_reply);
+		return;
+	}
+
+	if (job->st != STORE_OK) {
+		session_log(c->s, "event=login-failed rip=%s user=%s reason=%s",
+		    session_peer(c->s), log_quote(quser, sizeof(quser),
+		    job->user), log_quote(qerr, sizeof(qerr), job->err));
+		/* RFC 1939 section 4: the maildrop could not be locked. */
+		session_reply(c->s, "-ERR %s %s", store_err_code(job->st),
+		    job->st == STORE_INUSE ? "Mailbox is locked by another "
+		    "POP3 session." : job->st == STORE_PERM ? "Unable to open "
+		    "mailbox." : "Unable to open mailbox, try again later.");
+		job_free(job);
+		session_resume(c->s);
+		return;
+	}
+
+	if (maildrop_attach(c, job->md) == -1) {
+		job_free(job);
+		session_reply(c->s, "-ERR [SYS/TEMP] Out of memory.");
+		session_resume(c->s);
+		return;
+	}
+	free(c->user);
+	c->user = job->user;
+	job->user = NULL;
+	job_free(job);
+
+	c->env->stats.logins++;
+	c->bad_cmds = 0;
+	pop3_set_state(c, POP3_TRANSACTION);
+	session_log(c->s, "event=login rip=%s user=%s messages=%zu octets=%llu",
+	    session_peer(c->s), log_quote(quser, sizeof(quser), c->user),
+	    c->n_msgs, (unsigned long long)c->total_octets);
+	session_reply(c->s, "+OK Logged in, %zu messages (%llu octets).",
+	    c->n_msgs, (unsigned long long)c->total_octets);
+	session_resume(c->s);
+}
+
+void
+authz_gone(struct client *c)
+{
+	if (c->login != NULL) {
+		c->login->c = NULL;	/* login_done() frees it */
+		c->login = NULL;
+	}
+}
+
+static bool
+set_user(struct client *c, const char *name, size_t len)
+{
+	char *copy;
+
+	if ((copy = strndup(name, len)) == NULL)
+		return false;
+	free(c->user);
+	c->user = copy;
+	return true;
+}
+
+/* RFC 1939 section 7: USER name. Existence is not revealed here. */
+enum cmd_result
+cmd_user(struct client *c, int argc, char **argv)
+{
+	(void)argc;
+	if (!auth_username_valid(argv[0])) {
+		c->have_user = 0;
+		session_reply(c->s, "-ERR [AUTH] Invalid user name.");
+		return CMD_BAD;
+	}
+	if (!set_user(c, argv[0], strlen(argv[0]))) {
+		session_reply(c->s, "-ERR [SYS/TEMP] Out of memory.");
+		return CMD_ERR;
+	}
+	c->have_user = 1;
+	session_reply(c->s, "+OK");
+	return CMD_OK;
+}
+
+/* RFC 1939 section 7: PASS string, the rest of the line. */
+enum cmd_result
+cmd_pass(struct client *c, int argc, char **argv)
+{
+	(void)argc;
+	if (!c->have_user) {
+		session_reply(c->s, "-ERR No user name given: send USER first.");
+		return CMD_BAD;
+	}
+	c->have_user = 0;		/* a failed PASS needs a new USER */
+	return login_submit(c, false, argv[0], strlen(argv[0]));
+}
+
+/* RFC 1939 section 7: APOP name digest, when enabled. */
+enum cmd_result
+cmd_apop(struct client *c, int argc, char **argv)
+{
+	size_t i;
+
+	(void)argc;
+	c->have_user = 0;
+	if (!c->env->cfg->apop || c->apop_ts == NULL) {
+		session_reply(c->s, "-ERR APOP is not enabled on this server.");
+		return CMD_BAD;
+	}
+	if (!auth_username_valid(argv[0])) {
+		session_reply(c->s, "-ERR [AUTH] Invalid user name.");
+		return CMD_BAD;
+	}
+	for (i = 0; argv[1][i] != '\0'; i++)
+		if (!isxdigit((unsigned char)argv[1][i]))
+			break;
+	if (i != 32 || argv[1][i] != '\0') {
+		session_reply(c->s, "-ERR [AUTH] Invalid APOP digest.");
+		return CMD_BAD;
+	}
+	if (!set_user(c, argv[0], strlen(argv[0]))) {
+		session_reply(c->s, "-ERR [SYS/TEMP] Out of memory.");
+		return CMD_ERR;
+	}
+	return login_submit(c, true, argv[1], 32);
+}
+
+/*
+ * Strict base64 (RFC 4648 section 4, padded) into out, which must hold
+ * 3 * len / 4 bytes. Returns the decoded length or -1.
+ */
+static int
+base64_decode(const char *in, size_t len, unsigned char *out)
+{
+	size_t	i, pad = 0;
+	int	n;
+
+	if (len % 4 != 0)
+		return -1;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)in[i];
+
+		if (c == '=') {
+			if (i < len - 2)
+				return -1;
+			pad++;
+		} else if (pad > 0 || !(isalnum(c) || c == '+' || c == '/'))
+			return -1;
+	}
+	if (len == 0)
+		return 0;
+	n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)len);
+	if (n < 0)
+		return -1;
+	return n - (int)pad;
+}
+
+/*
+ * RFC 4616: message = [authzid] NUL authcid NUL passwd. We do not
+ * support acting as another user, so authzid must be empty or authcid.
+ */
+static enum cmd_result
+sasl_plain(struct client *c, const char *b64, size_t b64len)
+{
+	unsigned char	 buf[POP3_LINE_MAX];
+	const char	*authzid, *authcid, *pass, *end;
+	size_t		 zlen, clen;
+	int		 n;
+	enum cmd_result	 r;
+
+	if (b64len == 1 && b64[0] == '=')	/* RFC 5034: empty response */
+		b64len = 0;
+	if ((n = base64_decode(b64, b64len, buf)) < 0) {
+		session_reply(c->s, "-ERR [AUTH] Invalid base64 data.");
+		return CMD_BAD;
+	}
+	authzid = (const char *)buf;
+	end = authzid + n;
+	authcid = memchr(authzid, '\0', (size_t)n);
+	pass = authcid == NULL ? NULL :
+	    memchr(authcid + 1, '\0', (size_t)(end - authcid - 1));
+	if (pass == NULL || memchr(pass + 1, '\0', (size_t)(end - pass - 1))
+	    != NULL) {
+		auth_wipe(buf, sizeof(buf));
+		session_reply(c->s, "-ERR [AUTH] Invalid SASL PLAIN message.");
+		return CMD_BAD;
+	}
+	zlen = (size_t)(authcid - authzid);
+	authcid++;
+	clen = (size_t)(pass - authcid);
+	pass++;
+	if ((zlen != 0 && (zlen != clen || memcmp(authzid, authcid, clen) != 0))) {
+		auth_wipe(buf, sizeof(buf));
+		session_reply(c->s, "-ERR [AUTH] Authorization identity must be "
+		    "empty or the user name.");
+		return CMD_BAD;
+	}
+	if (clen == 0 || !auth_username_valid(authcid)) {
+		auth_wipe(buf, sizeof(buf));
+		session_reply(c->s, "-ERR [AUTH] Invalid user name.");
+		return CMD_BAD;
+	}
+	if (!set_user(c, authcid, clen)) {
+		auth_wipe(buf, sizeof(buf));
+		session_reply(c->s, "-ERR [SYS/TEMP] Out of memory.");
+		return CMD_ERR;
+	}
+	r = login_submit(c, false, pass, (size_t)(end - pass));
+	auth_wipe(buf, sizeof(buf));
+	return r;
+}
+
+/* RFC 5034: AUTH mechanism [initial-response]. */
+enum cmd_result
+cmd_auth(struct client *c, int argc, char **argv)
+{
+	c->have_user = 0;
+	if (argc == 0) {
+		/* Not in RFC 5034; Outlook probes with it (and "AUTH "). */
+		session_reply(c->s, "+OK Supported mechanisms follow");
+		session_reply(c->s, "PLAIN");
+		session_reply(c->s, ".");
+		return CMD_OK;
+	}
+	if (strcasecmp(argv[0], "PLAIN") != 0) {
+		session_reply(c->s, "-ERR Unsupported authentication mechanism.");
+		return CMD_BAD;
+	}
+	if (argc == 2)
+		return sasl_plain(c, argv[1], strlen(argv[1]));
+	c->sasl_wait = 1;
+	session_reply(c->s, "+ ");
+	return CMD_OK;
+}
+
+void
+authz_sasl_response(struct client *c, char *line, size_t len)
+{
+	c->sasl_wait = 0;
+	session_touch(c->s);
+	if (len == 1 && line[0] == '*') {
+		session_reply(c->s, "-ERR Authentication cancelled.");
+		return;
+	}
+	if (memchr(line, '\0', len) != NULL) {
+		session_reply(c->s, "-ERR [AUTH] Invalid base64 data.");
+		pop3_bad_command(c);
+		return;
+	}
+	/* Not through the dispatcher: count a bad response here. */
+	if (sasl_plain(c, line, len) == CMD_BAD)
+		pop3_bad_command(c);
+}

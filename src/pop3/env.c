@@ -1,0 +1,81 @@
+/*
+ * env: the protocol's environment: the configuration, the user database
+ * (the passwd-file), the worker pool for blocking work (password checks,
+ * maildrop opens, lookups, UPDATE, releases), and the counters.
+ */
+#include <stdlib.h>
+
+#include "auth/auth.h"
+#include "config.h"
+#include "lib/log.h"
+#include "lib/worker.h"
+#include "pop3/client.h"
+
+int
+pop3_env_new(struct event_base *base, const struct cfg *cfg,
+    struct pop3_env **env_r)
+{
+	struct pop3_env	*env;
+	char		 err[512];
+
+	*env_r = NULL;
+	if ((env = calloc(1, sizeof(*env))) == NULL) {
+		log_error("event=startup-failed step=pop3-env");
+		return -1;
+	}
+	env->cfg = cfg;
+	if (auth_db_open(cfg->passwd_file,
+	    cfg->allow_shrink ? AUTH_DB_ALLOW_SHRINK : 0, &env->auth, err,
+	    sizeof(err)) == -1) {
+		log_errorx("event=startup-failed step=passwd-file: %s", err);
+		free(env);
+		return -1;
+	}
+	if ((env->workers = worker_pool_new(base, cfg->threads)) == NULL) {
+		log_error("event=startup-failed step=worker-pool");
+		auth_db_free(env->auth);
+		free(env);
+		return -1;
+	}
+	*env_r = env;
+	return 0;
+}
+
+void
+pop3_env_free(struct pop3_env *env)
+{
+	if (env == NULL)
+		return;
+	/*
+	 * From here on maildrops are released in place: a done() callback
+	 * of worker_pool_free()'s last drain must not submit a job to a
+	 * pool whose threads are gone (maildrop_release()).
+	 */
+	env->stopping = true;
+	/* Runs the last done() callbacks: pending UPDATEs complete. */
+	worker_pool_free(env->workers);
+	auth_db_free(env->auth);
+	free(env);
+}
+
+void
+pop3_stats_log(const struct pop3_env *env, bool debug)
+{
+	void				(*logf)(const char *, ...);
+	const struct pop3_cmd		*cmds;
+	const struct pop3_cmd_stats	*st;
+	size_t				 n, i;
+
+	logf = debug ? log_debug : log_info;
+	logf("event=stats part=pop3 logins=%llu login_failures=%llu",
+	    (unsigned long long)env->stats.logins,
+	    (unsigned long long)env->stats.login_failures);
+	cmds = pop3_cmd_table(&n);
+	st = pop3_cmd_stats(&n);
+	for (i = 0; i < n; i++)
+		if (st[i].calls > 0)
+			logf("event=stats part=pop3 cmd=%s calls=%llu "
+			    "errors=%llu", cmds[i].name,
+			    (unsigned long long)st[i].calls,
+			    (unsigned long long)st[i].errors);
+}

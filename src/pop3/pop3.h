@@ -1,0 +1,40 @@
+/*
+ * pop3: the POP3 protocol (RFC 1939, RFC 2449, RFC 5034) over a session.
+ *
+ * main makes the protocol's environment (the configuration, the user
+ * database, the worker pool for blocking work, the counters) and hands
+ * pop3_proto and the environment to the session set; the session then
+ * calls the protocol through that table alone.
+ */
+#ifndef EVPOP3D_POP3_H
+#define EVPOP3D_POP3_H
+
+#include <stdbool.h>
+
+#include "session/session.h"
+
+struct cfg;
+struct event_base;
+struct pop3_env;
+
+/* The protocol as the session sees it; its start() takes a pop3_env. */
+extern const struct session_proto pop3_proto;
+
+/*
+ * The environment for cfg on base: open the passwd-file and start the
+ * worker pool. Returns 0, or -1 after logging why at level error. cfg
+ * must outlive the environment.
+ */
+int	pop3_env_new(struct event_base *base, const struct cfg *cfg,
+	    struct pop3_env **env_r);
+/*
+ * Finish the jobs still queued or running (pending UPDATEs complete,
+ * maildrops of sessions that are gone are released), then free. Free
+ * the session set first: its sessions use the environment.
+ */
+void	pop3_env_free(struct pop3_env *env);
+
+/* Log the counters, per command too: at info level, or debug. */
+void	pop3_stats_log(const struct pop3_env *env, bool debug);
+
+#endif

@@ -1,0 +1,336 @@
+/*
+ * transaction: the TRANSACTION state (RFC 1939 section 5, RFC 1460 LAST)
+ * and UPDATE (section 6).
+ *
+ * Message numbers are 1-based on the wire and fixed for the session;
+ * deleted messages keep their numbers and are invisible to every command
+ * but RSET. LIST and UIDL stream as continuations, RETR and TOP through
+ * stream.c. UPDATE's removals are file I/O: they run as a job in the
+ * worker pool, ahead of queued logins, and QUIT's +OK waits for them.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "lib/evpop3d.h"
+#include "lib/log.h"
+#include "lib/worker.h"
+#include "pop3/client.h"
+
+/* How much of a listing to queue per refill. */
+#define LISTING_CHUNK	(64 * 1024)
+
+/* UPDATE on a worker thread: commit() removes the marked messages. */
+struct update_job {
+	struct worker_job	 base;		/* first: we cast back */
+	struct client		*c;		/* NULL once the session is gone */
+	uint64_t		 sess_id;	/* for the log line */
+	char			 rip[64];
+	char			*user;
+	struct maildrop		*md;
+	uint8_t			*del;		/* the marks */
+	size_t			 n_marked;
+	enum store_err		 st;
+	size_t			 failed;	/* removals that failed */
+};
+
+/*
+ * The end of a reply: a message cut off by the end of the session does
+ * not count what is still queued, which will never be sent (retr= and
+ * top= in the disconnect line are octets sent).
+ */
+static void
+reply_cont_free(struct session *s, struct session_cont *sc)
+{
+	struct reply_cont	*rc = (struct reply_cont *)sc;
+	size_t			 unsent;
+
+	if (session_closing(s) && rc->bytes_stat != NULL) {
+		unsent = session_output_len(s);
+		*rc->bytes_stat -= unsent < rc->counted ? unsent : rc->counted;
+	}
+	if (rc->r != NULL)
+		rc->r->ops->msg_close(rc->r);
+	free(rc);
+}
+
+enum cmd_result
+reply_cont_new(struct client *c, enum session_cont_status (*run)(
+    struct session *, struct session_cont *))
+{
+	struct reply_cont *rc;
+
+	if ((rc = calloc(1, sizeof(*rc))) == NULL) {
+		session_reply(c->s, "-ERR [SYS/TEMP] Out of memory.");
+		return CMD_ERR;
+	}
+	rc->base.run = run;
+	rc->base.free = reply_cont_free;
+	rc->c = c;
+	c->cont_next = rc;
+	return CMD_CONT;
+}
+
+/* RFC 1939 section 5: "+OK nn mm", deleted messages not counted. */
+enum cmd_result
+cmd_stat(struct client *c, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	session_reply(c->s, "+OK %zu %llu", c->n_msgs - c->n_deleted,
+	    (unsigned long long)c->total_octets);
+	return CMD_OK;
+}
+
+/* LIST and UIDL without argument: one line per live message, then ".". */
+static enum session_cont_status
+listing_run(struct session *s, struct reply_cont *rc, bool uidl)
+{
+	struct evbuffer	*out = session_output(s);
+	struct client	*c = rc->c;
+
+	while (rc->next < c->n_msgs) {
+		size_t i = rc->next++;
+
+		if (c->deleted[i])
+			continue;
+		if (uidl)
+			evbuffer_add_printf(out, "%zu %s\r\n", i + 1,
+			    maildrop_uidl(c->md, i));
+		else
+			evbuffer_add_printf(out, "%zu %llu\r\n", i + 1,
+			    (unsigned long long)maildrop_size(c->md, i));
+		if (evbuffer_get_length(out) >= LISTING_CHUNK)
+			return SESSION_CONT_MORE;
+	}
+	evbuffer_add(out, ".\r\n", 3);
+	return SESSION_CONT_DONE;
+}
+
+static enum session_cont_status
+list_run(struct session *s, struct session_cont *sc)
+{
+	return listing_run(s, (struct reply_cont *)sc, false);
+}
+
+static enum session_cont_status
+uidl_run(struct session *s, struct session_cont *sc)
+{
+	return listing_run(s, (struct reply_cont *)sc, true);
+}
+
+enum cmd_result
+cmd_list(struct client *c, int argc, char **argv)
+{
+	long i;
+
+	if (argc == 1) {
+		if ((i = maildrop_live_msg(c, argv[0])) < 0)
+			return CMD_ERR;
+		session_reply(c->s, "+OK %ld %llu", i + 1,
+		    (unsigned long long)maildrop_size(c->md, (size_t)i));
+		return CMD_OK;
+	}
+	session_reply(c->s, "+OK %zu messages (%llu octets)",
+	    c->n_msgs - c->n_deleted, (unsigned long long)c->total_octets);
+	return reply_cont_new(c, list_run);
+}
+
+/* RFC 1939 section 7: UIDL [msg]. */
+enum cmd_result
+cmd_uidl(struct client *c, int argc, char **argv)
+{
+	long i;
+
+	if (argc == 1) {
+		if ((i = maildrop_live_msg(c, argv[0])) < 0)
+			return CMD_ERR;
+		session_reply(c->s, "+OK %ld %s", i + 1,
+		    maildrop_uidl(c->md, (size_t)i));
+		return CMD_OK;
+	}
+	session_reply(c->s, "+OK Unique-ID listing follows");
+	return reply_cont_new(c, uidl_run);
+}
+
+/* RFC 1939 section 5: RETR msg. */
+enum cmd_result
+cmd_retr(struct client *c, int argc, char **argv)
+{
+	long i;
+
+	(void)argc;
+	if ((i = maildrop_live_msg(c, argv[0])) < 0)
+		return CMD_ERR;
+	/* RFC 1460: RETR raises the highest message number accessed. */
+	if ((size_t)i + 1 > c->last)
+		c->last = (size_t)i + 1;
+	return stream_message(c, i, -1);
+}
+
+/* RFC 1939 section 7: TOP msg n; n is a non-negative number of lines. */
+enum cmd_result
+cmd_top(struct client *c, int argc, char **argv)
+{
+	unsigned long	 n;
+	char		*end;
+	long		 i;
+
+	(void)argc;
+	if ((i = maildrop_live_msg(c, argv[0])) < 0)
+		return CMD_ERR;
+	errno = 0;
+	n = strtoul(argv[1], &end, 10);
+	if (argv[1][0] < '0' || argv[1][0] > '9' || *end != '\0' ||
+	    errno != 0 || n > 2147483647UL) {
+		session_reply(c->s, "-ERR Invalid number of lines.");
+		return CMD_ERR;
+	}
+	return stream_message(c, i, (long)n);
+}
+
+/* RFC 1939 section 5: DELE msg marks it; UPDATE removes it. */
+enum cmd_result
+cmd_dele(struct client *c, int argc, char **argv)
+{
+	long i;
+
+	(void)argc;
+	if ((i = maildrop_live_msg(c, argv[0])) < 0)
+		return CMD_ERR;
+	c->deleted[i] = 1;
+	c->n_deleted++;
+	c->total_octets -= maildrop_size(c->md, (size_t)i);
+	session_reply(c->s, "+OK Message %ld deleted.", i + 1);
+	return CMD_OK;
+}
+
+static void
+update_job_free(struct update_job *job)
+{
+	free(job->user);
+	free(job->del);
+	free(job);
+}
+
+/* Worker thread: remove the marked messages, then unlock. */
+static void
+update_work(struct worker_job *wj)
+{
+	struct update_job *job = (struct update_job *)wj;
+
+	job->st = job->md->ops->commit(job->md, job->del, &job->failed);
+	job->md = NULL;
+}
+
+static void
+update_done(struct worker_job *wj)
+{
+	struct update_job	*job = (struct update_job *)wj;
+	struct client		*c = job->c;
+	size_t			 n = job->n_marked;
+	char			 quser[LOG_QUOTED_SIZE(POP3_USER_MAX)];
+
+	if (n > 0)
+		log_info("sess=%016llx event=update rip=%s user=%s "
+		    "deleted=%zu failed=%zu%s", (unsigned long long)job->sess_id,
+		    job->rip, log_quote(quser, sizeof(quser), job->user),
+		    n - job->failed, job->failed, c == NULL ? " client=gone" :
+		    "");
+	if (c == NULL) {
+		update_job_free(job);
+		return;
+	}
+	c->update = NULL;
+	c->n_dele_done = (unsigned)(n - job->failed);
+	if (job->st == STORE_OK && n == 0)
+		session_reply(c->s, "+OK %s signing off.", EVPOP3D_NAME);
+	else if (job->st == STORE_OK)
+		session_reply(c->s, "+OK %s signing off (%zu messages "
+		    "deleted).", EVPOP3D_NAME, n);
+	else if (job->failed >= n)	/* an mbox update is all or nothing */
+		session_reply(c->s, "-ERR [SYS/TEMP] The mailbox could not be "
+		    "updated; nothing was deleted.");
+	else
+		session_reply(c->s, "-ERR [SYS/TEMP] Some deleted messages "
+		    "were not removed.");
+	update_job_free(job);
+	session_close(c->s, "quit", true);
+}
+
+/*
+ * RFC 1939 section 6: remove the marked messages, release the lock, and
+ * answer; "-ERR" if some could not be removed. With nothing marked the
+ * job only releases the lock: the +OK still comes after it, so that a
+ * client logging in again at once finds the maildrop free.
+ */
+enum cmd_result
+transaction_update(struct client *c)
+{
+	struct update_job *job;
+
+	pop3_set_state(c, POP3_UPDATE);
+	c->reason = "quit";
+	if ((job = calloc(1, sizeof(*job))) == NULL ||
+	    (job->user = strdup(c->user)) == NULL) {
+		free(job);
+		session_reply(c->s, "-ERR [SYS/TEMP] Out of memory; nothing "
+		    "was deleted.");
+		return CMD_CLOSE;
+	}
+	worker_job_init(&job->base, update_work, update_done);
+	job->c = c;
+	job->sess_id = session_id(c->s);
+	snprintf(job->rip, sizeof(job->rip), "%s", session_peer(c->s));
+	job->md = c->md;
+	job->del = c->deleted;
+	job->n_marked = c->n_deleted;
+	c->md = NULL;
+	c->deleted = NULL;
+	c->update = job;
+	worker_submit_urgent(c->env->workers, &job->base);
+	return CMD_WAIT;
+}
+
+void
+transaction_gone(struct client *c)
+{
+	if (c->update != NULL) {
+		c->update->c = NULL;	/* update_done() frees it */
+		c->update = NULL;
+	}
+}
+
+enum cmd_result
+cmd_noop(struct client *c, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	session_reply(c->s, "+OK");
+	return CMD_OK;
+}
+
+/* RFC 1939 section 5: unmark every deletion; RFC 1460: LAST back to 0. */
+enum cmd_result
+cmd_rset(struct client *c, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	maildrop_reset(c);
+	session_reply(c->s, "+OK Maildrop has %zu messages (%llu octets).",
+	    c->n_msgs, (unsigned long long)c->total_octets);
+	return CMD_OK;
+}
+
+/* RFC 1460: LAST, the highest message number accessed (by RETR). */
+enum cmd_result
+cmd_last(struct client *c, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	session_reply(c->s, "+OK %zu", c->last);
+	return CMD_OK;
+}

@@ -1,0 +1,97 @@
+/*
+ * session_int: the session's and the set's insides, shared by
+ * session.c (one connection) and set.c (all of them). Private to
+ * src/session/.
+ */
+#ifndef EVPOP3D_SESSION_INT_H
+#define EVPOP3D_SESSION_INT_H
+
+#include <sys/queue.h>
+#include <netinet/in.h>
+
+#include "session/linebuf.h"
+#include "session/session.h"
+
+struct event;
+
+TAILQ_HEAD(session_list, session);
+
+struct session_set {
+	struct event_base	*base;
+	struct session_params	 params;
+	struct session_list	 sessions;
+	size_t			 n_sessions;
+	/*
+	 * Sessions with output queued in this loop iteration. One event
+	 * writes them all before the loop polls again (Redis's
+	 * beforeSleep): a reply costs one write and no epoll changes.
+	 */
+	struct session_list	 flushq;
+	struct event		*flush_ev;
+	uint64_t		 next_id;
+	struct event		*drain_timer;	/* the drain's deadline */
+	unsigned		 draining:1;
+};
+
+enum session_timer {
+	TIMER_DEADLINE,		/* close at the deadline */
+	TIMER_IDLE,		/* close after idle_ms without a command */
+};
+
+struct session {
+	TAILQ_ENTRY(session)	 entry;
+	TAILQ_ENTRY(session)	 flush_entry;	/* on set->flushq */
+	struct session_set	*set;
+	uint64_t		 id;
+	struct bufferevent	*bev;
+	void			*ctx;		/* the protocol's */
+	struct event		*timer;		/* deadline or idle limit */
+	struct event		*delay;		/* pause; deferred free */
+	char			 peer[INET6_ADDRSTRLEN + 16];	/* addr:port */
+
+	struct linebuf		 lb;
+	struct session_cont	*cont;		/* long reply in progress */
+	void			(*pause_fn)(struct session *);
+
+	enum session_timer	 timer_kind;
+	const char		*deadline_reason;
+	uint64_t		 idle_ms;
+	uint64_t		 active_ms;	/* last command (idle limit) */
+	uint64_t		 started_ms;
+	const char		*reason;	/* why it closed */
+	char			*summary;	/* proto->gone()'s */
+
+	unsigned		 direct:1;	/* SESSION_SOCKET */
+	unsigned		 held:1;	/* session_hold() */
+	unsigned		 closing:1;
+	unsigned		 eof:1;		/* peer closed its side */
+	unsigned		 freeing:1;
+	unsigned		 flush_queued:1; /* on set->flushq */
+	unsigned		 write_armed:1;	/* EV_WRITE enabled on bev */
+};
+
+/*
+ * May the session take the next command? Not while closing, nor while a
+ * command is held (a worker job, a pause) or a long reply is in
+ * progress.
+ */
+static inline int
+session_takes_input(const struct session *s)
+{
+	return !s->closing && !s->held && s->cont == NULL;
+}
+
+/* set.c, for session.c */
+void	session_set_add(struct session_set *set, struct session *s);
+void	session_set_remove(struct session_set *set, struct session *s);
+/* Have the set's flush event write s's output before the next poll. */
+void	session_set_queue_flush(struct session_set *set, struct session *s);
+
+/* session.c, for set.c */
+void	session_flush(struct session *s);
+/* The stop path: say the protocol's bye if idle, and close. */
+void	session_shutdown(struct session *s);
+/* Free at once (outside callbacks using s): the set's free and deadline. */
+void	session_destroy(struct session *s);
+
+#endif

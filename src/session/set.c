@@ -1,0 +1,140 @@
+/*
+ * set: the sessions of a process: their list and count, the queue of
+ * sessions with output to write before the loop polls again, session
+ * ids, and the graceful stop.
+ */
+#include <stdlib.h>
+
+#include <event2/event.h>
+#include <event2/util.h>
+
+#include "lib/log.h"
+#include "session/session_int.h"
+
+static void
+set_flush_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct session_set	*set = arg;
+	struct session		*s;
+
+	(void)fd;
+	(void)events;
+	while ((s = TAILQ_FIRST(&set->flushq)) != NULL) {
+		TAILQ_REMOVE(&set->flushq, s, flush_entry);
+		s->flush_queued = 0;
+		session_flush(s);
+	}
+}
+
+struct session_set *
+session_set_new(struct event_base *base, const struct session_params *params)
+{
+	struct session_set	*set;
+
+	if ((set = calloc(1, sizeof(*set))) == NULL)
+		return NULL;
+	set->base = base;
+	set->params = *params;
+	TAILQ_INIT(&set->sessions);
+	TAILQ_INIT(&set->flushq);
+	if ((set->flush_ev = event_new(base, -1, 0, set_flush_cb, set))
+	    == NULL) {
+		free(set);
+		return NULL;
+	}
+	/* Session ids: random start, so they are unique across restarts. */
+	if (evutil_secure_rng_init() == 0)
+		evutil_secure_rng_get_bytes(&set->next_id, sizeof(set->next_id));
+	if (set->next_id == 0)
+		set->next_id = 1;	/* 0 is "no session" in logs */
+	return set;
+}
+
+void
+session_set_free(struct session_set *set)
+{
+	struct session *s;
+
+	if (set == NULL)
+		return;
+	while ((s = TAILQ_FIRST(&set->sessions)) != NULL)
+		session_destroy(s);
+	if (set->drain_timer != NULL)
+		event_free(set->drain_timer);
+	event_free(set->flush_ev);
+	free(set);
+}
+
+size_t
+session_set_count(const struct session_set *set)
+{
+	return set->n_sessions;
+}
+
+void
+session_set_add(struct session_set *set, struct session *s)
+{
+	s->id = set->next_id++;
+	TAILQ_INSERT_TAIL(&set->sessions, s, entry);
+	set->n_sessions++;
+}
+
+void
+session_set_remove(struct session_set *set, struct session *s)
+{
+	if (s->flush_queued) {
+		TAILQ_REMOVE(&set->flushq, s, flush_entry);
+		s->flush_queued = 0;
+	}
+	TAILQ_REMOVE(&set->sessions, s, entry);
+	set->n_sessions--;
+	if (set->draining && set->n_sessions == 0)
+		event_base_loopexit(set->base, NULL);
+}
+
+void
+session_set_queue_flush(struct session_set *set, struct session *s)
+{
+	if (s->flush_queued || s->freeing)
+		return;
+	s->flush_queued = 1;
+	TAILQ_INSERT_TAIL(&set->flushq, s, flush_entry);
+	event_active(set->flush_ev, EV_TIMEOUT, 0);
+}
+
+static void
+set_drain_deadline_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct session_set	*set = arg;
+	struct session		*s;
+
+	(void)fd;
+	(void)events;
+	log_warnx("event=shutdown-deadline sessions=%zu", set->n_sessions);
+	set->draining = 0;	/* no loopexit from here: we break */
+	while ((s = TAILQ_FIRST(&set->sessions)) != NULL)
+		session_destroy(s);
+	event_base_loopbreak(set->base);
+}
+
+void
+session_set_drain(struct session_set *set, unsigned grace_s)
+{
+	struct session	*s, *next;
+	struct timeval	 tv = { .tv_sec = (time_t)grace_s };
+
+	if (set->draining)
+		return;
+	set->draining = 1;
+	for (s = TAILQ_FIRST(&set->sessions); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, entry);
+		session_shutdown(s);
+	}
+	if (set->n_sessions == 0) {
+		event_base_loopexit(set->base, NULL);
+		return;
+	}
+	set->drain_timer = evtimer_new(set->base, set_drain_deadline_cb, set);
+	if (set->drain_timer != NULL)
+		evtimer_add(set->drain_timer, &tv);
+}
