@@ -14,14 +14,22 @@
 
 #include "lib/fileio.h"
 
-ssize_t
-fio_read_full(int fd, void *buf, size_t len)
+/*
+ * The loop of the full reads: read(2) if off is -1, else pread(2) from
+ * off on, until len bytes or the end of the file.
+ */
+static ssize_t
+fio_fill(int fd, char *buf, size_t len, int64_t off)
 {
 	size_t	 done = 0;
 	ssize_t	 n;
 
 	while (done < len) {
-		n = read(fd, (char *)buf + done, len - done);
+		if (off == -1)
+			n = read(fd, buf + done, len - done);
+		else
+			n = pread(fd, buf + done, len - done,
+			    (off_t)(off + (int64_t)done));
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1)
@@ -31,71 +39,65 @@ fio_read_full(int fd, void *buf, size_t len)
 		done += (size_t)n;
 	}
 	return (ssize_t)done;
+}
+
+/* The loop of the full writes: write(2) if off is -1, else pwrite(2). */
+static int
+fio_drain(int fd, const char *p, size_t len, int64_t off)
+{
+	ssize_t	 n;
+
+	while (len > 0) {
+		if (off == -1)
+			n = write(fd, p, len);
+		else
+			n = pwrite(fd, p, len, (off_t)off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return -1;
+		if (n == 0) {
+			errno = ENOSPC;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+		if (off != -1)
+			off += n;
+	}
+	return 0;
+}
+
+ssize_t
+fio_read_full(int fd, void *buf, size_t len)
+{
+	return fio_fill(fd, buf, len, -1);
 }
 
 ssize_t
 fio_pread_full(int fd, void *buf, size_t len, uint64_t off)
 {
-	size_t	 done = 0;
-	ssize_t	 n;
-
-	while (done < len) {
-		n = pread(fd, (char *)buf + done, len - done,
-		    (off_t)(off + done));
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			return -1;
-		if (n == 0)
-			break;
-		done += (size_t)n;
+	if (off > INT64_MAX) {
+		errno = EINVAL;
+		return -1;
 	}
-	return (ssize_t)done;
+	return fio_fill(fd, buf, len, (int64_t)off);
 }
 
 int
 fio_write_full(int fd, const void *buf, size_t len)
 {
-	const char	*p = buf;
-	ssize_t		 n;
-
-	while (len > 0) {
-		n = write(fd, p, len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			return -1;
-		if (n == 0) {
-			errno = ENOSPC;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	return fio_drain(fd, buf, len, -1);
 }
 
 int
 fio_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 {
-	const char	*p = buf;
-	ssize_t		 n;
-
-	while (len > 0) {
-		n = pwrite(fd, p, len, (off_t)off);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			return -1;
-		if (n == 0) {
-			errno = ENOSPC;
-			return -1;
-		}
-		p += n;
-		off += (uint64_t)n;
-		len -= (size_t)n;
+	if (off > INT64_MAX) {
+		errno = EINVAL;
+		return -1;
 	}
-	return 0;
+	return fio_drain(fd, buf, len, (int64_t)off);
 }
 
 int

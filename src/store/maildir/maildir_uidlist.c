@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/fileio.h"
 #include "store/maildir/maildir_uidlist.h"
 #include "store/store.h"
 
@@ -391,66 +392,29 @@ ul_read(const char *path, struct maildir_uidlist_opts *o, int partial_ok,
     char **text_r, size_t *len_r, int *partial_r)
 {
 	struct stat	 st;
-	char		*text;
-	size_t		 got = 0, want;
-	ssize_t		 n;
-	int		 fd, saved;
 
-	*text_r = NULL;
+	/* Appends after the fstat() are left for the next login. */
 	*partial_r = 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY |
-	    O_NONBLOCK);
-	if (fd == -1) {
+	if (fio_read_small(path, O_NOFOLLOW | O_NOCTTY | O_NONBLOCK,
+	    MAILDIR_UIDLIST_FILE_MAX, partial_ok ? FIO_HEAD : 0, &st, text_r,
+	    len_r) == 0) {
+		*partial_r = (uint64_t)st.st_size > MAILDIR_UIDLIST_FILE_MAX;
+		return 1;
+	}
+	if (st.st_mode == 0) {			/* open() or fstat() failed */
 		if (errno == ELOOP) {
 			o->why = "a symbolic link";
 			return 0;
 		}
 		return errno == ENOENT || errno == ENOTDIR ? 0 : -1;
 	}
-	if (fstat(fd, &st) == -1)
-		goto fail;
-	want = (size_t)st.st_size;
 	if (!S_ISREG(st.st_mode))
 		o->why = "not a regular file";
-	else if ((uint64_t)st.st_size > MAILDIR_UIDLIST_FILE_MAX) {
-		if (partial_ok) {
-			want = MAILDIR_UIDLIST_FILE_MAX;
-			*partial_r = 1;
-		} else
-			o->why = "larger than " UL_FILE_MAX_STR;
-	}
-	if (o->why != NULL) {
-		close(fd);
-		return 0;
-	}
-	if ((text = malloc(want + 1)) == NULL)
-		goto fail;
-	/* Appends after the fstat() are left for the next login. */
-	while (got < want) {
-		n = read(fd, text + got, want - got);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			saved = errno;
-			free(text);
-			close(fd);
-			errno = saved;
-			return -1;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	close(fd);
-	text[got] = '\0';
-	*text_r = text;
-	*len_r = got;
-	return 1;
-fail:
-	saved = errno;
-	close(fd);
-	errno = saved;
-	return -1;
+	else if ((uint64_t)st.st_size > MAILDIR_UIDLIST_FILE_MAX)
+		o->why = "larger than " UL_FILE_MAX_STR;
+	else
+		return -1;			/* could not read it */
+	return 0;
 }
 
 int
@@ -566,66 +530,53 @@ ul_cutoff_field(char **pp, char key, uint32_t *v_r)
 	return 0;
 }
 
+/* The cutoff file's text (len bytes, NUL-terminated): 0, or -1. */
+static int
+ul_cutoff_parse(char *p, size_t len, uint32_t *uidvalidity_r,
+    uint32_t *max_uid_r)
+{
+	if (len != strlen(p) || strncmp(p, UL_CUTOFF_MAGIC,
+	    strlen(UL_CUTOFF_MAGIC)) != 0)
+		return -1;
+	p += strlen(UL_CUTOFF_MAGIC);
+	if (ul_cutoff_field(&p, 'V', uidvalidity_r) == -1 || *p++ != ' ' ||
+	    ul_cutoff_field(&p, 'U', max_uid_r) == -1 ||
+	    strcmp(p, "\n") != 0 || (*uidvalidity_r == 0 && *max_uid_r != 0))
+		return -1;
+	return 0;
+}
+
 int
 maildir_uidlist_cutoff_load(const char *root, uint32_t *uidvalidity_r,
     uint32_t *max_uid_r)
 {
 	struct stat	 st;
-	char		 path[PATH_MAX], buf[UL_CUTOFF_MAX + 2], *p = buf;
-	size_t		 got = 0;
-	ssize_t		 n;
-	int		 fd, saved;
+	char		 path[PATH_MAX], *text;
+	size_t		 len;
+	int		 r;
 
 	if (snprintf(path, sizeof(path), "%s/%s", root,
 	    MAILDIR_UIDLIST_CUTOFF_FILE) >= (int)sizeof(path)) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY |
-	    O_NONBLOCK);
-	if (fd == -1) {
-		if (errno == ENOENT)
+	if (fio_read_small(path, O_NOFOLLOW | O_NOCTTY | O_NONBLOCK,
+	    UL_CUTOFF_MAX, 0, &st, &text, &len) == -1) {
+		if (st.st_mode == 0 && errno == ENOENT)
 			return 0;
-		if (errno == ELOOP)
+		/* A link, not a regular file, too large: damaged. */
+		if ((st.st_mode == 0 && errno == ELOOP) || (st.st_mode != 0 &&
+		    (!S_ISREG(st.st_mode) || st.st_size > UL_CUTOFF_MAX)))
 			errno = EBADMSG;
 		return -1;
 	}
-	if (fstat(fd, &st) == -1)
-		goto fail;
-	if (!S_ISREG(st.st_mode) || st.st_size > UL_CUTOFF_MAX) {
-		close(fd);
+	r = ul_cutoff_parse(text, len, uidvalidity_r, max_uid_r);
+	free(text);
+	if (r == -1) {
 		errno = EBADMSG;
 		return -1;
 	}
-	while (got < sizeof(buf) - 1) {
-		n = read(fd, buf + got, sizeof(buf) - 1 - got);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			goto fail;
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	close(fd);
-	buf[got] = '\0';
-	if (got != strlen(buf) || strncmp(p, UL_CUTOFF_MAGIC,
-	    strlen(UL_CUTOFF_MAGIC)) != 0)
-		goto bad;
-	p += strlen(UL_CUTOFF_MAGIC);
-	if (ul_cutoff_field(&p, 'V', uidvalidity_r) == -1 || *p++ != ' ' ||
-	    ul_cutoff_field(&p, 'U', max_uid_r) == -1 ||
-	    strcmp(p, "\n") != 0 || (*uidvalidity_r == 0 && *max_uid_r != 0))
-		goto bad;
 	return 1;
-bad:
-	errno = EBADMSG;
-	return -1;
-fail:
-	saved = errno;
-	close(fd);
-	errno = saved;
-	return -1;
 }
 
 int
@@ -633,8 +584,7 @@ maildir_uidlist_cutoff_save(const char *root, uint32_t uidvalidity,
     uint32_t max_uid)
 {
 	char	 tmp[PATH_MAX], path[PATH_MAX], line[UL_CUTOFF_MAX];
-	ssize_t	 n;
-	int	 fd, len, saved;
+	int	 len;
 
 	len = snprintf(line, sizeof(line), UL_CUTOFF_MAGIC "V%u U%u\n",
 	    uidvalidity, max_uid);
@@ -645,36 +595,7 @@ maildir_uidlist_cutoff_save(const char *root, uint32_t uidvalidity,
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
-	    O_NOFOLLOW | O_NOCTTY, 0600)) == -1)
-		return -1;
 	/* On disk before the name: a crash must not leave a damaged file. */
-	do {
-		n = write(fd, line, (size_t)len);
-	} while (n == -1 && errno == EINTR);
-	if (n != len) {
-		saved = n == -1 ? errno : ENOSPC;
-		goto fail;
-	}
-	if (fsync(fd) == -1) {
-		saved = errno;
-		goto fail;
-	}
-	if (close(fd) == -1) {
-		fd = -1;
-		saved = errno;
-		goto fail;
-	}
-	fd = -1;
-	if (rename(tmp, path) == -1) {
-		saved = errno;
-		goto fail;
-	}
-	return 0;
-fail:
-	if (fd != -1)
-		close(fd);
-	unlink(tmp);
-	errno = saved;
-	return -1;
+	return fio_write_atomic(tmp, path, line, (size_t)len,
+	    O_TRUNC | O_NOCTTY, 0600, FIO_SYNC);
 }

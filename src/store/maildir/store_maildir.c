@@ -50,6 +50,7 @@
 
 #include <openssl/evp.h>
 
+#include "lib/fileio.h"
 #include "lib/log.h"
 #include "store/maildir/maildir_sizecache.h"
 #include "store/maildir/maildir_uidlist.h"
@@ -323,7 +324,7 @@ md_count(int dfd, const char *name, char *buf, uint64_t *size_r)
 	struct wire_enc	 e;
 	struct stat	 st;
 	ssize_t		 n;
-	int		 fd, saved;
+	int		 fd;
 
 	/* O_NONBLOCK: never hang on a FIFO swapped in after readdir. */
 	fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
@@ -336,25 +337,16 @@ md_count(int dfd, const char *name, char *buf, uint64_t *size_r)
 		return 1;
 	}
 	wire_enc_init(&e, -1);
-	for (;;) {
-		n = read(fd, buf, MD_READ_SIZE);
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			goto fail;
-		}
-		if (n == 0)
-			break;
+	while ((n = fio_read(fd, buf, MD_READ_SIZE)) > 0)
 		wire_enc_feed(&e, buf, (size_t)n, NULL);
-	}
+	if (n == -1)
+		goto fail;
 	wire_enc_finish(&e, NULL);
 	close(fd);
 	*size_r = e.octets;
 	return 0;
 fail:
-	saved = errno;
-	close(fd);
-	errno = saved;
+	fio_close_keep_errno(fd);
 	return -1;
 }
 
@@ -647,7 +639,7 @@ md_hdr_md5(struct md_uidls *u, const struct md_msg *m, char out[33])
 	size_t			 len = 0, nsize;
 	ssize_t			 n, end = -1;
 	char			*nbuf;
-	int			 fd, saved;
+	int			 fd;
 
 	md_msg_name(m, name, sizeof(name));
 	fd = openat(u->dfd[m->in_cur], name, O_RDONLY | O_CLOEXEC | O_NOCTTY |
@@ -662,10 +654,7 @@ md_hdr_md5(struct md_uidls *u, const struct md_msg *m, char out[33])
 			u->buf = nbuf;
 			u->bufsize = nsize;
 		}
-		n = read(fd, u->buf + len, u->bufsize - len);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
+		if ((n = fio_read(fd, u->buf + len, u->bufsize - len)) == -1)
 			goto fail;
 		if (n == 0)
 			break;
@@ -685,9 +674,7 @@ md_hdr_md5(struct md_uidls *u, const struct md_msg *m, char out[33])
 	store_hex(dig, dlen, out);
 	return 0;
 fail:
-	saved = errno;
-	close(fd);
-	errno = saved;
+	fio_close_keep_errno(fd);
 	return -1;
 }
 
@@ -1644,9 +1631,7 @@ md_msg_read(struct store_reader *base, void *buf, size_t len)
 	 */
 	if (r->eof)
 		return 0;
-	do {
-		n = read(r->fd, buf, len);
-	} while (n == -1 && errno == EINTR);
+	n = fio_read(r->fd, buf, len);
 	if (n >= 0 && (size_t)n < len)
 		r->eof = 1;
 	return n;
@@ -1705,14 +1690,10 @@ static void
 md_fsync_dir(struct md *md, int sub)
 {
 	char	 path[PATH_MAX];
-	int	 fd;
 
-	if (md_path(md, path, sizeof(path), md_subdir[sub], NULL) == -1)
-		return;
-	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
-		return;
-	(void)fsync(fd);	/* best effort: the unlinks are done */
-	close(fd);
+	/* Best effort: the unlinks are done. */
+	if (md_path(md, path, sizeof(path), md_subdir[sub], NULL) == 0)
+		(void)fio_fsync_dir(path);
 }
 
 /*

@@ -117,6 +117,7 @@
 
 #include <openssl/evp.h>
 
+#include "lib/fileio.h"
 #include "lib/log.h"
 #include "lib/monotime.h"
 #include "store/mbox/mbox_parse.h"
@@ -325,7 +326,7 @@ mb_dotlock_create(const struct mb *mb)
 {
 	char	 tmp[PATH_MAX], rec[HOST_NAME_MAX + 32];
 	char	 host[HOST_NAME_MAX + 1];
-	int	 fd, n, rv, saved;
+	int	 fd, n, rv;
 
 	if (gethostname(host, sizeof(host)) == -1)
 		return -1;
@@ -336,21 +337,16 @@ mb_dotlock_create(const struct mb *mb)
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
-	    O_NOFOLLOW | O_NOCTTY, 0600)) == -1)
+	if ((fd = fio_atomic_open(tmp, O_EXCL | O_NOCTTY, 0600)) == -1)
 		return -1;
-	if (write(fd, rec, (size_t)n) != n) {
-		saved = errno != 0 ? errno : ENOSPC;
-		close(fd);
-		(void)unlink(tmp);
-		errno = saved;
+	if (fio_write_full(fd, rec, (size_t)n) == -1) {
+		fio_atomic_abort(fd, tmp);
 		return -1;
 	}
 	close(fd);
+	/* link(), not rename(): an existing lock must make it fail. */
 	rv = link(tmp, mb->dotlock);
-	saved = errno;
-	(void)unlink(tmp);
-	errno = saved;
+	fio_atomic_abort(-1, tmp);	/* the temporary name goes either way */
 	return rv;
 }
 
@@ -369,18 +365,11 @@ mb_dotlock_dead(const struct mb *mb, const struct stat *st)
 {
 	char		 buf[128], host[HOST_NAME_MAX + 1], *end;
 	const char	*h;
-	ssize_t		 n;
 	long		 pid;
-	int		 fd;
 
-	if ((fd = open(mb->dotlock, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
-	    O_NONBLOCK)) == -1)
+	if (fio_read_file(mb->dotlock, O_NOFOLLOW | O_NONBLOCK, buf,
+	    sizeof(buf)) <= 0)
 		return false;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = '\0';
 	errno = 0;
 	pid = strtol(buf, &end, 10);
 	if (errno != 0 || end == buf || pid <= 0 || pid > INT32_MAX ||
@@ -765,10 +754,7 @@ mb_index(struct mb *mb, int fd, uint64_t start, bool *nosep_r, char *err,
 	sc.off = start;
 	(void)posix_fadvise(fd, (off_t)start, 0, POSIX_FADV_SEQUENTIAL);
 	for (;;) {
-		n = read(fd, buf + have, MB_SCAN_BUF);
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
+		if ((n = fio_read(fd, buf + have, MB_SCAN_BUF)) == -1) {
 			rv = store_fail(errno, err, errlen, "read", mb->path);
 			goto done;
 		}
@@ -980,7 +966,6 @@ struct mb_ixhead {
 #define MB_IX_HEADER	(8 + 2 * 4 + 5 * 8 + 2 * 4 + 8)
 
 static int	mb_pread(int, void *, size_t, uint64_t);
-static int	mb_write_all(int, const char *, size_t);
 
 /* A growable buffer for the cache being written; err: out of memory. */
 struct mb_ixbuf {
@@ -1208,25 +1193,23 @@ mb_ix_load(struct mb *mb, int fd, const struct stat *st)
 	struct stat	 ist;
 	uint64_t	 head, tail, h0, t0, n, sum, end;
 	const char	*magic;
-	char		*text = NULL;
-	int		 ifd;
+	char		*text;
+	size_t		 len;
 
-	if ((ifd = open(mb->ixpath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
-	    O_NONBLOCK | O_NOCTTY)) == -1)
-		return false;
-	if (fstat(ifd, &ist) == -1 || !S_ISREG(ist.st_mode) ||
-	    ist.st_uid != geteuid() || ist.st_size < MB_IX_HEADER + 8 ||
-	    (uint64_t)ist.st_size > MB_IX_MAX ||
-	    (text = malloc((size_t)ist.st_size)) == NULL ||
-	    mb_pread(ifd, text, (size_t)ist.st_size, 0) == -1)
+	/* Ours only: a file another user put there could hide mail. */
+	if (fio_read_small(mb->ixpath, O_NOFOLLOW | O_NONBLOCK | O_NOCTTY,
+	    MB_IX_MAX, FIO_OWNED, &ist, &text, &len) == -1) {
+		if (ist.st_mode == 0)
+			return false;		/* none (or unreadable) */
 		goto bad;
-	close(ifd);
-	ifd = -1;
+	}
+	if (len != (size_t)ist.st_size || len < MB_IX_HEADER + 8)
+		goto bad;
 
 	/* The checksum over everything before it. */
 	memset(&r, 0, sizeof(r));
 	r.p = text;
-	r.len = (size_t)ist.st_size - 8;
+	r.len = len - 8;
 	memcpy(&sum, text + r.len, 8);
 	if (mbox_hash_buf(text, r.len) != sum)
 		goto bad;
@@ -1256,8 +1239,6 @@ mb_ix_load(struct mb *mb, int fd, const struct stat *st)
 	atomic_fetch_add(&mb_ix_loads, 1);
 	return true;
 bad:
-	if (ifd != -1)
-		close(ifd);
 	free(text);
 	mb_index_reset(mb);
 	log_debug("mbox %s: index cache not used", mb->ixpath);
@@ -1298,7 +1279,7 @@ mb_ix_write(struct mb *mb, const struct mb_ixhead *h)
 	char		 tmp[PATH_MAX];
 	unsigned char	 x[2];
 	size_t		 i, xlen;
-	int		 fd, rv, saved;
+	int		 fd, rv;
 
 	memset(&b, 0, sizeof(b));
 	mb_ix_put(&b, MB_IX_MAGIC, 8);
@@ -1341,27 +1322,19 @@ mb_ix_write(struct mb *mb, const struct mb_ixhead *h)
 		free(b.p);
 		return;
 	}
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
-	    O_NOFOLLOW | O_NOCTTY, 0600)) == -1) {
+	if ((fd = fio_atomic_open(tmp, O_EXCL | O_NOCTTY, 0600)) == -1) {
 		log_debug("mbox %s: %s", tmp, strerror(errno));
 		free(b.p);
 		return;
 	}
-	rv = mb_write_all(fd, b.p, b.len);
-	saved = errno;
-	if (close(fd) == -1 && rv == 0) {
-		rv = -1;
-		saved = errno;
-	}
-	if (rv == 0 && rename(tmp, mb->ixpath) == -1) {
-		rv = -1;
-		saved = errno;
-	}
-	if (rv == -1) {
-		(void)unlink(tmp);
+	/* No fsync(): a cache, checked whole when it is read. */
+	if ((rv = fio_write_full(fd, b.p, b.len)) == -1)
+		fio_atomic_abort(fd, tmp);
+	else
+		rv = fio_atomic_commit(fd, tmp, mb->ixpath, 0);
+	if (rv == -1)
 		log_debug("mbox %s: index cache not written: %s", mb->ixpath,
-		    strerror(saved));
-	}
+		    strerror(errno));
 	free(b.p);
 }
 
@@ -1613,20 +1586,12 @@ static int
 mb_pread(int fd, void *buf, size_t len, uint64_t off)
 {
 	ssize_t	 n;
-	size_t	 done = 0;
 
-	while (done < len) {
-		n = pread(fd, (char *)buf + done, len - done,
-		    (off_t)(off + done));
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			return -1;
-		if (n == 0) {
-			errno = ESTALE;
-			return -1;
-		}
-		done += (size_t)n;
+	if ((n = fio_pread_full(fd, buf, len, off)) == -1)
+		return -1;
+	if ((size_t)n < len) {
+		errno = ESTALE;
+		return -1;
 	}
 	return 0;
 }
@@ -1768,26 +1733,9 @@ struct mb_copy {
 };
 
 static int
-mb_write_all(int fd, const char *p, size_t n)
-{
-	ssize_t	 w;
-
-	while (n > 0) {
-		if ((w = write(fd, p, n)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-static int
 mb_out_flush(struct mb_copy *c)
 {
-	if (mb_write_all(c->tfd, c->out, c->olen) == -1)
+	if (fio_write_full(c->tfd, c->out, c->olen) == -1)
 		return -1;
 	c->olen = 0;
 	return 0;
@@ -1800,30 +1748,10 @@ mb_out(struct mb_copy *c, const char *p, size_t n)
 	if (c->olen + n > MB_COPY_BUF && mb_out_flush(c) == -1)
 		return -1;
 	if (n >= MB_COPY_BUF)
-		return mb_write_all(c->tfd, p, n);
+		return fio_write_full(c->tfd, p, n);
 	memcpy(c->out + c->olen, p, n);
 	c->olen += n;
 	return 0;
-}
-
-/* read() up to len bytes (fewer only at the end of the file). */
-static ssize_t
-mb_read_full(int fd, char *buf, size_t len)
-{
-	ssize_t	 n;
-	size_t	 done = 0;
-
-	while (done < len) {
-		n = read(fd, buf + done, len - done);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			return -1;
-		if (n == 0)
-			break;
-		done += (size_t)n;
-	}
-	return (ssize_t)done;
 }
 
 /*
@@ -1846,7 +1774,7 @@ mb_copy_index(struct mb_copy *c)
 	while (off < mb->end) {
 		want = mb->end - off < MB_COPY_BUF ? (size_t)(mb->end - off) :
 		    MB_COPY_BUF;
-		if ((n = mb_read_full(c->fd, c->in, want)) == -1)
+		if ((n = fio_read_full(c->fd, c->in, want)) == -1)
 			return -1;
 		if ((size_t)n < want) {
 			c->changed = 1;		/* cut while we waited */
@@ -1893,7 +1821,7 @@ mb_copy_tail(struct mb_copy *c, bool last_deleted, bool last_unterminated)
 	bool		 first = true;
 
 	for (;;) {
-		if ((n = mb_read_full(c->fd, c->in, MB_COPY_BUF)) == -1)
+		if ((n = fio_read_full(c->fd, c->in, MB_COPY_BUF)) == -1)
 			return -1;
 		if (n == 0)
 			return 0;
@@ -1931,19 +1859,6 @@ changed:
 	return -1;
 }
 
-/* fsync the directory after a rename; best effort (logged). */
-static void
-mb_fsync_dir(struct mb *mb)
-{
-	int	 fd;
-
-	if ((fd = open(mb->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
-	    fsync(fd) == -1)
-		log_warn("mbox %s: fsync of the directory", mb->dir);
-	if (fd != -1)
-		close(fd);
-}
-
 /*
  * The rewrite, under the MDA locks: new file, copy, fsync, rename.
  * Returns STORE_OK once the new mbox is in place; otherwise nothing
@@ -1968,8 +1883,7 @@ mb_rewrite(struct mb_copy *c, const struct stat *st, char *err,
 	}
 	if (mb_tmp_name(mb, c->tmp, sizeof(c->tmp)) == -1)
 		return store_fail(ENAMETOOLONG, err, errlen, "mbox", mb->path);
-	c->tfd = open(c->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
-	    O_NOFOLLOW | O_NOCTTY, 0600);
+	c->tfd = fio_atomic_open(c->tmp, O_EXCL | O_NOCTTY, 0600);
 	if (c->tfd == -1)
 		return store_fail(errno, err, errlen, "create", c->tmp);
 
@@ -2014,7 +1928,9 @@ mb_rewrite(struct mb_copy *c, const struct stat *st, char *err,
 		rv = store_fail(errno, err, errlen, "rename", c->tmp);
 		goto fail;
 	}
-	mb_fsync_dir(mb);
+	/* The rename on disk; best effort: the new mbox is in place. */
+	if (fio_fsync_dir(mb->dir) == -1)
+		log_warn("mbox %s: fsync of the directory", mb->dir);
 	return STORE_OK;
 fail:
 	if (c->tfd != -1)

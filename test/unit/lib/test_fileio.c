@@ -307,6 +307,11 @@ test_pread_pwrite(void **state)
 	assert_int_equal(fio_pread_full(fd, buf, sizeof(buf), 1000), 0);
 	/* The descriptor's offset is not used or moved. */
 	assert_int_equal(lseek(fd, 0, SEEK_CUR), 0);
+	/* An offset off_t cannot hold. */
+	assert_int_equal(fio_pread_full(fd, buf, 1, UINT64_MAX), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(fio_pwrite_full(fd, "x", 1, UINT64_MAX), -1);
+	assert_int_equal(errno, EINVAL);
 	close(fd);
 	/* Read-only: EBADF. */
 	fd = open(path, O_RDONLY);
