@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,21 +16,21 @@
 #include "lib/fileio.h"
 
 /*
- * The loop of the full reads: read(2) if off is -1, else pread(2) from
- * off on, until len bytes or the end of the file.
+ * The loop of the full reads: pread(2) from off on if at, else read(2),
+ * until len bytes or the end of the file.
  */
 static ssize_t
-fio_fill(int fd, char *buf, size_t len, int64_t off)
+fio_fill(int fd, char *buf, size_t len, bool at, uint64_t off)
 {
 	size_t	 done = 0;
 	ssize_t	 n;
 
 	while (done < len) {
-		if (off == -1)
-			n = read(fd, buf + done, len - done);
-		else
+		if (at)
 			n = pread(fd, buf + done, len - done,
-			    (off_t)(off + (int64_t)done));
+			    (off_t)(off + done));
+		else
+			n = read(fd, buf + done, len - done);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1)
@@ -41,17 +42,17 @@ fio_fill(int fd, char *buf, size_t len, int64_t off)
 	return (ssize_t)done;
 }
 
-/* The loop of the full writes: write(2) if off is -1, else pwrite(2). */
+/* The loop of the full writes: pwrite(2) at off if at, else write(2). */
 static int
-fio_drain(int fd, const char *p, size_t len, int64_t off)
+fio_drain(int fd, const char *p, size_t len, bool at, uint64_t off)
 {
 	ssize_t	 n;
 
 	while (len > 0) {
-		if (off == -1)
-			n = write(fd, p, len);
-		else
+		if (at)
 			n = pwrite(fd, p, len, (off_t)off);
+		else
+			n = write(fd, p, len);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1)
@@ -61,9 +62,8 @@ fio_drain(int fd, const char *p, size_t len, int64_t off)
 			return -1;
 		}
 		p += n;
+		off += (uint64_t)n;
 		len -= (size_t)n;
-		if (off != -1)
-			off += n;
 	}
 	return 0;
 }
@@ -71,33 +71,26 @@ fio_drain(int fd, const char *p, size_t len, int64_t off)
 ssize_t
 fio_read_full(int fd, void *buf, size_t len)
 {
-	return fio_fill(fd, buf, len, -1);
+	return fio_fill(fd, buf, len, false, 0);
 }
 
+/* An offset past INT64_MAX is negative as an off_t: EINVAL. */
 ssize_t
 fio_pread_full(int fd, void *buf, size_t len, uint64_t off)
 {
-	if (off > INT64_MAX) {
-		errno = EINVAL;
-		return -1;
-	}
-	return fio_fill(fd, buf, len, (int64_t)off);
+	return fio_fill(fd, buf, len, true, off);
 }
 
 int
 fio_write_full(int fd, const void *buf, size_t len)
 {
-	return fio_drain(fd, buf, len, -1);
+	return fio_drain(fd, buf, len, false, 0);
 }
 
 int
 fio_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 {
-	if (off > INT64_MAX) {
-		errno = EINVAL;
-		return -1;
-	}
-	return fio_drain(fd, buf, len, (int64_t)off);
+	return fio_drain(fd, buf, len, true, off);
 }
 
 int

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "lib/fileio.h"
+#include "store/idtab.h"
 #include "store/maildir/maildir_uidlist.h"
 #include "store/store.h"
 
@@ -49,18 +50,11 @@ struct ul_rec {
 	bool				 dead;	/* replaced by a later record */
 };
 
-struct ul_slot {
-	uint32_t	 idx;		/* record index + 1, 0 = empty */
-	uint32_t	 hash;		/* the high bits of the name's hash */
-};
-
 struct maildir_uidlist {
 	char		*text;		/* the file, cut up in place */
 	struct ul_rec	*recs;
 	size_t		 nrecs;
-	struct ul_slot	*slot;
-	size_t		 mask;
-	uint64_t	 seed;
+	struct idtab	 tab;		/* base name -> record */
 	size_t		 hint;		/* the record after the last found */
 	size_t		 count;		/* distinct base names */
 	size_t		 cap;		/* recs allocated */
@@ -71,28 +65,14 @@ struct maildir_uidlist {
 	unsigned	 filter:1;	/* keep only what opts->want() wants */
 };
 
-/*
- * The slot of base name s (len bytes, hash h), or the empty slot where it
- * goes.
- */
-static size_t
-ul_find(const struct maildir_uidlist *ul, const char *s, size_t len,
-    uint64_t h)
+/* For the table (idtab.h): is record i's base name s (len bytes)? */
+static bool
+ul_name_is(const void *arg, uint32_t i, const char *s, size_t len)
 {
-	const struct ul_slot	*sl;
-	const struct ul_rec	*r;
-	uint32_t		 hi = (uint32_t)(h >> 32);
-	size_t			 i;
+	const struct maildir_uidlist	*ul = arg;
+	const struct ul_rec		*r = &ul->recs[i];
 
-	for (i = (size_t)h & ul->mask; (sl = &ul->slot[i])->idx != 0;
-	    i = (i + 1) & ul->mask) {
-		if (sl->hash != hi)
-			continue;
-		r = &ul->recs[sl->idx - 1];
-		if (r->len == len && memcmp(r->name, s, len) == 0)
-			break;
-	}
-	return i;
+	return r->len == len && memcmp(r->name, s, len) == 0;
 }
 
 /*
@@ -267,15 +247,13 @@ ul_record(struct maildir_uidlist *ul, char *line, uint32_t *prev)
 	r->pub.uid = uid;
 	r->name = name;
 	r->len = (uint32_t)len;
-	h = store_hash(ul->seed, name, len);
-	s = ul_find(ul, name, len, h);
-	if (ul->slot[s].idx == 0)
+	s = idtab_find(&ul->tab, name, len, ul_name_is, ul, &h);
+	if (!idtab_used(&ul->tab, s))
 		ul->count++;
 	else	/* a later record of the same base name replaces it */
-		ul->recs[ul->slot[s].idx - 1].dead = true;
+		ul->recs[idtab_get(&ul->tab, s)].dead = true;
 	ul->recs[ul->nrecs] = rec;
-	ul->slot[s].idx = (uint32_t)(ul->nrecs + 1);
-	ul->slot[s].hash = (uint32_t)(h >> 32);
+	idtab_set(&ul->tab, s, h, (uint32_t)ul->nrecs);
 	ul->nrecs++;
 	return 0;
 }
@@ -307,7 +285,7 @@ ul_parse(struct maildir_uidlist *ul, size_t len, int partial)
 {
 	struct maildir_uidlist_opts	*o = ul->opts;
 	char				*p = ul->text, *end, *nl;
-	size_t				 lines = 0, cap = 16, limit;
+	size_t				 lines = 0, limit;
 	uint32_t			 prev = 0;
 	int				 stopped = 0;
 
@@ -355,12 +333,9 @@ ul_parse(struct maildir_uidlist *ul, size_t len, int partial)
 		ul->cap = limit;
 	} else
 		ul->cap = lines;
-	while (cap < 2 * ul->cap)
-		cap <<= 1;
 	if ((ul->recs = reallocarray(NULL, ul->cap, sizeof(*ul->recs))) ==
-	    NULL || (ul->slot = calloc(cap, sizeof(*ul->slot))) == NULL)
+	    NULL || idtab_init(&ul->tab, ul->cap) == -1)
 		return -2;
-	ul->mask = cap - 1;
 
 	for (o->line = 1; p < end; p = nl + 1, o->line++) {
 		nl = memchr(p, '\n', (size_t)(end - p));
@@ -437,7 +412,6 @@ maildir_uidlist_load(const char *root, struct maildir_uidlist_opts *o,
 	if ((ul = calloc(1, sizeof(*ul))) == NULL)
 		return -1;
 	ul->opts = o;
-	ul->seed = store_hash_seed();
 	do {
 		r = ul_read(path, o, o->max_uid > 0, &ul->text, &len,
 		    &partial);
@@ -499,11 +473,11 @@ maildir_uidlist_lookup(struct maildir_uidlist *ul, const char *name,
 			return &r->pub;
 		}
 	}
-	s = ul_find(ul, name, len, store_hash(ul->seed, name, len));
-	if (ul->slot[s].idx == 0)
+	s = idtab_find(&ul->tab, name, len, ul_name_is, ul, NULL);
+	if (!idtab_used(&ul->tab, s))
 		return NULL;
-	ul->hint = ul->slot[s].idx;
-	return &ul->recs[ul->slot[s].idx - 1].pub;
+	ul->hint = idtab_get(&ul->tab, s) + 1;
+	return &ul->recs[ul->hint - 1].pub;
 }
 
 void
@@ -511,7 +485,7 @@ maildir_uidlist_free(struct maildir_uidlist *ul)
 {
 	if (ul == NULL)
 		return;
-	free(ul->slot);
+	idtab_free(&ul->tab);
 	free(ul->recs);
 	free(ul->text);
 	free(ul);

@@ -52,6 +52,8 @@
 
 #include "lib/fileio.h"
 #include "lib/log.h"
+#include "store/arena.h"
+#include "store/idtab.h"
 #include "store/maildir/maildir_sizecache.h"
 #include "store/maildir/maildir_uidlist.h"
 #include "store/sesslock.h"
@@ -61,8 +63,6 @@
 #include "lib/wire.h"
 
 #define MD_READ_SIZE	(64 * 1024)	/* read size when counting octets */
-#define MD_ARENA_MIN	512		/* first name arena block */
-#define MD_ARENA_MAX	(64 * 1024)	/* arena blocks double up to this */
 #define MD_MSGS_INIT	64
 
 enum { MD_NEW = 0, MD_CUR = 1 };
@@ -79,13 +79,6 @@ struct md_msg {
 	unsigned	 missing:1;	/* commit: ENOENT on the first try */
 };
 
-/* Names live in blocks that never move, so pointers into them stay valid. */
-struct md_blk {
-	struct md_blk	*next;
-	size_t		 used, size;
-	char		 data[];
-};
-
 struct md {
 	struct maildrop	 base;
 	char		*path;		/* Maildir root */
@@ -94,7 +87,7 @@ struct md {
 	struct md_msg	*msgs;
 	size_t		 nmsgs, msgs_cap;
 	uint64_t	 total;		/* sum of the sizes */
-	struct md_blk	*arena;
+	struct arena	 arena;		/* names and uidls */
 	/* The last md_relocate() pass: cur/'s mtime before it, and when. */
 	struct timespec	 reloc_mtime, reloc_start;
 	unsigned	 reloc_valid:1;
@@ -113,58 +106,15 @@ static void	md_dirfd_drop(const struct md *);
 static void
 md_free(struct md *md)
 {
-	struct md_blk	*b;
-
 	if (md == NULL)
 		return;
 	md_dirfd_drop(md);
 	if (sesslock_release(md->lock) == -1)
 		log_warn("maildir %s: session lock release", md->path);
-	while ((b = md->arena) != NULL) {
-		md->arena = b->next;
-		free(b);
-	}
+	arena_free(&md->arena);
 	free(md->msgs);
 	free(md->path);
 	free(md);
-}
-
-/*
- * Copy a (alen bytes) and, if b != NULL, b (blen bytes) into the arena as
- * "a\0b\0". Returns the copy of a, NULL if out of memory.
- */
-static char *
-md_arena_add(struct md *md, const char *a, size_t alen, const char *b,
-    size_t blen)
-{
-	struct md_blk	*blk = md->arena;
-	size_t		 need, size;
-	char		*s;
-
-	need = alen + 1 + (b != NULL ? blen + 1 : 0);
-	if (blk == NULL || blk->size - blk->used < need) {
-		/* Small maildrops stay small; big ones waste little. */
-		size = blk == NULL ? MD_ARENA_MIN : blk->size * 2;
-		if (size > MD_ARENA_MAX)
-			size = MD_ARENA_MAX;
-		if (size < need)
-			size = need;
-		if ((blk = malloc(sizeof(*blk) + size)) == NULL)
-			return NULL;
-		blk->used = 0;
-		blk->size = size;
-		blk->next = md->arena;
-		md->arena = blk;
-	}
-	s = blk->data + blk->used;
-	memcpy(s, a, alen);
-	s[alen] = '\0';
-	if (b != NULL) {
-		memcpy(s + alen + 1, b, blen);
-		s[alen + 1 + blen] = '\0';
-	}
-	blk->used += need;
-	return s;
 }
 
 /* "<root>/<sub>[/<name>]" into buf; -1 if it does not fit. */
@@ -441,7 +391,7 @@ md_scan_dir(struct md *md, int sub, struct sizecache *sc, char *buf,
 		m->size = size;
 		m->in_cur = sub == MD_CUR;
 		m->has_info = colon != NULL;
-		m->name = md_arena_add(md, name, ulen, colon != NULL ?
+		m->name = arena_add(&md->arena, name, ulen, colon != NULL ?
 		    colon + 1 : NULL, colon != NULL ? strlen(colon + 1) : 0);
 		if (m->name == NULL) {
 			rv = store_fail(ENOMEM, err, errlen, "scan", dpath);
@@ -502,53 +452,24 @@ md_key_cmp(const void *a, const void *b)
 }
 
 /*
- * Open-addressing table of message indexes + 1 (0 = empty), keyed by each
- * message's uidl or unique part.
+ * The id tables (idtab.h) hold indexes into md->msgs (arg), keyed by each
+ * message's uidl or unique part. Names may be chosen by whoever delivers
+ * mail: the tables' random seeds keep them from piling up.
  */
-struct md_tab {
-	uint32_t		*slot;
-	size_t			 mask;
-	const struct md_msg	*msgs;
-	int			 by_uidl;
-	uint64_t		 seed;	/* random: names may be chosen */
-};
-
-static int
-md_tab_init(struct md_tab *t, const struct md_msg *msgs, size_t n,
-    int by_uidl)
+static bool
+md_uidl_is(const void *arg, uint32_t i, const char *key, size_t len)
 {
-	size_t	 cap = 16;
+	const struct md_msg	*msgs = arg;
 
-	if (n >= UINT32_MAX / 2) {
-		errno = EFBIG;
-		return -1;
-	}
-	while (cap < 2 * n)
-		cap <<= 1;
-	if ((t->slot = calloc(cap, sizeof(*t->slot))) == NULL)
-		return -1;
-	t->mask = cap - 1;
-	t->msgs = msgs;
-	t->by_uidl = by_uidl;
-	t->seed = store_hash_seed();
-	return 0;
+	return idtab_key_is(msgs[i].uidl, key, len);
 }
 
-/* The slot holding key s (len bytes), or the empty slot where it goes. */
-static size_t
-md_tab_find(const struct md_tab *t, const char *s, size_t len)
+static bool
+md_name_is(const void *arg, uint32_t i, const char *key, size_t len)
 {
-	const char	*k;
-	size_t		 i;
+	const struct md_msg	*msgs = arg;
 
-	for (i = (size_t)store_hash(t->seed, s, len) & t->mask;
-	    t->slot[i] != 0; i = (i + 1) & t->mask) {
-		k = t->by_uidl ? t->msgs[t->slot[i] - 1].uidl :
-		    t->msgs[t->slot[i] - 1].name;
-		if (strncmp(k, s, len) == 0 && k[len] == '\0')
-			break;
-	}
-	return i;
+	return idtab_key_is(msgs[i].name, key, len);
 }
 
 /*
@@ -590,9 +511,7 @@ struct md_uidls {
 	const char			 *fmt;		/* NULL: none */
 	struct maildir_uidlist		 *ul;		/* NULL: none */
 	const struct maildir_uidlist_rec **recs;	/* per message (ul) */
-	uint64_t			 *names;	/* md_uidls_want() */
-	size_t				  nmask;
-	uint64_t			  seed;
+	struct idtab			  names;	/* md_uidls_want() */
 	uint8_t				 *first;	/* per message: the */
 							/* candidate it got */
 	int				  dfd[2];	/* new/ cur/ (%m) */
@@ -768,7 +687,7 @@ md_set_uidl(struct md *md, struct md_msg *m, const char *cand, size_t len)
 {
 	if (strncmp(m->name, cand, len) == 0 && m->name[len] == '\0')
 		m->uidl = m->name;
-	else if ((m->uidl = md_arena_add(md, cand, len, NULL, 0)) == NULL)
+	else if ((m->uidl = arena_strndup(&md->arena, cand, len)) == NULL)
 		return -1;
 	return 0;
 }
@@ -846,29 +765,6 @@ md_uidls_order(struct md_uidls *u)
 }
 
 /*
- * The slot of unique part s (len bytes, hash h) in u->names, or the empty
- * one where it goes. A slot is the message index + 1 in its low half and
- * the hash's high half above, so that a probe rarely compares names.
- */
-static size_t
-md_names_find(const struct md_uidls *u, const char *s, size_t len,
-    uint64_t h)
-{
-	const char	*k;
-	size_t		 i;
-
-	for (i = (size_t)h & u->nmask; u->names[i] != 0;
-	    i = (i + 1) & u->nmask) {
-		if ((u->names[i] >> 32) != (h >> 32))
-			continue;
-		k = u->md->msgs[(u->names[i] & 0xffffffffu) - 1].name;
-		if (strncmp(k, s, len) == 0 && k[len] == '\0')
-			break;
-	}
-	return i;
-}
-
-/*
  * maildir_uidlist's filter for a list with the records of much expunged
  * mail: is name (len bytes) the unique part of a message? The set is made
  * at the first call, so a list of sane size costs nothing. The hash is
@@ -880,29 +776,24 @@ md_uidls_want(void *arg, const char *name, size_t len)
 {
 	struct md_uidls	*u = arg;
 	struct md	*md = u->md;
+	struct idtab	*t = &u->names;
 	uint64_t	 h;
-	size_t		 i, s, n, cap = 16;
+	size_t		 i, s;
 
-	if (u->names == NULL) {
-		if (md->nmsgs >= UINT32_MAX / 2)
-			return 1;	/* keep it: the list is then refused */
-		while (cap < 2 * md->nmsgs)
-			cap <<= 1;
-		if ((u->names = calloc(cap, sizeof(*u->names))) == NULL)
+	if (t->slot == NULL) {
+		/* Too many (EFBIG) or no memory: keep it (and the list is
+		 * refused if it has too many records even so). */
+		if (idtab_init(t, md->nmsgs) == -1)
 			return 1;
-		u->nmask = cap - 1;
-		u->seed = store_hash_seed();
 		for (i = 0; i < md->nmsgs; i++) {
-			n = strlen(md->msgs[i].name);
-			h = store_hash(u->seed, md->msgs[i].name, n);
-			s = md_names_find(u, md->msgs[i].name, n, h);
-			if (u->names[s] == 0)
-				u->names[s] = (h & ~(uint64_t)0xffffffffu) |
-				    (uint64_t)(i + 1);
+			s = idtab_find(t, md->msgs[i].name,
+			    strlen(md->msgs[i].name), md_name_is, md->msgs, &h);
+			if (!idtab_used(t, s))
+				idtab_set(t, s, h, (uint32_t)i);
 		}
 	}
-	return u->names[md_names_find(u, name, len,
-	    store_hash(u->seed, name, len))] != 0;
+	return idtab_used(t, idtab_find(t, name, len, md_name_is, md->msgs,
+	    NULL));
 }
 
 /*
@@ -965,8 +856,7 @@ md_uidls_list(struct md_uidls *u, char *err, size_t errlen)
 	o.want = md_uidls_want;
 	o.arg = u;
 	r = maildir_uidlist_load(md->path, &o, &u->ul);
-	free(u->names);
-	u->names = NULL;
+	idtab_free(&u->names);
 	if (r == -1) {
 		snprintf(path, sizeof(path), "%s/%s", md->path,
 		    MAILDIR_UIDLIST_FILE);
@@ -1068,7 +958,7 @@ md_uidls_free(struct md_uidls *u)
 	free(u->buf);
 	free(u->first);
 	free(u->recs);
-	free(u->names);
+	idtab_free(&u->names);
 	maildir_uidlist_free(u->ul);
 }
 
@@ -1086,9 +976,10 @@ md_make_uidls(struct md *md, char *err, size_t errlen)
 {
 	char			 cand[POP3_UIDL_MAX + 1], suf[24];
 	struct md_uidls		 u;
-	struct md_tab		 t;
+	struct idtab		 t;
 	struct md_msg		*m;
 	enum store_err		 rv;
+	uint64_t		 h;
 	size_t			 i, k, len, blen, slen, s;
 	int			 c, n, by_name;
 
@@ -1097,7 +988,7 @@ md_make_uidls(struct md *md, char *err, size_t errlen)
 	u.dfd[MD_NEW] = u.dfd[MD_CUR] = -1;
 	if (md->uidl_format != NULL && md->uidl_format[0] != '\0')
 		u.fmt = md->uidl_format;
-	t.slot = NULL;
+	memset(&t, 0, sizeof(t));
 	if (md->nmsgs == 0)
 		return STORE_OK;
 	if ((rv = md_uidls_init(&u, err, errlen)) != STORE_OK)
@@ -1118,17 +1009,20 @@ md_make_uidls(struct md *md, char *err, size_t errlen)
 			goto nomem;
 	}
 
-	if (md_tab_init(&t, md->msgs, md->nmsgs, 1) == -1)
+	if (idtab_init(&t, md->nmsgs) == -1)
 		goto sysfail;
 	for (i = 0; i < md->nmsgs; i++) {
 		m = &md->msgs[i];
-		s = md_tab_find(&t, m->uidl, strlen(m->uidl));
-		if (t.slot[s] == 0)
-			t.slot[s] = (uint32_t)(i + 1);
+		s = idtab_find(&t, m->uidl, strlen(m->uidl), md_uidl_is,
+		    md->msgs, &h);
+		if (!idtab_used(&t, s))
+			idtab_set(&t, s, h, (uint32_t)i);
 		else {
 			u.first[i] |= MD_LOST;
-			if (!by_name)
-				m->shared = md->msgs[t.slot[s] - 1].shared = 1;
+			if (!by_name) {
+				m->shared = 1;
+				md->msgs[idtab_get(&t, s)].shared = 1;
+			}
 		}
 	}
 	for (i = 0; i < md->nmsgs; i++) {
@@ -1145,8 +1039,9 @@ md_make_uidls(struct md *md, char *err, size_t errlen)
 			}
 			if (n == 0)
 				continue;
-			s = md_tab_find(&t, cand, (size_t)n);
-			if (t.slot[s] == 0)
+			s = idtab_find(&t, cand, (size_t)n, md_uidl_is,
+			    md->msgs, &h);
+			if (!idtab_used(&t, s))
 				break;
 		}
 		if (c == MDC_END) {
@@ -1159,26 +1054,26 @@ md_make_uidls(struct md *md, char *err, size_t errlen)
 				    POP3_UIDL_MAX - slen;
 				memcpy(cand, m->uidl, blen);
 				memcpy(cand + blen, suf, slen + 1);
-				s = md_tab_find(&t, cand, blen + slen);
-				if (t.slot[s] == 0)
+				s = idtab_find(&t, cand, blen + slen,
+				    md_uidl_is, md->msgs, &h);
+				if (!idtab_used(&t, s))
 					break;
 			}
 			n = (int)(blen + slen);
 		}
 		if (md_set_uidl(md, m, cand, (size_t)n) == -1)
 			goto nomem;
-		t.slot[s] = (uint32_t)(i + 1);
+		idtab_set(&t, s, h, (uint32_t)i);
 	}
 	rv = STORE_OK;
 	goto done;
 sysfail:
 	rv = store_fail(errno, err, errlen, "maildir", md->path);
-	t.slot = NULL;
 	goto done;
 nomem:
 	rv = store_fail(ENOMEM, err, errlen, "maildir", md->path);
 done:
-	free(t.slot);
+	idtab_free(&t);
 	md_uidls_free(&u);
 	return rv;
 }
@@ -1392,7 +1287,8 @@ md_move_to(struct md *md, struct md_msg *m, const char *name, size_t ulen)
 
 	if (md_is_at(m, name, ulen))
 		return 0;
-	s = md_arena_add(md, name, ulen, info, info != NULL ? strlen(info) : 0);
+	s = arena_add(&md->arena, name, ulen, info,
+	    info != NULL ? strlen(info) : 0);
 	if (s == NULL)
 		return -1;
 	m->name = s;
@@ -1417,11 +1313,12 @@ md_relocate(struct md *md, size_t target)
 {
 	struct timespec	 now;
 	struct stat	 st;
-	struct md_tab	 t;
+	struct idtab	 t;
 	struct md_msg	*m, *tm = NULL;
 	struct dirent	*de;
 	char		 dpath[PATH_MAX];
 	const char	*name;
+	uint64_t	 h;
 	size_t		 i, s, ulen;
 	DIR		*dir;
 	int		 moved = 0, r, saved;
@@ -1444,17 +1341,18 @@ md_relocate(struct md *md, size_t target)
 	    md->reloc_mtime.tv_sec < md->reloc_start.tv_sec - 1)
 		return 0;
 
-	if (md_tab_init(&t, md->msgs, md->nmsgs, 0) == -1)
+	if (idtab_init(&t, md->nmsgs) == -1)
 		return -1;
 	for (i = 0; i < md->nmsgs; i++) {
 		if (md->msgs[i].shared)
 			continue;
-		s = md_tab_find(&t, md->msgs[i].name, strlen(md->msgs[i].name));
-		t.slot[s] = (uint32_t)(i + 1);
+		s = idtab_find(&t, md->msgs[i].name, strlen(md->msgs[i].name),
+		    md_name_is, md->msgs, &h);
+		idtab_set(&t, s, h, (uint32_t)i);
 	}
 	if ((dir = opendir(dpath)) == NULL) {
 		saved = errno;
-		free(t.slot);
+		idtab_free(&t);
 		errno = saved;
 		return -1;
 	}
@@ -1480,17 +1378,17 @@ md_relocate(struct md *md, size_t target)
 			continue;
 		}
 		/* Shared unique parts are not in the table. */
-		s = md_tab_find(&t, name, ulen);
-		if (t.slot[s] == 0)
+		s = idtab_find(&t, name, ulen, md_name_is, md->msgs, NULL);
+		if (!idtab_used(&t, s))
 			continue;
-		m = &md->msgs[t.slot[s] - 1];
+		m = &md->msgs[idtab_get(&t, s)];
 		if ((r = md_move_to(md, m, name, ulen)) == -1)
 			goto nomem;
 		if (r == 1 && (size_t)(m - md->msgs) == target)
 			moved = 1;
 	}
 	closedir(dir);
-	free(t.slot);
+	idtab_free(&t);
 	md->reloc_mtime = st.st_mtim;
 	md->reloc_start = now;
 	md->reloc_valid = 1;
@@ -1500,7 +1398,7 @@ nomem:
 fail:
 	saved = errno;
 	closedir(dir);
-	free(t.slot);
+	idtab_free(&t);
 	errno = saved;
 	return -1;
 }

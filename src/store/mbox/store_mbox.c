@@ -120,6 +120,8 @@
 #include "lib/fileio.h"
 #include "lib/log.h"
 #include "lib/monotime.h"
+#include "store/arena.h"
+#include "store/idtab.h"
 #include "store/mbox/mbox_parse.h"
 #include "store/sesslock.h"
 #include "store/store.h"
@@ -131,8 +133,6 @@
 #define MB_COPY_BUF	(1024 * 1024)	/* read and write size of commit */
 #define MB_FILTER_OUT	(64 * 1024)	/* filter output while counting */
 #define MB_READ_CHUNK	(16 * 1024)	/* pread size of a reader */
-#define MB_ARENA_MIN	512
-#define MB_ARENA_MAX	(64 * 1024)
 #define MB_MSGS_INIT	64
 #define MB_DOTLOCK_STALE 300		/* seconds: Dovecot, procmail */
 #define MB_DOTLOCK_DEAD	2		/* seconds, if its pid is gone */
@@ -162,12 +162,6 @@ struct mb_msg {
 	unsigned	 no_eol:1;	/* the entry ends without a '\n' */
 };
 
-struct mb_blk {
-	struct mb_blk	*next;
-	size_t		 used, size;
-	char		 data[];
-};
-
 struct mb {
 	struct maildrop	 base;
 	char		*path;		/* the mbox file */
@@ -188,7 +182,7 @@ struct mb {
 	uint32_t	*vis;		/* visible -> msgs index; NULL: same */
 	size_t		 nvis;
 	uint64_t	 total;
-	struct mb_blk	*arena;
+	struct arena	 arena;		/* uidl, md5, xuidl strings */
 };
 
 struct mb_reader {
@@ -224,16 +218,11 @@ store_mbox_ix_loads(void)
 static void
 mb_free(struct mb *mb)
 {
-	struct mb_blk	*b;
-
 	if (mb == NULL)
 		return;
 	if (sesslock_release(mb->lock) == -1)
 		log_warn("mbox %s: session lock release", mb->slock);
-	while ((b = mb->arena) != NULL) {
-		mb->arena = b->next;
-		free(b);
-	}
+	arena_free(&mb->arena);
 	free(mb->msgs);
 	free(mb->vis);
 	free(mb->path);
@@ -243,34 +232,6 @@ mb_free(struct mb *mb)
 	free(mb->dotlock);
 	free(mb->ixpath);
 	free(mb);
-}
-
-/* A copy of s (n bytes) in the arena, NUL-terminated; NULL: no memory. */
-static const char *
-mb_arena_add(struct mb *mb, const char *s, size_t n)
-{
-	struct mb_blk	*blk = mb->arena;
-	size_t		 size;
-	char		*d;
-
-	if (blk == NULL || blk->size - blk->used < n + 1) {
-		size = blk == NULL ? MB_ARENA_MIN : blk->size * 2;
-		if (size > MB_ARENA_MAX)
-			size = MB_ARENA_MAX;
-		if (size < n + 1)
-			size = n + 1;
-		if ((blk = malloc(sizeof(*blk) + size)) == NULL)
-			return NULL;
-		blk->used = 0;
-		blk->size = size;
-		blk->next = mb->arena;
-		mb->arena = blk;
-	}
-	d = blk->data + blk->used;
-	memcpy(d, s, n);
-	d[n] = '\0';
-	blk->used += n + 1;
-	return d;
 }
 
 static uint64_t
@@ -690,10 +651,10 @@ mb_scan_end(void *arg, const char *term, size_t n)
 		return -1;
 	}
 	store_hex(dig, dlen, hx);
-	if ((m->md5 = mb_arena_add(mb, hx, 2 * dlen)) == NULL)
+	if ((m->md5 = arena_strndup(&mb->arena, hx, 2 * dlen)) == NULL)
 		goto nomem;
-	if (s->info.xuidl_valid && (m->xuidl = mb_arena_add(mb, s->info.xuidl,
-	    strlen(s->info.xuidl))) == NULL)
+	if (s->info.xuidl_valid && (m->xuidl = arena_strndup(&mb->arena,
+	    s->info.xuidl, strlen(s->info.xuidl))) == NULL)
 		goto nomem;
 	m->has_xuid = s->info.has_xuid;
 	m->xuid = s->info.xuid;
@@ -795,43 +756,16 @@ done:
 /* ------------------------------------------------------------ UIDLs */
 
 /*
- * Open addressing over messages, keyed by their uidl. Keys come from
- * mail (X-UIDL), so the hash is seeded at random: chosen ids cannot make
- * a login quadratic.
+ * The UIDL table (idtab.h) holds indexes into mb->msgs: is message i's
+ * uidl key (len bytes)? Keys come from mail (X-UIDL): the table's random
+ * seed keeps chosen ids from making a login quadratic.
  */
-struct mb_tab {
-	struct mb_msg	**slot;
-	size_t		 mask;
-	uint64_t	 seed;
-};
-
-static int
-mb_tab_init(struct mb_tab *t, size_t n)
+static bool
+mb_uidl_is(const void *arg, uint32_t i, const char *key, size_t len)
 {
-	size_t	 cap = 16;
+	const struct mb_msg	*msgs = arg;
 
-	while (cap < 2 * n)
-		cap <<= 1;
-	if ((t->slot = calloc(cap, sizeof(*t->slot))) == NULL)
-		return -1;
-	t->mask = cap - 1;
-	t->seed = store_hash_seed();
-	return 0;
-}
-
-/* The slot holding m->uidl, or the empty slot where it goes. */
-static size_t
-mb_tab_find(const struct mb_tab *t, const struct mb_msg *m)
-{
-	const char	*s = m->uidl;
-	size_t		 i;
-
-	for (i = (size_t)store_hash(t->seed, s, strlen(s)) & t->mask; t->slot[i] != NULL;
-	    i = (i + 1) & t->mask) {
-		if (strcmp(t->slot[i]->uidl, s) == 0)
-			break;
-	}
-	return i;
+	return idtab_key_is(msgs[i].uidl, key, len);
 }
 
 static struct mb_msg *
@@ -845,18 +779,19 @@ mb_vis(const struct mb *mb, size_t i)
  * m's now, 0 if taken, -1 out of memory. copy: id is not in the arena.
  */
 static int
-mb_claim(struct mb *mb, struct mb_tab *t, struct mb_msg *m, const char *id,
+mb_claim(struct mb *mb, struct idtab *t, struct mb_msg *m, const char *id,
     size_t len, bool copy)
 {
-	size_t s;
+	uint64_t	 h;
+	size_t		 s;
 
-	m->uidl = id;
-	s = mb_tab_find(t, m);
-	if (t->slot[s] != NULL)
+	s = idtab_find(t, id, len, mb_uidl_is, mb->msgs, &h);
+	if (idtab_used(t, s))
 		return 0;
-	if (copy && (m->uidl = mb_arena_add(mb, id, len)) == NULL)
+	m->uidl = copy ? arena_strndup(&mb->arena, id, len) : id;
+	if (m->uidl == NULL)
 		return -1;
-	t->slot[s] = m;
+	idtab_set(t, s, h, (uint32_t)(m - mb->msgs));
 	return 1;
 }
 
@@ -870,7 +805,7 @@ static enum store_err
 mb_make_uidls(struct mb *mb, const char *fmt, char *err, size_t errlen)
 {
 	struct uidl_vars v;
-	struct mb_tab	 t;
+	struct idtab	 t;
 	struct mb_msg	*m;
 	char		 buf[POP3_UIDL_MAX + 1];
 	size_t		 i, k;
@@ -880,7 +815,7 @@ mb_make_uidls(struct mb *mb, const char *fmt, char *err, size_t errlen)
 	if (fmt == NULL)
 		fmt = "";
 	uses_v = *fmt != '\0' && uidl_format_uses(fmt, 'v');
-	if (mb_tab_init(&t, mb->nvis) == -1)
+	if (idtab_init(&t, mb->nvis) == -1)
 		goto nomem;
 	for (i = 0; i < mb->nvis; i++) {
 		m = mb_vis(mb, i);
@@ -908,11 +843,11 @@ mb_make_uidls(struct mb *mb, const char *fmt, char *err, size_t errlen)
 		}
 next:
 		if (r == -1) {
-			free(t.slot);
+			idtab_free(&t);
 			goto nomem;
 		}
 	}
-	free(t.slot);
+	idtab_free(&t);
 	return STORE_OK;
 nomem:
 	return store_fail(ENOMEM, err, errlen, "mbox", mb->path);
@@ -1094,12 +1029,7 @@ mb_ix_drop(struct mb *mb)
 static void
 mb_index_reset(struct mb *mb)
 {
-	struct mb_blk	*b;
-
-	while ((b = mb->arena) != NULL) {
-		mb->arena = b->next;
-		free(b);
-	}
+	arena_free(&mb->arena);
 	free(mb->msgs);
 	mb->msgs = NULL;
 	mb->nmsgs = mb->msgs_cap = 0;
@@ -1171,9 +1101,9 @@ mb_ix_entries(struct mb *mb, struct mb_ixrd *r, uint64_t n, uint64_t end)
 		m->has_xuid = (flags & MB_IXF_XUID) != 0;
 		m->hidden = (flags & MB_IXF_HIDDEN) != 0;
 		m->no_eol = (flags & MB_IXF_NOEOL) != 0;
-		if ((m->md5 = mb_arena_add(mb, md5, MB_IX_MD5)) == NULL ||
-		    (xlen > 0 && (m->xuidl = mb_arena_add(mb, x, xlen)) ==
-		    NULL))
+		if ((m->md5 = arena_strndup(&mb->arena, md5, MB_IX_MD5)) ==
+		    NULL || (xlen > 0 && (m->xuidl = arena_strndup(&mb->arena,
+		    x, xlen)) == NULL))
 			return -1;
 		mb->nmsgs++;
 	}
