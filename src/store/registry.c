@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "store/maildir/store_maildir.h"
-#include "store/mbox/store_mbox.h"
+#include "store/mbox/mbox.h"
 #include "store/registry.h"
 #include "store/store.h"
 
