@@ -650,6 +650,19 @@ mf_drain(struct mbox_filter *f, char *out, size_t outcap, size_t *op)
 	return true;
 }
 
+/*
+ * The start of a body line held back, f->gt '>'s and f->fidx bytes of
+ * "From ", is queued: less one '>' with unquote (it was ^>+From ).
+ */
+static void
+mf_quote_out(struct mbox_filter *f, bool unquote)
+{
+	f->pend_gt = f->gt - (unquote ? 1 : 0);
+	mf_pend(f, "From ", f->fidx);
+	f->gt = 0;
+	f->fidx = 0;
+}
+
 /* At the end of the message: whatever is held goes out as it was. */
 static void
 mf_eof(struct mbox_filter *f)
@@ -664,10 +677,7 @@ mf_eof(struct mbox_filter *f)
 		mf_hdr_end(f);
 		break;
 	case MF_BB:
-		f->pend_gt = f->gt;
-		mf_pend(f, "From ", f->fidx);
-		f->gt = 0;
-		f->fidx = 0;
+		mf_quote_out(f, false);
 		break;
 	}
 	f->state = MF_DONE;
@@ -824,20 +834,13 @@ mf_body_start(struct mbox_filter *f, const char *p, size_t len)
 	if (f->gt > 0 && p[0] == "From "[f->fidx]) {
 		if (++f->fidx == 5) {
 			/* ^>+From : one '>' less. */
-			f->pend_gt = f->gt - 1;
-			mf_pend(f, "From ", 5);
-			f->gt = 0;
-			f->fidx = 0;
+			mf_quote_out(f, true);
 			f->state = MF_BL;
 		}
 		return 1;
 	}
-	if (f->gt > 0) {
-		f->pend_gt = f->gt;
-		mf_pend(f, "From ", f->fidx);
-		f->gt = 0;
-		f->fidx = 0;
-	}
+	if (f->gt > 0)
+		mf_quote_out(f, false);
 	f->state = MF_BL;
 	return 0;
 }
