@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "store/maildir/store_maildir.h"
+#include "store/maildir/maildir.h"
 #include "store/mbox/mbox.h"
 #include "store/registry.h"
 #include "store/store.h"

@@ -1,7 +1,7 @@
 /*
  * store: the maildrop interface. Protocol code sees only this header.
  *
- * A driver (store_maildir.c, later store_mbox.c) fills a struct store_ops
+ * A driver (store/maildir/, store/mbox/) fills a struct store_ops
  * and is found by name through store_driver(). A maildrop is opened,
  * locked and scanned by one blocking call. Message indexes are 0-based
  * here; the protocol adds 1.
