@@ -131,12 +131,8 @@ md_relocate(struct md *md, size_t target)
 		    md_name_is, md->msgs, &h);
 		idtab_set(&t, s, h, (uint32_t)i);
 	}
-	if ((dir = opendir(dpath)) == NULL) {
-		saved = errno;
-		idtab_free(&t);
-		errno = saved;
-		return -1;
-	}
+	if ((dir = opendir(dpath)) == NULL)
+		goto fail;
 	for (;;) {
 		errno = 0;
 		if ((de = readdir(dir)) == NULL) {
@@ -178,7 +174,8 @@ nomem:
 	errno = ENOMEM;
 fail:
 	saved = errno;
-	closedir(dir);
+	if (dir != NULL)
+		closedir(dir);
 	idtab_free(&t);
 	errno = saved;
 	return -1;
