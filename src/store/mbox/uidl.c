@@ -44,7 +44,7 @@ mb_uidl_is(const void *arg, uint32_t i, const char *key, size_t len)
  * Claim id (len bytes) for m if no earlier message has it: 1 if it is
  * m's now, 0 if taken, -1 out of memory. copy: id is not in the arena.
  */
-static int
+static inline int
 mb_claim(struct mb *mb, struct idtab *t, struct mb_msg *m, const char *id,
     size_t len, bool copy)
 {
