@@ -44,6 +44,7 @@
 
 #include "auth/auth.h"
 #include "lib/evpop3d.h"
+#include "lib/fileio.h"
 #include "lib/log.h"
 #include "lib/monotime.h"
 
@@ -160,7 +161,9 @@ auth_table_free(struct auth_table *tab)
 /*
  * Read the whole file into tab->buf (NUL-terminated) and record its key
  * as seen by fstat() before reading: if it changes while we read, the next
- * verify sees a different key and reads it again.
+ * verify sees a different key and reads it again. Not fio_read_small(),
+ * which stops at the size fstat() saw: this reads on to the end, and
+ * wipes every buffer it lets go. 0, or -1 with err set.
  */
 static int
 auth_read_file(const char *path, struct auth_table *tab, char *err,
@@ -170,7 +173,7 @@ auth_read_file(const char *path, struct auth_table *tab, char *err,
 	char		*buf = NULL, *nbuf;
 	size_t		 cap, len = 0;
 	ssize_t		 n;
-	int		 fd, saved;
+	int		 fd;
 
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK))
 	    == -1) {
@@ -215,10 +218,7 @@ auth_read_file(const char *path, struct auth_table *tab, char *err,
 			buf = nbuf;
 			cap *= 2;
 		}
-		n = read(fd, buf + len, cap - 1 - len);
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
+		if ((n = fio_read_full(fd, buf + len, cap - 1 - len)) == -1) {
 			snprintf(err, errlen, "%s: %s", path, strerror(errno));
 			goto fail;
 		}
@@ -234,13 +234,11 @@ auth_read_file(const char *path, struct auth_table *tab, char *err,
 	return 0;
 
  fail:
-	saved = errno;
 	if (buf != NULL) {
 		auth_wipe(buf, cap);
 		free(buf);
 	}
 	close(fd);
-	errno = saved;
 	return -1;
 }
 

@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/fileio.h"
 #include "lib/log.h"
 
 /* Longest line we emit, newline included; longer messages are cut. */
@@ -164,7 +165,7 @@ log_vline(enum log_level lvl, int with_errno, uint64_t sess, const char *fmt,
 {
 	char	 line[LOG_LINE_MAX], msg[LOG_LINE_MAX];
 	char	 suffix[160], ebuf[128];
-	size_t	 len = 0, room, slen = 0, mlen, i;
+	size_t	 len = 0, room, slen = 0, mlen;
 	int	 saved_errno = errno, n;
 	bool	 cut;
 
@@ -214,18 +215,9 @@ log_vline(enum log_level lvl, int with_errno, uint64_t sess, const char *fmt,
 	len += slen;
 	line[len++] = '\n';
 
-	/* A single write(2) keeps lines whole; loop only on EINTR or the
+	/* A single write(2) keeps lines whole; more only on EINTR or the
 	 * (rare) short write. There is nowhere to report a failure. */
-	for (i = 0; i < len;) {
-		ssize_t w = write(STDERR_FILENO, line + i, len - i);
-
-		if (w == -1) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		i += (size_t)w;
-	}
+	(void)fio_write_full(STDERR_FILENO, line, len);
 	errno = saved_errno;
 }
 

@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "store/maildir/store_maildir.h"
-#include "store/mbox/store_mbox.h"
+#include "store/maildir/maildir.h"
+#include "store/mbox/mbox.h"
 #include "store/registry.h"
 #include "store/store.h"
 

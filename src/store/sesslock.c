@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/fileio.h"
 #include "store/sesslock.h"
 
 #define BOOT_ID_MAX	40
@@ -103,17 +104,11 @@ proc_start(long pid)
 {
 	char		 path[64], buf[1024], *p;
 	unsigned long long start;
-	ssize_t		 n;
-	int		 fd, i;
+	int		 i;
 
 	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+	if (fio_read_file(path, 0, buf, sizeof(buf)) <= 0)
 		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
 	/* The command name may hold spaces and ')': skip to the last ')'. */
 	if ((p = strrchr(buf, ')')) == NULL)
 		return 0;
@@ -122,23 +117,6 @@ proc_start(long pid)
 	if (p == NULL || sscanf(p + 1, "%llu", &start) != 1)
 		return 0;
 	return start;
-}
-
-static void
-read_line_file(const char *path, char *buf, size_t len)
-{
-	ssize_t	 n;
-	int	 fd;
-
-	buf[0] = '\0';
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n <= 0)
-		n = 0;
-	buf[n] = '\0';
-	buf[strcspn(buf, " \t\r\n")] = '\0';
 }
 
 /* This process's identity into o, and its record into rec. */
@@ -150,8 +128,9 @@ self_identity(struct owner *o, char *rec)
 		memset(&self, 0, sizeof(self));
 		self.pid = (long)getpid();
 		self.start = proc_start(self.pid);
-		read_line_file("/proc/sys/kernel/random/boot_id", self.boot,
-		    sizeof(self.boot));
+		(void)fio_read_file("/proc/sys/kernel/random/boot_id", 0,
+		    self.boot, sizeof(self.boot));
+		self.boot[strcspn(self.boot, " \t\r\n")] = '\0';
 		if (gethostname(self.host, sizeof(self.host)) == -1)
 			self.host[0] = '\0';
 		self.host[sizeof(self.host) - 1] = '\0';
@@ -202,7 +181,7 @@ record_read(int fd, char *text, size_t len)
 {
 	ssize_t	 n;
 
-	if ((n = pread(fd, text, len - 1, 0)) == -1)
+	if ((n = fio_pread_full(fd, text, len - 1, 0)) == -1)
 		return -1;
 	text[n] = '\0';
 	return 0;
@@ -247,12 +226,8 @@ file_acquire(const char *path, char *err, size_t errlen)
 		goto fail;
 	if (owner_parse(text, &holder) == 0 && owner_alive(&holder, &me))
 		goto inuse;
-	errno = 0;
-	if (pwrite(fd, rec, sizeof(rec), 0) != (ssize_t)sizeof(rec)) {
-		if (errno == 0)
-			errno = ENOSPC;
+	if (fio_pwrite_full(fd, rec, sizeof(rec), 0) == -1)
 		goto fail;
-	}
 	close(fd);			/* drops the OFD lock */
 	return STORE_OK;
 
@@ -271,7 +246,7 @@ file_release(const char *path)
 {
 	struct owner	 me, holder;
 	char		 rec[SESSLOCK_RECORD], text[SESSLOCK_RECORD + 1];
-	int		 fd, saved;
+	int		 fd;
 
 	/*
 	 * No OFD lock needed: while the record names this process, no
@@ -286,19 +261,13 @@ file_release(const char *path)
 	    holder.start == me.start && strcmp(holder.boot, me.boot) == 0 &&
 	    strcmp(holder.host, me.host) == 0) {
 		record_fill(rec, "free");
-		errno = 0;
-		if (pwrite(fd, rec, sizeof(rec), 0) != (ssize_t)sizeof(rec)) {
-			if (errno == 0)
-				errno = ENOSPC;
+		if (fio_pwrite_full(fd, rec, sizeof(rec), 0) == -1)
 			goto fail;
-		}
 	}
 	close(fd);
 	return 0;
 fail:
-	saved = errno;
-	close(fd);
-	errno = saved;
+	fio_close_keep_errno(fd);
 	return -1;
 }
 

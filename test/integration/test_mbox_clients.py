@@ -5,7 +5,7 @@ python's poplib, curl and fetchmail (issue 4, "Tests").
 The global driver stays maildir; each mbox user names its file in the
 passwd-file extra field (userdb_mail=mbox:PATH, see store_locate()). The
 fixtures are written by hand with what a client must see next to what is
-stored (the mbox driver's rules, doc in src/store_mbox.c):
+stored (the mbox driver's rules: src/store/mbox/mbox_parse.h, uidl.c):
 
  - a message is what follows its "From " line up to the next one, minus
    the blank line writers put before the separator;

@@ -14,11 +14,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/fileio.h"
 #include "store/maildir/maildir_sizecache.h"
 
 #define SC_HEADER	"evpop3d-sizes 1\n"
 #define SC_FILE_MAX	(256u * 1024 * 1024)	/* larger: not ours */
 #define SC_NAME_MAX	255
+#define SC_OUT_BUF	(16 * 1024)		/* bytes per write(2) */
+#define SC_LINE_MAX	(SC_NAME_MAX + 23)	/* name, size, newline */
 
 struct sc_entry {
 	const char	*name;		/* into the text, or malloc'd */
@@ -123,9 +126,7 @@ sizecache_load(const char *root)
 	struct sizecache	*c;
 	struct stat		 st;
 	char			 path[PATH_MAX];
-	ssize_t			 n;
-	size_t			 got = 0, i;
-	int			 fd;
+	size_t			 got, i;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
@@ -133,25 +134,12 @@ sizecache_load(const char *root)
 	if (snprintf(path, sizeof(path), "%s/%s", root,
 	    MAILDIR_SIZECACHE_FILE) >= (int)sizeof(path))
 		return c;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1)
+	if (fio_read_small(path, O_NOFOLLOW, SC_FILE_MAX, 0, &st, &c->text,
+	    &got) == -1) {
+		c->had_file = st.st_mode != 0;	/* there, but not usable */
 		return c;
+	}
 	c->had_file = 1;
-	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) ||
-	    (uint64_t)st.st_size > SC_FILE_MAX ||
-	    (c->text = malloc((size_t)st.st_size + 1)) == NULL) {
-		close(fd);
-		return c;
-	}
-	while (got < (size_t)st.st_size) {
-		n = read(fd, c->text + got, (size_t)st.st_size - got);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	close(fd);
-	c->text[got] = '\0';
 	if (got != (size_t)st.st_size || sc_parse(c, got) == -1) {
 		c->n = 0;		/* unusable: start over */
 		return c;
@@ -206,13 +194,24 @@ sizecache_put(struct sizecache *c, const char *name, size_t len,
 	return 0;
 }
 
+/* Room for a line in out (SC_OUT_BUF bytes, *len used): written out. */
+static int
+sc_room(int fd, const char *out, size_t *len)
+{
+	if (SC_OUT_BUF - *len >= SC_LINE_MAX)
+		return 0;
+	if (fio_write_full(fd, out, *len) == -1)
+		return -1;
+	*len = 0;
+	return 0;
+}
+
 int
 sizecache_save(struct sizecache *c, const char *root)
 {
-	char		 tmp[PATH_MAX], path[PATH_MAX];
-	FILE		*fp;
-	size_t		 i, count = 0;
-	int		 fd, saved, fresh = 0;
+	char		 tmp[PATH_MAX], path[PATH_MAX], out[SC_OUT_BUF];
+	size_t		 i, count = 0, len;
+	int		 fd, fresh = 0;
 
 	/*
 	 * Sorted, so that the next load need not sort, and so that a name
@@ -242,39 +241,33 @@ sizecache_save(struct sizecache *c, const char *root)
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
-	    O_NOFOLLOW, 0600)) == -1)
+	if ((fd = fio_atomic_open(tmp, O_TRUNC, 0600)) == -1)
 		return -1;
-	if ((fp = fdopen(fd, "w")) == NULL) {
-		saved = errno;
-		close(fd);
-		unlink(tmp);
-		errno = saved;
-		return -1;
-	}
-	fputs(SC_HEADER, fp);
+	len = strlen(SC_HEADER);
+	memcpy(out, SC_HEADER, len);
 	for (i = 0; i < c->n; i++) {
 		if (!c->ents[i].used)
 			continue;
-		fprintf(fp, "%.*s %" PRIu64 "\n", (int)c->ents[i].len,
+		if (sc_room(fd, out, &len) == -1)
+			goto fail;
+		len += (size_t)snprintf(out + len, sizeof(out) - len,
+		    "%.*s %" PRIu64 "\n", (int)c->ents[i].len,
 		    c->ents[i].name, c->ents[i].size);
 	}
-	fprintf(fp, "end %zu\n", count);
-	if (fflush(fp) == EOF || ferror(fp)) {
-		saved = errno != 0 ? errno : EIO;
-		fclose(fp);
-		unlink(tmp);
-		errno = saved;
+	if (sc_room(fd, out, &len) == -1)
+		goto fail;
+	len += (size_t)snprintf(out + len, sizeof(out) - len, "end %zu\n",
+	    count);
+	/* No fsync(): a cache, and a torn one is refused when read. */
+	if (fio_write_full(fd, out, len) == -1)
+		goto fail;
+	if (fio_atomic_commit(fd, tmp, path, 0) == -1)
 		return -1;
-	}
-	if (fclose(fp) == EOF || rename(tmp, path) == -1) {
-		saved = errno;
-		unlink(tmp);
-		errno = saved;
-		return -1;
-	}
 	c->dirty = 0;
 	return 0;
+fail:
+	fio_atomic_abort(fd, tmp);
+	return -1;
 }
 
 void

@@ -30,6 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/fileio.h"
+#include "store/idtab.h"
 #include "store/maildir/maildir_uidlist.h"
 #include "store/store.h"
 
@@ -48,18 +50,11 @@ struct ul_rec {
 	bool				 dead;	/* replaced by a later record */
 };
 
-struct ul_slot {
-	uint32_t	 idx;		/* record index + 1, 0 = empty */
-	uint32_t	 hash;		/* the high bits of the name's hash */
-};
-
 struct maildir_uidlist {
 	char		*text;		/* the file, cut up in place */
 	struct ul_rec	*recs;
 	size_t		 nrecs;
-	struct ul_slot	*slot;
-	size_t		 mask;
-	uint64_t	 seed;
+	struct idtab	 tab;		/* base name -> record */
 	size_t		 hint;		/* the record after the last found */
 	size_t		 count;		/* distinct base names */
 	size_t		 cap;		/* recs allocated */
@@ -70,28 +65,14 @@ struct maildir_uidlist {
 	unsigned	 filter:1;	/* keep only what opts->want() wants */
 };
 
-/*
- * The slot of base name s (len bytes, hash h), or the empty slot where it
- * goes.
- */
-static size_t
-ul_find(const struct maildir_uidlist *ul, const char *s, size_t len,
-    uint64_t h)
+/* For the table (idtab.h): is record i's base name s (len bytes)? */
+static bool
+ul_name_is(const void *arg, uint32_t i, const char *s, size_t len)
 {
-	const struct ul_slot	*sl;
-	const struct ul_rec	*r;
-	uint32_t		 hi = (uint32_t)(h >> 32);
-	size_t			 i;
+	const struct maildir_uidlist	*ul = arg;
+	const struct ul_rec		*r = &ul->recs[i];
 
-	for (i = (size_t)h & ul->mask; (sl = &ul->slot[i])->idx != 0;
-	    i = (i + 1) & ul->mask) {
-		if (sl->hash != hi)
-			continue;
-		r = &ul->recs[sl->idx - 1];
-		if (r->len == len && memcmp(r->name, s, len) == 0)
-			break;
-	}
-	return i;
+	return r->len == len && memcmp(r->name, s, len) == 0;
 }
 
 /*
@@ -266,15 +247,13 @@ ul_record(struct maildir_uidlist *ul, char *line, uint32_t *prev)
 	r->pub.uid = uid;
 	r->name = name;
 	r->len = (uint32_t)len;
-	h = store_hash(ul->seed, name, len);
-	s = ul_find(ul, name, len, h);
-	if (ul->slot[s].idx == 0)
+	s = idtab_find(&ul->tab, name, len, ul_name_is, ul, &h);
+	if (!idtab_used(&ul->tab, s))
 		ul->count++;
 	else	/* a later record of the same base name replaces it */
-		ul->recs[ul->slot[s].idx - 1].dead = true;
+		ul->recs[idtab_get(&ul->tab, s)].dead = true;
 	ul->recs[ul->nrecs] = rec;
-	ul->slot[s].idx = (uint32_t)(ul->nrecs + 1);
-	ul->slot[s].hash = (uint32_t)(h >> 32);
+	idtab_set(&ul->tab, s, h, (uint32_t)ul->nrecs);
 	ul->nrecs++;
 	return 0;
 }
@@ -306,7 +285,7 @@ ul_parse(struct maildir_uidlist *ul, size_t len, int partial)
 {
 	struct maildir_uidlist_opts	*o = ul->opts;
 	char				*p = ul->text, *end, *nl;
-	size_t				 lines = 0, cap = 16, limit;
+	size_t				 lines = 0, limit;
 	uint32_t			 prev = 0;
 	int				 stopped = 0;
 
@@ -354,12 +333,9 @@ ul_parse(struct maildir_uidlist *ul, size_t len, int partial)
 		ul->cap = limit;
 	} else
 		ul->cap = lines;
-	while (cap < 2 * ul->cap)
-		cap <<= 1;
 	if ((ul->recs = reallocarray(NULL, ul->cap, sizeof(*ul->recs))) ==
-	    NULL || (ul->slot = calloc(cap, sizeof(*ul->slot))) == NULL)
+	    NULL || idtab_init(&ul->tab, ul->cap) == -1)
 		return -2;
-	ul->mask = cap - 1;
 
 	for (o->line = 1; p < end; p = nl + 1, o->line++) {
 		nl = memchr(p, '\n', (size_t)(end - p));
@@ -391,66 +367,29 @@ ul_read(const char *path, struct maildir_uidlist_opts *o, int partial_ok,
     char **text_r, size_t *len_r, int *partial_r)
 {
 	struct stat	 st;
-	char		*text;
-	size_t		 got = 0, want;
-	ssize_t		 n;
-	int		 fd, saved;
 
-	*text_r = NULL;
+	/* Appends after the fstat() are left for the next login. */
 	*partial_r = 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY |
-	    O_NONBLOCK);
-	if (fd == -1) {
+	if (fio_read_small(path, O_NOFOLLOW | O_NOCTTY | O_NONBLOCK,
+	    MAILDIR_UIDLIST_FILE_MAX, partial_ok ? FIO_HEAD : 0, &st, text_r,
+	    len_r) == 0) {
+		*partial_r = (uint64_t)st.st_size > MAILDIR_UIDLIST_FILE_MAX;
+		return 1;
+	}
+	if (st.st_mode == 0) {			/* open() or fstat() failed */
 		if (errno == ELOOP) {
 			o->why = "a symbolic link";
 			return 0;
 		}
 		return errno == ENOENT || errno == ENOTDIR ? 0 : -1;
 	}
-	if (fstat(fd, &st) == -1)
-		goto fail;
-	want = (size_t)st.st_size;
 	if (!S_ISREG(st.st_mode))
 		o->why = "not a regular file";
-	else if ((uint64_t)st.st_size > MAILDIR_UIDLIST_FILE_MAX) {
-		if (partial_ok) {
-			want = MAILDIR_UIDLIST_FILE_MAX;
-			*partial_r = 1;
-		} else
-			o->why = "larger than " UL_FILE_MAX_STR;
-	}
-	if (o->why != NULL) {
-		close(fd);
-		return 0;
-	}
-	if ((text = malloc(want + 1)) == NULL)
-		goto fail;
-	/* Appends after the fstat() are left for the next login. */
-	while (got < want) {
-		n = read(fd, text + got, want - got);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			saved = errno;
-			free(text);
-			close(fd);
-			errno = saved;
-			return -1;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	close(fd);
-	text[got] = '\0';
-	*text_r = text;
-	*len_r = got;
-	return 1;
-fail:
-	saved = errno;
-	close(fd);
-	errno = saved;
-	return -1;
+	else if ((uint64_t)st.st_size > MAILDIR_UIDLIST_FILE_MAX)
+		o->why = "larger than " UL_FILE_MAX_STR;
+	else
+		return -1;			/* could not read it */
+	return 0;
 }
 
 int
@@ -473,7 +412,6 @@ maildir_uidlist_load(const char *root, struct maildir_uidlist_opts *o,
 	if ((ul = calloc(1, sizeof(*ul))) == NULL)
 		return -1;
 	ul->opts = o;
-	ul->seed = store_hash_seed();
 	do {
 		r = ul_read(path, o, o->max_uid > 0, &ul->text, &len,
 		    &partial);
@@ -535,11 +473,11 @@ maildir_uidlist_lookup(struct maildir_uidlist *ul, const char *name,
 			return &r->pub;
 		}
 	}
-	s = ul_find(ul, name, len, store_hash(ul->seed, name, len));
-	if (ul->slot[s].idx == 0)
+	s = idtab_find(&ul->tab, name, len, ul_name_is, ul, NULL);
+	if (!idtab_used(&ul->tab, s))
 		return NULL;
-	ul->hint = ul->slot[s].idx;
-	return &ul->recs[ul->slot[s].idx - 1].pub;
+	ul->hint = idtab_get(&ul->tab, s) + 1;
+	return &ul->recs[ul->hint - 1].pub;
 }
 
 void
@@ -547,7 +485,7 @@ maildir_uidlist_free(struct maildir_uidlist *ul)
 {
 	if (ul == NULL)
 		return;
-	free(ul->slot);
+	idtab_free(&ul->tab);
 	free(ul->recs);
 	free(ul->text);
 	free(ul);
@@ -566,66 +504,53 @@ ul_cutoff_field(char **pp, char key, uint32_t *v_r)
 	return 0;
 }
 
+/* The cutoff file's text (len bytes, NUL-terminated): 0, or -1. */
+static int
+ul_cutoff_parse(char *p, size_t len, uint32_t *uidvalidity_r,
+    uint32_t *max_uid_r)
+{
+	if (len != strlen(p) || strncmp(p, UL_CUTOFF_MAGIC,
+	    strlen(UL_CUTOFF_MAGIC)) != 0)
+		return -1;
+	p += strlen(UL_CUTOFF_MAGIC);
+	if (ul_cutoff_field(&p, 'V', uidvalidity_r) == -1 || *p++ != ' ' ||
+	    ul_cutoff_field(&p, 'U', max_uid_r) == -1 ||
+	    strcmp(p, "\n") != 0 || (*uidvalidity_r == 0 && *max_uid_r != 0))
+		return -1;
+	return 0;
+}
+
 int
 maildir_uidlist_cutoff_load(const char *root, uint32_t *uidvalidity_r,
     uint32_t *max_uid_r)
 {
 	struct stat	 st;
-	char		 path[PATH_MAX], buf[UL_CUTOFF_MAX + 2], *p = buf;
-	size_t		 got = 0;
-	ssize_t		 n;
-	int		 fd, saved;
+	char		 path[PATH_MAX], *text;
+	size_t		 len;
+	int		 r;
 
 	if (snprintf(path, sizeof(path), "%s/%s", root,
 	    MAILDIR_UIDLIST_CUTOFF_FILE) >= (int)sizeof(path)) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY |
-	    O_NONBLOCK);
-	if (fd == -1) {
-		if (errno == ENOENT)
+	if (fio_read_small(path, O_NOFOLLOW | O_NOCTTY | O_NONBLOCK,
+	    UL_CUTOFF_MAX, 0, &st, &text, &len) == -1) {
+		if (st.st_mode == 0 && errno == ENOENT)
 			return 0;
-		if (errno == ELOOP)
+		/* A link, not a regular file, too large: damaged. */
+		if ((st.st_mode == 0 && errno == ELOOP) || (st.st_mode != 0 &&
+		    (!S_ISREG(st.st_mode) || st.st_size > UL_CUTOFF_MAX)))
 			errno = EBADMSG;
 		return -1;
 	}
-	if (fstat(fd, &st) == -1)
-		goto fail;
-	if (!S_ISREG(st.st_mode) || st.st_size > UL_CUTOFF_MAX) {
-		close(fd);
+	r = ul_cutoff_parse(text, len, uidvalidity_r, max_uid_r);
+	free(text);
+	if (r == -1) {
 		errno = EBADMSG;
 		return -1;
 	}
-	while (got < sizeof(buf) - 1) {
-		n = read(fd, buf + got, sizeof(buf) - 1 - got);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			goto fail;
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	close(fd);
-	buf[got] = '\0';
-	if (got != strlen(buf) || strncmp(p, UL_CUTOFF_MAGIC,
-	    strlen(UL_CUTOFF_MAGIC)) != 0)
-		goto bad;
-	p += strlen(UL_CUTOFF_MAGIC);
-	if (ul_cutoff_field(&p, 'V', uidvalidity_r) == -1 || *p++ != ' ' ||
-	    ul_cutoff_field(&p, 'U', max_uid_r) == -1 ||
-	    strcmp(p, "\n") != 0 || (*uidvalidity_r == 0 && *max_uid_r != 0))
-		goto bad;
 	return 1;
-bad:
-	errno = EBADMSG;
-	return -1;
-fail:
-	saved = errno;
-	close(fd);
-	errno = saved;
-	return -1;
 }
 
 int
@@ -633,8 +558,7 @@ maildir_uidlist_cutoff_save(const char *root, uint32_t uidvalidity,
     uint32_t max_uid)
 {
 	char	 tmp[PATH_MAX], path[PATH_MAX], line[UL_CUTOFF_MAX];
-	ssize_t	 n;
-	int	 fd, len, saved;
+	int	 len;
 
 	len = snprintf(line, sizeof(line), UL_CUTOFF_MAGIC "V%u U%u\n",
 	    uidvalidity, max_uid);
@@ -645,36 +569,7 @@ maildir_uidlist_cutoff_save(const char *root, uint32_t uidvalidity,
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
-	    O_NOFOLLOW | O_NOCTTY, 0600)) == -1)
-		return -1;
 	/* On disk before the name: a crash must not leave a damaged file. */
-	do {
-		n = write(fd, line, (size_t)len);
-	} while (n == -1 && errno == EINTR);
-	if (n != len) {
-		saved = n == -1 ? errno : ENOSPC;
-		goto fail;
-	}
-	if (fsync(fd) == -1) {
-		saved = errno;
-		goto fail;
-	}
-	if (close(fd) == -1) {
-		fd = -1;
-		saved = errno;
-		goto fail;
-	}
-	fd = -1;
-	if (rename(tmp, path) == -1) {
-		saved = errno;
-		goto fail;
-	}
-	return 0;
-fail:
-	if (fd != -1)
-		close(fd);
-	unlink(tmp);
-	errno = saved;
-	return -1;
+	return fio_write_atomic(tmp, path, line, (size_t)len,
+	    O_TRUNC | O_NOCTTY, 0600, FIO_SYNC);
 }

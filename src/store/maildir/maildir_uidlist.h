@@ -1,7 +1,7 @@
 /*
  * maildir_uidlist: a read-only reader of Dovecot's <Maildir>/dovecot-uidlist,
  * so that a Maildir Dovecot has served keeps its POP3 UIDLs (issue 4,
- * "Migration without re-downloads"; store_maildir.c uses it).
+ * "Migration without re-downloads"; the driver's maildir/uidl.c uses it).
  *
  * The file maps each message's base name (the file name up to the first
  * ':', which a flag change or a move from new/ to cur/ keeps) to its IMAP
@@ -52,7 +52,7 @@
  * before) is not read. A real list of 100,000 records (6.9 MB) adds 10.5
  * MB to the 19 MB of a 100,000-message login.
  *
- * Migration cutoff (the caller's business, store_maildir.c): with max_uid
+ * Migration cutoff (the caller's business, maildir/uidl.c): with max_uid
  * set, records above it are not read at all (nor checked: parsing stops
  * at the first one, the UIDs being increasing), and a file larger than
  * MAILDIR_UIDLIST_FILE_MAX is read up to that size, usable if the cutoff

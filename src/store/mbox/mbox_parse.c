@@ -650,6 +650,19 @@ mf_drain(struct mbox_filter *f, char *out, size_t outcap, size_t *op)
 	return true;
 }
 
+/*
+ * The start of a body line held back, f->gt '>'s and f->fidx bytes of
+ * "From ", is queued: less one '>' with unquote (it was ^>+From ).
+ */
+static void
+mf_quote_out(struct mbox_filter *f, bool unquote)
+{
+	f->pend_gt = f->gt - (unquote ? 1 : 0);
+	mf_pend(f, "From ", f->fidx);
+	f->gt = 0;
+	f->fidx = 0;
+}
+
 /* At the end of the message: whatever is held goes out as it was. */
 static void
 mf_eof(struct mbox_filter *f)
@@ -664,10 +677,7 @@ mf_eof(struct mbox_filter *f)
 		mf_hdr_end(f);
 		break;
 	case MF_BB:
-		f->pend_gt = f->gt;
-		mf_pend(f, "From ", f->fidx);
-		f->gt = 0;
-		f->fidx = 0;
+		mf_quote_out(f, false);
 		break;
 	}
 	f->state = MF_DONE;
@@ -707,15 +717,167 @@ mf_quoted_line(const char *p, const char *end)
 	return NULL;
 }
 
+/*
+ * The steps of mbox_filter_run(), one per state. Each is given the input
+ * left (len > 0 bytes at p) and, if it writes, the room left in out; it
+ * returns the input bytes it used and may change f->state.
+ */
+
+/*
+ * MF_HB, at the start of a header line, byte c: a continuation, the empty
+ * line that ends the header block, or a header name collected byte by
+ * byte into f->name until its ':' says whether the header is sent,
+ * dropped (internal) or collected into f->info. Uses 0 or 1 byte.
+ */
+static size_t
+mf_hdr_name(struct mbox_filter *f, char c)
+{
+	bool	 cr;
+	int	 k;
+
+	if (f->nlen == 0) {
+		if (c == ' ' || c == '\t') {
+			/* A continuation: as its header. */
+			f->state = MF_HL;
+			return 0;
+		}
+		mf_cap_end(f);
+		f->drop = 0;
+	}
+	if (c == '\n') {
+		f->name[f->nlen++] = c;
+		mf_pend(f, f->name, f->nlen);
+		if (f->nlen == 1 || (f->nlen == 2 && f->name[0] == '\r')) {
+			/* The empty line ends the headers. */
+			f->hdr_last = 1;
+			f->state = MF_BB;
+			mf_hdr_end(f);
+		}
+		f->nlen = 0;
+		return 1;
+	}
+	if (f->nlen == 0 && c == '\r') {
+		f->name[f->nlen++] = c;
+		return 1;
+	}
+	/* A line that starts with CR is no header. */
+	cr = f->nlen > 0 && f->name[0] == '\r';
+	if (c == ':' && f->nlen > 0 && !cr) {
+		f->name[f->nlen++] = c;
+		k = mf_lookup(f);
+		f->drop = k >= 0 && (mbox_hdrs[k].flags & MH_DROP);
+		f->cap = k >= 0 && f->info != NULL ? mbox_hdrs[k].cap : MC_NONE;
+		f->cap_len = 0;
+		f->cap_over = 0;
+		if (!f->drop)
+			mf_pend(f, f->name, f->nlen);
+		f->nlen = 0;
+		f->state = MF_HL;
+		return 1;
+	}
+	if (!cr && mf_name_char(f, c)) {
+		f->name[f->nlen++] = c;
+		return 1;
+	}
+	/* Not a header name we care about: pass the line. */
+	mf_pend(f, f->name, f->nlen);
+	f->nlen = 0;
+	f->state = MF_HL;
+	return 0;
+}
+
+/*
+ * MF_HL, inside a header line: the rest of the line in one copy into out
+ * (none for a dropped header; *sent_r bytes), collected if f->cap says
+ * so. Returns 0 only when out is full.
+ */
+static size_t
+mf_hdr_line(struct mbox_filter *f, const char *p, size_t len, char *out,
+    size_t room, size_t *sent_r)
+{
+	const char	*nl;
+	size_t		 n;
+
+	nl = memchr(p, '\n', len);
+	n = nl != NULL ? (size_t)(nl - p) + 1 : len;
+	*sent_r = 0;
+	if (!f->drop) {
+		if (n > room)
+			n = room;
+		memcpy(out, p, n);
+		*sent_r = n;
+	}
+	if (f->cap != MC_NONE)
+		mf_cap_add(f, p, n);
+	if (nl != NULL && p + n == nl + 1)
+		f->state = MF_HB;
+	return n;
+}
+
+/*
+ * MF_BB, at the start of a body line: count its '>'s and match "From "
+ * after them (mboxrd quoting: ^>+From  loses one '>'); anything else
+ * queues what was held back and goes on as a body line.
+ */
+static size_t
+mf_body_start(struct mbox_filter *f, const char *p, size_t len)
+{
+	size_t	 n;
+
+	if (p[0] == '>' && f->fidx == 0) {
+		/* mboxrd: count the quoting, however long. */
+		for (n = 0; n < len && p[n] == '>'; n++)
+			;
+		f->gt += n;
+		return n;
+	}
+	if (f->gt > 0 && p[0] == "From "[f->fidx]) {
+		if (++f->fidx == 5) {
+			/* ^>+From : one '>' less. */
+			mf_quote_out(f, true);
+			f->state = MF_BL;
+		}
+		return 1;
+	}
+	if (f->gt > 0)
+		mf_quote_out(f, false);
+	f->state = MF_BL;
+	return 0;
+}
+
+/*
+ * MF_BL, inside a body line: this line, and the lines after it up to one
+ * that starts with '>' (mboxrd quoting), in one copy into out. Returns 0
+ * only when out is full.
+ */
+static size_t
+mf_body_lines(struct mbox_filter *f, const char *p, size_t len, char *out,
+    size_t room)
+{
+	const char	*nl, *q;
+	size_t		 n;
+
+	nl = memchr(p, '\n', len);
+	if (nl != NULL && (q = mf_quoted_line(nl + 1, p + len)) != NULL)
+		n = (size_t)(q - p);
+	else
+		n = len;
+	if (n > room)
+		n = room;
+	if (n == 0)
+		return 0;
+	memcpy(out, p, n);
+	if (p[n - 1] == '\n')
+		f->state = MF_BB;
+	return n;
+}
+
 size_t
 mbox_filter_run(struct mbox_filter *f, const char *in, size_t inlen,
     bool eof, char *out, size_t outcap, size_t *outlen_r, size_t *hdrlen_r)
 {
-	const char	*nl, *q;
-	size_t		 ip = 0, op = 0, n, hdrlen = 0;
-	bool		 was_hdr = f->in_hdr, cr;
-	int		 k;
-	char		 c;
+	size_t		 ip = 0, op = 0, n, sent, hdrlen = 0;
+	bool		 was_hdr = f->in_hdr;
 
 	for (;;) {
 		if (f->pend_gt > 0 || f->pend_off < f->pend_len) {
@@ -736,136 +898,26 @@ mbox_filter_run(struct mbox_filter *f, const char *in, size_t inlen,
 
 		switch (f->state) {
 		case MF_HB:
-			c = in[ip];
-			if (f->nlen == 0) {
-				if (c == ' ' || c == '\t') {
-					/* A continuation: as its header. */
-					f->state = MF_HL;
-					break;
-				}
-				mf_cap_end(f);
-				f->drop = 0;
-			}
-			if (c == '\n') {
-				f->name[f->nlen++] = c;
-				mf_pend(f, f->name, f->nlen);
-				if (f->nlen == 1 || (f->nlen == 2 &&
-				    f->name[0] == '\r')) {
-					/* The empty line ends the headers. */
-					f->hdr_last = 1;
-					f->state = MF_BB;
-					mf_hdr_end(f);
-				}
-				f->nlen = 0;
-				ip++;
-				break;
-			}
-			if (f->nlen == 0 && c == '\r') {
-				f->name[f->nlen++] = c;
-				ip++;
-				break;
-			}
-			/* A line that starts with CR is no header. */
-			cr = f->nlen > 0 && f->name[0] == '\r';
-			if (c == ':' && f->nlen > 0 && !cr) {
-				f->name[f->nlen++] = c;
-				ip++;
-				k = mf_lookup(f);
-				f->drop = k >= 0 &&
-				    (mbox_hdrs[k].flags & MH_DROP);
-				f->cap = k >= 0 && f->info != NULL ?
-				    mbox_hdrs[k].cap : MC_NONE;
-				f->cap_len = 0;
-				f->cap_over = 0;
-				if (!f->drop)
-					mf_pend(f, f->name, f->nlen);
-				f->nlen = 0;
-				f->state = MF_HL;
-				break;
-			}
-			if (!cr && mf_name_char(f, c)) {
-				f->name[f->nlen++] = c;
-				ip++;
-				break;
-			}
-			/* Not a header name we care about: pass the line. */
-			mf_pend(f, f->name, f->nlen);
-			f->nlen = 0;
-			f->state = MF_HL;
+			ip += mf_hdr_name(f, in[ip]);
 			break;
-
 		case MF_HL:
-			nl = memchr(in + ip, '\n', inlen - ip);
-			n = nl != NULL ? (size_t)(nl - (in + ip)) + 1 :
-			    inlen - ip;
-			if (!f->drop) {
-				if (n > outcap - op)
-					n = outcap - op;
-				memcpy(out + op, in + ip, n);
-				op += n;
-			}
-			if (f->cap != MC_NONE)
-				mf_cap_add(f, in + ip, n);
+			n = mf_hdr_line(f, in + ip, inlen - ip, out + op,
+			    outcap - op, &sent);
 			ip += n;
-			if (nl != NULL && in + ip == nl + 1)
-				f->state = MF_HB;
+			op += sent;
 			if (n == 0)
 				goto full;
 			break;
-
 		case MF_BB:
-			c = in[ip];
-			if (c == '>' && f->fidx == 0) {
-				/* mboxrd: count the quoting, however long. */
-				for (n = ip; n < inlen && in[n] == '>'; n++)
-					;
-				f->gt += n - ip;
-				ip = n;
-				break;
-			}
-			if (f->gt > 0 && c == "From "[f->fidx]) {
-				ip++;
-				if (++f->fidx == 5) {
-					/* ^>+From : one '>' less. */
-					f->pend_gt = f->gt - 1;
-					mf_pend(f, "From ", 5);
-					f->gt = 0;
-					f->fidx = 0;
-					f->state = MF_BL;
-				}
-				break;
-			}
-			if (f->gt > 0) {
-				f->pend_gt = f->gt;
-				mf_pend(f, "From ", f->fidx);
-				f->gt = 0;
-				f->fidx = 0;
-			}
-			f->state = MF_BL;
+			ip += mf_body_start(f, in + ip, inlen - ip);
 			break;
-
 		case MF_BL:
-			/*
-			 * This line, and the lines after it up to one that
-			 * starts with '>' (mboxrd quoting), in one copy.
-			 */
-			nl = memchr(in + ip, '\n', inlen - ip);
-			if (nl != NULL && (q = mf_quoted_line(nl + 1,
-			    in + inlen)) != NULL)
-				n = (size_t)(q - (in + ip));
-			else
-				n = inlen - ip;
-			if (n > outcap - op)
-				n = outcap - op;
-			if (n == 0)
+			if ((n = mf_body_lines(f, in + ip, inlen - ip, out + op,
+			    outcap - op)) == 0)
 				goto full;
-			memcpy(out + op, in + ip, n);
-			op += n;
 			ip += n;
-			if (in[ip - 1] == '\n')
-				f->state = MF_BB;
+			op += n;
 			break;
-
 		case MF_DONE:
 			/* Bytes after eof: not part of the message. */
 			ip = inlen;

@@ -1,5 +1,5 @@
 /*
- * mbox_parse: the mbox format, on buffers (no I/O), for store_mbox.c.
+ * mbox_parse: the mbox format, on buffers (no I/O), for the mbox driver.
  *
  * An mbox file is a sequence of entries. An entry starts with a separator
  * line "From ADDR DATE" at the start of the file or right after a '\n';

@@ -22,11 +22,12 @@
 #include <cmocka.h>
 #include <openssl/evp.h>
 
+#include "store/maildir/maildir.h"
 #include "store/maildir/maildir_sizecache.h"
+#include "store/maildir/maildir_test.h"
 #include "store/maildir/maildir_uidlist.h"
 #include "store/registry.h"
 #include "store/store.h"
-#include "store/maildir/store_maildir.h"
 #include "lib/wire.h"
 
 struct fixture {

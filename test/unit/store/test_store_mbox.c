@@ -29,9 +29,10 @@
 #include <event2/buffer.h>
 #include <openssl/evp.h>
 
+#include "store/mbox/mbox.h"
 #include "store/mbox/mbox_parse.h"
+#include "store/mbox/mbox_test.h"
 #include "store/store.h"
-#include "store/mbox/store_mbox.h"
 #include "lib/wire.h"
 #include "teststr.h"
 

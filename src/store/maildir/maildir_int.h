@@ -1,0 +1,137 @@
+/*
+ * maildir_int: the insides of the Maildir driver, shared by its files and
+ * seen by them alone (PRIVATE_HEADERS of the maildir part in
+ * CMakeLists.txt): the maildrop and its messages, and what one file calls
+ * in another.
+ *
+ *	maildir.c	the ops table, open(), the message list, close()
+ *	scan.c		the scan of new/ and cur/, and the sizes
+ *	uidl.c		UIDLs, and Dovecot's (dovecot-uidlist, the cutoff)
+ *	read.c		msg_open(), msg_read(); messages that moved
+ *	commit.c	UPDATE: the unlinks
+ */
+#ifndef EVPOP3D_MAILDIR_INT_H
+#define EVPOP3D_MAILDIR_INT_H
+
+#include <sys/types.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "store/arena.h"
+#include "store/idtab.h"
+#include "store/store.h"
+
+enum { MD_NEW = 0, MD_CUR = 1 };
+
+/* The directories by MD_NEW, MD_CUR: "new", "cur". */
+extern const char *const md_subdir[2];
+
+struct sesslock;
+
+/* A message as the scan (or a later move) saw it. */
+struct md_msg {
+	uint64_t	 size;		/* wire size */
+	const char	*name;		/* unique part NUL [info NUL] */
+	const char	*uidl;		/* name, or a string of its own */
+	unsigned	 in_cur:1;	/* cur/ (else new/) */
+	unsigned	 has_info:1;	/* name had ":info" */
+	unsigned	 shared:1;	/* unique part not unique: moves are */
+					/* followed for this one only on demand */
+	unsigned	 missing:1;	/* commit: ENOENT on the first try */
+};
+
+/* The maildrop (store.h): the snapshot open() took. */
+struct md {
+	struct maildrop	 base;
+	char		*path;		/* Maildir root */
+	const char	*uidl_format;	/* p->uidl_format, during open() */
+	struct sesslock	*lock;		/* <root>/evpop3d.lock, held */
+	struct md_msg	*msgs;
+	size_t		 nmsgs, msgs_cap;
+	uint64_t	 total;		/* sum of the sizes */
+	struct arena	 arena;		/* names and uidls */
+	/* The last md_relocate() pass: cur/'s mtime before it, and when. */
+	struct timespec	 reloc_mtime, reloc_start;
+	unsigned	 reloc_valid:1;
+};
+
+/*
+ * For the id tables (idtab.h) over md->msgs (arg): is message i's unique
+ * part key (len bytes)?
+ */
+static inline bool
+md_name_is(const void *arg, uint32_t i, const char *key, size_t len)
+{
+	const struct md_msg	*msgs = arg;
+
+	return idtab_key_is(msgs[i].name, key, len);
+}
+
+/* maildir.c */
+
+/*
+ * Close md's cached directory descriptors, release the session lock
+ * (logged if that fails), free md; NULL: no-op.
+ */
+void		md_free(struct md *md);
+/*
+ * "<root>/<sub>[/<name>]" into buf (len bytes): 0, or -1 with errno
+ * ENAMETOOLONG if it does not fit.
+ */
+int		md_path(const struct md *md, char *buf, size_t len,
+		    const char *sub, const char *name);
+/* The file name of m as it was last seen, "unique[:info]", into buf. */
+void		md_msg_name(const struct md_msg *m, char *buf, size_t len);
+/* The full path of m into buf: 0, or -1 (ENAMETOOLONG). */
+int		md_msg_path(const struct md *md, const struct md_msg *m,
+		    char *buf, size_t len);
+
+/* scan.c */
+
+/*
+ * Scan new/ and cur/ into md->msgs, in session order, with their sizes
+ * (the size cache read and written on the way) and UIDLs. STORE_OK, or
+ * an error with err set.
+ */
+enum store_err	md_scan(struct md *md, char *err, size_t errlen);
+
+/* uidl.c */
+
+/*
+ * Give every message its UIDL, unique in the maildrop (md->uidl_format,
+ * dovecot-uidlist as of the cutoff), and mark the messages that share a
+ * unique part. May reorder md->msgs (Dovecot's order). STORE_OK, or an
+ * error with err set (a damaged or missing list the cutoff needs:
+ * STORE_TEMP).
+ */
+enum store_err	md_make_uidls(struct md *md, char *err, size_t errlen);
+
+/* read.c */
+
+/*
+ * Follow messages another program moved from new/ to cur/ or renamed
+ * with new flags (one pass over cur/, skipped when cur/ cannot have
+ * changed since the last). target: a message index to follow even if
+ * its unique part is shared, or SIZE_MAX. 1 if the target moved, 0 if
+ * not, -1 on error (errno set).
+ */
+int		md_relocate(struct md *md, size_t target);
+/* Close md's cached directory descriptors (any thread). */
+void		md_dirfd_drop(const struct md *md);
+/* The ops' msg_open, msg_read, msg_close and msg_locate (store.h). */
+enum store_err	md_msg_open(struct maildrop *base, size_t i,
+		    struct store_reader **r_r);
+ssize_t		md_msg_read(struct store_reader *base, void *buf, size_t len);
+void		md_msg_close(struct store_reader *base);
+enum store_err	md_msg_locate(struct maildrop *base, size_t i);
+
+/* commit.c */
+
+/* The ops' commit (store.h): the unlinks, then md is freed. */
+enum store_err	md_commit(struct maildrop *base, const uint8_t *del,
+		    size_t *failed_r);
+
+#endif
