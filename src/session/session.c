@@ -311,6 +311,30 @@ session_flush(struct session *s)
 }
 
 /*
+ * Stop reading while IN_HIWAT octets of input wait, and start again once
+ * lines are taken. The read watermark alone does not do: libevent 2.1.11
+ * and later run the read callback of a socket bufferevent whose input is
+ * at its high watermark on every turn of the loop, which would spin
+ * while the session takes no input (libevent issue #891).
+ */
+static void
+session_throttle_read(struct session *s)
+{
+	bool full;
+
+	if (s->closing || s->eof)
+		return;
+	full = evbuffer_get_length(bufferevent_get_input(s->bev)) >= IN_HIWAT;
+	if (full && !s->read_paused) {
+		s->read_paused = 1;
+		bufferevent_disable(s->bev, EV_READ);
+	} else if (!full && s->read_paused) {
+		s->read_paused = 0;
+		bufferevent_enable(s->bev, EV_READ);
+	}
+}
+
+/*
  * The input loop: take complete lines while the session takes input and
  * the output is not backed up. Called when input arrives and whenever
  * one of those conditions ends.
@@ -325,8 +349,11 @@ session_process(struct session *s)
 	enum lb_result			 r;
 
 	while (session_takes_input(s)) {
-		if (session_output_len(s) >= OUT_HIWAT)
-			return;		/* session_write_cb() resumes */
+		if (session_output_len(s) >= OUT_HIWAT) {
+			/* session_write_cb() resumes */
+			session_throttle_read(s);
+			return;
+		}
 		r = linebuf_read(&s->lb, in, line, &len);
 		if (r == LB_AGAIN)
 			break;
@@ -339,6 +366,8 @@ session_process(struct session *s)
 	}
 	if (s->eof && session_takes_input(s))
 		session_close(s, "disconnected", true);
+	else
+		session_throttle_read(s);
 }
 
 void

@@ -68,6 +68,7 @@ struct session {
 	unsigned		 freeing:1;
 	unsigned		 flush_queued:1; /* on set->flushq */
 	unsigned		 write_armed:1;	/* EV_WRITE enabled on bev */
+	unsigned		 read_paused:1;	/* input full: EV_READ off */
 };
 
 /*
