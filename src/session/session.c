@@ -251,6 +251,13 @@ session_arm_write(struct session *s)
 	if (!s->write_armed) {
 		s->write_armed = 1;
 		bufferevent_enable(s->bev, EV_WRITE);
+		/*
+		 * A socket or a pair starts writing when EV_WRITE is
+		 * enabled; a filter (bufferevent_filter_new()) leaves what
+		 * was queued meanwhile until more is added: have it now.
+		 */
+		if (!s->direct)
+			bufferevent_flush(s->bev, EV_WRITE, BEV_NORMAL);
 	}
 }
 
