@@ -40,6 +40,8 @@ static void	session_delay_cb(evutil_socket_t, short, void *);
 static void	session_process(struct session *);
 static void	session_free(struct session *);
 static void	session_free_later(struct session *);
+static void	session_sent_cb(struct evbuffer *,
+		    const struct evbuffer_cb_info *, void *);
 
 static void
 session_arm_timer(struct session *s, uint64_t ms)
@@ -72,13 +74,23 @@ session_new(struct session_set *set, struct bufferevent *bev,
 {
 	const struct session_params	*p = &set->params;
 	struct session			*s;
+	struct bufferevent		*b;
 	struct timeval			 tv;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return NULL;
 	s->timer = evtimer_new(set->base, session_timer_cb, s);
 	s->delay = evtimer_new(set->base, session_delay_cb, s);
-	if (s->timer == NULL || s->delay == NULL) {
+	/* Under a filter: see the bottom layer send (session_unsent()). */
+	for (b = bev; bufferevent_get_underlying(b) != NULL;
+	    b = bufferevent_get_underlying(b))
+		;
+	if (b != bev) {
+		s->sent_out = bufferevent_get_output(b);
+		s->sent_cb = evbuffer_add_cb(s->sent_out, session_sent_cb, s);
+	}
+	if (s->timer == NULL || s->delay == NULL ||
+	    (s->sent_out != NULL && s->sent_cb == NULL)) {
 		if (s->timer != NULL)
 			event_free(s->timer);
 		if (s->delay != NULL)
@@ -235,6 +247,21 @@ session_output_len(const struct session *s)
 	return evbuffer_get_length(bufferevent_get_output(s->bev));
 }
 
+/*
+ * Octets not sent yet: the output, and what a filter has passed to the
+ * bufferevents under it, which freeing the session would drop.
+ */
+static size_t
+session_unsent(const struct session *s)
+{
+	struct bufferevent	*b;
+	size_t			 n = 0;
+
+	for (b = s->bev; b != NULL; b = bufferevent_get_underlying(b))
+		n += evbuffer_get_length(bufferevent_get_output(b));
+	return n;
+}
+
 /* Free the session from the delay event, outside any callback using it. */
 static void
 session_free_later(struct session *s)
@@ -309,7 +336,9 @@ session_flush(struct session *s)
 		return;
 	}
 	if (s->closing) {
-		session_free_later(s);
+		/* Else session_sent_cb() frees us once it is out. */
+		if (session_unsent(s) == 0)
+			session_free_later(s);
 		return;
 	}
 	/* Input held back while the output was over OUT_HIWAT. */
@@ -448,7 +477,7 @@ session_write_cb(struct bufferevent *bev, void *arg)
 
 	(void)bev;
 	if (s->closing) {
-		if (session_output_len(s) == 0)
+		if (session_unsent(s) == 0)
 			session_free_later(s);
 		return;
 	}
@@ -462,6 +491,22 @@ session_write_cb(struct bufferevent *bev, void *arg)
 		s->write_armed = 0;
 		bufferevent_disable(s->bev, EV_WRITE);
 	}
+}
+
+/*
+ * The bottom layer under a filter sent some: a flushing close is done
+ * once nothing is left in any layer. The filter itself says nothing
+ * when the layers under it drain.
+ */
+static void
+session_sent_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct session *s = arg;
+
+	(void)buf;
+	if (s->closing && info->n_deleted > 0 && session_unsent(s) == 0)
+		session_free_later(s);
 }
 
 static void
@@ -573,7 +618,7 @@ session_close(struct session *s, const char *reason, bool flush)
 		evtimer_del(s->timer);
 		evtimer_del(s->delay);
 		s->pause_fn = NULL;
-		if (flush && session_output_len(s) > 0) {
+		if (flush && session_unsent(s) > 0) {
 			/*
 			 * session_write_cb() or session_flush() frees us
 			 * once the output is out.
@@ -621,6 +666,8 @@ session_free(struct session *s)
 	    s->peer, s->reason, s->summary != NULL ? " " : "",
 	    s->summary != NULL ? s->summary : "",
 	    (unsigned long long)(mono_ms() - s->started_ms));
+	if (s->sent_cb != NULL)
+		evbuffer_remove_cb_entry(s->sent_out, s->sent_cb);
 	bufferevent_free(s->bev);
 	event_free(s->timer);
 	event_free(s->delay);
