@@ -113,6 +113,16 @@ session_new(struct session_set *set, struct bufferevent *bev,
 	bufferevent_disable(bev, EV_WRITE);
 	bufferevent_setwatermark(bev, EV_READ, 0, IN_HIWAT);
 	bufferevent_setwatermark(bev, EV_WRITE, OUT_LOWAT, 0);
+	/*
+	 * A filter passes its output down until the layer under it holds
+	 * that layer's high watermark, and is called to pass more when it
+	 * drains to its low one: without them, a whole long reply would
+	 * go down at once, whatever the peer reads.
+	 */
+	for (b = bev; bufferevent_get_underlying(b) != NULL;
+	    b = bufferevent_get_underlying(b))
+		bufferevent_setwatermark(bufferevent_get_underlying(b),
+		    EV_WRITE, OUT_LOWAT, OUT_HIWAT);
 	tv = (struct timeval){ .tv_sec = (time_t)p->write_timeout };
 	bufferevent_set_timeouts(bev, NULL, &tv);
 
