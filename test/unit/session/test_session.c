@@ -1,7 +1,7 @@
 /*
  * The session on its own: a real event base and real bufferevents (a
- * socketpair with and without SESSION_SOCKET, and a bufferevent pair)
- * under a fake protocol that records every call the session makes and
+ * socketpair with and without SESSION_SOCKET, a bufferevent pair, and a
+ * pass-through filter over a socket) under a fake protocol that records every call the session makes and
  * is scripted by the lines its peer sends (fake_input()). Every wait
  * turns the loop until a condition holds, with a deadline; none sleeps.
  */
@@ -45,11 +45,12 @@ enum transport {
 	TR_DIRECT,	/* socketpair, SESSION_SOCKET: the daemon's path */
 	TR_SOCKET,	/* socketpair, the bufferevent's own write path */
 	TR_PAIR,	/* bufferevent_pair: no socket at all */
+	TR_FILTER,	/* a pass-through filter over a socket (as TLS) */
 	TR_COUNT
 };
 
 static const char *const tr_name[TR_COUNT] = { "socket+direct", "socket",
-    "pair" };
+    "pair", "filter" };
 
 struct tenv;
 
@@ -59,6 +60,7 @@ struct peer {
 	enum transport		 tr;
 	struct bufferevent	*bev;		/* NULL once closed by the test */
 	struct bufferevent	*srv;		/* the session's (freed with it) */
+	struct bufferevent	*under;		/* TR_FILTER: srv's socket */
 	int			 srv_fd;	/* sockets: the session's end */
 	struct evbuffer		*rx;		/* every octet received */
 	size_t			 slow;		/* > 0: take this much a turn */
@@ -633,6 +635,26 @@ peer_event_cb(struct bufferevent *bev, short what, void *arg)
 		p->error = true;
 }
 
+/* Pass-through, in records of at most 16 KiB, as TLS would. */
+static enum bufferevent_filter_result
+passthrough(struct evbuffer *src, struct evbuffer *dst, ev_ssize_t limit,
+    enum bufferevent_flush_mode mode, void *ctx)
+{
+	size_t n = evbuffer_get_length(src);
+
+	(void)mode;
+	(void)ctx;
+	if (n > 16384)
+		n = 16384;
+	if (limit >= 0 && n > (size_t)limit)
+		n = (size_t)limit;
+	if (n == 0)
+		return BEV_NEED_MORE;
+	if (evbuffer_remove_buffer(src, dst, n) != (int)n)
+		return BEV_ERROR;
+	return BEV_OK;
+}
+
 /*
  * A session on transport tr and its peer, which reads if reading (a
  * peer that does not leaves the session's output where it is).
@@ -668,6 +690,12 @@ peer_new(struct tenv *e, enum transport tr, bool reading)
 		    BEV_OPT_CLOSE_ON_FREE);
 		assert_true(p->srv != NULL && p->bev != NULL);
 		p->srv_fd = sv[0];
+		if (tr == TR_FILTER) {
+			p->under = p->srv;
+			p->srv = bufferevent_filter_new(p->under, passthrough,
+			    passthrough, BEV_OPT_CLOSE_ON_FREE, NULL, NULL);
+			assert_non_null(p->srv);
+		}
 	}
 	bufferevent_setcb(p->bev, peer_read_cb, NULL, peer_event_cb, p);
 	bufferevent_enable(p->bev, EV_WRITE);
@@ -726,6 +754,9 @@ peer_flushed(struct peer *p)
 		return false;
 	if (p->tr == TR_PAIR || p->s == NULL)
 		return true;
+	if (p->under != NULL &&
+	    evbuffer_get_length(bufferevent_get_input(p->under)) > 0)
+		return false;		/* not through the filter yet */
 	return ioctl(p->srv_fd, FIONREAD, &n) == 0 && n == 0;
 }
 
@@ -1344,9 +1375,14 @@ test_peer_close_pending(void **state)
 	int tr;
 
 	(void)state;
-	for (tr = 0; tr < TR_PAIR; tr++) {	/* a pair has no close */
-		struct tenv	*e = env_new(255, 60);
-		struct peer	*p = peer_new(e, tr, false);
+	for (tr = 0; tr < TR_COUNT; tr++) {
+		struct tenv	*e;
+		struct peer	*p;
+
+		if (tr == TR_PAIR)
+			continue;	/* a pair has no close */
+		e = env_new(255, 60);
+		p = peer_new(e, tr, false);
 
 		peer_send(p, "BIG 4194304 32768\r\n");
 		WAIT_FOR(e, p->fc->cont_runs > 0 && stalled(p));
