@@ -95,6 +95,8 @@ session_new(struct session_set *set, struct bufferevent *bev,
 			event_free(s->timer);
 		if (s->delay != NULL)
 			event_free(s->delay);
+		if (s->sent_cb != NULL)
+			evbuffer_remove_cb_entry(s->sent_out, s->sent_cb);
 		free(s);
 		return NULL;
 	}
