@@ -1552,11 +1552,11 @@ test_idle_cont_activity(void **state)
 		struct tenv	*e = env_new(255, 60);
 		struct peer	*p;
 
-		e->idle_ms = 400;
+		e->idle_ms = 800;
 		p = peer_new(e, tr, false);
 		peer_send(p, "BIG 4194304 32768\r\n");
 		WAIT_FOR(e, p->fc->cont_runs > 0 && stalled(p));
-		wait_ms(e, 1500);
+		wait_ms(e, 2000);
 		assert_int_equal(p->fc->gones, 0);
 		peer_reading(p, true);
 		WAIT_FOR(e, p->fc->cont_frees == 1);
