@@ -361,9 +361,10 @@ session_flush(struct session *s)
 /*
  * Stop reading while IN_HIWAT octets of input wait, and start again once
  * lines are taken. The read watermark alone does not do: libevent 2.1.11
- * and later run the read callback of a socket bufferevent whose input is
- * at its high watermark on every turn of the loop, which would spin
- * while the session takes no input (libevent issue #891).
+ * and later run the read callback of a bufferevent (a socket's, a
+ * pair's) whose input is at its high watermark on every turn of the
+ * loop, which would spin while the session takes no input (libevent
+ * issue #891).
  */
 static void
 session_throttle_read(struct session *s)
