@@ -40,6 +40,8 @@ static void	session_delay_cb(evutil_socket_t, short, void *);
 static void	session_process(struct session *);
 static void	session_free(struct session *);
 static void	session_free_later(struct session *);
+static void	session_sent_cb(struct evbuffer *,
+		    const struct evbuffer_cb_info *, void *);
 
 static void
 session_arm_timer(struct session *s, uint64_t ms)
@@ -72,17 +74,29 @@ session_new(struct session_set *set, struct bufferevent *bev,
 {
 	const struct session_params	*p = &set->params;
 	struct session			*s;
+	struct bufferevent		*b;
 	struct timeval			 tv;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return NULL;
 	s->timer = evtimer_new(set->base, session_timer_cb, s);
 	s->delay = evtimer_new(set->base, session_delay_cb, s);
-	if (s->timer == NULL || s->delay == NULL) {
+	/* Under a filter: see the bottom layer send (session_unsent()). */
+	for (b = bev; bufferevent_get_underlying(b) != NULL;
+	    b = bufferevent_get_underlying(b))
+		;
+	if (b != bev) {
+		s->sent_out = bufferevent_get_output(b);
+		s->sent_cb = evbuffer_add_cb(s->sent_out, session_sent_cb, s);
+	}
+	if (s->timer == NULL || s->delay == NULL ||
+	    (s->sent_out != NULL && s->sent_cb == NULL)) {
 		if (s->timer != NULL)
 			event_free(s->timer);
 		if (s->delay != NULL)
 			event_free(s->delay);
+		if (s->sent_cb != NULL)
+			evbuffer_remove_cb_entry(s->sent_out, s->sent_cb);
 		free(s);
 		return NULL;
 	}
@@ -101,6 +115,16 @@ session_new(struct session_set *set, struct bufferevent *bev,
 	bufferevent_disable(bev, EV_WRITE);
 	bufferevent_setwatermark(bev, EV_READ, 0, IN_HIWAT);
 	bufferevent_setwatermark(bev, EV_WRITE, OUT_LOWAT, 0);
+	/*
+	 * A filter passes its output down until the layer under it holds
+	 * that layer's high watermark, and is called to pass more when it
+	 * drains to its low one: without them, a whole long reply would
+	 * go down at once, whatever the peer reads.
+	 */
+	for (b = bev; bufferevent_get_underlying(b) != NULL;
+	    b = bufferevent_get_underlying(b))
+		bufferevent_setwatermark(bufferevent_get_underlying(b),
+		    EV_WRITE, OUT_LOWAT, OUT_HIWAT);
 	tv = (struct timeval){ .tv_sec = (time_t)p->write_timeout };
 	bufferevent_set_timeouts(bev, NULL, &tv);
 
@@ -235,6 +259,21 @@ session_output_len(const struct session *s)
 	return evbuffer_get_length(bufferevent_get_output(s->bev));
 }
 
+/*
+ * Octets not sent yet: the output, and what a filter has passed to the
+ * bufferevents under it, which freeing the session would drop.
+ */
+static size_t
+session_unsent(const struct session *s)
+{
+	struct bufferevent	*b;
+	size_t			 n = 0;
+
+	for (b = s->bev; b != NULL; b = bufferevent_get_underlying(b))
+		n += evbuffer_get_length(bufferevent_get_output(b));
+	return n;
+}
+
 /* Free the session from the delay event, outside any callback using it. */
 static void
 session_free_later(struct session *s)
@@ -251,6 +290,13 @@ session_arm_write(struct session *s)
 	if (!s->write_armed) {
 		s->write_armed = 1;
 		bufferevent_enable(s->bev, EV_WRITE);
+		/*
+		 * A socket or a pair starts writing when EV_WRITE is
+		 * enabled; a filter (bufferevent_filter_new()) leaves what
+		 * was queued meanwhile until more is added: have it now.
+		 */
+		if (!s->direct)
+			bufferevent_flush(s->bev, EV_WRITE, BEV_NORMAL);
 	}
 }
 
@@ -302,12 +348,39 @@ session_flush(struct session *s)
 		return;
 	}
 	if (s->closing) {
-		session_free_later(s);
+		/* Else session_sent_cb() frees us once it is out. */
+		if (session_unsent(s) == 0)
+			session_free_later(s);
 		return;
 	}
 	/* Input held back while the output was over OUT_HIWAT. */
 	if (!s->held)
 		session_process(s);
+}
+
+/*
+ * Stop reading while IN_HIWAT octets of input wait, and start again once
+ * lines are taken. The read watermark alone does not do: libevent 2.1.11
+ * and later run the read callback of a bufferevent (a socket's, a
+ * pair's) whose input is at its high watermark on every turn of the
+ * loop, which would spin while the session takes no input (libevent
+ * issue #891).
+ */
+static void
+session_throttle_read(struct session *s)
+{
+	bool full;
+
+	if (s->closing || s->eof)
+		return;
+	full = evbuffer_get_length(bufferevent_get_input(s->bev)) >= IN_HIWAT;
+	if (full && !s->read_paused) {
+		s->read_paused = 1;
+		bufferevent_disable(s->bev, EV_READ);
+	} else if (!full && s->read_paused) {
+		s->read_paused = 0;
+		bufferevent_enable(s->bev, EV_READ);
+	}
 }
 
 /*
@@ -325,8 +398,11 @@ session_process(struct session *s)
 	enum lb_result			 r;
 
 	while (session_takes_input(s)) {
-		if (session_output_len(s) >= OUT_HIWAT)
-			return;		/* session_write_cb() resumes */
+		if (session_output_len(s) >= OUT_HIWAT) {
+			/* session_write_cb() resumes */
+			session_throttle_read(s);
+			return;
+		}
 		r = linebuf_read(&s->lb, in, line, &len);
 		if (r == LB_AGAIN)
 			break;
@@ -339,6 +415,8 @@ session_process(struct session *s)
 	}
 	if (s->eof && session_takes_input(s))
 		session_close(s, "disconnected", true);
+	else
+		session_throttle_read(s);
 }
 
 void
@@ -412,7 +490,7 @@ session_write_cb(struct bufferevent *bev, void *arg)
 
 	(void)bev;
 	if (s->closing) {
-		if (session_output_len(s) == 0)
+		if (session_unsent(s) == 0)
 			session_free_later(s);
 		return;
 	}
@@ -426,6 +504,22 @@ session_write_cb(struct bufferevent *bev, void *arg)
 		s->write_armed = 0;
 		bufferevent_disable(s->bev, EV_WRITE);
 	}
+}
+
+/*
+ * The bottom layer under a filter sent some: a flushing close is done
+ * once nothing is left in any layer. The filter itself says nothing
+ * when the layers under it drain.
+ */
+static void
+session_sent_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct session *s = arg;
+
+	(void)buf;
+	if (s->closing && info->n_deleted > 0 && session_unsent(s) == 0)
+		session_free_later(s);
 }
 
 static void
@@ -537,7 +631,7 @@ session_close(struct session *s, const char *reason, bool flush)
 		evtimer_del(s->timer);
 		evtimer_del(s->delay);
 		s->pause_fn = NULL;
-		if (flush && session_output_len(s) > 0) {
+		if (flush && session_unsent(s) > 0) {
 			/*
 			 * session_write_cb() or session_flush() frees us
 			 * once the output is out.
@@ -585,6 +679,8 @@ session_free(struct session *s)
 	    s->peer, s->reason, s->summary != NULL ? " " : "",
 	    s->summary != NULL ? s->summary : "",
 	    (unsigned long long)(mono_ms() - s->started_ms));
+	if (s->sent_cb != NULL)
+		evbuffer_remove_cb_entry(s->sent_out, s->sent_cb);
 	bufferevent_free(s->bev);
 	event_free(s->timer);
 	event_free(s->delay);

@@ -110,7 +110,9 @@ void			 session_set_drain(struct session_set *set,
  * Take over bev (enabled by the session; freed with it) for a new
  * session of set from peer sa, and start the protocol. flags:
  * SESSION_SOCKET lets the session write a reply to the socket at once
- * instead of waiting a poll for the write event. NULL on error: bev is
+ * instead of waiting a poll for the write event. bev may be a filter
+ * (TLS): the layers under it get the session's write watermarks, and a
+ * flushing close waits until they have sent all. NULL on error: bev is
  * then still the caller's.
  */
 struct session	*session_new(struct session_set *set, struct bufferevent *bev,

@@ -13,6 +13,7 @@
 #include "session/session.h"
 
 struct event;
+struct evbuffer_cb_entry;
 
 TAILQ_HEAD(session_list, session);
 
@@ -47,6 +48,8 @@ struct session {
 	void			*ctx;		/* the protocol's */
 	struct event		*timer;		/* deadline or idle limit */
 	struct event		*delay;		/* pause; deferred free */
+	struct evbuffer		*sent_out;	/* under a filter: the socket's */
+	struct evbuffer_cb_entry *sent_cb;	/*   output, watched */
 	char			 peer[INET6_ADDRSTRLEN + 16];	/* addr:port */
 
 	struct linebuf		 lb;
@@ -68,6 +71,7 @@ struct session {
 	unsigned		 freeing:1;
 	unsigned		 flush_queued:1; /* on set->flushq */
 	unsigned		 write_armed:1;	/* EV_WRITE enabled on bev */
+	unsigned		 read_paused:1;	/* input full: EV_READ off */
 };
 
 /*
