@@ -257,14 +257,17 @@ test_garbage(void **state)
 
 /*
  * Many processes find the same stale lock at once: exactly one of them
- * may hold the lock at any time.
+ * may hold the lock at any time. A holder keeps it until every process
+ * has tried (a "tried" byte each on a pipe), however slowly the machine
+ * runs them, so no try can come after a release.
  */
 static void
 test_race(void **state)
 {
 	struct fixture	*f = *state;
 	enum { NPROC = 8, ROUNDS = 30 };
-	int		 round, i, status, go[2], holders;
+	int		 round, i, status, go[2], tried[2], release[2];
+	int		 holders;
 	pid_t		 kids[NPROC];
 	char		 c;
 
@@ -281,23 +284,39 @@ test_race(void **state)
 			plant(f->path, text);
 		}
 		assert_int_equal(pipe(go), 0);
+		assert_int_equal(pipe(tried), 0);
+		assert_int_equal(pipe(release), 0);
 		for (i = 0; i < NPROC; i++) {
 			kids[i] = fork();
 			assert_true(kids[i] != -1);
 			if (kids[i] == 0) {
+				enum store_err st;
+
 				close(go[1]);
+				close(tried[0]);
+				close(release[1]);
 				if (read(go[0], &c, 1) != 0)
 					_exit(3);
-				/* Holders keep it long enough to overlap. */
-				if (try_lock(f->path) != STORE_OK)
+				st = try_lock(f->path);
+				if (write(tried[1], "t", 1) != 1)
+					_exit(3);
+				if (st != STORE_OK)
 					_exit(0);
-				usleep(100 * 1000);
+				/* Hold it until everyone has tried. */
+				if (read(release[0], &c, 1) != 0)
+					_exit(3);
 				unlock();
 				_exit(1);
 			}
 		}
 		close(go[0]);
+		close(tried[1]);
+		close(release[0]);
 		close(go[1]);		/* all start now */
+		for (i = 0; i < NPROC; i++)
+			assert_int_equal(read(tried[0], &c, 1), 1);
+		close(tried[0]);
+		close(release[1]);	/* the holder may let go */
 		holders = 0;
 		for (i = 0; i < NPROC; i++) {
 			assert_int_equal(waitpid(kids[i], &status, 0), kids[i]);
