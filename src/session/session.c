@@ -133,11 +133,11 @@ session_new(struct session_set *set, struct bufferevent *bev,
 	if (log_debug_enabled())
 		session_debug(s, "event=connect rip=%s", s->peer);
 
-	if (p->proto->start(s, p->arg) == -1) {
+	if (p->proto->start(s, p->arg) == -1)
 		session_close(s, "out-of-memory", false);
-		return s;
-	}
-	bufferevent_enable(bev, EV_READ);	/* EV_WRITE: session_flush() */
+	/* start() may have closed it (a refusal): then nothing is read. */
+	if (!s->closing)
+		bufferevent_enable(bev, EV_READ); /* EV_WRITE: session_flush() */
 	return s;
 }
 
