@@ -28,7 +28,9 @@
 #include "lib/monotime.h"
 #include "lib/ratelimit.h"
 #include "lib/worker.h"
+#include "pop3/authz.h"
 #include "pop3/client.h"
+#include "pop3/maildrop.h"
 #include "store/registry.h"
 #include "store/store.h"
 

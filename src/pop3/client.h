@@ -1,6 +1,7 @@
 /*
- * client: the protocol's side of one session, and what the files of
- * src/pop3/ share. Private to src/pop3/.
+ * client: the protocol's side of one session (struct client), the
+ * environment, and the few calls every handler uses. Private to
+ * src/pop3/, whose files call one way only, from the top down:
  *
  *	dispatch.c	the command table, the dispatcher, the session's
  *			protocol table (start, input, overlong, gone), CAPA,
@@ -8,12 +9,15 @@
  *	authz.c		AUTHORIZATION: USER, PASS, APOP, AUTH (SASL PLAIN)
  *	transaction.c	TRANSACTION: STAT LIST UIDL RETR TOP DELE NOOP RSET
  *			LAST, and UPDATE (QUIT)
- *	maildrop.c	the session's view of its maildrop: marks, totals,
- *			attaching it at login and releasing it
  *	stream.c	RETR/TOP: a store reader through the wire encoder into
  *			the session's output
- *	env.c		the environment: cfg, passwd-file, worker pool,
- *			counters
+ *	maildrop.c	the session's view of its maildrop: marks, totals,
+ *			attaching it at login and releasing it
+ *	client.c	state changes, bad commands, reply continuations,
+ *			message numbers
+ *
+ * env.c (the environment: cfg, passwd-file, worker pool, counters) sits
+ * beside dispatch.c. Each file's calls are declared in its own header.
  */
 #ifndef EVPOP3D_POP3_CLIENT_H
 #define EVPOP3D_POP3_CLIENT_H
@@ -27,11 +31,6 @@
 #include "pop3/pop3.h"
 #include "session/session.h"
 #include "store/store.h"
-
-#define CMDF_SECRET	0x01	/* never log the arguments */
-#define CMDF_RESTLINE	0x02	/* one argument: the rest of the line */
-
-#define POP3_MAX_ARGS	4
 
 enum pop3_state {
 	POP3_AUTHORIZATION	= 0x01,
@@ -114,56 +113,15 @@ struct client {
 	uint64_t		 retr_bytes, top_bytes;
 };
 
-typedef enum cmd_result pop3_handler(struct client *c, int argc, char **argv);
-
-struct pop3_cmd {
-	const char	*name;
-	pop3_handler	*fn;
-	unsigned	 states;	/* mask of enum pop3_state */
-	int		 min_args;
-	int		 max_args;
-	unsigned	 flags;
-};
-
-struct pop3_cmd_stats {
-	uint64_t	calls;
-	uint64_t	errors;
-};
-
-/* dispatch.c */
-/* Handle one complete command line (terminator removed). */
-void	pop3_dispatch(struct client *c, char *line, size_t len);
+/* Change protocol state, tracing old->new at debug level. */
+void	pop3_set_state(struct client *c, enum pop3_state state);
+const char *pop3_state_name(enum pop3_state state);
 /*
  * Count a bad command (answered already): unknown, wrong state, wrong
  * arguments, or invalid data (a user name, base64, a SASL message).
  * max_bad_commands in a row end the session, 5 before login.
  */
 void	pop3_bad_command(struct client *c);
-/* Change protocol state, tracing old->new at debug level. */
-void	pop3_set_state(struct client *c, enum pop3_state state);
-/* Start the reply a handler left in c->cont_next (CMD_CONT). */
-void	pop3_start_cont(struct client *c);
-/* The command table, for tests and statistics. */
-const struct pop3_cmd	*pop3_cmd_table(size_t *n_r);
-const struct pop3_cmd	*pop3_cmd_find(const char *name);
-const struct pop3_cmd_stats *pop3_cmd_stats(size_t *n_r);
-/* Parse a message number (RFC 1939: 1..n). Returns the 0-based index or -1. */
-long	pop3_msgno(const struct client *c, const char *arg);
-
-/* authz.c: AUTHORIZATION. */
-pop3_handler	cmd_user, cmd_pass, cmd_apop, cmd_auth;
-/* The next line while c->sasl_wait is set (RFC 5034 section 4). */
-void		authz_sasl_response(struct client *c, char *line, size_t len);
-/* The session is gone: a login job still running forgets it. */
-void		authz_gone(struct client *c);
-
-/* transaction.c: TRANSACTION and UPDATE. */
-pop3_handler	cmd_stat, cmd_list, cmd_retr, cmd_dele, cmd_noop, cmd_rset,
-		cmd_top, cmd_uidl, cmd_last;
-/* QUIT in TRANSACTION: UPDATE (RFC 1939 section 6). */
-enum cmd_result	transaction_update(struct client *c);
-/* The session is gone: an UPDATE job still running forgets it. */
-void		transaction_gone(struct client *c);
 /*
  * A reply continuation for c running run; CMD_CONT (in c->cont_next), or
  * CMD_ERR after answering when out of memory.
@@ -171,30 +129,9 @@ void		transaction_gone(struct client *c);
 enum cmd_result	reply_cont_new(struct client *c,
 		    enum session_cont_status (*run)(struct session *,
 		    struct session_cont *));
-
-/* maildrop.c: the session's maildrop view. */
-/* After login: c takes md over. -1 (out of memory; md released) or 0. */
-int		maildrop_attach(struct client *c, struct maildrop *md);
-/* Unmark every message, recount the octets, LAST to 0 (login, RSET). */
-void		maildrop_reset(struct client *c);
-/* Message number argument to a live message index, or -ERR and -1. */
-long		maildrop_live_msg(struct client *c, const char *arg);
-/*
- * Release md without UPDATE on a worker, ahead of queued logins, for a
- * session that is gone or cannot keep it; no other job may be using md.
- */
-void		maildrop_release(struct pop3_env *env, struct maildrop *md);
-/* The session is gone: release what it holds (RFC 1939 section 6). */
-void		maildrop_gone(struct client *c);
-
-/* stream.c: RETR and TOP. */
-/*
- * Answer RETR (top_lines < 0) or TOP of message i: "+OK" and the message
- * as a continuation (CMD_CONT), CMD_WAIT while a worker looks a moved
- * message up, or -ERR.
- */
-enum cmd_result	stream_message(struct client *c, long i, long top_lines);
-/* The session is gone: a lookup still running takes the maildrop over. */
-void		stream_gone(struct client *c);
+/* Start the reply a handler left in c->cont_next (CMD_CONT). */
+void	pop3_start_cont(struct client *c);
+/* Parse a message number (RFC 1939: 1..n). Returns the 0-based index or -1. */
+long	pop3_msgno(const struct client *c, const char *arg);
 
 #endif

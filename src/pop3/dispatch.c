@@ -3,7 +3,6 @@
  * session sees it (start, input, overlong, gone), and the commands that
  * belong to no state in particular (CAPA, QUIT).
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,13 +13,15 @@
 #include "config.h"
 #include "lib/evpop3d.h"
 #include "lib/log.h"
+#include "pop3/authz.h"
 #include "pop3/client.h"
+#include "pop3/dispatch.h"
+#include "pop3/maildrop.h"
+#include "pop3/stream.h"
+#include "pop3/transaction.h"
 
 #define AUTHZ	POP3_AUTHORIZATION
 #define TRANS	POP3_TRANSACTION
-
-/* Dovecot allows 3 bad commands before login; we allow a few more. */
-#define PRELOGIN_MAX_BAD	5
 
 static pop3_handler cmd_capa, cmd_quit;
 
@@ -71,47 +72,6 @@ pop3_cmd_find(const char *name)
 	return NULL;
 }
 
-static const char *
-state_name(enum pop3_state state)
-{
-	switch (state) {
-	case POP3_AUTHORIZATION:
-		return "AUTHORIZATION";
-	case POP3_TRANSACTION:
-		return "TRANSACTION";
-	case POP3_UPDATE:
-		return "UPDATE";
-	}
-	return "?";
-}
-
-void
-pop3_set_state(struct client *c, enum pop3_state state)
-{
-	if (log_debug_enabled())
-		session_debug(c->s, "event=state from=%s to=%s",
-		    state_name(c->state), state_name(state));
-	c->state = state;
-	/* The login deadline becomes the idle limit (RFC 1939 section 3). */
-	if (state == POP3_TRANSACTION)
-		session_set_idle(c->s, (uint64_t)c->env->cfg->idle_timeout *
-		    1000);
-}
-
-/* A bad command: count it, and drop a client that sends only those. */
-void
-pop3_bad_command(struct client *c)
-{
-	unsigned limit = (unsigned)c->env->cfg->max_bad_commands;
-
-	if (c->state == POP3_AUTHORIZATION && limit > PRELOGIN_MAX_BAD)
-		limit = PRELOGIN_MAX_BAD;
-	if (++c->bad_cmds < limit)
-		return;
-	session_reply(c->s, "-ERR Too many bad commands, closing.");
-	session_close(c->s, "bad-commands", true);
-}
-
 /*
  * RFC 1939 section 3: a keyword of 3 or 4 characters, then arguments
  * separated by spaces. We split on runs of spaces and ignore trailing
@@ -154,15 +114,6 @@ log_command(struct client *c, const struct pop3_cmd *cmd, int argc,
 	session_debug(c->s, "event=command rip=%s cmd=%s args=%s",
 	    session_peer(c->s), cmd->name, (cmd->flags & CMDF_SECRET) ?
 	    "<hidden>" : log_quote(q, sizeof(q), args));
-}
-
-void
-pop3_start_cont(struct client *c)
-{
-	struct reply_cont *rc = c->cont_next;
-
-	c->cont_next = NULL;
-	session_start_cont(c->s, &rc->base);
 }
 
 void
@@ -319,23 +270,6 @@ cmd_quit(struct client *c, int argc, char **argv)
 	return CMD_CLOSE;
 }
 
-long
-pop3_msgno(const struct client *c, const char *arg)
-{
-	unsigned long	n;
-	char		*end;
-
-	/* Digits only: no sign, no spaces, no hex; at most 10 of them. */
-	if (arg[0] < '1' || arg[0] > '9' || strlen(arg) > 10 ||
-	    strspn(arg, "0123456789") != strlen(arg))
-		return -1;
-	errno = 0;
-	n = strtoul(arg, &end, 10);
-	if (errno != 0 || n == 0 || n > c->n_msgs)
-		return -1;
-	return (long)(n - 1);
-}
-
 /* ------------------------------------------------ the session's table */
 
 static int
@@ -404,7 +338,7 @@ proto_gone(struct session *s)
 	maildrop_gone(c);
 	snprintf(summary, sizeof(summary), "user=%s state=%s retr=%u/%llu "
 	    "top=%u/%llu deleted=%u", c->user != NULL ? log_quote(quser,
-	    sizeof(quser), c->user) : "-", state_name(c->state), c->n_retr,
+	    sizeof(quser), c->user) : "-", pop3_state_name(c->state), c->n_retr,
 	    (unsigned long long)c->retr_bytes, c->n_top,
 	    (unsigned long long)c->top_bytes, c->n_dele_done);
 	session_set_summary(s, summary);

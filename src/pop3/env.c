@@ -10,6 +10,7 @@
 #include "lib/log.h"
 #include "lib/worker.h"
 #include "pop3/client.h"
+#include "pop3/dispatch.h"
 
 int
 pop3_env_new(struct event_base *base, const struct cfg *cfg,

@@ -12,6 +12,7 @@
 
 #include "lib/worker.h"
 #include "pop3/client.h"
+#include "pop3/maildrop.h"
 
 /* A maildrop released without UPDATE on a worker thread. */
 struct release_job {

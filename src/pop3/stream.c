@@ -17,6 +17,8 @@
 #include "lib/wire.h"
 #include "lib/worker.h"
 #include "pop3/client.h"
+#include "pop3/maildrop.h"
+#include "pop3/stream.h"
 
 /* How much of a message to queue per refill. */
 #define MESSAGE_CHUNK	(64 * 1024)

@@ -19,6 +19,9 @@
 #include "lib/log.h"
 #include "lib/worker.h"
 #include "pop3/client.h"
+#include "pop3/maildrop.h"
+#include "pop3/stream.h"
+#include "pop3/transaction.h"
 
 /* How much of a listing to queue per refill. */
 #define LISTING_CHUNK	(64 * 1024)
@@ -36,43 +39,6 @@ struct update_job {
 	enum store_err		 st;
 	size_t			 failed;	/* removals that failed */
 };
-
-/*
- * The end of a reply: a message cut off by the end of the session does
- * not count what is still queued, which will never be sent (retr= and
- * top= in the disconnect line are octets sent).
- */
-static void
-reply_cont_free(struct session *s, struct session_cont *sc)
-{
-	struct reply_cont	*rc = (struct reply_cont *)sc;
-	size_t			 unsent;
-
-	if (session_closing(s) && rc->bytes_stat != NULL) {
-		unsent = session_output_len(s);
-		*rc->bytes_stat -= unsent < rc->counted ? unsent : rc->counted;
-	}
-	if (rc->r != NULL)
-		rc->r->ops->msg_close(rc->r);
-	free(rc);
-}
-
-enum cmd_result
-reply_cont_new(struct client *c, enum session_cont_status (*run)(
-    struct session *, struct session_cont *))
-{
-	struct reply_cont *rc;
-
-	if ((rc = calloc(1, sizeof(*rc))) == NULL) {
-		session_reply(c->s, "-ERR [SYS/TEMP] Out of memory.");
-		return CMD_ERR;
-	}
-	rc->base.run = run;
-	rc->base.free = reply_cont_free;
-	rc->c = c;
-	c->cont_next = rc;
-	return CMD_CONT;
-}
 
 /* RFC 1939 section 5: "+OK nn mm", deleted messages not counted. */
 enum cmd_result

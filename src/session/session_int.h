@@ -9,6 +9,8 @@
 #include <sys/queue.h>
 #include <netinet/in.h>
 
+#include <event2/event.h>
+
 #include "session/linebuf.h"
 #include "session/session.h"
 
@@ -85,11 +87,39 @@ session_takes_input(const struct session *s)
 	return !s->closing && !s->held && s->cont == NULL;
 }
 
-/* set.c, for session.c */
-void	session_set_add(struct session_set *set, struct session *s);
-void	session_set_remove(struct session_set *set, struct session *s);
+/* A new session joins the set: it gets its id. */
+static inline void
+session_set_add(struct session_set *set, struct session *s)
+{
+	s->id = set->next_id++;
+	TAILQ_INSERT_TAIL(&set->sessions, s, entry);
+	set->n_sessions++;
+}
+
+/* A freed session leaves; the last one ends a drain (session_set_drain()). */
+static inline void
+session_set_remove(struct session_set *set, struct session *s)
+{
+	if (s->flush_queued) {
+		TAILQ_REMOVE(&set->flushq, s, flush_entry);
+		s->flush_queued = 0;
+	}
+	TAILQ_REMOVE(&set->sessions, s, entry);
+	set->n_sessions--;
+	if (set->draining && set->n_sessions == 0)
+		event_base_loopexit(set->base, NULL);
+}
+
 /* Have the set's flush event write s's output before the next poll. */
-void	session_set_queue_flush(struct session_set *set, struct session *s);
+static inline void
+session_set_queue_flush(struct session_set *set, struct session *s)
+{
+	if (s->flush_queued || s->freeing)
+		return;
+	s->flush_queued = 1;
+	TAILQ_INSERT_TAIL(&set->flushq, s, flush_entry);
+	event_active(set->flush_ev, EV_TIMEOUT, 0);
+}
 
 /* session.c, for set.c */
 void	session_flush(struct session *s);

@@ -1,7 +1,9 @@
 /*
  * set: the sessions of a process: their list and count, the queue of
  * sessions with output to write before the loop polls again, session
- * ids, and the graceful stop.
+ * ids, and the graceful stop. The set calls down into session.c; what a
+ * session does to the set (joining, leaving, queueing its output) is
+ * inline in session_int.h, so the calls go one way.
  */
 #include <stdlib.h>
 
@@ -69,37 +71,6 @@ size_t
 session_set_count(const struct session_set *set)
 {
 	return set->n_sessions;
-}
-
-void
-session_set_add(struct session_set *set, struct session *s)
-{
-	s->id = set->next_id++;
-	TAILQ_INSERT_TAIL(&set->sessions, s, entry);
-	set->n_sessions++;
-}
-
-void
-session_set_remove(struct session_set *set, struct session *s)
-{
-	if (s->flush_queued) {
-		TAILQ_REMOVE(&set->flushq, s, flush_entry);
-		s->flush_queued = 0;
-	}
-	TAILQ_REMOVE(&set->sessions, s, entry);
-	set->n_sessions--;
-	if (set->draining && set->n_sessions == 0)
-		event_base_loopexit(set->base, NULL);
-}
-
-void
-session_set_queue_flush(struct session_set *set, struct session *s)
-{
-	if (s->flush_queued || s->freeing)
-		return;
-	s->flush_queued = 1;
-	TAILQ_INSERT_TAIL(&set->flushq, s, flush_entry);
-	event_active(set->flush_ev, EV_TIMEOUT, 0);
 }
 
 static void

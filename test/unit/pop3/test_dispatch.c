@@ -25,7 +25,9 @@
 #include "lib/evpop3d.h"
 #include "lib/log.h"
 #include "lib/worker.h"
+#include "pop3/authz.h"
 #include "pop3/client.h"
+#include "pop3/dispatch.h"
 #include "pop3/pop3.h"
 #include "fake_session.h"
 

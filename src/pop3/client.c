@@ -1,0 +1,118 @@
+/*
+ * client: what every handler uses: the protocol state, the count of bad
+ * commands, reply continuations, message numbers.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "lib/log.h"
+#include "pop3/client.h"
+
+/* Dovecot allows 3 bad commands before login; we allow a few more. */
+#define PRELOGIN_MAX_BAD	5
+
+const char *
+pop3_state_name(enum pop3_state state)
+{
+	switch (state) {
+	case POP3_AUTHORIZATION:
+		return "AUTHORIZATION";
+	case POP3_TRANSACTION:
+		return "TRANSACTION";
+	case POP3_UPDATE:
+		return "UPDATE";
+	}
+	return "?";
+}
+
+void
+pop3_set_state(struct client *c, enum pop3_state state)
+{
+	if (log_debug_enabled())
+		session_debug(c->s, "event=state from=%s to=%s",
+		    pop3_state_name(c->state), pop3_state_name(state));
+	c->state = state;
+	/* The login deadline becomes the idle limit (RFC 1939 section 3). */
+	if (state == POP3_TRANSACTION)
+		session_set_idle(c->s, (uint64_t)c->env->cfg->idle_timeout *
+		    1000);
+}
+
+/* A bad command: count it, and drop a client that sends only those. */
+void
+pop3_bad_command(struct client *c)
+{
+	unsigned limit = (unsigned)c->env->cfg->max_bad_commands;
+
+	if (c->state == POP3_AUTHORIZATION && limit > PRELOGIN_MAX_BAD)
+		limit = PRELOGIN_MAX_BAD;
+	if (++c->bad_cmds < limit)
+		return;
+	session_reply(c->s, "-ERR Too many bad commands, closing.");
+	session_close(c->s, "bad-commands", true);
+}
+
+/*
+ * The end of a reply: a message cut off by the end of the session does
+ * not count what is still queued, which will never be sent (retr= and
+ * top= in the disconnect line are octets sent).
+ */
+static void
+reply_cont_free(struct session *s, struct session_cont *sc)
+{
+	struct reply_cont	*rc = (struct reply_cont *)sc;
+	size_t			 unsent;
+
+	if (session_closing(s) && rc->bytes_stat != NULL) {
+		unsent = session_output_len(s);
+		*rc->bytes_stat -= unsent < rc->counted ? unsent : rc->counted;
+	}
+	if (rc->r != NULL)
+		rc->r->ops->msg_close(rc->r);
+	free(rc);
+}
+
+enum cmd_result
+reply_cont_new(struct client *c, enum session_cont_status (*run)(
+    struct session *, struct session_cont *))
+{
+	struct reply_cont *rc;
+
+	if ((rc = calloc(1, sizeof(*rc))) == NULL) {
+		session_reply(c->s, "-ERR [SYS/TEMP] Out of memory.");
+		return CMD_ERR;
+	}
+	rc->base.run = run;
+	rc->base.free = reply_cont_free;
+	rc->c = c;
+	c->cont_next = rc;
+	return CMD_CONT;
+}
+
+void
+pop3_start_cont(struct client *c)
+{
+	struct reply_cont *rc = c->cont_next;
+
+	c->cont_next = NULL;
+	session_start_cont(c->s, &rc->base);
+}
+
+long
+pop3_msgno(const struct client *c, const char *arg)
+{
+	unsigned long	n;
+	char		*end;
+
+	/* Digits only: no sign, no spaces, no hex; at most 10 of them. */
+	if (arg[0] < '1' || arg[0] > '9' || strlen(arg) > 10 ||
+	    strspn(arg, "0123456789") != strlen(arg))
+		return -1;
+	errno = 0;
+	n = strtoul(arg, &end, 10);
+	if (errno != 0 || n == 0 || n > c->n_msgs)
+		return -1;
+	return (long)(n - 1);
+}
