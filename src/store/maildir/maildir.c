@@ -19,7 +19,7 @@
  * threads (they scan directories or write the lock), everything else on
  * the event loop; each maildrop is used by one thread at a time. The one
  * shared state is the directory descriptor cache (md_dirfd_get() in
- * read.c), under its mutex.
+ * md.c), under its mutex.
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -30,67 +30,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/log.h"
 #include "store/maildir/maildir.h"
 #include "store/maildir/maildir_int.h"
 #include "store/maildir/maildir_test.h"
 #include "store/sesslock.h"
 #include "store/store.h"
-
-const char *const md_subdir[2] = { "new", "cur" };
-
-void
-md_free(struct md *md)
-{
-	if (md == NULL)
-		return;
-	md_dirfd_drop(md);
-	if (sesslock_release(md->lock) == -1)
-		log_warn("maildir %s: session lock release", md->path);
-	arena_free(&md->arena);
-	free(md->msgs);
-	free(md->path);
-	free(md);
-}
-
-/* "<root>/<sub>[/<name>]" into buf; -1 if it does not fit. */
-int
-md_path(const struct md *md, char *buf, size_t len, const char *sub,
-    const char *name)
-{
-	int	 n;
-
-	if (name != NULL)
-		n = snprintf(buf, len, "%s/%s/%s", md->path, sub, name);
-	else
-		n = snprintf(buf, len, "%s/%s", md->path, sub);
-	if (n < 0 || (size_t)n >= len) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	return 0;
-}
-
-/* The file name of m as it was last seen ("unique[:info]"). */
-void
-md_msg_name(const struct md_msg *m, char *buf, size_t len)
-{
-	if (m->has_info)
-		snprintf(buf, len, "%s:%s", m->name, m->name + strlen(m->name) + 1);
-	else
-		snprintf(buf, len, "%s", m->name);
-}
-
-/* The full path of m; -1 if it does not fit. */
-int
-md_msg_path(const struct md *md, const struct md_msg *m, char *buf,
-    size_t len)
-{
-	char	 name[NAME_MAX + 2];
-
-	md_msg_name(m, name, sizeof(name));
-	return md_path(md, buf, len, md_subdir[m->in_cur], name);
-}
 
 /* mkdir that accepts an existing directory. */
 static int

@@ -7,8 +7,13 @@
  *	maildir.c	the ops table, open(), the message list, close()
  *	scan.c		the scan of new/ and cur/, and the sizes
  *	uidl.c		UIDLs, and Dovecot's (dovecot-uidlist, the cutoff)
- *	read.c		msg_open(), msg_read(); messages that moved
  *	commit.c	UPDATE: the unlinks
+ *	read.c		msg_open(), msg_read(); messages that moved
+ *	md.c		names and paths, directory descriptors, md_free()
+ *
+ * Calls go down this list, never up or across to a file above: maildir.c
+ * calls scan.c, commit.c and read.c; scan.c calls uidl.c; commit.c calls
+ * read.c; md.c, the bottom, is called by all and calls none of them.
  */
 #ifndef EVPOP3D_MAILDIR_INT_H
 #define EVPOP3D_MAILDIR_INT_H
@@ -70,25 +75,6 @@ md_name_is(const void *arg, uint32_t i, const char *key, size_t len)
 	return idtab_key_is(msgs[i].name, key, len);
 }
 
-/* maildir.c */
-
-/*
- * Close md's cached directory descriptors, release the session lock
- * (logged if that fails), free md; NULL: no-op.
- */
-void		md_free(struct md *md);
-/*
- * "<root>/<sub>[/<name>]" into buf (len bytes): 0, or -1 with errno
- * ENAMETOOLONG if it does not fit.
- */
-int		md_path(const struct md *md, char *buf, size_t len,
-		    const char *sub, const char *name);
-/* The file name of m as it was last seen, "unique[:info]", into buf. */
-void		md_msg_name(const struct md_msg *m, char *buf, size_t len);
-/* The full path of m into buf: 0, or -1 (ENAMETOOLONG). */
-int		md_msg_path(const struct md *md, const struct md_msg *m,
-		    char *buf, size_t len);
-
 /* scan.c */
 
 /*
@@ -109,6 +95,12 @@ enum store_err	md_scan(struct md *md, char *err, size_t errlen);
  */
 enum store_err	md_make_uidls(struct md *md, char *err, size_t errlen);
 
+/* commit.c */
+
+/* The ops' commit (store.h): the unlinks, then md is freed. */
+enum store_err	md_commit(struct maildrop *base, const uint8_t *del,
+		    size_t *failed_r);
+
 /* read.c */
 
 /*
@@ -119,8 +111,6 @@ enum store_err	md_make_uidls(struct md *md, char *err, size_t errlen);
  * not, -1 on error (errno set).
  */
 int		md_relocate(struct md *md, size_t target);
-/* Close md's cached directory descriptors (any thread). */
-void		md_dirfd_drop(const struct md *md);
 /* The ops' msg_open, msg_read, msg_close and msg_locate (store.h). */
 enum store_err	md_msg_open(struct maildrop *base, size_t i,
 		    struct store_reader **r_r);
@@ -128,10 +118,30 @@ ssize_t		md_msg_read(struct store_reader *base, void *buf, size_t len);
 void		md_msg_close(struct store_reader *base);
 enum store_err	md_msg_locate(struct maildrop *base, size_t i);
 
-/* commit.c */
+/* md.c */
 
-/* The ops' commit (store.h): the unlinks, then md is freed. */
-enum store_err	md_commit(struct maildrop *base, const uint8_t *del,
-		    size_t *failed_r);
+/*
+ * Close md's cached directory descriptors, release the session lock
+ * (logged if that fails), free md; NULL: no-op.
+ */
+void		md_free(struct md *md);
+/*
+ * "<root>/<sub>[/<name>]" into buf (len bytes): 0, or -1 with errno
+ * ENAMETOOLONG if it does not fit.
+ */
+int		md_path(const struct md *md, char *buf, size_t len,
+		    const char *sub, const char *name);
+/* The file name of m as it was last seen, "unique[:info]", into buf. */
+void		md_msg_name(const struct md_msg *m, char *buf, size_t len);
+/* The full path of m into buf: 0, or -1 (ENAMETOOLONG). */
+int		md_msg_path(const struct md *md, const struct md_msg *m,
+		    char *buf, size_t len);
+/*
+ * The cached descriptor of md's directory sub (MD_NEW, MD_CUR), opened if
+ * need be (the cache is shared by all maildrops): -1 with errno.
+ */
+int		md_dirfd_get(const struct md *md, int sub);
+/* Close md's cached directory descriptors (any thread). */
+void		md_dirfd_drop(const struct md *md);
 
 #endif

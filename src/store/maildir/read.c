@@ -12,14 +12,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "lib/fileio.h"
-#include "store/maildir/maildir.h"
 #include "store/maildir/maildir_int.h"
 #include "store/store.h"
 
@@ -181,78 +179,6 @@ fail:
 	return -1;
 }
 
-/*
- * Directory descriptors of the maildrops being read. RETR opens a message
- * relative to cur/ or new/ instead of walking its whole path again (the
- * walk was a tenth of a full download's CPU). A small cache shared by all
- * sessions, not a descriptor per session: an idle session must cost one
- * descriptor. Lookups and evictions happen on the event loop (msg_open);
- * md_free() drops a maildrop's entries from whichever thread frees it, so
- * a descriptor is only ever closed by its own maildrop's owner or by the
- * loop itself.
- */
-#define MD_DIRFD_CACHE	STORE_CACHED_FDS
-
-static struct md_dirfd {
-	const struct md	*md;		/* NULL: free slot */
-	int		 sub;
-	int		 fd;
-	uint64_t	 used;		/* LRU clock */
-} md_dirfds[MD_DIRFD_CACHE];
-static pthread_mutex_t	 md_dirfd_mtx = PTHREAD_MUTEX_INITIALIZER;
-static uint64_t		 md_dirfd_clock;
-
-/* The cached descriptor of md's sub directory, opened if needed; -1. */
-static int
-md_dirfd_get(const struct md *md, int sub)
-{
-	struct md_dirfd	*e, *victim = &md_dirfds[0];
-	char		 path[PATH_MAX];
-	int		 fd;
-	size_t		 i;
-
-	pthread_mutex_lock(&md_dirfd_mtx);
-	for (i = 0; i < MD_DIRFD_CACHE; i++) {
-		e = &md_dirfds[i];
-		if (e->md == md && e->sub == sub) {
-			e->used = ++md_dirfd_clock;
-			pthread_mutex_unlock(&md_dirfd_mtx);
-			return e->fd;
-		}
-		if (e->md == NULL || (victim->md != NULL &&
-		    e->used < victim->used))
-			victim = e;
-	}
-	pthread_mutex_unlock(&md_dirfd_mtx);
-
-	if (md_path(md, path, sizeof(path), md_subdir[sub], NULL) == -1 ||
-	    (fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
-		return -1;
-	pthread_mutex_lock(&md_dirfd_mtx);
-	if (victim->md != NULL)
-		close(victim->fd);
-	victim->md = md;
-	victim->sub = sub;
-	victim->fd = fd;
-	victim->used = ++md_dirfd_clock;
-	pthread_mutex_unlock(&md_dirfd_mtx);
-	return fd;
-}
-
-void
-md_dirfd_drop(const struct md *md)
-{
-	size_t	 i;
-
-	pthread_mutex_lock(&md_dirfd_mtx);
-	for (i = 0; i < MD_DIRFD_CACHE; i++)
-		if (md_dirfds[i].md == md) {
-			close(md_dirfds[i].fd);
-			md_dirfds[i].md = NULL;
-		}
-	pthread_mutex_unlock(&md_dirfd_mtx);
-}
-
 static int
 md_open_file(const struct md *md, const struct md_msg *m)
 {
@@ -288,7 +214,7 @@ md_msg_open(struct maildrop *base, size_t i, struct store_reader **r_r)
 		close(fd);
 		return STORE_TEMP;
 	}
-	r->base.ops = &store_maildir_ops;
+	r->base.ops = md->base.ops;
 	r->fd = fd;
 	r->eof = 0;
 	*r_r = &r->base;

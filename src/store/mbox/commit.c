@@ -29,7 +29,6 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,24 +43,6 @@
 
 #define MB_COPY_BUF	(1024 * 1024)	/* read and write size of commit */
 #define MB_TMP_STALE	3600		/* seconds */
-
-static atomic_ulong	 mb_tmp_counter;
-
-/*
- * A new temporary file name beside the mbox, DIR/.NAME.evpop3d-tmp.PID.N
- * (a rewrite, or a dotlock being made): one that a dead process left is
- * removed by mb_clean_tmp(). -1 if it does not fit.
- */
-int
-mb_tmp_name(const struct mb *mb, char *buf, size_t len)
-{
-	int n;
-
-	n = snprintf(buf, len, "%s/.%s%s%ld.%lu", mb->dir, mb->name,
-	    STORE_MBOX_TMP_SUFFIX, (long)getpid(),
-	    atomic_fetch_add(&mb_tmp_counter, 1));
-	return n < 0 || (size_t)n >= len ? -1 : 0;
-}
 
 /* The rewrite: a temporary file and what is being copied into it. */
 struct mb_copy {

@@ -9,8 +9,8 @@
  *
  * Threads: open(), commit() and close() run on worker threads, the rest
  * on the event loop; each maildrop is used by one thread at a time. The
- * shared state: the temporary-file counter and the lock wait (atomics),
- * and the directories lately cleaned (under a mutex).
+ * shared state: the temporary-file counter (mb.c) and the lock wait
+ * (atomics), and the directories lately cleaned (under a mutex).
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -27,25 +27,6 @@
 #include "store/mbox/mbox_test.h"
 #include "store/sesslock.h"
 #include "store/store.h"
-
-void
-mb_free(struct mb *mb)
-{
-	if (mb == NULL)
-		return;
-	if (sesslock_release(mb->lock) == -1)
-		log_warn("mbox %s: session lock release", mb->slock);
-	arena_free(&mb->arena);
-	free(mb->msgs);
-	free(mb->vis);
-	free(mb->path);
-	free(mb->dir);
-	free(mb->name);
-	free(mb->slock);
-	free(mb->dotlock);
-	free(mb->ixpath);
-	free(mb);
-}
 
 /* mb->path, dir, name and the lock paths from path. */
 static enum store_err

@@ -4,12 +4,18 @@
  * maildrop and its entries, and what one file calls in another.
  *
  *	mbox.c		the ops table, open(), the message list, close()
- *	lock.c		the MDA locks: dotlock, then fcntl
- *	scan.c		the index: one read of the file through the parser
+ *	commit.c	UPDATE: the rewrite, and leftover temporary files
+ *	read.c		msg_open(), msg_read(): a message as the client sees it
  *	uidl.c		the visible messages and their UIDLs
  *	cache.c		the index cache, so that a scan reads only new mail
- *	read.c		msg_open(), msg_read(): a message as the client sees it
- *	commit.c	UPDATE: the rewrite, and leftover temporary files
+ *	scan.c		the index: one read of the file through the parser
+ *	lock.c		the MDA locks: dotlock, then fcntl
+ *	mb.c		temporary file names, mb_free()
+ *
+ * Calls go down this list, never up or across to a file above: mbox.c
+ * calls them all; commit.c calls cache.c and lock.c; read.c calls
+ * cache.c; cache.c calls scan.c; mb.c, the bottom, is called by all and
+ * calls none of them.
  *
  * The format is mbox_parse.h's; how the parts work, each file's opening
  * comment.
@@ -128,39 +134,25 @@ mb_pread(int fd, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-/* mbox.c */
+/* commit.c */
 
-/* Release the session lock (logged if that fails), free mb; NULL: no-op. */
-void		mb_free(struct mb *mb);
-
-/* lock.c */
-
+/* The ops' commit (store.h): all or nothing, then mb is freed. */
+enum store_err	mb_commit(struct maildrop *base, const uint8_t *del,
+		    size_t *failed_r);
+/* Is a look for leftover temporary files in dir due? Thread-safe. */
+bool		mb_clean_due(const char *dir);
 /*
- * Open the mbox with flags under both MDA locks: the dotlock, then an
- * fcntl lock of type (F_RDLCK or F_WRLCK; a read lock if we may only
- * read), each waited for up to the lock wait. STORE_OK with *fd_r (-1 if
- * there is no file: then no lock is held), the fstat() after locking in
- * *st and *dot_r, all for mb_unlock(); else an error with err set and
- * nothing held.
+ * Remove the temporary files of rewrites that died: every mbox's in the
+ * directory with all, else this one's. Best effort.
  */
-enum store_err	mb_lock(struct mb *mb, int flags, short type, int *fd_r,
-		    int *dot_r, struct stat *st, char *err, size_t errlen);
-/* Release what mb_lock() took, in reverse order (fd -1: no file). */
-void		mb_unlock(struct mb *mb, int fd, int dot);
+void		mb_clean_tmp(struct mb *mb, bool all);
 
-/* scan.c */
+/* read.c: the ops' msg_open, msg_read and msg_close (store.h). */
 
-/*
- * Read the mbox (fd, locked) from start (0, or the index cache's end: a
- * separator line) to its end, appending to mb->msgs, and set mb->end.
- * From start > 0 without a separator line there, *nosep_r is set and
- * nothing was added. STORE_PERM for a file that is no mbox; other errors
- * with err set.
- */
-enum store_err	mb_index(struct mb *mb, int fd, uint64_t start, bool *nosep_r,
-		    char *err, size_t errlen);
-/* Back to no index at all: no entries, no strings, no cache used. */
-void		mb_index_reset(struct mb *mb);
+enum store_err	mb_msg_open(struct maildrop *base, size_t i,
+		    struct store_reader **r_r);
+ssize_t		mb_msg_read(struct store_reader *base, void *buf, size_t len);
+void		mb_msg_close(struct store_reader *base);
 
 /* uidl.c */
 
@@ -191,29 +183,43 @@ void		mb_ix_write(struct mb *mb, const struct mb_ixhead *h);
 /* Remove the cache (the mbox changed): the next open scans it all. */
 void		mb_ix_drop(struct mb *mb);
 
-/* read.c: the ops' msg_open, msg_read and msg_close (store.h). */
+/* scan.c */
 
-enum store_err	mb_msg_open(struct maildrop *base, size_t i,
-		    struct store_reader **r_r);
-ssize_t		mb_msg_read(struct store_reader *base, void *buf, size_t len);
-void		mb_msg_close(struct store_reader *base);
+/*
+ * Read the mbox (fd, locked) from start (0, or the index cache's end: a
+ * separator line) to its end, appending to mb->msgs, and set mb->end.
+ * From start > 0 without a separator line there, *nosep_r is set and
+ * nothing was added. STORE_PERM for a file that is no mbox; other errors
+ * with err set.
+ */
+enum store_err	mb_index(struct mb *mb, int fd, uint64_t start, bool *nosep_r,
+		    char *err, size_t errlen);
+/* Back to no index at all: no entries, no strings, no cache used. */
+void		mb_index_reset(struct mb *mb);
 
-/* commit.c */
+/* lock.c */
 
-/* The ops' commit (store.h): all or nothing, then mb is freed. */
-enum store_err	mb_commit(struct maildrop *base, const uint8_t *del,
-		    size_t *failed_r);
+/*
+ * Open the mbox with flags under both MDA locks: the dotlock, then an
+ * fcntl lock of type (F_RDLCK or F_WRLCK; a read lock if we may only
+ * read), each waited for up to the lock wait. STORE_OK with *fd_r (-1 if
+ * there is no file: then no lock is held), the fstat() after locking in
+ * *st and *dot_r, all for mb_unlock(); else an error with err set and
+ * nothing held.
+ */
+enum store_err	mb_lock(struct mb *mb, int flags, short type, int *fd_r,
+		    int *dot_r, struct stat *st, char *err, size_t errlen);
+/* Release what mb_lock() took, in reverse order (fd -1: no file). */
+void		mb_unlock(struct mb *mb, int fd, int dot);
+
+/* mb.c */
+
+/* Release the session lock (logged if that fails), free mb; NULL: no-op. */
+void		mb_free(struct mb *mb);
 /*
  * A new temporary file name beside the mbox, DIR/.NAME.evpop3d-tmp.PID.N,
  * into buf (len bytes): 0, or -1 if it does not fit.
  */
 int		mb_tmp_name(const struct mb *mb, char *buf, size_t len);
-/* Is a look for leftover temporary files in dir due? Thread-safe. */
-bool		mb_clean_due(const char *dir);
-/*
- * Remove the temporary files of rewrites that died: every mbox's in the
- * directory with all, else this one's. Best effort.
- */
-void		mb_clean_tmp(struct mb *mb, bool all);
 
 #endif

@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "store/mbox/mbox.h"
 #include "store/mbox/mbox_int.h"
 #include "store/store.h"
 
@@ -68,7 +67,7 @@ mb_msg_open(struct maildrop *base, size_t i, struct store_reader **r_r)
 		rv = STORE_TEMP;
 		goto fail;
 	}
-	r->base.ops = &store_mbox_ops;
+	r->base.ops = mb->base.ops;
 	r->mb = mb;
 	r->fd = fd;
 	r->pos = m->from_off + m->from_len;

@@ -1,0 +1,149 @@
+/*
+ * md: the bottom of the Maildir driver, called by its other files and
+ * calling none of them: the maildrop's names and paths, the cache of its
+ * directories' descriptors, and freeing it.
+ */
+#include <sys/types.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "store/maildir/maildir_int.h"
+#include "store/sesslock.h"
+#include "store/store.h"
+
+const char *const md_subdir[2] = { "new", "cur" };
+
+/* "<root>/<sub>[/<name>]" into buf; -1 if it does not fit. */
+int
+md_path(const struct md *md, char *buf, size_t len, const char *sub,
+    const char *name)
+{
+	int	 n;
+
+	if (name != NULL)
+		n = snprintf(buf, len, "%s/%s/%s", md->path, sub, name);
+	else
+		n = snprintf(buf, len, "%s/%s", md->path, sub);
+	if (n < 0 || (size_t)n >= len) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+/* The file name of m as it was last seen ("unique[:info]"). */
+void
+md_msg_name(const struct md_msg *m, char *buf, size_t len)
+{
+	if (m->has_info)
+		snprintf(buf, len, "%s:%s", m->name, m->name + strlen(m->name) + 1);
+	else
+		snprintf(buf, len, "%s", m->name);
+}
+
+/* The full path of m; -1 if it does not fit. */
+int
+md_msg_path(const struct md *md, const struct md_msg *m, char *buf,
+    size_t len)
+{
+	char	 name[NAME_MAX + 2];
+
+	md_msg_name(m, name, sizeof(name));
+	return md_path(md, buf, len, md_subdir[m->in_cur], name);
+}
+
+/*
+ * Directory descriptors of the maildrops being read. RETR opens a message
+ * relative to cur/ or new/ instead of walking its whole path again (the
+ * walk was a tenth of a full download's CPU). A small cache shared by all
+ * sessions, not a descriptor per session: an idle session must cost one
+ * descriptor. Lookups and evictions happen on the event loop (msg_open);
+ * md_free() drops a maildrop's entries from whichever thread frees it, so
+ * a descriptor is only ever closed by its own maildrop's owner or by the
+ * loop itself.
+ */
+#define MD_DIRFD_CACHE	STORE_CACHED_FDS
+
+static struct md_dirfd {
+	const struct md	*md;		/* NULL: free slot */
+	int		 sub;
+	int		 fd;
+	uint64_t	 used;		/* LRU clock */
+} md_dirfds[MD_DIRFD_CACHE];
+static pthread_mutex_t	 md_dirfd_mtx = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t		 md_dirfd_clock;
+
+/* The cached descriptor of md's sub directory, opened if needed; -1. */
+int
+md_dirfd_get(const struct md *md, int sub)
+{
+	struct md_dirfd	*e, *victim = &md_dirfds[0];
+	char		 path[PATH_MAX];
+	int		 fd;
+	size_t		 i;
+
+	pthread_mutex_lock(&md_dirfd_mtx);
+	for (i = 0; i < MD_DIRFD_CACHE; i++) {
+		e = &md_dirfds[i];
+		if (e->md == md && e->sub == sub) {
+			e->used = ++md_dirfd_clock;
+			pthread_mutex_unlock(&md_dirfd_mtx);
+			return e->fd;
+		}
+		if (e->md == NULL || (victim->md != NULL &&
+		    e->used < victim->used))
+			victim = e;
+	}
+	pthread_mutex_unlock(&md_dirfd_mtx);
+
+	if (md_path(md, path, sizeof(path), md_subdir[sub], NULL) == -1 ||
+	    (fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -1;
+	pthread_mutex_lock(&md_dirfd_mtx);
+	if (victim->md != NULL)
+		close(victim->fd);
+	victim->md = md;
+	victim->sub = sub;
+	victim->fd = fd;
+	victim->used = ++md_dirfd_clock;
+	pthread_mutex_unlock(&md_dirfd_mtx);
+	return fd;
+}
+
+/* Close md's cached directory descriptors, from any thread. */
+void
+md_dirfd_drop(const struct md *md)
+{
+	size_t	 i;
+
+	pthread_mutex_lock(&md_dirfd_mtx);
+	for (i = 0; i < MD_DIRFD_CACHE; i++)
+		if (md_dirfds[i].md == md) {
+			close(md_dirfds[i].fd);
+			md_dirfds[i].md = NULL;
+		}
+	pthread_mutex_unlock(&md_dirfd_mtx);
+}
+
+/* Drop md's descriptors, release its session lock, free it. */
+void
+md_free(struct md *md)
+{
+	if (md == NULL)
+		return;
+	md_dirfd_drop(md);
+	if (sesslock_release(md->lock) == -1)
+		log_warn("maildir %s: session lock release", md->path);
+	arena_free(&md->arena);
+	free(md->msgs);
+	free(md->path);
+	free(md);
+}
