@@ -4,8 +4,11 @@
  * Stored passwords are Dovecot-style "{SCHEME}data" strings. The crypt
  * schemes go through libxcrypt's crypt_rn() with a heap-allocated
  * struct crypt_data (about 32 KiB: too big for small worker stacks), which
- * makes them thread-safe. Every comparison of secret-derived bytes uses
- * CRYPTO_memcmp().
+ * makes them thread-safe; yescrypt ("$y$", Debian's default) is one of
+ * them. The digest schemes of LDAP and Dovecot ({SHA}, {SHA256},
+ * {SHA512}, and the salted {SSHA}, {SSHA256}, {SSHA512}: the digest of
+ * password and salt, then the salt) go through OpenSSL. Every comparison
+ * of secret-derived bytes uses CRYPTO_memcmp().
  */
 #include <crypt.h>
 #include <stdbool.h>
@@ -27,24 +30,45 @@ enum auth_scheme {
 	SCHEME_SHA256_CRYPT,	/* $5$ */
 	SCHEME_SHA512_CRYPT,	/* $6$ */
 	SCHEME_BLF_CRYPT,	/* $2a$, $2b$, $2y$ */
+	SCHEME_DIGEST,		/* base64 (or hex) of digest(password) */
+	SCHEME_SDIGEST,		/* ... of digest(password salt) salt */
 };
 
-static const struct {
+static const struct auth_scheme_def {
 	const char		*name;
 	enum auth_scheme	 scheme;
 	const char		*prefix;	/* required start of the data */
+	const char		*md;		/* digest schemes: OpenSSL's name */
 } auth_schemes[] = {
-	{ "PLAIN",		SCHEME_PLAIN,		NULL },
-	{ "CRYPT",		SCHEME_CRYPT,		NULL },
-	{ "MD5-CRYPT",		SCHEME_MD5_CRYPT,	"$1$" },
-	{ "SHA256-CRYPT",	SCHEME_SHA256_CRYPT,	"$5$" },
-	{ "SHA512-CRYPT",	SCHEME_SHA512_CRYPT,	"$6$" },
-	{ "BLF-CRYPT",		SCHEME_BLF_CRYPT,	"$2" },	/* + a|b|y */
+	{ "PLAIN",		SCHEME_PLAIN,		NULL,	NULL },
+	{ "CRYPT",		SCHEME_CRYPT,		NULL,	NULL },
+	{ "MD5-CRYPT",		SCHEME_MD5_CRYPT,	"$1$",	NULL },
+	{ "SHA256-CRYPT",	SCHEME_SHA256_CRYPT,	"$5$",	NULL },
+	{ "SHA512-CRYPT",	SCHEME_SHA512_CRYPT,	"$6$",	NULL },
+	{ "BLF-CRYPT",		SCHEME_BLF_CRYPT,	"$2",	NULL },	/* + a|b|y */
+	{ "SHA",		SCHEME_DIGEST,		NULL,	"SHA1" },
+	{ "SHA1",		SCHEME_DIGEST,		NULL,	"SHA1" },
+	{ "SHA256",		SCHEME_DIGEST,		NULL,	"SHA256" },
+	{ "SHA512",		SCHEME_DIGEST,		NULL,	"SHA512" },
+	{ "SSHA",		SCHEME_SDIGEST,		NULL,	"SHA1" },
+	{ "SSHA256",		SCHEME_SDIGEST,		NULL,	"SHA256" },
+	{ "SSHA512",		SCHEME_SDIGEST,		NULL,	"SHA512" },
 };
+
+/* A digest scheme's data: base64 unless the scheme name says ".HEX". */
+enum auth_encoding {
+	ENC_AUTO,		/* base64; hex if it is exactly a hex digest */
+	ENC_BASE64,		/* {SCHEME.B64}, {SCHEME.BASE64} */
+	ENC_HEX,		/* {SCHEME.HEX} */
+};
+
+/* Longest decoded digest-scheme data: a SHA-512 digest and a salt. */
+#define AUTH_DIGEST_DATA_MAX	(EVP_MAX_MD_SIZE + 256)
 
 #define AUTH_HASH_PREFIX	"{SHA512-CRYPT}"
 
-static int	auth_scheme_parse(const char *, enum auth_scheme *,
+static int	auth_scheme_parse(const char *,
+		    const struct auth_scheme_def **, enum auth_encoding *,
 		    const char **);
 static int	auth_verify_plain(const char *, const char *);
 static int	auth_verify_crypt(const char *, const char *);
@@ -155,19 +179,21 @@ auth_verify_crypt(const char *data, const char *password)
 }
 
 /*
- * Split stored into its scheme and data (a bare string is {CRYPT}).
+ * Split stored into its scheme and data (a bare string is {CRYPT}); a
+ * digest scheme may name its encoding ("{SSHA256.HEX}", Dovecot's).
  * Returns 0, or -1 if the scheme is unknown or the data does not start
  * the way the scheme requires.
  */
 static int
-auth_scheme_parse(const char *stored, enum auth_scheme *scheme_r,
-    const char **data_r)
+auth_scheme_parse(const char *stored, const struct auth_scheme_def **def_r,
+    enum auth_encoding *enc_r, const char **data_r)
 {
-	const char	*data, *end;
+	const char	*data, *end, *dot;
 	size_t		 i, nlen;
 
+	*enc_r = ENC_AUTO;
 	if (stored[0] != '{') {
-		*scheme_r = SCHEME_CRYPT;
+		*def_r = &auth_schemes[1];	/* CRYPT */
 		*data_r = stored;
 		return 0;
 	}
@@ -175,39 +201,163 @@ auth_scheme_parse(const char *stored, enum auth_scheme *scheme_r,
 		return -1;
 	nlen = (size_t)(end - (stored + 1));
 	data = end + 1;
+	if ((dot = memchr(stored + 1, '.', nlen)) != NULL) {
+		if ((size_t)(end - dot) == 4 && strncasecmp(dot, ".HEX", 4) == 0)
+			*enc_r = ENC_HEX;
+		else if (((size_t)(end - dot) == 4 &&
+		    strncasecmp(dot, ".B64", 4) == 0) || ((size_t)(end - dot) ==
+		    7 && strncasecmp(dot, ".BASE64", 7) == 0))
+			*enc_r = ENC_BASE64;
+		else
+			return -1;
+		nlen = (size_t)(dot - (stored + 1));
+	}
 	for (i = 0; i < sizeof(auth_schemes) / sizeof(auth_schemes[0]); i++) {
-		if (strlen(auth_schemes[i].name) != nlen ||
-		    strncasecmp(auth_schemes[i].name, stored + 1, nlen) != 0)
+		const struct auth_scheme_def *def = &auth_schemes[i];
+
+		if (strlen(def->name) != nlen ||
+		    strncasecmp(def->name, stored + 1, nlen) != 0)
 			continue;
-		if (auth_schemes[i].prefix != NULL &&
-		    strncmp(data, auth_schemes[i].prefix,
-		    strlen(auth_schemes[i].prefix)) != 0)
+		if (*enc_r != ENC_AUTO && def->md == NULL)
+			return -1;	/* an encoding only for digests */
+		if (def->prefix != NULL &&
+		    strncmp(data, def->prefix, strlen(def->prefix)) != 0)
 			return -1;
 		/* bcrypt: only the $2a$, $2b$ and $2y$ variants */
-		if (auth_schemes[i].scheme == SCHEME_BLF_CRYPT &&
+		if (def->scheme == SCHEME_BLF_CRYPT &&
 		    (data[2] == '\0' || strchr("aby", data[2]) == NULL ||
 		    data[3] != '$'))
 			return -1;
-		*scheme_r = auth_schemes[i].scheme;
+		*def_r = def;
 		*data_r = data;
 		return 0;
 	}
 	return -1;
 }
 
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Hex into out (max bytes); the length, or -1. */
+static int
+hex_decode(const char *in, size_t len, unsigned char *out, size_t max)
+{
+	size_t	i;
+	int	hi, lo;
+
+	if (len % 2 != 0 || len / 2 > max)
+		return -1;
+	for (i = 0; i < len; i += 2) {
+		if ((hi = hexval(in[i])) < 0 || (lo = hexval(in[i + 1])) < 0)
+			return -1;
+		out[i / 2] = (unsigned char)(hi << 4 | lo);
+	}
+	return (int)(len / 2);
+}
+
+/* Padded base64 (RFC 4648 section 4) into out (max bytes); length or -1. */
+static int
+b64_decode(const char *in, size_t len, unsigned char *out, size_t max)
+{
+	unsigned char	 buf[(AUTH_DIGEST_DATA_MAX + 2) / 3 * 3];
+	size_t		 i, pad = 0;
+	int		 n;
+
+	if (len == 0 || len % 4 != 0 || len / 4 * 3 > sizeof(buf))
+		return -1;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)in[i];
+
+		if (c == '=') {
+			if (i < len - 2)
+				return -1;
+			pad++;
+		} else if (pad > 0 || !((c >= 'A' && c <= 'Z') ||
+		    (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '+' || c == '/'))
+			return -1;
+	}
+	if ((n = EVP_DecodeBlock(buf, (const unsigned char *)in, (int)len)) < 0)
+		return -1;
+	n -= (int)pad;
+	if (n < 0 || (size_t)n > max) {
+		auth_wipe(buf, sizeof(buf));
+		return -1;
+	}
+	memcpy(out, buf, (size_t)n);
+	auth_wipe(buf, sizeof(buf));
+	return n;
+}
+
+/*
+ * The digest schemes: decode the data, then compare digest(password),
+ * or for a salted scheme digest(password || salt), with its first bytes.
+ * An unsalted digest stored as exactly its hex form is read as hex, as
+ * Dovecot does.
+ */
+static int
+auth_verify_digest(const struct auth_scheme_def *def, enum auth_encoding enc,
+    const char *data, const char *password)
+{
+	unsigned char	 raw[AUTH_DIGEST_DATA_MAX], d[EVP_MAX_MD_SIZE];
+	const EVP_MD	*md;
+	EVP_MD_CTX	*ctx = NULL;
+	size_t		 dlen, len = strlen(data);
+	unsigned int	 outl = 0;
+	int		 n, ret = -1;
+
+	if ((md = EVP_get_digestbyname(def->md)) == NULL)
+		return -1;
+	dlen = (size_t)EVP_MD_get_size(md);
+	if (enc == ENC_HEX || (enc == ENC_AUTO &&
+	    def->scheme == SCHEME_DIGEST && len == 2 * dlen))
+		n = hex_decode(data, len, raw, sizeof(raw));
+	else
+		n = b64_decode(data, len, raw, sizeof(raw));
+	/* The lengths are public: a salted hash has a salt, a plain one none. */
+	if (n < 0 || (def->scheme == SCHEME_DIGEST && (size_t)n != dlen) ||
+	    (def->scheme == SCHEME_SDIGEST && (size_t)n <= dlen))
+		goto out;
+	if ((ctx = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestInit_ex(ctx, md, NULL) != 1 ||
+	    EVP_DigestUpdate(ctx, password, strlen(password)) != 1 ||
+	    (def->scheme == SCHEME_SDIGEST && EVP_DigestUpdate(ctx, raw + dlen,
+	    (size_t)n - dlen) != 1) ||
+	    EVP_DigestFinal_ex(ctx, d, &outl) != 1 || outl != dlen)
+		goto out;
+	ret = CRYPTO_memcmp(d, raw, dlen) == 0 ? 1 : 0;
+ out:
+	EVP_MD_CTX_free(ctx);
+	auth_wipe(raw, sizeof(raw));
+	auth_wipe(d, sizeof(d));
+	return ret;
+}
+
 /* See auth.h. */
 int
 auth_password_verify(const char *stored, const char *password)
 {
-	enum auth_scheme	 scheme;
-	const char		*data;
+	const struct auth_scheme_def	*def;
+	enum auth_encoding		 enc;
+	const char			*data;
 
 	if (stored == NULL || password == NULL)
 		return -1;
-	if (auth_scheme_parse(stored, &scheme, &data) == -1)
+	if (auth_scheme_parse(stored, &def, &enc, &data) == -1)
 		return -1;
-	if (scheme == SCHEME_PLAIN)
+	if (def->scheme == SCHEME_PLAIN)
 		return auth_verify_plain(data, password);
+	if (def->md != NULL)
+		return auth_verify_digest(def, enc, data, password);
 	return auth_verify_crypt(data, password);
 }
 
@@ -222,18 +372,24 @@ auth_password_verify(const char *stored, const char *password)
 int
 auth_password_cost(const char *stored, char *buf, size_t len)
 {
-	enum auth_scheme	 scheme;
-	const char		*data, *id_end, *f1, *p;
-	size_t			 nf = 0;
-	int			 cost;
+	const struct auth_scheme_def	*def;
+	enum auth_encoding		 enc;
+	const char			*data, *id_end, *f1, *p;
+	size_t				 nf = 0;
+	int				 cost;
 
 	if (len > 0)
 		buf[0] = '\0';
 	if (stored == NULL || len == 0 ||
-	    auth_scheme_parse(stored, &scheme, &data) == -1)
+	    auth_scheme_parse(stored, &def, &enc, &data) == -1)
 		return -1;
-	if (scheme == SCHEME_PLAIN) {
+	if (def->scheme == SCHEME_PLAIN) {
 		snprintf(buf, len, "PLAIN");
+		return 0;
+	}
+	/* A digest costs one hash of the password, whatever the salt. */
+	if (def->md != NULL) {
+		snprintf(buf, len, "%s", def->md);
 		return 0;
 	}
 	/* What auth_verify_crypt() and crypt_rn() refuse without hashing. */

@@ -263,7 +263,7 @@ class Server:
         """Add a passwd-file user with a Maildir; call before start().
 
         extra is the passwd-file extra field, e.g. "userdb_mail=mbox:PATH"
-        for a user of another driver (store_locate() in src/store.c).
+        for a user of another driver (store_locate() in src/store/registry.c).
         """
         if home is None:
             safe = re.sub(r"[^A-Za-z0-9_.-]", "_", user) or "x"

@@ -331,6 +331,69 @@ test_des_crypt(void **state)
 	free(cd);
 }
 
+/*
+ * The digest schemes, against hashes made by Dovecot 2.3's
+ * `doveadm pw -s SCHEME -p 'hunter 2'`.
+ */
+static void
+test_digest_schemes(void **state)
+{
+	static const char *const good[] = {
+	    "{SHA}vGlm2kXv9YeJhB79ewfbQf4WWMk=",
+	    "{SHA1}vGlm2kXv9YeJhB79ewfbQf4WWMk=",
+	    "{sha}vGlm2kXv9YeJhB79ewfbQf4WWMk=",
+	    "{SHA256}MCdiyrPfCKWH0W7/sQY7JVkDNWsL1CWzMP7GW/Pnd9s=",
+	    "{SHA512}i/ioEiYQfx6jh4DzK5BZG5g56Yy7EO4ybnbW+x7/UjFQ7lQFgfjCg6rd"
+	    "FPkcfPmW61sVTvyfHaUE+gMwOLChjQ==",
+	    "{SSHA}mjw8cSQzWK/gWBf1HSGqD5jQHEuihi6x",
+	    "{SSHA256}++jnaPPpXOwzt9U05AgAMmiwTKLYpANMxgvgO7itx5J/wcWM",
+	    "{SSHA512}/R0S5rwi9qSlhaPNdxr7Q+4OEd3Z9qqoNoEpTIvvivwUnhx/W/DcuW61"
+	    "/1YI+yWsRU1qhmzhhW9sTJxZ+p92BETV25A=",
+	    "{SHA256.HEX}302762cab3df08a587d16effb1063b255903356b0bd425b330fe"
+	    "c65bf3e777db",
+	    /* Dovecot reads an unsalted digest of hex length as hex */
+	    "{SHA256}302762cab3df08a587d16effb1063b255903356b0bd425b330fec65b"
+	    "f3e777db",
+	    "{SSHA.HEX}7257f833593a0bcece9ac639849732b5a4891b5c4507db62",
+	    "{SHA512.B64}i/ioEiYQfx6jh4DzK5BZG5g56Yy7EO4ybnbW+x7/UjFQ7lQFgfjC"
+	    "g6rdFPkcfPmW61sVTvyfHaUE+gMwOLChjQ==",
+	};
+	static const char *const bad[] = {
+	    "{SHA}vGlm2kXv9YeJhB79ewfbQf4WWM==",	/* 19 octets */
+	    "{SHA}vGlm2kXv9YeJhB79ewfbQf4WWMk",		/* no padding */
+	    "{SHA}vGlm2kXv9YeJhB79ewfbQf4W!Mk=",	/* not base64 */
+	    "{SHA}",
+	    "{SSHA}vGlm2kXv9YeJhB79ewfbQf4WWMk=",	/* no salt */
+	    "{SHA256.HEX}302762cab3df08a587d16effb1063b255903356b0bd425b3"
+	    "30fec65bf3e777dg",				/* not hex */
+	    "{SHA256.HEX}30",
+	    "{SHA256.XYZ}MCdiyrPfCKWH0W7/sQY7JVkDNWsL1CWzMP7GW/Pnd9s=",
+	    "{PLAIN.HEX}68756e7465722032",		/* digests only */
+	    "{SHA3}vGlm2kXv9YeJhB79ewfbQf4WWMk=",
+	};
+	char	cls[64];
+	size_t	i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		assert_int_equal(auth_password_verify(good[i], "hunter 2"), 1);
+		assert_int_equal(auth_password_verify(good[i], "hunter 3"), 0);
+		assert_int_equal(auth_password_verify(good[i], "hunter 22"), 0);
+		assert_int_equal(auth_password_verify(good[i], ""), 0);
+		assert_int_equal(auth_password_cost(good[i], cls, sizeof(cls)),
+		    0);
+		assert_true(strncmp(cls, "SHA", 3) == 0);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(auth_password_verify(bad[i], "hunter 2"), -1);
+	}
+	/* One cost class per digest, whatever the salt or encoding. */
+	assert_int_equal(auth_password_cost(good[5], cls, sizeof(cls)), 0);
+	assert_string_equal(cls, "SHA1");
+	assert_int_equal(auth_password_cost(good[8], cls, sizeof(cls)), 0);
+	assert_string_equal(cls, "SHA256");
+}
+
 static void
 test_scheme_mismatch(void **state)
 {
@@ -1602,6 +1665,7 @@ main(void)
 		cmocka_unit_test(test_sha512_vector),
 		cmocka_unit_test(test_crypt_schemes),
 		cmocka_unit_test(test_des_crypt),
+		cmocka_unit_test(test_digest_schemes),
 		cmocka_unit_test(test_scheme_mismatch),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_hash_roundtrip),

@@ -1,0 +1,83 @@
+"""
+Password schemes users migrating from Dovecot have, against hashes made
+by Dovecot's own `doveadm pw` at test time: the digest schemes ({SHA},
+{SHA256}, {SHA512}, the salted {SSHA}, {SSHA256}, {SSHA512}, and their
+.HEX/.B64 forms) and {CRYPT} with yescrypt (libxcrypt, Debian's default).
+Each user logs in with poplib with the right password and fails with a
+wrong one.
+"""
+
+import ctypes
+import ctypes.util
+import poplib
+import secrets
+import shutil
+import subprocess
+
+import evtest
+
+DOVEADM = shutil.which("doveadm") or "/usr/bin/doveadm"
+SCHEMES = ["SHA", "SHA1", "SHA256", "SHA512", "SSHA", "SSHA256", "SSHA512",
+           "SHA256.HEX", "SSHA512.HEX", "SHA512.B64"]
+
+
+def doveadm_pw(scheme, password):
+    out = subprocess.run([DOVEADM, "pw", "-s", scheme, "-p", password],
+                         capture_output=True, text=True, check=True,
+                         timeout=30)
+    return out.stdout.strip()
+
+
+def yescrypt(password):
+    """$y$ through libxcrypt's crypt_gensalt_rn() and crypt_r()."""
+    lib = ctypes.CDLL(ctypes.util.find_library("crypt"))
+    lib.crypt_gensalt.restype = ctypes.c_char_p
+    lib.crypt_gensalt.argtypes = [ctypes.c_char_p, ctypes.c_ulong,
+                                  ctypes.c_char_p, ctypes.c_int]
+    lib.crypt.restype = ctypes.c_char_p
+    lib.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    salt = lib.crypt_gensalt(b"$y$", 0, None, 0)
+    return lib.crypt(password.encode(), salt).decode()
+
+
+class Schemes(evtest.ServerTestCase):
+
+    @classmethod
+    def setup_users(cls, srv):
+        cls.users = {}
+        for scheme in SCHEMES:
+            pw = "pw-" + secrets.token_hex(6)
+            stored = doveadm_pw(scheme, pw)
+            assert stored.upper().startswith("{%s}" % scheme), stored
+            cls.users[scheme] = srv.add_user("u-%s@example.com" %
+                                             scheme.lower(), pw, stored)
+        pw = "pw-" + secrets.token_hex(6)
+        stored = "{CRYPT}" + yescrypt(pw)
+        assert stored.startswith("{CRYPT}$y$"), stored
+        cls.users["yescrypt"] = srv.add_user("u-yescrypt@example.com", pw,
+                                             stored)
+
+    def login(self, mb, password):
+        p = poplib.POP3("127.0.0.1", self.srv.port, timeout=10)
+        self.addCleanup(p.close)
+        p.user(mb.user)
+        return p, p.pass_(password)
+
+    def test_every_scheme(self):
+        for scheme, mb in sorted(self.users.items()):
+            with self.subTest(scheme=scheme):
+                p, resp = self.login(mb, mb.password)
+                self.assertTrue(resp.startswith(b"+OK"), resp)
+                p.quit()
+                with self.assertRaises(poplib.error_proto) as e:
+                    self.login(mb, mb.password + "x")
+                self.assertIn(b"[AUTH]", e.exception.args[0])
+
+    def test_no_unusable_entry(self):
+        """Every entry was usable: no passwd-entry-unusable line."""
+        self.test_every_scheme()
+        self.assertNotIn("passwd-entry-unusable", self.srv.log_text())
+
+
+if __name__ == "__main__":
+    evtest.main()
