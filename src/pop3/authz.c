@@ -1,5 +1,5 @@
 /*
- * authz: AUTHORIZATION (USER, PASS, APOP, AUTH PLAIN).
+ * authz: AUTHORIZATION (USER, PASS, APOP, AUTH PLAIN and LOGIN).
  *
  * Password checks and maildrop opening block (hashing, directory scans),
  * so both run as one job in the worker pool: RFC 1939 section 4 has the
@@ -415,6 +415,59 @@ sasl_plain(struct client *c, const char *b64, size_t b64len)
 	return r;
 }
 
+/*
+ * SASL LOGIN (draft-murchison-sasl-login, what Outlook and older clients
+ * use): the user name, then the password, each base64 in its own
+ * response after a "Username:" and a "Password:" challenge. The user
+ * name is kept in c->user between the two.
+ */
+static enum cmd_result
+sasl_login_user(struct client *c, const char *b64, size_t b64len)
+{
+	unsigned char	 buf[POP3_LINE_MAX];
+	int		 n;
+
+	if ((n = base64_decode(b64, b64len, buf)) < 0) {
+		session_reply(c->s, "-ERR [AUTH] Invalid base64 data.");
+		return CMD_BAD;
+	}
+	buf[n] = '\0';
+	if (n == 0 || memchr(buf, '\0', (size_t)n) != NULL ||
+	    !auth_username_valid((const char *)buf)) {
+		session_reply(c->s, "-ERR [AUTH] Invalid user name.");
+		return CMD_BAD;
+	}
+	if (!set_user(c, (const char *)buf, (size_t)n)) {
+		session_reply(c->s, "-ERR [SYS/TEMP] Out of memory.");
+		return CMD_ERR;
+	}
+	c->sasl_wait = 1;
+	c->sasl_login = 1;
+	session_reply(c->s, "+ UGFzc3dvcmQ6");	/* "Password:" */
+	return CMD_OK;
+}
+
+static enum cmd_result
+sasl_login_pass(struct client *c, const char *b64, size_t b64len)
+{
+	unsigned char	 buf[POP3_LINE_MAX];
+	enum cmd_result	 r;
+	int		 n;
+
+	if ((n = base64_decode(b64, b64len, buf)) < 0) {
+		session_reply(c->s, "-ERR [AUTH] Invalid base64 data.");
+		return CMD_BAD;
+	}
+	if (memchr(buf, '\0', (size_t)n) != NULL) {
+		auth_wipe(buf, sizeof(buf));
+		session_reply(c->s, "-ERR [AUTH] Invalid SASL LOGIN password.");
+		return CMD_BAD;
+	}
+	r = login_submit(c, false, (const char *)buf, (size_t)n);
+	auth_wipe(buf, sizeof(buf));
+	return r;
+}
+
 /* RFC 5034: AUTH mechanism [initial-response]. */
 enum cmd_result
 cmd_auth(struct client *c, int argc, char **argv)
@@ -424,7 +477,16 @@ cmd_auth(struct client *c, int argc, char **argv)
 		/* Not in RFC 5034; Outlook probes with it (and "AUTH "). */
 		session_reply(c->s, "+OK Supported mechanisms follow");
 		session_reply(c->s, "PLAIN");
+		session_reply(c->s, "LOGIN");
 		session_reply(c->s, ".");
+		return CMD_OK;
+	}
+	if (strcasecmp(argv[0], "LOGIN") == 0) {
+		if (argc == 2)		/* the user name as initial response */
+			return sasl_login_user(c, argv[1], strlen(argv[1]));
+		c->sasl_wait = 1;
+		c->sasl_login = 0;
+		session_reply(c->s, "+ VXNlcm5hbWU6");	/* "Username:" */
 		return CMD_OK;
 	}
 	if (strcasecmp(argv[0], "PLAIN") != 0) {
@@ -434,6 +496,8 @@ cmd_auth(struct client *c, int argc, char **argv)
 	if (argc == 2)
 		return sasl_plain(c, argv[1], strlen(argv[1]));
 	c->sasl_wait = 1;
+	c->sasl_login = 0;
+	c->sasl_plain = 1;
 	session_reply(c->s, "+ ");
 	return CMD_OK;
 }
@@ -441,7 +505,12 @@ cmd_auth(struct client *c, int argc, char **argv)
 void
 authz_sasl_response(struct client *c, char *line, size_t len)
 {
+	bool		plain = c->sasl_plain, pass = c->sasl_login;
+	enum cmd_result	r;
+
 	c->sasl_wait = 0;
+	c->sasl_login = 0;
+	c->sasl_plain = 0;
 	session_touch(c->s);
 	if (len == 1 && line[0] == '*') {
 		session_reply(c->s, "-ERR Authentication cancelled.");
@@ -452,7 +521,13 @@ authz_sasl_response(struct client *c, char *line, size_t len)
 		pop3_bad_command(c);
 		return;
 	}
+	if (plain)
+		r = sasl_plain(c, line, len);
+	else if (pass)
+		r = sasl_login_pass(c, line, len);
+	else
+		r = sasl_login_user(c, line, len);
 	/* Not through the dispatcher: count a bad response here. */
-	if (sasl_plain(c, line, len) == CMD_BAD)
+	if (r == CMD_BAD)
 		pop3_bad_command(c);
 }

@@ -94,6 +94,9 @@ struct client {
 
 	unsigned		 have_user:1;	/* USER was accepted */
 	unsigned		 sasl_wait:1;	/* next line is a SASL response */
+	unsigned		 sasl_plain:1;	/* ... to AUTH PLAIN's "+ " */
+	unsigned		 sasl_login:1;	/* ... LOGIN's "Password:" (else
+						   its "Username:") */
 
 	struct reply_cont	*cont_next;	/* CMD_CONT: to start */
 	struct login_job	*login;		/* password check on a worker */

@@ -243,7 +243,7 @@ cmd_capa(struct client *c, int argc, char **argv)
 	    "PIPELINING\r\n"
 	    "RESP-CODES\r\n"
 	    "AUTH-RESP-CODE\r\n"
-	    "SASL PLAIN\r\n"
+	    "SASL PLAIN LOGIN\r\n"
 	    "EXPIRE NEVER\r\n"
 	    "LOGIN-DELAY 0\r\n";
 
@@ -310,6 +310,8 @@ proto_overlong(struct session *s)
 	struct client *c = session_ctx(s);
 
 	c->sasl_wait = 0;
+	c->sasl_plain = 0;
+	c->sasl_login = 0;
 	session_reply(s, "-ERR Line too long (maximum %d octets).",
 	    POP3_LINE_MAX);
 	pop3_bad_command(c);

@@ -1,6 +1,6 @@
 """
 AUTHORIZATION state: USER/PASS (RFC 1939 section 7), password schemes of
-the passwd-file, SASL PLAIN (RFC 5034, RFC 4616), APOP, response codes
+the passwd-file, SASL PLAIN (RFC 5034, RFC 4616) and LOGIN, APOP, response codes
 (RFC 2449, RFC 3206), failure limits and delays, user-name validation.
 """
 
@@ -302,6 +302,85 @@ class SaslPlain(evtest.ServerTestCase):
         c = self.connect()
         c.err("AUTH PLAIN =")
         c.login(mb.user, mb.password)
+        c.quit()
+
+
+class SaslLogin(evtest.ServerTestCase):
+    """SASL LOGIN (Outlook, older clients): "Username:", then "Password:"
+    challenges, each answered in base64; the user name may come as the
+    initial response."""
+    POOL = 16
+
+    def b64(self, text, secret=False):
+        s = base64.b64encode(text.encode()).decode()
+        if secret:
+            self.srv.secret(s)
+        return s
+
+    def test_capa_and_mechanism_list(self):
+        c = self.connect()
+        _, lines = c.ok_multi("CAPA")
+        sasl = [l.decode().split()[1:] for l in lines
+                if l.decode().upper().startswith("SASL ")]
+        self.assertEqual(sasl, [["PLAIN", "LOGIN"]])
+        _, lines = c.ok_multi("AUTH")
+        self.assertEqual([l.decode() for l in lines], ["PLAIN", "LOGIN"])
+        c.quit()
+
+    def test_challenges(self):
+        mb = self.fresh()
+        mb.add(b"Subject: x\n\ny\n")
+        c = self.connect()
+        r = c.cmd("AUTH LOGIN")
+        self.assertEqual(r, "+ VXNlcm5hbWU6")		# "Username:"
+        r = c.cmd(self.b64(mb.user))
+        self.assertEqual(r, "+ UGFzc3dvcmQ6")		# "Password:"
+        self.assertOK(c.cmd(self.b64(mb.password, secret=True)))
+        self.assertEqual(c.ok("STAT").split()[1], "1")
+        c.quit()
+
+    def test_initial_response(self):
+        mb = self.fresh()
+        c = self.connect()
+        r = c.cmd("auth login " + self.b64(mb.user))
+        self.assertEqual(r, "+ UGFzc3dvcmQ6")
+        self.assertOK(c.cmd(self.b64(mb.password, secret=True)))
+        c.ok("NOOP")
+        c.quit()
+
+    def test_wrong_password_and_cancel(self):
+        mb = self.fresh()
+        c = self.connect()
+        c.cmd("AUTH LOGIN " + self.b64(mb.user))
+        r = c.err(self.b64("wrong-" + mb.password, secret=True))
+        self.assertIn("[AUTH]", r)
+        self.assertTrue(c.cmd("AUTH LOGIN").startswith("+ "))
+        c.err("*")				# cancelled at "Username:"
+        c.cmd("AUTH LOGIN " + self.b64(mb.user))
+        c.err("*")				# and at "Password:"
+        c.login(mb.user, mb.password)		# still usable
+        c.quit()
+
+    def test_bad_data(self):
+        c = self.connect()
+        c.err("AUTH LOGIN !!!not-base64!!!")
+        c.err("AUTH LOGIN " + self.b64("a/../b"))	# not a user name
+        self.assertTrue(c.cmd("AUTH LOGIN").startswith("+ "))
+        c.err("%%%%")
+        c.ok_multi("CAPA")
+        c.close()
+
+    def test_pipelined(self):
+        """The responses pipelined behind AUTH LOGIN, and a command behind
+        the password, which waits for the login to finish."""
+        mb = self.fresh()
+        c = self.connect()
+        c.send("AUTH LOGIN\r\n%s\r\n%s\r\nSTAT\r\n" % (
+            self.b64(mb.user), self.b64(mb.password, secret=True)))
+        self.assertEqual(c.readline(), b"+ VXNlcm5hbWU6")
+        self.assertEqual(c.readline(), b"+ UGFzc3dvcmQ6")
+        self.assertOK(c.status())
+        self.assertOK(c.status())
         c.quit()
 
 

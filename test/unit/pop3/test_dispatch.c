@@ -590,6 +590,7 @@ test_auth_trailing_space(void **state)
 	next_line(env, s);
 	assert_true(has_prefix(command(env, s, "AUTH "), "+OK"));
 	assert_string_equal(next_line(env, s), "PLAIN");
+	assert_string_equal(next_line(env, s), "LOGIN");
 	assert_string_equal(next_line(env, s), ".");
 	/* AUTH PLAIN with an initial response. */
 	snprintf(line, sizeof(line), "AUTH PLAIN %s", bob_plain);
