@@ -55,6 +55,7 @@
 #define AUTH_PARTIAL_RETRY_MS	1000	/* try an unfinished file again */
 #define AUTH_COST_CLASSES	16	/* distinct cost classes counted */
 #define AUTH_CLASS_MAX		64	/* auth_password_cost() buffer */
+#define AUTH_UNUSABLE_LINES	20	/* users named at load, then a count */
 
 /* What identifies one version of the file. */
 struct auth_fkey {
@@ -118,6 +119,8 @@ static int	auth_parse_line(char *, struct auth_entry *, char *, size_t,
 static int	auth_entry_cmp_name(const void *, const void *);
 static int	auth_entry_cmp(const void *, const void *);
 static void	auth_table_pick_standin(struct auth_table *);
+static void	auth_table_report_unusable(const struct auth_table *,
+		    const char *);
 static enum auth_load auth_table_load(const char *, struct auth_table **,
 		    char *, size_t);
 static bool	auth_shrink_refused(const struct auth_db *, size_t, size_t);
@@ -407,6 +410,47 @@ auth_table_pick_standin(struct auth_table *tab)
 }
 
 /*
+ * Name, at load time, every user whose password cannot be checked (an
+ * unknown scheme or a malformed hash): such a user could never log in,
+ * and the operator should hear of it now rather than at a failed login.
+ * The scheme's name is logged, never the hash. At most
+ * AUTH_UNUSABLE_LINES lines, then one with the count of the rest.
+ */
+static void
+auth_table_report_unusable(const struct auth_table *tab, const char *path)
+{
+	char	 cls[AUTH_CLASS_MAX], quser[LOG_QUOTED_SIZE(POP3_USER_MAX)];
+	char	 scheme[40], qscheme[LOG_QUOTED_SIZE(sizeof(scheme))];
+	const char *pass, *end;
+	size_t	 i, n = 0;
+
+	for (i = 0; i < tab->nents; i++) {
+		pass = tab->ents[i].pass;
+		if (auth_password_cost(pass, cls, sizeof(cls)) == 0)
+			continue;
+		if (++n > AUTH_UNUSABLE_LINES)
+			continue;
+		if (pass[0] != '{')
+			snprintf(scheme, sizeof(scheme), "CRYPT");
+		else if ((end = strchr(pass, '}')) == NULL)
+			snprintf(scheme, sizeof(scheme), "?");
+		else
+			snprintf(scheme, sizeof(scheme), "%.*s",
+			    (int)(end - pass - 1), pass + 1);
+		log_warnx("event=passwd-entry-unusable file=%s line=%zu "
+		    "user=%s scheme=%s note=\"unknown password scheme or "
+		    "malformed hash: this user cannot log in\"", path,
+		    tab->ents[i].line, log_quote(quser, sizeof(quser),
+		    tab->ents[i].name), log_quote(qscheme, sizeof(qscheme),
+		    scheme));
+	}
+	if (n > AUTH_UNUSABLE_LINES)
+		log_warnx("event=passwd-entry-unusable file=%s count=%zu "
+		    "note=\"%zu more users whose password cannot be "
+		    "checked\"", path, n, n - AUTH_UNUSABLE_LINES);
+}
+
+/*
  * Read and parse path into a new table. Returns AUTH_LOAD_OK, or
  * AUTH_LOAD_ERROR with a message for the first error in file order in err,
  * or AUTH_LOAD_PARTIAL (and a message) if the last line has no newline.
@@ -510,6 +554,7 @@ auth_table_load(const char *path, struct auth_table **tab_r, char *err,
 		return AUTH_LOAD_ERROR;
 	}
 	auth_table_pick_standin(tab);
+	auth_table_report_unusable(tab, path);
 	*tab_r = tab;
 	return AUTH_LOAD_OK;
 }

@@ -299,10 +299,40 @@ b64_decode(const char *in, size_t len, unsigned char *out, size_t max)
 }
 
 /*
- * The digest schemes: decode the data, then compare digest(password),
- * or for a salted scheme digest(password || salt), with its first bytes.
- * An unsalted digest stored as exactly its hex form is read as hex, as
- * Dovecot does.
+ * A digest scheme's data into raw: its digest, and for a salted scheme a
+ * salt of at least one octet after it. An unsalted digest stored as
+ * exactly its hex form is read as hex, as Dovecot does. The digest's
+ * length, or -1 if the data does not decode or has the wrong length.
+ */
+static int
+digest_decode(const struct auth_scheme_def *def, enum auth_encoding enc,
+    const char *data, unsigned char *raw, size_t rawlen, int *n_r,
+    const EVP_MD **md_r)
+{
+	const EVP_MD	*md;
+	size_t		 dlen, len = strlen(data);
+	int		 n;
+
+	if ((md = EVP_get_digestbyname(def->md)) == NULL)
+		return -1;
+	dlen = (size_t)EVP_MD_get_size(md);
+	if (enc == ENC_HEX || (enc == ENC_AUTO &&
+	    def->scheme == SCHEME_DIGEST && len == 2 * dlen))
+		n = hex_decode(data, len, raw, rawlen);
+	else
+		n = b64_decode(data, len, raw, rawlen);
+	/* The lengths are public: a salted hash has a salt, a plain one none. */
+	if (n < 0 || (def->scheme == SCHEME_DIGEST && (size_t)n != dlen) ||
+	    (def->scheme == SCHEME_SDIGEST && (size_t)n <= dlen))
+		return -1;
+	*n_r = n;
+	*md_r = md;
+	return (int)dlen;
+}
+
+/*
+ * The digest schemes: compare digest(password), or for a salted scheme
+ * digest(password || salt), with the stored digest.
  */
 static int
 auth_verify_digest(const struct auth_scheme_def *def, enum auth_encoding enc,
@@ -311,30 +341,20 @@ auth_verify_digest(const struct auth_scheme_def *def, enum auth_encoding enc,
 	unsigned char	 raw[AUTH_DIGEST_DATA_MAX], d[EVP_MAX_MD_SIZE];
 	const EVP_MD	*md;
 	EVP_MD_CTX	*ctx = NULL;
-	size_t		 dlen, len = strlen(data);
 	unsigned int	 outl = 0;
-	int		 n, ret = -1;
+	int		 n, dlen, ret = -1;
 
-	if ((md = EVP_get_digestbyname(def->md)) == NULL)
-		return -1;
-	dlen = (size_t)EVP_MD_get_size(md);
-	if (enc == ENC_HEX || (enc == ENC_AUTO &&
-	    def->scheme == SCHEME_DIGEST && len == 2 * dlen))
-		n = hex_decode(data, len, raw, sizeof(raw));
-	else
-		n = b64_decode(data, len, raw, sizeof(raw));
-	/* The lengths are public: a salted hash has a salt, a plain one none. */
-	if (n < 0 || (def->scheme == SCHEME_DIGEST && (size_t)n != dlen) ||
-	    (def->scheme == SCHEME_SDIGEST && (size_t)n <= dlen))
+	if ((dlen = digest_decode(def, enc, data, raw, sizeof(raw), &n, &md))
+	    < 0)
 		goto out;
 	if ((ctx = EVP_MD_CTX_new()) == NULL ||
 	    EVP_DigestInit_ex(ctx, md, NULL) != 1 ||
 	    EVP_DigestUpdate(ctx, password, strlen(password)) != 1 ||
 	    (def->scheme == SCHEME_SDIGEST && EVP_DigestUpdate(ctx, raw + dlen,
-	    (size_t)n - dlen) != 1) ||
-	    EVP_DigestFinal_ex(ctx, d, &outl) != 1 || outl != dlen)
+	    (size_t)(n - dlen)) != 1) ||
+	    EVP_DigestFinal_ex(ctx, d, &outl) != 1 || outl != (unsigned)dlen)
 		goto out;
-	ret = CRYPTO_memcmp(d, raw, dlen) == 0 ? 1 : 0;
+	ret = CRYPTO_memcmp(d, raw, (size_t)dlen) == 0 ? 1 : 0;
  out:
 	EVP_MD_CTX_free(ctx);
 	auth_wipe(raw, sizeof(raw));
@@ -389,6 +409,14 @@ auth_password_cost(const char *stored, char *buf, size_t len)
 	}
 	/* A digest costs one hash of the password, whatever the salt. */
 	if (def->md != NULL) {
+		unsigned char	 raw[AUTH_DIGEST_DATA_MAX];
+		const EVP_MD	*md;
+		int		 n, ok;
+
+		ok = digest_decode(def, enc, data, raw, sizeof(raw), &n, &md);
+		auth_wipe(raw, sizeof(raw));
+		if (ok < 0)
+			return -1;
 		snprintf(buf, len, "%s", def->md);
 		return 0;
 	}

@@ -10,6 +10,7 @@ wrong one.
 import ctypes
 import ctypes.util
 import poplib
+import re
 import secrets
 import shutil
 import subprocess
@@ -77,6 +78,46 @@ class Schemes(evtest.ServerTestCase):
         """Every entry was usable: no passwd-entry-unusable line."""
         self.test_every_scheme()
         self.assertNotIn("passwd-entry-unusable", self.srv.log_text())
+
+
+class UnusableEntries(evtest.ServerTestCase):
+    """A user whose password cannot be checked is named at load time, with
+    the file's line and the scheme, never the hash."""
+
+    @classmethod
+    def setup_users(cls, srv):
+        cls.ok = srv.add_user("fine@example.com", "pw-fine-1",
+                              doveadm_pw("SSHA256", "pw-fine-1"))
+        cls.unknown = srv.add_user("unknown@example.com", "pw-unknown-1",
+                                   "{CRAM-MD5}e02d374fde0dc75a17a557039a3a5"
+                                   "338c7743304777dccd376f332bee68d2cf6")
+        cls.broken = srv.add_user("broken@example.com", "pw-broken-1",
+                                  "{SHA256}c2VjcmV0LWhhc2gtYml0cw==")
+        cls.bare = srv.add_user("bare@example.com", "pw-bare-1", "*locked*")
+
+    def test_named_at_load(self):
+        log = self.srv.log_text()
+        for mb, scheme in ((self.unknown, "CRAM-MD5"),
+                           (self.broken, "SHA256"), (self.bare, "CRYPT")):
+            m = re.search(r"warn event=passwd-entry-unusable file=\S+ "
+                          r'line=(\d+) user="%s" scheme="%s" ' %
+                          (re.escape(mb.user), re.escape(scheme)), log)
+            self.assertIsNotNone(m, log)
+        self.assertNotIn('user="fine@example.com"', log)
+        for secret in ("e02d374fde0dc75a", "c2VjcmV0LWhhc2gtYml0cw",
+                       "*locked*"):
+            self.assertNotIn(secret, log)
+        # They cannot log in; the others can.
+        with self.assertRaises(poplib.error_proto):
+            p = poplib.POP3("127.0.0.1", self.srv.port, timeout=10)
+            self.addCleanup(p.close)
+            p.user(self.unknown.user)
+            p.pass_(self.unknown.password)
+        p = poplib.POP3("127.0.0.1", self.srv.port, timeout=10)
+        self.addCleanup(p.close)
+        p.user(self.ok.user)
+        self.assertTrue(p.pass_(self.ok.password).startswith(b"+OK"))
+        p.quit()
 
 
 if __name__ == "__main__":

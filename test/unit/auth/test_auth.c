@@ -386,6 +386,9 @@ test_digest_schemes(void **state)
 	}
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(auth_password_verify(bad[i], "hunter 2"), -1);
+		/* unusable at load time too (auth_file names such users) */
+		assert_int_equal(auth_password_cost(bad[i], cls, sizeof(cls)),
+		    -1);
 	}
 	/* One cost class per digest, whatever the salt or encoding. */
 	assert_int_equal(auth_password_cost(good[5], cls, sizeof(cls)), 0);
