@@ -21,6 +21,7 @@
 #include <openssl/evp.h>
 
 #include "auth/auth.h"
+#include "lib/base64.h"
 #include "lib/evpop3d.h"
 
 enum auth_scheme {
@@ -264,40 +265,6 @@ hex_decode(const char *in, size_t len, unsigned char *out, size_t max)
 	return (int)(len / 2);
 }
 
-/* Padded base64 (RFC 4648 section 4) into out (max bytes); length or -1. */
-static int
-b64_decode(const char *in, size_t len, unsigned char *out, size_t max)
-{
-	unsigned char	 buf[(AUTH_DIGEST_DATA_MAX + 2) / 3 * 3];
-	size_t		 i, pad = 0;
-	int		 n;
-
-	if (len == 0 || len % 4 != 0 || len / 4 * 3 > sizeof(buf))
-		return -1;
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)in[i];
-
-		if (c == '=') {
-			if (i < len - 2)
-				return -1;
-			pad++;
-		} else if (pad > 0 || !((c >= 'A' && c <= 'Z') ||
-		    (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		    c == '+' || c == '/'))
-			return -1;
-	}
-	if ((n = EVP_DecodeBlock(buf, (const unsigned char *)in, (int)len)) < 0)
-		return -1;
-	n -= (int)pad;
-	if (n < 0 || (size_t)n > max) {
-		auth_wipe(buf, sizeof(buf));
-		return -1;
-	}
-	memcpy(out, buf, (size_t)n);
-	auth_wipe(buf, sizeof(buf));
-	return n;
-}
-
 /*
  * A digest scheme's data into raw: its digest, and for a salted scheme a
  * salt of at least one octet after it. An unsalted digest stored as
@@ -320,7 +287,7 @@ digest_decode(const struct auth_scheme_def *def, enum auth_encoding enc,
 	    def->scheme == SCHEME_DIGEST && len == 2 * dlen))
 		n = hex_decode(data, len, raw, rawlen);
 	else
-		n = b64_decode(data, len, raw, rawlen);
+		n = len == 0 ? -1 : base64_decode(data, len, raw, rawlen);
 	/* The lengths are public: a salted hash has a salt, a plain one none. */
 	if (n < 0 || (def->scheme == SCHEME_DIGEST && (size_t)n != dlen) ||
 	    (def->scheme == SCHEME_SDIGEST && (size_t)n <= dlen))

@@ -19,10 +19,9 @@
 #include <strings.h>
 #include <time.h>
 
-#include <openssl/evp.h>
-
 #include "auth/auth.h"
 #include "config.h"
+#include "lib/base64.h"
 #include "lib/evpop3d.h"
 #include "lib/log.h"
 #include "lib/monotime.h"
@@ -331,36 +330,6 @@ cmd_apop(struct client *c, int argc, char **argv)
 }
 
 /*
- * Strict base64 (RFC 4648 section 4, padded) into out, which must hold
- * 3 * len / 4 bytes. Returns the decoded length or -1.
- */
-static int
-base64_decode(const char *in, size_t len, unsigned char *out)
-{
-	size_t	i, pad = 0;
-	int	n;
-
-	if (len % 4 != 0)
-		return -1;
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)in[i];
-
-		if (c == '=') {
-			if (i < len - 2)
-				return -1;
-			pad++;
-		} else if (pad > 0 || !(isalnum(c) || c == '+' || c == '/'))
-			return -1;
-	}
-	if (len == 0)
-		return 0;
-	n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)len);
-	if (n < 0)
-		return -1;
-	return n - (int)pad;
-}
-
-/*
  * RFC 4616: message = [authzid] NUL authcid NUL passwd. We do not
  * support acting as another user, so authzid must be empty or authcid.
  */
@@ -375,7 +344,7 @@ sasl_plain(struct client *c, const char *b64, size_t b64len)
 
 	if (b64len == 1 && b64[0] == '=')	/* RFC 5034: empty response */
 		b64len = 0;
-	if ((n = base64_decode(b64, b64len, buf)) < 0) {
+	if ((n = base64_decode(b64, b64len, buf, sizeof(buf))) < 0) {
 		session_reply(c->s, "-ERR [AUTH] Invalid base64 data.");
 		return CMD_BAD;
 	}
@@ -427,7 +396,7 @@ sasl_login_user(struct client *c, const char *b64, size_t b64len)
 	unsigned char	 buf[POP3_LINE_MAX];
 	int		 n;
 
-	if ((n = base64_decode(b64, b64len, buf)) < 0) {
+	if ((n = base64_decode(b64, b64len, buf, sizeof(buf) - 1)) < 0) {
 		session_reply(c->s, "-ERR [AUTH] Invalid base64 data.");
 		return CMD_BAD;
 	}
@@ -454,7 +423,7 @@ sasl_login_pass(struct client *c, const char *b64, size_t b64len)
 	enum cmd_result	 r;
 	int		 n;
 
-	if ((n = base64_decode(b64, b64len, buf)) < 0) {
+	if ((n = base64_decode(b64, b64len, buf, sizeof(buf))) < 0) {
 		session_reply(c->s, "-ERR [AUTH] Invalid base64 data.");
 		return CMD_BAD;
 	}
