@@ -3,7 +3,8 @@
  *
  *   evpop3d -c FILE        run in the foreground, logging to stderr
  *   evpop3d -t -c FILE     check the configuration and exit
- *   evpop3d hash           read a password, print a {SHA512-CRYPT} entry
+ *   evpop3d hash [-s SCHEME] [-r ROUNDS]
+ *                          read a password, print its hash ({SHA512-CRYPT})
  *   evpop3d --version
  */
 #include <errno.h>
@@ -34,7 +35,7 @@ usage(void)
 {
 	fprintf(stderr,
 	    "usage: %s [-d] [-t] -c FILE\n"
-	    "       %s hash\n"
+	    "       %s hash [-s SCHEME] [-r ROUNDS]\n"
 	    "       %s --version\n"
 	    "  -c FILE  configuration file\n"
 	    "  -d       debug logging\n"
@@ -213,16 +214,49 @@ read_password(const char *prompt, char *buf, size_t len)
 	return 0;
 }
 
-/* Like `doveadm pw -s SHA512-CRYPT`. */
+/*
+ * `evpop3d hash [-s SCHEME] [-r ROUNDS]`, like `doveadm pw`: read a
+ * password (twice, without echo, on a terminal) and print its hash,
+ * {SHA512-CRYPT} unless told otherwise. An empty password is refused.
+ */
 static int
-cmd_hash(void)
+cmd_hash(int argc, char *argv[])
 {
-	char	pw[1024], again[1024], *hash;
-	int	ret = 1;
+	char		 pw[1024], again[1024], err[256], *hash, *end;
+	const char	*scheme = "SHA512-CRYPT";
+	unsigned long	 rounds = 0;
+	int		 ch, ret = 1;
 
+	optind = 1;
+	while ((ch = getopt(argc, argv, "r:s:")) != -1) {
+		switch (ch) {
+		case 'r':
+			errno = 0;
+			rounds = strtoul(optarg, &end, 10);
+			if (optarg[0] < '0' || optarg[0] > '9' ||
+			    *end != '\0' || errno != 0) {
+				fprintf(stderr, "%s: hash: bad rounds '%s'\n",
+				    EVPOP3D_NAME, optarg);
+				return 2;
+			}
+			break;
+		case 's':
+			scheme = optarg;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	memset(again, 0, sizeof(again));
 	if (read_password("Enter new password: ", pw, sizeof(pw)) == -1) {
 		fprintf(stderr, "%s: no password given\n", EVPOP3D_NAME);
 		return 1;
+	}
+	if (pw[0] == '\0') {
+		fprintf(stderr, "%s: empty password refused\n", EVPOP3D_NAME);
+		goto out;
 	}
 	if (isatty(STDIN_FILENO)) {
 		if (read_password("Retype new password: ", again,
@@ -232,8 +266,9 @@ cmd_hash(void)
 			goto out;
 		}
 	}
-	if ((hash = auth_password_hash(pw)) == NULL) {
-		fprintf(stderr, "%s: hashing failed\n", EVPOP3D_NAME);
+	if ((hash = auth_password_hash_scheme(scheme, rounds, pw, err,
+	    sizeof(err))) == NULL) {
+		fprintf(stderr, "%s: hash: %s\n", EVPOP3D_NAME, err);
 		goto out;
 	}
 	printf("%s\n", hash);
@@ -265,8 +300,8 @@ main(int argc, char *argv[])
 	int			 ch, i, ret;
 	const int		 signos[4] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
 
-	if (argc == 2 && strcmp(argv[1], "hash") == 0)
-		return cmd_hash();
+	if (argc >= 2 && strcmp(argv[1], "hash") == 0)
+		return cmd_hash(argc - 1, argv + 1);
 	while ((ch = getopt_long(argc, argv, "c:dht", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':

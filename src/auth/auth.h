@@ -100,6 +100,19 @@ int	auth_password_cost(const char *stored, char *buf, size_t len);
  */
 char	*auth_password_hash(const char *password);
 
+/*
+ * Hash password in scheme, like `doveadm pw -s SCHEME [-r ROUNDS]`:
+ * the crypt schemes (SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT, MD5-CRYPT,
+ * and CRYPT, which makes yescrypt, Debian's default) with a random salt
+ * and rounds (0: the method's default), the digest schemes (SHA, SHA256,
+ * SHA512, and SSHA, SSHA256, SSHA512 with an 8-octet random salt; no
+ * rounds), or PLAIN. Returns "{SCHEME}data", malloc'd, or NULL with the
+ * reason in err (an unknown scheme, rounds the scheme does not take or
+ * out of its range, a PLAIN password the passwd-file cannot hold).
+ */
+char	*auth_password_hash_scheme(const char *scheme, unsigned long rounds,
+	    const char *password, char *err, size_t errlen);
+
 /* Wipe a secret buffer in a way the compiler cannot drop. */
 void	auth_wipe(void *buf, size_t len);
 

@@ -19,6 +19,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #include "auth/auth.h"
 #include "lib/base64.h"
@@ -434,6 +435,130 @@ auth_password_cost(const char *stored, char *buf, size_t len)
 	else			/* $id$salt$hash */
 		snprintf(buf, len, "%.*s", (int)(f1 - data), data);
 	return 0;
+}
+
+/* "{name}data" into a new string; NULL if out of memory. */
+static char *
+scheme_join(const char *name, const char *data)
+{
+	char *out;
+
+	if (asprintf(&out, "{%s}%s", name, data) == -1)
+		return NULL;
+	return out;
+}
+
+/* A digest scheme's hash: base64 of the digest, then the salt if salted. */
+static char *
+hash_digest(const struct auth_scheme_def *def, const char *password,
+    char *err, size_t errlen)
+{
+	unsigned char	 raw[EVP_MAX_MD_SIZE + 8];
+	char		 b64[BASE64_ENCODED_LEN(sizeof(raw)) + 1];
+	const EVP_MD	*md = EVP_get_digestbyname(def->md);
+	EVP_MD_CTX	*ctx = NULL;
+	size_t		 slen = def->scheme == SCHEME_SDIGEST ? 8 : 0;
+	unsigned int	 dlen = 0;
+	char		*out = NULL;
+
+	if (md == NULL || (ctx = EVP_MD_CTX_new()) == NULL ||
+	    (slen > 0 && RAND_bytes(raw + EVP_MAX_MD_SIZE, (int)slen) != 1) ||
+	    EVP_DigestInit_ex(ctx, md, NULL) != 1 ||
+	    EVP_DigestUpdate(ctx, password, strlen(password)) != 1 ||
+	    EVP_DigestUpdate(ctx, raw + EVP_MAX_MD_SIZE, slen) != 1 ||
+	    EVP_DigestFinal_ex(ctx, raw, &dlen) != 1) {
+		snprintf(err, errlen, "%s: hashing failed", def->name);
+		goto out;
+	}
+	memmove(raw + dlen, raw + EVP_MAX_MD_SIZE, slen);
+	base64_encode(raw, dlen + slen, b64);
+	if ((out = scheme_join(def->name, b64)) == NULL)
+		snprintf(err, errlen, "out of memory");
+ out:
+	EVP_MD_CTX_free(ctx);
+	auth_wipe(raw, sizeof(raw));
+	return out;
+}
+
+/* A crypt(3) scheme's hash: a salt of method prefix with rounds. */
+static char *
+hash_crypt(const struct auth_scheme_def *def, const char *prefix,
+    unsigned long rounds, const char *password, char *err, size_t errlen)
+{
+	struct crypt_data	*cd;
+	char			 salt[CRYPT_GENSALT_OUTPUT_SIZE];
+	const char		*res;
+	char			*out = NULL;
+
+	if ((cd = calloc(1, sizeof(*cd))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (crypt_gensalt_rn(prefix, rounds, NULL, 0, salt,
+	    sizeof(salt)) == NULL) {
+		snprintf(err, errlen, "%s: rounds %lu out of range",
+		    def->name, rounds);
+		goto out;
+	}
+	res = crypt_rn(password, salt, cd, sizeof(*cd));
+	if (res == NULL || res[0] == '*')
+		snprintf(err, errlen, "%s: hashing failed", def->name);
+	else if ((out = scheme_join(def->name, res)) == NULL)
+		snprintf(err, errlen, "out of memory");
+ out:
+	auth_wipe(cd, sizeof(*cd));
+	free(cd);
+	return out;
+}
+
+/* See auth.h. */
+char *
+auth_password_hash_scheme(const char *scheme, unsigned long rounds,
+    const char *password, char *err, size_t errlen)
+{
+	static const struct {
+		enum auth_scheme	 scheme;
+		const char		*prefix;
+	} crypts[] = {
+		{ SCHEME_CRYPT,		"$y$" },	/* yescrypt */
+		{ SCHEME_MD5_CRYPT,	"$1$" },
+		{ SCHEME_SHA256_CRYPT,	"$5$" },
+		{ SCHEME_SHA512_CRYPT,	"$6$" },
+		{ SCHEME_BLF_CRYPT,	"$2b$" },
+	};
+	const struct auth_scheme_def	*def = NULL;
+	size_t				 i;
+	char				*out;
+
+	for (i = 0; i < sizeof(auth_schemes) / sizeof(auth_schemes[0]); i++)
+		if (strcasecmp(auth_schemes[i].name, scheme) == 0)
+			def = &auth_schemes[i];
+	if (def == NULL) {
+		snprintf(err, errlen, "unknown scheme '%.40s'", scheme);
+		return NULL;
+	}
+	if (def->scheme == SCHEME_PLAIN || def->md != NULL) {
+		if (rounds != 0) {
+			snprintf(err, errlen, "%s takes no rounds", def->name);
+			return NULL;
+		}
+		if (def->md != NULL)
+			return hash_digest(def, password, err, errlen);
+		if (strpbrk(password, ":\r\n") != NULL) {
+			snprintf(err, errlen, "PLAIN: a ':' or a line break "
+			    "does not fit in the passwd-file");
+			return NULL;
+		}
+		if ((out = scheme_join(def->name, password)) == NULL)
+			snprintf(err, errlen, "out of memory");
+		return out;
+	}
+	for (i = 0; i < sizeof(crypts) / sizeof(crypts[0]); i++)
+		if (crypts[i].scheme == def->scheme)
+			return hash_crypt(def, crypts[i].prefix, rounds,
+			    password, err, errlen);
+	snprintf(err, errlen, "%s: cannot hash", def->name);
+	return NULL;
 }
 
 /* See auth.h. The salt comes from the OS RNG through crypt_gensalt_rn(). */

@@ -1,7 +1,30 @@
 /*
- * base64: strict RFC 4648 decoding (see base64.h).
+ * base64: RFC 4648 encoding, and strict decoding (see base64.h).
  */
 #include "lib/base64.h"
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+void
+base64_encode(const unsigned char *in, size_t len, char *out)
+{
+	unsigned long	g;
+	size_t		i, n = 0;
+
+	for (i = 0; i < len; i += 3) {
+		g = (unsigned long)in[i] << 16;
+		if (i + 1 < len)
+			g |= (unsigned long)in[i + 1] << 8;
+		if (i + 2 < len)
+			g |= in[i + 2];
+		out[n++] = b64_alphabet[g >> 18 & 63];
+		out[n++] = b64_alphabet[g >> 12 & 63];
+		out[n++] = i + 1 < len ? b64_alphabet[g >> 6 & 63] : '=';
+		out[n++] = i + 2 < len ? b64_alphabet[g & 63] : '=';
+	}
+	out[n] = '\0';
+}
 
 /* A character's 6-bit value, or -1. */
 static int

@@ -19,4 +19,10 @@
 int	base64_decode(const char *in, size_t len, unsigned char *out,
 	    size_t outlen);
 
+/* The characters len octets encode to, without the NUL. */
+#define BASE64_ENCODED_LEN(len)	(((len) + 2) / 3 * 4)
+
+/* Encode len octets of in into out (BASE64_ENCODED_LEN(len) + 1 bytes). */
+void	base64_encode(const unsigned char *in, size_t len, char *out);
+
 #endif

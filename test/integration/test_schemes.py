@@ -80,6 +80,70 @@ class Schemes(evtest.ServerTestCase):
         self.assertNotIn("passwd-entry-unusable", self.srv.log_text())
 
 
+class HashCommand(evtest.ServerTestCase):
+    """`evpop3d hash -s SCHEME [-r ROUNDS]`, like `doveadm pw`: each hash
+    it prints is verified by Dovecot's `doveadm pw -t` and logs in."""
+
+    HASHED = ["SHA512-CRYPT", "SHA256-CRYPT", "BLF-CRYPT", "MD5-CRYPT",
+              "CRYPT", "SSHA", "SSHA256", "SSHA512", "SHA", "SHA256",
+              "SHA512", "PLAIN"]
+
+    @classmethod
+    def hash(cls, *args, password="pw-hash-1\n"):
+        return subprocess.run([evtest.BIN, "hash"] + list(args),
+                              input=password, capture_output=True,
+                              text=True, timeout=30)
+
+    @classmethod
+    def setup_users(cls, srv):
+        cls.users = {}
+        for scheme in cls.HASHED:
+            pw = "pw-" + secrets.token_hex(6)
+            r = cls.hash("-s", scheme.lower(), password=pw + "\n")
+            assert r.returncode == 0, r.stderr
+            cls.users[scheme] = srv.add_user(
+                "h-%s@example.com" % scheme.lower(), pw, r.stdout.strip())
+
+    def test_doveadm_verifies(self):
+        for scheme, mb in sorted(self.users.items()):
+            with self.subTest(scheme=scheme):
+                self.assertTrue(mb.stored.startswith("{%s}" % scheme),
+                                mb.stored)
+                out = subprocess.run([DOVEADM, "pw", "-t", mb.stored, "-p",
+                                      mb.password], capture_output=True,
+                                     text=True, timeout=30)
+                self.assertIn("(verified)", out.stdout + out.stderr)
+                p = poplib.POP3("127.0.0.1", self.srv.port, timeout=10)
+                self.addCleanup(p.close)
+                p.user(mb.user)
+                self.assertTrue(p.pass_(mb.password).startswith(b"+OK"))
+                p.quit()
+
+    def test_default_and_rounds(self):
+        r = self.hash()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(r.stdout.startswith("{SHA512-CRYPT}$6$"), r.stdout)
+        r = self.hash("-s", "SHA512-CRYPT", "-r", "6000")
+        self.assertTrue(r.stdout.startswith("{SHA512-CRYPT}$6$rounds=6000$"),
+                        r.stdout)
+        r = self.hash("-s", "BLF-CRYPT", "-r", "4")
+        self.assertTrue(r.stdout.startswith("{BLF-CRYPT}$2b$04$"), r.stdout)
+
+    def test_refused(self):
+        for args, password, why in (
+                ([], "\n", "empty password refused"),
+                (["-s", "FOO"], "x\n", "unknown scheme"),
+                (["-s", "SHA256", "-r", "5"], "x\n", "takes no rounds"),
+                (["-s", "BLF-CRYPT", "-r", "99"], "x\n", "out of range"),
+                (["-s", "PLAIN"], "a:b\n", "does not fit"),
+                (["-r", "x"], "x\n", "bad rounds")):
+            with self.subTest(args=args):
+                r = self.hash(*args, password=password)
+                self.assertNotEqual(r.returncode, 0)
+                self.assertEqual(r.stdout, "")
+                self.assertIn(why, r.stderr)
+
+
 class UnusableEntries(evtest.ServerTestCase):
     """A user whose password cannot be checked is named at load time, with
     the file's line and the scheme, never the hash."""
