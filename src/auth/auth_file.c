@@ -118,9 +118,9 @@ static int	auth_parse_line(char *, struct auth_entry *, char *, size_t,
 		    const char *, size_t);
 static int	auth_entry_cmp_name(const void *, const void *);
 static int	auth_entry_cmp(const void *, const void *);
-static void	auth_table_pick_standin(struct auth_table *);
-static void	auth_table_report_unusable(const struct auth_table *,
-		    const char *);
+static void	auth_table_pick_standin(struct auth_table *, const char *);
+static void	auth_report_unusable(const struct auth_entry *,
+		    const char *, size_t);
 static enum auth_load auth_table_load(const char *, struct auth_table **,
 		    char *, size_t);
 static bool	auth_shrink_refused(const struct auth_db *, size_t, size_t);
@@ -367,11 +367,12 @@ auth_entry_cmp(const void *a, const void *b)
 /*
  * Choose tab->standin: the stored password of the first entry of the
  * most common cost class (ties: the class seen first). Entries whose
- * scheme is unknown or whose hash cannot be checked do not count; with
- * none left, standin stays NULL and the db's own SHA512-CRYPT is used.
+ * scheme is unknown or whose hash cannot be checked do not count (and
+ * are named: auth_report_unusable()); with none left, standin stays NULL
+ * and the db's own SHA512-CRYPT is used. path is for the log.
  */
 static void
-auth_table_pick_standin(struct auth_table *tab)
+auth_table_pick_standin(struct auth_table *tab, const char *path)
 {
 	struct {
 		char	 name[AUTH_CLASS_MAX];
@@ -379,13 +380,15 @@ auth_table_pick_standin(struct auth_table *tab)
 		size_t	 first;		/* entry index */
 	}		 cls[AUTH_COST_CLASSES];
 	char		 name[AUTH_CLASS_MAX];
-	size_t		 ncls = 0, i, j, best = 0;
+	size_t		 ncls = 0, i, j, best = 0, unusable = 0;
 
 	tab->standin = NULL;
 	for (i = 0; i < tab->nents; i++) {
 		if (auth_password_cost(tab->ents[i].pass, name,
-		    sizeof(name)) == -1)
+		    sizeof(name)) == -1) {
+			auth_report_unusable(&tab->ents[i], path, ++unusable);
 			continue;
+		}
 		for (j = 0; j < ncls; j++)
 			if (strcmp(cls[j].name, name) == 0)
 				break;
@@ -399,6 +402,10 @@ auth_table_pick_standin(struct auth_table *tab)
 		}
 		cls[j].count++;
 	}
+	if (unusable > AUTH_UNUSABLE_LINES)
+		log_warnx("event=passwd-entry-unusable file=%s count=%zu "
+		    "note=\"%zu more users whose password cannot be "
+		    "checked\"", path, unusable, unusable - AUTH_UNUSABLE_LINES);
 	if (ncls == 0)
 		return;
 	for (j = 1; j < ncls; j++)
@@ -410,44 +417,34 @@ auth_table_pick_standin(struct auth_table *tab)
 }
 
 /*
- * Name, at load time, every user whose password cannot be checked (an
- * unknown scheme or a malformed hash): such a user could never log in,
- * and the operator should hear of it now rather than at a failed login.
- * The scheme's name is logged, never the hash. At most
- * AUTH_UNUSABLE_LINES lines, then one with the count of the rest.
+ * Name, at load time, a user whose password cannot be checked (an
+ * unknown scheme or a malformed hash; n of them so far): such a user
+ * could never log in, and the operator should hear of it now rather than
+ * at a failed login. The scheme's name is logged, never the hash. At most
+ * AUTH_UNUSABLE_LINES lines; auth_table_pick_standin() logs the count of
+ * the rest.
  */
 static void
-auth_table_report_unusable(const struct auth_table *tab, const char *path)
+auth_report_unusable(const struct auth_entry *e, const char *path, size_t n)
 {
-	char	 cls[AUTH_CLASS_MAX], quser[LOG_QUOTED_SIZE(POP3_USER_MAX)];
-	char	 scheme[40], qscheme[LOG_QUOTED_SIZE(sizeof(scheme))];
-	const char *pass, *end;
-	size_t	 i, n = 0;
+	char		 quser[LOG_QUOTED_SIZE(POP3_USER_MAX)];
+	char		 scheme[40], qscheme[LOG_QUOTED_SIZE(sizeof(scheme))];
+	const char	*end;
 
-	for (i = 0; i < tab->nents; i++) {
-		pass = tab->ents[i].pass;
-		if (auth_password_cost(pass, cls, sizeof(cls)) == 0)
-			continue;
-		if (++n > AUTH_UNUSABLE_LINES)
-			continue;
-		if (pass[0] != '{')
-			snprintf(scheme, sizeof(scheme), "CRYPT");
-		else if ((end = strchr(pass, '}')) == NULL)
-			snprintf(scheme, sizeof(scheme), "?");
-		else
-			snprintf(scheme, sizeof(scheme), "%.*s",
-			    (int)(end - pass - 1), pass + 1);
-		log_warnx("event=passwd-entry-unusable file=%s line=%zu "
-		    "user=%s scheme=%s note=\"unknown password scheme or "
-		    "malformed hash: this user cannot log in\"", path,
-		    tab->ents[i].line, log_quote(quser, sizeof(quser),
-		    tab->ents[i].name), log_quote(qscheme, sizeof(qscheme),
-		    scheme));
-	}
 	if (n > AUTH_UNUSABLE_LINES)
-		log_warnx("event=passwd-entry-unusable file=%s count=%zu "
-		    "note=\"%zu more users whose password cannot be "
-		    "checked\"", path, n, n - AUTH_UNUSABLE_LINES);
+		return;
+	if (e->pass[0] != '{')
+		snprintf(scheme, sizeof(scheme), "CRYPT");
+	else if ((end = strchr(e->pass, '}')) == NULL)
+		snprintf(scheme, sizeof(scheme), "?");
+	else
+		snprintf(scheme, sizeof(scheme), "%.*s",
+		    (int)(end - e->pass - 1), e->pass + 1);
+	log_warnx("event=passwd-entry-unusable file=%s line=%zu user=%s "
+	    "scheme=%s note=\"unknown password scheme or malformed hash: "
+	    "this user cannot log in\"", path, e->line, log_quote(quser,
+	    sizeof(quser), e->name), log_quote(qscheme, sizeof(qscheme),
+	    scheme));
 }
 
 /*
@@ -553,8 +550,7 @@ auth_table_load(const char *path, struct auth_table **tab_r, char *err,
 		auth_table_free(tab);
 		return AUTH_LOAD_ERROR;
 	}
-	auth_table_pick_standin(tab);
-	auth_table_report_unusable(tab, path);
+	auth_table_pick_standin(tab, path);
 	*tab_r = tab;
 	return AUTH_LOAD_OK;
 }

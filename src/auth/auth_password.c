@@ -67,8 +67,6 @@ enum auth_encoding {
 /* Longest decoded digest-scheme data: a SHA-512 digest and a salt. */
 #define AUTH_DIGEST_DATA_MAX	(EVP_MAX_MD_SIZE + 256)
 
-#define AUTH_HASH_PREFIX	"{SHA512-CRYPT}"
-
 static int	auth_scheme_parse(const char *,
 		    const struct auth_scheme_def **, enum auth_encoding *,
 		    const char **);
@@ -237,18 +235,6 @@ auth_scheme_parse(const char *stored, const struct auth_scheme_def **def_r,
 	return -1;
 }
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Hex into out (max bytes); the length, or -1. */
 static int
 hex_decode(const char *in, size_t len, unsigned char *out, size_t max)
@@ -259,7 +245,8 @@ hex_decode(const char *in, size_t len, unsigned char *out, size_t max)
 	if (len % 2 != 0 || len / 2 > max)
 		return -1;
 	for (i = 0; i < len; i += 2) {
-		if ((hi = hexval(in[i])) < 0 || (lo = hexval(in[i + 1])) < 0)
+		if ((hi = OPENSSL_hexchar2int((unsigned char)in[i])) < 0 ||
+		    (lo = OPENSSL_hexchar2int((unsigned char)in[i + 1])) < 0)
 			return -1;
 		out[i / 2] = (unsigned char)(hi << 4 | lo);
 	}
@@ -565,29 +552,10 @@ auth_password_hash_scheme(const char *scheme, unsigned long rounds,
 char *
 auth_password_hash(const char *password)
 {
-	struct crypt_data	*cd;
-	char			 salt[CRYPT_GENSALT_OUTPUT_SIZE];
-	const char		*res;
-	char			*out = NULL;
-	size_t			 plen, rlen;
+	char err[128];
 
 	if (password == NULL)
 		return NULL;
-	if ((cd = calloc(1, sizeof(*cd))) == NULL)
-		return NULL;
-	if (crypt_gensalt_rn("$6$", 0, NULL, 0, salt, sizeof(salt)) == NULL)
-		goto out;
-	res = crypt_rn(password, salt, cd, sizeof(*cd));
-	if (res == NULL || res[0] == '*')
-		goto out;
-	plen = strlen(AUTH_HASH_PREFIX);
-	rlen = strlen(res);
-	if ((out = malloc(plen + rlen + 1)) == NULL)
-		goto out;
-	memcpy(out, AUTH_HASH_PREFIX, plen);
-	memcpy(out + plen, res, rlen + 1);
- out:
-	auth_wipe(cd, sizeof(*cd));
-	free(cd);
-	return out;
+	return auth_password_hash_scheme("SHA512-CRYPT", 0, password, err,
+	    sizeof(err));
 }

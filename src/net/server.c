@@ -17,6 +17,7 @@
 #include <event2/listener.h>
 
 #include "config.h"
+#include "lib/fileio.h"
 #include "lib/log.h"
 #include "lib/monotime.h"
 #include "lib/ratelimit.h"
@@ -148,9 +149,7 @@ session_plain(struct server *srv, evutil_socket_t fd,
 	    sizeof(int));
 	if ((bev = bufferevent_socket_new(srv->base, fd,
 	    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
-		err = errno;
-		evutil_closesocket(fd);
-		errno = err;
+		fio_close_keep_errno(fd);
 		return -1;
 	}
 	if (session_new(srv->sessions, bev, sa, salen, SESSION_SOCKET)

@@ -410,8 +410,7 @@ sasl_login_user(struct client *c, const char *b64, size_t b64len)
 		session_reply(c->s, "-ERR [SYS/TEMP] Out of memory.");
 		return CMD_ERR;
 	}
-	c->sasl_wait = 1;
-	c->sasl_login = 1;
+	c->sasl = SASL_LOGIN_PASS;
 	session_reply(c->s, "+ UGFzc3dvcmQ6");	/* "Password:" */
 	return CMD_OK;
 }
@@ -453,8 +452,7 @@ cmd_auth(struct client *c, int argc, char **argv)
 	if (strcasecmp(argv[0], "LOGIN") == 0) {
 		if (argc == 2)		/* the user name as initial response */
 			return sasl_login_user(c, argv[1], strlen(argv[1]));
-		c->sasl_wait = 1;
-		c->sasl_login = 0;
+		c->sasl = SASL_LOGIN_USER;
 		session_reply(c->s, "+ VXNlcm5hbWU6");	/* "Username:" */
 		return CMD_OK;
 	}
@@ -464,9 +462,7 @@ cmd_auth(struct client *c, int argc, char **argv)
 	}
 	if (argc == 2)
 		return sasl_plain(c, argv[1], strlen(argv[1]));
-	c->sasl_wait = 1;
-	c->sasl_login = 0;
-	c->sasl_plain = 1;
+	c->sasl = SASL_PLAIN;
 	session_reply(c->s, "+ ");
 	return CMD_OK;
 }
@@ -474,12 +470,10 @@ cmd_auth(struct client *c, int argc, char **argv)
 void
 authz_sasl_response(struct client *c, char *line, size_t len)
 {
-	bool		plain = c->sasl_plain, pass = c->sasl_login;
+	enum sasl_wait	step = c->sasl;
 	enum cmd_result	r;
 
-	c->sasl_wait = 0;
-	c->sasl_login = 0;
-	c->sasl_plain = 0;
+	c->sasl = SASL_NONE;
 	session_touch(c->s);
 	if (len == 1 && line[0] == '*') {
 		session_reply(c->s, "-ERR Authentication cancelled.");
@@ -490,9 +484,9 @@ authz_sasl_response(struct client *c, char *line, size_t len)
 		pop3_bad_command(c);
 		return;
 	}
-	if (plain)
+	if (step == SASL_PLAIN)
 		r = sasl_plain(c, line, len);
-	else if (pass)
+	else if (step == SASL_LOGIN_PASS)
 		r = sasl_login_pass(c, line, len);
 	else
 		r = sasl_login_user(c, line, len);

@@ -13,7 +13,7 @@ enum cmd_result	cmd_user(struct client *, int, char **);
 enum cmd_result	cmd_pass(struct client *, int, char **);
 enum cmd_result	cmd_apop(struct client *, int, char **);
 enum cmd_result	cmd_auth(struct client *, int, char **);
-/* The next line while c->sasl_wait is set (RFC 5034 section 4). */
+/* The next line while c->sasl is set (RFC 5034 section 4). */
 void		authz_sasl_response(struct client *c, char *line, size_t len);
 /* The session is gone: a login job still running forgets it. */
 void		authz_gone(struct client *c);

@@ -47,6 +47,14 @@ enum cmd_result {
 	CMD_CLOSE,	/* reply sent; close the connection (c->reason) */
 };
 
+/* What the next line is, in a SASL exchange (RFC 5034 section 4). */
+enum sasl_wait {
+	SASL_NONE,		/* a command */
+	SASL_PLAIN,		/* the response to AUTH PLAIN's "+ " */
+	SASL_LOGIN_USER,	/* to LOGIN's "Username:" */
+	SASL_LOGIN_PASS,	/* to LOGIN's "Password:" */
+};
+
 struct pop3_stats {
 	uint64_t	logins;
 	uint64_t	login_failures;
@@ -91,12 +99,9 @@ struct client {
 	char			*user;		/* after USER or at login */
 	char			*apop_ts;	/* greeting timestamp, if APOP */
 	const char		*reason;	/* for CMD_CLOSE */
+	enum sasl_wait		 sasl;		/* the next line's SASL role */
 
 	unsigned		 have_user:1;	/* USER was accepted */
-	unsigned		 sasl_wait:1;	/* next line is a SASL response */
-	unsigned		 sasl_plain:1;	/* ... to AUTH PLAIN's "+ " */
-	unsigned		 sasl_login:1;	/* ... LOGIN's "Password:" (else
-						   its "Username:") */
 
 	struct reply_cont	*cont_next;	/* CMD_CONT: to start */
 	struct login_job	*login;		/* password check on a worker */

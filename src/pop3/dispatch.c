@@ -180,7 +180,7 @@ pop3_dispatch(struct client *c, char *line, size_t len)
 	switch (r) {
 	case CMD_OK:
 		/* Not while a SASL exchange waits for its response. */
-		if (!c->sasl_wait)
+		if (c->sasl == SASL_NONE)
 			c->bad_cmds = 0;
 		break;
 	case CMD_ERR:
@@ -297,7 +297,7 @@ proto_input(struct session *s, char *line, size_t len)
 {
 	struct client *c = session_ctx(s);
 
-	if (c->sasl_wait)
+	if (c->sasl != SASL_NONE)
 		authz_sasl_response(c, line, len);
 	else
 		pop3_dispatch(c, line, len);
@@ -309,9 +309,7 @@ proto_overlong(struct session *s)
 {
 	struct client *c = session_ctx(s);
 
-	c->sasl_wait = 0;
-	c->sasl_plain = 0;
-	c->sasl_login = 0;
+	c->sasl = SASL_NONE;
 	session_reply(s, "-ERR Line too long (maximum %d octets).",
 	    POP3_LINE_MAX);
 	pop3_bad_command(c);
