@@ -210,7 +210,6 @@ class OpenSSLClient(tlstest.TLSTestCase):
                              server_hostname="other.test.example")
         self.assertEqual(tlstest.peer_cn(c.sock), "other.test.example")
         c.login(mb.user, mb.password)
-        self.assertIn("ECDSA", c.sock.cipher()[0] + "ECDSA")
         c.quit()
 
 
