@@ -31,6 +31,9 @@ struct cfg {
 	int			 write_timeout;	/* s, client not reading */
 	int			 max_connections;
 	int			 max_bad_commands;
+	char			*user;		/* "" = do not switch */
+	char			*group;		/* "" = the user's group */
+	bool			 allow_root;	/* serve as uid 0 */
 
 	/* [auth] */
 	char			*passwd_file;	/* absolute */

@@ -25,6 +25,7 @@
 #include "config.h"
 #include "lib/evpop3d.h"
 #include "lib/log.h"
+#include "lib/privdrop.h"
 #include "net/server.h"
 #include "pop3/pop3.h"
 #include "session/session.h"
@@ -294,6 +295,7 @@ main(int argc, char *argv[])
 	struct daemon		 d;
 	struct session_params	 sp;
 	struct cfg		*cfg;
+	struct privdrop		 pd;
 	const char		*path = NULL;
 	char			 err[1024];
 	bool			 check = false, debug = false;
@@ -326,6 +328,12 @@ main(int argc, char *argv[])
 	log_init(debug);
 	if (cfg_load(path, &cfg, err, sizeof(err)) == -1) {
 		fprintf(stderr, "%s: %s\n", EVPOP3D_NAME, err);
+		return 1;
+	}
+	if (privdrop_prepare(cfg->user, cfg->group, cfg->allow_root, &pd, err,
+	    sizeof(err)) == -1) {
+		fprintf(stderr, "%s: %s: %s\n", EVPOP3D_NAME, path, err);
+		cfg_free(cfg);
 		return 1;
 	}
 	if (check) {
@@ -390,6 +398,14 @@ main(int argc, char *argv[])
 			fatalx("event=exiting reason=startup-failed");
 		}
 	}
+	/* Bound, keys and passwd-file read: serve no client as root. */
+	if (privdrop_apply(&pd, err, sizeof(err)) == -1) {
+		log_errorx("event=startup-failed step=privdrop error=\"%s\"",
+		    err);
+		fatalx("event=exiting reason=startup-failed");
+	}
+	if (pd.drop)
+		(void)privdrop_check_readable("passwd_file", cfg->passwd_file);
 	log_info("event=ready version=%s listeners=%zu", EVPOP3D_VERSION,
 	    d.srv.n_listeners);
 	notify_systemd("READY=1\nSTATUS=Accepting connections");
