@@ -253,6 +253,20 @@ class GroupAndUnreadablePasswd(evtest.ServerTestCase):
                          (NOBODY.pw_uid, OTHER_GROUP.gr_gid))
         c = self.login(mb)
         self.assertOK(c.quit())
+        # A change cannot be loaded: the old users stay, it is logged.
+        path = os.path.join(self.srv.dir, "passwd")
+        n = len(self.srv.log())
+        with open(path, "a") as f:
+            f.write("added@example.com:{PLAIN}Added-pw-1::::/nonexistent::\n")
+        self.srv.secret("Added-pw-1")
+        c = self.connect()
+        c.ok("USER added@example.com")
+        c.err("PASS Added-pw-1")
+        self.assertTrue(self.srv.wait_log(
+            r"^warn passwd-file reload failed: .*Permission denied; keeping "
+            r"the old user table$", start=n), self.srv.log_text())
+        c = self.login(self.fresh())
+        self.assertOK(c.quit())
 
 
 class Refusals(unittest.TestCase):
