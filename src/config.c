@@ -20,7 +20,9 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -74,6 +76,8 @@ static int	cfg_check_template(const char *, char *, size_t);
 static int	cfg_check_uidl_format(const char *, char *, size_t);
 static int	cfg_check_tls_protocol(const char *, char *, size_t);
 static int	cfg_check_plaintext(const char *, char *, size_t);
+static int	cfg_check_user(const char *, char *, size_t);
+static int	cfg_check_group(const char *, char *, size_t);
 
 #define OFF(f)	offsetof(struct cfg, f)
 
@@ -102,6 +106,16 @@ static const struct cfg_key cfg_keys[] = {
 	{ "server", "max_bad_commands", CFG_INT, OFF(max_bad_commands), "20",
 	    1, 1000, 0,
 	    .doc = "consecutive bad commands after login before disconnect" },
+
+	/* Privileges (lib/privdrop.h): the names are looked up at load. */
+	{ "server", "user", CFG_STRING, OFF(user), "", 0, 0, CFG_F_EMPTY,
+	    .doc = "user to serve as after start-up as root (e.g. vmail)",
+	    .check = cfg_check_user },
+	{ "server", "group", CFG_STRING, OFF(group), "", 0, 0, CFG_F_EMPTY,
+	    .doc = "group to serve as; empty: the user's primary group",
+	    .check = cfg_check_group },
+	{ "server", "allow_root", CFG_BOOL, OFF(allow_root), "no", 0, 0, 0,
+	    .doc = "serve clients as root when no user is set" },
 
 	{ "auth", "passwd_file", CFG_PATH, OFF(passwd_file), NULL, 0, 0,
 	    CFG_F_REQUIRED,
@@ -454,6 +468,31 @@ cfg_check_plaintext(const char *v, char *why, size_t whylen)
 	    strcmp(v, "never") == 0)
 		return 0;
 	snprintf(why, whylen, "must be allowed, localhost or never");
+	return -1;
+}
+
+/*
+ * [server] user and group: names in the system's databases, so that a
+ * typo stops `evpop3d -t` rather than the start (privdrop_prepare()
+ * looks them up again when it drops).
+ */
+static int
+cfg_check_user(const char *v, char *why, size_t whylen)
+{
+	if (*v == '\0' || getpwnam(v) != NULL)
+		return 0;
+	snprintf(why, whylen, "unknown user (not in the system's user "
+	    "database)");
+	return -1;
+}
+
+static int
+cfg_check_group(const char *v, char *why, size_t whylen)
+{
+	if (*v == '\0' || getgrnam(v) != NULL)
+		return 0;
+	snprintf(why, whylen, "unknown group (not in the system's group "
+	    "database)");
 	return -1;
 }
 

@@ -59,6 +59,9 @@ struct cfg {
 	char			*tls_min_protocol; /* "TLSv1.2" or "TLSv1.3" */
 	struct cfg_tls_sni	*tls_sni;	/* [tls.NAME] sections */
 	size_t			 n_tls_sni;
+	char			*user;		/* "" = do not switch */
+	char			*group;		/* "" = the user's group */
+	bool			 allow_root;	/* serve as uid 0 */
 
 	/* [auth] */
 	char			*passwd_file;	/* absolute */

@@ -25,6 +25,7 @@
 #include "config.h"
 #include "lib/evpop3d.h"
 #include "lib/log.h"
+#include "lib/privdrop.h"
 #include "net/server.h"
 #include "net/tls.h"
 #include "pop3/pop3.h"
@@ -143,6 +144,27 @@ check_nofile(const struct cfg *cfg, rlim_t limit)
 	    limit, need, cfg->max_connections, NOFILE_SESSION, fixed,
 	    limit > fixed ? ((unsigned long long)limit - fixed) /
 	    NOFILE_SESSION : 0);
+}
+
+/*
+ * After the drop: warn about each file that is read again later (the
+ * passwd-file when it changes, the certificates and keys on SIGHUP) but
+ * that the mail user cannot read. What was loaded at start goes on.
+ */
+static void
+check_readable_after_drop(const struct cfg *cfg)
+{
+	size_t i;
+
+	(void)privdrop_check_readable("passwd_file", cfg->passwd_file);
+	if (cfg->tls_cert == NULL)
+		return;
+	(void)privdrop_check_readable("tls_cert", cfg->tls_cert);
+	(void)privdrop_check_readable("tls_key", cfg->tls_key);
+	for (i = 0; i < cfg->n_tls_sni; i++) {
+		(void)privdrop_check_readable("tls_cert", cfg->tls_sni[i].cert);
+		(void)privdrop_check_readable("tls_key", cfg->tls_sni[i].key);
+	}
 }
 
 /* The last line of a start that failed: an operator sees it stopped. */
@@ -299,6 +321,7 @@ main(int argc, char *argv[])
 	struct daemon		 d;
 	struct session_params	 sp;
 	struct cfg		*cfg;
+	struct privdrop		 pd;
 	const char		*path = NULL;
 	char			 err[1024];
 	bool			 check = false, debug = false;
@@ -331,6 +354,12 @@ main(int argc, char *argv[])
 	log_init(debug);
 	if (cfg_load(path, &cfg, err, sizeof(err)) == -1) {
 		fprintf(stderr, "%s: %s\n", EVPOP3D_NAME, err);
+		return 1;
+	}
+	if (privdrop_prepare(cfg->user, cfg->group, cfg->allow_root, &pd, err,
+	    sizeof(err)) == -1) {
+		fprintf(stderr, "%s: %s: %s\n", EVPOP3D_NAME, path, err);
+		cfg_free(cfg);
 		return 1;
 	}
 	/* -t too: a certificate or key that does not load is an error. */
@@ -407,6 +436,14 @@ main(int argc, char *argv[])
 			fatalx("event=exiting reason=startup-failed");
 		}
 	}
+	/* Bound, keys and passwd-file read: serve no client as root. */
+	if (privdrop_apply(&pd, err, sizeof(err)) == -1) {
+		log_errorx("event=startup-failed step=privdrop error=\"%s\"",
+		    err);
+		fatalx("event=exiting reason=startup-failed");
+	}
+	if (pd.drop)
+		check_readable_after_drop(cfg);
 	log_info("event=ready version=%s listeners=%zu tls=%s", EVPOP3D_VERSION,
 	    d.srv.n_listeners, d.tls != NULL ? "yes" : "no");
 	notify_systemd("READY=1\nSTATUS=Accepting connections");

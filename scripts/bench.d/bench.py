@@ -269,13 +269,17 @@ class Evpop3d(Server):
                 "hostname = bench.example\n"
                 "idle_timeout = 600\n"
                 "max_connections = 25000\n"
+                # the fixtures belong to the user running the bench
+                "allow_root = %s\n"
                 "[auth]\n"
                 "passwd_file = %s\n"
                 "failure_delay = 0\n"
                 "threads = 2\n"
                 "[mail]\n"
                 "driver = maildir\n"
-                "location = %%h/Maildir\n" % (self.port, self.passwd))
+                "location = %%h/Maildir\n" % (
+                    self.port, "yes" if os.geteuid() == 0 else "no",
+                    self.passwd))
 
     def start(self):
         with open(self.ini, "w") as f:

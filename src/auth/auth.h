@@ -4,7 +4,8 @@
  * File format (one user per line, '#' comments, blank lines ignored):
  *   user:{SCHEME}data:uid:gid:gecos:home:shell:extra
  * Only the first two fields are required. Schemes: {PLAIN}, {CRYPT},
- * {SHA256-CRYPT}, {SHA512-CRYPT}, {BLF-CRYPT} (crypt(3) from libxcrypt).
+ * {SHA256-CRYPT}, {SHA512-CRYPT}, {BLF-CRYPT} (crypt(3) from libxcrypt),
+ * the digest schemes (OpenSSL), {ARGON2I} and {ARGON2ID} (libsodium).
  *
  * The verify functions hash, so they are slow by design: call them from a
  * worker thread (worker.h), never on the event loop. They are thread-safe.
@@ -106,7 +107,8 @@ char	*auth_password_hash(const char *password);
  * and CRYPT, which makes yescrypt, Debian's default) with a random salt
  * and rounds (0: the method's default), the digest schemes (SHA, SHA256,
  * SHA512, and SSHA, SSHA256, SSHA512 with an 8-octet random salt; no
- * rounds), or PLAIN. Returns "{SCHEME}data", malloc'd, or NULL with the
+ * rounds), ARGON2I and ARGON2ID (rounds are passes, and pick the memory
+ * as Dovecot's doveadm does), or PLAIN. Returns "{SCHEME}data", malloc'd, or NULL with the
  * reason in err (an unknown scheme, rounds the scheme does not take or
  * out of its range, a PLAIN password the passwd-file cannot hold).
  */

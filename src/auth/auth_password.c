@@ -7,10 +7,16 @@
  * makes them thread-safe; yescrypt ("$y$", Debian's default) is one of
  * them. The digest schemes of LDAP and Dovecot ({SHA}, {SHA256},
  * {SHA512}, and the salted {SSHA}, {SSHA256}, {SSHA512}: the digest of
- * password and salt, then the salt) go through OpenSSL. Every comparison
- * of secret-derived bytes uses CRYPTO_memcmp().
+ * password and salt, then the salt) go through OpenSSL. {ARGON2I} and
+ * {ARGON2ID} ("$argon2i$v=19$m=KIB,t=PASSES,p=LANES$salt$hash") go
+ * through libsodium, as in Dovecot, whose doveadm writes them with the
+ * same code: its verify reads the variant and parameters from the string
+ * and compares in constant time. Every comparison of secret-derived bytes
+ * uses CRYPTO_memcmp().
  */
 #include <crypt.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +26,8 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+
+#include <sodium.h>
 
 #include "auth/auth.h"
 #include "lib/base64.h"
@@ -34,6 +42,8 @@ enum auth_scheme {
 	SCHEME_BLF_CRYPT,	/* $2a$, $2b$, $2y$ */
 	SCHEME_DIGEST,		/* base64 (or hex) of digest(password) */
 	SCHEME_SDIGEST,		/* ... of digest(password salt) salt */
+	SCHEME_ARGON2I,		/* $argon2i$, libsodium */
+	SCHEME_ARGON2ID,	/* $argon2id$, libsodium */
 };
 
 static const struct auth_scheme_def {
@@ -55,6 +65,8 @@ static const struct auth_scheme_def {
 	{ "SSHA",		SCHEME_SDIGEST,		NULL,	"SHA1" },
 	{ "SSHA256",		SCHEME_SDIGEST,		NULL,	"SHA256" },
 	{ "SSHA512",		SCHEME_SDIGEST,		NULL,	"SHA512" },
+	{ "ARGON2I",		SCHEME_ARGON2I,		"$argon2i$",	NULL },
+	{ "ARGON2ID",		SCHEME_ARGON2ID,	"$argon2id$",	NULL },
 };
 
 /* A digest scheme's data: base64 unless the scheme name says ".HEX". */
@@ -66,6 +78,17 @@ enum auth_encoding {
 
 /* Longest decoded digest-scheme data: a SHA-512 digest and a salt. */
 #define AUTH_DIGEST_DATA_MAX	(EVP_MAX_MD_SIZE + 256)
+
+/*
+ * The most an argon2 string may ask of one check, refused at load above
+ * (a typo or a hostile passwd-file must not make every login allocate
+ * gigabytes): 1 GiB (Dovecot's ARGON2ID with -r 4 or more, libsodium's
+ * "sensitive"), 64 passes, 16 lanes (libsodium runs them one after the
+ * other). A check holds m KiB for its duration, on each worker thread.
+ */
+#define AUTH_ARGON2_MEM_MAX_KIB	(1024UL * 1024)
+#define AUTH_ARGON2_TIME_MAX	64UL
+#define AUTH_ARGON2_LANES_MAX	16UL
 
 static int	auth_scheme_parse(const char *,
 		    const struct auth_scheme_def **, enum auth_encoding *,
@@ -176,6 +199,111 @@ auth_verify_crypt(const char *data, const char *password)
 	auth_wipe(cd, sizeof(*cd));
 	free(cd);
 	return ret;
+}
+
+/* sodium_init() once, from whichever thread gets here first. */
+static pthread_once_t	auth_sodium_once = PTHREAD_ONCE_INIT;
+static int		auth_sodium_ok;
+
+static void
+auth_sodium_init(void)
+{
+	auth_sodium_ok = sodium_init() >= 0;
+}
+
+/*
+ * "NAME" then a decimal number of at most 10 digits (no leading zero)
+ * then stop; moves *pp past it. 0, or -1 if the text is not that.
+ */
+static int
+argon2_field(const char **pp, const char *name, char stop,
+    unsigned long *v_r)
+{
+	const char	*p = *pp, *digits;
+	unsigned long	 v = 0;
+
+	if (strncmp(p, name, strlen(name)) != 0)
+		return -1;
+	digits = p += strlen(name);
+	while (*p >= '0' && *p <= '9') {
+		if (p - digits >= 10)
+			return -1;
+		v = v * 10 + (unsigned long)(*p++ - '0');
+	}
+	if (p == digits || *p != stop || (p - digits > 1 && digits[0] == '0'))
+		return -1;
+	*pp = p + 1;
+	*v_r = v;
+	return 0;
+}
+
+/*
+ * An argon2 string as libsodium writes it (data starts with the
+ * scheme's "$argon2i$" or "$argon2id$"): "v=19$m=KIB,t=N,p=N$" then salt
+ * and hash in unpadded base64, within our limits and shorter than
+ * libsodium's buffers. Stores the length of the parameters part (the
+ * cost class: salts and hashes differ within it). Returns 0, or -1 if
+ * the string is malformed or over a limit. Cheap: no hashing.
+ */
+static int
+argon2_parse(const struct auth_scheme_def *def, const char *data,
+    size_t *classlen_r)
+{
+	const char	*p = data + strlen(def->prefix);
+	unsigned long	 v, m, t, lanes;
+	size_t		 len = strlen(data);
+	int		 r;
+
+	if (len >= crypto_pwhash_argon2id_STRBYTES ||
+	    len >= crypto_pwhash_argon2i_STRBYTES)
+		return -1;
+	if (argon2_field(&p, "v=", '$', &v) == -1 || v != 19 ||
+	    argon2_field(&p, "m=", ',', &m) == -1 ||
+	    argon2_field(&p, "t=", ',', &t) == -1 ||
+	    argon2_field(&p, "p=", '$', &lanes) == -1)
+		return -1;
+	if (m > AUTH_ARGON2_MEM_MAX_KIB || t == 0 ||
+	    t > AUTH_ARGON2_TIME_MAX || lanes == 0 ||
+	    lanes > AUTH_ARGON2_LANES_MAX || m < 8 * lanes ||
+	    (def->scheme == SCHEME_ARGON2I && t < 3))
+		return -1;
+	*classlen_r = (size_t)(p - 1 - data);
+	/* The rest, salt and hash, as libsodium's decoder sees it. */
+	pthread_once(&auth_sodium_once, auth_sodium_init);
+	if (!auth_sodium_ok)
+		return -1;
+	if (def->scheme == SCHEME_ARGON2ID)
+		r = crypto_pwhash_argon2id_str_needs_rehash(data, t, m * 1024);
+	else
+		r = crypto_pwhash_argon2i_str_needs_rehash(data, t, m * 1024);
+	return r == -1 ? -1 : 0;
+}
+
+/*
+ * {ARGON2I}, {ARGON2ID}: libsodium recomputes the hash with the string's
+ * parameters and salt and compares in constant time. It answers -1 for
+ * a mismatch (errno EINVAL) and for a failure (out of memory, a string
+ * it cannot decode): only the first is a wrong password.
+ */
+static int
+auth_verify_argon2(const struct auth_scheme_def *def, const char *data,
+    const char *password)
+{
+	size_t	 classlen;
+	int	 r;
+
+	if (argon2_parse(def, data, &classlen) == -1)
+		return -1;
+	errno = 0;
+	if (def->scheme == SCHEME_ARGON2ID)
+		r = crypto_pwhash_argon2id_str_verify(data, password,
+		    strlen(password));
+	else
+		r = crypto_pwhash_argon2i_str_verify(data, password,
+		    strlen(password));
+	if (r == 0)
+		return 1;
+	return errno == EINVAL ? 0 : -1;
 }
 
 /*
@@ -331,6 +459,8 @@ auth_password_verify(const char *stored, const char *password)
 		return -1;
 	if (def->scheme == SCHEME_PLAIN)
 		return auth_verify_plain(data, password);
+	if (def->scheme == SCHEME_ARGON2I || def->scheme == SCHEME_ARGON2ID)
+		return auth_verify_argon2(def, data, password);
 	if (def->md != NULL)
 		return auth_verify_digest(def, enc, data, password);
 	return auth_verify_crypt(data, password);
@@ -373,6 +503,15 @@ auth_password_cost(const char *stored, char *buf, size_t len)
 		if (ok < 0)
 			return -1;
 		snprintf(buf, len, "%s", def->md);
+		return 0;
+	}
+	/* argon2: the variant and its parameters, "$argon2id$v=19$m=..,t=..,p=.." */
+	if (def->scheme == SCHEME_ARGON2I || def->scheme == SCHEME_ARGON2ID) {
+		size_t	classlen;
+
+		if (argon2_parse(def, data, &classlen) == -1)
+			return -1;
+		snprintf(buf, len, "%.*s", (int)classlen, data);
 		return 0;
 	}
 	/* What auth_verify_crypt() and crypt_rn() refuse without hashing. */
@@ -498,6 +637,75 @@ hash_crypt(const struct auth_scheme_def *def, const char *prefix,
 	return out;
 }
 
+/*
+ * An argon2 hash the way Dovecot's doveadm makes one: rounds are the
+ * passes (default libsodium's "interactive": 4 for argon2i, 2 for
+ * argon2id, which is raised to 3 as Dovecot does), and the memory is
+ * libsodium's interactive, moderate or sensitive figure by the rounds
+ * asked for (argon2i: 32, 128, 512 MiB; argon2id: 64, 256 MiB, 1 GiB).
+ */
+static char *
+hash_argon2(const struct auth_scheme_def *def, unsigned long rounds,
+    const char *password, char *err, size_t errlen)
+{
+	char			 res[crypto_pwhash_STRBYTES];
+	unsigned long long	 ops;
+	size_t			 mem;
+	int			 r;
+	char			*out;
+
+	pthread_once(&auth_sodium_once, auth_sodium_init);
+	if (!auth_sodium_ok) {
+		snprintf(err, errlen, "%s: libsodium failed to start",
+		    def->name);
+		return NULL;
+	}
+	if (def->scheme == SCHEME_ARGON2I) {
+		ops = rounds != 0 ? rounds :
+		    crypto_pwhash_argon2i_OPSLIMIT_INTERACTIVE;
+		if (ops >= crypto_pwhash_argon2i_OPSLIMIT_SENSITIVE)
+			mem = crypto_pwhash_argon2i_MEMLIMIT_SENSITIVE;
+		else if (ops >= crypto_pwhash_argon2i_OPSLIMIT_MODERATE)
+			mem = crypto_pwhash_argon2i_MEMLIMIT_MODERATE;
+		else
+			mem = crypto_pwhash_argon2i_MEMLIMIT_INTERACTIVE;
+		if (ops < crypto_pwhash_argon2i_OPSLIMIT_MIN)
+			goto range;
+	} else {
+		ops = rounds != 0 ? rounds :
+		    crypto_pwhash_argon2id_OPSLIMIT_INTERACTIVE;
+		if (ops >= crypto_pwhash_argon2id_OPSLIMIT_SENSITIVE)
+			mem = crypto_pwhash_argon2id_MEMLIMIT_SENSITIVE;
+		else if (ops >= crypto_pwhash_argon2id_OPSLIMIT_MODERATE)
+			mem = crypto_pwhash_argon2id_MEMLIMIT_MODERATE;
+		else
+			mem = crypto_pwhash_argon2id_MEMLIMIT_INTERACTIVE;
+		if (ops < 3)
+			ops = 3;
+	}
+	if (ops > AUTH_ARGON2_TIME_MAX || mem / 1024 > AUTH_ARGON2_MEM_MAX_KIB)
+		goto range;
+	if (def->scheme == SCHEME_ARGON2I)
+		r = crypto_pwhash_argon2i_str(res, password, strlen(password),
+		    ops, mem);
+	else
+		r = crypto_pwhash_argon2id_str(res, password, strlen(password),
+		    ops, mem);
+	if (r != 0) {
+		snprintf(err, errlen, "%s: hashing failed (out of memory?)",
+		    def->name);
+		return NULL;
+	}
+	if ((out = scheme_join(def->name, res)) == NULL)
+		snprintf(err, errlen, "out of memory");
+	return out;
+ range:
+	snprintf(err, errlen, "%s: rounds %lu out of range (%d-%lu)",
+	    def->name, rounds, def->scheme == SCHEME_ARGON2I ?
+	    (int)crypto_pwhash_argon2i_OPSLIMIT_MIN : 1, AUTH_ARGON2_TIME_MAX);
+	return NULL;
+}
+
 /* See auth.h. */
 char *
 auth_password_hash_scheme(const char *scheme, unsigned long rounds,
@@ -524,6 +732,8 @@ auth_password_hash_scheme(const char *scheme, unsigned long rounds,
 		snprintf(err, errlen, "unknown scheme '%.40s'", scheme);
 		return NULL;
 	}
+	if (def->scheme == SCHEME_ARGON2I || def->scheme == SCHEME_ARGON2ID)
+		return hash_argon2(def, rounds, password, err, errlen);
 	if (def->scheme == SCHEME_PLAIN || def->md != NULL) {
 		if (rounds != 0) {
 			snprintf(err, errlen, "%s takes no rounds", def->name);

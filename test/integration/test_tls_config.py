@@ -32,7 +32,7 @@ class StartupErrors(unittest.TestCase):
                     "-----END CERTIFICATE-----\n")
 
     def run_daemon(self, tls=None, server=None, auth=None, check=False):
-        conf = {"server": {"listen": "127.0.0.1:0"},
+        conf = {"server": {"listen": "127.0.0.1:0", "allow_root": "yes"},
                 "auth": {"passwd_file": "passwd"},
                 "mail": {"location": "%h/Maildir"}}
         conf["server"].update(server or {})
@@ -95,10 +95,11 @@ class StartupErrors(unittest.TestCase):
     def test_sni_section_checked(self):
         path = os.path.join(self.dir, "sni.ini")
         with open(path, "w") as f:
-            f.write("[server]\nlisten = 127.0.0.1:0\n[auth]\npasswd_file = "
-                    "passwd\n[mail]\nlocation = %h/Maildir\n[tls]\ncert = "
-                    "rsa.pem\nkey = rsa.key\n[tls.other.example]\ncert = "
-                    "ec.pem\nkey = rsa.key\n")
+            f.write("[server]\nlisten = 127.0.0.1:0\nallow_root = yes\n"
+                    "[auth]\npasswd_file = passwd\n"
+                    "[mail]\nlocation = %h/Maildir\n"
+                    "[tls]\ncert = rsa.pem\nkey = rsa.key\n"
+                    "[tls.other.example]\ncert = ec.pem\nkey = rsa.key\n")
         p = subprocess.run([evtest.BIN, "-t", "-c", path],
                            capture_output=True, timeout=60)
         self.assertEqual(p.returncode, 1)

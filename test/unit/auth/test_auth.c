@@ -397,6 +397,158 @@ test_digest_schemes(void **state)
 	assert_string_equal(cls, "SHA256");
 }
 
+/*
+ * {ARGON2I} and {ARGON2ID} (libsodium): hashes made by Dovecot 2.3's
+ * `doveadm pw -s SCHEME -p 'correct horse'` (its defaults), and cheap
+ * ones with other parameters (2 and 4 lanes, 64 KiB) made by the
+ * reference implementation (libargon2) and verified by doveadm.
+ */
+static void
+test_argon2_schemes(void **state)
+{
+	static const struct {
+		const char	*stored;
+		const char	*cls;
+	} good[] = {
+	    { "{ARGON2I}$argon2i$v=19$m=32768,t=4,p=1$Phd5lj6jxGT1jMxI8hYabA$"
+	      "CV+WHXz7jdKR4NLEMQRpNEuqrTTqVAQ4uLLQ53ltwdw",
+	      "$argon2i$v=19$m=32768,t=4,p=1" },
+	    { "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$K1ye3XFPIzNNRR84HQH6zw"
+	      "$RAEhscv11SF4atK5oDZjB36A72scX/4eOuSXm1zRG1Q",
+	      "$argon2id$v=19$m=65536,t=3,p=1" },
+	    { "{ARGON2ID}$argon2id$v=19$m=256,t=2,p=2$ZXZwb3AzZC1zYWx0LTE2Yg$"
+	      "L/Y7D0Dq8fXmJkZSayszOQlEKZJOG/ZQ+SJgv7lNgYs",
+	      "$argon2id$v=19$m=256,t=2,p=2" },
+	    { "{argon2i}$argon2i$v=19$m=64,t=3,p=1$ZXZwb3AzZC1zYWx0LTE2Yg$"
+	      "F3VCZuo04bOtZQeO3CPyK+MwYiq3FyHurmKjx/RHWX0",
+	      "$argon2i$v=19$m=64,t=3,p=1" },
+	    { "{ARGON2ID}$argon2id$v=19$m=64,t=1,p=4$ZXZwb3AzZC1zYWx0LTE2Yg$"
+	      "AzvRR0AZdk/ThHXFCP9MOWAUW1bzVIXsSizFtKMyavM",
+	      "$argon2id$v=19$m=64,t=1,p=4" },
+	};
+	/* Refused at load: malformed, or asking too much of each check. */
+	static const char *const bad[] = {
+	    /* the other variant's string under this scheme */
+	    "{ARGON2I}$argon2id$v=19$m=256,t=2,p=2$ZXZwb3AzZC1zYWx0LTE2Yg$"
+	    "L/Y7D0Dq8fXmJkZSayszOQlEKZJOG/ZQ+SJgv7lNgYs",
+	    "{ARGON2ID}$argon2i$v=19$m=64,t=3,p=1$ZXZwb3AzZC1zYWx0LTE2Yg$"
+	    "F3VCZuo04bOtZQeO3CPyK+MwYiq3FyHurmKjx/RHWX0",
+	    "{ARGON2ID}$argon2d$v=19$m=64,t=1,p=1$ZXZwb3AzZC1zYWx0LTE2Yg$"
+	    "AzvRR0AZdk/ThHXFCP9MOWAUW1bzVIXsSizFtKMyavM",
+	    /* 2 GiB, 65 passes, 17 lanes, 0 of each, fewer than 8 KiB a lane */
+	    "{ARGON2ID}$argon2id$v=19$m=2097152,t=3,p=1$K1ye3XFPIzNNRR84HQH6zw"
+	    "$RAEhscv11SF4atK5oDZjB36A72scX/4eOuSXm1zRG1Q",
+	    "{ARGON2ID}$argon2id$v=19$m=65536,t=65,p=1$K1ye3XFPIzNNRR84HQH6zw"
+	    "$RAEhscv11SF4atK5oDZjB36A72scX/4eOuSXm1zRG1Q",
+	    "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=17$K1ye3XFPIzNNRR84HQH6zw"
+	    "$RAEhscv11SF4atK5oDZjB36A72scX/4eOuSXm1zRG1Q",
+	    "{ARGON2ID}$argon2id$v=19$m=0,t=3,p=1$K1ye3XFPIzNNRR84HQH6zw"
+	    "$RAEhscv11SF4atK5oDZjB36A72scX/4eOuSXm1zRG1Q",
+	    "{ARGON2ID}$argon2id$v=19$m=65536,t=0,p=1$K1ye3XFPIzNNRR84HQH6zw"
+	    "$RAEhscv11SF4atK5oDZjB36A72scX/4eOuSXm1zRG1Q",
+	    "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=0$K1ye3XFPIzNNRR84HQH6zw"
+	    "$RAEhscv11SF4atK5oDZjB36A72scX/4eOuSXm1zRG1Q",
+	    "{ARGON2ID}$argon2id$v=19$m=31,t=1,p=4$ZXZwb3AzZC1zYWx0LTE2Yg$"
+	    "AzvRR0AZdk/ThHXFCP9MOWAUW1bzVIXsSizFtKMyavM",
+	    /* argon2i takes at least 3 passes in libsodium */
+	    "{ARGON2I}$argon2i$v=19$m=64,t=2,p=1$ZXZwb3AzZC1zYWx0LTE2Yg$"
+	    "F3VCZuo04bOtZQeO3CPyK+MwYiq3FyHurmKjx/RHWX0",
+	    /* numbers: too long, leading zero, sign, missing */
+	    "{ARGON2ID}$argon2id$v=19$m=00000065536,t=3,p=1$K1ye3XFPIzNNRR84HQ"
+	    "H6zw$RAEhscv11SF4atK5oDZjB36A72scX/4eOuSXm1zRG1Q",
+	    "{ARGON2ID}$argon2id$v=19$m=065536,t=3,p=1$K1ye3XFPIzNNRR84HQH6zw"
+	    "$RAEhscv11SF4atK5oDZjB36A72scX/4eOuSXm1zRG1Q",
+	    "{ARGON2ID}$argon2id$v=19$m=+65536,t=3,p=1$K1ye3XFPIzNNRR84HQH6zw"
+	    "$RAEhscv11SF4atK5oDZjB36A72scX/4eOuSXm1zRG1Q",
+	    "{ARGON2ID}$argon2id$v=19$m=65536,t=3$K1ye3XFPIzNNRR84HQH6zw"
+	    "$RAEhscv11SF4atK5oDZjB36A72scX/4eOuSXm1zRG1Q",
+	    /* version 16, no version, order of fields */
+	    "{ARGON2ID}$argon2id$v=16$m=65536,t=3,p=1$K1ye3XFPIzNNRR84HQH6zw"
+	    "$RAEhscv11SF4atK5oDZjB36A72scX/4eOuSXm1zRG1Q",
+	    "{ARGON2ID}$argon2id$m=65536,t=3,p=1$K1ye3XFPIzNNRR84HQH6zw"
+	    "$RAEhscv11SF4atK5oDZjB36A72scX/4eOuSXm1zRG1Q",
+	    "{ARGON2ID}$argon2id$v=19$t=3,m=65536,p=1$K1ye3XFPIzNNRR84HQH6zw"
+	    "$RAEhscv11SF4atK5oDZjB36A72scX/4eOuSXm1zRG1Q",
+	    /* salt or hash missing, cut, or not base64 */
+	    "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$K1ye3XFPIzNNRR84HQH6zw",
+	    "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$K1ye3XFPIzNNRR84HQH6zw$",
+	    "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$$RAEhscv11SF4atK5oDZjB36A"
+	    "72scX/4eOuSXm1zRG1Q",
+	    "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$K1ye3XFPIzNNRR84HQH6zw"
+	    "$RAEhscv11SF4atK5oDZjB36A72sc!/4eOuSXm1zRG1Q",
+	    "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1",
+	    "{ARGON2ID}$argon2id$",
+	    "{ARGON2ID}",
+	    /* 128 characters or more: beyond libsodium's string buffer */
+	    "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$K1ye3XFPIzNNRR84HQH6zwK1"
+	    "ye3XFPIzNNRR84HQH6zw$RAEhscv11SF4atK5oDZjB36A72scX/4eOuSXm1zRG1QR"
+	    "AEhscv11SF4atK5oDZjB36A72scX/4eOuSXm1zRG1Q",
+	};
+	char	cls[64];
+	size_t	i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		assert_int_equal(auth_password_verify(good[i].stored,
+		    "correct horse"), 1);
+		assert_int_equal(auth_password_verify(good[i].stored,
+		    "correct horsf"), 0);
+		assert_int_equal(auth_password_verify(good[i].stored, ""), 0);
+		assert_int_equal(auth_password_cost(good[i].stored, cls,
+		    sizeof(cls)), 0);
+		assert_string_equal(cls, good[i].cls);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (auth_password_cost(bad[i], cls, sizeof(cls)) != -1)
+			fail_msg("usable at load: %s", bad[i]);
+		assert_int_equal(auth_password_verify(bad[i],
+		    "correct horse"), -1);
+	}
+}
+
+/*
+ * `evpop3d hash -s ARGON2I|ARGON2ID [-r ROUNDS]` makes what Dovecot's
+ * doveadm makes: the same parameters for the same rounds, and refuses
+ * rounds out of range.
+ */
+static void
+test_argon2_hash(void **state)
+{
+	static const struct {
+		const char	*scheme;
+		unsigned long	 rounds;
+		const char	*prefix;
+	} cases[] = {
+	    { "ARGON2I",  0, "{ARGON2I}$argon2i$v=19$m=32768,t=4,p=1$" },
+	    { "ARGON2I",  3, "{ARGON2I}$argon2i$v=19$m=32768,t=3,p=1$" },
+	    { "argon2id", 0, "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$" },
+	    { "ARGON2ID", 1, "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1$" },
+	};
+	char	err[128], cls[64], *h;
+	size_t	i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		h = auth_password_hash_scheme(cases[i].scheme, cases[i].rounds,
+		    "pw: x", err, sizeof(err));
+		if (h == NULL)
+			fail_msg("%s: %s", cases[i].scheme, err);
+		if (strncmp(h, cases[i].prefix, strlen(cases[i].prefix)) != 0)
+			fail_msg("%s -r %lu: %s", cases[i].scheme,
+			    cases[i].rounds, h);
+		assert_int_equal(auth_password_verify(h, "pw: x"), 1);
+		assert_int_equal(auth_password_verify(h, "pw: y"), 0);
+		assert_int_equal(auth_password_cost(h, cls, sizeof(cls)), 0);
+		free(h);
+	}
+	assert_null(auth_password_hash_scheme("ARGON2I", 2, "x", err,
+	    sizeof(err)));
+	assert_non_null(strstr(err, "rounds 2 out of range (3-64)"));
+	assert_null(auth_password_hash_scheme("ARGON2ID", 65, "x", err,
+	    sizeof(err)));
+	assert_non_null(strstr(err, "rounds 65 out of range (1-64)"));
+}
+
 static void
 test_scheme_mismatch(void **state)
 {
@@ -1669,6 +1821,8 @@ main(void)
 		cmocka_unit_test(test_crypt_schemes),
 		cmocka_unit_test(test_des_crypt),
 		cmocka_unit_test(test_digest_schemes),
+		cmocka_unit_test(test_argon2_schemes),
+		cmocka_unit_test(test_argon2_hash),
 		cmocka_unit_test(test_scheme_mismatch),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_hash_roundtrip),

@@ -838,6 +838,35 @@ test_uidl_format(void **state)
 	    "every message would have the same UIDL", NULL);
 }
 
+/* [server] user, group, allow_root: defaults, names looked up at load. */
+static void
+test_privileges(void **state)
+{
+	struct cfg	*cfg;
+
+	(void)state;
+	cfg = load_ok(MINIMAL);
+	assert_string_equal(cfg->user, "");
+	assert_string_equal(cfg->group, "");
+	assert_false(cfg->allow_root);
+	cfg_free(cfg);
+
+	cfg = load_ok(MINIMAL "[server]\nuser = nobody\ngroup = nogroup\n"
+	    "allow_root = yes\n");
+	assert_string_equal(cfg->user, "nobody");
+	assert_string_equal(cfg->group, "nogroup");
+	assert_true(cfg->allow_root);
+	cfg_free(cfg);
+
+	load_fails(with_kv("server", "user", "no-such-user-x"),
+	    "[server] user: unknown user (not in the system's user database)",
+	    "got 'no-such-user-x'", NULL);
+	load_fails(with_kv("server", "group", "no-such-group-x"),
+	    "[server] group: unknown group", "got 'no-such-group-x'", NULL);
+	load_fails(with_kv("server", "allow_root", "maybe"),
+	    "[server] allow_root", "got 'maybe'", NULL);
+}
+
 static void
 test_hostname(void **state)
 {
@@ -1043,6 +1072,7 @@ test_shipped_config(void **state)
 	static const char *const keys[] = {
 		"listen", "hostname", "idle_timeout", "login_timeout",
 		"write_timeout", "max_connections", "max_bad_commands",
+		"user", "group", "allow_root",
 		"passwd_file", "apop", "failure_delay", "max_failures",
 		"threads", "allow_shrink", "driver", "location", "enable_last",
 		"uidl_format", "debug",
@@ -1404,6 +1434,7 @@ main(void)
 		T(test_driver),
 		T(test_uidl_format),
 		T(test_hostname),
+		T(test_privileges),
 		T(test_location_template),
 		T(test_relative_paths),
 		T(test_relative_template_escape),
