@@ -103,7 +103,7 @@ class Fail2ban(evtest.ServerTestCase):
         lines = [l for l in self.srv.log() if "event=auth-failed" in l]
         self.assertEqual(len(lines), failures, "\n".join(lines))
         for l in lines:
-            self.assertRegex(l, r'^info sess=[0-9a-f]{16} event=auth-failed '
+            self.assertRegex(l, r'^warn sess=[0-9a-f]{16} event=auth-failed '
                              r'rip=(127\.0\.0\.1|\[::1\]):\d+ user="')
         self.assertIn(r'user="x\"rip=10.9.8.6"', "\n".join(lines))
         self.assertIn(r'user="a\"_\"rip=10.9.8.4"', "\n".join(lines))
