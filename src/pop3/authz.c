@@ -111,10 +111,10 @@ login_submit(struct client *c, bool apop, const char *secret,
     size_t secret_len)
 {
 	struct login_job	*job;
-	uint64_t		 turn_us;
+	uint64_t		 now_us = mono_us(), turn_us;
 
 	/* max_logins_per_user, and the penalty's turn. */
-	if (!penalty_attempt(c, &turn_us))
+	if (!penalty_attempt(c, now_us, &turn_us))
 		return CMD_ERR;
 	if ((job = calloc(1, sizeof(*job))) == NULL ||
 	    (job->user = strdup(c->user)) == NULL ||
@@ -130,7 +130,7 @@ login_submit(struct client *c, bool apop, const char *secret,
 	job->c = c;
 	job->env = c->env;
 	job->apop = apop;
-	job->started_us = mono_us();
+	job->started_us = now_us;
 	job->turn_us = turn_us;
 	memcpy(job->ipkey, c->ipkey, c->ipkeylen);
 	job->ipkeylen = c->ipkeylen;

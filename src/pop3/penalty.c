@@ -137,13 +137,13 @@ userip_key(const struct client *c, unsigned char *key)
 }
 
 bool
-penalty_attempt(struct client *c, uint64_t *turn_us)
+penalty_attempt(struct client *c, uint64_t now, uint64_t *turn_us)
 {
 	const struct cfg	*cfg = c->env->cfg;
 	struct iptable_entry	*e;
 	unsigned char		 key[IPTABLE_KEY_MAX];
 	char			 quser[LOG_QUOTED_SIZE(POP3_USER_MAX)];
-	uint64_t		 now = mono_us(), turn, cap;
+	uint64_t		 turn, cap;
 	size_t			 len;
 
 	*turn_us = now;

@@ -30,12 +30,12 @@ void	penalty_env_free(struct pop3_env *env);
 bool	penalty_connect(struct client *c);
 
 /*
- * A login attempt for c->user: take a place in max_logins_per_user
- * (false: refused, answered with [IN-USE] and logged), and return in
- * *turn_us (monotonic) the earliest time its answer may go: later than
- * now when the address is penalized.
+ * A login attempt for c->user made at now_us (monotonic): take a place
+ * in max_logins_per_user (false: refused, answered with [IN-USE] and
+ * logged), and return in *turn_us the earliest time its answer may go:
+ * later than now_us when the address is penalized.
  */
-bool	penalty_attempt(struct client *c, uint64_t *turn_us);
+bool	penalty_attempt(struct client *c, uint64_t now_us, uint64_t *turn_us);
 
 /*
  * The attempt failed (wrong password or unknown user), c may be gone
