@@ -46,6 +46,7 @@ enum cfg_type {
 	CFG_STRING,	/* char *; non-empty */
 	CFG_PATH,	/* char *; made absolute against the config dir */
 	CFG_LISTEN,	/* struct cfg_listen *, count at aux_offset */
+	CFG_NETS,	/* struct cfg_net *, count at aux_offset; may be "" */
 };
 
 #define CFG_F_REQUIRED	0x01	/* no default: the file must set it */
@@ -70,6 +71,9 @@ struct cfg_key {
 	int		(*check)(const char *, char *, size_t);
 };
 
+struct cfg_ctx;
+static int	cfg_set_nets(struct cfg_ctx *, const struct cfg_key *,
+		    const char *, struct cfg *);
 static int	cfg_check_driver(const char *, char *, size_t);
 static int	cfg_check_hostname(const char *, char *, size_t);
 static int	cfg_check_template(const char *, char *, size_t);
@@ -133,6 +137,36 @@ static const struct cfg_key cfg_keys[] = {
 	{ "auth", "allow_shrink", CFG_BOOL, OFF(allow_shrink), "no", 0, 0, 0,
 	    .doc = "load a passwd-file with no users, or a reload that loses "
 		"more than half of them" },
+	/* Brute-force defence and per-source limits (README, Security). */
+	{ "auth", "max_connections_per_ip", CFG_INT,
+	    OFF(max_connections_per_ip), "50", 0, 1000000, 0,
+	    .doc = "connections from one address (IPv6: one /64); 0: no "
+		"limit" },
+	{ "auth", "max_unauth_per_ip", CFG_INT, OFF(max_unauth_per_ip), "10",
+	    0, 1000000, 0,
+	    .doc = "connections from one address not logged in yet; 0: no "
+		"limit" },
+	{ "auth", "max_logins_per_user", CFG_INT, OFF(max_logins_per_user),
+	    "10", 0, 1000000, 0,
+	    .doc = "logins (and login attempts) of one user from one address "
+		"at once; 0: no limit" },
+	{ "auth", "penalty_max", CFG_INT, OFF(penalty_max_ms), "15000",
+	    0, 300000, 0,
+	    .doc = "milliseconds, the cap of the per-address failure delay "
+		"that doubles from failure_delay; 0: no penalty" },
+	{ "auth", "penalty_expire", CFG_INT, OFF(penalty_expire), "3600",
+	    1, 86400, 0,
+	    .doc = "seconds without a failure before an address's failures "
+		"are forgotten" },
+	{ "auth", "penalty_table_size", CFG_INT, OFF(penalty_table_size),
+	    "20000", 1, 10000000, 0,
+	    .doc = "addresses whose failures are remembered; the oldest are "
+		"forgotten first" },
+	{ "auth", "limits_exempt", CFG_NETS, OFF(limits_exempt),
+	    "127.0.0.1, ::1", 0, 0, CFG_F_EMPTY,
+	    .doc = "ADDRESS[/PREFIX] list of clients the limits and the "
+		"penalty leave alone (a local proxy or webmail); \"\" for none",
+	    .aux_offset = OFF(n_limits_exempt) },
 
 	{ "mail", "driver", CFG_STRING, OFF(mail_driver), "maildir", 0, 0, 0,
 	    .doc = "mail store driver",
@@ -654,6 +688,137 @@ cfg_set_listen(struct cfg_ctx *ctx, const struct cfg_key *k, const char *v,
 	return rv;
 }
 
+/* One "ADDRESS[/PREFIX]"; 0, or -1 with a reason in why. */
+static int
+cfg_parse_net(const char *text, struct cfg_net *n, char *why, size_t whylen)
+{
+	char		 buf[INET6_ADDRSTRLEN + 8], *slash;
+	long		 bits;
+	int		 max;
+
+	if (strlen(text) >= sizeof(buf)) {
+		snprintf(why, whylen, "too long for a network");
+		return -1;
+	}
+	memcpy(buf, text, strlen(text) + 1);
+	if ((slash = strchr(buf, '/')) != NULL)
+		*slash++ = '\0';
+	memset(n, 0, sizeof(*n));
+	if (inet_pton(AF_INET, buf, n->addr) == 1) {
+		n->family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, buf, n->addr) == 1) {
+		n->family = AF_INET6;
+		max = 128;
+	} else {
+		snprintf(why, whylen, "not a literal IPv4 or IPv6 address "
+		    "(write ADDRESS or ADDRESS/PREFIX)");
+		return -1;
+	}
+	n->prefix = max;
+	if (slash != NULL) {
+		if (cfg_parse_int(slash, &bits) == -1 || bits < 0 ||
+		    bits > max) {
+			snprintf(why, whylen, "prefix must be a number from 0 "
+			    "to %d", max);
+			return -1;
+		}
+		n->prefix = (int)bits;
+	}
+	return 0;
+}
+
+/* A comma-separated list of networks, possibly empty. */
+static int
+cfg_set_nets(struct cfg_ctx *ctx, const struct cfg_key *k, const char *v,
+    struct cfg *cfg)
+{
+	struct cfg_net	*ns;
+	char		*copy, *item, *next, why[256];
+	size_t		 n = 1, count = 0;
+	const char	*p;
+	int		 rv = -1;
+
+	for (p = v; *p != '\0'; p++)
+		n += (*p == ',');
+	if ((copy = strdup(v)) == NULL)
+		return cfg_error(ctx, k, NULL, "%s", strerror(errno));
+	if ((ns = calloc(n, sizeof(*ns))) == NULL) {
+		free(copy);
+		return cfg_error(ctx, k, NULL, "%s", strerror(errno));
+	}
+	for (item = copy; item != NULL; item = next) {
+		if ((next = strchr(item, ',')) != NULL)
+			*next++ = '\0';
+		item = cfg_trim(item);
+		if (*item == '\0') {
+			if (n == 1)
+				break;		/* "": no network */
+			cfg_error(ctx, k, v, "empty network in list");
+			goto out;
+		}
+		if (cfg_parse_net(item, &ns[count], why, sizeof(why)) == -1) {
+			cfg_error(ctx, k, item, "%s", why);
+			goto out;
+		}
+		count++;
+	}
+	*CFG_FIELD(cfg, k->offset, struct cfg_net *) = ns;
+	*CFG_FIELD(cfg, k->aux_offset, size_t) = count;
+	ns = NULL;
+	rv = 0;
+ out:
+	free(ns);
+	free(copy);
+	return rv;
+}
+
+/* The first bits of a and b are equal. */
+static bool
+cfg_prefix_equal(const unsigned char *a, const unsigned char *b, int bits)
+{
+	int		 whole = bits / 8, rest = bits % 8;
+	unsigned char	 mask;
+
+	if (memcmp(a, b, (size_t)whole) != 0)
+		return false;
+	if (rest == 0)
+		return true;
+	mask = (unsigned char)(0xff << (8 - rest));
+	return (a[whole] & mask) == (b[whole] & mask);
+}
+
+bool
+cfg_limits_exempt(const struct cfg *cfg, const struct sockaddr *sa)
+{
+	static const unsigned char mapped[12] =
+	    { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	const unsigned char	*a;
+	const struct cfg_net	*n;
+	size_t			 i;
+	int			 family = sa->sa_family;
+
+	if (family == AF_INET)
+		a = (const unsigned char *)&((const struct sockaddr_in *)
+		    (const void *)sa)->sin_addr;
+	else if (family == AF_INET6) {
+		a = ((const struct sockaddr_in6 *)(const void *)sa)->
+		    sin6_addr.s6_addr;
+		if (memcmp(a, mapped, sizeof(mapped)) == 0) {
+			family = AF_INET;
+			a += 12;
+		}
+	} else
+		return false;
+	for (i = 0; i < cfg->n_limits_exempt; i++) {
+		n = &cfg->limits_exempt[i];
+		if (n->family == family &&
+		    cfg_prefix_equal(a, n->addr, n->prefix))
+			return true;
+	}
+	return false;
+}
+
 /*
  * Convert and store one value (from the file or the default) for key k.
  * Returns 0, or -1 with the error in ctx.
@@ -709,6 +874,8 @@ cfg_set(struct cfg_ctx *ctx, const struct cfg_key *k, const char *v,
 		return 0;
 	case CFG_LISTEN:
 		return cfg_set_listen(ctx, k, v, cfg);
+	case CFG_NETS:
+		return cfg_set_nets(ctx, k, v, cfg);
 	}
 	return cfg_error(ctx, k, NULL, "internal error: bad type %d",
 	    (int)k->type);
@@ -994,6 +1161,10 @@ cfg_free(struct cfg *cfg)
 		case CFG_LISTEN:
 			free(*CFG_FIELD(cfg, cfg_keys[i].offset,
 			    struct cfg_listen *));
+			break;
+		case CFG_NETS:
+			free(*CFG_FIELD(cfg, cfg_keys[i].offset,
+			    struct cfg_net *));
 			break;
 		case CFG_INT:
 		case CFG_BOOL:

@@ -36,6 +36,13 @@ struct cfg_tls_sni {
 	char	*key;
 };
 
+/* A network, ADDRESS[/PREFIX] ([auth] limits_exempt). */
+struct cfg_net {
+	int			 family;	/* AF_INET or AF_INET6 */
+	unsigned char		 addr[16];	/* 4 octets for AF_INET */
+	int			 prefix;	/* bits */
+};
+
 struct cfg {
 	char			*path;		/* the file we were read from */
 
@@ -72,6 +79,15 @@ struct cfg {
 	bool			 allow_shrink;	/* passwd-file may lose users */
 	char			*plaintext_text; /* as written */
 	enum cfg_plaintext	 plaintext;	/* before TLS (RFC 2595 s. 2.3) */
+	/* [auth] brute-force defence and per-source limits */
+	int			 max_connections_per_ip;	/* 0: none */
+	int			 max_unauth_per_ip;		/* 0: none */
+	int			 max_logins_per_user;	/* per user+IP; 0: none */
+	int			 penalty_max_ms;	/* 0: no penalty */
+	int			 penalty_expire;	/* s without a failure */
+	int			 penalty_table_size;	/* idle addresses kept */
+	struct cfg_net		*limits_exempt;
+	size_t			 n_limits_exempt;
 
 	/* [mail] */
 	char			*mail_driver;
@@ -101,5 +117,12 @@ void	cfg_free(struct cfg *cfg);
  */
 int	cfg_parse_listen(const char *text, struct cfg_listen *l_r,
 	    char *err, size_t errlen);
+
+/*
+ * Is sa's address in [auth] limits_exempt? Exempt clients are neither
+ * counted nor limited nor penalized (local webmail, a local proxy). An
+ * IPv4-mapped IPv6 address is taken as IPv4.
+ */
+bool	cfg_limits_exempt(const struct cfg *cfg, const struct sockaddr *sa);
 
 #endif

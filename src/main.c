@@ -452,10 +452,11 @@ main(int argc, char *argv[])
 
 	if (log_debug_enabled())
 		stats_log(&d, true);
-	server_free(&d.srv);
 	/* Sessions first: their release jobs go to the pool, which the
-	 * environment then drains. */
+	 * environment then drains, and they leave the server's per-address
+	 * counts when freed. */
 	session_set_free(d.sessions);
+	server_free(&d.srv);
 	pop3_env_free(d.env);
 	for (i = 0; i < 4; i++)
 		event_free(sigs[i]);

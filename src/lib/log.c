@@ -285,6 +285,12 @@ log_vsession_debug(uint64_t sess, const char *fmt, va_list ap)
 }
 
 void
+log_vsession_warn(uint64_t sess, const char *fmt, va_list ap)
+{
+	log_vline(LOG_LVL_WARN, 0, sess, fmt, ap);
+}
+
+void
 log_debug(const char *fmt, ...)
 {
 	va_list	 ap;

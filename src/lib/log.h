@@ -40,8 +40,10 @@ void	log_info(const char *fmt, ...) LOG_PRINTF(1, 2);
 /* An info line "sess=<16 hex digits> ..." (sess != 0). */
 void	log_vsession(uint64_t sess, const char *fmt, va_list ap)
 	    LOG_PRINTF(2, 0);
-/* The same at debug level. */
+/* The same at debug level, and at warning level. */
 void	log_vsession_debug(uint64_t sess, const char *fmt, va_list ap)
+	    LOG_PRINTF(2, 0);
+void	log_vsession_warn(uint64_t sess, const char *fmt, va_list ap)
 	    LOG_PRINTF(2, 0);
 void	log_warn(const char *fmt, ...) LOG_PRINTF(1, 2);
 void	log_warnx(const char *fmt, ...) LOG_PRINTF(1, 2);

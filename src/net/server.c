@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "lib/fileio.h"
+#include "lib/iptable.h"
 #include "lib/log.h"
 #include "lib/monotime.h"
 #include "lib/ratelimit.h"
@@ -95,6 +96,7 @@ ratelog_init(struct server *srv, struct server_ratelog *rlg, const char *what)
 {
 	ratelimit_init(&rlg->rl, RATELOG_WINDOW_MS);
 	rlg->what = what;
+	rlg->what_base = what;
 	rlg->errnum = 0;
 	rlg->flush = evtimer_new(srv->base, ratelog_flush_cb, rlg);
 	return rlg->flush == NULL ? -1 : 0;
@@ -111,6 +113,27 @@ ratelog_hit(struct server_ratelog *rlg, int errnum)
 		ratelog_line(rlg, n);
 	else
 		ratelog_arm(rlg, now);
+}
+
+/*
+ * ratelog_hit() for an event of one client: the line names the address
+ * of the event that triggers it (the last one), "rip=ADDR".
+ */
+static void
+ratelog_hit_addr(struct server_ratelog *rlg, const struct sockaddr *sa)
+{
+	char	 a[INET6_ADDRSTRLEN] = "unknown";
+
+	if (sa->sa_family == AF_INET)
+		evutil_inet_ntop(AF_INET, &((const struct sockaddr_in *)
+		    (const void *)sa)->sin_addr, a, sizeof(a));
+	else if (sa->sa_family == AF_INET6)
+		evutil_inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)
+		    (const void *)sa)->sin6_addr, a, sizeof(a));
+	snprintf(rlg->what_buf, sizeof(rlg->what_buf), "%s rip=%s",
+	    rlg->what_base, a);
+	rlg->what = rlg->what_buf;
+	ratelog_hit(rlg, 0);
 }
 
 /* At exit: log what is pending and free the timer. */
@@ -131,14 +154,15 @@ ratelog_free(struct server_ratelog *rlg)
 
 /*
  * A plain TCP connection as a session: a socket bufferevent, which the
- * session may write to directly (SESSION_SOCKET). -1 (errno set) if it
+ * session may write to directly (SESSION_SOCKET). NULL (errno set) if it
  * could not be made; fd is then closed.
  */
-static int
+static struct session *
 session_plain(struct server *srv, evutil_socket_t fd,
     const struct sockaddr *sa, socklen_t salen)
 {
 	struct bufferevent	*bev;
+	struct session		*s;
 	int			 err;
 
 	/*
@@ -151,53 +175,115 @@ session_plain(struct server *srv, evutil_socket_t fd,
 	if ((bev = bufferevent_socket_new(srv->base, fd,
 	    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
 		fio_close_keep_errno(fd);
-		return -1;
+		return NULL;
 	}
-	if (session_new(srv->sessions, bev, sa, salen, SESSION_SOCKET)
+	if ((s = session_new(srv->sessions, bev, sa, salen, SESSION_SOCKET))
 	    == NULL) {
 		err = errno;
 		bufferevent_free(bev);
 		errno = err;
-		return -1;
+		return NULL;
 	}
-	return 0;
+	return s;
+}
+
+/* ------------------------------------------------------------ per address */
+
+/* A session counted in srv->per_ip ends: its address counts one less. */
+static void
+per_ip_release(struct session *s, void *arg)
+{
+	struct server		*srv = arg;
+	struct iptable_entry	*e;
+	unsigned char		 key[IPTABLE_ADDR_MAX];
+	size_t			 len;
+
+	len = iptable_addr_key(session_peer_addr(s), key);
+	if (len > 0 && (e = iptable_find(srv->per_ip, key, len)) != NULL)
+		iptable_unref(srv->per_ip, e);
+}
+
+/*
+ * [auth] max_connections_per_ip: the record of sa's address (IPv6: its
+ * /64) with its count of connections, or NULL when sa need not be
+ * counted (exempt, no limit, not IP). *over_r tells the address is at its
+ * limit (or no record could be made): refuse.
+ */
+static struct iptable_entry *
+per_ip_check(struct server *srv, const struct sockaddr *sa, bool *over_r)
+{
+	struct iptable_entry	*e;
+	unsigned char		 key[IPTABLE_ADDR_MAX];
+	size_t			 len;
+
+	*over_r = false;
+	if (srv->cfg->max_connections_per_ip == 0 ||
+	    cfg_limits_exempt(srv->cfg, sa) ||
+	    (len = iptable_addr_key(sa, key)) == 0)
+		return NULL;
+	if ((e = iptable_get(srv->per_ip, key, len)) == NULL) {
+		*over_r = true;			/* out of memory */
+		return NULL;
+	}
+	if (e->refs >= (uint32_t)srv->cfg->max_connections_per_ip) {
+		*over_r = true;
+		return NULL;
+	}
+	return e;
+}
+
+/*
+ * Refuse fd with msg (RFC 3206 [SYS/TEMP]) and close it; on an implicit
+ * TLS listener there is no saying it before a handshake: close only.
+ */
+static void
+refuse(evutil_socket_t fd, bool tls, const char *msg, size_t len)
+{
+	ssize_t n;
+
+	if (!tls) {
+		n = write(fd, msg, len);
+		(void)n;	/* best effort: the socket is new and empty */
+	}
+	evutil_closesocket(fd);
 }
 
 /*
  * An implicit TLS connection (RFC 8314) as a session: a TLS socket
  * bufferevent, the session greeting once the handshake is done.
  */
-static int
+static struct session *
 session_tls(struct server *srv, evutil_socket_t fd,
     const struct sockaddr *sa, socklen_t salen)
 {
 	struct bufferevent	*bev;
+	struct session		*s;
 	int			 err;
 
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 },
 	    sizeof(int));
 	if ((bev = tls_socket_new(srv->tls, srv->base, fd)) == NULL)
-		return -1;
-	if (session_new(srv->sessions, bev, sa, salen, SESSION_TLS) == NULL) {
+		return NULL;
+	if ((s = session_new(srv->sessions, bev, sa, salen, SESSION_TLS))
+	    == NULL) {
 		err = errno;
 		bufferevent_free(bev);
 		errno = err;
-		return -1;
+		return NULL;
 	}
-	return 0;
+	return s;
 }
 
-/* A connection on lev: plain, or implicit TLS (a listen_tls listener). */
-static int
-session_accepted(struct server *srv, struct evconnlistener *lev,
-    evutil_socket_t fd, const struct sockaddr *sa, socklen_t salen)
+/* Is lev an implicit TLS listener (listen_tls)? */
+static bool
+listener_tls(const struct server *srv, const struct evconnlistener *lev)
 {
 	size_t i;
 
 	for (i = srv->n_plain; i < srv->n_listeners; i++)
 		if (srv->listeners[i] == lev)
-			return session_tls(srv, fd, sa, salen);
-	return session_plain(srv, fd, sa, salen);
+			return true;
+	return false;
 }
 
 static void
@@ -206,23 +292,40 @@ accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 {
 	static const char	 busy[] =
 	    "-ERR [SYS/TEMP] Too many connections, try again later.\r\n";
+	static const char	 busy_ip[] = "-ERR [SYS/TEMP] Too many "
+	    "connections from your address, try again later.\r\n";
 	struct server		*srv = arg;
+	struct iptable_entry	*e;
+	struct session		*s;
+	bool			 over, tls = listener_tls(srv, lev);
 
 	srv->stats.connections++;
 	if (srv->stopping || session_set_count(srv->sessions) >=
 	    (size_t)srv->cfg->max_connections) {
 		/* Shed the excess connection with a clear answer (RFC 3206). */
 		srv->stats.refused++;
-		ssize_t n = write(fd, busy, sizeof(busy) - 1);
-
-		(void)n;	/* best effort: the socket is new and empty */
-		evutil_closesocket(fd);
+		refuse(fd, tls, busy, sizeof(busy) - 1);
 		if (!srv->stopping)
 			ratelog_hit(&srv->log_busy, 0);
 		return;
 	}
-	if (session_accepted(srv, lev, fd, sa, (socklen_t)salen) == -1)
+	if ((e = per_ip_check(srv, sa, &over)) == NULL && over) {
+		srv->stats.refused_per_ip++;
+		refuse(fd, tls, busy_ip, sizeof(busy_ip) - 1);
+		ratelog_hit_addr(&srv->log_per_ip, sa);
+		return;
+	}
+	if ((s = tls ? session_tls(srv, fd, sa, (socklen_t)salen) :
+	    session_plain(srv, fd, sa, (socklen_t)salen)) == NULL) {
 		ratelog_hit(&srv->log_accept, errno);	/* out of memory */
+		if (e != NULL)
+			iptable_update(srv->per_ip, e);	/* a new one goes */
+		return;
+	}
+	if (e != NULL) {
+		iptable_ref(srv->per_ip, e);
+		session_on_free(s, per_ip_release, srv);
+	}
 }
 
 /*
@@ -472,8 +575,15 @@ server_init(struct server *srv, struct event_base *base, const struct cfg *cfg,
 	    "event=refused reason=max-connections") == -1 ||
 	    ratelog_init(srv, &srv->log_nofd,
 	    "event=refused reason=no-descriptors") == -1 ||
-	    ratelog_init(srv, &srv->log_accept, "event=accept-error") == -1) {
+	    ratelog_init(srv, &srv->log_accept, "event=accept-error") == -1 ||
+	    ratelog_init(srv, &srv->log_per_ip,
+	    "event=refused reason=max-connections-per-ip") == -1) {
 		log_error("event=startup-failed step=event_new");
+		return -1;
+	}
+	/* Pinned records only: at most one per connection. */
+	if ((srv->per_ip = iptable_new(1)) == NULL) {
+		log_error("event=startup-failed step=per-ip-table");
 		return -1;
 	}
 	/* See accept_refuse_reserved(). Without it EMFILE still pauses. */
@@ -510,15 +620,20 @@ server_stop(struct server *srv)
 void
 server_stats_log(const struct server *srv, bool debug)
 {
-	const struct server_stats *st = &srv->stats;
+	const struct server_stats	*st = &srv->stats;
+	struct iptable_stats		 ips = { 0 };
 
+	if (srv->per_ip != NULL)
+		iptable_stats(srv->per_ip, &ips);
 	(debug ? log_debug : log_info)("event=stats part=net connections=%llu "
-	    "sessions=%zu refused=%llu refused_nofd=%llu accept_errors=%llu",
+	    "sessions=%zu refused=%llu refused_nofd=%llu accept_errors=%llu "
+	    "refused_per_ip=%llu per_ip_addrs=%zu",
 	    (unsigned long long)st->connections,
 	    session_set_count(srv->sessions),
 	    (unsigned long long)st->refused,
 	    (unsigned long long)st->refused_nofd,
-	    (unsigned long long)st->accept_errors);
+	    (unsigned long long)st->accept_errors,
+	    (unsigned long long)st->refused_per_ip, ips.entries);
 }
 
 void
@@ -536,4 +651,11 @@ server_free(struct server *srv)
 	ratelog_free(&srv->log_busy);
 	ratelog_free(&srv->log_nofd);
 	ratelog_free(&srv->log_accept);
+	ratelog_free(&srv->log_per_ip);
+	/*
+	 * Sessions still counted here unref it when freed: main frees the
+	 * session set first (and a set with sessions never outlives this).
+	 */
+	iptable_free(srv->per_ip);
+	srv->per_ip = NULL;
 }

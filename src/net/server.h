@@ -17,12 +17,14 @@ struct cfg;
 struct event;
 struct event_base;
 struct evconnlistener;
+struct iptable;
 struct session_set;
 struct tls_server;
 
 struct server_stats {
 	uint64_t	connections;	/* accepted */
 	uint64_t	refused;	/* over max_connections */
+	uint64_t	refused_per_ip;	/* over max_connections_per_ip */
 	uint64_t	refused_nofd;	/* no descriptor: refused via the reserve */
 	uint64_t	accept_errors;	/* failed accept() calls */
 };
@@ -36,6 +38,8 @@ struct server_ratelog {
 	struct ratelimit	 rl;
 	struct event		*flush;
 	const char		*what;		/* "event=refused reason=..." */
+	const char		*what_base;	/* what, without rip= */
+	char			 what_buf[160];	/* what with rip= */
 	int			 errnum;	/* the last event's errno, or 0 */
 };
 
@@ -82,6 +86,14 @@ struct server {
 	struct server_ratelog	 log_busy;	/* refused: max_connections */
 	struct server_ratelog	 log_nofd;	/* refused: no descriptor */
 	struct server_ratelog	 log_accept;	/* one connection's accept error */
+	struct server_ratelog	 log_per_ip;	/* refused: per address */
+
+	/*
+	 * Connections per client address (IPv6: per /64), for [auth]
+	 * max_connections_per_ip; exempt addresses are not counted. Each
+	 * counted session takes a reference, dropped when it is freed.
+	 */
+	struct iptable		*per_ip;
 };
 
 /*

@@ -9,7 +9,9 @@
  * A failed login is answered failure_delay after the command was
  * dispatched, however long the check took (queue wait and hashing
  * included), so the answer's timing does not tell a known user from an
- * unknown one, nor one scheme from another.
+ * unknown one, nor one scheme from another. An address that failed
+ * before waits longer: the penalty doubles the delay per failure, and
+ * its attempts wait their turn (penalty.c).
  */
 #include <ctype.h>
 #include <stdint.h>
@@ -30,6 +32,7 @@
 #include "pop3/authz.h"
 #include "pop3/client.h"
 #include "pop3/maildrop.h"
+#include "pop3/penalty.h"
 #include "store/registry.h"
 #include "store/store.h"
 
@@ -47,6 +50,9 @@ struct login_job {
 	char			*secret;	/* password or APOP digest */
 	char			*apop_ts;
 	uint64_t		 started_us;	/* dispatched, monotonic */
+	uint64_t		 turn_us;	/* answer no earlier (penalty) */
+	unsigned char		 ipkey[IPTABLE_ADDR_MAX];	/* penalty.c */
+	size_t			 ipkeylen;
 
 	/* out */
 	enum auth_result	 auth;
@@ -104,14 +110,19 @@ static enum cmd_result
 login_submit(struct client *c, bool apop, const char *secret,
     size_t secret_len)
 {
-	struct login_job *job;
+	struct login_job	*job;
+	uint64_t		 now_us = mono_us(), turn_us;
 
+	/* max_logins_per_user, and the penalty's turn. */
+	if (!penalty_attempt(c, now_us, &turn_us))
+		return CMD_ERR;
 	if ((job = calloc(1, sizeof(*job))) == NULL ||
 	    (job->user = strdup(c->user)) == NULL ||
 	    (job->secret = strndup(secret, secret_len)) == NULL ||
 	    (apop && (job->apop_ts = strdup(c->apop_ts)) == NULL)) {
 		if (job != NULL)
 			job_free(job);
+		penalty_attempt_end(c);
 		session_reply(c->s, "-ERR [SYS/TEMP] Out of memory.");
 		return CMD_ERR;
 	}
@@ -119,7 +130,10 @@ login_submit(struct client *c, bool apop, const char *secret,
 	job->c = c;
 	job->env = c->env;
 	job->apop = apop;
-	job->started_us = mono_us();
+	job->started_us = now_us;
+	job->turn_us = turn_us;
+	memcpy(job->ipkey, c->ipkey, c->ipkeylen);
+	job->ipkeylen = c->ipkeylen;
 	c->login = job;
 	session_hold(c->s);	/* a SASL response comes past the dispatcher */
 	/* After this turn's callbacks: a session closed in it gives up its
@@ -163,6 +177,17 @@ login_failed_reply(struct session *s)
 	session_resume(s);
 }
 
+/* After a penalized address's turn: the login's answer. */
+static void
+login_ok_reply(struct session *s)
+{
+	struct client *c = session_ctx(s);
+
+	session_reply(s, "+OK Logged in, %zu messages (%llu octets).",
+	    c->n_msgs, (unsigned long long)c->total_octets);
+	session_resume(s);
+}
+
 static void
 login_done(struct worker_job *wj)
 {
@@ -171,11 +196,19 @@ login_done(struct worker_job *wj)
 	const struct cfg	*cfg = job->env->cfg;
 	char			 quser[LOG_QUOTED_SIZE(POP3_USER_MAX)];
 	char			 qerr[LOG_QUOTED_SIZE(sizeof(job->err))];
-	uint64_t		 delay_us, started_us, took_us;
+	uint64_t		 delay_us, took_us, at_us, now_us, job_turn_us;
+	unsigned		 fails;
 
 	if (c == NULL) {			/* the client went away */
 		if (job->md != NULL)
 			maildrop_release(job->env, job->md);
+		/* A guess whose answer nobody waits for still counts. */
+		if (job->auth == AUTH_FAIL) {
+			job->env->stats.login_failures++;
+			(void)penalty_failed(job->env, job->ipkey,
+			    job->ipkeylen, job->started_us, job->turn_us,
+			    &fails);
+		}
 		job_free(job);
 		return;
 	}
@@ -184,11 +217,12 @@ login_done(struct worker_job *wj)
 	if (job->auth != AUTH_OK) {
 		c->env->stats.login_failures++;
 		c->auth_failures++;
-		/* conf/fail2ban/evpop3d.conf matches this line. */
-		session_log(c->s, "event=auth-failed rip=%s user=%s%s",
-		    session_peer(c->s), log_quote(quser, sizeof(quser),
-		    job->user), job->auth == AUTH_TEMPFAIL ? " temp=1" : "");
+		penalty_attempt_end(c);
 		if (job->auth == AUTH_TEMPFAIL) {
+			/* Not the client's doing: fail2ban does not match. */
+			session_warnx(c->s, "event=auth-failed rip=%s user=%s "
+			    "reason=temp-fail", session_peer(c->s),
+			    log_quote(quser, sizeof(quser), job->user));
 			job_free(job);
 			session_reply(c->s, "-ERR [SYS/TEMP] Authentication "
 			    "service unavailable, try again later.");
@@ -197,20 +231,30 @@ login_done(struct worker_job *wj)
 		}
 		/*
 		 * Answer failure_delay after the command, not after the
-		 * check: what the check cost must not show.
+		 * check: what the check cost must not show. A penalized
+		 * address waits longer (penalty.c).
 		 */
+		at_us = penalty_failed(c->env, job->ipkey, job->ipkeylen,
+		    job->started_us, job->turn_us, &fails);
+		now_us = mono_us();
 		delay_us = (uint64_t)cfg->failure_delay_ms * 1000;
-		started_us = job->started_us;
-		job_free(job);
-		took_us = mono_us() - started_us;
+		took_us = now_us - job->started_us;
 		if (took_us >= delay_us && delay_us > 0)
 			login_slow_warn(took_us, cfg->failure_delay_ms);
-		session_pause(c->s, took_us < delay_us ? delay_us - took_us :
-		    0, login_failed_reply);
+		delay_us = at_us > now_us ? at_us - now_us : 0;
+		/* conf/fail2ban/evpop3d.conf matches this line. */
+		session_warnx(c->s, "event=auth-failed rip=%s user=%s "
+		    "reason=bad-credentials failures=%u delay_ms=%llu",
+		    session_peer(c->s), log_quote(quser, sizeof(quser),
+		    job->user), fails, (unsigned long long)(at_us -
+		    job->started_us) / 1000);
+		job_free(job);
+		session_pause(c->s, delay_us, login_failed_reply);
 		return;
 	}
 
 	if (job->st != STORE_OK) {
+		penalty_attempt_end(c);
 		session_log(c->s, "event=login-failed rip=%s user=%s reason=%s",
 		    session_peer(c->s), log_quote(quser, sizeof(quser),
 		    job->user), log_quote(qerr, sizeof(qerr), job->err));
@@ -225,6 +269,7 @@ login_done(struct worker_job *wj)
 	}
 
 	if (maildrop_attach(c, job->md) == -1) {
+		penalty_attempt_end(c);
 		job_free(job);
 		session_reply(c->s, "-ERR [SYS/TEMP] Out of memory.");
 		session_resume(c->s);
@@ -233,17 +278,23 @@ login_done(struct worker_job *wj)
 	free(c->user);
 	c->user = job->user;
 	job->user = NULL;
+	job_turn_us = job->turn_us;
 	job_free(job);
 
 	c->env->stats.logins++;
 	c->bad_cmds = 0;
+	penalty_login(c);
 	pop3_set_state(c, POP3_TRANSACTION);
 	session_log(c->s, "event=login rip=%s user=%s messages=%zu octets=%llu",
 	    session_peer(c->s), log_quote(quser, sizeof(quser), c->user),
 	    c->n_msgs, (unsigned long long)c->total_octets);
-	session_reply(c->s, "+OK Logged in, %zu messages (%llu octets).",
-	    c->n_msgs, (unsigned long long)c->total_octets);
-	session_resume(c->s);
+	/* A penalized address's login waits for its turn too. */
+	now_us = mono_us();
+	if (job_turn_us > now_us) {
+		session_pause(c->s, job_turn_us - now_us, login_ok_reply);
+		return;
+	}
+	login_ok_reply(c->s);
 }
 
 void

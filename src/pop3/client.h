@@ -26,6 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/iptable.h"
+#include "lib/ratelimit.h"
 #include "lib/wire.h"
 #include "lib/worker.h"
 #include "pop3/pop3.h"
@@ -58,6 +60,9 @@ enum sasl_wait {
 struct pop3_stats {
 	uint64_t	logins;
 	uint64_t	login_failures;
+	uint64_t	refused_unauth;		/* max_unauth_per_ip */
+	uint64_t	refused_user;		/* max_logins_per_user */
+	uint64_t	penalized;		/* answers held by a penalty */
 };
 
 struct pop3_env {
@@ -65,6 +70,14 @@ struct pop3_env {
 	struct auth_db		*auth;
 	struct worker_pool	*workers;
 	struct pop3_stats	 stats;
+	/*
+	 * penalty.c: per address (refs: sessions not logged in; the
+	 * penalty fields), and per user and address (refs: logins and
+	 * attempts). Exempt addresses are in neither.
+	 */
+	struct iptable		*ips;
+	struct iptable		*userips;
+	struct ratelimit	 log_unauth;	/* refusals' log lines */
 	/*
 	 * The pool is being freed: its last done() callbacks release
 	 * maildrops in place instead of submitting jobs.
@@ -102,6 +115,12 @@ struct client {
 	enum sasl_wait		 sasl;		/* the next line's SASL role */
 
 	unsigned		 have_user:1;	/* USER was accepted */
+
+	/* penalty.c: the address key (length 0: not tracked), and counts. */
+	unsigned char		 ipkey[IPTABLE_ADDR_MAX];
+	size_t			 ipkeylen;
+	struct iptable_entry	*unauth;	/* ref while not logged in */
+	struct iptable_entry	*userip;	/* ref for an attempt, a login */
 
 	struct reply_cont	*cont_next;	/* CMD_CONT: to start */
 	struct login_job	*login;		/* password check on a worker */

@@ -17,6 +17,7 @@
 #include "pop3/client.h"
 #include "pop3/dispatch.h"
 #include "pop3/maildrop.h"
+#include "pop3/penalty.h"
 #include "pop3/stream.h"
 #include "pop3/transaction.h"
 
@@ -339,6 +340,9 @@ proto_start(struct session *s, void *arg)
 	c->state = POP3_AUTHORIZATION;
 	c->reason = "closed";
 	session_set_ctx(s, c);
+	/* Over max_unauth_per_ip: refused, and closed (gone() freed c). */
+	if (!penalty_connect(c))
+		return 0;
 	/* The login timeout runs from connect: a client must log in by then. */
 	session_set_deadline(s, (uint64_t)env->cfg->login_timeout * 1000,
 	    "login-timeout");
@@ -388,6 +392,7 @@ proto_gone(struct session *s)
 		c->cont_next->base.free(s, &c->cont_next->base);
 	stream_gone(c);
 	authz_gone(c);
+	penalty_gone(c);
 	transaction_gone(c);
 	maildrop_gone(c);
 	snprintf(summary, sizeof(summary), "user=%s state=%s retr=%u/%llu "

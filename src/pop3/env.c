@@ -11,6 +11,7 @@
 #include "lib/worker.h"
 #include "pop3/client.h"
 #include "pop3/dispatch.h"
+#include "pop3/penalty.h"
 
 int
 pop3_env_new(struct event_base *base, const struct cfg *cfg,
@@ -38,6 +39,13 @@ pop3_env_new(struct event_base *base, const struct cfg *cfg,
 		free(env);
 		return -1;
 	}
+	if (penalty_env_init(env) == -1) {
+		log_error("event=startup-failed step=penalty-tables");
+		worker_pool_free(env->workers);
+		auth_db_free(env->auth);
+		free(env);
+		return -1;
+	}
 	*env_r = env;
 	return 0;
 }
@@ -56,6 +64,7 @@ pop3_env_free(struct pop3_env *env)
 	/* Runs the last done() callbacks: pending UPDATEs complete. */
 	worker_pool_free(env->workers);
 	auth_db_free(env->auth);
+	penalty_env_free(env);
 	free(env);
 }
 
@@ -71,6 +80,7 @@ pop3_stats_log(const struct pop3_env *env, bool debug)
 	logf("event=stats part=pop3 logins=%llu login_failures=%llu",
 	    (unsigned long long)env->stats.logins,
 	    (unsigned long long)env->stats.login_failures);
+	penalty_stats_log(env, logf);
 	cmds = pop3_cmd_table(&n);
 	st = pop3_cmd_stats(&n);
 	for (i = 0; i < n; i++)

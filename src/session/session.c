@@ -168,6 +168,8 @@ session_new(struct session_set *set, struct bufferevent *bev,
 	s->started_ms = mono_ms();
 	s->reason = "unknown";
 	format_peer(sa, salen, s->peer, sizeof(s->peer));
+	if (sa != NULL && salen <= sizeof(s->peer_sa))
+		memcpy(&s->peer_sa, sa, salen);
 	linebuf_init(&s->lb, p->line_max < LINE_MAX_CAP ? p->line_max :
 	    LINE_MAX_CAP);
 
@@ -207,6 +209,20 @@ uint64_t
 session_id(const struct session *s)
 {
 	return s->id;
+}
+
+const struct sockaddr *
+session_peer_addr(const struct session *s)
+{
+	return (const struct sockaddr *)&s->peer_sa;
+}
+
+void
+session_on_free(struct session *s, void (*fn)(struct session *, void *),
+    void *arg)
+{
+	s->free_fn = fn;
+	s->free_arg = arg;
 }
 
 const char *
@@ -266,6 +282,16 @@ session_debug(const struct session *s, const char *fmt, ...)
 
 	va_start(ap, fmt);
 	log_vsession_debug(s->id, fmt, ap);
+	va_end(ap);
+}
+
+void
+session_warnx(const struct session *s, const char *fmt, ...)
+{
+	va_list	ap;
+
+	va_start(ap, fmt);
+	log_vsession_warn(s->id, fmt, ap);
 	va_end(ap);
 }
 
@@ -751,6 +777,8 @@ session_free(struct session *s)
 	    s->summary != NULL ? " " : "",
 	    s->summary != NULL ? s->summary : "",
 	    (unsigned long long)(mono_ms() - s->started_ms));
+	if (s->free_fn != NULL)
+		s->free_fn(s, s->free_arg);
 	if (s->sent_cb != NULL)
 		evbuffer_remove_cb_entry(s->sent_out, s->sent_cb);
 	bufferevent_free(s->bev);

@@ -174,6 +174,15 @@ void		*session_ctx(const struct session *s);
 /* A 64-bit id, unique across restarts, and the peer as "addr:port". */
 uint64_t	 session_id(const struct session *s);
 const char	*session_peer(const struct session *s);
+/* The peer's address as given to session_new() (sa_family 0 if none). */
+const struct sockaddr *session_peer_addr(const struct session *s);
+/*
+ * Have fn(s, arg) called once when s is freed, after proto->gone(),
+ * whatever ends it (per-address counts kept outside the session). One
+ * hook per session; a later call replaces it.
+ */
+void		 session_on_free(struct session *s,
+		    void (*fn)(struct session *, void *), void *arg);
 
 /*
  * Queue a reply line; CRLF is added. RFC 1939 section 3: at most 512
@@ -244,6 +253,9 @@ void		 session_set_summary(struct session *s, const char *summary);
 void		 session_log(const struct session *s, const char *fmt, ...)
 		    __attribute__((format(printf, 2, 3)));
 void		 session_debug(const struct session *s, const char *fmt, ...)
+		    __attribute__((format(printf, 2, 3)));
+/* The same at warning level (what an operator or fail2ban acts on). */
+void		 session_warnx(const struct session *s, const char *fmt, ...)
 		    __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -53,6 +53,9 @@ struct session {
 	struct evbuffer		*sent_out;	/* under a filter: the socket's */
 	struct evbuffer_cb_entry *sent_cb;	/*   output, watched */
 	char			 peer[INET6_ADDRSTRLEN + 16];	/* addr:port */
+	struct sockaddr_storage	 peer_sa;	/* family 0: unknown */
+	void			(*free_fn)(struct session *, void *);
+	void			*free_arg;	/* session_on_free() */
 
 	struct linebuf		 lb;
 	struct session_cont	*cont;		/* long reply in progress */

@@ -39,10 +39,8 @@ def listen_addrs():
     return ", ".join(addrs)
 
 
-class Fail2ban(evtest.ServerTestCase):
-    CONFIG = {"server": {"listen": listen_addrs()},
-              "auth": {"max_failures": "100", "apop": "yes"},
-              "log": {"debug": "yes"}}
+class Fail2banRegex:
+    """fail2ban-regex over the daemon's log (a mixin)."""
 
     @classmethod
     def setup_users(cls, srv):
@@ -67,6 +65,12 @@ class Fail2ban(evtest.ServerTestCase):
                              capture_output=True, text=True, timeout=60)
         self.assertEqual(out.returncode, 0, out.stderr)
         return out.stdout.split()
+
+
+class Fail2ban(Fail2banRegex, evtest.ServerTestCase):
+    CONFIG = {"server": {"listen": listen_addrs()},
+              "auth": {"max_failures": "100", "apop": "yes"},
+              "log": {"debug": "yes"}}
 
     def attempt(self, how, user, host="127.0.0.1"):
         c = self.connect(host=host)
@@ -103,7 +107,7 @@ class Fail2ban(evtest.ServerTestCase):
         lines = [l for l in self.srv.log() if "event=auth-failed" in l]
         self.assertEqual(len(lines), failures, "\n".join(lines))
         for l in lines:
-            self.assertRegex(l, r'^info sess=[0-9a-f]{16} event=auth-failed '
+            self.assertRegex(l, r'^warn sess=[0-9a-f]{16} event=auth-failed '
                              r'rip=(127\.0\.0\.1|\[::1\]):\d+ user="')
         self.assertIn(r'user="x\"rip=10.9.8.6"', "\n".join(lines))
         self.assertIn(r'user="a\"_\"rip=10.9.8.4"', "\n".join(lines))
@@ -145,6 +149,59 @@ class Fail2ban(evtest.ServerTestCase):
         self.assertNotRegex(text, r"(?m)^info .*event=(command|state) ")
         # check_log() at the end of the class rejects any raw byte too.
         self.assertEqual(self.srv.check_log(), [])
+
+
+class Fail2banLimits(Fail2banRegex, evtest.ServerTestCase):
+    """Every warn line of a client's failure or refusal is matched by the
+    shipped filter, once per line, with the client's address: a penalized
+    guess, max_logins_per_user, max_unauth_per_ip, max_connections_per_ip
+    (each client a loopback source address of its own)."""
+    CONFIG = {"server": {"listen": "127.0.0.1:0"},
+              "auth": {"max_failures": "100", "failure_delay": "10",
+                       "max_connections_per_ip": "3",
+                       "max_unauth_per_ip": "2",
+                       "max_logins_per_user": "1"}}
+
+    def test_limits_matched(self):
+        from srcconn import SrcConn
+        conns = []
+
+        def src(source, greet=True):
+            c = SrcConn(self.srv.port, source, greet=greet)
+            conns.append(c)
+            self.addCleanup(c.close)
+            return c
+
+        mb = self.known
+        # Two wrong guesses (the second penalized) from .21.
+        c = src("127.0.0.21")
+        for _ in range(2):
+            c.ok("USER " + mb.user)
+            c.err("PASS wrong-password")
+        c.quit()
+        # max_logins_per_user from .22.
+        a = src("127.0.0.22")
+        a.login(mb.user, mb.password)
+        b = src("127.0.0.22")
+        b.ok("USER " + mb.user)
+        self.assertIn("[IN-USE] Too many logins", b.err("PASS x-y-z"))
+        # max_unauth_per_ip from .23 (the refusal line waits for none).
+        src("127.0.0.23"), src("127.0.0.23")
+        r = src("127.0.0.23", greet=False).status()
+        self.assertIn("not logged in", r)
+        # max_connections_per_ip from .24: 3 logged in, a 4th refused.
+        for u in (self.srv.fresh(), self.srv.fresh(), self.srv.fresh()):
+            src("127.0.0.24").login(u.user, u.password)
+        r = src("127.0.0.24", greet=False).status()
+        self.assertIn("from your address", r)
+        for pat in (r"reason=max-unauth-per-ip rip=127\.0\.0\.23:",
+                    r"reason=max-connections-per-ip rip=127\.0\.0\.24 ",
+                    r"rip=127\.0\.0\.22:.*reason=max-logins-per-user",
+                    r"rip=127\.0\.0\.21:.*failures=2 "):
+            self.assertTrue(self.srv.wait_log(pat), pat)
+        want = ["127.0.0.21"] * 2 + ["127.0.0.22", "127.0.0.23",
+                                       "127.0.0.24"]
+        self.assertEqual(sorted(self.fail2ban_ips(None)), want)
 
 
 if __name__ == "__main__":

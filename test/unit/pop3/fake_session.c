@@ -431,6 +431,16 @@ session_peer(const struct session *s)
 	return s->peer;
 }
 
+/* No address: the protocol's per-address limits leave fake peers alone. */
+const struct sockaddr *
+session_peer_addr(const struct session *s)
+{
+	static const struct sockaddr none = { .sa_family = AF_UNSPEC };
+
+	api(s, "session_peer_addr");
+	return &none;
+}
+
 static void
 fake_write(struct session *s, const void *buf, size_t len)
 {
@@ -680,4 +690,15 @@ session_peer_loopback(const struct session *s)
 {
 	api(s, "session_peer_loopback");
 	return true;
+}
+
+void
+session_warnx(const struct session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	api(s, "session_warnx");
+	va_start(ap, fmt);
+	fake_log(s, false, fmt, ap);
+	va_end(ap);
 }
