@@ -24,6 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import fixtures  # noqa: E402
 import report  # noqa: E402
+import tlsbench  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(HERE))
 STATE = os.path.join(ROOT, "state", "bench")
@@ -35,7 +36,8 @@ SOURCES = "127.0.9.1,127.0.9.2,127.0.9.3,127.0.9.4"
 PORTS = {"evpop3d": 11101, "dovecot": 11102, "nullpop": 11103}
 THROUGHPUT_SCENARIOS = ["full", "login", "pipeline"]
 CONCURRENCY = [10, 50, 500]
-PHASES = ["throughput", "idle", "retr-big", "churn", "responsiveness"]
+PHASES = ["throughput", "idle", "retr-big", "churn", "responsiveness"] + \
+    tlsbench.PHASES
 BIG_SIZE = 20 * 1024 * 1024
 IDLE_USERS = 20000		# idle00000..idle19999 in the fixtures
 IDLE_RATE = 4000		# logins/s while the idle runs ramp up
@@ -419,9 +421,12 @@ class Bench:
     # one swarm invocation -------------------------------------------------
     def swarm_argv(self, srv, scenario, c, duration, users="bench%04d",
                    user_count=1000, n=None, rate=None, var=(),
-                   sample=True, reply_timeout_ms=None):
+                   sample=True, reply_timeout_ms=None, port=None,
+                   extra=()):
+        """port: instead of srv.port (a TLS port); extra: more options
+        (--tls, --stls, --tls-resume)."""
         argv = [self.swarm, "--json", "-q", "-H", "127.0.0.1",
-                "-p", str(srv.port), "-c", str(c), "-d", str(duration),
+                "-p", str(port or srv.port), "-c", str(c), "-d", str(duration),
                 "-s", SOURCES, "-u", users, "--user-count", str(user_count),
                 "-P", fixtures.PASSWORD]
         if reply_timeout_ms:
@@ -436,6 +441,7 @@ class Bench:
             argv += ["-S", str(srv.pid)]
             if srv.children:
                 argv += ["-C"]
+        argv += list(extra)
         argv.append(scenario)
         return argv
 
@@ -863,8 +869,8 @@ def parse_args(argv):
                     help="smoke test: 1 round, 2 s runs, idle at 2000")
     ap.add_argument("--rounds", type=int)
     ap.add_argument("--duration", type=int, help="seconds per run")
-    ap.add_argument("--only", help="comma-separated phases (%s) or "
-                    "throughput scenarios (%s)" % (
+    ap.add_argument("--only", help="comma-separated phases (%s, or tls "
+                    "for the four tls-*) or throughput scenarios (%s)" % (
                         ",".join(PHASES), ",".join(THROUGHPUT_SCENARIOS)))
     ap.add_argument("--no-dovecot", action="store_true")
     ap.add_argument("--idle-sessions", type=int)
@@ -888,7 +894,9 @@ def parse_args(argv):
     if a.only:
         for w in a.only.split(","):
             w = w.strip()
-            if w in PHASES:
+            if w == "tls":
+                a.phases.update(tlsbench.PHASES)
+            elif w in PHASES:
                 a.phases.add(w)
                 if w == "throughput":
                     a.scenarios = list(THROUGHPUT_SCENARIOS)
@@ -952,9 +960,13 @@ def main(argv):
             b.warmup()
         steps = [("throughput", lambda: b.throughput(a.scenarios)),
                  ("retr-big", b.retr_big), ("churn", b.churn),
-                 ("responsiveness", b.responsiveness), ("idle", b.idle)]
+                 ("responsiveness", b.responsiveness), ("idle", b.idle),
+                 ("tls", lambda: tlsbench.TlsBench(
+                     b, sys.modules[__name__], passwd, uid, gid).run(
+                         a.phases))]
         for phase, fn in steps:
-            if phase not in a.phases:
+            if phase not in a.phases and not (
+                    phase == "tls" and a.phases & set(tlsbench.PHASES)):
                 continue
             say("=== %s" % phase)
             try:
