@@ -72,6 +72,8 @@ static int	cfg_check_driver(const char *, char *, size_t);
 static int	cfg_check_hostname(const char *, char *, size_t);
 static int	cfg_check_template(const char *, char *, size_t);
 static int	cfg_check_uidl_format(const char *, char *, size_t);
+static int	cfg_check_tls_protocol(const char *, char *, size_t);
+static int	cfg_check_plaintext(const char *, char *, size_t);
 
 #define OFF(f)	offsetof(struct cfg, f)
 
@@ -134,9 +136,34 @@ static const struct cfg_key cfg_keys[] = {
 	    .doc = "UIDL template (Dovecot pop3_uidl_format): %f %u %v %m",
 	    .check = cfg_check_uidl_format },
 
+	/* TLS (net/tls.c) and the plaintext policy. */
+	{ "server", "listen_tls", CFG_LISTEN, OFF(listen_tls), NULL, 0, 0, 0,
+	    .doc = "addresses for implicit TLS (POP3S, RFC 8314), like listen",
+	    .aux_offset = OFF(n_listen_tls) },
+	{ "tls", "cert", CFG_PATH, OFF(tls_cert), NULL, 0, 0, 0,
+	    .doc = "PEM certificate, then its chain (fullchain.pem)" },
+	{ "tls", "key", CFG_PATH, OFF(tls_key), NULL, 0, 0, 0,
+	    .doc = "PEM private key of cert (privkey.pem)" },
+	{ "tls", "dh", CFG_PATH, OFF(tls_dh), NULL, 0, 0, 0,
+	    .doc = "PEM DH parameters for DHE (default: OpenSSL's built-in)" },
+	{ "tls", "ciphers", CFG_STRING, OFF(tls_ciphers), NULL, 0, 0, 0,
+	    .doc = "TLSv1.2 cipher list (OpenSSL syntax)" },
+	{ "tls", "ciphersuites", CFG_STRING, OFF(tls_ciphersuites), NULL, 0, 0,
+	    0, .doc = "TLSv1.3 cipher suites (OpenSSL syntax)" },
+	{ "tls", "min_protocol", CFG_STRING, OFF(tls_min_protocol), "TLSv1.2",
+	    0, 0, 0, .doc = "oldest TLS version accepted: TLSv1.2 or TLSv1.3",
+	    .check = cfg_check_tls_protocol },
+	{ "auth", "plaintext", CFG_STRING, OFF(plaintext_text), "localhost",
+	    0, 0, 0,
+	    .doc = "clear-text logins before TLS: allowed, localhost, never",
+	    .check = cfg_check_plaintext },
+
 	{ "log", "debug", CFG_BOOL, OFF(log_debug), "no", 0, 0, 0,
 	    .doc = "log debug lines" },
 };
+
+/* [tls.NAME]: iniparser's (lower-case) name of an SNI section. */
+#define CFG_SNI_PREFIX	"tls."
 
 #define CFG_NKEYS	(sizeof(cfg_keys) / sizeof(cfg_keys[0]))
 #define CFG_FIELD(cfg, off, type) \
@@ -410,6 +437,26 @@ cfg_check_uidl_format(const char *v, char *why, size_t whylen)
 	return *v == '\0' ? 0 : uidl_format_check(v, why, whylen);
 }
 
+/* RFC 8996, BCP 195: nothing older than TLS 1.2. */
+static int
+cfg_check_tls_protocol(const char *v, char *why, size_t whylen)
+{
+	if (strcmp(v, "TLSv1.2") == 0 || strcmp(v, "TLSv1.3") == 0)
+		return 0;
+	snprintf(why, whylen, "must be TLSv1.2 or TLSv1.3");
+	return -1;
+}
+
+static int
+cfg_check_plaintext(const char *v, char *why, size_t whylen)
+{
+	if (strcmp(v, "allowed") == 0 || strcmp(v, "localhost") == 0 ||
+	    strcmp(v, "never") == 0)
+		return 0;
+	snprintf(why, whylen, "must be allowed, localhost or never");
+	return -1;
+}
+
 /*
  * The host name ends up in the greeting and inside the APOP msg-id
  * "<...@host>" (RFC 1939 section 7), so keep it to host name characters.
@@ -657,6 +704,8 @@ cfg_warn_unknown(struct cfg_ctx *ctx, const dictionary *d)
 	for (i = 0; i < d->size; i++) {
 		if ((name = d->key[i]) == NULL)
 			continue;
+		if (strncmp(name, CFG_SNI_PREFIX, strlen(CFG_SNI_PREFIX)) == 0)
+			continue;	/* cfg_tls_sni() checks those */
 		if ((colon = strchr(name, ':')) == NULL) {
 			if (cfg_find(name, strlen(name), NULL) == NULL)
 				log_warnx("%s: [%s]: unknown section, ignored",
@@ -670,6 +719,129 @@ cfg_warn_unknown(struct cfg_ctx *ctx, const dictionary *d)
 			    ctx->file, (int)(colon - name), name, colon + 1);
 		/* Keys of unknown sections: covered by the above. */
 	}
+}
+
+/*
+ * The [tls.NAME] sections: the certificate and key for the SNI server
+ * name NAME (RFC 6066 section 3), both required, paths resolved like
+ * passwd_file. Other keys are warned about, like unknown keys.
+ */
+static int
+cfg_tls_sni(struct cfg_ctx *ctx, const dictionary *d, struct cfg *cfg)
+{
+	struct cfg_tls_sni	*sni;
+	const char		*sec, *cert, *key, *host;
+	char			 name[600], why[256];
+	ssize_t			 i;
+	size_t			 j, n = 0;
+	int			 nsec = iniparser_getnsec(d), k;
+
+	for (k = 0; k < nsec; k++)
+		if ((sec = iniparser_getsecname(d, k)) != NULL &&
+		    strncmp(sec, CFG_SNI_PREFIX, strlen(CFG_SNI_PREFIX)) == 0)
+			n++;
+	if (n == 0)
+		return 0;
+	if ((cfg->tls_sni = calloc(n, sizeof(*cfg->tls_sni))) == NULL)
+		return cfg_file_error(ctx, "cannot load", strerror(errno));
+	for (k = 0; k < nsec; k++) {
+		if ((sec = iniparser_getsecname(d, k)) == NULL ||
+		    strncmp(sec, CFG_SNI_PREFIX, strlen(CFG_SNI_PREFIX)) != 0)
+			continue;
+		sni = &cfg->tls_sni[cfg->n_tls_sni];
+		host = sec + strlen(CFG_SNI_PREFIX);
+		if (strncmp(host, "*.", 2) == 0)
+			host += 2;	/* a wildcard: one label, any name */
+		if (*host == '\0')
+			return cfg_file_error(ctx, sec, "empty server name");
+		if (cfg_check_hostname(host, why, sizeof(why)) == -1)
+			return cfg_file_error(ctx, sec, why);
+		snprintf(name, sizeof(name), "%s:cert", sec);
+		cert = iniparser_getstring(d, name, NULL);
+		snprintf(name, sizeof(name), "%s:key", sec);
+		key = iniparser_getstring(d, name, NULL);
+		if (cert == NULL || key == NULL || *cert == '\0' || *key == '\0')
+			return cfg_file_error(ctx, sec, "needs both cert and "
+			    "key");
+		if ((sni->name = strdup(sec + strlen(CFG_SNI_PREFIX))) == NULL ||
+		    (sni->cert = cfg_resolve_path(ctx, cert, 0)) == NULL ||
+		    (sni->key = cfg_resolve_path(ctx, key, 0)) == NULL) {
+			cfg->n_tls_sni++;	/* cfg_free() frees it */
+			return cfg_file_error(ctx, "cannot load",
+			    strerror(errno));
+		}
+		cfg->n_tls_sni++;
+		for (j = 0; j + 1 < cfg->n_tls_sni; j++)
+			if (strcmp(cfg->tls_sni[j].name, sni->name) == 0)
+				return cfg_file_error(ctx, sec, "duplicate "
+				    "server name");
+	}
+	/* Keys of those sections other than cert and key. */
+	for (i = 0; i < d->size; i++) {
+		const char *kn = d->key[i], *colon;
+
+		if (kn == NULL || strncmp(kn, CFG_SNI_PREFIX,
+		    strlen(CFG_SNI_PREFIX)) != 0 ||
+		    (colon = strchr(kn, ':')) == NULL)
+			continue;
+		if (strcmp(colon + 1, "cert") != 0 &&
+		    strcmp(colon + 1, "key") != 0)
+			log_warnx("%s: [%.*s] %s: unknown key, ignored",
+			    ctx->file, (int)(colon - kn), kn, colon + 1);
+	}
+	return 0;
+}
+
+/*
+ * What single keys cannot check: TLS needs both cert and key; listen_tls,
+ * SNI sections and plaintext = never need TLS; no address is both plain
+ * and TLS.
+ */
+static int
+cfg_tls_finish(struct cfg_ctx *ctx, const dictionary *d, struct cfg *cfg)
+{
+	size_t	i, j;
+
+	if (strcmp(cfg->plaintext_text, "allowed") == 0)
+		cfg->plaintext = CFG_PLAINTEXT_ALLOWED;
+	else if (strcmp(cfg->plaintext_text, "never") == 0)
+		cfg->plaintext = CFG_PLAINTEXT_NEVER;
+	else
+		cfg->plaintext = CFG_PLAINTEXT_LOCALHOST;
+	if (cfg_tls_sni(ctx, d, cfg) == -1)
+		return -1;
+	if (cfg->tls_cert != NULL && cfg->tls_key == NULL)
+		return cfg_error(ctx, cfg_find("tls", 3, "key"), NULL,
+		    "required with cert");
+	if (cfg->tls_key != NULL && cfg->tls_cert == NULL)
+		return cfg_error(ctx, cfg_find("tls", 3, "cert"), NULL,
+		    "required with key");
+	if (cfg->tls_cert == NULL) {
+		if (cfg->n_listen_tls > 0)
+			return cfg_error(ctx, cfg_find("server", 6,
+			    "listen_tls"), NULL, "needs [tls] cert and key");
+		if (cfg->n_tls_sni > 0)
+			return cfg_file_error(ctx, "[tls.NAME] sections",
+			    "need [tls] cert and key (the default "
+			    "certificate)");
+		if (cfg->plaintext == CFG_PLAINTEXT_NEVER)
+			return cfg_error(ctx, cfg_find("auth", 4,
+			    "plaintext"), "never", "needs [tls] cert and key "
+			    "(else nobody could log in)");
+	}
+	for (i = 0; i < cfg->n_listen_tls; i++)
+		for (j = 0; j < cfg->n_listen; j++)
+			if (cfg->listen[j].addrlen ==
+			    cfg->listen_tls[i].addrlen &&
+			    memcmp(&cfg->listen[j].addr,
+			    &cfg->listen_tls[i].addr,
+			    cfg->listen[j].addrlen) == 0 &&
+			    ((const struct sockaddr_in *)&cfg->listen[j].addr)
+			    ->sin_port != 0)
+				return cfg_error(ctx, cfg_find("server", 6,
+				    "listen_tls"), cfg->listen_tls[i].text,
+				    "also in [server] listen");
+	return 0;
 }
 
 /* The walk: every row once, from the file or its default. */
@@ -753,7 +925,7 @@ cfg_load(const char *path, struct cfg **cfg_r, char *err, size_t errlen)
 		cfg_file_error(&ctx, "cannot load", strerror(errno));
 		goto out;
 	}
-	if (cfg_apply(&ctx, d, cfg) == -1)
+	if (cfg_apply(&ctx, d, cfg) == -1 || cfg_tls_finish(&ctx, d, cfg) == -1)
 		goto out;
 
 	*cfg_r = cfg;
@@ -789,6 +961,12 @@ cfg_free(struct cfg *cfg)
 			break;
 		}
 	}
+	for (i = 0; i < cfg->n_tls_sni; i++) {
+		free(cfg->tls_sni[i].name);
+		free(cfg->tls_sni[i].cert);
+		free(cfg->tls_sni[i].key);
+	}
+	free(cfg->tls_sni);
 	free(cfg->path);
 	free(cfg);
 }

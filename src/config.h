@@ -19,6 +19,23 @@ struct cfg_listen {
 	char			 text[64];	/* as written: "[::1]:1100" */
 };
 
+/*
+ * [auth] plaintext: may a session that is not under TLS log in with a
+ * clear-text password (USER/PASS, APOP, AUTH PLAIN and LOGIN)?
+ */
+enum cfg_plaintext {
+	CFG_PLAINTEXT_LOCALHOST,	/* from 127.0.0.0/8 and ::1 only */
+	CFG_PLAINTEXT_ALLOWED,		/* from anywhere */
+	CFG_PLAINTEXT_NEVER,		/* only under TLS */
+};
+
+/* One [tls.NAME] section: the certificate for SNI server name NAME. */
+struct cfg_tls_sni {
+	char	*name;		/* lower case; "*.example.org" is a wildcard */
+	char	*cert;		/* absolute */
+	char	*key;
+};
+
 struct cfg {
 	char			*path;		/* the file we were read from */
 
@@ -31,6 +48,17 @@ struct cfg {
 	int			 write_timeout;	/* s, client not reading */
 	int			 max_connections;
 	int			 max_bad_commands;
+	/* [server] listen_tls, [tls], [tls.NAME]: TLS (net/tls.c) */
+	struct cfg_listen	*listen_tls;	/* implicit TLS (RFC 8314) */
+	size_t			 n_listen_tls;
+	char			*tls_cert;	/* absolute; NULL: no TLS */
+	char			*tls_key;
+	char			*tls_dh;	/* optional */
+	char			*tls_ciphers;	/* TLSv1.2; NULL: OpenSSL's */
+	char			*tls_ciphersuites; /* TLSv1.3 */
+	char			*tls_min_protocol; /* "TLSv1.2" or "TLSv1.3" */
+	struct cfg_tls_sni	*tls_sni;	/* [tls.NAME] sections */
+	size_t			 n_tls_sni;
 
 	/* [auth] */
 	char			*passwd_file;	/* absolute */
@@ -39,6 +67,8 @@ struct cfg {
 	int			 max_failures;
 	int			 threads;
 	bool			 allow_shrink;	/* passwd-file may lose users */
+	char			*plaintext_text; /* as written */
+	enum cfg_plaintext	 plaintext;	/* before TLS (RFC 2595 s. 2.3) */
 
 	/* [mail] */
 	char			*mail_driver;

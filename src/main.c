@@ -26,6 +26,7 @@
 #include "lib/evpop3d.h"
 #include "lib/log.h"
 #include "net/server.h"
+#include "net/tls.h"
 #include "pop3/pop3.h"
 #include "session/session.h"
 #include "store/store.h"
@@ -157,6 +158,7 @@ struct daemon {
 	struct server		 srv;
 	struct pop3_env		*env;
 	struct session_set	*sessions;
+	struct tls_server	*tls;		/* NULL: no TLS configured */
 };
 
 /* The counters of every part: info level (SIGUSR1), or debug (at exit). */
@@ -179,7 +181,10 @@ signal_cb(evutil_socket_t sig, short events, void *arg)
 	}
 	if (sig == SIGHUP) {
 		log_info("event=sighup note=\"the passwd-file is re-read when "
-		    "it changes; other settings need a restart\"");
+		    "it changes and the TLS certificates now; other settings "
+		    "need a restart\"");
+		if (d->tls != NULL)
+			(void)tls_server_reload(d->tls);
 		return;
 	}
 	notify_systemd("STOPPING=1");
@@ -328,8 +333,16 @@ main(int argc, char *argv[])
 		fprintf(stderr, "%s: %s\n", EVPOP3D_NAME, err);
 		return 1;
 	}
+	/* -t too: a certificate or key that does not load is an error. */
+	memset(&d, 0, sizeof(d));
+	if (tls_server_new(cfg, &d.tls, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s: %s\n", EVPOP3D_NAME, err);
+		cfg_free(cfg);
+		return 1;
+	}
 	if (check) {
 		printf("%s: configuration %s is valid\n", EVPOP3D_NAME, path);
+		tls_server_free(d.tls);
 		cfg_free(cfg);
 		return 0;
 	}
@@ -358,28 +371,32 @@ main(int argc, char *argv[])
 		log_errorx("event=startup-failed step=event-base");
 		if (ecfg != NULL)
 			event_config_free(ecfg);
+		tls_server_free(d.tls);
 		cfg_free(cfg);
 		return startup_failed();
 	}
 	event_config_free(ecfg);
-	memset(&d, 0, sizeof(d));
 	if (pop3_env_new(base, cfg, &d.env) == -1) {
 		event_base_free(base);
+		tls_server_free(d.tls);
 		cfg_free(cfg);
 		return startup_failed();
 	}
 	sp = (struct session_params){ .proto = &pop3_proto, .arg = d.env,
 	    .line_max = POP3_LINE_MAX,
-	    .write_timeout = (unsigned)cfg->write_timeout };
+	    .write_timeout = (unsigned)cfg->write_timeout,
+	    .handshake_timeout = (unsigned)cfg->login_timeout };
+	tls_session_hooks(d.tls, &sp.tls);
 	if ((d.sessions = session_set_new(base, &sp)) == NULL)
 		log_error("event=startup-failed step=sessions");
 	if (d.sessions == NULL ||
-	    server_init(&d.srv, base, cfg, d.sessions) == -1) {
+	    server_init(&d.srv, base, cfg, d.sessions, d.tls) == -1) {
 		if (d.sessions != NULL)
 			server_free(&d.srv);
 		session_set_free(d.sessions);
 		pop3_env_free(d.env);
 		event_base_free(base);
+		tls_server_free(d.tls);
 		cfg_free(cfg);
 		return startup_failed();
 	}
@@ -390,8 +407,8 @@ main(int argc, char *argv[])
 			fatalx("event=exiting reason=startup-failed");
 		}
 	}
-	log_info("event=ready version=%s listeners=%zu", EVPOP3D_VERSION,
-	    d.srv.n_listeners);
+	log_info("event=ready version=%s listeners=%zu tls=%s", EVPOP3D_VERSION,
+	    d.srv.n_listeners, d.tls != NULL ? "yes" : "no");
 	notify_systemd("READY=1\nSTATUS=Accepting connections");
 
 	ret = event_base_dispatch(base) == -1 ? 1 : 0;
@@ -406,6 +423,7 @@ main(int argc, char *argv[])
 	for (i = 0; i < 4; i++)
 		event_free(sigs[i]);
 	event_base_free(base);
+	tls_server_free(d.tls);
 	log_info("event=stopped");
 	cfg_free(cfg);
 	libevent_global_shutdown();

@@ -22,6 +22,7 @@
 #include "lib/monotime.h"
 #include "lib/ratelimit.h"
 #include "net/server.h"
+#include "net/tls.h"
 #include "session/session.h"
 
 /* How long server_stop() waits for sessions to say goodbye. */
@@ -162,6 +163,43 @@ session_plain(struct server *srv, evutil_socket_t fd,
 	return 0;
 }
 
+/*
+ * An implicit TLS connection (RFC 8314) as a session: a TLS socket
+ * bufferevent, the session greeting once the handshake is done.
+ */
+static int
+session_tls(struct server *srv, evutil_socket_t fd,
+    const struct sockaddr *sa, socklen_t salen)
+{
+	struct bufferevent	*bev;
+	int			 err;
+
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 },
+	    sizeof(int));
+	if ((bev = tls_socket_new(srv->tls, srv->base, fd)) == NULL)
+		return -1;
+	if (session_new(srv->sessions, bev, sa, salen, SESSION_TLS) == NULL) {
+		err = errno;
+		bufferevent_free(bev);
+		errno = err;
+		return -1;
+	}
+	return 0;
+}
+
+/* A connection on lev: plain, or implicit TLS (a listen_tls listener). */
+static int
+session_accepted(struct server *srv, struct evconnlistener *lev,
+    evutil_socket_t fd, const struct sockaddr *sa, socklen_t salen)
+{
+	size_t i;
+
+	for (i = srv->n_plain; i < srv->n_listeners; i++)
+		if (srv->listeners[i] == lev)
+			return session_tls(srv, fd, sa, salen);
+	return session_plain(srv, fd, sa, salen);
+}
+
 static void
 accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
@@ -170,7 +208,6 @@ accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	    "-ERR [SYS/TEMP] Too many connections, try again later.\r\n";
 	struct server		*srv = arg;
 
-	(void)lev;
 	srv->stats.connections++;
 	if (srv->stopping || session_set_count(srv->sessions) >=
 	    (size_t)srv->cfg->max_connections) {
@@ -184,7 +221,7 @@ accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 			ratelog_hit(&srv->log_busy, 0);
 		return;
 	}
-	if (session_plain(srv, fd, sa, (socklen_t)salen) == -1)
+	if (session_accepted(srv, lev, fd, sa, (socklen_t)salen) == -1)
 		ratelog_hit(&srv->log_accept, errno);	/* out of memory */
 }
 
@@ -361,7 +398,7 @@ accept_error_cb(struct evconnlistener *lev, void *arg)
 }
 
 static int
-listen_one(struct server *srv, const struct cfg_listen *l)
+listen_one(struct server *srv, const struct cfg_listen *l, bool tls)
 {
 	struct evconnlistener	*lev;
 	struct sockaddr_storage	 ss;
@@ -413,13 +450,13 @@ listen_one(struct server *srv, const struct cfg_listen *l)
 		evutil_inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
 		snprintf(text, sizeof(text), "%s:%u", a, ntohs(s4->sin_port));
 	}
-	log_info("event=listen addr=%s", text);
+	log_info("event=listen addr=%s%s", text, tls ? " tls=implicit" : "");
 	return 0;
 }
 
 int
 server_init(struct server *srv, struct event_base *base, const struct cfg *cfg,
-    struct session_set *set)
+    struct session_set *set, struct tls_server *tls)
 {
 	size_t	i;
 
@@ -428,6 +465,7 @@ server_init(struct server *srv, struct event_base *base, const struct cfg *cfg,
 	srv->base = base;
 	srv->cfg = cfg;
 	srv->sessions = set;
+	srv->tls = tls;
 	if ((srv->accept.timer = evtimer_new(base, accept_timer_cb, srv))
 	    == NULL ||
 	    ratelog_init(srv, &srv->log_busy,
@@ -441,13 +479,17 @@ server_init(struct server *srv, struct event_base *base, const struct cfg *cfg,
 	/* See accept_refuse_reserved(). Without it EMFILE still pauses. */
 	if ((srv->accept.reserve_fd = reserve_open()) == -1)
 		log_warn("event=reserve-failed path=/dev/null");
-	if ((srv->listeners = calloc(cfg->n_listen, sizeof(*srv->listeners)))
-	    == NULL) {
+	if ((srv->listeners = calloc(cfg->n_listen + cfg->n_listen_tls,
+	    sizeof(*srv->listeners))) == NULL) {
 		log_error("event=startup-failed step=listeners");
 		return -1;
 	}
 	for (i = 0; i < cfg->n_listen; i++)
-		if (listen_one(srv, &cfg->listen[i]) == -1)
+		if (listen_one(srv, &cfg->listen[i], false) == -1)
+			return -1;
+	srv->n_plain = srv->n_listeners;
+	for (i = 0; i < cfg->n_listen_tls && tls != NULL; i++)
+		if (listen_one(srv, &cfg->listen_tls[i], true) == -1)
 			return -1;
 	return 0;
 }

@@ -18,6 +18,7 @@ struct event;
 struct event_base;
 struct evconnlistener;
 struct session_set;
+struct tls_server;
 
 struct server_stats {
 	uint64_t	connections;	/* accepted */
@@ -69,8 +70,10 @@ struct server {
 	const struct cfg	*cfg;
 	struct session_set	*sessions;
 
-	struct evconnlistener	**listeners;
+	struct evconnlistener	**listeners;	/* listen, then listen_tls */
 	size_t			 n_listeners;
+	size_t			 n_plain;	/* the first n_plain: no TLS */
+	struct tls_server	*tls;		/* NULL: no TLS configured */
 
 	bool			 stopping;
 	struct server_stats	 stats;
@@ -83,13 +86,15 @@ struct server {
 
 /*
  * Set up srv on base with cfg: open the reserve descriptor and bind every
- * listener (logging "event=listen addr=..." with the real port); accepted
- * connections become sessions of set. Returns 0, or -1 after logging why
- * at level error; server_free() is then still to be called. cfg and set
- * must outlive srv.
+ * listener (logging "event=listen addr=..." with the real port, and
+ * "tls=implicit" for a listen_tls one, whose connections start with a TLS
+ * handshake through tls); accepted connections become sessions of set.
+ * Returns 0, or -1 after logging why at level error; server_free() is
+ * then still to be called. cfg, set and tls must outlive srv.
  */
 int	server_init(struct server *srv, struct event_base *base,
-	    const struct cfg *cfg, struct session_set *set);
+	    const struct cfg *cfg, struct session_set *set,
+	    struct tls_server *tls);
 
 /*
  * Graceful stop: close the listeners and drain the sessions

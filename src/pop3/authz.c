@@ -255,6 +255,34 @@ authz_gone(struct client *c)
 	}
 }
 
+bool
+authz_plaintext_ok(const struct client *c)
+{
+	switch (c->env->cfg->plaintext) {
+	case CFG_PLAINTEXT_ALLOWED:
+		return true;
+	case CFG_PLAINTEXT_LOCALHOST:
+		return session_secure(c->s) || session_peer_loopback(c->s);
+	case CFG_PLAINTEXT_NEVER:
+		break;
+	}
+	return session_secure(c->s);
+}
+
+/*
+ * RFC 2595 section 2.3, RFC 3206 [AUTH]: refused before TLS by the
+ * policy. A bad command (a client that keeps trying is dropped), not a
+ * failed login: no password was checked.
+ */
+static enum cmd_result
+plaintext_refused(struct client *c)
+{
+	c->have_user = 0;
+	session_reply(c->s, "-ERR [AUTH] Plaintext authentication disallowed "
+	    "on non-secure connections.");
+	return CMD_BAD;
+}
+
 static bool
 set_user(struct client *c, const char *name, size_t len)
 {
@@ -272,6 +300,8 @@ enum cmd_result
 cmd_user(struct client *c, int argc, char **argv)
 {
 	(void)argc;
+	if (!authz_plaintext_ok(c))
+		return plaintext_refused(c);
 	if (!auth_username_valid(argv[0])) {
 		c->have_user = 0;
 		session_reply(c->s, "-ERR [AUTH] Invalid user name.");
@@ -291,6 +321,8 @@ enum cmd_result
 cmd_pass(struct client *c, int argc, char **argv)
 {
 	(void)argc;
+	if (!authz_plaintext_ok(c))
+		return plaintext_refused(c);
 	if (!c->have_user) {
 		session_reply(c->s, "-ERR No user name given: send USER first.");
 		return CMD_BAD;
@@ -307,6 +339,8 @@ cmd_apop(struct client *c, int argc, char **argv)
 
 	(void)argc;
 	c->have_user = 0;
+	if (!authz_plaintext_ok(c))
+		return plaintext_refused(c);
 	if (!c->env->cfg->apop || c->apop_ts == NULL) {
 		session_reply(c->s, "-ERR APOP is not enabled on this server.");
 		return CMD_BAD;
@@ -441,6 +475,8 @@ enum cmd_result
 cmd_auth(struct client *c, int argc, char **argv)
 {
 	c->have_user = 0;
+	if (!authz_plaintext_ok(c))
+		return plaintext_refused(c);
 	if (argc == 0) {
 		/* Not in RFC 5034; Outlook probes with it (and "AUTH "). */
 		session_reply(c->s, "+OK Supported mechanisms follow");

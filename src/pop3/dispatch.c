@@ -23,11 +23,15 @@
 #define AUTHZ	POP3_AUTHORIZATION
 #define TRANS	POP3_TRANSACTION
 
-static pop3_handler cmd_capa, cmd_quit;
+static pop3_handler cmd_capa, cmd_quit, cmd_stls;
 
-/* RFC 1939 sections 4-7, RFC 1460 (LAST), RFC 2449 (CAPA), RFC 5034 (AUTH). */
+/*
+ * RFC 1939 sections 4-7, RFC 1460 (LAST), RFC 2449 (CAPA), RFC 5034
+ * (AUTH), RFC 2595 (STLS).
+ */
 static const struct pop3_cmd cmds[] = {
 	{ "CAPA", cmd_capa, AUTHZ | TRANS, 0, 0, 0 },
+	{ "STLS", cmd_stls, AUTHZ,	   0, 0, 0 },
 	{ "USER", cmd_user, AUTHZ,	   1, 1, 0 },
 	{ "PASS", cmd_pass, AUTHZ,	   1, 1, CMDF_SECRET | CMDF_RESTLINE },
 	{ "APOP", cmd_apop, AUTHZ,	   2, 2, CMDF_SECRET },
@@ -214,7 +218,8 @@ pop3_greet(struct client *c)
 {
 	const struct cfg *cfg = c->env->cfg;
 
-	if (!cfg->apop) {
+	/* No timestamp where APOP would be refused (authz_plaintext_ok()). */
+	if (!cfg->apop || !authz_plaintext_ok(c)) {
 		session_reply(c->s, "+OK %s ready.", EVPOP3D_NAME);
 		return;
 	}
@@ -231,29 +236,78 @@ pop3_greet(struct client *c)
 /*
  * RFC 2449 section 5: valid in both states; what is offered before login
  * is also offered after it. IMPLEMENTATION only after login (POP3-NOTES).
+ * RFC 2595 section 4: STLS only where TLS can still be started; section
+ * 2.3 (and RFC 5034 section 4): no USER nor SASL mechanisms where the
+ * plaintext policy refuses them, so a client sees why it should STLS.
  */
 static enum cmd_result
 cmd_capa(struct client *c, int argc, char **argv)
 {
 	static const char capa[] =
 	    "+OK Capability list follows\r\n"
-	    "TOP\r\n"
-	    "USER\r\n"
+	    "TOP\r\n";
+	static const char rest[] =
 	    "UIDL\r\n"
 	    "PIPELINING\r\n"
 	    "RESP-CODES\r\n"
-	    "AUTH-RESP-CODE\r\n"
-	    "SASL PLAIN LOGIN\r\n"
+	    "AUTH-RESP-CODE\r\n";
+	static const char tail[] =
 	    "EXPIRE NEVER\r\n"
 	    "LOGIN-DELAY 0\r\n";
+	bool plain = c->state != POP3_AUTHORIZATION || authz_plaintext_ok(c);
 
 	(void)argc;
 	(void)argv;
 	session_write(c->s, capa, sizeof(capa) - 1);
+	if (plain)
+		session_write(c->s, "USER\r\n", 6);
+	session_write(c->s, rest, sizeof(rest) - 1);
+	if (plain)
+		session_write(c->s, "SASL PLAIN LOGIN\r\n", 18);
+	if (c->state == POP3_AUTHORIZATION && session_tls_available(c->s))
+		session_write(c->s, "STLS\r\n", 6);
+	session_write(c->s, tail, sizeof(tail) - 1);
 	if (c->state == POP3_TRANSACTION)
 		session_reply(c->s, "IMPLEMENTATION %s-%s", EVPOP3D_NAME,
 		    EVPOP3D_VERSION);
 	session_write(c->s, ".\r\n", 3);
+	return CMD_OK;
+}
+
+/*
+ * RFC 2595 section 4: STLS in AUTHORIZATION, before USER, once. After
+ * the "+OK" the session discards what was pipelined behind it and starts
+ * TLS; the client must ask CAPA again (its answer changes), and USER
+ * given before is forgotten.
+ */
+static enum cmd_result
+cmd_stls(struct client *c, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	if (session_secure(c->s)) {
+		session_reply(c->s, "-ERR TLS is already active.");
+		return CMD_BAD;
+	}
+	if (!session_tls_available(c->s)) {
+		session_reply(c->s, "-ERR TLS is not available.");
+		return CMD_BAD;
+	}
+	if (c->have_user) {
+		session_reply(c->s, "-ERR STLS is not allowed after USER.");
+		return CMD_BAD;
+	}
+	session_reply(c->s, "+OK Begin TLS negotiation");
+	free(c->user);
+	c->user = NULL;
+	c->have_user = 0;
+	if (session_starttls(c->s) == -1) {
+		c->reason = "starttls-failed";
+		return CMD_CLOSE;
+	}
+	if (log_debug_enabled())
+		session_debug(c->s, "event=starttls rip=%s",
+		    session_peer(c->s));
 	return CMD_OK;
 }
 

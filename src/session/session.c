@@ -2,6 +2,8 @@
  * session: connection lifecycle, input loop, output backpressure, timers.
  */
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <errno.h>
 #include <netdb.h>
@@ -42,6 +44,9 @@ static void	session_free(struct session *);
 static void	session_free_later(struct session *);
 static void	session_sent_cb(struct evbuffer *,
 		    const struct evbuffer_cb_info *, void *);
+static void	session_tls_swap(struct session *);
+static void	session_tls_ready(struct session *);
+static void	session_tls_failed(struct session *);
 
 static void
 session_arm_timer(struct session *s, uint64_t ms)
@@ -68,19 +73,18 @@ format_peer(const struct sockaddr *sa, socklen_t salen, char *out, size_t outlen
 		snprintf(out, outlen, "%s:%s", host, port);
 }
 
-struct session *
-session_new(struct session_set *set, struct bufferevent *bev,
-    const struct sockaddr *sa, socklen_t salen, unsigned flags)
+/*
+ * The bufferevent of s (s->bev) takes the session's callbacks, read
+ * watermark, the write watermarks on every layer, the write timeout on
+ * the top and the bottom layer (what a filter passed down is then covered
+ * too), and the bottom layer's sent callback. -1 if out of memory.
+ */
+static int
+session_setup_bev(struct session *s)
 {
-	const struct session_params	*p = &set->params;
-	struct session			*s;
-	struct bufferevent		*b;
-	struct timeval			 tv;
+	struct bufferevent	*bev = s->bev, *b;
+	struct timeval		 tv;
 
-	if ((s = calloc(1, sizeof(*s))) == NULL)
-		return NULL;
-	s->timer = evtimer_new(set->base, session_timer_cb, s);
-	s->delay = evtimer_new(set->base, session_delay_cb, s);
 	/* Under a filter: see the bottom layer send (session_unsent()). */
 	for (b = bev; bufferevent_get_underlying(b) != NULL;
 	    b = bufferevent_get_underlying(b))
@@ -88,27 +92,9 @@ session_new(struct session_set *set, struct bufferevent *bev,
 	if (b != bev) {
 		s->sent_out = bufferevent_get_output(b);
 		s->sent_cb = evbuffer_add_cb(s->sent_out, session_sent_cb, s);
+		if (s->sent_cb == NULL)
+			return -1;
 	}
-	if (s->timer == NULL || s->delay == NULL ||
-	    (s->sent_out != NULL && s->sent_cb == NULL)) {
-		if (s->timer != NULL)
-			event_free(s->timer);
-		if (s->delay != NULL)
-			event_free(s->delay);
-		if (s->sent_cb != NULL)
-			evbuffer_remove_cb_entry(s->sent_out, s->sent_cb);
-		free(s);
-		return NULL;
-	}
-	s->set = set;
-	s->bev = bev;
-	s->direct = (flags & SESSION_SOCKET) != 0;
-	s->started_ms = mono_ms();
-	s->reason = "unknown";
-	format_peer(sa, salen, s->peer, sizeof(s->peer));
-	linebuf_init(&s->lb, p->line_max < LINE_MAX_CAP ? p->line_max :
-	    LINE_MAX_CAP);
-
 	bufferevent_setcb(bev, session_read_cb, session_write_cb,
 	    session_event_cb, s);
 	/* Bufferevents start with EV_WRITE on; session_flush() arms it. */
@@ -125,16 +111,80 @@ session_new(struct session_set *set, struct bufferevent *bev,
 	    b = bufferevent_get_underlying(b))
 		bufferevent_setwatermark(bufferevent_get_underlying(b),
 		    EV_WRITE, OUT_LOWAT, OUT_HIWAT);
-	tv = (struct timeval){ .tv_sec = (time_t)p->write_timeout };
+	tv = (struct timeval){ .tv_sec = (time_t)s->set->params.write_timeout };
 	bufferevent_set_timeouts(bev, NULL, &tv);
+	if (b != bev)
+		bufferevent_set_timeouts(b, NULL, &tv);
+	return 0;
+}
+
+/* 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104 */
+static bool
+sa_loopback(const struct sockaddr *sa)
+{
+	const struct sockaddr_in6	*s6;
+	const uint8_t			*a;
+
+	if (sa == NULL)
+		return false;
+	if (sa->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)(const void *)sa)
+		    ->sin_addr.s_addr) >> 24) == 127;
+	if (sa->sa_family != AF_INET6)
+		return false;
+	s6 = (const struct sockaddr_in6 *)(const void *)sa;
+	if (IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr))
+		return true;
+	a = s6->sin6_addr.s6_addr;
+	return IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) && a[12] == 127;
+}
+
+struct session *
+session_new(struct session_set *set, struct bufferevent *bev,
+    const struct sockaddr *sa, socklen_t salen, unsigned flags)
+{
+	const struct session_params	*p = &set->params;
+	struct session			*s;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	s->set = set;
+	s->bev = bev;
+	s->timer = evtimer_new(set->base, session_timer_cb, s);
+	s->delay = evtimer_new(set->base, session_delay_cb, s);
+	if (s->timer == NULL || s->delay == NULL ||
+	    session_setup_bev(s) == -1) {
+		if (s->timer != NULL)
+			event_free(s->timer);
+		if (s->delay != NULL)
+			event_free(s->delay);
+		bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+		free(s);
+		return NULL;
+	}
+	s->direct = (flags & SESSION_SOCKET) != 0;
+	s->handshake = (flags & SESSION_TLS) != 0;
+	s->loopback = sa_loopback(sa);
+	s->started_ms = mono_ms();
+	s->reason = "unknown";
+	format_peer(sa, salen, s->peer, sizeof(s->peer));
+	linebuf_init(&s->lb, p->line_max < LINE_MAX_CAP ? p->line_max :
+	    LINE_MAX_CAP);
 
 	session_set_add(set, s);
 	/* The disconnect line names the peer too: one line per session. */
 	if (log_debug_enabled())
 		session_debug(s, "event=connect rip=%s", s->peer);
 
-	if (p->proto->start(s, p->arg) == -1)
-		session_close(s, "out-of-memory", false);
+	if (s->handshake) {
+		/* The protocol starts once the handshake is done. */
+		session_set_deadline(s, (uint64_t)p->handshake_timeout * 1000,
+		    "tls-handshake-timeout");
+	} else {
+		s->started = 1;
+		if (p->proto->start(s, p->arg) == -1)
+			session_close(s, "out-of-memory", false);
+	}
 	/* start() may have closed it (a refusal): then nothing is read. */
 	if (!s->closing)
 		bufferevent_enable(bev, EV_READ); /* EV_WRITE: session_flush() */
@@ -353,6 +403,10 @@ session_flush(struct session *s)
 			session_free_later(s);
 		return;
 	}
+	if (s->tls_pending) {
+		session_tls_swap(s);	/* STLS's "+OK" is out */
+		return;
+	}
 	/* Input held back while the output was over OUT_HIWAT. */
 	if (!s->held)
 		session_process(s);
@@ -494,6 +548,11 @@ session_write_cb(struct bufferevent *bev, void *arg)
 			session_free_later(s);
 		return;
 	}
+	if (s->tls_pending) {
+		if (session_output_len(s) == 0)
+			session_tls_swap(s);	/* STLS's "+OK" is out */
+		return;
+	}
 	if (s->cont != NULL && !session_run_cont(s))
 		return;
 	if (!s->held)
@@ -528,6 +587,16 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct session *s = arg;
 
 	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		if (s->handshake && !s->closing)
+			session_tls_ready(s);
+		return;
+	}
+	if (s->handshake && !s->closing &&
+	    (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))) {
+		session_tls_failed(s);
+		return;
+	}
 	if (what & BEV_EVENT_EOF) {
 		/* Answer what was pipelined before the FIN, then close. */
 		s->eof = 1;
@@ -675,8 +744,11 @@ session_free(struct session *s)
 	if (!s->closing)
 		session_end_proto(s);
 	session_set_remove(s->set, s);
-	session_log(s, "event=disconnect rip=%s reason=%s%s%s duration_ms=%llu",
-	    s->peer, s->reason, s->summary != NULL ? " " : "",
+	session_log(s, "event=disconnect rip=%s reason=%s%s%s%s%s "
+	    "duration_ms=%llu", s->peer, s->reason,
+	    s->tls_version != NULL ? " tls=" : "",
+	    s->tls_version != NULL ? s->tls_version : "",
+	    s->summary != NULL ? " " : "",
 	    s->summary != NULL ? s->summary : "",
 	    (unsigned long long)(mono_ms() - s->started_ms));
 	if (s->sent_cb != NULL)
@@ -686,4 +758,122 @@ session_free(struct session *s)
 	event_free(s->delay);
 	free(s->summary);
 	free(s);
+}
+
+/* ------------------------------------------------------------ TLS */
+
+bool
+session_secure(const struct session *s)
+{
+	return s->secure;
+}
+
+bool
+session_tls_available(const struct session *s)
+{
+	return s->set->params.tls.wrap != NULL && !s->secure &&
+	    !s->handshake && !s->tls_pending;
+}
+
+bool
+session_peer_loopback(const struct session *s)
+{
+	return s->loopback;
+}
+
+/* Drop every octet of input received so far, and any partial line. */
+static void
+session_discard_input(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+
+	evbuffer_drain(in, evbuffer_get_length(in));
+	linebuf_init(&s->lb, s->lb.max);
+}
+
+int
+session_starttls(struct session *s)
+{
+	if (s->closing || !session_tls_available(s))
+		return -1;
+	/*
+	 * RFC 2595 section 4, CVE-2011-0411: nothing the client sent after
+	 * STLS in plaintext may be taken, before or after the handshake.
+	 * No more is read from the socket until the filter reads it.
+	 */
+	session_discard_input(s);
+	bufferevent_disable(s->bev, EV_READ);
+	s->read_paused = 0;
+	s->tls_pending = 1;
+	/* session_flush() wraps the socket once the "+OK" is out. */
+	session_set_queue_flush(s->set, s);
+	return 0;
+}
+
+/*
+ * STLS's "+OK" is out: put a TLS filter over the socket. What arrived
+ * meanwhile is discarded too (a client must wait for the "+OK" before
+ * its ClientHello, RFC 2595 section 4). The handshake then runs within
+ * the deadline already set (the login timeout).
+ */
+static void
+session_tls_swap(struct session *s)
+{
+	const struct session_tls	*t = &s->set->params.tls;
+	struct bufferevent		*under = s->bev, *tls;
+
+	s->tls_pending = 0;
+	session_discard_input(s);
+	bufferevent_disable(under, EV_READ | EV_WRITE);
+	bufferevent_set_timeouts(under, NULL, NULL);
+	if ((tls = t->wrap(t->arg, under)) == NULL) {
+		session_close(s, "out-of-memory", false);
+		return;
+	}
+	s->bev = tls;		/* the filter frees the socket with itself */
+	s->direct = 0;
+	s->write_armed = 0;
+	s->read_paused = 0;
+	s->handshake = 1;
+	if (session_setup_bev(s) == -1) {
+		session_close(s, "out-of-memory", false);
+		return;
+	}
+	if (log_debug_enabled())
+		session_debug(s, "event=tls-handshake rip=%s", s->peer);
+	bufferevent_enable(tls, EV_READ);
+}
+
+/* The handshake is done: greet (implicit TLS) or take commands (STLS). */
+static void
+session_tls_ready(struct session *s)
+{
+	const struct session_params	*p = &s->set->params;
+
+	s->handshake = 0;
+	s->secure = 1;
+	s->tls_version = p->tls.version(s->bev);
+	if (log_debug_enabled())
+		session_debug(s, "event=tls rip=%s protocol=%s cipher=%s",
+		    s->peer, s->tls_version, p->tls.cipher(s->bev));
+	if (!s->started) {
+		s->started = 1;
+		if (p->proto->start(s, p->arg) == -1) {
+			session_close(s, "out-of-memory", false);
+			return;
+		}
+	}
+	session_process(s);
+}
+
+/* The peer left or spoke no TLS: one line with OpenSSL's reason, close. */
+static void
+session_tls_failed(struct session *s)
+{
+	char	why[256], q[LOG_QUOTED_SIZE(sizeof(why))];
+
+	s->set->params.tls.error(s->bev, why, sizeof(why));
+	session_log(s, "event=tls-failed rip=%s error=%s", s->peer,
+	    log_quote(q, sizeof(q), why));
+	session_close(s, "tls-handshake-failed", false);
 }

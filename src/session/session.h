@@ -3,8 +3,10 @@
  * lifecycle, line reading, output with backpressure, timers, and teardown.
  *
  * The session reads and writes through a bufferevent it is given (a
- * socket today; a TLS filter or a pair in tests works the same), and it
- * is the only thing that writes to the connection. It knows the protocol
+ * socket, a TLS socket for implicit TLS, a pair in tests), and it is the
+ * only thing that writes to the connection. It knows TLS only through
+ * the hooks in struct session_tls (net provides them): STLS swaps its
+ * bufferevent for a TLS filter over the socket (session_starttls()). It knows the protocol
  * through one small table (struct session_proto): start, input, overlong,
  * gone. Long replies are continuations (struct session_cont) that the
  * protocol embeds in its own struct: the session runs one each time the
@@ -81,15 +83,39 @@ struct session_proto {
 	const char	*bye;
 };
 
+/*
+ * TLS, seen from the session (net/tls.c fills it in; wrap NULL: no TLS).
+ * The session never sees OpenSSL: it hands bufferevents to these.
+ */
+struct session_tls {
+	/*
+	 * A server-side TLS filter over bev (the session's socket), its
+	 * handshake pending, that frees bev with itself. NULL on error:
+	 * bev is then untouched.
+	 */
+	struct bufferevent	*(*wrap)(void *arg, struct bufferevent *bev);
+	/* An established TLS bufferevent's protocol and cipher (static). */
+	const char		*(*version)(struct bufferevent *bev);
+	const char		*(*cipher)(struct bufferevent *bev);
+	/* Why its handshake failed, for the log: no secrets. */
+	void			 (*error)(struct bufferevent *bev, char *buf,
+				    size_t len);
+	void			*arg;		/* for wrap */
+};
+
 struct session_params {
 	const struct session_proto	*proto;
 	void				*arg;		/* for proto->start */
 	size_t				 line_max;	/* longest input line */
 	unsigned			 write_timeout;	/* s, peer not reading */
+	/* s, from connect (SESSION_TLS) or STLS to a finished handshake */
+	unsigned			 handshake_timeout;
+	struct session_tls		 tls;		/* STLS, TLS log lines */
 };
 
 /* session_new() flags */
 #define SESSION_SOCKET	0x01	/* bev is a plain bufferevent_socket */
+#define SESSION_TLS	0x02	/* bev is TLS, its handshake pending */
 
 /* A new set on base; params are copied. NULL on error. */
 struct session_set	*session_set_new(struct event_base *base,
@@ -112,11 +138,35 @@ void			 session_set_drain(struct session_set *set,
  * SESSION_SOCKET lets the session write a reply to the socket at once
  * instead of waiting a poll for the write event. bev may be a filter
  * (TLS): the layers under it get the session's write watermarks, and a
- * flushing close waits until they have sent all. NULL on error: bev is
- * then still the caller's.
+ * flushing close waits until they have sent all. SESSION_TLS: the
+ * protocol starts (greets) only once the handshake is done, which must
+ * be within handshake_timeout; a failed one closes the session with
+ * reason tls-handshake-failed. NULL on error: bev is then still the
+ * caller's.
  */
 struct session	*session_new(struct session_set *set, struct bufferevent *bev,
 		    const struct sockaddr *sa, socklen_t salen, unsigned flags);
+
+/*
+ * STLS (RFC 2595 section 4), after the protocol queued its "+OK": every
+ * octet of input already received is discarded (commands pipelined after
+ * STLS must never run inside TLS: the CVE-2011-0411 class), no more input
+ * is taken, and once the "+OK" is out the socket is wrapped in a TLS
+ * filter (session_tls.wrap). The next line the protocol sees comes over
+ * TLS after the handshake, within handshake_timeout; a failed handshake
+ * closes the session (tls-handshake-failed). -1 if TLS is not
+ * configured or the session is already secure (nothing changed).
+ */
+int		 session_starttls(struct session *s);
+/* TLS can be started (configured, not yet secure, not starting). */
+bool		 session_tls_available(const struct session *s);
+/* Under TLS: an implicit TLS listener, or after STLS's handshake. */
+bool		 session_secure(const struct session *s);
+/*
+ * The peer is on this host: 127.0.0.0/8, ::1, or ::ffff:127.0.0.0/104
+ * (for a plaintext policy).
+ */
+bool		 session_peer_loopback(const struct session *s);
 
 /* The protocol's state for s (session_proto.start), and the set's arg. */
 void		 session_set_ctx(struct session *s, void *ctx);

@@ -74,17 +74,24 @@ struct session {
 	unsigned		 flush_queued:1; /* on set->flushq */
 	unsigned		 write_armed:1;	/* EV_WRITE enabled on bev */
 	unsigned		 read_paused:1;	/* input full: EV_READ off */
+	unsigned		 loopback:1;	/* session_peer_loopback() */
+	unsigned		 secure:1;	/* TLS handshake done */
+	unsigned		 tls_pending:1;	/* STLS: wrap once "+OK" is out */
+	unsigned		 handshake:1;	/* TLS handshake in progress */
+	unsigned		 started:1;	/* proto->start() was called */
+	const char		*tls_version;	/* for the disconnect line */
 };
 
 /*
  * May the session take the next command? Not while closing, nor while a
  * command is held (a worker job, a pause) or a long reply is in
- * progress.
+ * progress, nor between STLS and the end of its handshake.
  */
 static inline int
 session_takes_input(const struct session *s)
 {
-	return !s->closing && !s->held && s->cont == NULL;
+	return !s->closing && !s->held && s->cont == NULL &&
+	    !s->tls_pending && !s->handshake;
 }
 
 /* A new session joins the set: it gets its id. */

@@ -648,3 +648,36 @@ session_debug(const struct session *s, const char *fmt, ...)
 	fake_log(s, true, fmt, ap);
 	va_end(ap);
 }
+
+/*
+ * TLS: the fake has none (no STLS offered, never secure), and its peer is
+ * on loopback, so the default plaintext policy lets it log in. STLS and
+ * the policy are tested over real TLS in test/integration/test_tls*.py.
+ */
+int
+session_starttls(struct session *s)
+{
+	api(s, "session_starttls");
+	return -1;
+}
+
+bool
+session_tls_available(const struct session *s)
+{
+	api(s, "session_tls_available");
+	return false;
+}
+
+bool
+session_secure(const struct session *s)
+{
+	api(s, "session_secure");
+	return false;
+}
+
+bool
+session_peer_loopback(const struct session *s)
+{
+	api(s, "session_peer_loopback");
+	return true;
+}
