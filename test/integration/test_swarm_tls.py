@@ -3,7 +3,8 @@ evpop3d-swarm over TLS (--tls, --stls): against a real TLS server (python's
 ssl module, OpenSSL underneath, on a loopback socket) the `full` scenario
 runs clean over implicit TLS and after STLS, with every reply parsed and
 cross-checked as over plain TCP (RETR sizes against LIST, with replies cut
-at random points inside TLS records too); --tls-resume resumes sessions
+at random points inside TLS records too), and the same against the real
+daemon's `listen_tls` port and STLS (ECDSA P-256), with resumption; --tls-resume resumes sessions
 (and nothing is resumed without it); --cacert verifies (a wrong name or
 CA is a `tls` violation); and the swarm's teeth over STLS: a server that
 refuses STLS is a `status` violation, one that talks in clear after its
@@ -14,6 +15,7 @@ Env: EVPOP3D_SWARM, EVPOP3D_SOURCE_DIR (see test_swarm.py).
 """
 
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -22,7 +24,8 @@ import tempfile
 import threading
 import unittest
 
-from test_swarm import FakeServer, swarm
+import evtest
+from test_swarm import FakeServer, messages, swarm
 
 HAVE_OPENSSL = shutil.which("openssl") is not None
 
@@ -258,6 +261,85 @@ class SwarmTLS(unittest.TestCase):
                               "/nonexistent/ca.pem", "login"])
         self.assertEqual(rc, 2, err)
         self.assertIn("/nonexistent/ca.pem", err)
+
+
+@unittest.skipUnless(HAVE_OPENSSL, "no openssl CLI")
+class SwarmTLSDaemon(evtest.ServerTestCase):
+    """The swarm over TLS against evpop3d itself: implicit TLS on
+    listen_tls and STLS on the plain listener, `full` with every reply
+    checked, counts exact (-n), resumption with the daemon's tickets."""
+    POOL = 1
+    USERS = 10
+    N = 30
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.addClassCleanup(cls.tmp.cleanup)
+        cls.cert, cls.key = make_cert(cls.tmp.name, "pop.test")
+        cls.CONFIG = {"server": {"listen_tls": "127.0.0.1:0"},
+                      "tls": {"cert": cls.cert, "key": cls.key}}
+        super().setUpClass()
+        m = [re.search(r"\bevent=listen\b.*\baddr=127\.0\.0\.1:(\d+)"
+                       r".*\btls=implicit", l) for l in cls.srv.log()]
+        ports = [int(x.group(1)) for x in m if x]
+        if len(ports) != 1:
+            raise AssertionError("no implicit TLS listener logged:\n" +
+                                 "\n".join(cls.srv.log()))
+        cls.tls_port = ports[0]
+
+    @classmethod
+    def setup_users(cls, srv):
+        cls.users = os.path.join(srv.dir, "users.txt")
+        with open(cls.users, "w") as f:
+            for i in range(cls.USERS):
+                mb = srv.add_user("tls%02d@example.com" % i, "Tl-%02d-pw" % i)
+                for msg in messages(i):
+                    mb.add(msg)
+                f.write("%s:%s\n" % (mb.user, mb.password))
+
+    def run_full(self, port, mode, extra=()):
+        rc, rep, err = swarm(["-p", str(port), "--" + mode, "-c", "5",
+                              "-n", str(self.N), "-d", "60", "-U",
+                              self.users, "--json"] + list(extra) +
+                             ["full"], timeout=120)
+        self.assertIsNotNone(rep, err)
+        self.assertEqual(rc, 0, err)
+        n = self.N
+        self.assertEqual(rep["sessions"]["completed"], n, err)
+        self.assertEqual(rep["violations"]["total"], 0, err)
+        # USER PASS STAT LIST UIDL, RETR x4, QUIT
+        self.assertEqual(rep["commands"], 10 * n)
+        self.assertEqual(rep["latency_us"]["commands"]["RETR"]["count"],
+                         4 * n)
+        self.assertEqual(rep["tls"]["handshakes"], n)
+        self.assertEqual(rep["latency_us"]["handshake"]["count"], n)
+        self.assertTrue(rep["tls"]["protocol"].startswith("TLSv1."))
+        return rep
+
+    def test_implicit(self):
+        rep = self.run_full(self.tls_port, "tls")
+        self.assertEqual(rep["tls"]["resumed"], 0)
+
+    def test_stls(self):
+        rep = self.run_full(self.srv.port, "stls")
+        self.assertEqual(rep["tls"]["resumed"], 0)
+
+    def test_resume(self):
+        # 5 slots: at most 5 full handshakes, the rest resumed with the
+        # daemon's tickets (if a ticket arrived before its session ended)
+        for port, mode in ((self.tls_port, "tls"), (self.srv.port, "stls")):
+            rep = self.run_full(port, mode, ["--tls-resume"])
+            self.assertGreaterEqual(rep["tls"]["resumed"], self.N // 2,
+                                    rep["tls"])
+
+    def test_verify(self):
+        rc, rep, err = swarm(["-p", str(self.tls_port), "--tls", "--cacert",
+                              self.cert, "--tls-name", "pop.test", "-c",
+                              "2", "-n", "4", "-d", "60", "-U", self.users,
+                              "--json", "login"], timeout=120)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(rep["sessions"]["completed"], 4)
 
 
 if __name__ == "__main__":
