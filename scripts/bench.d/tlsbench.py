@@ -366,9 +366,9 @@ def markdown(s):
             continue
         md.append("### %s\n" % title)
         md.append("| cert | mode | resumption | evpop3d sess/s | Dovecot "
-                  "sess/s | ratio | evpop3d handshake p99 ms | evpop3d "
-                  "us cpu/sess |")
-        md.append("|---|---|---|---:|---:|---:|---:|---:|")
+                  "sess/s | ratio | evpop3d handshake p99 ms | server "
+                  "us cpu/sess e / D | cpu ratio |")
+        md.append("|---|---|---|---:|---:|---:|---:|---:|---:|")
         combos = sorted({tuple(t.split("/")[:-1]) for t in rows})
         for c in combos:
             ev = rows.get("/".join(c + ("evpop3d",)), {})
@@ -377,15 +377,18 @@ def markdown(s):
             rt = ratio(e, d)
             key, mode = c[0], c[1]
             res = c[2] if len(c) > 2 else "full"
-            md.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            ce, cd = ev.get("cpu_us_per_session"), dv.get(
+                "cpu_us_per_session")
+            md.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 key, "implicit" if mode == "tls" else "STLS",
                 "offered" if res == "resume" else "no",
                 "%.0f" % e if e else "-", "%.0f" % d if d else "-",
                 "%.1fx" % rt if rt else "-",
                 "%.2f" % ev["handshake_p99_ms"] if ev.get(
                     "handshake_p99_ms") else "-",
-                "%.0f" % ev["cpu_us_per_session"] if ev.get(
-                    "cpu_us_per_session") else "-"))
+                "%s / %s" % ("%.0f" % ce if ce else "-",
+                             "%.0f" % cd if cd else "-"),
+                "%.1fx" % (cd / ce) if ce and cd else "-"))
         md.append("")
     if s["noop"]:
         md.append("### NOOP round trip of 200 idle TLS sessions during %d "
