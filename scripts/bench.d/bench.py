@@ -24,6 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import fixtures  # noqa: E402
 import report  # noqa: E402
+import tlsbench  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(HERE))
 STATE = os.path.join(ROOT, "state", "bench")
@@ -35,7 +36,8 @@ SOURCES = "127.0.9.1,127.0.9.2,127.0.9.3,127.0.9.4"
 PORTS = {"evpop3d": 11101, "dovecot": 11102, "nullpop": 11103}
 THROUGHPUT_SCENARIOS = ["full", "login", "pipeline"]
 CONCURRENCY = [10, 50, 500]
-PHASES = ["throughput", "idle", "retr-big", "churn", "responsiveness"]
+PHASES = ["throughput", "idle", "retr-big", "churn", "responsiveness"] + \
+    tlsbench.PHASES
 BIG_SIZE = 20 * 1024 * 1024
 IDLE_USERS = 20000		# idle00000..idle19999 in the fixtures
 IDLE_RATE = 4000		# logins/s while the idle runs ramp up
@@ -274,6 +276,9 @@ class Evpop3d(Server):
                 "[auth]\n"
                 "passwd_file = %s\n"
                 "failure_delay = 0\n"
+                # the swarm connects from several loopback addresses
+                # (tls-idle: 127.0.9.1-4, 4,750 sessions each)
+                "limits_exempt = 127.0.0.0/8, ::1\n"
                 "threads = 2\n"
                 "[mail]\n"
                 "driver = maildir\n"
@@ -423,9 +428,12 @@ class Bench:
     # one swarm invocation -------------------------------------------------
     def swarm_argv(self, srv, scenario, c, duration, users="bench%04d",
                    user_count=1000, n=None, rate=None, var=(),
-                   sample=True, reply_timeout_ms=None):
+                   sample=True, reply_timeout_ms=None, port=None,
+                   extra=()):
+        """port: instead of srv.port (a TLS port); extra: more options
+        (--tls, --stls, --tls-resume)."""
         argv = [self.swarm, "--json", "-q", "-H", "127.0.0.1",
-                "-p", str(srv.port), "-c", str(c), "-d", str(duration),
+                "-p", str(port or srv.port), "-c", str(c), "-d", str(duration),
                 "-s", SOURCES, "-u", users, "--user-count", str(user_count),
                 "-P", fixtures.PASSWORD]
         if reply_timeout_ms:
@@ -440,6 +448,7 @@ class Bench:
             argv += ["-S", str(srv.pid)]
             if srv.children:
                 argv += ["-C"]
+        argv += list(extra)
         argv.append(scenario)
         return argv
 
@@ -502,7 +511,8 @@ class Bench:
             p = self.start_swarm(name, argv)
             r = self.finish_swarm(name, p, duration + 90 + (
                 kw.get("reply_timeout_ms") or 0) // 1000, srv)
-            last = attempt == 2 or not retry or not sample
+            last = attempt == 2 or not retry or not sample or \
+                self.args.noisy
             if sample:
                 self.foreign(name, r, busy0, t0, record=last)
             self.progress(label or name, r)
@@ -524,7 +534,10 @@ class Bench:
     def wait_quiet(self, limit=60.0):
         """Wait until other processes use less than FOREIGN_MAX of a core
         (sampled over 0.5 s; our servers are idle between runs), at most
-        limit seconds. Returns True if the machine got quiet."""
+        limit seconds. Returns True if the machine got quiet. With
+        --noisy, returns False at once."""
+        if self.args.noisy:
+            return False
         deadline = time.time() + limit
         while True:
             busy0, t0 = cpu_busy_us(), time.time()
@@ -867,10 +880,13 @@ def parse_args(argv):
                     help="smoke test: 1 round, 2 s runs, idle at 2000")
     ap.add_argument("--rounds", type=int)
     ap.add_argument("--duration", type=int, help="seconds per run")
-    ap.add_argument("--only", help="comma-separated phases (%s) or "
-                    "throughput scenarios (%s)" % (
+    ap.add_argument("--only", help="comma-separated phases (%s, or tls "
+                    "for the four tls-*) or throughput scenarios (%s)" % (
                         ",".join(PHASES), ",".join(THROUGHPUT_SCENARIOS)))
     ap.add_argument("--no-dovecot", action="store_true")
+    ap.add_argument("--noisy", action="store_true",
+                    help="a shared machine: never wait for quiet or repeat "
+                    "a disturbed run (they stay marked in the report)")
     ap.add_argument("--idle-sessions", type=int)
     ap.add_argument("--out", help="where report.md, results.json and the "
                     "charts go (default doc/bench, or the run's results "
@@ -892,7 +908,9 @@ def parse_args(argv):
     if a.only:
         for w in a.only.split(","):
             w = w.strip()
-            if w in PHASES:
+            if w == "tls":
+                a.phases.update(tlsbench.PHASES)
+            elif w in PHASES:
                 a.phases.add(w)
                 if w == "throughput":
                     a.scenarios = list(THROUGHPUT_SCENARIOS)
@@ -956,9 +974,13 @@ def main(argv):
             b.warmup()
         steps = [("throughput", lambda: b.throughput(a.scenarios)),
                  ("retr-big", b.retr_big), ("churn", b.churn),
-                 ("responsiveness", b.responsiveness), ("idle", b.idle)]
+                 ("responsiveness", b.responsiveness), ("idle", b.idle),
+                 ("tls", lambda: tlsbench.TlsBench(
+                     b, sys.modules[__name__], passwd, uid, gid).run(
+                         a.phases))]
         for phase, fn in steps:
-            if phase not in a.phases:
+            if phase not in a.phases and not (
+                    phase == "tls" and a.phases & set(tlsbench.PHASES)):
                 continue
             say("=== %s" % phase)
             try:

@@ -11,6 +11,7 @@ import statistics
 import subprocess
 
 import fixtures
+import tlsbench
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SERVERS = ["evpop3d", "dovecot", "nullpop"]
@@ -556,7 +557,8 @@ def mbox_fixture_text(b):
 def write(b, a, outdir, elapsed, STATE, SOURCES, IDLE_RATE, FOREIGN_MAX):
     os.makedirs(outdir, exist_ok=True)
     summary = summarize(b)
-    tgt = targets(summary, a)
+    summary["tls"] = tlsbench.summarize(b.data.get("tls"))
+    tgt = targets(summary, a) + tlsbench.targets(summary["tls"])
     tab = tables(summary, a)
     mach = machine()
     pngs = charts(b, summary, outdir)
@@ -624,6 +626,7 @@ def write(b, a, outdir, elapsed, STATE, SOURCES, IDLE_RATE, FOREIGN_MAX):
         md.append("")
     md.append("## Results\n")
     md.append(tab)
+    md.extend(tlsbench.markdown(summary["tls"]))
     for png, alt in (("throughput.png", "sessions/s vs concurrency"),
                      ("latency-cdf.png", "session latency CDF, full, c=50"),
                      ("noop-p99.png", "NOOP p99 of idle sessions")):

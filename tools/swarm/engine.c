@@ -18,6 +18,17 @@
  * complete reply pops the oldest (RFC 2449 section 6.6: replies come in
  * order) and its latency goes into that verb's histogram.  The first
  * reply on a connection is the greeting.
+ *
+ * TLS (--tls, --stls): the same socket carries an SSL object in connect
+ * state, driven here with SSL_connect/SSL_read/SSL_write and their
+ * WANT_READ/WANT_WRITE answers; the parser above it is unchanged, it
+ * is fed the decrypted bytes.  --tls handshakes once connected, before
+ * the script's first expect (the greeting); --stls lets the greeting
+ * expect complete, sends STLS, and handshakes on its +OK; either way the
+ * script goes on once the handshake is done, as if the connection had
+ * been plain.  SSL_read is called until it wants more from the socket:
+ * a record OpenSSL has buffered would otherwise wait for a readable
+ * event that never comes.
  */
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -39,9 +50,13 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>	/* events embedded in the slots */
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "engine.h"
 #include "grow.h"
 #include "reply.h"
+#include "tls.h"
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT	24
@@ -77,6 +92,15 @@ enum tmr_use {
 	TM_REPLY,
 	TM_PAUSE,
 	TM_CLOSE,
+	TM_HANDSHAKE,
+};
+
+/* Where a session is on its way to TLS (--tls, --stls). */
+enum tls_step {
+	TS_PLAIN,	/* no TLS (yet) */
+	TS_STLS,	/* STLS sent, its reply awaited */
+	TS_HANDSHAKE,	/* SSL_connect() in progress */
+	TS_ON,		/* application data over TLS */
 };
 
 enum adv {
@@ -103,6 +127,11 @@ struct sess {
 	unsigned		 open:1;	/* counted in e->open */
 	unsigned		 pumping:1;	/* inside sess_pump() */
 	unsigned		 phased:1;	/* first pause in a loop done */
+	unsigned		 tls_wantw:1;	/* SSL_read() wants EV_WRITE */
+	uint8_t			 tls;		/* enum tls_step */
+	SSL			*ssl;
+	struct swarm_tls_slot	 tslot;		/* session to resume */
+	uint64_t		 t_hs;		/* handshake start */
 	uint16_t		 last_verb;	/* of the last answered command */
 	const struct sc_insn	*exp;		/* the expect being read */
 	struct sc_run		 run;
@@ -140,6 +169,7 @@ struct engine {
 	const struct swarm_opts	*o;
 	const struct sc_prog	*prog;
 	struct event_base	*base;
+	SSL_CTX			*ctx;		/* NULL: plain */
 	struct sess		*sess;
 	int64_t			*ints;
 	uint32_t		*freelist;
@@ -194,11 +224,22 @@ static const char *const kind_names[VK_NKINDS] = {
 	[VK_BARE_LF] = "bare_lf",
 	[VK_UNSOLICITED] = "unsolicited",
 	[VK_SCRIPT] = "script",
+	[VK_TLS] = "tls",
+};
+
+/* The expect of the STLS reply the engine sends under --stls. */
+static const struct sc_insn stls_insn = {
+	.op = SC_EXPECT,
+	.status = SC_ST_OK,
+	.check = SC_CHK_NONE,
 };
 
 static enum adv	sess_advance(struct sess *);
 static void	sess_pump(struct sess *, const char *, size_t, int);
 static void	sess_io_cb(evutil_socket_t, short, void *);
+static void	sess_tls_begin(struct sess *);
+static int	sess_stls(struct sess *);
+static void	sess_expect(struct sess *, const struct sc_insn *);
 static void	refill_kick(struct engine *);
 static void	engine_stop(struct engine *, const char *);
 static void	violation(struct sess *, enum swarm_kind, const char *, ...)
@@ -247,6 +288,20 @@ sess_release(struct sess *s)
 	event_del(&s->ev_tmr);
 	s->io_added = 0;
 	s->tmr = TM_NONE;
+	if (s->ssl != NULL) {
+		/*
+		 * OpenSSL makes the session of a connection freed without a
+		 * shutdown unresumable; the server closed after QUIT, which
+		 * is as clean as a POP3 session ends.
+		 */
+		if (s->tls == TS_ON)
+			SSL_set_shutdown(s->ssl, SSL_SENT_SHUTDOWN |
+			    SSL_RECEIVED_SHUTDOWN);
+		SSL_free(s->ssl);
+		s->ssl = NULL;
+	}
+	s->tls = TS_PLAIN;
+	s->tls_wantw = 0;
 	if (s->fd != -1) {
 		close(s->fd);
 		s->fd = -1;
@@ -381,6 +436,46 @@ io_set(struct sess *s, short what)
 	return 0;
 }
 
+/*
+ * Send p[0..len) on the connection, plain or TLS.  Returns the octets
+ * taken (0 if the socket is full), or -1 once the session has ended.
+ */
+static ssize_t
+sess_out(struct sess *s, const char *p, size_t len)
+{
+	char	 buf[256];
+	ssize_t	 n;
+	int	 r;
+
+	if (s->ssl == NULL) {
+		n = send(s->fd, p, len, MSG_NOSIGNAL);
+		if (n == -1) {
+			if (errno == EAGAIN || errno == EINTR)
+				return 0;
+			violation(s, VK_CLOSED, "send: %s", strerror(errno));
+			return -1;
+		}
+		return n;
+	}
+	ERR_clear_error();
+	if ((r = SSL_write(s->ssl, p, (int)(len > INT32_MAX ? INT32_MAX :
+	    len))) > 0)
+		return r;
+	switch (SSL_get_error(s->ssl, r)) {
+	case SSL_ERROR_WANT_WRITE:
+	case SSL_ERROR_WANT_READ:	/* the next readable event retries */
+		return 0;
+	case SSL_ERROR_SYSCALL:
+		violation(s, VK_CLOSED, "SSL_write: %s", errno != 0 ?
+		    strerror(errno) : "EOF");
+		return -1;
+	default:
+		violation(s, VK_TLS, "SSL_write: %s",
+		    swarm_tls_error(s->ssl, buf, sizeof(buf)));
+		return -1;
+	}
+}
+
 /* Write e->ob (the gathered commands); the rest waits for EV_WRITE. */
 static int
 sess_flush(struct sess *s)
@@ -401,15 +496,8 @@ sess_flush(struct sess *s)
 	if (len == 0)
 		return 0;
 	if (s->outlen == 0) {
-		n = send(s->fd, p, len, MSG_NOSIGNAL);
-		if (n == -1) {
-			if (errno != EAGAIN && errno != EINTR) {
-				violation(s, VK_CLOSED, "send: %s",
-				    strerror(errno));
-				return -1;
-			}
-			n = 0;
-		}
+		if ((n = sess_out(s, p, len)) == -1)
+			return -1;
 		e->st.bytes_out += (uint64_t)n;
 		if ((size_t)n == len)
 			return 0;
@@ -435,13 +523,8 @@ sess_write_pending(struct sess *s)
 {
 	ssize_t	 n;
 
-	n = send(s->fd, s->out + s->outoff, s->outlen, MSG_NOSIGNAL);
-	if (n == -1) {
-		if (errno == EAGAIN || errno == EINTR)
-			return 0;
-		violation(s, VK_CLOSED, "send: %s", strerror(errno));
-		return -1;
-	}
+	if ((n = sess_out(s, s->out + s->outoff, s->outlen)) <= 0)
+		return (int)n;
 	s->e->st.bytes_out += (uint64_t)n;
 	s->outoff += (uint32_t)n;
 	s->outlen -= (uint32_t)n;
@@ -452,6 +535,25 @@ sess_write_pending(struct sess *s)
 			return -1;
 		}
 	}
+	return 0;
+}
+
+/* Room for n more octets in e->ob.  0, or -1 when out of memory. */
+static int
+ob_reserve(struct engine *e, size_t n)
+{
+	size_t	 cap;
+	char	*p;
+
+	if (e->oblen + n <= e->obcap)
+		return 0;
+	cap = e->obcap ? e->obcap * 2 : 65536;
+	while (cap < e->oblen + n)
+		cap *= 2;
+	if ((p = realloc(e->ob, cap)) == NULL)
+		return -1;
+	e->ob = p;
+	e->obcap = cap;
 	return 0;
 }
 
@@ -476,18 +578,9 @@ sess_send(struct sess *s, const struct sc_insn *in)
 	if (verb == SC_VERB_DYNAMIC)
 		verb = sc_verb_lookup(e->prog, e->line, len);
 
-	if (e->oblen + len + 2 > e->obcap) {
-		size_t	 n = e->obcap ? e->obcap * 2 : 65536;
-		char	*p;
-
-		while (n < e->oblen + len + 2)
-			n *= 2;
-		if ((p = realloc(e->ob, n)) == NULL) {
-			violation(s, VK_SCRIPT, "out of memory");
-			return -1;
-		}
-		e->ob = p;
-		e->obcap = n;
+	if (ob_reserve(e, len + 2) == -1) {
+		violation(s, VK_SCRIPT, "out of memory");
+		return -1;
 	}
 	memcpy(e->ob + e->oblen, e->line, len);
 	e->ob[e->oblen + len] = '\r';
@@ -854,6 +947,7 @@ sess_pump(struct sess *s, const char *data, size_t len, int owned)
 	ssize_t	 k;
 	uint8_t	 prev;
 	enum adv a;
+	int	 greeting;
 
 	s->pumping = 1;
 	while (off < len) {
@@ -865,10 +959,35 @@ sess_pump(struct sess *s, const char *data, size_t len, int owned)
 			return;			/* ended */
 		off += (size_t)k;
 		if (s->rp == RP_DONE) {
+			greeting = !s->greeted;
 			reply_latency(s);
 			s->rp = RP_NONE;
 			s->exp = NULL;
+			if (s->tls == TS_STLS) {
+				/*
+				 * RFC 2595 section 4: the handshake begins
+				 * right after the +OK; the server has nothing
+				 * more to say in clear.
+				 */
+				if (off < len) {
+					violation(s, VK_TLS, "%zu octets in "
+					    "clear after the STLS reply",
+					    len - off);
+					return;
+				}
+				s->pumping = 0;
+				if (owned)
+					s->inlen = 0;
+				sess_tls_begin(s);
+				return;
+			}
 			sc_done(s->e->prog, &s->run, s->ints);
+			if (greeting && s->e->o->tls == SWARM_TLS_STLS &&
+			    s->tls == TS_PLAIN) {
+				if (sess_stls(s) == -1)
+					return;
+				continue;
+			}
 			a = sess_advance(s);
 			if (a == ADV_ENDED)
 				return;
@@ -927,26 +1046,12 @@ sess_eof(struct sess *s)
 	/* Otherwise the next expect reports it. */
 }
 
+/* Input of n octets in e->rbuf: after the stash, or parsed in place. */
 static void
-sess_read(struct sess *s)
+sess_feed(struct sess *s, size_t n)
 {
 	struct engine	*e = s->e;
-	ssize_t		 n;
 
-	n = read(s->fd, e->rbuf, RBUF_SIZE);
-	if (n == -1) {
-		if (errno == EAGAIN || errno == EINTR)
-			return;
-		if (errno != ECONNRESET) {
-			violation(s, VK_CLOSED, "read: %s", strerror(errno));
-			return;
-		}
-		n = 0;
-	}
-	if (n == 0) {
-		sess_eof(s);
-		return;
-	}
 	e->st.bytes_in += (uint64_t)n;
 	if (s->inlen > 0) {
 		if (s->inlen + (size_t)n > STASH_MAX) {
@@ -966,6 +1071,200 @@ sess_read(struct sess *s)
 		sess_pump(s, e->rbuf, (size_t)n, 0);
 }
 
+/* Read what TLS has, until it wants the socket again. */
+static void
+sess_tls_read(struct sess *s)
+{
+	struct engine	*e = s->e;
+	char		 buf[256];
+	int		 n;
+
+	for (;;) {
+		ERR_clear_error();
+		if ((n = SSL_read(s->ssl, e->rbuf, RBUF_SIZE)) > 0) {
+			sess_feed(s, (size_t)n);
+			if (s->state == SS_FREE || s->ssl == NULL ||
+			    s->eof)
+				return;
+			continue;
+		}
+		switch (SSL_get_error(s->ssl, n)) {
+		case SSL_ERROR_WANT_READ:
+			if (s->tls_wantw) {
+				s->tls_wantw = 0;
+				if (s->outlen == 0 &&
+				    io_set(s, EV_READ | EV_PERSIST) == -1)
+					violation(s, VK_SCRIPT, "event_add "
+					    "failed");
+			}
+			return;
+		case SSL_ERROR_WANT_WRITE:
+			s->tls_wantw = 1;
+			if (!s->io_write && io_set(s, EV_READ | EV_WRITE |
+			    EV_PERSIST) == -1)
+				violation(s, VK_SCRIPT, "event_add failed");
+			return;
+		case SSL_ERROR_ZERO_RETURN:
+			sess_eof(s);
+			return;
+		case SSL_ERROR_SYSCALL:
+			if (errno == 0 || errno == ECONNRESET) {
+				sess_eof(s);
+				return;
+			}
+			violation(s, VK_CLOSED, "SSL_read: %s",
+			    strerror(errno));
+			return;
+		default:
+			violation(s, VK_TLS, "SSL_read: %s",
+			    swarm_tls_error(s->ssl, buf, sizeof(buf)));
+			return;
+		}
+	}
+}
+
+static void
+sess_read(struct sess *s)
+{
+	struct engine	*e = s->e;
+	ssize_t		 n;
+
+	if (s->ssl != NULL) {
+		sess_tls_read(s);
+		return;
+	}
+	n = read(s->fd, e->rbuf, RBUF_SIZE);
+	if (n == -1) {
+		if (errno == EAGAIN || errno == EINTR)
+			return;
+		if (errno != ECONNRESET) {
+			violation(s, VK_CLOSED, "read: %s", strerror(errno));
+			return;
+		}
+		n = 0;
+	}
+	if (n == 0) {
+		sess_eof(s);
+		return;
+	}
+	sess_feed(s, (size_t)n);
+}
+
+/* ------------------------------------------------------------ TLS */
+
+/* The handshake is done: the script goes on over TLS. */
+static void
+sess_tls_done(struct sess *s)
+{
+	struct engine	*e = s->e;
+	const char	*v, *c;
+
+	hist_add(&e->st.handshake, e->now - s->t_hs);
+	if (SSL_session_reused(s->ssl))
+		e->st.tls_resumed++;
+	else
+		e->st.tls_full++;
+	if (e->st.tls_proto[0] == '\0') {
+		v = SSL_get_version(s->ssl);
+		c = SSL_get_cipher_name(s->ssl);
+		snprintf(e->st.tls_proto, sizeof(e->st.tls_proto), "%s",
+		    v != NULL ? v : "?");
+		snprintf(e->st.tls_cipher, sizeof(e->st.tls_cipher), "%s",
+		    c != NULL ? c : "?");
+	}
+	s->tls = TS_ON;
+	event_del(&s->ev_tmr);
+	s->tmr = TM_NONE;
+	if (s->io_write && io_set(s, EV_READ | EV_PERSIST) == -1) {
+		violation(s, VK_SCRIPT, "event_add failed");
+		return;
+	}
+	/* --tls: the handshake stood in for the end of `connect`. */
+	if (e->o->tls == SWARM_TLS_IMPLICIT)
+		sc_done(e->prog, &s->run, s->ints);
+	if (sess_advance(s) == ADV_ENDED)
+		return;
+	/* A record OpenSSL already holds raises no readable event. */
+	sess_tls_read(s);
+}
+
+/* Drive SSL_connect() one step. */
+static void
+sess_tls_step(struct sess *s)
+{
+	char	 buf[256];
+	short	 want;
+	int	 r;
+
+	ERR_clear_error();
+	if ((r = SSL_connect(s->ssl)) == 1) {
+		sess_tls_done(s);
+		return;
+	}
+	switch (SSL_get_error(s->ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+		want = EV_READ;
+		break;
+	case SSL_ERROR_WANT_WRITE:
+		want = EV_READ | EV_WRITE;
+		break;
+	case SSL_ERROR_SYSCALL:
+		violation(s, VK_TLS, "handshake: %s", errno != 0 ?
+		    strerror(errno) : "the server closed the connection");
+		return;
+	default:
+		violation(s, VK_TLS, "handshake: %s",
+		    swarm_tls_error(s->ssl, buf, sizeof(buf)));
+		return;
+	}
+	if ((!s->io_added || s->io_write != ((want & EV_WRITE) != 0)) &&
+	    io_set(s, want | EV_PERSIST) == -1)
+		violation(s, VK_SCRIPT, "event_add failed");
+}
+
+/* Start the handshake on the connected socket (--tls, or STLS's +OK). */
+static void
+sess_tls_begin(struct sess *s)
+{
+	struct engine	*e = s->e;
+	char		 err[256];
+
+	s->ssl = swarm_tls_attach(e->ctx, s->fd, e->o->tls_name,
+	    e->o->tls_resume ? &s->tslot : NULL, err, sizeof(err));
+	if (s->ssl == NULL) {
+		violation(s, VK_TLS, "%s", err);
+		return;
+	}
+	s->tls = TS_HANDSHAKE;
+	s->t_hs = e->now;
+	s->tmr = TM_HANDSHAKE;
+	event_add(&s->ev_tmr, e->tv_reply);
+	sess_tls_step(s);
+}
+
+/*
+ * --stls: send STLS right after the greeting (RFC 2595 section 4; no CAPA
+ * first: the bench measures the upgrade, not discovery) and read its
+ * reply as an expect of its own.  Returns 0, or -1 if the session ended.
+ */
+static int
+sess_stls(struct sess *s)
+{
+	struct engine	*e = s->e;
+
+	if (ob_reserve(e, 6) == -1) {
+		violation(s, VK_SCRIPT, "out of memory");
+		return -1;
+	}
+	memcpy(e->ob + e->oblen, "STLS\r\n", 6);
+	e->oblen += 6;
+	if (sess_flush(s) == -1)
+		return -1;
+	s->tls = TS_STLS;
+	sess_expect(s, &stls_insn);
+	return 0;
+}
+
 static void
 sess_io_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -973,9 +1272,13 @@ sess_io_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	tick(s->e);
+	if (s->tls == TS_HANDSHAKE) {
+		sess_tls_step(s);
+		return;
+	}
 	if ((what & EV_WRITE) && s->outlen > 0 && sess_write_pending(s) == -1)
 		return;
-	if (what & EV_READ)
+	if ((what & EV_READ) || (s->tls_wantw && (what & EV_WRITE)))
 		sess_read(s);
 }
 
@@ -998,6 +1301,10 @@ sess_connected(struct sess *s)
 	}
 	event_del(&s->ev_tmr);
 	s->tmr = TM_NONE;
+	if (e->o->tls == SWARM_TLS_IMPLICIT) {
+		sess_tls_begin(s);
+		return;
+	}
 	sc_done(e->prog, &s->run, s->ints);
 	(void)sess_advance(s);
 }
@@ -1099,8 +1406,14 @@ sess_expect(struct sess *s, const struct sc_insn *in)
 static void
 sess_close(struct sess *s)
 {
-	if (s->last_verb != s->e->verb_quit)
+	if (s->last_verb != s->e->verb_quit) {
+		if (s->ssl != NULL) {
+			/* close_notify first; whatever it says, no retry. */
+			(void)SSL_shutdown(s->ssl);
+			ERR_clear_error();
+		}
 		(void)shutdown(s->fd, SHUT_WR);
+	}
 	s->rp = RP_DRAIN;
 	s->tmr = TM_CLOSE;
 	event_add(&s->ev_tmr, s->e->tv_reply);
@@ -1217,6 +1530,10 @@ sess_tmr_cb(evutil_socket_t fd, short what, void *arg)
 		break;
 	case TM_CLOSE:
 		violation(s, VK_TIMEOUT, "server did not close within %u ms",
+		    e->o->reply_timeout_ms);
+		break;
+	case TM_HANDSHAKE:
+		violation(s, VK_TLS, "handshake not done within %u ms",
 		    e->o->reply_timeout_ms);
 		break;
 	case TM_PAUSE:
@@ -1535,6 +1852,7 @@ engine_new(const struct swarm_opts *o)
 	struct timeval		 tv;
 	unsigned		 i;
 	uint16_t		 v;
+	char			 msg[512];
 
 	if ((e = calloc(1, sizeof(*e))) == NULL)
 		goto oom;
@@ -1570,6 +1888,12 @@ engine_new(const struct swarm_opts *o)
 	e->rbuf = malloc(RBUF_SIZE);
 	e->st.verbs = calloc(e->prog->nverbs, sizeof(*e->st.verbs));
 	e->st.marks = calloc(e->prog->nmarks + 1, sizeof(*e->st.marks));
+	if (o->tls != SWARM_TLS_OFF && (e->ctx = swarm_tls_ctx_new(o->cacert,
+	    o->tls_resume, msg, sizeof(msg))) == NULL) {
+		fprintf(stderr, "evpop3d-swarm: TLS: %s\n", msg);
+		engine_free(e);
+		return NULL;
+	}
 	if (e->sess == NULL || e->ints == NULL || e->freelist == NULL ||
 	    e->ubusy == NULL || e->rbuf == NULL || e->st.verbs == NULL ||
 	    e->st.marks == NULL)
@@ -1587,6 +1911,7 @@ engine_new(const struct swarm_opts *o)
 	hist_init(&e->st.session);
 	hist_init(&e->st.connect);
 	hist_init(&e->st.greeting);
+	hist_init(&e->st.handshake);
 	for (v = 0; v < e->prog->nverbs; v++)
 		hist_init(&e->st.verbs[v]);
 	return e;
@@ -1711,6 +2036,9 @@ engine_free(struct engine *e)
 			if (s->io_added)
 				event_del(&s->ev_io);
 			event_del(&s->ev_tmr);
+			if (s->ssl != NULL)
+				SSL_free(s->ssl);
+			swarm_tls_slot_clear(&s->tslot);
 			if (s->fd != -1)
 				close(s->fd);
 			free(s->q);
@@ -1749,5 +2077,7 @@ engine_free(struct engine *e)
 	free(e->st.timeline);
 	if (e->base != NULL)
 		event_base_free(e->base);
+	if (e->ctx != NULL)
+		swarm_tls_ctx_free(e->ctx);
 	free(e);
 }

@@ -42,7 +42,17 @@ enum swarm_kind {
 	VK_BARE_LF,	/* the server sent a line ending in a bare LF */
 	VK_UNSOLICITED,	/* too many bytes nobody asked for */
 	VK_SCRIPT,	/* the scenario ran away (no wait in a long loop) */
+	VK_TLS,		/* handshake failed or timed out, bad record,
+			 * plaintext after the STLS reply */
 	VK_NKINDS
+};
+
+/* --tls: TLS from connect (RFC 8314); --stls: STLS after the greeting
+ * (RFC 2595 section 4), without asking CAPA first. */
+enum swarm_tls {
+	SWARM_TLS_OFF,
+	SWARM_TLS_IMPLICIT,
+	SWARM_TLS_STLS,
 };
 
 struct swarm_user {
@@ -72,6 +82,10 @@ struct swarm_opts {
 	bool			 progress;	/* live line on stderr */
 	unsigned		 connect_timeout_ms;
 	unsigned		 reply_timeout_ms;
+	int			 tls;		/* enum swarm_tls */
+	bool			 tls_resume;	/* offer the slot's last session */
+	const char		*cacert;	/* verify against it; NULL: no */
+	const char		*tls_name;	/* SNI (and verified name) */
 };
 
 struct swarm_server {
@@ -104,6 +118,10 @@ struct swarm_stats {
 	uint64_t	 violations_total;
 	uint64_t	*marks;		/* per prog->marks */
 	struct hist	 session, connect, greeting;
+	struct hist	 handshake;	/* TLS: first flight to Finished */
+	uint64_t	 tls_full, tls_resumed;	/* completed handshakes */
+	char		 tls_proto[16];	/* of the first handshake */
+	char		 tls_cipher[64];
 	struct hist	*verbs;		/* per prog->verbs */
 	struct swarm_server server;
 	uint64_t	 client_cpu_us;	/* the swarm's own utime+stime */

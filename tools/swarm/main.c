@@ -43,6 +43,11 @@ enum {
 	OPT_CONNECT_TIMEOUT,
 	OPT_REPLY_TIMEOUT,
 	OPT_VERSION,
+	OPT_TLS,
+	OPT_STLS,
+	OPT_TLS_RESUME,
+	OPT_CACERT,
+	OPT_TLS_NAME,
 };
 
 static const struct option longopts[] = {
@@ -65,6 +70,11 @@ static const struct option longopts[] = {
 	{ "quiet",		no_argument,	   NULL, 'q' },
 	{ "connect-timeout",	required_argument, NULL, OPT_CONNECT_TIMEOUT },
 	{ "reply-timeout",	required_argument, NULL, OPT_REPLY_TIMEOUT },
+	{ "tls",		no_argument,	   NULL, OPT_TLS },
+	{ "stls",		no_argument,	   NULL, OPT_STLS },
+	{ "tls-resume",		no_argument,	   NULL, OPT_TLS_RESUME },
+	{ "cacert",		required_argument, NULL, OPT_CACERT },
+	{ "tls-name",		required_argument, NULL, OPT_TLS_NAME },
 	{ "help",		no_argument,	   NULL, 'h' },
 	{ "version",		no_argument,	   NULL, OPT_VERSION },
 	{ NULL,			0,		   NULL, 0 },
@@ -100,6 +110,11 @@ usage(FILE *f)
 "  -C, --server-children  include its descendants\n"
 "  -q, --quiet         no progress line\n"
 "      --connect-timeout MS (5000)   --reply-timeout MS (30000)\n"
+"      --tls           TLS from connect (port 995 style, RFC 8314)\n"
+"      --stls          STLS right after the greeting (RFC 2595), no CAPA\n"
+"      --tls-resume    each slot offers its last TLS session again\n"
+"      --cacert FILE   verify the server against FILE (default: no check)\n"
+"      --tls-name NAME SNI, and the name verified with --cacert\n"
 "  -h, --help          --version\n"
 "exit status: 0 clean, 1 violations or failed sessions, 2 usage error\n",
 	    SWARM_MAX_CONCURRENCY);
@@ -526,6 +541,25 @@ main(int argc, char *argv[])
 			o.reply_timeout_ms = (unsigned)num_arg(
 			    "--reply-timeout", optarg, 1, 3600000);
 			break;
+		case OPT_TLS:
+		case OPT_STLS:
+			if (o.tls != SWARM_TLS_OFF)
+				usage_error("--tls and --stls: one of them");
+			o.tls = ch == OPT_TLS ? SWARM_TLS_IMPLICIT :
+			    SWARM_TLS_STLS;
+			break;
+		case OPT_TLS_RESUME:
+			o.tls_resume = true;
+			break;
+		case OPT_CACERT:
+			o.cacert = optarg;
+			break;
+		case OPT_TLS_NAME:
+			if (*optarg == '\0' || strlen(optarg) > 253)
+				usage_error("--tls-name: want a host name, not "
+				    "\"%s\"", optarg);
+			o.tls_name = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -539,6 +573,10 @@ main(int argc, char *argv[])
 	}
 	argc -= optind;
 	argv += optind;
+	if (o.tls == SWARM_TLS_OFF && (o.tls_resume || o.cacert != NULL ||
+	    o.tls_name != NULL))
+		usage_error("--tls-resume, --cacert and --tls-name need --tls "
+		    "or --stls");
 	if (argc != 1) {
 		usage(stderr);
 		return EXIT_USAGE;

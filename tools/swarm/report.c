@@ -212,6 +212,23 @@ report_json(FILE *f, const struct swarm_opts *o, const struct swarm_stats *st)
 		    st->violations[k]);
 	json_close(&j, '}');
 	json_close(&j, '}');
+	if (o->tls == SWARM_TLS_OFF)
+		json_lit(&j, "tls", "null");
+	else {
+		json_open(&j, "tls", '{');
+		json_string(&j, "mode", o->tls == SWARM_TLS_STLS ? "stls" :
+		    "implicit");
+		json_lit(&j, "resume", o->tls_resume ? "true" : "false");
+		json_lit(&j, "verify", o->cacert != NULL ? "true" : "false");
+		json_u64(&j, "handshakes", st->tls_full + st->tls_resumed);
+		json_u64(&j, "full", st->tls_full);
+		json_u64(&j, "resumed", st->tls_resumed);
+		json_dbl(&j, "handshakes_per_s", per((double)(st->tls_full +
+		    st->tls_resumed), st->elapsed_s), 3);
+		json_string(&j, "protocol", st->tls_proto);
+		json_string(&j, "cipher", st->tls_cipher);
+		json_close(&j, '}');
+	}
 	json_open(&j, "errors", '{');
 	json_u64(&j, "err_reply", st->err_replies);
 	json_close(&j, '}');
@@ -220,6 +237,7 @@ report_json(FILE *f, const struct swarm_opts *o, const struct swarm_stats *st)
 	json_lat(&j, "session", &st->session);
 	json_lat(&j, "connect", &st->connect);
 	json_lat(&j, "greeting", &st->greeting);
+	json_lat(&j, "handshake", &st->handshake);
 	json_open(&j, "commands", '{');
 	for (v = 0; v < prog->nverbs; v++)
 		if (st->verbs[v].count > 0)
@@ -348,9 +366,21 @@ report_text(FILE *f, const struct swarm_opts *o, const struct swarm_stats *st)
 	text_lat(f, "session", &st->session);
 	text_lat(f, "connect", &st->connect);
 	text_lat(f, "greeting", &st->greeting);
+	text_lat(f, "handshake", &st->handshake);
 	for (v = 0; v < prog->nverbs; v++)
 		text_lat(f, prog->verbs[v], &st->verbs[v]);
 
+	if (o->tls != SWARM_TLS_OFF)
+		fprintf(f, "tls        %s%s: %llu handshakes (%llu full, %llu "
+		    "resumed), %.1f/s; %s %s\n",
+		    o->tls == SWARM_TLS_STLS ? "STLS" : "implicit",
+		    o->tls_resume ? ", resumption offered" : "",
+		    (unsigned long long)(st->tls_full + st->tls_resumed),
+		    (unsigned long long)st->tls_full,
+		    (unsigned long long)st->tls_resumed,
+		    per((double)(st->tls_full + st->tls_resumed),
+		    st->elapsed_s), st->tls_proto[0] ? st->tls_proto : "-",
+		    st->tls_cipher);
 	fprintf(f, "violations %llu", (unsigned long long)st->violations_total);
 	for (k = 0; k < VK_NKINDS; k++)
 		if (st->violations[k] > 0)
