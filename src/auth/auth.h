@@ -33,7 +33,22 @@ enum auth_result {
 	AUTH_TEMPFAIL,	/* passwd-file unreadable and similar */
 };
 
+/*
+ * Why a check gave AUTH_FAIL: for the server's log line alone (the client
+ * gets the same answer for each, RFC 1939 section 13).
+ */
+enum auth_fail {
+	AUTH_FAIL_USER,		/* no such user */
+	AUTH_FAIL_PASSWORD,	/* wrong password or APOP digest */
+	AUTH_FAIL_ENTRY,	/* the entry cannot be checked (scheme, hash;
+				   APOP without a {PLAIN} password) */
+};
+
+/* "unknown-user", "password-mismatch", "unusable-entry" */
+const char	*auth_fail_name(enum auth_fail why);
+
 struct auth_userinfo {
+	enum auth_fail	 fail;		/* set on AUTH_FAIL, else unused */
 	char	 name[POP3_USER_MAX + 1];
 	char	 home[4096];		/* may be "" */
 	char	 extra[1024];		/* the 8th field, may be "" */
@@ -64,7 +79,7 @@ void	auth_db_free(struct auth_db *db);
 
 /*
  * USER/PASS and SASL PLAIN: check password for user. On AUTH_OK fills
- * *info_r. An unknown user, or one whose stored password is malformed,
+ * *info_r; on AUTH_FAIL sets info_r->fail only. An unknown user, or one whose stored password is malformed,
  * costs one check against a stand-in: the stored password of a user of
  * the table's most common scheme and cost (the result is discarded).
  */
@@ -74,6 +89,7 @@ enum auth_result auth_db_verify_plain(struct auth_db *db, const char *user,
 /*
  * APOP (RFC 1939 section 7): digest is 32 hex digits of
  * MD5(timestamp password). Only users with a {PLAIN} password can use it.
+ * *info_r as for auth_db_verify_plain().
  */
 enum auth_result auth_db_verify_apop(struct auth_db *db, const char *user,
 	    const char *timestamp, const char *digest, struct auth_userinfo *info_r);

@@ -811,6 +811,21 @@ auth_free_secret(char *s)
 }
 
 /* See auth.h. */
+const char *
+auth_fail_name(enum auth_fail why)
+{
+	switch (why) {
+	case AUTH_FAIL_USER:
+		return "unknown-user";
+	case AUTH_FAIL_PASSWORD:
+		return "password-mismatch";
+	case AUTH_FAIL_ENTRY:
+		return "unusable-entry";
+	}
+	return "unknown";
+}
+
+/* See auth.h. */
 enum auth_result
 auth_db_verify_plain(struct auth_db *db, const char *user,
     const char *password, struct auth_userinfo *info_r)
@@ -822,6 +837,7 @@ auth_db_verify_plain(struct auth_db *db, const char *user,
 	bool			 known;
 	int			 r;
 
+	info_r->fail = AUTH_FAIL_USER;
 	if (db == NULL)
 		return AUTH_TEMPFAIL;
 	if (user == NULL || password == NULL)
@@ -847,8 +863,11 @@ auth_db_verify_plain(struct auth_db *db, const char *user,
 	}
 	auth_free_secret(stored);
 	auth_free_secret(standin);
-	if (!known || r != 1)
+	if (!known || r != 1) {
+		info_r->fail = !known ? AUTH_FAIL_USER : r == -1 ?
+		    AUTH_FAIL_ENTRY : AUTH_FAIL_PASSWORD;
 		return AUTH_FAIL;
+	}
 	*info_r = info;
 	return AUTH_OK;
 }
@@ -904,6 +923,7 @@ auth_db_verify_apop(struct auth_db *db, const char *user,
 	bool			 usable;
 	int			 match;
 
+	info_r->fail = AUTH_FAIL_USER;
 	if (db == NULL)
 		return AUTH_TEMPFAIL;
 	if (user == NULL || timestamp == NULL || digest == NULL)
@@ -917,6 +937,8 @@ auth_db_verify_apop(struct auth_db *db, const char *user,
 	 * stand-in secret so all failures take about as long.
 	 */
 	usable = stored != NULL && strncasecmp(stored, "{PLAIN}", 7) == 0;
+	if (stored != NULL)
+		info_r->fail = usable ? AUTH_FAIL_PASSWORD : AUTH_FAIL_ENTRY;
 	secret = usable ? stored + 7 : db->dummy;
 	if (apop_digest(timestamp, secret, want) == -1) {
 		auth_free_secret(stored);

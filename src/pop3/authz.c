@@ -56,6 +56,7 @@ struct login_job {
 
 	/* out */
 	enum auth_result	 auth;
+	enum auth_fail		 fail;		/* with AUTH_FAIL */
 	enum store_err		 st;
 	char			 err[256];
 	struct maildrop		*md;
@@ -91,6 +92,7 @@ login_work(struct worker_job *wj)
 		job->auth = auth_db_verify_plain(job->env->auth, job->user,
 		    job->secret, &info);
 	auth_wipe(job->secret, strlen(job->secret));
+	job->fail = info.fail;
 	if (job->auth != AUTH_OK)
 		return;
 
@@ -244,10 +246,10 @@ login_done(struct worker_job *wj)
 		delay_us = at_us > now_us ? at_us - now_us : 0;
 		/* conf/fail2ban/evpop3d.conf matches this line. */
 		session_warnx(c->s, "event=auth-failed rip=%s user=%s "
-		    "reason=bad-credentials failures=%u delay_ms=%llu",
-		    session_peer(c->s), log_quote(quser, sizeof(quser),
-		    job->user), fails, (unsigned long long)(at_us -
-		    job->started_us) / 1000);
+		    "reason=bad-credentials detail=%s failures=%u "
+		    "delay_ms=%llu", session_peer(c->s), log_quote(quser,
+		    sizeof(quser), job->user), auth_fail_name(job->fail), fails,
+		    (unsigned long long)(at_us - job->started_us) / 1000);
 		job_free(job);
 		session_pause(c->s, delay_us, login_failed_reply);
 		return;

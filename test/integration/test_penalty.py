@@ -60,7 +60,8 @@ class Penalty(evtest.ServerTestCase):
                                                   CAP))):
             self.assertRegex(l, r'^warn sess=[0-9a-f]{16} event=auth-failed '
                              r'rip=127\.0\.0\.10:\d+ user="%s" '
-                             r'reason=bad-credentials failures=%d '
+                             r'reason=bad-credentials '
+                             r'detail=password-mismatch failures=%d '
                              r'delay_ms=%d$' % (re.escape(mb.user), i + 1,
                                                 want))
             self.assertNotIn("wrong-password", l)

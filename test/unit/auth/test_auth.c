@@ -754,12 +754,18 @@ test_file_parse(void **state)
 	/* wrong passwords, unknown and case-different users */
 	assert_int_equal(auth_db_verify_plain(db, "full", "minpw", &info),
 	    AUTH_FAIL);
+	assert_int_equal(info.fail, AUTH_FAIL_PASSWORD);
+	assert_string_equal(auth_fail_name(info.fail), "password-mismatch");
 	assert_int_equal(auth_db_verify_plain(db, "full", "", &info),
 	    AUTH_FAIL);
+	assert_int_equal(info.fail, AUTH_FAIL_PASSWORD);
 	assert_int_equal(auth_db_verify_plain(db, "Full", "fullpw", &info),
 	    AUTH_FAIL);
+	assert_int_equal(info.fail, AUTH_FAIL_USER);
 	assert_int_equal(auth_db_verify_plain(db, "nobody", "fullpw", &info),
 	    AUTH_FAIL);
+	assert_int_equal(info.fail, AUTH_FAIL_USER);
+	assert_string_equal(auth_fail_name(info.fail), "unknown-user");
 	assert_int_equal(auth_db_verify_plain(db, "# evpop3d users", "x",
 	    &info), AUTH_FAIL);
 	assert_int_equal(auth_db_verify_plain(db, "../full", "fullpw", &info),
@@ -1666,11 +1672,13 @@ test_apop(void **state)
 	/* wrong digest, timestamp, user */
 	assert_int_equal(auth_db_verify_apop(db, "mrose", APOP_TS,
 	    "c4c9334bac560ecc979e58001b3e22fc", &info), AUTH_FAIL);
+	assert_int_equal(info.fail, AUTH_FAIL_PASSWORD);
 	assert_int_equal(auth_db_verify_apop(db, "mrose",
 	    "<1896.697170953@dbc.mtview.ca.us>", APOP_DIGEST, &info),
 	    AUTH_FAIL);
 	assert_int_equal(auth_db_verify_apop(db, "nobody", APOP_TS,
 	    APOP_DIGEST, &info), AUTH_FAIL);
+	assert_int_equal(info.fail, AUTH_FAIL_USER);
 	/* malformed digests */
 	assert_int_equal(auth_db_verify_apop(db, "mrose", APOP_TS,
 	    "c4c9334bac560ecc979e58001b3e22f", &info), AUTH_FAIL);
@@ -1693,6 +1701,8 @@ test_apop(void **state)
 	/* only {PLAIN} users can use APOP, even with the right secret */
 	assert_int_equal(auth_db_verify_apop(db, "hashed", APOP_TS,
 	    APOP_DIGEST, &info), AUTH_FAIL);
+	assert_int_equal(info.fail, AUTH_FAIL_ENTRY);
+	assert_string_equal(auth_fail_name(info.fail), "unusable-entry");
 	assert_int_equal(auth_db_verify_plain(db, "hashed", APOP_SECRET,
 	    &info), AUTH_OK);
 	assert_int_equal(auth_db_verify_apop(db, "bare", APOP_TS,
