@@ -771,7 +771,7 @@ session_secure(const struct session *s)
 bool
 session_tls_available(const struct session *s)
 {
-	return s->set->params.tls.wrap != NULL && !s->secure &&
+	return s->set->params.tls.wrap != NULL && s->direct && !s->secure &&
 	    !s->handshake && !s->tls_pending;
 }
 
@@ -799,7 +799,7 @@ session_starttls(struct session *s)
 	/*
 	 * RFC 2595 section 4, CVE-2011-0411: nothing the client sent after
 	 * STLS in plaintext may be taken, before or after the handshake.
-	 * No more is read from the socket until the filter reads it.
+	 * No more is read from the socket until TLS reads it.
 	 */
 	session_discard_input(s);
 	bufferevent_disable(s->bev, EV_READ);
@@ -811,26 +811,27 @@ session_starttls(struct session *s)
 }
 
 /*
- * STLS's "+OK" is out: put a TLS filter over the socket. What arrived
- * meanwhile is discarded too (a client must wait for the "+OK" before
- * its ClientHello, RFC 2595 section 4). The handshake then runs within
- * the deadline already set (the login timeout).
+ * STLS's "+OK" is out: the plain socket bufferevent holds nothing more,
+ * and gives way to a TLS socket bufferevent on the same socket (one
+ * bufferevent, as an implicit TLS session has, not a filter over the old
+ * one). What arrived meanwhile is discarded too (a client must wait for
+ * the "+OK" before its ClientHello, RFC 2595 section 4). The handshake
+ * then runs within the deadline already set (the login timeout).
  */
 static void
 session_tls_swap(struct session *s)
 {
 	const struct session_tls	*t = &s->set->params.tls;
-	struct bufferevent		*under = s->bev, *tls;
+	struct bufferevent		*plain = s->bev, *tls;
 
 	s->tls_pending = 0;
 	session_discard_input(s);
-	bufferevent_disable(under, EV_READ | EV_WRITE);
-	bufferevent_set_timeouts(under, NULL, NULL);
-	if ((tls = t->wrap(t->arg, under)) == NULL) {
+	bufferevent_disable(plain, EV_READ | EV_WRITE);
+	if ((tls = t->wrap(t->arg, plain)) == NULL) {
 		session_close(s, "out-of-memory", false);
 		return;
 	}
-	s->bev = tls;		/* the filter frees the socket with itself */
+	s->bev = tls;		/* plain is freed, the socket is tls's */
 	s->direct = 0;
 	s->write_armed = 0;
 	s->read_paused = 0;
