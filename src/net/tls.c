@@ -411,6 +411,23 @@ tls_error(struct bufferevent *bev, char *buf, size_t len)
 		;
 }
 
+/*
+ * session_tls.shutdown: one try at a close_notify on the non-blocking
+ * socket (RFC 8446 section 6.1). A peer that does not take it at once
+ * (a full socket buffer, a reset) is not waited for: the session is
+ * freed right after, as it would be without.
+ */
+static void
+tls_shutdown(struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
+	if (ssl == NULL || !SSL_is_init_finished(ssl))
+		return;
+	(void)SSL_shutdown(ssl);
+	ERR_clear_error();
+}
+
 void
 tls_session_hooks(struct tls_server *tls, struct session_tls *hooks)
 {
@@ -421,5 +438,6 @@ tls_session_hooks(struct tls_server *tls, struct session_tls *hooks)
 	hooks->version = tls_version;
 	hooks->cipher = tls_cipher;
 	hooks->error = tls_error;
+	hooks->shutdown = tls_shutdown;
 	hooks->arg = tls;
 }

@@ -753,6 +753,13 @@ session_free(struct session *s)
 	    (unsigned long long)(mono_ms() - s->started_ms));
 	if (s->sent_cb != NULL)
 		evbuffer_remove_cb_entry(s->sent_out, s->sent_cb);
+	/*
+	 * RFC 8446 section 6.1: say we are done, unless output was cut
+	 * short (a close_notify would tell the peer it got everything).
+	 */
+	if (s->secure && s->set->params.tls.shutdown != NULL &&
+	    session_unsent(s) == 0)
+		s->set->params.tls.shutdown(s->bev);
 	bufferevent_free(s->bev);
 	event_free(s->timer);
 	event_free(s->delay);

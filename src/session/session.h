@@ -103,6 +103,12 @@ struct session_tls {
 	/* Why its handshake failed, for the log: no secrets. */
 	void			 (*error)(struct bufferevent *bev, char *buf,
 				    size_t len);
+	/*
+	 * An established TLS bufferevent with nothing left to send is
+	 * about to be freed: send a close_notify alert if the socket takes
+	 * it at once. Never blocks, never waits for the peer's.
+	 */
+	void			 (*shutdown)(struct bufferevent *bev);
 	void			*arg;		/* for wrap */
 };
 
@@ -231,6 +237,8 @@ void		 session_touch(struct session *s);
 /*
  * End the session for reason (a short word for the log line). Pending
  * output is flushed first when flush is true, until the write timeout.
+ * Under TLS, a session that leaves nothing unsent ends with a
+ * close_notify (session_tls.shutdown) if the socket takes it at once.
  */
 void		 session_close(struct session *s, const char *reason, bool flush);
 /* session_close() was called. */
