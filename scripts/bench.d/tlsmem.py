@@ -33,8 +33,7 @@ import tlstest	# noqa: E402
 def readline(sock):
     buf = b""
     while not buf.endswith(b"\r\n"):
-        b = sock.recv(1) if not isinstance(sock, ssl.SSLSocket) else \
-            sock.recv(1)
+        b = sock.recv(1)
         if not b:
             raise evtest.Closed("closed")
         buf += b
