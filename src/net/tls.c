@@ -334,26 +334,39 @@ tls_socket_new(struct tls_server *tls, struct event_base *base,
 	return bev;
 }
 
-/* session_tls.wrap: STLS over the session's socket bufferevent. */
+/*
+ * session_tls.wrap: STLS. plain (a socket bufferevent) lets go of its
+ * socket: libevent 2.1 closes a socket bufferevent's fd on free only
+ * while it has one (be_socket_destruct()), so bufferevent_setfd(plain,
+ * -1) keeps it open for the TLS socket bufferevent made on it, and gives
+ * it back if that cannot be made.
+ */
 static struct bufferevent *
-tls_filter_new(void *arg, struct bufferevent *under)
+tls_stls_new(void *arg, struct bufferevent *plain)
 {
 	struct tls_server	*tls = arg;
 	struct bufferevent	*bev;
+	evutil_socket_t		 fd = bufferevent_getfd(plain);
 	SSL			*ssl;
 
+	if (fd == -1 || bufferevent_setfd(plain, -1) == -1)
+		return NULL;
 	if ((ssl = SSL_new(tls->cur->dflt)) == NULL) {
 		ERR_clear_error();
-		return NULL;
+		goto fail;
 	}
-	if ((bev = bufferevent_openssl_filter_new(bufferevent_get_base(under),
-	    under, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE)) ==
+	if ((bev = bufferevent_openssl_socket_new(bufferevent_get_base(plain),
+	    fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE)) ==
 	    NULL) {
 		SSL_free(ssl);
-		return NULL;
+		goto fail;
 	}
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	bufferevent_free(plain);
 	return bev;
+fail:
+	(void)bufferevent_setfd(plain, fd);
+	return NULL;
 }
 
 static const char *
@@ -398,15 +411,33 @@ tls_error(struct bufferevent *bev, char *buf, size_t len)
 		;
 }
 
+/*
+ * session_tls.shutdown: one try at a close_notify on the non-blocking
+ * socket (RFC 8446 section 6.1). A peer that does not take it at once
+ * (a full socket buffer, a reset) is not waited for: the session is
+ * freed right after, as it would be without.
+ */
+static void
+tls_shutdown(struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
+	if (ssl == NULL || !SSL_is_init_finished(ssl))
+		return;
+	(void)SSL_shutdown(ssl);
+	ERR_clear_error();
+}
+
 void
 tls_session_hooks(struct tls_server *tls, struct session_tls *hooks)
 {
 	memset(hooks, 0, sizeof(*hooks));
 	if (tls == NULL)
 		return;
-	hooks->wrap = tls_filter_new;
+	hooks->wrap = tls_stls_new;
 	hooks->version = tls_version;
 	hooks->cipher = tls_cipher;
 	hooks->error = tls_error;
+	hooks->shutdown = tls_shutdown;
 	hooks->arg = tls;
 }

@@ -3,8 +3,9 @@
  * one shared SSL_CTX per certificate, the default ([tls] cert/key) and one
  * per [tls.NAME] section, picked by the client's SNI server name (RFC 6066
  * section 3). Implicit TLS listeners (RFC 8314) get a TLS socket
- * bufferevent from tls_socket_new(); STLS (RFC 2595) wraps a session's
- * socket bufferevent through the hooks of tls_session_hooks().
+ * bufferevent from tls_socket_new(); STLS (RFC 2595) replaces a session's
+ * socket bufferevent by a TLS socket bufferevent on the same socket
+ * through the hooks of tls_session_hooks().
  *
  * Every context: TLS >= [tls] min_protocol (TLSv1.2 by default, RFC 8996),
  * no compression, no renegotiation, the server's cipher order, session

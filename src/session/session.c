@@ -781,6 +781,13 @@ session_free(struct session *s)
 		s->free_fn(s, s->free_arg);
 	if (s->sent_cb != NULL)
 		evbuffer_remove_cb_entry(s->sent_out, s->sent_cb);
+	/*
+	 * RFC 8446 section 6.1: say we are done, unless output was cut
+	 * short (a close_notify would tell the peer it got everything).
+	 */
+	if (s->secure && s->set->params.tls.shutdown != NULL &&
+	    session_unsent(s) == 0)
+		s->set->params.tls.shutdown(s->bev);
 	bufferevent_free(s->bev);
 	event_free(s->timer);
 	event_free(s->delay);
@@ -799,7 +806,7 @@ session_secure(const struct session *s)
 bool
 session_tls_available(const struct session *s)
 {
-	return s->set->params.tls.wrap != NULL && !s->secure &&
+	return s->set->params.tls.wrap != NULL && s->direct && !s->secure &&
 	    !s->handshake && !s->tls_pending;
 }
 
@@ -827,7 +834,7 @@ session_starttls(struct session *s)
 	/*
 	 * RFC 2595 section 4, CVE-2011-0411: nothing the client sent after
 	 * STLS in plaintext may be taken, before or after the handshake.
-	 * No more is read from the socket until the filter reads it.
+	 * No more is read from the socket until TLS reads it.
 	 */
 	session_discard_input(s);
 	bufferevent_disable(s->bev, EV_READ);
@@ -839,26 +846,27 @@ session_starttls(struct session *s)
 }
 
 /*
- * STLS's "+OK" is out: put a TLS filter over the socket. What arrived
- * meanwhile is discarded too (a client must wait for the "+OK" before
- * its ClientHello, RFC 2595 section 4). The handshake then runs within
- * the deadline already set (the login timeout).
+ * STLS's "+OK" is out: the plain socket bufferevent holds nothing more,
+ * and gives way to a TLS socket bufferevent on the same socket (one
+ * bufferevent, as an implicit TLS session has, not a filter over the old
+ * one). What arrived meanwhile is discarded too (a client must wait for
+ * the "+OK" before its ClientHello, RFC 2595 section 4). The handshake
+ * then runs within the deadline already set (the login timeout).
  */
 static void
 session_tls_swap(struct session *s)
 {
 	const struct session_tls	*t = &s->set->params.tls;
-	struct bufferevent		*under = s->bev, *tls;
+	struct bufferevent		*plain = s->bev, *tls;
 
 	s->tls_pending = 0;
 	session_discard_input(s);
-	bufferevent_disable(under, EV_READ | EV_WRITE);
-	bufferevent_set_timeouts(under, NULL, NULL);
-	if ((tls = t->wrap(t->arg, under)) == NULL) {
+	bufferevent_disable(plain, EV_READ | EV_WRITE);
+	if ((tls = t->wrap(t->arg, plain)) == NULL) {
 		session_close(s, "out-of-memory", false);
 		return;
 	}
-	s->bev = tls;		/* the filter frees the socket with itself */
+	s->bev = tls;		/* plain is freed, the socket is tls's */
 	s->direct = 0;
 	s->write_armed = 0;
 	s->read_paused = 0;

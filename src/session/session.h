@@ -6,9 +6,9 @@
  * socket, a TLS socket for implicit TLS, a pair in tests), and it is the
  * only thing that writes to the connection. It knows TLS only through
  * the hooks in struct session_tls (net provides them): STLS swaps its
- * bufferevent for a TLS filter over the socket (session_starttls()). It knows the protocol
- * through one small table (struct session_proto): start, input, overlong,
- * gone. Long replies are continuations (struct session_cont) that the
+ * socket bufferevent for a TLS socket bufferevent on the same socket
+ * (session_starttls()). It knows the protocol through one small table
+ * (struct session_proto): start, input, overlong, gone. Long replies are continuations (struct session_cont) that the
  * protocol embeds in its own struct: the session runs one each time the
  * output drains below the low watermark, and holds pipelined input back
  * until it is done (RFC 2449 section 6.6).
@@ -89,9 +89,12 @@ struct session_proto {
  */
 struct session_tls {
 	/*
-	 * A server-side TLS filter over bev (the session's socket), its
-	 * handshake pending, that frees bev with itself. NULL on error:
-	 * bev is then untouched.
+	 * STLS: take over bev, the session's plain socket bufferevent,
+	 * disabled and holding nothing, and return its replacement: a
+	 * server-side TLS socket bufferevent on the same socket, its
+	 * handshake pending, that closes the socket when freed. bev is
+	 * freed without closing the socket. NULL on error: bev is then
+	 * untouched (still the caller's, the socket still its own).
 	 */
 	struct bufferevent	*(*wrap)(void *arg, struct bufferevent *bev);
 	/* An established TLS bufferevent's protocol and cipher (static). */
@@ -100,6 +103,12 @@ struct session_tls {
 	/* Why its handshake failed, for the log: no secrets. */
 	void			 (*error)(struct bufferevent *bev, char *buf,
 				    size_t len);
+	/*
+	 * An established TLS bufferevent with nothing left to send is
+	 * about to be freed: send a close_notify alert if the socket takes
+	 * it at once. Never blocks, never waits for the peer's.
+	 */
+	void			 (*shutdown)(struct bufferevent *bev);
 	void			*arg;		/* for wrap */
 };
 
@@ -151,11 +160,13 @@ struct session	*session_new(struct session_set *set, struct bufferevent *bev,
  * STLS (RFC 2595 section 4), after the protocol queued its "+OK": every
  * octet of input already received is discarded (commands pipelined after
  * STLS must never run inside TLS: the CVE-2011-0411 class), no more input
- * is taken, and once the "+OK" is out the socket is wrapped in a TLS
- * filter (session_tls.wrap). The next line the protocol sees comes over
- * TLS after the handshake, within handshake_timeout; a failed handshake
- * closes the session (tls-handshake-failed). -1 if TLS is not
- * configured or the session is already secure (nothing changed).
+ * is taken, and once the "+OK" is out the socket's bufferevent is
+ * replaced by a TLS socket bufferevent (session_tls.wrap; the session
+ * must have been made with SESSION_SOCKET). The next line the protocol
+ * sees comes over TLS after the handshake, within handshake_timeout; a
+ * failed handshake closes the session (tls-handshake-failed). -1 if TLS
+ * is not configured, the session is no plain socket or is already secure
+ * (nothing changed).
  */
 int		 session_starttls(struct session *s);
 /* TLS can be started (configured, not yet secure, not starting). */
@@ -235,6 +246,8 @@ void		 session_touch(struct session *s);
 /*
  * End the session for reason (a short word for the log line). Pending
  * output is flushed first when flush is true, until the write timeout.
+ * Under TLS, a session that leaves nothing unsent ends with a
+ * close_notify (session_tls.shutdown) if the socket takes it at once.
  */
 void		 session_close(struct session *s, const char *reason, bool flush);
 /* session_close() was called. */

@@ -98,7 +98,7 @@ class TLSConn(evtest.Conn):
             self.greeting = self.status()
 
     def _fill(self, n=65536):
-        # The daemon closes without a close_notify: that is an EOF here.
+        # A close without close_notify (output cut short) is an EOF here.
         try:
             super()._fill(n)
         except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
