@@ -29,6 +29,7 @@ import ctypes
 import hashlib
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -43,8 +44,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.environ.get("EVPOP3D_BIN") or os.path.join(
     HERE, "..", "..", "build-it", "evpop3d")
 
+# A command that runs the daemon (EVTEST_WRAPPER, split like a shell
+# would, e.g. "valgrind --error-exitcode=99"; scripts/test --valgrind sets
+# it). It must exec the daemon in its own process, as valgrind does, so
+# that the daemon's pid is the one started. Under it everything is slower:
+# EVTEST_TIMEOUT_SCALE multiplies every wait below (socket operations,
+# log lines, start-up, stop).
+WRAPPER = shlex.split(os.environ.get("EVTEST_WRAPPER", ""))
+SCALE = float(os.environ.get("EVTEST_TIMEOUT_SCALE", "1"))
+
 # Seconds any single socket operation may take before the test fails.
-TIMEOUT = float(os.environ.get("EVTEST_TIMEOUT", "15"))
+TIMEOUT = float(os.environ.get("EVTEST_TIMEOUT", "15")) * SCALE
 
 SANITIZER_MARKERS = (
     "ERROR: AddressSanitizer",
@@ -52,6 +62,7 @@ SANITIZER_MARKERS = (
     "runtime error:",
     "WARNING: ThreadSanitizer",
     "ERROR: UndefinedBehaviorSanitizer",
+    "VALGRIND-ERROR-BEGIN",	# --error-markers of scripts/test --valgrind
 )
 
 DEFAULT_CONFIG = {
@@ -313,7 +324,7 @@ class Server:
             raise ServerError("no daemon binary at %s (set EVPOP3D_BIN)" % BIN)
         self.write_passwd()
         self.write_config()
-        self.proc = subprocess.Popen(self.prefix +
+        self.proc = subprocess.Popen(self.prefix + WRAPPER +
                                      [BIN, "-c", self.conf_path],
                                      stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL,
@@ -345,7 +356,7 @@ class Server:
     def wait_log(self, pattern, timeout=10, start=0):
         """Wait for a log line (index >= start) matching pattern."""
         rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * SCALE
         with self.cond:
             while True:
                 for line in self.lines[start:]:
@@ -360,7 +371,7 @@ class Server:
         """Wait until n log lines (index >= start) match pattern; returns
         whether they did."""
         rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * SCALE
         with self.cond:
             while True:
                 if sum(1 for l in self.lines[start:]
@@ -374,7 +385,7 @@ class Server:
     def wait_ready(self, timeout=20):
         n_listen = len([a for a in self.config["server"]["listen"].split(",")
                         if a.strip()])
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * SCALE
         with self.cond:
             while True:
                 have = [l for l in self.lines if l is not None]
@@ -433,7 +444,7 @@ class Server:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout)
+                self.proc.wait(timeout * SCALE)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
@@ -642,6 +653,7 @@ class Conn:
 
     def expect_closed(self, timeout=5):
         """Wait for EOF; returns whatever lines came first."""
+        timeout *= SCALE
         self.sock.settimeout(timeout)
         lines = []
         try:
@@ -732,7 +744,7 @@ class ServerTestCase(unittest.TestCase):
     def login_retry(self, mb, timeout=5):
         """Log in, retrying [IN-USE] while a dropped session's maildrop is
         still being released (that happens on a worker thread)."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * SCALE
         while True:
             c = self.connect()
             c.ok("USER " + mb.user)
