@@ -53,6 +53,13 @@ BIN = os.environ.get("EVPOP3D_BIN") or os.path.join(
 WRAPPER = shlex.split(os.environ.get("EVTEST_WRAPPER", ""))
 SCALE = float(os.environ.get("EVTEST_TIMEOUT_SCALE", "1"))
 
+# Tests that cannot hold under the wrapper (they measure time, or the
+# descriptor limit valgrind lowers): EVTEST_SKIP, one "Class.test: why"
+# a line; ServerTestCase skips them with the reason.
+SKIP = dict((k.strip(), v.strip()) for k, _, v in
+            (l.partition(":") for l in
+             os.environ.get("EVTEST_SKIP", "").splitlines()) if k.strip())
+
 # Seconds any single socket operation may take before the test fails.
 TIMEOUT = float(os.environ.get("EVTEST_TIMEOUT", "15")) * SCALE
 
@@ -709,6 +716,13 @@ class ServerTestCase(unittest.TestCase):
     CONFIG = {}
     POOL = 24
     START = True
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        for name, why in SKIP.items():
+            c, _, m = name.partition(".")
+            if c == cls.__name__ and m in cls.__dict__:
+                setattr(cls, m, unittest.skip(why)(cls.__dict__[m]))
 
     @classmethod
     def setup_users(cls, srv):
