@@ -29,6 +29,7 @@ import ctypes
 import hashlib
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -43,8 +44,24 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.environ.get("EVPOP3D_BIN") or os.path.join(
     HERE, "..", "..", "build-it", "evpop3d")
 
+# A command that runs the daemon (EVTEST_WRAPPER, split like a shell
+# would, e.g. "valgrind --error-exitcode=99"; scripts/test --valgrind sets
+# it). It must exec the daemon in its own process, as valgrind does, so
+# that the daemon's pid is the one started. Under it everything is slower:
+# EVTEST_TIMEOUT_SCALE multiplies every wait below (socket operations,
+# log lines, start-up, stop).
+WRAPPER = shlex.split(os.environ.get("EVTEST_WRAPPER", ""))
+SCALE = float(os.environ.get("EVTEST_TIMEOUT_SCALE", "1"))
+
+# Tests that cannot hold under the wrapper (they measure time, or the
+# descriptor limit valgrind lowers): EVTEST_SKIP, one "Class.test: why"
+# a line; ServerTestCase skips them with the reason.
+SKIP = dict((k.strip(), v.strip()) for k, _, v in
+            (l.partition(":") for l in
+             os.environ.get("EVTEST_SKIP", "").splitlines()) if k.strip())
+
 # Seconds any single socket operation may take before the test fails.
-TIMEOUT = float(os.environ.get("EVTEST_TIMEOUT", "15"))
+TIMEOUT = float(os.environ.get("EVTEST_TIMEOUT", "15")) * SCALE
 
 SANITIZER_MARKERS = (
     "ERROR: AddressSanitizer",
@@ -52,6 +69,7 @@ SANITIZER_MARKERS = (
     "runtime error:",
     "WARNING: ThreadSanitizer",
     "ERROR: UndefinedBehaviorSanitizer",
+    "VALGRIND-ERROR-BEGIN",	# --error-markers of scripts/test --valgrind
 )
 
 DEFAULT_CONFIG = {
@@ -316,7 +334,7 @@ class Server:
             raise ServerError("no daemon binary at %s (set EVPOP3D_BIN)" % BIN)
         self.write_passwd()
         self.write_config()
-        self.proc = subprocess.Popen(self.prefix +
+        self.proc = subprocess.Popen(self.prefix + WRAPPER +
                                      [BIN, "-c", self.conf_path],
                                      stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL,
@@ -348,7 +366,7 @@ class Server:
     def wait_log(self, pattern, timeout=10, start=0):
         """Wait for a log line (index >= start) matching pattern."""
         rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * SCALE
         with self.cond:
             while True:
                 for line in self.lines[start:]:
@@ -363,7 +381,7 @@ class Server:
         """Wait until n log lines (index >= start) match pattern; returns
         whether they did."""
         rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * SCALE
         with self.cond:
             while True:
                 if sum(1 for l in self.lines[start:]
@@ -377,7 +395,7 @@ class Server:
     def wait_ready(self, timeout=20):
         n_listen = len([a for a in self.config["server"]["listen"].split(",")
                         if a.strip()])
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * SCALE
         with self.cond:
             while True:
                 have = [l for l in self.lines if l is not None]
@@ -436,7 +454,7 @@ class Server:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout)
+                self.proc.wait(timeout * SCALE)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
@@ -645,6 +663,7 @@ class Conn:
 
     def expect_closed(self, timeout=5):
         """Wait for EOF; returns whatever lines came first."""
+        timeout *= SCALE
         self.sock.settimeout(timeout)
         lines = []
         try:
@@ -701,6 +720,13 @@ class ServerTestCase(unittest.TestCase):
     POOL = 24
     START = True
 
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        for name, why in SKIP.items():
+            c, _, m = name.partition(".")
+            if c == cls.__name__ and m in cls.__dict__:
+                setattr(cls, m, unittest.skip(why)(cls.__dict__[m]))
+
     @classmethod
     def setup_users(cls, srv):
         """Hook: add users or mail before the daemon starts."""
@@ -735,7 +761,7 @@ class ServerTestCase(unittest.TestCase):
     def login_retry(self, mb, timeout=5):
         """Log in, retrying [IN-USE] while a dropped session's maildrop is
         still being released (that happens on a worker thread)."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * SCALE
         while True:
             c = self.connect()
             c.ok("USER " + mb.user)

@@ -127,7 +127,7 @@ mb_scan_end(void *arg, const char *term, size_t n)
 	unsigned int		 dlen;
 
 	mbox_hash_update(&s->h, term, n);
-	if (mb_scan_filter(s, NULL, 0, true) == -1)
+	if (mb_scan_filter(s, "", 0, true) == -1)
 		return -1;
 	wire_enc_finish(&s->we, NULL);
 	m->size = s->we.octets;
