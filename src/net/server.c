@@ -153,12 +153,14 @@ ratelog_free(struct server_ratelog *rlg)
 /* ------------------------------------------------------------ accept */
 
 /*
- * A plain TCP connection as a session: a socket bufferevent, which the
- * session may write to directly (SESSION_SOCKET). NULL (errno set) if it
- * could not be made; fd is then closed.
+ * An accepted connection as a session: on a plain listener a socket
+ * bufferevent, which the session may write to directly (SESSION_SOCKET);
+ * on an implicit TLS one (RFC 8314) a TLS socket bufferevent, the session
+ * greeting once the handshake is done (SESSION_TLS). NULL (errno set) if
+ * it could not be made; fd is then closed.
  */
 static struct session *
-session_plain(struct server *srv, evutil_socket_t fd,
+session_accept(struct server *srv, evutil_socket_t fd, bool tls,
     const struct sockaddr *sa, socklen_t salen)
 {
 	struct bufferevent	*bev;
@@ -172,13 +174,15 @@ session_plain(struct server *srv, evutil_socket_t fd,
 	 */
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 },
 	    sizeof(int));
-	if ((bev = bufferevent_socket_new(srv->base, fd,
-	    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+	if (tls)
+		bev = tls_socket_new(srv->tls, srv->base, fd);	/* closes fd */
+	else if ((bev = bufferevent_socket_new(srv->base, fd,
+	    BEV_OPT_CLOSE_ON_FREE)) == NULL)
 		fio_close_keep_errno(fd);
+	if (bev == NULL)
 		return NULL;
-	}
-	if ((s = session_new(srv->sessions, bev, sa, salen, SESSION_SOCKET))
-	    == NULL) {
+	if ((s = session_new(srv->sessions, bev, sa, salen, tls ? SESSION_TLS :
+	    SESSION_SOCKET)) == NULL) {
 		err = errno;
 		bufferevent_free(bev);
 		errno = err;
@@ -248,32 +252,6 @@ refuse(evutil_socket_t fd, bool tls, const char *msg, size_t len)
 	evutil_closesocket(fd);
 }
 
-/*
- * An implicit TLS connection (RFC 8314) as a session: a TLS socket
- * bufferevent, the session greeting once the handshake is done.
- */
-static struct session *
-session_tls(struct server *srv, evutil_socket_t fd,
-    const struct sockaddr *sa, socklen_t salen)
-{
-	struct bufferevent	*bev;
-	struct session		*s;
-	int			 err;
-
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 },
-	    sizeof(int));
-	if ((bev = tls_socket_new(srv->tls, srv->base, fd)) == NULL)
-		return NULL;
-	if ((s = session_new(srv->sessions, bev, sa, salen, SESSION_TLS))
-	    == NULL) {
-		err = errno;
-		bufferevent_free(bev);
-		errno = err;
-		return NULL;
-	}
-	return s;
-}
-
 /* Is lev an implicit TLS listener (listen_tls)? */
 static bool
 listener_tls(const struct server *srv, const struct evconnlistener *lev)
@@ -315,8 +293,7 @@ accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 		ratelog_hit_addr(&srv->log_per_ip, sa);
 		return;
 	}
-	if ((s = tls ? session_tls(srv, fd, sa, (socklen_t)salen) :
-	    session_plain(srv, fd, sa, (socklen_t)salen)) == NULL) {
+	if ((s = session_accept(srv, fd, tls, sa, (socklen_t)salen)) == NULL) {
 		ratelog_hit(&srv->log_accept, errno);	/* out of memory */
 		if (e != NULL)
 			iptable_update(srv->per_ip, e);	/* a new one goes */
