@@ -1,7 +1,8 @@
 /*
  * server: the listeners: accepting connections, the limits on them, and
  * stopping. Each accepted connection becomes a session (session.h) on a
- * plain socket; net knows nothing of what the sessions speak.
+ * plain socket, or a TLS one on a listen_tls listener (tls.h); net knows
+ * nothing of what the sessions speak.
  */
 #ifndef EVPOP3D_SERVER_H
 #define EVPOP3D_SERVER_H
