@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,6 +124,40 @@ raise_nofile(void)
  */
 #define NOFILE_FIXED	(3 + 3 + 2 + 1 + 1 + STORE_CACHED_FDS)
 #define NOFILE_SESSION	2
+
+/* Does l accept connections from other hosts (not a loopback address)? */
+static bool
+listen_remote(const struct cfg_listen *l)
+{
+	const struct sockaddr_in	*s4 = (const void *)&l->addr;
+	const struct sockaddr_in6	*s6 = (const void *)&l->addr;
+
+	if (l->addr.ss_family == AF_INET)
+		return (ntohl(s4->sin_addr.s_addr) >> 24) != 127;
+	return !IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
+}
+
+/*
+ * [auth] plaintext = localhost (the default) without [tls]: clients from
+ * other hosts cannot log in at all. Say so at start when a listener takes
+ * them, rather than leave it to their failed logins.
+ */
+static void
+check_plaintext(const struct cfg *cfg)
+{
+	size_t i;
+
+	if (cfg->plaintext != CFG_PLAINTEXT_LOCALHOST || cfg->tls_cert != NULL)
+		return;
+	for (i = 0; i < cfg->n_listen; i++)
+		if (listen_remote(&cfg->listen[i])) {
+			log_warnx("event=plaintext-local-only addr=%s "
+			    "note=\"[auth] plaintext = localhost and no [tls]: "
+			    "only clients on loopback can log in\"",
+			    cfg->listen[i].text);
+			return;
+		}
+}
 
 /* One warning line when the limit is below what cfg may need. */
 static void
@@ -377,6 +412,7 @@ main(int argc, char *argv[])
 	}
 	log_init(debug || cfg->log_debug);
 	check_nofile(cfg, raise_nofile());
+	check_plaintext(cfg);
 	signal(SIGPIPE, SIG_IGN);
 	/* RLIMIT_FSIZE: a write past it fails with EFBIG (an mbox rewrite
 	 * then keeps the old file) instead of killing the daemon. */

@@ -35,4 +35,13 @@ void	fuzz_write_file(const char *path, const void *data, size_t len);
 /* rm -rf path (no shell); aborts on error. ENOENT is fine. */
 void	fuzz_rmtree(const char *path);
 
+/* A growing byte buffer; free(b.p) when done. */
+struct buf {
+	char	*p;
+	size_t	 len, cap;
+};
+
+/* Append n bytes (none: p may be NULL); aborts when out of memory. */
+void	buf_add(struct buf *b, const void *p, size_t n);
+
 #endif

@@ -22,25 +22,6 @@
 #include "store/mbox/mbox_parse.h"
 #include "fuzz.h"
 
-struct buf {
-	char	*p;
-	size_t	 len, cap;
-};
-
-static void
-buf_add(struct buf *b, const void *p, size_t n)
-{
-	if (n == 0)
-		return;
-	if (b->len + n > b->cap) {
-		b->cap = (b->len + n) * 2 + 16;
-		b->p = realloc(b->p, b->cap);
-		FUZZ_CHECK(b->p != NULL);
-	}
-	memcpy(b->p + b->len, p, n);
-	b->len += n;
-}
-
 #define MAX_ENTS	64
 
 /* What a scan gave: every byte, and where each message lies. */

@@ -20,15 +20,6 @@
 #include "lib/log.h"
 #include "fuzz.h"
 
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	log_init(false);
-	return 0;
-}
-
 /* want(): names whose length is even are the Maildir's. */
 static int
 want_even(void *arg, const char *name, size_t len)

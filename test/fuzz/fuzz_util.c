@@ -94,3 +94,17 @@ fuzz_write_file(const char *path, const void *data, size_t len)
 	}
 	FUZZ_CHECK(close(fd) == 0);
 }
+
+void
+buf_add(struct buf *b, const void *p, size_t n)
+{
+	if (n == 0)
+		return;
+	if (b->len + n > b->cap) {
+		b->cap = (b->len + n) * 2 + 16;
+		b->p = realloc(b->p, b->cap);
+		FUZZ_CHECK(b->p != NULL);
+	}
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+}

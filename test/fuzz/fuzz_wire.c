@@ -23,23 +23,6 @@
 #include "lib/wire.h"
 #include "fuzz.h"
 
-struct buf {
-	char	*p;
-	size_t	 len, cap;
-};
-
-static void
-buf_add(struct buf *b, const void *p, size_t n)
-{
-	if (b->len + n > b->cap) {
-		b->cap = (b->len + n) * 2 + 16;
-		b->p = realloc(b->p, b->cap);
-		FUZZ_CHECK(b->p != NULL);
-	}
-	memcpy(b->p + b->len, p, n);
-	b->len += n;
-}
-
 /* Deterministic split lengths from the input's seed (xorshift32). */
 static uint32_t
 rng(uint32_t *s)

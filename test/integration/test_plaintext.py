@@ -200,5 +200,35 @@ class Allowed(NetnsCase):
         self.assertOpen(c, mb.user, mb.password)
 
 
+class StartupWarning(unittest.TestCase):
+    """plaintext = localhost without [tls] on a listener other hosts can
+    reach: nobody there can log in, and the start says so."""
+
+    def daemon(self, config, netns):
+        srv = evtest.Server(config=config, pool=1)
+        self.addCleanup(srv.cleanup)
+        if netns:
+            srv.prefix = ["unshare", "-n", "sh", "-c", NETNS]
+        srv.start()
+        # Warnings come before the ready line start() waits for.
+        return "\n".join(srv.log())
+
+    def test_remote_listener_warned(self):
+        why = netns_unavailable()
+        if why:
+            self.skipTest(why)
+        log = self.daemon({"server": {"listen": "%s:0" % ADDR}}, True)
+        self.assertRegex(log, r"(?m)^warn event=plaintext-local-only "
+                         r"addr=10\.99\.0\.1:0 note=")
+        log = self.daemon({"server": {"listen": "%s:0" % ADDR},
+                           "auth": {"plaintext": "allowed"}}, True)
+        self.assertNotIn("plaintext-local-only", log)
+
+    def test_loopback_listener_not_warned(self):
+        log = self.daemon({}, False)
+        self.assertIn("event=ready", log)
+        self.assertNotIn("plaintext-local-only", log)
+
+
 if __name__ == "__main__":
     evtest.main()
