@@ -223,6 +223,7 @@ struct cfg_ctx {
 	char		*dir;		/* absolute directory of file */
 	char		*err;
 	size_t		 errlen;
+	int		 warnings;	/* log_warnx() lines so far */
 };
 
 /*
@@ -897,6 +898,71 @@ cfg_find(const char *section, size_t seclen, const char *key)
 }
 
 /*
+ * The edit distance (Levenshtein) between a and b, or max + 1 if it is
+ * larger than max or either is longer than CFG_KEY_MAX.
+ */
+#define CFG_KEY_MAX	64
+
+static size_t
+cfg_distance(const char *a, const char *b, size_t max)
+{
+	size_t	 row[CFG_KEY_MAX + 1], la = strlen(a), lb = strlen(b);
+	size_t	 i, j, diag, up, best;
+
+	if (la > CFG_KEY_MAX || lb > CFG_KEY_MAX)
+		return max + 1;
+	for (j = 0; j <= lb; j++)
+		row[j] = j;
+	for (i = 1; i <= la; i++) {
+		diag = row[0];
+		row[0] = i;
+		best = row[0];
+		for (j = 1; j <= lb; j++) {
+			up = row[j];
+			row[j] = diag + (a[i - 1] != b[j - 1]);
+			if (up + 1 < row[j])
+				row[j] = up + 1;
+			if (row[j - 1] + 1 < row[j])
+				row[j] = row[j - 1] + 1;
+			diag = up;
+			if (row[j] < best)
+				best = row[j];
+		}
+		if (best > max)
+			return max + 1;
+	}
+	return row[lb] > max ? max + 1 : row[lb];
+}
+
+/*
+ * The known key of section (seclen bytes) closest to key, as git does for
+ * commands: within an edit distance of 2, or one a prefix of the other.
+ * Returns NULL when none is close.
+ */
+static const char *
+cfg_suggest(const char *section, size_t seclen, const char *key)
+{
+	const char	*best = NULL;
+	size_t		 i, d, bestd = 3, lk = strlen(key), lc;
+
+	for (i = 0; i < CFG_NKEYS; i++) {
+		if (strlen(cfg_keys[i].section) != seclen ||
+		    strncmp(cfg_keys[i].section, section, seclen) != 0)
+			continue;
+		lc = strlen(cfg_keys[i].key);
+		d = cfg_distance(key, cfg_keys[i].key, 2);
+		if (d > 2 && lk > 0 && lc > 0 &&
+		    strncmp(key, cfg_keys[i].key, lk < lc ? lk : lc) == 0)
+			d = 2;		/* a prefix: as close as allowed */
+		if (d < bestd) {
+			bestd = d;
+			best = cfg_keys[i].key;
+		}
+	}
+	return best;
+}
+
+/*
  * Warn about every section and key we do not know. iniparser stores a
  * section as "section" and a key as "section:key" (both lowercased), a key
  * above the first section as ":key".
@@ -904,7 +970,7 @@ cfg_find(const char *section, size_t seclen, const char *key)
 static void
 cfg_warn_unknown(struct cfg_ctx *ctx, const dictionary *d)
 {
-	const char	*name, *colon;
+	const char	*name, *colon, *hint;
 	ssize_t		 i;
 
 	for (i = 0; i < d->size; i++) {
@@ -913,18 +979,123 @@ cfg_warn_unknown(struct cfg_ctx *ctx, const dictionary *d)
 		if (strncmp(name, CFG_SNI_PREFIX, strlen(CFG_SNI_PREFIX)) == 0)
 			continue;	/* cfg_tls_sni() checks those */
 		if ((colon = strchr(name, ':')) == NULL) {
-			if (cfg_find(name, strlen(name), NULL) == NULL)
+			if (cfg_find(name, strlen(name), NULL) == NULL) {
 				log_warnx("%s: [%s]: unknown section, ignored",
 				    ctx->file, name);
-		} else if (colon == name)
+				ctx->warnings++;
+			}
+		} else if (colon == name) {
 			log_warnx("%s: %s: key outside any section, ignored",
 			    ctx->file, colon + 1);
-		else if (cfg_find(name, (size_t)(colon - name), NULL) != NULL &&
-		    cfg_find(name, (size_t)(colon - name), colon + 1) == NULL)
-			log_warnx("%s: [%.*s] %s: unknown key, ignored",
-			    ctx->file, (int)(colon - name), name, colon + 1);
+			ctx->warnings++;
+		} else if (cfg_find(name, (size_t)(colon - name), NULL) !=
+		    NULL && cfg_find(name, (size_t)(colon - name), colon + 1) ==
+		    NULL) {
+			hint = cfg_suggest(name, (size_t)(colon - name),
+			    colon + 1);
+			log_warnx("%s: [%.*s] %s: unknown key, ignored%s%s%s",
+			    ctx->file, (int)(colon - name), name, colon + 1,
+			    hint != NULL ? "; did you mean " : "",
+			    hint != NULL ? hint : "", hint != NULL ? "?" : "");
+			ctx->warnings++;
+		}
 		/* Keys of unknown sections: covered by the above. */
 	}
+}
+
+/*
+ * Copy s[0..len) to out lower-cased, without the blanks around it.
+ * Returns out.
+ */
+static char *
+cfg_lower_trim(const char *s, size_t len, char *out, size_t outlen)
+{
+	size_t	 i, n = 0;
+
+	while (len > 0 && isspace((unsigned char)*s)) {
+		s++;
+		len--;
+	}
+	while (len > 0 && isspace((unsigned char)s[len - 1]))
+		len--;
+	for (i = 0; i < len && n + 1 < outlen; i++)
+		out[n++] = (char)tolower((unsigned char)s[i]);
+	out[n] = '\0';
+	return out;
+}
+
+/*
+ * iniparser keeps the last of a key given twice, silently: read the file's
+ * lines ourselves ("[section]" headers and "key = value" lines; ';' and
+ * '#' comments; a trailing '\' continues a line; names case-insensitive)
+ * and warn about each repeat, naming both lines.
+ */
+static void
+cfg_warn_duplicates(struct cfg_ctx *ctx, const char *path)
+{
+	struct cfg_seen {
+		char	 name[160];	/* "section:key" */
+		size_t	 line;
+	}		*seen = NULL, *tmp;
+	FILE		*fp;
+	char		 buf[4096], sec[80] = "", key[80];
+	const char	*p, *eq, *rb;
+	size_t		 n = 0, cap = 0, lineno = 0, i, len;
+	bool		 cont = false, was_cont;
+
+	if ((fp = fopen(path, "re")) == NULL)
+		return;		/* iniparser read it: cannot happen */
+	while (fgets(buf, sizeof(buf), fp) != NULL) {
+		len = strlen(buf);
+		if (len > 0 && buf[len - 1] == '\n')
+			lineno++;
+		else if (!feof(fp))
+			continue;	/* a long line's rest: not a key */
+		else
+			lineno++;
+		while (len > 0 && isspace((unsigned char)buf[len - 1]))
+			buf[--len] = '\0';
+		was_cont = cont;
+		cont = len > 0 && buf[len - 1] == '\\';
+		if (was_cont)
+			continue;
+		for (p = buf; isspace((unsigned char)*p); p++)
+			;
+		if (*p == '\0' || *p == ';' || *p == '#')
+			continue;
+		if (*p == '[') {
+			if ((rb = strchr(p, ']')) != NULL)
+				cfg_lower_trim(p + 1, (size_t)(rb - p - 1),
+				    sec, sizeof(sec));
+			continue;
+		}
+		if ((eq = strchr(p, '=')) == NULL)
+			continue;
+		cfg_lower_trim(p, (size_t)(eq - p), key, sizeof(key));
+		if (n == cap) {
+			cap = cap == 0 ? 32 : cap * 2;
+			if ((tmp = reallocarray(seen, cap, sizeof(*seen))) ==
+			    NULL)
+				break;	/* out of memory: fewer warnings */
+			seen = tmp;
+		}
+		snprintf(seen[n].name, sizeof(seen[n].name), "%s:%s", sec,
+		    key);
+		seen[n].line = lineno;
+		for (i = 0; i < n; i++)
+			if (strcmp(seen[i].name, seen[n].name) == 0)
+				break;
+		if (i < n) {
+			log_warnx("%s:%zu: [%s] %s: duplicate key, overrides "
+			    "line %zu", ctx->file, lineno, sec, key,
+			    seen[i].line);
+			ctx->warnings++;
+			seen[i].line = lineno;	/* a third names the second */
+		} else
+			n++;
+	}
+	fclose(fp);
+	free(seen);
 }
 
 /*
@@ -991,9 +1162,11 @@ cfg_tls_sni(struct cfg_ctx *ctx, const dictionary *d, struct cfg *cfg)
 		    (colon = strchr(kn, ':')) == NULL)
 			continue;
 		if (strcmp(colon + 1, "cert") != 0 &&
-		    strcmp(colon + 1, "key") != 0)
+		    strcmp(colon + 1, "key") != 0) {
 			log_warnx("%s: [%.*s] %s: unknown key, ignored",
 			    ctx->file, (int)(colon - kn), kn, colon + 1);
+			ctx->warnings++;
+		}
 	}
 	return 0;
 }
@@ -1125,6 +1298,7 @@ cfg_load(const char *path, struct cfg **cfg_r, char *err, size_t errlen)
 	}
 
 	cfg_warn_unknown(&ctx, d);
+	cfg_warn_duplicates(&ctx, path);
 
 	if ((cfg = calloc(1, sizeof(*cfg))) == NULL ||
 	    (cfg->path = strdup(path)) == NULL) {
@@ -1133,6 +1307,7 @@ cfg_load(const char *path, struct cfg **cfg_r, char *err, size_t errlen)
 	}
 	if (cfg_apply(&ctx, d, cfg) == -1 || cfg_tls_finish(&ctx, d, cfg) == -1)
 		goto out;
+	cfg->warnings = ctx.warnings;
 
 	*cfg_r = cfg;
 	cfg = NULL;

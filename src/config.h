@@ -4,7 +4,8 @@
  * Every key lives in one table in config.c: section, key, type, offset,
  * default, bounds. Relative paths (passwd_file, the mail location) are
  * resolved against the directory of the config file. Unknown sections and
- * keys are reported with log_warnx() but are not fatal.
+ * keys, and keys given twice, are reported with log_warnx() and counted in
+ * cfg->warnings, but are not fatal (evpop3d -t fails on them).
  */
 #ifndef EVPOP3D_CONFIG_H
 #define EVPOP3D_CONFIG_H
@@ -45,6 +46,8 @@ struct cfg_net {
 
 struct cfg {
 	char			*path;		/* the file we were read from */
+	int			 warnings;	/* unknown or duplicate keys and
+						   sections logged at load */
 
 	/* [server] */
 	struct cfg_listen	*listen;

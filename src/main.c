@@ -33,18 +33,22 @@
 #include "session/session.h"
 #include "store/store.h"
 
-static void
-usage(void)
+/* Print the usage and exit: to stdout for --help (status 0), else stderr. */
+static void __attribute__((noreturn))
+usage(int status)
 {
-	fprintf(stderr,
+	fprintf(status == 0 ? stdout : stderr,
 	    "usage: %s [-d] [-t] -c FILE\n"
 	    "       %s hash [-s SCHEME] [-r ROUNDS]\n"
-	    "       %s --version\n"
+	    "       %s --version | --help\n"
 	    "  -c FILE  configuration file\n"
 	    "  -d       debug logging\n"
-	    "  -t       check the configuration and exit\n",
+	    "  -t       check the configuration and the files it names, and "
+	    "exit\n"
+	    "           (1 on errors and on warnings such as unknown or "
+	    "duplicate keys)\n",
 	    EVPOP3D_NAME, EVPOP3D_NAME, EVPOP3D_NAME);
-	exit(2);
+	exit(status);
 }
 
 /*
@@ -202,6 +206,36 @@ check_readable_after_drop(const struct cfg *cfg)
 	}
 }
 
+/*
+ * The rest of -t, after what a start does first (cfg_load, privdrop and
+ * TLS): open the passwd-file as pop3_env_new() will, then fail on
+ * warnings too: unknown or duplicate keys (cfg->warnings) and users whose
+ * password cannot be checked. Returns the exit status, 0 or 1.
+ */
+static int
+check_config(const struct cfg *cfg, const char *path)
+{
+	struct auth_db	*db;
+	char		 err[1024];
+	size_t		 warnings = (size_t)cfg->warnings;
+
+	if (auth_db_open(cfg->passwd_file, cfg->allow_shrink ?
+	    AUTH_DB_ALLOW_SHRINK : 0, &db, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s: %s: [auth] passwd_file: %s\n",
+		    EVPOP3D_NAME, path, err);
+		return 1;
+	}
+	warnings += auth_db_unusable(db);
+	auth_db_free(db);
+	if (warnings > 0) {
+		fprintf(stderr, "%s: configuration %s has %zu warning(s)\n",
+		    EVPOP3D_NAME, path, warnings);
+		return 1;
+	}
+	printf("%s: configuration %s is valid\n", EVPOP3D_NAME, path);
+	return 0;
+}
+
 /* The last line of a start that failed: an operator sees it stopped. */
 static int
 startup_failed(void)
@@ -306,11 +340,11 @@ cmd_hash(int argc, char *argv[])
 			scheme = optarg;
 			break;
 		default:
-			usage();
+			usage(2);
 		}
 	}
 	if (optind != argc)
-		usage();
+		usage(2);
 	memset(again, 0, sizeof(again));
 	if (read_password("Enter new password: ", pw, sizeof(pw)) == -1) {
 		fprintf(stderr, "%s: no password given\n", EVPOP3D_NAME);
@@ -379,12 +413,14 @@ main(int argc, char *argv[])
 		case 'V':
 			printf("%s %s\n", EVPOP3D_NAME, EVPOP3D_VERSION);
 			return 0;
+		case 'h':
+			usage(0);
 		default:
-			usage();
+			usage(2);
 		}
 	}
 	if (path == NULL || optind != argc)
-		usage();
+		usage(2);
 
 	log_init(debug);
 	if (cfg_load(path, &cfg, err, sizeof(err)) == -1) {
@@ -405,10 +441,10 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	if (check) {
-		printf("%s: configuration %s is valid\n", EVPOP3D_NAME, path);
+		ret = check_config(cfg, path);
 		tls_server_free(d.tls);
 		cfg_free(cfg);
-		return 0;
+		return ret;
 	}
 	log_init(debug || cfg->log_debug);
 	check_nofile(cfg, raise_nofile());

@@ -78,6 +78,13 @@ int	auth_db_open(const char *path, int flags, struct auth_db **db_r,
 void	auth_db_free(struct auth_db *db);
 
 /*
+ * How many entries of the table now loaded have a password that cannot be
+ * checked (an unknown scheme, a malformed hash): each was logged at load
+ * (event=passwd-entry-unusable). evpop3d -t counts them as warnings.
+ */
+size_t	auth_db_unusable(struct auth_db *db);
+
+/*
  * USER/PASS and SASL PLAIN: check password for user. On AUTH_OK fills
  * *info_r; on AUTH_FAIL sets info_r->fail only. An unknown user, or one whose stored password is malformed,
  * costs one check against a stand-in: the stored password of a user of

@@ -84,6 +84,8 @@ struct auth_table {
 	size_t			 nents;
 	struct auth_fkey	 key;
 	const char		*standin;	/* an entry's pass, or NULL */
+	size_t			 unusable;	/* entries that cannot be
+						   checked (scheme, hash) */
 };
 
 enum auth_load {
@@ -402,6 +404,7 @@ auth_table_pick_standin(struct auth_table *tab, const char *path)
 		}
 		cls[j].count++;
 	}
+	tab->unusable = unusable;
 	if (unusable > AUTH_UNUSABLE_LINES)
 		log_warnx("event=passwd-entry-unusable file=%s count=%zu "
 		    "note=\"%zu more users whose password cannot be "
@@ -728,6 +731,18 @@ auth_db_open(const char *path, int flags, struct auth_db **db_r, char *err,
 	free(db->path);
 	free(db);
 	return -1;
+}
+
+/* See auth.h. */
+size_t
+auth_db_unusable(struct auth_db *db)
+{
+	size_t	 n;
+
+	pthread_rwlock_rdlock(&db->lock);
+	n = db->tab != NULL ? db->tab->unusable : 0;
+	pthread_rwlock_unlock(&db->lock);
+	return n;
 }
 
 /* See auth.h. No verify may be running. */

@@ -110,8 +110,98 @@ class ConfigTest(unittest.TestCase):
 
     def test_no_args_or_bad_option(self):
         p = run(["--no-such-option"])
-        self.assertNotEqual(p.returncode, 0)
-        self.assertGreater(p.returncode, 0)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn(b"usage:", p.stderr)
+        self.assertEqual(p.stdout, b"")
+
+    def test_help(self):
+        for opt in ("--help", "-h"):
+            with self.subTest(opt=opt):
+                p = run([opt])
+                self.assertEqual(p.returncode, 0, p.stderr)
+                self.assertIn(b"usage:", p.stdout)
+                self.assertEqual(p.stderr, b"")
+
+    def assert_warned(self, path, n, *texts):
+        """-t fails with n warnings, each of texts in its output."""
+        p = run(["-t", "-c", path])
+        err = p.stderr.decode(errors="replace")
+        self.assertEqual(p.returncode, 1, err)
+        self.assertIn("configuration %s has %d warning(s)" % (path, n), err)
+        self.assertNotIn("is valid", p.stdout.decode(errors="replace"))
+        for t in texts:
+            self.assertIn(t, err)
+        return err
+
+    def test_mistyped_key_warns_and_start_still_runs(self):
+        self.assert_warned(
+            self.conf({"server": {"idle_timout": "700"}}), 1,
+            "[server] idle_timout: unknown key, ignored; "
+            "did you mean idle_timeout?")
+        # A start takes the warning and serves.
+        srv = evtest.Server(config={"server": {"idle_timout": "700"}},
+                            pool=1)
+        self.addCleanup(srv.cleanup)
+        srv.start()
+        self.assertIn("did you mean idle_timeout?", srv.log_text())
+        srv.stop()
+
+    def test_unknown_key_far_from_any_has_no_hint(self):
+        err = self.assert_warned(
+            self.conf({"auth": {"colour": "blue"}}), 1,
+            "[auth] colour: unknown key, ignored")
+        self.assertNotIn("did you mean", err)
+
+    def test_prefix_hint(self):
+        self.assert_warned(self.conf({"auth": {"penalty": "1"}}), 1,
+                           "did you mean penalty_")
+
+    def test_duplicate_key(self):
+        path = self.conf(raw=self.raw_default().replace(
+            "[auth]\n", "[auth]\nMax_Failures = 5\n", 1) +
+            "[AUTH]\n; comment = x\nmax_failures = 4\n")
+        with open(path) as f:
+            lines = f.read().splitlines()
+        first = lines.index("Max_Failures = 5") + 1
+        self.assertIn("max_failures = 3", lines)
+        second = lines.index("max_failures = 3") + 1
+        third = len(lines)
+        self.assert_warned(
+            path, 2,
+            "evpop3d.ini:%d: [auth] max_failures: duplicate key, overrides "
+            "line %d" % (second, first),
+            "evpop3d.ini:%d: [auth] max_failures: duplicate key, overrides "
+            "line %d" % (third, second))
+
+    def raw_default(self):
+        cfg = {s: dict(kv) for s, kv in evtest.DEFAULT_CONFIG.items()}
+        cfg["auth"]["max_failures"] = "3"
+        return "".join("[%s]\n" % sect + "".join(
+            "%s = %s\n" % kv for kv in kvs.items())
+            for sect, kvs in cfg.items())
+
+    def test_passwd_file_missing(self):
+        p = run(["-t", "-c", self.conf({"auth": {"passwd_file": "nosuch"}})])
+        err = p.stderr.decode(errors="replace")
+        self.assertEqual(p.returncode, 1, err)
+        self.assertRegex(err, r"\[auth\] passwd_file: \S*/nosuch: "
+                         r"No such file or directory")
+        self.assertEqual(p.stdout, b"")
+
+    def test_passwd_file_unreadable(self):
+        # The tests run as root, who reads any file: a directory stands
+        # in for a file that cannot be read.
+        os.mkdir(os.path.join(self.dir, "pwdir"))
+        p = run(["-t", "-c", self.conf({"auth": {"passwd_file": "pwdir"}})])
+        err = p.stderr.decode(errors="replace")
+        self.assertEqual(p.returncode, 1, err)
+        self.assertIn("passwd_file: %s/pwdir" % self.dir, err)
+
+    def test_passwd_unknown_scheme_is_a_warning(self):
+        with open(os.path.join(self.dir, "passwd"), "a") as f:
+            f.write("v@example.com:{NOSUCH}x::::%s::\n" % self.dir)
+        self.assert_warned(self.conf(), 1, "event=passwd-entry-unusable",
+                           'user="v@example.com"')
 
     def test_version(self):
         p = run(["--version"])

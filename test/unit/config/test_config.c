@@ -992,10 +992,12 @@ test_unknown_keys_warn(void **state)
 	    "[nosuch]\nfoo = 1\nbar = 2\n");
 	out = capture_end();
 	assert_int_equal(cfg->idle_timeout, 900);
+	assert_int_equal(cfg->warnings, 3);
 	cfg_free(cfg);
 
 	snprintf(want, sizeof(want), "warn %s: [server] idle_timout: "
-	    "unknown key, ignored\n", tpath("ok.ini"));
+	    "unknown key, ignored; did you mean idle_timeout?\n",
+	    tpath("ok.ini"));
 	if (strstr(out, want) == NULL)
 		fail_msg("'%s' not in: %s", want, out);
 	snprintf(want, sizeof(want), "warn %s: [nosuch]: unknown section, "
@@ -1006,7 +1008,85 @@ test_unknown_keys_warn(void **state)
 	/* One warning for the section, none per key inside it. */
 	assert_null(strstr(out, "foo"));
 	assert_null(strstr(out, "bar"));
-	assert_null(strstr(out, "idle_timeout"));
+	free(out);
+}
+
+/* "did you mean": edit distance <= 2 or a prefix, else no hint. */
+static void
+test_unknown_key_hints(void **state)
+{
+	static const struct {
+		const char	*sect, *key, *hint;	/* NULL: none */
+	} t[] = {
+		{ "server", "idletimeout", "idle_timeout" },	/* insertion */
+		{ "server", "idle_timeuot", "idle_timeout" },	/* 2 swaps */
+		{ "server", "Idle_Timout", "idle_timeout" },	/* any case */
+		{ "auth", "max_failure", "max_failures" },
+		{ "auth", "passwd", "passwd_file" },		/* prefix */
+		{ "mail", "drivers", "driver" },
+		{ "pop3", "enable_lost", "enable_last" },
+		{ "auth", "colour", NULL },
+		{ "log", "verbose", NULL },
+		{ "server", "idle_tmeuot", NULL },		/* 3 edits */
+	};
+	struct cfg	*cfg;
+	char		*out, want[256];
+	size_t		 i;
+
+	(void)state;
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		capture_begin();
+		cfg = load_ok(with_kv(t[i].sect, t[i].key, "1"));
+		out = capture_end();
+		assert_int_equal(cfg->warnings, 1);
+		cfg_free(cfg);
+		if (t[i].hint == NULL) {
+			if (strstr(out, "did you mean") != NULL)
+				fail_msg("%s: unexpected hint: %s", t[i].key,
+				    out);
+		} else {
+			snprintf(want, sizeof(want), "ignored; did you mean "
+			    "%s?\n", t[i].hint);
+			if (strstr(out, want) == NULL)
+				fail_msg("%s: '%s' not in: %s", t[i].key, want,
+				    out);
+		}
+		free(out);
+	}
+}
+
+/* iniparser keeps the last of a repeated key: each repeat is a warning. */
+static void
+test_duplicate_keys_warn(void **state)
+{
+	struct cfg	*cfg;
+	char		*out, want[PATH_MAX + 128];
+
+	(void)state;
+	capture_begin();
+	cfg = load_ok(MINIMAL			/* 4 lines */
+	    "[Server]\n"			/* 5 */
+	    "idle_timeout = 700\n"		/* 6 */
+	    "; idle_timeout = 1\n"		/* 7: comments do not count */
+	    "# idle_timeout = 2\n"		/* 8 */
+	    "  IDLE_TIMEOUT=800 \n"		/* 9 */
+	    "[pop3]\n"				/* 10 */
+	    "idle_timeout = 3\n"		/* 11: another section */
+	    "[server]\n"				/* 12 */
+	    "idle_timeout = 900\n");		/* 13 */
+	out = capture_end();
+	assert_int_equal(cfg->idle_timeout, 900);	/* the last wins */
+	assert_int_equal(cfg->warnings, 3);	/* and [pop3] idle_timeout */
+	cfg_free(cfg);
+	snprintf(want, sizeof(want), "warn %s:9: [server] idle_timeout: "
+	    "duplicate key, overrides line 6\n", tpath("ok.ini"));
+	if (strstr(out, want) == NULL)
+		fail_msg("'%s' not in: %s", want, out);
+	snprintf(want, sizeof(want), "warn %s:13: [server] idle_timeout: "
+	    "duplicate key, overrides line 9\n", tpath("ok.ini"));
+	if (strstr(out, want) == NULL)
+		fail_msg("'%s' not in: %s", want, out);
+	assert_null(strstr(out, ":11:"));
 	free(out);
 }
 
@@ -1021,6 +1101,7 @@ test_known_keys_no_warnings(void **state)
 	cfg = load_ok(MINIMAL "[pop3]\nenable_last = no\n[log]\ndebug = no\n");
 	out = capture_end();
 	assert_string_equal(out, "");
+	assert_int_equal(cfg->warnings, 0);
 	free(out);
 	cfg_free(cfg);
 }
@@ -1092,6 +1173,7 @@ test_shipped_config(void **state)
 	out = capture_end();
 	assert_string_equal(out, "");	/* no unknown keys */
 	free(out);
+	assert_int_equal(cfg->warnings, 0);
 
 	assert_int_equal(cfg->n_listen, 2);
 	assert_v4(&cfg->listen[0], "127.0.0.1", 1100);
@@ -1439,6 +1521,8 @@ main(void)
 		T(test_relative_paths),
 		T(test_relative_template_escape),
 		T(test_unknown_keys_warn),
+		T(test_unknown_key_hints),
+		T(test_duplicate_keys_warn),
 		T(test_known_keys_no_warnings),
 		T(test_small_err_buffer),
 		T(test_shipped_config),
