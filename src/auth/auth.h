@@ -108,6 +108,13 @@ enum auth_result auth_db_verify_apop(struct auth_db *db, const char *user,
  * Comparisons are constant-time.
  */
 int	auth_password_verify(const char *stored, const char *password);
+/*
+ * len hex digits (either case) of in into out, at most max octets: the
+ * octets written, or -1 (an odd length, too long, not a hex digit).
+ * The digest schemes' .HEX hashes and APOP digests.
+ */
+int	auth_hex_decode(const char *in, size_t len, unsigned char *out,
+	    size_t max);
 
 /*
  * The cost class of a stored "{SCHEME}data" string: strings of one class

@@ -131,7 +131,6 @@ static enum auth_result auth_db_lookup(struct auth_db *, const char *,
 		    char **, char **, struct auth_userinfo *);
 static void	auth_free_secret(char *);
 static int	apop_digest(const char *, const char *, unsigned char *);
-static int	apop_unhex(const char *, unsigned char *);
 
 static void
 auth_fkey_from_stat(struct auth_fkey *k, const struct stat *st)
@@ -906,25 +905,6 @@ apop_digest(const char *timestamp, const char *secret, unsigned char *out)
 	return ok ? 0 : -1;
 }
 
-/* Exactly 32 hex digits, either case, to 16 bytes. */
-static int
-apop_unhex(const char *hex, unsigned char *out)
-{
-	size_t	 i;
-	int	 hi, lo;
-
-	if (strlen(hex) != APOP_DIGEST_LEN * 2)
-		return -1;
-	for (i = 0; i < APOP_DIGEST_LEN; i++) {
-		if ((hi = OPENSSL_hexchar2int((unsigned char)hex[2 * i])) < 0 ||
-		    (lo = OPENSSL_hexchar2int((unsigned char)hex[2 * i + 1])) <
-		    0)
-			return -1;
-		out[i] = (unsigned char)(hi << 4 | lo);
-	}
-	return 0;
-}
-
 /* See auth.h. */
 enum auth_result
 auth_db_verify_apop(struct auth_db *db, const char *user,
@@ -961,7 +941,8 @@ auth_db_verify_apop(struct auth_db *db, const char *user,
 		return AUTH_TEMPFAIL;
 	}
 	auth_free_secret(stored);
-	match = apop_unhex(digest, got) == 0 &&
+	match = auth_hex_decode(digest, strlen(digest), got,
+	    sizeof(got)) == (int)sizeof(got) &&
 	    CRYPTO_memcmp(want, got, sizeof(want)) == 0;
 	auth_wipe(want, sizeof(want));
 	auth_wipe(got, sizeof(got));

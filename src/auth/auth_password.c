@@ -363,9 +363,9 @@ auth_scheme_parse(const char *stored, const struct auth_scheme_def **def_r,
 	return -1;
 }
 
-/* Hex into out (max bytes); the length, or -1. */
-static int
-hex_decode(const char *in, size_t len, unsigned char *out, size_t max)
+/* See auth.h. */
+int
+auth_hex_decode(const char *in, size_t len, unsigned char *out, size_t max)
 {
 	size_t	i;
 	int	hi, lo;
@@ -401,7 +401,7 @@ digest_decode(const struct auth_scheme_def *def, enum auth_encoding enc,
 	dlen = (size_t)EVP_MD_get_size(md);
 	if (enc == ENC_HEX || (enc == ENC_AUTO &&
 	    def->scheme == SCHEME_DIGEST && len == 2 * dlen))
-		n = hex_decode(data, len, raw, rawlen);
+		n = auth_hex_decode(data, len, raw, rawlen);
 	else
 		n = len == 0 ? -1 : base64_decode(data, len, raw, rawlen);
 	/* The lengths are public: a salted hash has a salt, a plain one none. */

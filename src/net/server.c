@@ -53,14 +53,32 @@ ms_to_tv(uint64_t ms, struct timeval *tv)
 
 /* ------------------------------------------------------------ ratelog */
 
+/*
+ * The line of rlg's events: "what count=N", with " rip=ADDR" after what
+ * when the events are a client's (ratelog_hit_addr()). The address is
+ * formatted here, once per line, not at each event of a flood.
+ */
 static void
 ratelog_line(struct server_ratelog *rlg, uint64_t count)
 {
+	const struct sockaddr	*sa = (const void *)&rlg->last_addr;
+	char			 a[5 + INET6_ADDRSTRLEN] = " rip=";
+
+	if (sa->sa_family == AF_INET)
+		evutil_inet_ntop(AF_INET, &((const struct sockaddr_in *)
+		    (const void *)sa)->sin_addr, a + 5, sizeof(a) - 5);
+	else if (sa->sa_family == AF_INET6)
+		evutil_inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)
+		    (const void *)sa)->sin6_addr, a + 5, sizeof(a) - 5);
+	else
+		a[0] = '\0';
 	if (rlg->errnum != 0) {
 		errno = rlg->errnum;
-		log_warn("%s count=%llu", rlg->what, (unsigned long long)count);
+		log_warn("%s%s count=%llu", rlg->what, a,
+		    (unsigned long long)count);
 	} else
-		log_warnx("%s count=%llu", rlg->what, (unsigned long long)count);
+		log_warnx("%s%s count=%llu", rlg->what, a,
+		    (unsigned long long)count);
 }
 
 /* Events are pending: have the timer report them when they are due. */
@@ -96,7 +114,6 @@ ratelog_init(struct server *srv, struct server_ratelog *rlg, const char *what)
 {
 	ratelimit_init(&rlg->rl, RATELOG_WINDOW_MS);
 	rlg->what = what;
-	rlg->what_base = what;
 	rlg->errnum = 0;
 	rlg->flush = evtimer_new(srv->base, ratelog_flush_cb, rlg);
 	return rlg->flush == NULL ? -1 : 0;
@@ -117,22 +134,15 @@ ratelog_hit(struct server_ratelog *rlg, int errnum)
 
 /*
  * ratelog_hit() for an event of one client: the line names the address
- * of the event that triggers it (the last one), "rip=ADDR".
+ * of the last event it counts, "rip=ADDR".
  */
 static void
 ratelog_hit_addr(struct server_ratelog *rlg, const struct sockaddr *sa)
 {
-	char	 a[INET6_ADDRSTRLEN] = "unknown";
+	size_t len = sa->sa_family == AF_INET6 ?
+	    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 
-	if (sa->sa_family == AF_INET)
-		evutil_inet_ntop(AF_INET, &((const struct sockaddr_in *)
-		    (const void *)sa)->sin_addr, a, sizeof(a));
-	else if (sa->sa_family == AF_INET6)
-		evutil_inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)
-		    (const void *)sa)->sin6_addr, a, sizeof(a));
-	snprintf(rlg->what_buf, sizeof(rlg->what_buf), "%s rip=%s",
-	    rlg->what_base, a);
-	rlg->what = rlg->what_buf;
+	memcpy(&rlg->last_addr, sa, len);
 	ratelog_hit(rlg, 0);
 }
 

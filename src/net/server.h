@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 
 #include "lib/ratelimit.h"
 
@@ -39,8 +40,7 @@ struct server_ratelog {
 	struct ratelimit	 rl;
 	struct event		*flush;
 	const char		*what;		/* "event=refused reason=..." */
-	const char		*what_base;	/* what, without rip= */
-	char			 what_buf[160];	/* what with rip= */
+	struct sockaddr_storage	 last_addr;	/* ratelog_hit_addr(): "rip=" */
 	int			 errnum;	/* the last event's errno, or 0 */
 };
 

@@ -175,7 +175,6 @@ session_new(struct session_set *set, struct bufferevent *bev,
 		return NULL;
 	}
 	s->direct = (flags & SESSION_SOCKET) != 0;
-	s->loopback = sa_loopback(sa);
 	s->started_ms = mono_ms();
 	s->reason = "unknown";
 	format_peer(sa, salen, s->peer, sizeof(s->peer));
@@ -824,7 +823,7 @@ session_tls_available(const struct session *s)
 bool
 session_peer_loopback(const struct session *s)
 {
-	return s->loopback;
+	return sa_loopback((const struct sockaddr *)(const void *)&s->peer_sa);
 }
 
 /* Drop every octet of input received so far, and any partial line. */

@@ -77,7 +77,6 @@ struct session {
 	unsigned		 flush_queued:1; /* on set->flushq */
 	unsigned		 write_armed:1;	/* EV_WRITE enabled on bev */
 	unsigned		 read_paused:1;	/* input full: EV_READ off */
-	unsigned		 loopback:1;	/* session_peer_loopback() */
 	unsigned		 secure:1;	/* TLS handshake done */
 	unsigned		 tls_pending:1;	/* STLS: wrap once "+OK" is out */
 	unsigned		 handshake:1;	/* TLS handshake in progress */
