@@ -308,8 +308,13 @@ tls_server_free(struct tls_server *tls)
 	free(tls);
 }
 
-struct bufferevent *
-tls_socket_new(struct tls_server *tls, struct event_base *base,
+/*
+ * A server-side TLS socket bufferevent on fd, the handshake pending; it
+ * frees its SSL and closes fd with itself. NULL (errno ENOMEM) on error,
+ * fd left open.
+ */
+static struct bufferevent *
+tls_bev_new(struct tls_server *tls, struct event_base *base,
     evutil_socket_t fd)
 {
 	struct bufferevent	*bev;
@@ -317,20 +322,28 @@ tls_socket_new(struct tls_server *tls, struct event_base *base,
 
 	if ((ssl = SSL_new(tls->cur->dflt)) == NULL) {
 		ERR_clear_error();
-		fio_close_keep_errno(fd);
 		errno = ENOMEM;
 		return NULL;
 	}
-	/* CLOSE_ON_FREE: the bufferevent frees ssl and closes fd. */
 	if ((bev = bufferevent_openssl_socket_new(base, fd, ssl,
 	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
 		SSL_free(ssl);
-		fio_close_keep_errno(fd);
 		errno = ENOMEM;
 		return NULL;
 	}
 	/* A peer closing without close_notify has simply left (EOF). */
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+struct bufferevent *
+tls_socket_new(struct tls_server *tls, struct event_base *base,
+    evutil_socket_t fd)
+{
+	struct bufferevent *bev;
+
+	if ((bev = tls_bev_new(tls, base, fd)) == NULL)
+		fio_close_keep_errno(fd);
 	return bev;
 }
 
@@ -347,26 +360,16 @@ tls_stls_new(void *arg, struct bufferevent *plain)
 	struct tls_server	*tls = arg;
 	struct bufferevent	*bev;
 	evutil_socket_t		 fd = bufferevent_getfd(plain);
-	SSL			*ssl;
 
 	if (fd == -1 || bufferevent_setfd(plain, -1) == -1)
 		return NULL;
-	if ((ssl = SSL_new(tls->cur->dflt)) == NULL) {
-		ERR_clear_error();
-		goto fail;
-	}
-	if ((bev = bufferevent_openssl_socket_new(bufferevent_get_base(plain),
-	    fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE)) ==
+	if ((bev = tls_bev_new(tls, bufferevent_get_base(plain), fd)) ==
 	    NULL) {
-		SSL_free(ssl);
-		goto fail;
+		(void)bufferevent_setfd(plain, fd);
+		return NULL;
 	}
-	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
 	bufferevent_free(plain);
 	return bev;
-fail:
-	(void)bufferevent_setfd(plain, fd);
-	return NULL;
 }
 
 static const char *
