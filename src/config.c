@@ -110,6 +110,9 @@ static const struct cfg_key cfg_keys[] = {
 	{ "server", "max_bad_commands", CFG_INT, OFF(max_bad_commands), "20",
 	    1, 1000, 0,
 	    .doc = "consecutive bad commands after login before disconnect" },
+	{ "server", "shutdown_timeout", CFG_INT, OFF(shutdown_timeout), "30",
+	    0, 3600, 0,
+	    .doc = "seconds a stop waits for replies and UPDATEs in progress" },
 
 	/* Privileges (lib/privdrop.h): the names are looked up at load. */
 	{ "server", "user", CFG_STRING, OFF(user), "", 0, 0, CFG_F_EMPTY,
@@ -1300,8 +1303,9 @@ cfg_load(const char *path, struct cfg **cfg_r, char *err, size_t errlen)
 	cfg_warn_unknown(&ctx, d);
 	cfg_warn_duplicates(&ctx, path);
 
-	if ((cfg = calloc(1, sizeof(*cfg))) == NULL ||
-	    (cfg->path = strdup(path)) == NULL) {
+	if ((cfg = calloc(1, sizeof(*cfg))) != NULL)
+		cfg->refs = 1;
+	if (cfg == NULL || (cfg->path = strdup(path)) == NULL) {
 		cfg_file_error(&ctx, "cannot load", strerror(errno));
 		goto out;
 	}
@@ -1320,12 +1324,19 @@ cfg_load(const char *path, struct cfg **cfg_r, char *err, size_t errlen)
 	return rv;
 }
 
+struct cfg *
+cfg_ref(struct cfg *cfg)
+{
+	cfg->refs++;
+	return cfg;
+}
+
 void
 cfg_free(struct cfg *cfg)
 {
 	size_t	 i;
 
-	if (cfg == NULL)
+	if (cfg == NULL || --cfg->refs > 0)
 		return;
 	for (i = 0; i < CFG_NKEYS; i++) {
 		switch (cfg_keys[i].type) {

@@ -22,10 +22,13 @@
 
 #include <event2/event.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "auth/auth.h"
 #include "config.h"
 #include "lib/evpop3d.h"
 #include "lib/log.h"
+#include "lib/monotime.h"
 #include "lib/privdrop.h"
 #include "net/server.h"
 #include "net/tls.h"
@@ -49,34 +52,6 @@ usage(int status)
 	    "duplicate keys)\n",
 	    EVPOP3D_NAME, EVPOP3D_NAME, EVPOP3D_NAME);
 	exit(status);
-}
-
-/*
- * sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET, which
- * may name an abstract socket ("@...").
- */
-static void
-notify_systemd(const char *msg)
-{
-	struct sockaddr_un	 sun;
-	const char		*path = getenv("NOTIFY_SOCKET");
-	size_t			 len;
-	int			 fd;
-
-	if (path == NULL || (len = strlen(path)) == 0 ||
-	    len >= sizeof(sun.sun_path))
-		return;
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, path, len);
-	if (sun.sun_path[0] == '@')
-		sun.sun_path[0] = '\0';
-	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
-		return;
-	if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sun,
-	    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) == -1)
-		log_warn("sd_notify");
-	close(fd);
 }
 
 /*
@@ -246,10 +221,21 @@ startup_failed(void)
 
 /* What the signal handlers work on. */
 struct daemon {
+	const char		*path;		/* the configuration file */
+	bool			 debug;		/* -d */
+	struct cfg		*cfg;		/* the one in force */
 	struct server		 srv;
 	struct pop3_env		*env;
 	struct session_set	*sessions;
-	struct tls_server	*tls;		/* NULL: no TLS configured */
+	struct session_params	 sp;
+	/*
+	 * Made when [tls] is first configured, kept to the end: sessions'
+	 * hooks point at it. tls_on: the configuration in force has [tls].
+	 */
+	struct tls_server	*tls;
+	bool			 tls_on;
+	struct event		*status;	/* STATUS= for systemd */
+	uint64_t		 reloads;
 };
 
 /* The counters of every part: info level (SIGUSR1), or debug (at exit). */
@@ -260,10 +246,123 @@ stats_log(const struct daemon *d, bool debug)
 	pop3_stats_log(d->env, debug);
 }
 
+/* The session parameters cfg asks for. */
+static void
+daemon_params(struct daemon *d, const struct cfg *cfg)
+{
+	d->sp = (struct session_params){ .proto = &pop3_proto, .arg = d->env,
+	    .line_max = POP3_LINE_MAX,
+	    .write_timeout = (unsigned)cfg->write_timeout,
+	    .handshake_timeout = (unsigned)cfg->login_timeout };
+	if (d->tls_on)
+		tls_session_hooks(d->tls, &d->sp.tls);
+}
+
+/* Live counts for `systemctl status` (STATUS=), every few seconds. */
+#define STATUS_INTERVAL_S	5
+
+static void
+status_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)fd;
+	(void)events;
+	sd_notifyf(0, "STATUS=%zu sessions, %zu logged in; %llu connections, "
+	    "%llu reloads since start", session_set_count(d->sessions),
+	    pop3_logged_in(d->env), (unsigned long long)d->srv.stats.connections,
+	    (unsigned long long)d->reloads);
+}
+
+/* The settings a reload cannot change, being applied once at start. */
+static void
+reload_restart_needed(const struct cfg *old, const struct cfg *cfg)
+{
+	if (strcmp(old->user, cfg->user) != 0 ||
+	    strcmp(old->group, cfg->group) != 0 ||
+	    old->allow_root != cfg->allow_root)
+		log_warnx("event=reload-restart-needed key=\"[server] user, "
+		    "group, allow_root\" note=\"the privileges were dropped "
+		    "at start\"");
+}
+
+/*
+ * SIGHUP (and the admin socket's reload): read the configuration file
+ * again and apply all of it, or none: the passwd-file, the TLS
+ * certificates and keys, the listeners (kept, added, closed), limits
+ * and timeouts. Sessions from now on start with the new settings;
+ * running ones keep theirs. Anything that fails leaves the running
+ * configuration as it was, with an error line. Returns 0 or -1 (err).
+ */
+static int
+daemon_reload(struct daemon *d, char *err, size_t errlen)
+{
+	struct cfg		*cfg = NULL;
+	struct pop3_gen		*gen = NULL;
+	struct tls_server	*made = NULL, *tls = NULL;
+	char			 q[LOG_QUOTED_SIZE(1024)];
+
+	sd_notifyf(0, "RELOADING=1\nSTATUS=Reloading %s\nMONOTONIC_USEC=%llu",
+	    d->path, (unsigned long long)mono_us());
+	log_info("event=reload path=%s", d->path);
+	if (cfg_load(d->path, &cfg, err, errlen) == -1)
+		goto fail;
+	if (cfg->tls_cert != NULL) {
+		if (d->tls == NULL) {
+			if (tls_server_new(cfg, &made, err, errlen) == -1)
+				goto fail;
+			tls = made;
+		} else {
+			if (tls_server_prepare(d->tls, cfg, err, errlen) == -1)
+				goto fail;
+			tls = d->tls;
+		}
+	}
+	if (pop3_gen_new(cfg, &gen, err, errlen) == -1)
+		goto fail;
+	if (server_reconfigure(&d->srv, cfg, tls) == -1) {
+		snprintf(err, errlen, "%s: a listener could not be set up "
+		    "(see the listen-failed line)", d->path);
+		goto fail;
+	}
+
+	/* Nothing fails from here on. */
+	reload_restart_needed(d->cfg, cfg);
+	if (made != NULL)
+		d->tls = made;
+	else if (tls != NULL)
+		tls_server_commit(tls);
+	d->tls_on = tls != NULL;
+	pop3_env_reload(d->env, gen);
+	daemon_params(d, cfg);
+	session_set_params(d->sessions, &d->sp);
+	log_init(d->debug || cfg->log_debug);
+	cfg_free(d->cfg);
+	d->cfg = cfg;
+	check_plaintext(cfg);
+	d->reloads++;
+	log_info("event=reload result=ok listeners=%zu tls=%s warnings=%d",
+	    d->srv.n_listeners, d->tls_on ? "yes" : "no", cfg->warnings);
+	sd_notify(0, "READY=1");
+	status_cb(-1, 0, d);
+	return 0;
+fail:
+	tls_server_abort(d->tls);
+	tls_server_free(made);
+	pop3_gen_unref(gen);
+	cfg_free(cfg);
+	log_errorx("event=reload result=failed error=%s note=\"the running "
+	    "configuration stays in force\"", log_quote(q, sizeof(q), err));
+	sd_notify(0, "READY=1");
+	status_cb(-1, 0, d);
+	return -1;
+}
+
 static void
 signal_cb(evutil_socket_t sig, short events, void *arg)
 {
-	struct daemon *d = arg;
+	struct daemon	*d = arg;
+	char		 err[1024];
 
 	(void)events;
 	if (sig == SIGUSR1) {
@@ -271,14 +370,12 @@ signal_cb(evutil_socket_t sig, short events, void *arg)
 		return;
 	}
 	if (sig == SIGHUP) {
-		log_info("event=sighup note=\"the passwd-file is re-read when "
-		    "it changes and the TLS certificates now; other settings "
-		    "need a restart\"");
-		if (d->tls != NULL)
-			(void)tls_server_reload(d->tls);
+		(void)daemon_reload(d, err, sizeof(err));
 		return;
 	}
-	notify_systemd("STOPPING=1");
+	if (!d->srv.stopping)
+		sd_notifyf(0, "STOPPING=1\nSTATUS=Stopping: %zu sessions",
+		    session_set_count(d->sessions));
 	server_stop(&d->srv);
 }
 
@@ -388,7 +485,6 @@ main(int argc, char *argv[])
 	struct event_base	*base;
 	struct event		*sigs[4];
 	struct daemon		 d;
-	struct session_params	 sp;
 	struct cfg		*cfg;
 	struct privdrop		 pd;
 	const char		*path = NULL;
@@ -396,6 +492,7 @@ main(int argc, char *argv[])
 	bool			 check = false, debug = false;
 	int			 ch, i, ret;
 	const int		 signos[4] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
+	struct timeval		 status_tv = { .tv_sec = STATUS_INTERVAL_S };
 
 	if (argc >= 2 && strcmp(argv[1], "hash") == 0)
 		return cmd_hash(argc - 1, argv + 1);
@@ -435,11 +532,15 @@ main(int argc, char *argv[])
 	}
 	/* -t too: a certificate or key that does not load is an error. */
 	memset(&d, 0, sizeof(d));
+	d.path = path;
+	d.debug = debug;
+	d.cfg = cfg;
 	if (tls_server_new(cfg, &d.tls, err, sizeof(err)) == -1) {
 		fprintf(stderr, "%s: %s\n", EVPOP3D_NAME, err);
 		cfg_free(cfg);
 		return 1;
 	}
+	d.tls_on = d.tls != NULL;
 	if (check) {
 		ret = check_config(cfg, path);
 		tls_server_free(d.tls);
@@ -483,12 +584,8 @@ main(int argc, char *argv[])
 		cfg_free(cfg);
 		return startup_failed();
 	}
-	sp = (struct session_params){ .proto = &pop3_proto, .arg = d.env,
-	    .line_max = POP3_LINE_MAX,
-	    .write_timeout = (unsigned)cfg->write_timeout,
-	    .handshake_timeout = (unsigned)cfg->login_timeout };
-	tls_session_hooks(d.tls, &sp.tls);
-	if ((d.sessions = session_set_new(base, &sp)) == NULL)
+	daemon_params(&d, cfg);
+	if ((d.sessions = session_set_new(base, &d.sp)) == NULL)
 		log_error("event=startup-failed step=sessions");
 	if (d.sessions == NULL ||
 	    server_init(&d.srv, base, cfg, d.sessions, d.tls) == -1) {
@@ -516,9 +613,16 @@ main(int argc, char *argv[])
 	}
 	if (pd.drop)
 		check_readable_after_drop(cfg);
-	log_info("event=ready version=%s listeners=%zu tls=%s", EVPOP3D_VERSION,
-	    d.srv.n_listeners, d.tls != NULL ? "yes" : "no");
-	notify_systemd("READY=1\nSTATUS=Accepting connections");
+	log_info("event=ready version=%s listeners=%zu tls=%s%s",
+	    EVPOP3D_VERSION, d.srv.n_listeners, d.tls != NULL ? "yes" : "no",
+	    d.srv.inherited ? " sockets=systemd" : "");
+	sd_notify(0, "READY=1");
+	/* systemctl status: live counts, when systemd listens. */
+	if (getenv("NOTIFY_SOCKET") != NULL &&
+	    (d.status = event_new(base, -1, EV_PERSIST, status_cb, &d)) != NULL) {
+		status_cb(-1, 0, &d);
+		event_add(d.status, &status_tv);
+	}
 
 	ret = event_base_dispatch(base) == -1 ? 1 : 0;
 
@@ -532,10 +636,12 @@ main(int argc, char *argv[])
 	pop3_env_free(d.env);
 	for (i = 0; i < 4; i++)
 		event_free(sigs[i]);
+	if (d.status != NULL)
+		event_free(d.status);
 	event_base_free(base);
 	tls_server_free(d.tls);
 	log_info("event=stopped");
-	cfg_free(cfg);
+	cfg_free(d.cfg);
 	libevent_global_shutdown();
 	return ret;
 }

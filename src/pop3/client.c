@@ -36,7 +36,7 @@ pop3_set_state(struct client *c, enum pop3_state state)
 	c->state = state;
 	/* The login deadline becomes the idle limit (RFC 1939 section 3). */
 	if (state == POP3_TRANSACTION)
-		session_set_idle(c->s, (uint64_t)c->env->cfg->idle_timeout *
+		session_set_idle(c->s, (uint64_t)c->cfg->idle_timeout *
 		    1000);
 }
 
@@ -44,7 +44,7 @@ pop3_set_state(struct client *c, enum pop3_state state)
 void
 pop3_bad_command(struct client *c)
 {
-	unsigned limit = (unsigned)c->env->cfg->max_bad_commands;
+	unsigned limit = (unsigned)c->cfg->max_bad_commands;
 
 	if (c->state == POP3_AUTHORIZATION && limit > PRELOGIN_MAX_BAD)
 		limit = PRELOGIN_MAX_BAD;

@@ -488,6 +488,10 @@ session_process(struct session *s)
 	enum lb_result			 r;
 
 	while (session_takes_input(s)) {
+		if (s->set->draining) {
+			session_shutdown(s);	/* the command in progress is done */
+			return;
+		}
 		if (session_output_len(s) >= OUT_HIWAT) {
 			/* session_write_cb() resumes */
 			session_throttle_read(s);
@@ -753,6 +757,13 @@ session_close(struct session *s, const char *reason, bool flush)
 	session_free_later(s);
 }
 
+/*
+ * The stop path (set.c, session_set_drain()). A session waiting for a
+ * command gets the protocol's bye and is closed. One busy with a command
+ * (a reply being sent, a worker job such as UPDATE, a pause) finishes
+ * it: session_process() then answers its next command with the bye. A
+ * TLS handshake in progress is dropped: no command was sent yet.
+ */
 void
 session_shutdown(struct session *s)
 {
@@ -760,10 +771,12 @@ session_shutdown(struct session *s)
 
 	if (s->closing)
 		return;
-	if (!session_takes_input(s) || bye == NULL) {
+	if (s->handshake || bye == NULL) {
 		session_close(s, "shutdown", false);
 		return;
 	}
+	if (!session_takes_input(s))
+		return;
 	session_reply(s, "%s", bye);
 	session_close(s, "shutdown", true);
 }

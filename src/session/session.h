@@ -133,13 +133,24 @@ struct session_set	*session_set_new(struct event_base *base,
 void			 session_set_free(struct session_set *set);
 size_t			 session_set_count(const struct session_set *set);
 /*
- * Graceful stop: say proto->bye to idle sessions and close them all
- * (the protocol decides, in gone(), what closing without QUIT means).
- * The loop exits once the last session is gone, or breaks after
- * grace_s seconds, freeing what is left.
+ * Graceful stop: say proto->bye to sessions waiting for a command and
+ * close them; a session busy with one (a reply being sent, a worker
+ * job) finishes it, and its next command gets the bye instead of an
+ * answer. The protocol decides, in gone(), what closing without QUIT
+ * means. The loop exits once the last session is gone, or breaks after
+ * grace_s seconds, freeing what is left (session_set_cut()).
  */
 void			 session_set_drain(struct session_set *set,
 			    unsigned grace_s);
+/* Free every session now and break the loop: a drain cut short. */
+void			 session_set_cut(struct session_set *set);
+/*
+ * Replace the parameters (a reload): new sessions take line_max from
+ * them; running ones read the timeouts and the TLS hooks when they use
+ * them, so they see the new ones too.
+ */
+void			 session_set_params(struct session_set *set,
+			    const struct session_params *params);
 
 /*
  * Take over bev (enabled by the session; freed with it) for a new

@@ -73,19 +73,33 @@ session_set_count(const struct session_set *set)
 	return set->n_sessions;
 }
 
-static void
-set_drain_deadline_cb(evutil_socket_t fd, short events, void *arg)
+void
+session_set_params(struct session_set *set,
+    const struct session_params *params)
 {
-	struct session_set	*set = arg;
-	struct session		*s;
+	set->params = *params;
+}
 
-	(void)fd;
-	(void)events;
-	log_warnx("event=shutdown-deadline sessions=%zu", set->n_sessions);
+void
+session_set_cut(struct session_set *set)
+{
+	struct session *s;
+
 	set->draining = 0;	/* no loopexit from here: we break */
 	while ((s = TAILQ_FIRST(&set->sessions)) != NULL)
 		session_destroy(s);
 	event_base_loopbreak(set->base);
+}
+
+static void
+set_drain_deadline_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct session_set *set = arg;
+
+	(void)fd;
+	(void)events;
+	log_warnx("event=shutdown-deadline sessions=%zu", set->n_sessions);
+	session_set_cut(set);
 }
 
 void

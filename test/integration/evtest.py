@@ -268,6 +268,7 @@ class Server:
         # argv before the daemon's: a command that execs it (prlimit), so
         # that self.pid stays the daemon's
         self.prefix = []
+        self.pass_fds = ()		# descriptors the daemon inherits
         self.lines = []
         self.cond = threading.Condition()
         self.reader = None
@@ -339,6 +340,7 @@ class Server:
                                      stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE,
+                                     pass_fds=self.pass_fds,
                                      cwd="/")	# relative paths: config dir
         self.reader = threading.Thread(target=self._read_stderr, daemon=True)
         self.reader.start()
