@@ -3,10 +3,7 @@
  * (the passwd-file), the worker pool for blocking work (password checks,
  * maildrop opens, lookups, UPDATE, releases), and the counters.
  */
-#include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "auth/auth.h"
 #include "config.h"
@@ -15,45 +12,6 @@
 #include "pop3/client.h"
 #include "pop3/dispatch.h"
 #include "pop3/penalty.h"
-
-int
-pop3_gen_new(struct cfg *cfg, struct pop3_gen **gen_r, char *err,
-    size_t errlen)
-{
-	struct pop3_gen *gen;
-
-	*gen_r = NULL;
-	if ((gen = calloc(1, sizeof(*gen))) == NULL) {
-		snprintf(err, errlen, "%s", strerror(errno));
-		return -1;
-	}
-	if (auth_db_open(cfg->passwd_file, cfg->allow_shrink ?
-	    AUTH_DB_ALLOW_SHRINK : 0, &gen->auth, err, errlen) == -1) {
-		free(gen);
-		return -1;
-	}
-	gen->refs = 1;
-	gen->cfg = cfg_ref(cfg);
-	*gen_r = gen;
-	return 0;
-}
-
-struct pop3_gen *
-pop3_gen_ref(struct pop3_gen *gen)
-{
-	gen->refs++;
-	return gen;
-}
-
-void
-pop3_gen_unref(struct pop3_gen *gen)
-{
-	if (gen == NULL || --gen->refs > 0)
-		return;
-	auth_db_free(gen->auth);
-	cfg_free(gen->cfg);
-	free(gen);
-}
 
 int
 pop3_env_new(struct event_base *base, struct cfg *cfg,
