@@ -57,6 +57,13 @@ admin_logged_in(const struct client *c)
 	return c != NULL && c->user != NULL && c->state != POP3_AUTHORIZATION;
 }
 
+/* A session that names a user: logged in, or USER given (admin.h). */
+static bool
+admin_named(const struct client *c)
+{
+	return c != NULL && c->user != NULL;
+}
+
 /* who -1: one line per session. */
 static void
 who_session(struct session *s, void *arg)
@@ -68,9 +75,11 @@ who_session(struct session *s, void *arg)
 	bool		 in = admin_logged_in(c);
 
 	session_local(s, lip, sizeof(lip));
+	/* USER: the name; LOGIN_S 0 until logged in. */
 	evbuffer_add_printf(out, "%016llx %s %s %s %s %llu %llu %u %u\n",
-	    (unsigned long long)session_id(s), in ? pop3_admin_name(name,
-	    sizeof(name), c->user) : "-", session_peer(s), lip,
+	    (unsigned long long)session_id(s), admin_named(c) ?
+	    pop3_admin_name(name, sizeof(name), c->user) : "-",
+	    session_peer(s), lip,
 	    c != NULL ? pop3_state_name(c->state) : "-",
 	    in ? (unsigned long long)(now - c->login_ms) / 1000 : 0ULL,
 	    (unsigned long long)session_age_ms(s) / 1000,
@@ -88,7 +97,7 @@ who_collect(struct session *s, void *arg)
 {
 	struct who_list	*l = arg;
 
-	if (l->n < l->max && admin_logged_in(session_ctx(s)))
+	if (l->n < l->max && admin_named(session_ctx(s)))
 		l->v[l->n++] = s;
 }
 

@@ -16,11 +16,14 @@ struct pop3_env;
 struct session_set;
 
 /*
- * `who`: one line per logged-in user, by name, with the number of its
- * sessions and their client addresses:
+ * `who`: one line per user, by name, with the number of its sessions
+ * and their client addresses:
  *	alice 2 (127.0.0.1 192.0.2.7)
- * With verbose (`who -1`) a header, then one line per session, sessions
- * not logged in yet too (user "-"):
+ * A user's sessions are those logged in as it (one at most per maildrop:
+ * the lock is exclusive) and those that named it with USER but are not
+ * logged in (a login being checked, refused, or [IN-USE]). With verbose
+ * (`who -1`) a header, then one line per session, those that named no
+ * user yet too (USER "-"); STATE tells who is logged in:
  *	ID USER RIP LIP STATE LOGIN_S CONNECTED_S RETR TOP
  * Returns the number of sessions listed (verbose) or users (summary); -1
  * if out of memory (nothing written then).
