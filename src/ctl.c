@@ -18,7 +18,6 @@
 #include "config.h"
 #include "ctl.h"
 #include "lib/evpop3d.h"
-#include "lib/log.h"
 #include "net/control.h"
 
 #define CTL_TIMEOUT_S	30
@@ -183,7 +182,7 @@ ctl_main(int argc, char *argv[])
 	char		 request[CONTROL_REQUEST_MAX + 1];
 	bool		 verbose = false;
 	int		 ch;
-	size_t		 n;
+	size_t		 n, i;
 
 	optind = 1;
 	while ((ch = getopt(argc, argv, strcmp(cmd, "who") == 0 ? "1c:s:v" :
@@ -210,7 +209,7 @@ ctl_main(int argc, char *argv[])
 			return ctl_usage(cmd);
 		/* One line of printable text: the daemon refuses the rest. */
 		n = strlen(argv[0]);
-		for (size_t i = 0; i < n; i++)
+		for (i = 0; i < n; i++)
 			if ((unsigned char)argv[0][i] < 0x20 ||
 			    (unsigned char)argv[0][i] > 0x7e) {
 				fprintf(stderr, "%s: kick: the user name has "
