@@ -27,6 +27,7 @@ import threading
 import time
 
 import evtest
+import mboxdeliver
 
 SCALE = evtest.SCALE
 NOBODY = pwd.getpwnam("nobody")
@@ -413,6 +414,54 @@ class Control(evtest.ServerTestCase):
         while self.cli("who").returncode != 0:
             self.assertLess(time.monotonic(), deadline)
             time.sleep(0.05)
+
+
+class KickDuringUpdate(evtest.ServerTestCase):
+    """A session in UPDATE (it sent QUIT) is not cut by kick: the UPDATE
+    completes and deletes what the client asked for. The UPDATE is held
+    deterministically by the MDA's dotlock on the mbox, which it waits
+    for (up to 10 s)."""
+
+    POOL = 0
+
+    @classmethod
+    def setup_users(cls, srv):
+        cls.mb = mboxdeliver.add_user(srv, "upd@example.com")
+        cls.sock = srv.config["control"]["socket"]
+
+    def test_update_finishes(self):
+        mb = self.mb
+        raw = [mboxdeliver.entry(b"Subject: %d\n\nmessage %d\n" % (i, i),
+                                 "sender@example.com", 1704103200 + i)
+               for i in range(3)]
+        mboxdeliver.write(mb.mbox, b"".join(raw))
+        c = self.login(mb)
+        c.ok("DELE 1")
+        lock = mb.mbox + ".lock"
+        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        os.write(fd, b"%d\n" % os.getpid())
+        os.close(fd)
+        self.addCleanup(lambda: os.path.exists(lock) and os.unlink(lock))
+        c.send("QUIT\r\n")
+        deadline = time.monotonic() + 5 * SCALE
+        while " UPDATE " not in run_cli(["who", "-1", "-s",
+                                          self.sock]).stdout:
+            self.assertLess(time.monotonic(), deadline, "no UPDATE")
+            time.sleep(0.02)
+        p = run_cli(["kick", "-s", self.sock, mb.user])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stdout, "kicked 0 session(s) of %s\n"
+                         "1 session(s) of %s in UPDATE close when it is "
+                         "done\n" % (mb.user, mb.user))
+        self.assertTrue(c.is_open())
+        os.unlink(lock)
+        self.assertEqual(c.status(), "+OK evpop3d signing off (1 messages "
+                         "deleted).")
+        c.expect_closed()
+        self.assertEqual(mboxdeliver.read(mb.mbox), b"".join(raw[1:]))
+        self.assertTrue(self.srv.wait_log(
+            r'event=admin cmd=kick uid=0 pid=\d+ user="upd@example.com" '
+            r'kicked=0 updating=1 result=ok'))
 
 
 class ControlSocketFile(evtest.ServerTestCase):
