@@ -30,6 +30,7 @@ struct control_client {
 	TAILQ_ENTRY(control_client)	 entry;
 	struct control			*ctl;
 	struct bufferevent		*bev;
+	struct event			*deadline;	/* the whole exchange */
 	uid_t				 uid;
 	pid_t				 pid;
 	unsigned			 replied:1;
@@ -167,6 +168,8 @@ client_free(struct control_client *cl)
 
 	TAILQ_REMOVE(&ctl->clients, cl, entry);
 	ctl->n_clients--;
+	if (cl->deadline != NULL)
+		event_free(cl->deadline);
 	bufferevent_free(cl->bev);
 	free(cl);
 }
@@ -180,16 +183,33 @@ client_write_cb(struct bufferevent *bev, void *arg)
 }
 
 static void
+client_timeout(struct control_client *cl)
+{
+	log_info("event=admin-timeout uid=%lu pid=%ld note=\"%s\"",
+	    (unsigned long)cl->uid, (long)cl->pid, cl->replied ?
+	    "reply not read" : "no request");
+	client_free(cl);
+}
+
+static void
 client_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct control_client *cl = arg;
 
 	(void)bev;
 	if (what & BEV_EVENT_TIMEOUT)
-		log_info("event=admin-timeout uid=%lu pid=%ld note=\"%s\"",
-		    (unsigned long)cl->uid, (long)cl->pid, cl->replied ?
-		    "reply not read" : "no request");
-	client_free(cl);
+		client_timeout(cl);
+	else
+		client_free(cl);
+}
+
+/* The bufferevent's timeouts are per read or write; this, per exchange. */
+static void
+client_deadline_cb(evutil_socket_t fd, short events, void *arg)
+{
+	(void)fd;
+	(void)events;
+	client_timeout(arg);
 }
 
 /*
@@ -344,6 +364,8 @@ control_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	struct ucred		 cred;
 	socklen_t		 credlen = sizeof(cred);
 	struct timeval		 tv = { .tv_sec = CONTROL_TIMEOUT_S };
+	struct timeval		 all = { .tv_sec = CONTROL_DEADLINE_S };
+	struct event_base	*base = evconnlistener_get_base(ctl->listener);
 	static const char	 busy[] = "ERR busy: too many control "
 				     "connections\n";
 
@@ -364,9 +386,12 @@ control_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 		return;
 	}
 	if ((cl = calloc(1, sizeof(*cl))) == NULL ||
-	    (cl->bev = bufferevent_socket_new(evconnlistener_get_base(
-	    ctl->listener), fd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+	    (cl->deadline = evtimer_new(base, client_deadline_cb, cl)) ==
+	    NULL || (cl->bev = bufferevent_socket_new(base, fd,
+	    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
 		log_warnx("event=admin-refused reason=out-of-memory");
+		if (cl != NULL && cl->deadline != NULL)
+			event_free(cl->deadline);
 		free(cl);
 		evutil_closesocket(fd);
 		return;
@@ -380,6 +405,7 @@ control_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	/* Reading stops past the longest request: it is refused then. */
 	bufferevent_setwatermark(cl->bev, EV_READ, 0, CONTROL_REQUEST_MAX + 2);
 	bufferevent_set_timeouts(cl->bev, &tv, &tv);
+	evtimer_add(cl->deadline, &all);
 	evbuffer_add_printf(bufferevent_get_output(cl->bev),
 	    "EVPOP3D-CONTROL %d\n", CONTROL_VERSION);
 	bufferevent_enable(cl->bev, EV_READ | EV_WRITE);

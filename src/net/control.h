@@ -17,10 +17,11 @@
  * Who may connect is decided by the socket file's owner and mode (bound
  * before the privilege drop, so root's by default); each command is
  * logged with the peer's uid (SO_PEERCRED). The limits: CONTROL_CLIENTS
- * at once (more are told "ERR busy"), CONTROL_TIMEOUT_S for the request
- * and for the reply to be read, a request line of CONTROL_REQUEST_MAX
- * bytes, and a reply of at most CONTROL_REPLY_MAX bytes (cut with
- * "ERR reply too long"). Nothing on the socket ever blocks the loop.
+ * at once (more are told "ERR busy"), CONTROL_TIMEOUT_S without progress
+ * in reading the request or sending the reply and CONTROL_DEADLINE_S for
+ * the whole exchange (a trickle holds no slot), a request line of
+ * CONTROL_REQUEST_MAX bytes, and a reply of at most CONTROL_REPLY_MAX
+ * bytes (cut with "ERR reply too long"). Nothing on the socket ever blocks the loop.
  */
 #ifndef EVPOP3D_CONTROL_H
 #define EVPOP3D_CONTROL_H
@@ -36,6 +37,7 @@ struct evbuffer;
 #define CONTROL_REQUEST_MAX	1024
 #define CONTROL_CLIENTS		8
 #define CONTROL_TIMEOUT_S	10
+#define CONTROL_DEADLINE_S	30
 #define CONTROL_REPLY_MAX	(16u << 20)
 
 /* One request, as a command handler sees it. */

@@ -416,6 +416,38 @@ class Control(evtest.ServerTestCase):
             time.sleep(0.05)
 
 
+class ControlTrickle(evtest.ServerTestCase):
+    """A client that sends its request a byte a second never reaches the
+    per-read timeout, but the whole exchange ends at 30 s."""
+
+    POOL = 1
+
+    def test_trickle(self):
+        r = Raw(self.srv.config["control"]["socket"])
+        t0 = time.monotonic()
+        stop = threading.Event()
+
+        def trickle():
+            while not stop.wait(1):
+                try:
+                    r.sock.send(b"w")
+                except OSError:
+                    return
+        t = threading.Thread(target=trickle)
+        t.start()
+        try:
+            self.assertEqual(r.rest(timeout=60), "")
+        finally:
+            stop.set()
+            t.join(10)
+        took = time.monotonic() - t0
+        self.assertGreater(took, 29)
+        self.assertLess(took, 45 * SCALE)
+        r.close()
+        self.assertTrue(self.srv.wait_log(
+            r'event=admin-timeout uid=0 pid=\d+ note="no request"'))
+
+
 class KickDuringUpdate(evtest.ServerTestCase):
     """A session in UPDATE (it sent QUIT) is not cut by kick: the UPDATE
     completes and deletes what the client asked for. The UPDATE is held
