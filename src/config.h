@@ -104,6 +104,11 @@ struct cfg {
 
 	/* [log] */
 	bool			 log_debug;
+
+	/* [control]: the admin socket (net/control.h) */
+	char			*control_socket; /* absolute; "" = none */
+	char			*control_mode_text; /* as written, octal */
+	int			 control_mode;	/* of the socket file */
 };
 
 /*

@@ -5,6 +5,8 @@
  *   evpop3d -t -c FILE     check the configuration and exit
  *   evpop3d hash [-s SCHEME] [-r ROUNDS]
  *                          read a password, print its hash ({SHA512-CRYPT})
+ *   evpop3d who [-1] | kick USER | stats | reload [-c FILE | -s SOCKET]
+ *                          ask the running daemon (ctl.c)
  *   evpop3d --version
  */
 #include <errno.h>
@@ -20,18 +22,22 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include <systemd/sd-daemon.h>
 
 #include "auth/auth.h"
 #include "config.h"
+#include "ctl.h"
 #include "lib/evpop3d.h"
 #include "lib/log.h"
 #include "lib/monotime.h"
 #include "lib/privdrop.h"
+#include "net/control.h"
 #include "net/server.h"
 #include "net/tls.h"
+#include "pop3/admin.h"
 #include "pop3/pop3.h"
 #include "session/session.h"
 #include "store/store.h"
@@ -43,14 +49,22 @@ usage(int status)
 	fprintf(status == 0 ? stdout : stderr,
 	    "usage: %s [-d] [-t] -c FILE\n"
 	    "       %s hash [-s SCHEME] [-r ROUNDS]\n"
+	    "       %s who [-1] [-c FILE | -s SOCKET]\n"
+	    "       %s kick [-c FILE | -s SOCKET] USER\n"
+	    "       %s stats | reload [-c FILE | -s SOCKET]\n"
 	    "       %s --version | --help\n"
 	    "  -c FILE  configuration file\n"
 	    "  -d       debug logging\n"
 	    "  -t       check the configuration and the files it names, and "
 	    "exit\n"
 	    "           (1 on errors and on warnings such as unknown or "
-	    "duplicate keys)\n",
-	    EVPOP3D_NAME, EVPOP3D_NAME, EVPOP3D_NAME);
+	    "duplicate keys)\n"
+	    "  who, kick, stats, reload: ask the running daemon through its "
+	    "admin socket\n"
+	    "           ([control] socket of -c FILE, default %s, or -s "
+	    "SOCKET)\n",
+	    EVPOP3D_NAME, EVPOP3D_NAME, EVPOP3D_NAME, EVPOP3D_NAME,
+	    EVPOP3D_NAME, EVPOP3D_NAME, CTL_DEFAULT_CONFIG);
 	exit(status);
 }
 
@@ -236,6 +250,7 @@ struct daemon {
 	bool			 tls_on;
 	struct event		*status;	/* STATUS= for systemd */
 	uint64_t		 reloads;
+	struct control		*control;	/* NULL: no admin socket */
 };
 
 /* The counters of every part: info level (SIGUSR1), or debug (at exit). */
@@ -284,6 +299,10 @@ reload_restart_needed(const struct cfg *old, const struct cfg *cfg)
 		log_warnx("event=reload-restart-needed key=\"[server] user, "
 		    "group, allow_root\" note=\"the privileges were dropped "
 		    "at start\"");
+	if (strcmp(old->control_socket, cfg->control_socket) != 0 ||
+	    old->control_mode != cfg->control_mode)
+		log_warnx("event=reload-restart-needed key=\"[control] socket, "
+		    "mode\" note=\"the admin socket was bound at start\"");
 }
 
 /*
@@ -358,6 +377,89 @@ fail:
 	return -1;
 }
 
+/* ------------------------------------------------ the admin socket */
+
+/* who [-1] */
+static int
+control_who(struct control_req *req, void *arg)
+{
+	struct daemon	*d = arg;
+	bool		 verbose = strcmp(req->arg, "-1") == 0;
+	long		 n;
+
+	if (req->arg[0] != '\0' && !verbose) {
+		snprintf(req->err, sizeof(req->err), "usage: who [-1]");
+		return -1;
+	}
+	if ((n = pop3_admin_who(d->sessions, req->out, verbose)) == -1) {
+		snprintf(req->err, sizeof(req->err), "out of memory");
+		return -1;
+	}
+	snprintf(req->log, sizeof(req->log), "%s=%ld", verbose ? "sessions" :
+	    "users", n);
+	return 0;
+}
+
+/* kick USER: nonzero (ERR) when the user had no session to close. */
+static int
+control_kick(struct control_req *req, void *arg)
+{
+	struct daemon	*d = arg;
+	char		 q[LOG_QUOTED_SIZE(POP3_USER_MAX)];
+	char		 name[LOG_QUOTED_SIZE(POP3_USER_MAX)];
+	size_t		 kicked, updating;
+
+	kicked = pop3_admin_kick(d->sessions, req->arg, &updating);
+	snprintf(req->log, sizeof(req->log), "user=%s kicked=%zu "
+	    "updating=%zu", log_quote(q, sizeof(q), req->arg), kicked,
+	    updating);
+	pop3_admin_name(name, sizeof(name), req->arg);
+	if (kicked == 0 && updating == 0) {
+		snprintf(req->err, sizeof(req->err), "no session of %.200s to "
+		    "kick", name);
+		return -1;
+	}
+	evbuffer_add_printf(req->out, "kicked %zu session(s) of %s\n",
+	    kicked, name);
+	if (updating > 0)
+		evbuffer_add_printf(req->out, "%zu session(s) of %s in UPDATE "
+		    "close when it is done\n", updating, name);
+	return 0;
+}
+
+/* stats: "name value" lines (the metrics text, once there is one). */
+static int
+control_stats(struct control_req *req, void *arg)
+{
+	struct daemon			*d = arg;
+	const struct server_stats	*st = &d->srv.stats;
+
+	evbuffer_add_printf(req->out, "net_connections %llu\n"
+	    "net_sessions %zu\nnet_refused %llu\nnet_refused_per_ip %llu\n"
+	    "net_refused_nofd %llu\nnet_accept_errors %llu\n",
+	    (unsigned long long)st->connections,
+	    session_set_count(d->sessions),
+	    (unsigned long long)st->refused,
+	    (unsigned long long)st->refused_per_ip,
+	    (unsigned long long)st->refused_nofd,
+	    (unsigned long long)st->accept_errors);
+	pop3_admin_stats(d->env, req->out);
+	return 0;
+}
+
+static int
+control_reload(struct control_req *req, void *arg)
+{
+	return daemon_reload(arg, req->err, sizeof(req->err));
+}
+
+static const struct control_cmd control_cmds[] = {
+	{ "who",	CONTROL_ARG_OPTIONAL,	control_who },
+	{ "kick",	CONTROL_ARG_REQUIRED,	control_kick },
+	{ "stats",	CONTROL_ARG_NONE,	control_stats },
+	{ "reload",	CONTROL_ARG_NONE,	control_reload },
+};
+
 static void
 signal_cb(evutil_socket_t sig, short events, void *arg)
 {
@@ -370,6 +472,7 @@ signal_cb(evutil_socket_t sig, short events, void *arg)
 		return;
 	}
 	if (sig == SIGHUP) {
+		log_info("event=sighup");
 		(void)daemon_reload(d, err, sizeof(err));
 		return;
 	}
@@ -490,12 +593,14 @@ main(int argc, char *argv[])
 	const char		*path = NULL;
 	char			 err[1024];
 	bool			 check = false, debug = false;
-	int			 ch, i, ret;
+	int			 ch, i, ret, ctl_fd = -1;
 	const int		 signos[4] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
 	struct timeval		 status_tv = { .tv_sec = STATUS_INTERVAL_S };
 
 	if (argc >= 2 && strcmp(argv[1], "hash") == 0)
 		return cmd_hash(argc - 1, argv + 1);
+	if (argc >= 2 && ctl_command(argv[1]))
+		return ctl_main(argc - 1, argv + 1);
 	while ((ch = getopt_long(argc, argv, "c:dht", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
@@ -598,6 +703,28 @@ main(int argc, char *argv[])
 		cfg_free(cfg);
 		return startup_failed();
 	}
+	/*
+	 * The admin socket, bound as the user who starts us (root: only
+	 * root may use it with mode 0600) before the drop; served after.
+	 */
+	if (cfg->control_socket[0] != '\0' && (ctl_fd = control_bind(
+	    cfg->control_socket, cfg->control_mode, err, sizeof(err))) == -1) {
+		log_errorx("event=startup-failed step=control error=\"%s\"",
+		    err);
+		session_set_free(d.sessions);
+		server_free(&d.srv);
+		pop3_env_free(d.env);
+		event_base_free(base);
+		tls_server_free(d.tls);
+		cfg_free(cfg);
+		return startup_failed();
+	}
+	if (ctl_fd != -1 && (d.control = control_new(base, ctl_fd,
+	    cfg->control_socket, control_cmds, sizeof(control_cmds) /
+	    sizeof(control_cmds[0]), &d)) == NULL) {
+		log_errorx("event=startup-failed step=control");
+		fatalx("event=exiting reason=startup-failed");
+	}
 	for (i = 0; i < 4; i++) {
 		sigs[i] = evsignal_new(base, signos[i], signal_cb, &d);
 		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1) {
@@ -631,6 +758,7 @@ main(int argc, char *argv[])
 	/* Sessions first: their release jobs go to the pool, which the
 	 * environment then drains, and they leave the server's per-address
 	 * counts when freed. */
+	control_free(d.control);
 	session_set_free(d.sessions);
 	server_free(&d.srv);
 	pop3_env_free(d.env);

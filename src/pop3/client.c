@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "lib/log.h"
+#include "lib/monotime.h"
 #include "pop3/client.h"
 
 /* Dovecot allows 3 bad commands before login; we allow a few more. */
@@ -34,6 +35,8 @@ pop3_set_state(struct client *c, enum pop3_state state)
 		session_debug(c->s, "event=state from=%s to=%s",
 		    pop3_state_name(c->state), pop3_state_name(state));
 	c->state = state;
+	if (state == POP3_TRANSACTION)
+		c->login_ms = mono_ms();
 	/* The login deadline becomes the idle limit (RFC 1939 section 3). */
 	if (state == POP3_TRANSACTION)
 		session_set_idle(c->s, (uint64_t)c->cfg->idle_timeout *

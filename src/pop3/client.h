@@ -149,7 +149,8 @@ struct client {
 	uint64_t		 total_octets;	/* of undeleted messages */
 	size_t			 last;		/* RFC 1460 LAST */
 
-	/* For the disconnect line. */
+	/* For the disconnect line, and `evpop3d who` (admin.c). */
+	uint64_t		 login_ms;	/* mono_ms() at login */
 	unsigned		 n_retr, n_top, n_dele_done;
 	uint64_t		 retr_bytes, top_bytes;
 };

@@ -241,6 +241,25 @@ session_peer(const struct session *s)
 	return s->peer;
 }
 
+void
+session_local(const struct session *s, char *buf, size_t len)
+{
+	struct sockaddr_storage	ss;
+	socklen_t		sslen = sizeof(ss);
+	evutil_socket_t		fd = bufferevent_getfd(s->bev);
+
+	if (fd == -1 || getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1)
+		format_peer(NULL, 0, buf, len);
+	else
+		format_peer((struct sockaddr *)&ss, sslen, buf, len);
+}
+
+uint64_t
+session_age_ms(const struct session *s)
+{
+	return mono_ms() - s->started_ms;
+}
+
 bool
 session_closing(const struct session *s)
 {
@@ -757,6 +776,19 @@ session_close(struct session *s, const char *reason, bool flush)
 	session_free_later(s);
 }
 
+void
+session_close_bye(struct session *s, const char *bye, const char *reason)
+{
+	if (s->closing)
+		return;
+	if (!session_takes_input(s) || bye == NULL) {
+		session_close(s, reason, false);
+		return;
+	}
+	session_reply(s, "%s", bye);
+	session_close(s, reason, true);
+}
+
 /*
  * The stop path (set.c, session_set_drain()). A session waiting for a
  * command gets the protocol's bye and is closed. One busy with a command
@@ -767,18 +799,12 @@ session_close(struct session *s, const char *reason, bool flush)
 void
 session_shutdown(struct session *s)
 {
-	const char *bye = s->set->params.proto->bye;
-
 	if (s->closing)
 		return;
-	if (s->handshake || bye == NULL) {
+	if (s->handshake)
 		session_close(s, "shutdown", false);
-		return;
-	}
-	if (!session_takes_input(s))
-		return;
-	session_reply(s, "%s", bye);
-	session_close(s, "shutdown", true);
+	else if (session_takes_input(s))
+		session_close_bye(s, s->set->params.proto->bye, "shutdown");
 }
 
 void

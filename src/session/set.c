@@ -73,6 +73,24 @@ session_set_count(const struct session_set *set)
 	return set->n_sessions;
 }
 
+size_t
+session_set_foreach(struct session_set *set,
+    void (*fn)(struct session *, void *), void *arg)
+{
+	struct session	*s, *next;
+	size_t		 n = 0;
+
+	/* next first: fn may close s, which stays listed until freed. */
+	for (s = TAILQ_FIRST(&set->sessions); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, entry);
+		if (s->closing)
+			continue;
+		fn(s, arg);
+		n++;
+	}
+	return n;
+}
+
 void
 session_set_params(struct session_set *set,
     const struct session_params *params)

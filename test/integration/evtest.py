@@ -259,6 +259,9 @@ class Server:
     def __init__(self, config=None, pool=12, tmpdir=None):
         self.dir = tmpdir or tempfile.mkdtemp(prefix="evtest-")
         self.config = {s: dict(kv) for s, kv in DEFAULT_CONFIG.items()}
+        # The admin socket in the temp dir: daemons never share one.
+        self.config["control"] = {"socket": os.path.join(self.dir,
+                                                         "control")}
         for sect, kv in (config or {}).items():
             self.config.setdefault(sect, {}).update(kv)
         self.users = []
