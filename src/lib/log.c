@@ -14,8 +14,9 @@
  *    sends one datagram to /dev/log per line.
  *  - journald: sd_journal_sendv(3), one datagram with MESSAGE=, PRIORITY=,
  *    SYSLOG_IDENTIFIER=evpop3d and EVPOP3D_EVENT=/EVPOP3D_SESSION= when
- *    the line has event= and sess=. If the journal socket cannot be
- *    written, the line goes to stderr instead, not nowhere.
+ *    the line has event= and sess=. Without a journal socket at
+ *    log_configure() (where libsystemd would drop lines silently), and
+ *    when a send fails, lines go to stderr instead, not nowhere.
  *
  * Every line is formatted into a stack buffer and handed over with one
  * write(2) of at most LOG_LINE_MAX octets (<= PIPE_BUF: lines of several
@@ -60,6 +61,8 @@
 /* Room in front of a line for the timestamp or "<N>", or "MESSAGE=". */
 #define LOG_HEAD	40
 #define LOG_TRUNC_MARK	"..."
+/* Where sd_journal_sendv() sends (systemd-journald.service(8)). */
+#define LOG_JOURNAL_SOCKET	"/run/systemd/journal/socket"
 
 enum log_level {
 	LOG_LVL_DEBUG,
@@ -115,10 +118,16 @@ void
 log_configure(const struct log_params *p)
 {
 	enum log_target	 t = p->target, old;
-	bool		 journal = log_stderr_is_journal();
+	bool		 journal = log_stderr_is_journal(), fallback = false;
 
 	if (t == LOG_TARGET_AUTO)
 		t = journal ? LOG_TARGET_JOURNALD : LOG_TARGET_STDERR;
+	/* sd_journal_sendv() drops lines silently without a journal
+	 * (ENOENT): keep them on stderr instead. */
+	if (t == LOG_TARGET_JOURNALD && access(LOG_JOURNAL_SOCKET, F_OK) == -1) {
+		t = LOG_TARGET_STDERR;
+		fallback = true;
+	}
 	tzset();	/* localtime_r() need not read TZ itself */
 	atomic_store_explicit(&log_debug_on, p->debug, memory_order_relaxed);
 	atomic_store_explicit(&log_journal_stream, journal,
@@ -130,6 +139,9 @@ log_configure(const struct log_params *p)
 	old = atomic_exchange_explicit(&log_tgt, t, memory_order_relaxed);
 	if (old == LOG_TARGET_SYSLOG && t != LOG_TARGET_SYSLOG)
 		closelog();
+	if (fallback && p->target == LOG_TARGET_JOURNALD)
+		log_warnx("event=log-target-fallback target=stderr "
+		    "reason=no-journal socket=%s", LOG_JOURNAL_SOCKET);
 }
 
 void

@@ -293,15 +293,22 @@ logfmt_expand(const struct logfmt *f, const struct logfmt_values *v,
 	const struct logfmt_op	*op;
 	const char		*val;
 	char			 tmp[LOG_QUOTED_SIZE(LOGFMT_USER_MAX)];
-	size_t			 i, o = 0;
+	size_t			 i, o = 0, skip;
+	bool			 dropped = false;
 
 	for (i = 0; i < f->n_ops && o < len - 1; i++) {
 		op = &f->ops[i];
 		val = NULL;
 		if (op->var != LOGFMT_NO_VAR &&
-		    (val = logfmt_value(v, op->var, tmp, sizeof(tmp))) == NULL)
-			continue;	/* absent: its label goes too */
-		logfmt_put(buf, len, &o, f->text + op->off, op->len);
+		    (val = logfmt_value(v, op->var, tmp, sizeof(tmp))) == NULL) {
+			dropped = true;	/* absent: its label goes too */
+			continue;
+		}
+		/* What followed a dropped first field starts the line. */
+		skip = o == 0 && dropped && op->len > 0 &&
+		    f->text[op->off] == ' ' ? 1 : 0;
+		logfmt_put(buf, len, &o, f->text + op->off + skip,
+		    op->len - skip);
 		if (val != NULL)
 			logfmt_put(buf, len, &o, val, strlen(val));
 	}
