@@ -138,6 +138,7 @@ struct client {
 	/* For the disconnect line. */
 	unsigned		 n_retr, n_top, n_dele_done;
 	uint64_t		 retr_bytes, top_bytes;
+	uint64_t		 login_octets;	/* maildrop size at login */
 };
 
 /* Change protocol state, tracing old->new at debug level. */

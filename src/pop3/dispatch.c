@@ -389,10 +389,8 @@ proto_gone(struct session *s)
 		return;
 	if (c->cont_next != NULL)
 		c->cont_next->base.free(s, &c->cont_next->base);
-	/* The maildrop's size at login, before maildrop_gone() drops it. */
 	sum = (struct session_summary){ .user = c->user,
-	    .message_count = c->n_msgs,
-	    .message_bytes = c->md != NULL ? maildrop_total(c->md) : 0 };
+	    .message_count = c->n_msgs, .message_bytes = c->login_octets };
 	stream_gone(c);
 	authz_gone(c);
 	penalty_gone(c);
