@@ -724,12 +724,15 @@ session_pause(struct session *s, uint64_t us, void (*fn)(struct session *))
 void
 session_set_summary(struct session *s, const struct session_summary *sum)
 {
-	free(s->summary_user);
-	s->summary = *sum;
-	/* NULL if out of memory: the line says "-" then. */
-	s->summary_user = sum->user != NULL ? strdup(sum->user) : NULL;
-	s->summary.user = s->summary_user;
-	s->has_summary = 1;
+	size_t	 ulen = sum->user != NULL ? strlen(sum->user) + 1 : 0;
+
+	/* Allocated at the end only: an idle session holds a pointer. */
+	free(s->summary);
+	if ((s->summary = malloc(sizeof(*sum) + ulen)) == NULL)
+		return;		/* the line goes without */
+	*s->summary = *sum;
+	if (sum->user != NULL)
+		s->summary->user = memcpy(s->summary + 1, sum->user, ulen);
 }
 
 static void
@@ -776,7 +779,9 @@ static void
 session_log_logout(const struct session *s)
 {
 	const struct logfmt	*fmt = session_logout_fmt(s->set);
-	const struct session_summary *sum = &s->summary;
+	static const struct session_summary none;
+	const struct session_summary *sum =
+	    s->summary != NULL ? s->summary : &none;
 	struct logfmt_values	 v;
 	struct sockaddr_storage	 ss;
 	socklen_t		 sslen = sizeof(ss);
@@ -797,7 +802,7 @@ session_log_logout(const struct session *s)
 		    .deleted_count = sum->deleted_count,
 		    .message_count = sum->message_count,
 		    .message_bytes = sum->message_bytes,
-		    .has_proto = s->has_summary };
+		    .has_proto = s->summary != NULL };
 		/* A system call: only when the format asks for it. */
 		if (logfmt_uses(fmt, LOGFMT_LIP) &&
 		    (fd = bufferevent_getfd(s->bev)) != -1 &&
@@ -893,7 +898,7 @@ session_free(struct session *s)
 	bufferevent_free(s->bev);
 	event_free(s->timer);
 	event_free(s->delay);
-	free(s->summary_user);
+	free(s->summary);
 	free(s);
 }
 

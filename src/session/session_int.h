@@ -67,8 +67,8 @@ struct session {
 	uint64_t		 active_ms;	/* last command (idle limit) */
 	uint64_t		 started_ms;
 	const char		*reason;	/* why it closed */
-	struct session_summary	 summary;	/* proto->gone()'s */
-	char			*summary_user;	/* summary.user, owned */
+	struct session_summary	*summary;	/* proto->gone()'s, with
+						   the user in the same block */
 	uint64_t		 bytes_in;	/* octets read (after TLS) */
 	uint64_t		 bytes_out;	/* octets sent (before TLS) */
 
@@ -84,7 +84,6 @@ struct session {
 	unsigned		 tls_pending:1;	/* STLS: wrap once "+OK" is out */
 	unsigned		 handshake:1;	/* TLS handshake in progress */
 	unsigned		 started:1;	/* proto->start() was called */
-	unsigned		 has_summary:1;	/* session_set_summary() */
 	const char		*tls_version;	/* for the disconnect line */
 };
 
