@@ -82,6 +82,7 @@ static int	cfg_check_tls_protocol(const char *, char *, size_t);
 static int	cfg_check_plaintext(const char *, char *, size_t);
 static int	cfg_check_user(const char *, char *, size_t);
 static int	cfg_check_group(const char *, char *, size_t);
+static int	cfg_check_metrics_listen(const char *, char *, size_t);
 
 #define OFF(f)	offsetof(struct cfg, f)
 
@@ -208,6 +209,12 @@ static const struct cfg_key cfg_keys[] = {
 
 	{ "log", "debug", CFG_BOOL, OFF(log_debug), "no", 0, 0, 0,
 	    .doc = "log debug lines" },
+
+	{ "metrics", "listen", CFG_STRING, OFF(metrics_listen), "", 0, 0,
+	    CFG_F_EMPTY,
+	    .doc = "ADDR:PORT of the Prometheus endpoint (GET /metrics); "
+		"empty: none",
+	    .check = cfg_check_metrics_listen },
 };
 
 /* [tls.NAME]: iniparser's (lower-case) name of an SNI section. */
@@ -529,6 +536,17 @@ cfg_check_group(const char *v, char *why, size_t whylen)
 	snprintf(why, whylen, "unknown group (not in the system's group "
 	    "database)");
 	return -1;
+}
+
+/* [metrics] listen: empty (no endpoint), or one address as listen takes. */
+static int
+cfg_check_metrics_listen(const char *v, char *why, size_t whylen)
+{
+	struct cfg_listen l;
+
+	if (*v == '\0')
+		return 0;
+	return cfg_parse_listen(v, &l, why, whylen);
 }
 
 /*

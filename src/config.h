@@ -102,6 +102,9 @@ struct cfg {
 
 	/* [log] */
 	bool			 log_debug;
+
+	/* [metrics] (net/metrics.h) */
+	char			*metrics_listen; /* "" = no endpoint */
 };
 
 /*

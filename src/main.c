@@ -27,6 +27,8 @@
 #include "lib/evpop3d.h"
 #include "lib/log.h"
 #include "lib/privdrop.h"
+#include "lib/metric.h"
+#include "net/metrics.h"
 #include "net/server.h"
 #include "net/tls.h"
 #include "pop3/pop3.h"
@@ -250,7 +252,51 @@ struct daemon {
 	struct pop3_env		*env;
 	struct session_set	*sessions;
 	struct tls_server	*tls;		/* NULL: no TLS configured */
+	struct metrics		*metrics;	/* [metrics] (net/metrics.h) */
 };
+
+/* The parts' metrics, as net/metrics.h's sources. */
+static void
+metrics_server_cb(const void *arg, struct metric_writer *w)
+{
+	const struct daemon *d = arg;
+
+	server_metrics_write(&d->srv, w);
+	metric_family(w, "evpop3d_sent_bytes_total", METRIC_COUNTER,
+	    "Octets sent to clients (POP3 bytes, before TLS).");
+	metric_u64(w, "evpop3d_sent_bytes_total", NULL, NULL,
+	    session_set_bytes_out(d->sessions));
+}
+
+static void
+metrics_pop3_cb(const void *arg, struct metric_writer *w)
+{
+	const struct daemon *d = arg;
+
+	pop3_metrics_write(d->env, w);
+}
+
+/* The registry with every part, serving on [metrics] listen if set. */
+static int
+metrics_start(struct daemon *d, struct event_base *base,
+    const struct cfg *cfg)
+{
+	char err[512];
+
+	if ((d->metrics = metrics_new(base)) == NULL ||
+	    metrics_add_source(d->metrics, metrics_server_cb, d) == -1 ||
+	    metrics_add_source(d->metrics, metrics_pop3_cb, d) == -1) {
+		log_error("event=startup-failed step=metrics");
+		return -1;
+	}
+	if (metrics_reconfigure(d->metrics, cfg->metrics_listen, err,
+	    sizeof(err)) == -1) {
+		log_errorx("event=startup-failed step=metrics-listen "
+		    "error=\"%s\"", err);
+		return -1;
+	}
+	return 0;
+}
 
 /* The counters of every part: info level (SIGUSR1), or debug (at exit). */
 static void
@@ -501,6 +547,8 @@ main(int argc, char *argv[])
 		cfg_free(cfg);
 		return startup_failed();
 	}
+	if (metrics_start(&d, base, cfg) == -1)
+		fatalx("event=exiting reason=startup-failed");
 	for (i = 0; i < 4; i++) {
 		sigs[i] = evsignal_new(base, signos[i], signal_cb, &d);
 		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1) {
@@ -524,6 +572,7 @@ main(int argc, char *argv[])
 
 	if (log_debug_enabled())
 		stats_log(&d, true);
+	metrics_free(d.metrics);
 	/* Sessions first: their release jobs go to the pool, which the
 	 * environment then drains, and they leave the server's per-address
 	 * counts when freed. */

@@ -34,6 +34,17 @@ int	pop3_env_new(struct event_base *base, const struct cfg *cfg,
  */
 void	pop3_env_free(struct pop3_env *env);
 
+struct metric_writer;
+
+/*
+ * The protocol's metrics into w (lib/metric.h): logins and failures by
+ * reason, login time, commands and errors and latency by name, message
+ * octets, store errors by kind, the worker queue. README, Operations,
+ * Metrics lists them.
+ */
+void	pop3_metrics_write(const struct pop3_env *env,
+	    struct metric_writer *w);
+
 /* Log the counters, per command too: at info level, or debug. */
 void	pop3_stats_log(const struct pop3_env *env, bool debug);
 

@@ -133,6 +133,11 @@ struct session_set	*session_set_new(struct event_base *base,
 void			 session_set_free(struct session_set *set);
 size_t			 session_set_count(const struct session_set *set);
 /*
+ * Octets every session of set has sent so far: taken from the sessions'
+ * outputs, before TLS (a TLS session's are counted as plaintext).
+ */
+uint64_t		 session_set_bytes_out(const struct session_set *set);
+/*
  * Graceful stop: say proto->bye to idle sessions and close them all
  * (the protocol decides, in gone(), what closing without QUIT means).
  * The loop exits once the last session is gone, or breaks after
@@ -187,6 +192,11 @@ uint64_t	 session_id(const struct session *s);
 const char	*session_peer(const struct session *s);
 /* The peer's address as given to session_new() (sa_family 0 if none). */
 const struct sockaddr *session_peer_addr(const struct session *s);
+/*
+ * Why s ends, as its disconnect line says ("quit", "idle-timeout"...; a
+ * static string named in code, never client text); "unknown" before.
+ */
+const char	*session_reason(const struct session *s);
 /*
  * Have fn(s, arg) called once when s is freed, after proto->gone(),
  * whatever ends it (per-address counts kept outside the session). One
