@@ -6,6 +6,8 @@ included); OpenMetrics on request; and hostile HTTP: other methods,
 other paths, huge headers, a client that sends nothing or stops halfway.
 """
 
+import json
+import os
 import re
 import shutil
 import socket
@@ -18,6 +20,7 @@ import urllib.request
 import evtest
 
 PROMTOOL = shutil.which("promtool")
+PROMETHEUS = shutil.which("prometheus")
 
 # net/metrics.h METRICS_TIMEOUT: an idle HTTP connection is closed then.
 HTTP_TIMEOUT = 10
@@ -222,6 +225,82 @@ class Scrape(MetricsBase):
         with urllib.request.urlopen(req, timeout=evtest.TIMEOUT) as r:
             self.assertEqual(r.status, 200)
             self.assertEqual(r.read(), b"")
+
+
+def free_port():
+    """A loopback port free now (prometheus takes no port 0)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@unittest.skipUnless(PROMETHEUS, "prometheus not installed (scripts/deps)")
+class RealPrometheus(MetricsBase):
+    """Debian's Prometheus server scrapes the endpoint (it asks for
+    OpenMetrics first): the target is up, with no scrape error, and the
+    values it stored are ours."""
+
+    def query(self, port, q):
+        url = "http://127.0.0.1:%d/api/v1/query?query=%s" % (
+            port, urllib.request.quote(q))
+        with urllib.request.urlopen(url, timeout=evtest.TIMEOUT) as r:
+            res = json.load(r)["data"]["result"]
+        return [float(x["value"][1]) for x in res]
+
+    def test_scraped(self):
+        c = self.login(self.fresh())
+        c.quit()
+        d = os.path.join(self.srv.dir, "prometheus")
+        os.makedirs(d)
+        with open(os.path.join(d, "prometheus.yml"), "w") as f:
+            f.write("global:\n  scrape_interval: 1s\n"
+                    "scrape_configs:\n  - job_name: evpop3d\n"
+                    "    static_configs:\n"
+                    "      - targets: ['127.0.0.1:%d']\n" % self.mport)
+        port = free_port()
+        logpath = os.path.join(d, "log")
+        with open(logpath, "w") as log:
+            p = subprocess.Popen(
+                [PROMETHEUS,
+                 "--config.file=" + os.path.join(d, "prometheus.yml"),
+                 "--storage.tsdb.path=" + os.path.join(d, "data"),
+                 "--web.listen-address=127.0.0.1:%d" % port],
+                stdout=subprocess.DEVNULL, stderr=log, cwd=d)
+
+        def stop():
+            p.terminate()
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.addCleanup(stop)
+        deadline = time.monotonic() + 90 * evtest.SCALE
+        up = []
+        while time.monotonic() < deadline and p.poll() is None:
+            try:
+                up = self.query(port, 'up{job="evpop3d"}')
+                if up == [1.0] and self.query(
+                        port, "evpop3d_logins_total") == [1.0]:
+                    break
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.2)
+        with open(logpath) as log:
+            self.assertEqual(up, [1.0], log.read()[-2000:])
+        with urllib.request.urlopen("http://127.0.0.1:%d/api/v1/targets" %
+                                    port, timeout=evtest.TIMEOUT) as r:
+            t = json.load(r)["data"]["activeTargets"]
+        self.assertEqual([x["lastError"] for x in t], [""])
+        self.assertEqual(self.query(port, "evpop3d_logins_total"), [1.0])
+        self.assertEqual(self.query(
+            port, 'evpop3d_commands_total{command="QUIT"}'), [1.0])
+        self.assertEqual(self.query(
+            port, 'evpop3d_command_duration_seconds_count{command="PASS"}'),
+            [1.0])
+        self.assertEqual(self.query(port, "evpop3d_build_info"), [1.0])
 
 
 class Hostile(MetricsBase):
