@@ -89,6 +89,7 @@ static int	cfg_check_log_target(const char *, char *, size_t);
 static int	cfg_check_log_facility(const char *, char *, size_t);
 static int	cfg_check_logout_format(const char *, char *, size_t);
 static const struct cfg_key *cfg_find(const char *, size_t, const char *);
+static int	cfg_check_metrics_listen(const char *, char *, size_t);
 
 #define OFF(f)	offsetof(struct cfg, f)
 
@@ -241,6 +242,11 @@ static const struct cfg_key cfg_keys[] = {
 	    .doc = "the disconnect line after \"event=disconnect rip=ADDR\" "
 		"(Dovecot pop3_logout_format variables)",
 	    .check = cfg_check_logout_format },
+	{ "metrics", "listen", CFG_STRING, OFF(metrics_listen), "", 0, 0,
+	    CFG_F_EMPTY,
+	    .doc = "ADDR:PORT of the Prometheus endpoint (GET /metrics); "
+		"empty: none",
+	    .check = cfg_check_metrics_listen },
 };
 
 /* [tls.NAME]: iniparser's (lower-case) name of an SNI section. */
@@ -652,6 +658,17 @@ cfg_check_group(const char *v, char *why, size_t whylen)
 	snprintf(why, whylen, "unknown group (not in the system's group "
 	    "database)");
 	return -1;
+}
+
+/* [metrics] listen: empty (no endpoint), or one address as listen takes. */
+static int
+cfg_check_metrics_listen(const char *v, char *why, size_t whylen)
+{
+	struct cfg_listen l;
+
+	if (*v == '\0')
+		return 0;
+	return cfg_parse_listen(v, &l, why, whylen);
 }
 
 /*

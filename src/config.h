@@ -119,6 +119,8 @@ struct cfg {
 						   at log_configure() */
 	int			 log_facility;	/* syslog(3) LOG_MAIL ... */
 	struct logfmt		*log_logout;	/* compiled logout_format */
+	/* [metrics] (net/metrics.h) */
+	char			*metrics_listen; /* "" = no endpoint */
 };
 
 /*

@@ -32,9 +32,11 @@
 #include "ctl.h"
 #include "lib/evpop3d.h"
 #include "lib/log.h"
+#include "lib/metric.h"
 #include "lib/monotime.h"
 #include "lib/privdrop.h"
 #include "net/control.h"
+#include "net/metrics.h"
 #include "net/server.h"
 #include "net/tls.h"
 #include "pop3/admin.h"
@@ -271,7 +273,51 @@ struct daemon {
 	struct event		*status;	/* STATUS= for systemd */
 	uint64_t		 reloads;
 	struct control		*control;	/* NULL: no admin socket */
+	struct metrics		*metrics;	/* [metrics] (net/metrics.h) */
 };
+
+/* The parts' metrics, as net/metrics.h's sources. */
+static void
+metrics_server_cb(const void *arg, struct metric_writer *w)
+{
+	const struct daemon *d = arg;
+
+	server_metrics_write(&d->srv, w);
+	metric_family(w, "evpop3d_sent_bytes_total", METRIC_COUNTER,
+	    "Octets sent to clients (POP3 bytes, before TLS).");
+	metric_u64(w, "evpop3d_sent_bytes_total", NULL, NULL,
+	    session_set_bytes_out(d->sessions));
+}
+
+static void
+metrics_pop3_cb(const void *arg, struct metric_writer *w)
+{
+	const struct daemon *d = arg;
+
+	pop3_metrics_write(d->env, w);
+}
+
+/* The registry with every part, serving on [metrics] listen if set. */
+static int
+metrics_start(struct daemon *d, struct event_base *base,
+    const struct cfg *cfg)
+{
+	char err[512];
+
+	if ((d->metrics = metrics_new(base)) == NULL ||
+	    metrics_add_source(d->metrics, metrics_server_cb, d) == -1 ||
+	    metrics_add_source(d->metrics, metrics_pop3_cb, d) == -1) {
+		log_error("event=startup-failed step=metrics");
+		return -1;
+	}
+	if (metrics_reconfigure(d->metrics, cfg->metrics_listen, err,
+	    sizeof(err)) == -1) {
+		log_errorx("event=startup-failed step=metrics-listen "
+		    "error=\"%s\"", err);
+		return -1;
+	}
+	return 0;
+}
 
 /* The counters of every part: info level (SIGUSR1), or debug (at exit). */
 static void
@@ -341,7 +387,7 @@ daemon_reload(struct daemon *d, char *err, size_t errlen)
 	struct pop3_gen		*gen = NULL;
 	struct tls_server	*made = NULL, *tls = NULL;
 	struct log_params	 lp;
-	char			 q[LOG_QUOTED_SIZE(1024)];
+	char			 merr[512], q[LOG_QUOTED_SIZE(1024)];
 
 	sd_notifyf(0, "RELOADING=1\nSTATUS=Reloading %s\nMONOTONIC_USEC=%llu",
 	    d->path, (unsigned long long)mono_us());
@@ -380,6 +426,11 @@ daemon_reload(struct daemon *d, char *err, size_t errlen)
 	cfg_log_params(cfg, &lp);
 	lp.debug = d->debug || cfg->log_debug;
 	log_configure(&lp);
+	/* Binds the new address before it lets the old one go. */
+	if (metrics_reconfigure(d->metrics, cfg->metrics_listen, merr,
+	    sizeof(merr)) == -1)
+		log_errorx("event=metrics-listen-failed error=%s note=\"the "
+		    "endpoint stays as it was\"", log_quote(q, sizeof(q), merr));
 	cfg_free(d->cfg);
 	d->cfg = cfg;
 	check_plaintext(cfg);
@@ -451,23 +502,13 @@ control_kick(struct control_req *req, void *arg)
 	return 0;
 }
 
-/* stats: "name value" lines (the metrics text, once there is one). */
+/* stats: the metrics, as GET /metrics would give them (text format). */
 static int
 control_stats(struct control_req *req, void *arg)
 {
-	struct daemon			*d = arg;
-	const struct server_stats	*st = &d->srv.stats;
+	struct daemon *d = arg;
 
-	evbuffer_add_printf(req->out, "net_connections %llu\n"
-	    "net_sessions %zu\nnet_refused %llu\nnet_refused_per_ip %llu\n"
-	    "net_refused_nofd %llu\nnet_accept_errors %llu\n",
-	    (unsigned long long)st->connections,
-	    session_set_count(d->sessions),
-	    (unsigned long long)st->refused,
-	    (unsigned long long)st->refused_per_ip,
-	    (unsigned long long)st->refused_nofd,
-	    (unsigned long long)st->accept_errors);
-	pop3_admin_stats(d->env, req->out);
+	metrics_render(d->metrics, req->out, METRIC_TEXT);
 	return 0;
 }
 
@@ -753,6 +794,8 @@ main(int argc, char *argv[])
 		log_errorx("event=startup-failed step=control");
 		fatalx("event=exiting reason=startup-failed");
 	}
+	if (metrics_start(&d, base, cfg) == -1)
+		fatalx("event=exiting reason=startup-failed");
 	for (i = 0; i < 4; i++) {
 		sigs[i] = evsignal_new(base, signos[i], signal_cb, &d);
 		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1) {
@@ -783,6 +826,7 @@ main(int argc, char *argv[])
 
 	if (log_debug_enabled())
 		stats_log(&d, true);
+	metrics_free(d.metrics);
 	/* Sessions first: their release jobs go to the pool, which the
 	 * environment then drains, and they leave the server's per-address
 	 * counts when freed. */

@@ -38,6 +38,8 @@ struct worker_pool {
 	/* worker_submit_later(): loop thread only, no lock. */
 	struct job_queue	 later;
 	struct event		*later_ev;
+	/* Submitted, done() not run yet: loop thread only, no lock. */
+	size_t			 pending;
 };
 
 static void
@@ -114,6 +116,7 @@ worker_wake_cb(evutil_socket_t fd, short events, void *arg)
 
 	while ((job = list) != NULL) {
 		list = job->next;
+		pool->pending--;
 		job->done(job);
 	}
 }
@@ -231,12 +234,14 @@ submit(struct worker_pool *pool, struct job_queue *q, struct worker_job *job)
 void
 worker_submit(struct worker_pool *pool, struct worker_job *job)
 {
+	pool->pending++;
 	submit(pool, &pool->todo, job);
 }
 
 void
 worker_submit_urgent(struct worker_pool *pool, struct worker_job *job)
 {
+	pool->pending++;
 	submit(pool, &pool->urgent, job);
 }
 
@@ -245,6 +250,7 @@ worker_submit_later(struct worker_pool *pool, struct worker_job *job)
 {
 	bool was_empty = pool->later.head == NULL;
 
+	pool->pending++;
 	queue_push(&pool->later, job);
 	/*
 	 * Activated now, the event runs after every callback libevent had
@@ -252,4 +258,10 @@ worker_submit_later(struct worker_pool *pool, struct worker_job *job)
 	 */
 	if (was_empty)
 		event_active(pool->later_ev, EV_TIMEOUT, 0);
+}
+
+size_t
+worker_pending(const struct worker_pool *pool)
+{
+	return pool->pending;
 }

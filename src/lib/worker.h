@@ -62,5 +62,11 @@ void			 worker_submit_urgent(struct worker_pool *pool,
  */
 void			 worker_submit_later(struct worker_pool *pool,
 			    struct worker_job *job);
+/*
+ * The jobs submitted whose done() has not run yet: queued, running, or
+ * finished and waiting for the loop. Loop thread only; a plain counter
+ * the submit calls and the loop side keep, no lock.
+ */
+size_t			 worker_pending(const struct worker_pool *pool);
 
 #endif

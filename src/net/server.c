@@ -22,6 +22,7 @@
 #include "lib/fileio.h"
 #include "lib/iptable.h"
 #include "lib/log.h"
+#include "lib/metric.h"
 #include "lib/monotime.h"
 #include "lib/ratelimit.h"
 #include "net/server.h"
@@ -202,6 +203,15 @@ session_accept(struct server *srv, evutil_socket_t fd, bool tls,
 
 /* ------------------------------------------------------------ per address */
 
+/* Any session ends: count its reason (the disconnect line's). */
+static void
+session_ended(struct session *s, void *arg)
+{
+	struct server *srv = arg;
+
+	metric_tally_add(&srv->ended, session_reason(s));
+}
+
 /* A session counted in srv->per_ip ends: its address counts one less. */
 static void
 per_ip_release(struct session *s, void *arg)
@@ -211,6 +221,7 @@ per_ip_release(struct session *s, void *arg)
 	unsigned char		 key[IPTABLE_ADDR_MAX];
 	size_t			 len;
 
+	session_ended(s, srv);
 	len = iptable_addr_key(session_peer_addr(s), key);
 	if (len > 0 && (e = iptable_find(srv->per_ip, key, len)) != NULL)
 		iptable_unref(srv->per_ip, e);
@@ -301,7 +312,8 @@ accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	if (e != NULL) {
 		iptable_ref(srv->per_ip, e);
 		session_on_free(s, per_ip_release, srv);
-	}
+	} else
+		session_on_free(s, session_ended, srv);
 }
 
 /*
@@ -875,4 +887,35 @@ server_free(struct server *srv)
 	 */
 	iptable_free(srv->per_ip);
 	srv->per_ip = NULL;
+}
+
+void
+server_metrics_write(const struct server *srv, struct metric_writer *w)
+{
+	const struct server_stats *st = &srv->stats;
+
+	metric_family(w, "evpop3d_connections", METRIC_GAUGE,
+	    "Client connections open now (sessions).");
+	metric_u64(w, "evpop3d_connections", NULL, NULL,
+	    srv->sessions != NULL ? session_set_count(srv->sessions) : 0);
+	metric_family(w, "evpop3d_connections_accepted_total", METRIC_COUNTER,
+	    "Connections accepted, the refused ones included.");
+	metric_u64(w, "evpop3d_connections_accepted_total", NULL, NULL,
+	    st->connections + st->refused_nofd);
+	metric_family(w, "evpop3d_connections_refused_total", METRIC_COUNTER,
+	    "Connections refused at accept, by reason.");
+	metric_u64(w, "evpop3d_connections_refused_total", "reason",
+	    "max-connections", st->refused);
+	metric_u64(w, "evpop3d_connections_refused_total", "reason",
+	    "max-connections-per-ip", st->refused_per_ip);
+	metric_u64(w, "evpop3d_connections_refused_total", "reason",
+	    "no-descriptors", st->refused_nofd);
+	metric_family(w, "evpop3d_accept_errors_total", METRIC_COUNTER,
+	    "Failed accept() calls.");
+	metric_u64(w, "evpop3d_accept_errors_total", NULL, NULL,
+	    st->accept_errors);
+	metric_family(w, "evpop3d_sessions_ended_total", METRIC_COUNTER,
+	    "Sessions ended, by the reason of their disconnect line.");
+	metric_tally_write(w, "evpop3d_sessions_ended_total", "reason",
+	    &srv->ended);
 }

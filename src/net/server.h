@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "config.h"
+#include "lib/metric.h"
 #include "lib/ratelimit.h"
 
 struct cfg;
@@ -110,6 +111,9 @@ struct server {
 	 * counted session takes a reference, dropped when it is freed.
 	 */
 	struct iptable		*per_ip;
+
+	/* Sessions ended, by reason (server_metrics_write()). */
+	struct metric_tally	 ended;
 };
 
 /*
@@ -147,6 +151,14 @@ void	server_stop(struct server *srv);
 
 /* Log the counters: at info level (SIGUSR1), or debug (at exit). */
 void	server_stats_log(const struct server *srv, bool debug);
+
+/*
+ * The listeners' metrics into w (lib/metric.h): connections open,
+ * accepted and refused by reason, accept errors, sessions ended by
+ * reason. README, Operations, Metrics lists them.
+ */
+void	server_metrics_write(const struct server *srv,
+	    struct metric_writer *w);
 
 /* Free what server_init() made; call after the loop has exited. */
 void	server_free(struct server *srv);

@@ -198,27 +198,3 @@ pop3_admin_kick(struct session_set *set, const char *user,
 	*updating_r = k.updating;
 	return k.kicked;
 }
-
-void
-pop3_admin_stats(const struct pop3_env *env, struct evbuffer *out)
-{
-	const struct pop3_cmd		*cmds;
-	const struct pop3_cmd_stats	*st;
-	size_t				 n, i;
-
-	evbuffer_add_printf(out, "pop3_logins %llu\n"
-	    "pop3_login_failures %llu\npop3_refused_unauth %llu\n"
-	    "pop3_refused_user %llu\npop3_penalized %llu\n",
-	    (unsigned long long)env->stats.logins,
-	    (unsigned long long)env->stats.login_failures,
-	    (unsigned long long)env->stats.refused_unauth,
-	    (unsigned long long)env->stats.refused_user,
-	    (unsigned long long)env->stats.penalized);
-	cmds = pop3_cmd_table(&n);
-	st = pop3_cmd_stats(&n);
-	for (i = 0; i < n; i++)
-		evbuffer_add_printf(out, "pop3_cmd_calls{cmd=\"%s\"} %llu\n"
-		    "pop3_cmd_errors{cmd=\"%s\"} %llu\n", cmds[i].name,
-		    (unsigned long long)st[i].calls, cmds[i].name,
-		    (unsigned long long)st[i].errors);
-}

@@ -40,8 +40,6 @@ long	pop3_admin_who(struct session_set *set, struct evbuffer *out,
 size_t	pop3_admin_kick(struct session_set *set, const char *user,
 	    size_t *updating_r);
 
-/* `stats`: the protocol's counters as "name value" lines. */
-void	pop3_admin_stats(const struct pop3_env *env, struct evbuffer *out);
 
 /*
  * name as it appears in admin replies: as is when made only of letters,

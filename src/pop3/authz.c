@@ -118,8 +118,10 @@ login_submit(struct client *c, bool apop, const char *secret,
 	uint64_t		 now_us = mono_us(), turn_us;
 
 	/* max_logins_per_user, and the penalty's turn. */
-	if (!penalty_attempt(c, now_us, &turn_us))
+	if (!penalty_attempt(c, now_us, &turn_us)) {
+		pop3_login_failed(c->env, "max-logins-per-user");
 		return CMD_ERR;
+	}
 	if ((job = calloc(1, sizeof(*job))) == NULL ||
 	    (job->user = strdup(c->user)) == NULL ||
 	    (job->secret = strndup(secret, secret_len)) == NULL ||
@@ -127,10 +129,12 @@ login_submit(struct client *c, bool apop, const char *secret,
 		if (job != NULL)
 			job_free(job);
 		penalty_attempt_end(c);
+		pop3_login_failed(c->env, "out-of-memory");
 		session_reply(c->s, "-ERR [SYS/TEMP] Out of memory.");
 		return CMD_ERR;
 	}
 	worker_job_init(&job->base, login_work, login_done);
+	c->login_start_us = now_us;
 	job->c = c;
 	job->env = c->env;
 	job->gen = pop3_gen_ref(c->gen);
@@ -175,6 +179,8 @@ login_failed_reply(struct session *s)
 	struct client *c = session_ctx(s);
 
 	session_reply(s, "-ERR [AUTH] Authentication failed.");
+	pop3_login_end(c);
+	pop3_cmd_end(c);
 	if (c->auth_failures >= (unsigned)c->cfg->max_failures) {
 		session_close(s, "auth-failures", true);
 		return;
@@ -190,6 +196,8 @@ login_ok_reply(struct session *s)
 
 	session_reply(s, "+OK Logged in, %zu messages (%llu octets).",
 	    c->n_msgs, (unsigned long long)c->total_octets);
+	pop3_login_end(c);
+	pop3_cmd_end(c);
 	session_resume(s);
 }
 
@@ -210,6 +218,7 @@ login_done(struct worker_job *wj)
 		/* A guess whose answer nobody waits for still counts. */
 		if (job->auth == AUTH_FAIL) {
 			job->env->stats.login_failures++;
+			pop3_login_failed(job->env, auth_fail_name(job->fail));
 			(void)penalty_failed(job->env, job->ipkey,
 			    job->ipkeylen, job->started_us, job->turn_us,
 			    &fails);
@@ -224,6 +233,7 @@ login_done(struct worker_job *wj)
 		c->auth_failures++;
 		penalty_attempt_end(c);
 		if (job->auth == AUTH_TEMPFAIL) {
+			pop3_login_failed(c->env, "temp-fail");
 			/* Not the client's doing: fail2ban does not match. */
 			session_warnx(c->s, "event=auth-failed rip=%s user=%s "
 			    "reason=temp-fail", session_peer(c->s),
@@ -231,6 +241,8 @@ login_done(struct worker_job *wj)
 			job_free(job);
 			session_reply(c->s, "-ERR [SYS/TEMP] Authentication "
 			    "service unavailable, try again later.");
+			pop3_login_end(c);
+			pop3_cmd_end(c);
 			session_resume(c->s);
 			return;
 		}
@@ -247,6 +259,7 @@ login_done(struct worker_job *wj)
 		if (took_us >= delay_us && delay_us > 0)
 			login_slow_warn(took_us, cfg->failure_delay_ms);
 		delay_us = at_us > now_us ? at_us - now_us : 0;
+		pop3_login_failed(c->env, auth_fail_name(job->fail));
 		/* conf/fail2ban/evpop3d.conf matches this line. */
 		session_warnx(c->s, "event=auth-failed rip=%s user=%s "
 		    "reason=bad-credentials detail=%s failures=%u "
@@ -260,6 +273,10 @@ login_done(struct worker_job *wj)
 
 	if (job->st != STORE_OK) {
 		penalty_attempt_end(c);
+		pop3_store_error(c->env, job->st);
+		pop3_login_failed(c->env, job->st == STORE_INUSE ?
+		    "mailbox-in-use" : job->st == STORE_PERM ?
+		    "mailbox-perm" : "mailbox-temp");
 		session_log(c->s, "event=login-failed rip=%s user=%s reason=%s",
 		    session_peer(c->s), log_quote(quser, sizeof(quser),
 		    job->user), log_quote(qerr, sizeof(qerr), job->err));
@@ -269,6 +286,8 @@ login_done(struct worker_job *wj)
 		    "POP3 session." : job->st == STORE_PERM ? "Unable to open "
 		    "mailbox." : "Unable to open mailbox, try again later.");
 		job_free(job);
+		pop3_login_end(c);
+		pop3_cmd_end(c);
 		session_resume(c->s);
 		return;
 	}
@@ -276,7 +295,10 @@ login_done(struct worker_job *wj)
 	if (maildrop_attach(c, job->md) == -1) {
 		penalty_attempt_end(c);
 		job_free(job);
+		pop3_login_failed(c->env, "out-of-memory");
 		session_reply(c->s, "-ERR [SYS/TEMP] Out of memory.");
+		pop3_login_end(c);
+		pop3_cmd_end(c);
 		session_resume(c->s);
 		return;
 	}

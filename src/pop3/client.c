@@ -70,8 +70,13 @@ reply_cont_free(struct session *s, struct session_cont *sc)
 
 	if (session_closing(s) && rc->bytes_stat != NULL) {
 		unsent = session_output_len(s);
-		*rc->bytes_stat -= unsent < rc->counted ? unsent : rc->counted;
+		unsent = unsent < rc->counted ? unsent : rc->counted;
+		*rc->bytes_stat -= unsent;
+		*rc->bytes_total -= unsent;
 	}
+	/* The reply is whole, unless the session cut it short. */
+	if (!session_closing(s))
+		pop3_cmd_end(rc->c);
 	if (rc->r != NULL)
 		rc->r->ops->msg_close(rc->r);
 	free(rc);
@@ -101,6 +106,46 @@ pop3_start_cont(struct client *c)
 
 	c->cont_next = NULL;
 	session_start_cont(c->s, &rc->base);
+}
+
+void
+pop3_cmd_end(struct client *c)
+{
+	if (c->cmd_start_us == 0)
+		return;
+	metric_hist_observe(&c->env->metrics.cmd_latency[c->cmd_idx],
+	    mono_us() - c->cmd_start_us);
+	c->cmd_start_us = 0;
+}
+
+void
+pop3_login_end(struct client *c)
+{
+	if (c->login_start_us == 0)
+		return;
+	metric_hist_observe(&c->env->metrics.login_time,
+	    mono_us() - c->login_start_us);
+	c->login_start_us = 0;
+}
+
+void
+pop3_login_failed(struct pop3_env *env, const char *reason)
+{
+	metric_tally_add(&env->metrics.login_failed, reason);
+}
+
+void
+pop3_store_error(struct pop3_env *env, enum store_err err)
+{
+	static const char *const kind[] = {
+		[STORE_OK] = "ok", [STORE_TEMP] = "temp",
+		[STORE_PERM] = "perm", [STORE_INUSE] = "in-use",
+		[STORE_GONE] = "gone", [STORE_AGAIN] = "again",
+	};
+
+	metric_tally_add(&env->metrics.store_errors,
+	    (size_t)err < sizeof(kind) / sizeof(kind[0]) ? kind[err] :
+	    "other");
 }
 
 long

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "lib/iptable.h"
+#include "lib/metric.h"
 #include "lib/ratelimit.h"
 #include "lib/wire.h"
 #include "lib/worker.h"
@@ -66,6 +67,19 @@ struct pop3_stats {
 	uint64_t	penalized;		/* answers held by a penalty */
 };
 
+/* The commands in the table (dispatch.c checks it). */
+#define POP3_N_CMDS	16
+
+/* The protocol's metrics (pop3_metrics_write()); loop thread only. */
+struct pop3_metrics {
+	struct metric_tally	 login_failed;	/* by reason */
+	struct metric_hist	 login_time;	/* credentials to answer */
+	struct metric_hist	 cmd_latency[POP3_N_CMDS];	/* by table row */
+	struct metric_tally	 store_errors;	/* by kind */
+	uint64_t		 retr_bytes;	/* message octets sent */
+	uint64_t		 top_bytes;
+};
+
 /*
  * What a session starts with and keeps: the configuration and the user
  * database. A reload makes a new one; the old one goes with the last
@@ -82,6 +96,7 @@ struct pop3_env {
 	struct pop3_gen		*gen;		/* for new sessions */
 	struct worker_pool	*workers;
 	struct pop3_stats	 stats;
+	struct pop3_metrics	 metrics;
 	/*
 	 * penalty.c: per address (refs: sessions not logged in; the
 	 * penalty fields), and per user and address (refs: logins and
@@ -112,6 +127,7 @@ struct reply_cont {
 	struct store_reader	*r;		/* RETR/TOP */
 	struct wire_enc		 enc;
 	uint64_t		*bytes_stat;	/* where to add octets sent */
+	uint64_t		*bytes_total;	/* and the metric's total */
 	uint64_t		 counted;	/* octets added to it so far */
 };
 
@@ -149,6 +165,11 @@ struct client {
 	uint64_t		 total_octets;	/* of undeleted messages */
 	size_t			 last;		/* RFC 1460 LAST */
 
+	/* The command being answered, for its latency (pop3_cmd_end()). */
+	uint64_t		 cmd_start_us;	/* 0: none */
+	unsigned		 cmd_idx;	/* its table row */
+	uint64_t		 login_start_us; /* credentials given; 0: none */
+
 	/* For the disconnect line, and `evpop3d who` (admin.c). */
 	uint64_t		 login_ms;	/* mono_ms() at login */
 	unsigned		 n_retr, n_top, n_dele_done;
@@ -174,6 +195,19 @@ enum cmd_result	reply_cont_new(struct client *c,
 		    struct session_cont *));
 /* Start the reply a handler left in c->cont_next (CMD_CONT). */
 void	pop3_start_cont(struct client *c);
+/*
+ * The reply to the command dispatched last is complete (queued whole):
+ * observe its latency, once. Called where each reply ends: the
+ * dispatcher for a reply made at once, the end of a continuation, and
+ * the answer of a command that waited (CMD_WAIT).
+ */
+void	pop3_cmd_end(struct client *c);
+/* A login is answered (ok or not): observe its time, once. */
+void	pop3_login_end(struct client *c);
+/* Count a failed login by reason (a fixed name, never client text). */
+void	pop3_login_failed(struct pop3_env *env, const char *reason);
+/* Count a store error of kind err (store.h); what is "read" for a read. */
+void	pop3_store_error(struct pop3_env *env, enum store_err err);
 /* Parse a message number (RFC 1939: 1..n). Returns the 0-based index or -1. */
 long	pop3_msgno(const struct client *c, const char *arg);
 

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "lib/evpop3d.h"
 #include "lib/log.h"
+#include "lib/monotime.h"
 #include "pop3/authz.h"
 #include "pop3/client.h"
 #include "pop3/dispatch.h"
@@ -49,6 +50,7 @@ static const struct pop3_cmd cmds[] = {
 	{ "LAST", cmd_last, TRANS,	   0, 0, 0 },
 };
 #define N_CMDS	(sizeof(cmds) / sizeof(cmds[0]))
+_Static_assert(N_CMDS == POP3_N_CMDS, "POP3_N_CMDS (client.h)");
 
 static struct pop3_cmd_stats stats[N_CMDS];
 
@@ -181,7 +183,12 @@ pop3_dispatch(struct client *c, char *line, size_t len)
 
 	session_touch(c->s);
 	stats[idx].calls++;
+	c->cmd_idx = (unsigned)idx;
+	c->cmd_start_us = mono_us();
 	r = cmd->fn(c, argc, argv);
+	/* Answered now; a continuation or a wait ends it later. */
+	if (r != CMD_CONT && r != CMD_WAIT)
+		pop3_cmd_end(c);
 	switch (r) {
 	case CMD_OK:
 		/* Not while a SASL exchange waits for its response. */

@@ -8,6 +8,7 @@
 #include "auth/auth.h"
 #include "config.h"
 #include "lib/log.h"
+#include "lib/metric.h"
 #include "lib/worker.h"
 #include "pop3/client.h"
 #include "pop3/dispatch.h"
@@ -105,4 +106,81 @@ pop3_stats_log(const struct pop3_env *env, bool debug)
 			    "errors=%llu", cmds[i].name,
 			    (unsigned long long)st[i].calls,
 			    (unsigned long long)st[i].errors);
+}
+
+/* The command table's rows as label values: fixed names, 16 of them. */
+static void
+write_commands(const struct pop3_env *env, struct metric_writer *w)
+{
+	const struct pop3_cmd		*cmds;
+	const struct pop3_cmd_stats	*st;
+	size_t				 n, i;
+
+	cmds = pop3_cmd_table(&n);
+	st = pop3_cmd_stats(&n);
+	metric_family(w, "evpop3d_commands_total", METRIC_COUNTER,
+	    "Commands dispatched, by name (unknown and refused ones "
+	    "excluded).");
+	for (i = 0; i < n; i++)
+		metric_u64(w, "evpop3d_commands_total", "command",
+		    cmds[i].name, st[i].calls);
+	metric_family(w, "evpop3d_command_errors_total", METRIC_COUNTER,
+	    "Commands answered -ERR by their handler, by name.");
+	for (i = 0; i < n; i++)
+		metric_u64(w, "evpop3d_command_errors_total", "command",
+		    cmds[i].name, st[i].errors);
+	metric_family(w, "evpop3d_command_duration_seconds",
+	    METRIC_HISTOGRAM, "From a command's dispatch to its reply queued "
+	    "whole (RETR/TOP/LIST/UIDL: the last slice), by name.");
+	for (i = 0; i < n && i < POP3_N_CMDS; i++)
+		metric_hist_write(w, "evpop3d_command_duration_seconds",
+		    "command", cmds[i].name, &env->metrics.cmd_latency[i]);
+}
+
+void
+pop3_metrics_write(const struct pop3_env *env, struct metric_writer *w)
+{
+	const struct pop3_metrics *m = &env->metrics;
+
+	metric_family(w, "evpop3d_logins_total", METRIC_COUNTER,
+	    "Successful logins.");
+	metric_u64(w, "evpop3d_logins_total", NULL, NULL, env->stats.logins);
+	metric_family(w, "evpop3d_login_failures_total", METRIC_COUNTER,
+	    "Failed logins, by reason.");
+	metric_tally_write(w, "evpop3d_login_failures_total", "reason",
+	    &m->login_failed);
+	metric_family(w, "evpop3d_login_duration_seconds", METRIC_HISTOGRAM,
+	    "From the credentials' arrival (PASS, APOP, AUTH) to the "
+	    "answer queued, failure_delay and penalty included.");
+	metric_hist_write(w, "evpop3d_login_duration_seconds", NULL, NULL,
+	    &m->login_time);
+	metric_family(w, "evpop3d_login_penalized_total", METRIC_COUNTER,
+	    "Login answers held back by an address's failure penalty.");
+	metric_u64(w, "evpop3d_login_penalized_total", NULL, NULL,
+	    env->stats.penalized);
+	metric_family(w, "evpop3d_unauth_refused_total", METRIC_COUNTER,
+	    "Connections refused over [auth] max_unauth_per_ip.");
+	metric_u64(w, "evpop3d_unauth_refused_total", NULL, NULL,
+	    env->stats.refused_unauth);
+	write_commands(env, w);
+	metric_family(w, "evpop3d_message_sent_bytes_total", METRIC_COUNTER,
+	    "Message octets sent by RETR and TOP (dot-stuffed, as on the "
+	    "wire).");
+	metric_u64(w, "evpop3d_message_sent_bytes_total", "command", "RETR",
+	    m->retr_bytes);
+	metric_u64(w, "evpop3d_message_sent_bytes_total", "command", "TOP",
+	    m->top_bytes);
+	metric_family(w, "evpop3d_store_errors_total", METRIC_COUNTER,
+	    "Mail store errors, by kind (temp, perm, in-use, gone, again, "
+	    "read).");
+	metric_tally_write(w, "evpop3d_store_errors_total", "kind",
+	    &m->store_errors);
+	metric_family(w, "evpop3d_worker_jobs", METRIC_GAUGE,
+	    "Worker pool jobs queued or running (logins, lookups, UPDATE).");
+	metric_u64(w, "evpop3d_worker_jobs", NULL, NULL,
+	    worker_pending(env->workers));
+	metric_family(w, "evpop3d_worker_threads", METRIC_GAUGE,
+	    "Worker pool threads ([auth] threads).");
+	metric_u64(w, "evpop3d_worker_threads", NULL, NULL,
+	    (uint64_t)env->gen->cfg->threads);
 }

@@ -51,6 +51,16 @@ void	pop3_env_free(struct pop3_env *env);
 
 /* The sessions logged in now. */
 size_t	pop3_logged_in(const struct pop3_env *env);
+struct metric_writer;
+
+/*
+ * The protocol's metrics into w (lib/metric.h): logins and failures by
+ * reason, login time, commands and errors and latency by name, message
+ * octets, store errors by kind, the worker queue. README, Operations,
+ * Metrics lists them.
+ */
+void	pop3_metrics_write(const struct pop3_env *env,
+	    struct metric_writer *w);
 
 /* Log the counters, per command too: at info level, or debug. */
 void	pop3_stats_log(const struct pop3_env *env, bool debug);

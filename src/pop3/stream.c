@@ -81,6 +81,7 @@ message_run(struct session *s, struct session_cont *sc)
 	rv = stream_fill(rc, session_output(s), MESSAGE_CHUNK);
 	/* Counted as queued; reply_cont_free() takes back what is not sent. */
 	*rc->bytes_stat += rc->enc.octets - rc->counted;
+	*rc->bytes_total += rc->enc.octets - rc->counted;
 	rc->counted = rc->enc.octets;
 	if (rv == 0)
 		return SESSION_CONT_MORE;
@@ -91,6 +92,7 @@ message_run(struct session *s, struct session_cont *sc)
 		    &c->retr_bytes ? "RETR" : "TOP", rc->next + 1,
 		    (unsigned long long)rc->enc.octets);
 		rc->base.close_reason = "read-error";
+		metric_tally_add(&c->env->metrics.store_errors, "read");
 		return SESSION_CONT_CLOSE;
 	}
 	listed = maildrop_size(c->md, rc->next);
@@ -112,6 +114,7 @@ message_fail(struct client *c, long i, long top_lines, enum store_err err,
 	const char		*cmd = top_lines < 0 ? "RETR" : "TOP";
 	unsigned long long	 id = (unsigned long long)session_id(c->s);
 
+	pop3_store_error(c->env, err);
 	if (err == STORE_GONE) {
 		session_log(c->s, "event=message-gone cmd=%s msg=%ld", cmd,
 		    i + 1);
@@ -189,11 +192,13 @@ message_start(struct client *c, long i, long top_lines, bool may_wait)
 	if (top_lines < 0) {
 		c->n_retr++;
 		rc->bytes_stat = &c->retr_bytes;
+		rc->bytes_total = &c->env->metrics.retr_bytes;
 		session_reply(c->s, "+OK %llu octets",
 		    (unsigned long long)maildrop_size(c->md, (size_t)i));
 	} else {
 		c->n_top++;
 		rc->bytes_stat = &c->top_bytes;
+		rc->bytes_total = &c->env->metrics.top_bytes;
 		session_reply(c->s, "+OK");
 	}
 	return CMD_CONT;
@@ -244,6 +249,8 @@ locate_done(struct worker_job *wj)
 	free(job);
 	if (res == CMD_CONT)
 		pop3_start_cont(c);
+	else
+		pop3_cmd_end(c);
 	session_resume(c->s);
 }
 

@@ -223,7 +223,10 @@ update_done(struct worker_job *wj)
 	else
 		session_reply(c->s, "-ERR [SYS/TEMP] Some deleted messages "
 		    "were not removed.");
+	if (job->st != STORE_OK)
+		pop3_store_error(c->env, job->st);
 	update_job_free(job);
+	pop3_cmd_end(c);
 	session_close(c->s, "quit", true);
 }
 

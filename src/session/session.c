@@ -94,11 +94,27 @@ format_peer(const struct sockaddr *sa, socklen_t salen, char *out, size_t outlen
  * the top and the bottom layer (what a filter passed down is then covered
  * too), and the bottom layer's sent callback. -1 if out of memory.
  */
+/* Octets leaving a session's top output: sent, or handed to TLS. */
+static void
+session_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct session_set *set = arg;
+
+	(void)buf;
+	set->bytes_out += info->n_deleted;
+}
+
 static int
 session_setup_bev(struct session *s)
 {
 	struct bufferevent	*bev = s->bev, *b;
 	struct timeval		 tv;
+
+	/* The metric of octets sent (session_set_bytes_out()). */
+	if (evbuffer_add_cb(bufferevent_get_output(bev), session_out_cb,
+	    s->set) == NULL)
+		return -1;
 
 	/* Under a filter: see the bottom layer send (session_unsent()). */
 	for (b = bev; bufferevent_get_underlying(b) != NULL;
@@ -239,6 +255,18 @@ const struct sockaddr *
 session_peer_addr(const struct session *s)
 {
 	return (const struct sockaddr *)&s->peer_sa;
+}
+
+uint64_t
+session_set_bytes_out(const struct session_set *set)
+{
+	return set->bytes_out;
+}
+
+const char *
+session_reason(const struct session *s)
+{
+	return s->reason;
 }
 
 void

@@ -138,6 +138,11 @@ struct session_set	*session_set_new(struct event_base *base,
 void			 session_set_free(struct session_set *set);
 size_t			 session_set_count(const struct session_set *set);
 /*
+ * Octets every session of set has sent so far: taken from the sessions'
+ * outputs, before TLS (a TLS session's are counted as plaintext).
+ */
+uint64_t		 session_set_bytes_out(const struct session_set *set);
+/*
  * Graceful stop: say proto->bye to sessions waiting for a command and
  * close them; a session busy with one (a reply being sent, a worker
  * job) finishes it, and its next command gets the bye instead of an
@@ -214,6 +219,11 @@ const struct sockaddr *session_peer_addr(const struct session *s);
 void		 session_local(const struct session *s, char *buf, size_t len);
 /* Milliseconds since the connection was accepted. */
 uint64_t	 session_age_ms(const struct session *s);
+/*
+ * Why s ends, as its disconnect line says ("quit", "idle-timeout"...; a
+ * static string named in code, never client text); "unknown" before.
+ */
+const char	*session_reason(const struct session *s);
 /*
  * Have fn(s, arg) called once when s is freed, after proto->gone(),
  * whatever ends it (per-address counts kept outside the session). One

@@ -34,6 +34,7 @@ struct session_set {
 	uint64_t		 next_id;
 	struct event		*drain_timer;	/* the drain's deadline */
 	unsigned		 draining:1;
+	uint64_t		 bytes_out;	/* sent by every session */
 };
 
 enum session_timer {

@@ -254,12 +254,15 @@ class Control(evtest.ServerTestCase):
     # ------------------------------------------------------------ stats
 
     def stats(self):
+        """The metrics text (Prometheus 0.0.4): {series: value}."""
         p = self.cli("stats")
         self.assertEqual(p.returncode, 0, p.stderr)
         out = {}
         for l in p.stdout.splitlines():
+            if l.startswith("#"):
+                continue
             name, value = l.rsplit(" ", 1)
-            out[name] = int(value)
+            out[name] = float(value)
         return out
 
     def test_stats(self):
@@ -275,13 +278,15 @@ class Control(evtest.ServerTestCase):
         self.assertERR(bad.cmd("PASS wrong-password"))
         s1 = self.stats()
         d = {k: s1[k] - s0.get(k, 0) for k in s1}
-        self.assertEqual(d["net_connections"], 2)
-        self.assertEqual(d["pop3_logins"], 1)
-        self.assertEqual(d["pop3_login_failures"], 1)
-        self.assertEqual(d['pop3_cmd_calls{cmd="RETR"}'], 3)
-        self.assertEqual(d['pop3_cmd_errors{cmd="RETR"}'], 1)
-        self.assertEqual(d['pop3_cmd_calls{cmd="PASS"}'], 2)
-        self.assertGreaterEqual(s1["net_sessions"], 2)
+        self.assertEqual(d["evpop3d_connections_accepted_total"], 2)
+        self.assertEqual(d["evpop3d_logins_total"], 1)
+        self.assertEqual(d['evpop3d_login_failures_total'
+                           '{reason="password-mismatch"}'], 1)
+        self.assertEqual(d['evpop3d_commands_total{command="RETR"}'], 3)
+        self.assertEqual(d['evpop3d_command_errors_total{command="RETR"}'],
+                         1)
+        self.assertEqual(d['evpop3d_commands_total{command="PASS"}'], 2)
+        self.assertGreaterEqual(s1["evpop3d_connections"], 2)
         c.quit()
         bad.close()
 

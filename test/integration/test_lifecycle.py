@@ -9,12 +9,14 @@ from descriptor 3 with $LISTEN_FDS, $LISTEN_PID and $LISTEN_FDNAMES.
 """
 import copy
 import os
+import re
 import signal
 import socket
 import tempfile
 import threading
 import time
 import unittest
+import urllib.request
 
 import evtest
 
@@ -248,6 +250,24 @@ class Reload(Base):
         c3.login(a.user, a.password)
         c3.quit()
         c2.quit()
+
+    def test_metrics_endpoint(self):
+        """[metrics] listen added, then removed, by reloads."""
+        srv = self.server()
+        srv.config["metrics"] = {"listen": "127.0.0.1:0"}
+        srv.write_config()
+        log = self.hup(srv, "ok")
+        m = [re.search(r"event=metrics-listen addr=127\.0\.0\.1:(\d+)", l)
+             for l in log]
+        port = int(next(x for x in m if x).group(1))
+        body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
+                                      timeout=10).read().decode()
+        self.assertIn("evpop3d_connections_accepted_total", body)
+        srv.config["metrics"] = {"listen": ""}
+        srv.write_config()
+        self.hup(srv, "ok")
+        with self.assertRaises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5)
 
     def test_bad_config_keeps_the_old(self):
         srv = self.server()

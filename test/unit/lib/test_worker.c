@@ -149,11 +149,14 @@ test_urgent_first(void **state)
 		else
 			worker_submit(pool, &j->base);
 	}
+	/* The gauge of the metrics: queued and running, done() not run. */
+	assert_int_equal(worker_pending(pool), t.expect);
 	gate_release(&t);
 
 	/* The results come back through the loop. */
 	assert_int_equal(event_base_dispatch(base), 0);
 	assert_int_equal(t.n_done, t.expect);
+	assert_int_equal(worker_pending(pool), 0);
 	assert_string_equal(t.worked, "gUVWabc");
 	assert_string_equal(t.done, "gUVWabc");
 	assert_false(t.done_off_loop);

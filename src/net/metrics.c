@@ -1,0 +1,312 @@
+/*
+ * metrics: the Prometheus endpoint on evhttp, and the registry of the
+ * parts' metric sources. One evhttp per address served: a rebind makes
+ * the new one before freeing the old.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+
+#include "config.h"
+#include "lib/evpop3d.h"
+#include "lib/log.h"
+#include "lib/metric.h"
+#include "net/metrics.h"
+
+#define METRICS_BACKLOG	16
+
+struct metrics_source {
+	metrics_source_fn	*fn;
+	const void		*arg;
+};
+
+struct metrics {
+	struct event_base	*base;
+	struct evhttp		*http;		/* NULL: not serving */
+	char			*listen;	/* as configured, or NULL */
+	char			 bound[80];	/* with the real port */
+	time_t			 started;	/* wall clock, for the gauge */
+	struct metrics_source	 src[METRICS_MAX_SOURCES];
+	size_t			 n_src;
+};
+
+struct metrics *
+metrics_new(struct event_base *base)
+{
+	struct metrics *m;
+
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return NULL;
+	m->base = base;
+	m->started = time(NULL);
+	return m;
+}
+
+int
+metrics_add_source(struct metrics *m, metrics_source_fn *fn, const void *arg)
+{
+	if (m->n_src == METRICS_MAX_SOURCES)
+		return -1;
+	m->src[m->n_src].fn = fn;
+	m->src[m->n_src].arg = arg;
+	m->n_src++;
+	return 0;
+}
+
+/* The process's own families: what runs, and since when. */
+static void
+write_process(const struct metrics *m, struct metric_writer *w)
+{
+	metric_family(w, "evpop3d_build_info", METRIC_GAUGE,
+	    "Always 1; the version of the running daemon as a label.");
+	metric_u64(w, "evpop3d_build_info", "version", EVPOP3D_VERSION, 1);
+	metric_family(w, "evpop3d_start_time_seconds", METRIC_GAUGE,
+	    "When the daemon started, in seconds since the Epoch.");
+	metric_double(w, "evpop3d_start_time_seconds", NULL, NULL,
+	    (double)m->started);
+}
+
+void
+metrics_render(const struct metrics *m, struct evbuffer *out,
+    enum metric_format format)
+{
+	struct metric_writer	w = { .out = out, .format = format };
+	size_t			i;
+
+	write_process(m, &w);
+	for (i = 0; i < m->n_src; i++)
+		m->src[i].fn(m->src[i].arg, &w);
+	metric_end(&w);
+}
+
+/*
+ * Content negotiation: OpenMetrics when the scraper lists it (Prometheus
+ * sends "application/openmetrics-text;version=1.0.0,...;q=0.5,...");
+ * else the text format 0.0.4, which every scraper reads.
+ */
+static enum metric_format
+wanted_format(const char *accept)
+{
+	if (accept != NULL &&
+	    strstr(accept, "application/openmetrics-text") != NULL)
+		return METRIC_OPENMETRICS;
+	return METRIC_TEXT;
+}
+
+static void
+reply_error(struct evhttp_request *req, int code, const char *reason)
+{
+	struct evkeyvalq	*h = evhttp_request_get_output_headers(req);
+	struct evbuffer		*body;
+
+	evhttp_add_header(h, "Content-Type", "text/plain; charset=utf-8");
+	if (code == HTTP_BADMETHOD)
+		evhttp_add_header(h, "Allow", "GET, HEAD");
+	if ((body = evbuffer_new()) != NULL)
+		evbuffer_add_printf(body, "%s\n", reason);
+	evhttp_send_reply(req, code, reason, body);
+	if (body != NULL)
+		evbuffer_free(body);
+}
+
+/* Every request: GET or HEAD of /metrics; anything else is refused. */
+static void
+request_cb(struct evhttp_request *req, void *arg)
+{
+	struct metrics		*m = arg;
+	struct evkeyvalq	*in = evhttp_request_get_input_headers(req);
+	struct evkeyvalq	*h = evhttp_request_get_output_headers(req);
+	const struct evhttp_uri	*uri = evhttp_request_get_evhttp_uri(req);
+	const char		*path = uri != NULL ?
+				    evhttp_uri_get_path(uri) : NULL;
+	enum evhttp_cmd_type	 cmd = evhttp_request_get_command(req);
+	enum metric_format	 fmt;
+	struct evbuffer		*body;
+
+	if (path == NULL || strcmp(path, "/metrics") != 0) {
+		reply_error(req, HTTP_NOTFOUND, "Not Found");
+		return;
+	}
+	if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
+		reply_error(req, HTTP_BADMETHOD, "Method Not Allowed");
+		return;
+	}
+	if ((body = evbuffer_new()) == NULL) {
+		evhttp_send_error(req, HTTP_INTERNAL, NULL);
+		return;
+	}
+	fmt = wanted_format(evhttp_find_header(in, "Accept"));
+	metrics_render(m, body, fmt);
+	evhttp_add_header(h, "Content-Type", fmt == METRIC_OPENMETRICS ?
+	    "application/openmetrics-text; version=1.0.0; charset=utf-8" :
+	    "text/plain; version=0.0.4; charset=utf-8");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	/* evhttp sends the headers alone to a HEAD, Content-Length kept. */
+	evhttp_send_reply(req, HTTP_OK, "OK", body);
+	evbuffer_free(body);
+}
+
+/* "addr:port" of fd's bound address. */
+static void
+bound_text(int fd, char *text, size_t len)
+{
+	struct sockaddr_storage	ss;
+	socklen_t		sslen = sizeof(ss);
+	char			a[INET6_ADDRSTRLEN];
+
+	memset(&ss, 0, sizeof(ss));
+	(void)getsockname(fd, (struct sockaddr *)&ss, &sslen);
+	if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)&ss;
+
+		evutil_inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
+		snprintf(text, len, "[%s]:%u", a, ntohs(s6->sin6_port));
+	} else {
+		const struct sockaddr_in *s4 = (const void *)&ss;
+
+		evutil_inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
+		snprintf(text, len, "%s:%u", a, ntohs(s4->sin_port));
+	}
+}
+
+/* A listening socket on l, or -1 with the step that failed in err. */
+static int
+listen_socket(const struct cfg_listen *l, char *err, size_t errlen)
+{
+	char	 ebuf[128];
+	int	 fd, on = 1;
+
+	if ((fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0)) == -1) {
+		snprintf(err, errlen, "%s: socket: %s", l->text,
+		    log_strerror(errno, ebuf, sizeof(ebuf)));
+		return -1;
+	}
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (l->addr.ss_family == AF_INET6)
+		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on,
+		    sizeof(on));
+	if (bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) == -1) {
+		snprintf(err, errlen, "%s: bind: %s", l->text,
+		    log_strerror(errno, ebuf, sizeof(ebuf)));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* An evhttp serving the registry on text's address; NULL and err. */
+static struct evhttp *
+http_new(struct metrics *m, const char *text, char *bound, size_t boundlen,
+    char *err, size_t errlen)
+{
+	struct cfg_listen	 l;
+	struct evconnlistener	*lev;
+	struct evhttp		*http;
+	char			 why[256];
+	int			 fd;
+
+	if (cfg_parse_listen(text, &l, why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "%s: %s", text, why);
+		return NULL;
+	}
+	if ((fd = listen_socket(&l, err, errlen)) == -1)
+		return NULL;
+	if ((http = evhttp_new(m->base)) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", text);
+		close(fd);
+		return NULL;
+	}
+	lev = evconnlistener_new(m->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE,
+	    METRICS_BACKLOG, fd);
+	if (lev == NULL || evhttp_bind_listener(http, lev) == NULL) {
+		snprintf(err, errlen, "%s: listen: %s", text,
+		    log_strerror(errno, why, sizeof(why)));
+		if (lev != NULL)
+			evconnlistener_free(lev);
+		else
+			close(fd);
+		evhttp_free(http);
+		return NULL;
+	}
+	evhttp_set_max_headers_size(http, METRICS_MAX_HEADERS);
+	evhttp_set_max_body_size(http, METRICS_MAX_BODY);
+	evhttp_set_timeout(http, METRICS_TIMEOUT);
+	/* Every method reaches request_cb, which answers 405 (not 501). */
+	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
+	    EVHTTP_REQ_POST | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT |
+	    EVHTTP_REQ_PATCH);
+	evhttp_set_gencb(http, request_cb, m);
+	bound_text(fd, bound, boundlen);
+	return http;
+}
+
+int
+metrics_reconfigure(struct metrics *m, const char *listen, char *err,
+    size_t errlen)
+{
+	struct evhttp	*http = NULL;
+	char		*copy = NULL, bound[sizeof(m->bound)];
+
+	if (listen != NULL && *listen == '\0')
+		listen = NULL;
+	if (listen == NULL && m->listen == NULL)
+		return 0;
+	if (listen != NULL && m->listen != NULL &&
+	    strcmp(listen, m->listen) == 0)
+		return 0;
+	if (listen != NULL) {
+		if ((copy = strdup(listen)) == NULL) {
+			snprintf(err, errlen, "%s: out of memory", listen);
+			return -1;
+		}
+		if ((http = http_new(m, listen, bound, sizeof(bound), err,
+		    errlen)) == NULL) {
+			free(copy);
+			return -1;
+		}
+	}
+	if (m->http != NULL) {
+		evhttp_free(m->http);
+		log_info("event=metrics-closed addr=%s", m->bound);
+	}
+	free(m->listen);
+	m->http = http;
+	m->listen = copy;
+	m->bound[0] = '\0';
+	if (http != NULL) {
+		memcpy(m->bound, bound, sizeof(m->bound));
+		log_info("event=metrics-listen addr=%s", m->bound);
+	}
+	return 0;
+}
+
+const char *
+metrics_address(const struct metrics *m)
+{
+	return m->http != NULL ? m->bound : NULL;
+}
+
+void
+metrics_free(struct metrics *m)
+{
+	if (m == NULL)
+		return;
+	if (m->http != NULL)
+		evhttp_free(m->http);
+	free(m->listen);
+	free(m);
+}
