@@ -1,0 +1,331 @@
+"""
+The Debian package (issue 12), built, checked, installed and run on this
+machine:
+
+ - `dpkg-buildpackage -us -uc -b` in a copy of the tree (it writes into
+   the parent directory) builds evpop3d_*.deb; lintian reports no error;
+ - `dpkg -i` installs the files where the unit and the man pages say,
+   with /etc/evpop3d/evpop3d.ini a conffile; postinst creates the vmail
+   system user and group (or reuses them), /var/vmail (vmail, 0750) and an
+   empty /etc/evpop3d/passwd (root:vmail 0640); evpop3d.service is enabled
+   for boot, the socket units are not;
+ - the installed default starts: `evpop3d -t` accepts it, and the
+   installed unit's ExecStart line, run as a plain process (systemd is not
+   PID 1 here) under the limits of the unit that can be set without
+   systemd (the capability bounding set, no_new_privs, the memory
+   write-xor-execute of MemoryDenyWriteExecute, UMask, LimitNOFILE),
+   sends READY=1 to the NOTIFY_SOCKET the test listens on, binds
+   127.0.0.1:110 and drops to vmail. A user added to the installed
+   passwd-file with `evpop3d hash` while it runs logs in with poplib and
+   gets the message in its Maildir under /var/vmail; SIGTERM gives
+   STOPPING=1 and exit status 0;
+ - `dpkg --purge` removes the files, the conffiles, the passwd-file and
+   the enable link; the vmail user and /var/vmail stay by design (they
+   hold mail), but the test removes them again when it created them.
+
+Runs as root only (CI does), one at a time on the machine (a flock), and
+cleans up after a failure too. Skipped when an evpop3d package is already
+installed (it is not ours to remove) or when the packaging tools are
+missing (scripts/deps installs them).
+"""
+
+import ctypes
+import fcntl
+import grp
+import os
+import poplib
+import pwd
+import resource
+import shlex
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+import unittest
+
+SRC = os.environ.get("EVPOP3D_SOURCE_DIR") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..")
+LOCK = "/run/lock/evpop3d-test-package.lock"
+CONF = "/etc/evpop3d/evpop3d.ini"
+PASSWD = "/etc/evpop3d/passwd"
+UNIT = "/lib/systemd/system/evpop3d.service"
+WANTS = "/etc/systemd/system/multi-user.target.wants"
+TIMEOUT = 30
+PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN = 65, 1
+
+TOOLS = ("dpkg-buildpackage", "lintian", "dh", "setpriv")
+
+
+def run(argv, check=True, **kw):
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    kw.setdefault("timeout", 600)
+    r = subprocess.run(argv, **kw)
+    if check and r.returncode != 0:
+        raise AssertionError("%s: exit %d\n%s%s" % (
+            " ".join(argv), r.returncode, r.stdout, r.stderr))
+    return r
+
+
+def installed(pkg):
+    r = run(["dpkg-query", "-W", "-f", "${Status}", pkg], check=False)
+    return r.returncode == 0 and "ok installed" in r.stdout
+
+
+def exists_user(name):
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def exists_group(name):
+    try:
+        grp.getgrnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def unit_exec_start(path):
+    with open(path) as f:
+        for line in f:
+            if line.startswith("ExecStart="):
+                return shlex.split(line.partition("=")[2])
+    raise AssertionError("no ExecStart in " + path)
+
+
+def sandbox():
+    """The unit's UMask, LimitNOFILE and MemoryDenyWriteExecute, in the
+    child before exec (setpriv does the capabilities and no_new_privs)."""
+    os.umask(0o077)
+    # LimitNOFILE=65536, or as much of it as this container allows.
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    n = 65536 if hard == resource.RLIM_INFINITY else min(65536, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN, 0, 0, 0) != 0:
+        os.write(2, b"test_package: PR_SET_MDWE unavailable\n")
+
+
+@unittest.skipUnless(os.geteuid() == 0, "installs a package: root only")
+@unittest.skipUnless(all(shutil.which(t) for t in TOOLS),
+                     "packaging tools missing (scripts/deps installs them)")
+class Package(unittest.TestCase):
+
+    def setUp(self):
+        os.makedirs(os.path.dirname(LOCK), exist_ok=True)
+        self.lockf = open(LOCK, "w")
+        self.addCleanup(self.lockf.close)
+        deadline = time.monotonic() + 600
+        while True:
+            try:
+                fcntl.flock(self.lockf, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    self.fail("another test_package holds " + LOCK)
+                time.sleep(0.5)
+        if installed("evpop3d"):
+            self.skipTest("an evpop3d package is installed already")
+        self.tmp = tempfile.mkdtemp(prefix="evpop3d-pkg-")
+        os.chmod(self.tmp, 0o755)	# the notify socket, for vmail
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.had_user = exists_user("vmail")
+        self.had_group = exists_group("vmail")
+        self.had_vmail_dir = os.path.exists("/var/vmail")
+        self.proc = None
+
+    def build(self):
+        tree = os.path.join(self.tmp, "src", "evpop3d")
+        shutil.copytree(SRC, tree, symlinks=True, ignore=shutil.ignore_patterns(
+            "build*", ".git", "__pycache__", "debian/evpop3d", "obj-*"))
+        env = dict(os.environ, DEB_BUILD_OPTIONS="parallel=2 nocheck")
+        run(["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=tree, env=env)
+        debs = [f for f in os.listdir(os.path.dirname(tree))
+                if f.startswith("evpop3d_") and f.endswith(".deb")]
+        self.assertEqual(len(debs), 1, debs)
+        return os.path.join(os.path.dirname(tree), debs[0])
+
+    def purge(self):
+        """Undo the install, whatever state a failure left."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if installed("evpop3d") or run(["dpkg-query", "-W", "evpop3d"],
+                                       check=False).returncode == 0:
+            run(["dpkg", "--purge", "evpop3d"], check=False)
+        shutil.rmtree("/var/vmail/example.org", ignore_errors=True)
+        if not self.had_user and exists_user("vmail"):
+            run(["userdel", "vmail"], check=False)
+        if not self.had_group and exists_group("vmail"):
+            run(["groupdel", "vmail"], check=False)
+        if not self.had_vmail_dir:
+            shutil.rmtree("/var/vmail", ignore_errors=True)
+
+    def test_package(self):
+        t0 = time.monotonic()
+        deb = self.build()
+        t_build = time.monotonic() - t0
+
+        r = run(["lintian", "--tag-display-limit", "0", deb], check=False)
+        tags = [l for l in (r.stdout + r.stderr).splitlines()
+                if "root privileges is not recommended" not in l]
+        errors = [l for l in tags if l.startswith("E:")]
+        self.assertEqual(errors, [], "\n".join(tags))
+
+        self.addCleanup(self.purge)
+        run(["dpkg", "-i", deb])
+        self.check_installed()
+        self.start_and_login()
+        run(["dpkg", "--purge", "evpop3d"])
+        self.check_purged()
+        print("test_package: build %.1f s, all %.1f s; lintian: %s" % (
+            t_build, time.monotonic() - t0,
+            "; ".join(tags) if tags else "clean"))
+
+    def check_installed(self):
+        for f in ("/usr/sbin/evpop3d", "/usr/bin/evpop3d-swarm"):
+            self.assertTrue(os.access(f, os.X_OK), f)
+        for f in (UNIT, "/lib/systemd/system/evpop3d.socket",
+                  "/lib/systemd/system/evpop3d-tls.socket",
+                  "/usr/share/evpop3d/swarm/login.swarm",
+                  "/usr/share/man/man8/evpop3d.8.gz",
+                  "/usr/share/man/man5/evpop3d.ini.5.gz",
+                  "/etc/fail2ban/filter.d/evpop3d.conf", CONF):
+            self.assertTrue(os.path.isfile(f), f)
+        conffiles = run(["dpkg-query", "-W", "-f", "${Conffiles}",
+                         "evpop3d"]).stdout
+        self.assertIn(CONF, conffiles)
+        self.assertNotIn(PASSWD, conffiles)
+        self.assertEqual(unit_exec_start(UNIT),
+                         ["/usr/sbin/evpop3d", "-c", CONF])
+        # The mail user, its group and its home.
+        pw = pwd.getpwnam("vmail")
+        self.assertEqual(grp.getgrgid(pw.pw_gid).gr_name, "vmail")
+        if not self.had_user:
+            self.assertEqual(pw.pw_dir, "/var/vmail")
+            self.assertLess(pw.pw_uid, 1000)	# a system user
+            self.assertIn("nologin", pw.pw_shell)
+        if not self.had_vmail_dir:
+            st = os.stat("/var/vmail")
+            self.assertEqual((st.st_uid, st.st_gid,
+                              stat.S_IMODE(st.st_mode)),
+                             (pw.pw_uid, pw.pw_gid, 0o750))
+        st = os.stat(PASSWD)
+        self.assertEqual((st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)),
+                         (0, pw.pw_gid, 0o640))
+        # Enabled for boot (deb-systemd-helper; nothing is started here:
+        # systemd is not running); the socket units are the operator's
+        # choice.
+        self.assertTrue(os.path.islink(os.path.join(WANTS,
+                                                    "evpop3d.service")))
+        for u in ("evpop3d.socket", "evpop3d-tls.socket"):
+            self.assertFalse(os.path.lexists(os.path.join(
+                "/etc/systemd/system/sockets.target.wants", u)), u)
+        # The installed configuration is valid as shipped.
+        r = run(["/usr/sbin/evpop3d", "-t", "-c", CONF], check=False)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        r = run(["man", "-w", "evpop3d.ini"], check=False)
+        self.assertEqual(r.stdout.strip(),
+                         "/usr/share/man/man5/evpop3d.ini.5.gz")
+
+    def notify_socket(self):
+        path = os.path.join(self.tmp, "notify")
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        s.bind(path)
+        os.chmod(path, 0o777)	# written by the daemon after its drop
+        self.addCleanup(s.close)
+        return s, path
+
+    def wait_notify(self, s, what):
+        deadline = time.monotonic() + TIMEOUT
+        seen = []
+        while time.monotonic() < deadline:
+            s.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                msg = s.recv(4096).decode()
+            except socket.timeout:
+                break
+            seen.append(msg)
+            if what in msg.split("\n"):
+                return
+            if self.proc.poll() is not None:
+                break
+        self.fail("no %s from the daemon (got %r); log:\n%s" % (
+            what, seen, self.log()))
+
+    def log(self):
+        with open(os.path.join(self.tmp, "log"), errors="replace") as f:
+            return f.read()
+
+    def start_and_login(self):
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", 110)) == 0:
+                self.fail("something listens on 127.0.0.1:110 already")
+        ns, path = self.notify_socket()
+        argv = ["setpriv", "--no-new-privs", "--bounding-set",
+                "-all,+net_bind_service,+setuid,+setgid", "--"] + \
+            unit_exec_start(UNIT)
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
+               "NOTIFY_SOCKET": path}
+        with open(os.path.join(self.tmp, "log"), "wb") as logf:
+            self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
+                                         stdout=logf, stderr=logf,
+                                         preexec_fn=sandbox, cwd="/")
+        self.wait_notify(ns, "READY=1")
+        pw = pwd.getpwnam("vmail")
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            uids = [l.split()[1:] for l in f if l.startswith("Uid:")][0]
+        self.assertEqual(uids, [str(pw.pw_uid)] * 4)
+
+        # A user and a message, added while it runs: the passwd-file is
+        # re-read (as vmail, through group vmail) at the next login.
+        password = "p4ckage-Test-pw"
+        h = run(["/usr/sbin/evpop3d", "hash"], input=password + "\n")
+        with open(PASSWD, "a") as f:
+            f.write("alice@example.org:%s\n" % h.stdout.strip())
+        md = "/var/vmail/example.org/alice/Maildir"
+        for sub in ("cur", "new", "tmp"):
+            os.makedirs(os.path.join(md, sub))
+        body = b"Subject: packaged\r\n\r\nhello from the package test\r\n"
+        with open(os.path.join(md, "new", "1.test.host"), "wb") as f:
+            f.write(body)
+        for root, dirs, files in os.walk("/var/vmail/example.org"):
+            for n in dirs + files + [""]:
+                os.chown(os.path.join(root, n), pw.pw_uid, pw.pw_gid)
+
+        c = poplib.POP3("127.0.0.1", 110, timeout=TIMEOUT)
+        c.user("alice@example.org")
+        c.pass_(password)
+        self.assertEqual(c.stat(), (1, len(body)))
+        resp, lines, _ = c.retr(1)
+        self.assertIn(b"hello from the package test", lines)
+        c.quit()
+
+        self.proc.send_signal(signal.SIGTERM)
+        self.wait_notify(ns, "STOPPING=1")
+        self.assertEqual(self.proc.wait(timeout=TIMEOUT), 0, self.log())
+        log = self.log()
+        self.assertIn("event=privdrop user=vmail", log)
+        self.assertIn('event=login', log)
+        self.assertNotIn(password, log)
+        self.assertNotIn("PR_SET_MDWE unavailable", log)
+
+    def check_purged(self):
+        for f in ("/usr/sbin/evpop3d", UNIT, CONF, PASSWD,
+                  "/etc/fail2ban/filter.d/evpop3d.conf",
+                  os.path.join(WANTS, "evpop3d.service")):
+            self.assertFalse(os.path.lexists(f), f)
+        self.assertFalse(os.path.exists("/etc/evpop3d"))
+        # Kept by design: they may hold mail.
+        self.assertTrue(exists_user("vmail"))
+        self.assertTrue(os.path.isdir("/var/vmail/example.org"))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
