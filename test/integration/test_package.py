@@ -195,6 +195,7 @@ class Package(unittest.TestCase):
                   "/lib/systemd/system/evpop3d-tls.socket",
                   "/usr/share/evpop3d/swarm/login.swarm",
                   "/usr/share/man/man8/evpop3d.8.gz",
+                  "/usr/share/man/man1/evpop3d-swarm.1.gz",
                   "/usr/share/man/man5/evpop3d.ini.5.gz",
                   "/etc/fail2ban/filter.d/evpop3d.conf", CONF):
             self.assertTrue(os.path.isfile(f), f)

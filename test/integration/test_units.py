@@ -6,7 +6,8 @@ and the units it installs, checked by systemd's own tools.
    its GNUInstallDirs place: the daemon in sbin, evpop3d-swarm in bin and
    every scenario of scripts/swarm in share/evpop3d/swarm, evpop3d.ini
    (0644) and an empty passwd-file (0640) in SYSCONFDIR/evpop3d, the
-   three units in the unit directory, both man pages, the fail2ban filter;
+   three units in the unit directory, the man pages evpop3d(8),
+   evpop3d.ini(5) and evpop3d-swarm(1), the fail2ban filter;
    the installed unit's ExecStart names the installed binary and
    configuration, and the installed configuration is the packaged
    default (loopback port 110, user vmail, /var/vmail);
@@ -148,6 +149,8 @@ class Install(unittest.TestCase):
         for u in UNITS:
             self.assertFile(self.d(os.path.join(self.unitdir, u)),
                             mode=0o644)
+        self.assertFile(self.p("share/man/man1/evpop3d-swarm.1"),
+                        same_as=os.path.join(SRC, "doc/man/evpop3d-swarm.1"))
         self.assertFile(self.p("share/man/man8/evpop3d.8"),
                         same_as=os.path.join(SRC, "doc/man/evpop3d.8"))
         self.assertFile(self.p("share/man/man5/evpop3d.ini.5"),
@@ -286,7 +289,8 @@ class Install(unittest.TestCase):
 
 
 class ManPages(unittest.TestCase):
-    PAGES = ("doc/man/evpop3d.8", "doc/man/evpop3d.ini.5")
+    PAGES = ("doc/man/evpop3d.8", "doc/man/evpop3d.ini.5",
+             "doc/man/evpop3d-swarm.1")
 
     @unittest.skipUnless(shutil.which("mandoc"),
                          "no mandoc (scripts/deps installs it)")
