@@ -48,7 +48,7 @@ import unittest
 
 SRC = os.environ.get("EVPOP3D_SOURCE_DIR") or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..")
-LOCK = "/run/lock/evpop3d-test-package.lock"
+LOCK = "/run/lock/evpop3d-test-dpkg.lock"	# shared with test_deps
 CONF = "/etc/evpop3d/evpop3d.ini"
 PASSWD = "/etc/evpop3d/passwd"
 UNIT = "/lib/systemd/system/evpop3d.service"
