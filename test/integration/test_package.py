@@ -11,8 +11,11 @@ machine:
    for boot, the socket units are not;
  - the installed default starts: `evpop3d -t` accepts it, and the
    installed unit's ExecStart line, run as a plain process (systemd is not
-   PID 1 here) under the limits of the unit that can be set without
-   systemd (the capability bounding set, no_new_privs, the memory
+   PID 1 here) in the part of the unit's sandbox that can be had without
+   systemd, read from the installed unit (class Sandbox: a read-only /
+   but ReadWritePaths and RuntimeDirectory in a mount namespace of its
+   own, PrivateTmp, ProtectHome, the SystemCallFilter= allow list as a
+   seccomp filter, the capability bounding set, no_new_privs, the memory
    write-xor-execute of MemoryDenyWriteExecute, UMask, LimitNOFILE),
    sends READY=1 to the NOTIFY_SOCKET the test listens on, binds
    127.0.0.1:110 and drops to vmail. A user added to the installed
@@ -30,6 +33,7 @@ missing (scripts/deps installs them).
 """
 
 import ctypes
+import errno
 import fcntl
 import grp
 import os
@@ -99,17 +103,149 @@ def unit_exec_start(path):
     raise AssertionError("no ExecStart in " + path)
 
 
-def sandbox():
-    """The unit's UMask, LimitNOFILE and MemoryDenyWriteExecute, in the
-    child before exec (setpriv does the capabilities and no_new_privs)."""
-    os.umask(0o077)
-    # LimitNOFILE=65536, or as much of it as this container allows.
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    n = 65536 if hard == resource.RLIM_INFINITY else min(65536, hard)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN, 0, 0, 0) != 0:
-        os.write(2, b"test_package: PR_SET_MDWE unavailable\n")
+def unit_values(path, key):
+    """Every value of key in a unit file, split on spaces."""
+    out = []
+    with open(path) as f:
+        for line in f:
+            k, eq, v = line.strip().partition("=")
+            if eq and k == key:
+                out += v.split()
+    return out
+
+
+def syscall_groups():
+    """{"@group": [names and @groups]} from systemd-analyze, the lists
+    SystemCallFilter= uses."""
+    r = run(["systemd-analyze", "syscall-filter"])
+    groups, cur = {}, None
+    for line in r.stdout.splitlines():
+        if line.startswith("@"):
+            cur = groups.setdefault(line.strip(), [])
+        elif line.startswith(" ") and cur is not None:
+            tok = line.strip()
+            if tok and not tok.startswith("#"):
+                cur.append(tok)
+        else:
+            cur = None
+    return groups
+
+
+def expand(names, groups, seen=None):
+    seen = set() if seen is None else seen
+    out = set()
+    for n in names:
+        if n.startswith("@"):
+            if n not in seen:
+                seen.add(n)
+                out |= expand(groups[n], groups, seen)
+        else:
+            out.add(n)
+    return out
+
+
+class Sandbox:
+    """What of evpop3d.service can be had without systemd, read from the
+    installed unit and applied in the child before it execs (as systemd
+    does it): a mount namespace where / is read-only but ReadWritePaths
+    and RuntimeDirectory (ProtectSystem=strict), an empty /tmp and
+    /var/tmp (PrivateTmp), /home and /root inaccessible (ProtectHome),
+    UMask, LimitNOFILE, the memory write-xor-execute of
+    MemoryDenyWriteExecute (PR_SET_MDWE), and the SystemCallFilter= allow
+    list (libseccomp; other calls fail with EPERM, as
+    SystemCallErrorNumber= says). setpriv does CapabilityBoundingSet and
+    NoNewPrivileges. Not reproduced: PrivateDevices, the Protect*Kernel*
+    and Restrict* options."""
+
+    MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = \
+        1, 32, 4096, 16384, 1 << 18
+    CLONE_NEWNS = 0x20000
+    SCMP_ACT_ALLOW = 0x7fff0000
+
+    def __init__(self, unit):
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.libc.mount.argtypes = [ctypes.c_char_p] * 3 + [
+            ctypes.c_ulong, ctypes.c_char_p]
+        self.umask = int(unit_values(unit, "UMask")[0], 8)
+        n = int(unit_values(unit, "LimitNOFILE")[0])
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        # As much of it as this container allows.
+        self.nofile = n if hard == resource.RLIM_INFINITY else min(n, hard)
+        self.rw = [p.lstrip("-") for p in unit_values(unit, "ReadWritePaths")
+                   if os.path.isdir(p.lstrip("-"))]
+        self.rw += ["/run/" + d for d in unit_values(unit,
+                                                      "RuntimeDirectory")]
+        for d in self.rw:
+            os.makedirs(d, exist_ok=True)
+        self.caps = unit_values(unit, "CapabilityBoundingSet")
+        self.seccomp = self.seccomp_filter(unit)
+
+    def seccomp_filter(self, unit):
+        groups = syscall_groups()
+        allow, deny = set(), set()
+        for v in unit_values(unit, "SystemCallFilter"):
+            if v.startswith("~"):
+                deny |= expand([v[1:]], groups)
+            else:
+                allow |= expand([v], groups)
+        self.syscalls = allow - deny
+        err = unit_values(unit, "SystemCallErrorNumber")
+        assert err == ["EPERM"], err
+        lib = ctypes.CDLL("libseccomp.so.2")
+        lib.seccomp_init.restype = ctypes.c_void_p
+        lib.seccomp_init.argtypes = [ctypes.c_uint32]
+        lib.seccomp_rule_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32,
+                                         ctypes.c_int, ctypes.c_uint]
+        lib.seccomp_load.argtypes = [ctypes.c_void_p]
+        lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+        ctx = lib.seccomp_init(0x00050000 | errno.EPERM)
+        for name in sorted(self.syscalls):
+            nr = lib.seccomp_syscall_resolve_name(name.encode())
+            if nr >= 0:		# else not on this architecture
+                if lib.seccomp_rule_add(ctx, self.SCMP_ACT_ALLOW, nr, 0):
+                    raise AssertionError("seccomp_rule_add " + name)
+        self.lib = lib
+        return ctx
+
+    def argv(self, argv):
+        caps = ",".join(["-all"] + ["+" + c.lower()[4:] for c in self.caps])
+        return ["setpriv", "--no-new-privs", "--bounding-set", caps,
+                "--"] + argv
+
+    def mount(self, src, dst, fstype, flags, data=None):
+        enc = lambda x: None if x is None else x.encode()
+        if self.libc.mount(enc(src), enc(dst), enc(fstype), flags,
+                           enc(data)) != 0:
+            e = ctypes.get_errno()
+            raise OSError(e, "mount %s: %s" % (dst, os.strerror(e)))
+
+    def __call__(self):
+        """In the child, between fork and exec."""
+        try:
+            if self.libc.unshare(self.CLONE_NEWNS) != 0:
+                raise OSError(ctypes.get_errno(), "unshare")
+            self.mount(None, "/", None, self.MS_REC | self.MS_PRIVATE)
+            for d in self.rw:
+                self.mount(d, d, None, self.MS_BIND | self.MS_REC)
+            for d in ("/tmp", "/var/tmp"):
+                self.mount("tmpfs", d, "tmpfs", 0, "mode=1777")
+            for d in ("/home", "/root"):
+                if os.path.isdir(d):
+                    self.mount("tmpfs", d, "tmpfs", self.MS_RDONLY,
+                               "mode=000")
+            self.mount(None, "/", None, self.MS_REMOUNT | self.MS_BIND |
+                       self.MS_RDONLY)
+            os.umask(self.umask)
+            resource.setrlimit(resource.RLIMIT_NOFILE,
+                               (self.nofile, self.nofile))
+            if self.libc.prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN,
+                               0, 0, 0) != 0:
+                raise OSError(ctypes.get_errno(), "PR_SET_MDWE")
+            if self.lib.seccomp_load(self.seccomp) != 0:
+                raise OSError(0, "seccomp_load")
+        except OSError as e:
+            os.write(2, ("test_package: sandbox: %s\n" % e).encode())
+            os._exit(127)
 
 
 @unittest.skipUnless(os.geteuid() == 0, "installs a package: root only")
@@ -138,6 +274,7 @@ class Package(unittest.TestCase):
         self.had_user = exists_user("vmail")
         self.had_group = exists_group("vmail")
         self.had_vmail_dir = os.path.exists("/var/vmail")
+        self.had_run_dir = os.path.exists("/run/evpop3d")
         self.proc = None
 
     def build(self):
@@ -166,6 +303,8 @@ class Package(unittest.TestCase):
             run(["groupdel", "vmail"], check=False)
         if not self.had_vmail_dir:
             shutil.rmtree("/var/vmail", ignore_errors=True)
+        if not self.had_run_dir:	# the sandbox's RuntimeDirectory
+            shutil.rmtree("/run/evpop3d", ignore_errors=True)
 
     def test_package(self):
         t0 = time.monotonic()
@@ -236,10 +375,15 @@ class Package(unittest.TestCase):
                          "/usr/share/man/man5/evpop3d.ini.5.gz")
 
     def notify_socket(self):
-        path = os.path.join(self.tmp, "notify")
+        # In /run, as systemd's: the sandbox hides /tmp. Written by the
+        # daemon after its drop to vmail.
+        d = tempfile.mkdtemp(prefix="evpop3d-test-", dir="/run")
+        os.chmod(d, 0o755)
+        self.addCleanup(shutil.rmtree, d, True)
+        path = os.path.join(d, "notify")
         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         s.bind(path)
-        os.chmod(path, 0o777)	# written by the daemon after its drop
+        os.chmod(path, 0o777)
         self.addCleanup(s.close)
         return s, path
 
@@ -269,20 +413,34 @@ class Package(unittest.TestCase):
             if probe.connect_ex(("127.0.0.1", 110)) == 0:
                 self.fail("something listens on 127.0.0.1:110 already")
         ns, path = self.notify_socket()
-        argv = ["setpriv", "--no-new-privs", "--bounding-set",
-                "-all,+net_bind_service,+setuid,+setgid", "--"] + \
-            unit_exec_start(UNIT)
+        box = Sandbox(UNIT)
+        self.assertIn("setresuid", box.syscalls)
+        self.assertNotIn("mount", box.syscalls)
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
                "NOTIFY_SOCKET": path}
         with open(os.path.join(self.tmp, "log"), "wb") as logf:
-            self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
+            self.proc = subprocess.Popen(box.argv(unit_exec_start(UNIT)),
+                                         env=env, stdin=subprocess.DEVNULL,
                                          stdout=logf, stderr=logf,
-                                         preexec_fn=sandbox, cwd="/")
+                                         preexec_fn=box, cwd="/")
         self.wait_notify(ns, "READY=1")
         pw = pwd.getpwnam("vmail")
-        with open("/proc/%d/status" % self.proc.pid) as f:
-            uids = [l.split()[1:] for l in f if l.startswith("Uid:")][0]
-        self.assertEqual(uids, [str(pw.pw_uid)] * 4)
+        pid = self.proc.pid
+        with open("/proc/%d/status" % pid) as f:
+            st = dict(l.rstrip("\n").split(":\t", 1) for l in f)
+        self.assertEqual(st["Uid"].split(), [str(pw.pw_uid)] * 4)
+        # The sandbox is the daemon's: a seccomp filter, no_new_privs, the
+        # bounding set (CAP_SETGID 6, CAP_SETUID 7, CAP_NET_BIND_SERVICE
+        # 10), a read-only / in a mount namespace of its own.
+        self.assertEqual(st["Seccomp"], "2")
+        self.assertEqual(st["NoNewPrivs"], "1")
+        self.assertEqual(int(st["CapBnd"], 16), (1 << 6) | (1 << 7) | (1 << 10))
+        self.assertNotEqual(os.readlink("/proc/%d/ns/mnt" % pid),
+                            os.readlink("/proc/self/ns/mnt"))
+        with open("/proc/%d/mountinfo" % pid) as f:
+            mounts = {l.split()[4]: l.split()[5].split(",") for l in f}
+        self.assertIn("ro", mounts["/"])
+        self.assertIn("rw", mounts["/var/vmail"])
 
         # A user and a message, added while it runs: the passwd-file is
         # re-read (as vmail, through group vmail) at the next login.
@@ -312,10 +470,12 @@ class Package(unittest.TestCase):
         self.wait_notify(ns, "STOPPING=1")
         self.assertEqual(self.proc.wait(timeout=TIMEOUT), 0, self.log())
         log = self.log()
+        if os.environ.get("EVTEST_LOG"):
+            print("\n--- the installed daemon's log:\n" + log)
         self.assertIn("event=privdrop user=vmail", log)
         self.assertIn('event=login', log)
         self.assertNotIn(password, log)
-        self.assertNotIn("PR_SET_MDWE unavailable", log)
+        self.assertNotIn("test_package: sandbox:", log)
 
     def check_purged(self):
         for f in ("/usr/sbin/evpop3d", UNIT, CONF, PASSWD,
