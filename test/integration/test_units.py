@@ -179,7 +179,8 @@ class Install(unittest.TestCase):
         with open(os.path.join(SRC, "conf", "evpop3d.ini")) as f:
             example = f.read()
         self.assertEqual(len(text.splitlines()),
-                         len(example.splitlines()) + 2)
+                         len(example.splitlines()) + 1)
+        self.assertNotIn("1100", text)
 
     def test_reinstall_keeps_edits(self):
         # A DESTDIR of its own: the other tests read the pristine install.
