@@ -13,6 +13,7 @@
  */
 
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -82,6 +83,8 @@ static int	cfg_check_tls_protocol(const char *, char *, size_t);
 static int	cfg_check_plaintext(const char *, char *, size_t);
 static int	cfg_check_user(const char *, char *, size_t);
 static int	cfg_check_group(const char *, char *, size_t);
+static int	cfg_check_control_socket(const char *, char *, size_t);
+static int	cfg_check_mode(const char *, char *, size_t);
 
 #define OFF(f)	offsetof(struct cfg, f)
 
@@ -110,6 +113,9 @@ static const struct cfg_key cfg_keys[] = {
 	{ "server", "max_bad_commands", CFG_INT, OFF(max_bad_commands), "20",
 	    1, 1000, 0,
 	    .doc = "consecutive bad commands after login before disconnect" },
+	{ "server", "shutdown_timeout", CFG_INT, OFF(shutdown_timeout), "30",
+	    0, 3600, 0,
+	    .doc = "seconds a stop waits for replies and UPDATEs in progress" },
 
 	/* Privileges (lib/privdrop.h): the names are looked up at load. */
 	{ "server", "user", CFG_STRING, OFF(user), "", 0, 0, CFG_F_EMPTY,
@@ -208,6 +214,15 @@ static const struct cfg_key cfg_keys[] = {
 
 	{ "log", "debug", CFG_BOOL, OFF(log_debug), "no", 0, 0, 0,
 	    .doc = "log debug lines" },
+
+	/* The admin socket (net/control.h, `evpop3d who|kick|stats|reload`). */
+	{ "control", "socket", CFG_STRING, OFF(control_socket),
+	    "/run/evpop3d/control", 0, 0, CFG_F_EMPTY,
+	    .doc = "absolute path of the admin socket; \"\" for none",
+	    .check = cfg_check_control_socket },
+	{ "control", "mode", CFG_STRING, OFF(control_mode_text), "0600", 0, 0,
+	    0, .doc = "octal permissions of the admin socket (who may use it)",
+	    .check = cfg_check_mode },
 };
 
 /* [tls.NAME]: iniparser's (lower-case) name of an SNI section. */
@@ -504,6 +519,40 @@ cfg_check_plaintext(const char *v, char *why, size_t whylen)
 		return 0;
 	snprintf(why, whylen, "must be allowed, localhost or never");
 	return -1;
+}
+
+/* [control] socket: absolute, and short enough for sun_path. */
+static int
+cfg_check_control_socket(const char *v, char *why, size_t whylen)
+{
+	if (*v == '\0')
+		return 0;
+	if (*v != '/') {
+		snprintf(why, whylen, "must be an absolute path (or \"\")");
+		return -1;
+	}
+	if (strlen(v) >= sizeof(((struct sockaddr_un *)NULL)->sun_path)) {
+		snprintf(why, whylen, "longer than a socket path may be "
+		    "(%zu bytes)", sizeof(((struct sockaddr_un *)NULL)->sun_path)
+		    - 1);
+		return -1;
+	}
+	return 0;
+}
+
+/* [control] mode: octal permission bits, 0000 to 0777. */
+static int
+cfg_check_mode(const char *v, char *why, size_t whylen)
+{
+	size_t n = strlen(v);
+
+	if (n < 1 || n > 4 || strspn(v, "01234567") != n ||
+	    (n == 4 && v[0] != '0')) {
+		snprintf(why, whylen, "must be octal permissions such as 0600 "
+		    "or 0660");
+		return -1;
+	}
+	return 0;
 }
 
 /*
@@ -1300,13 +1349,15 @@ cfg_load(const char *path, struct cfg **cfg_r, char *err, size_t errlen)
 	cfg_warn_unknown(&ctx, d);
 	cfg_warn_duplicates(&ctx, path);
 
-	if ((cfg = calloc(1, sizeof(*cfg))) == NULL ||
-	    (cfg->path = strdup(path)) == NULL) {
+	if ((cfg = calloc(1, sizeof(*cfg))) != NULL)
+		cfg->refs = 1;
+	if (cfg == NULL || (cfg->path = strdup(path)) == NULL) {
 		cfg_file_error(&ctx, "cannot load", strerror(errno));
 		goto out;
 	}
 	if (cfg_apply(&ctx, d, cfg) == -1 || cfg_tls_finish(&ctx, d, cfg) == -1)
 		goto out;
+	cfg->control_mode = (int)strtol(cfg->control_mode_text, NULL, 8);
 	cfg->warnings = ctx.warnings;
 
 	*cfg_r = cfg;
@@ -1320,12 +1371,19 @@ cfg_load(const char *path, struct cfg **cfg_r, char *err, size_t errlen)
 	return rv;
 }
 
+struct cfg *
+cfg_ref(struct cfg *cfg)
+{
+	cfg->refs++;
+	return cfg;
+}
+
 void
 cfg_free(struct cfg *cfg)
 {
 	size_t	 i;
 
-	if (cfg == NULL)
+	if (cfg == NULL || --cfg->refs > 0)
 		return;
 	for (i = 0; i < CFG_NKEYS; i++) {
 		switch (cfg_keys[i].type) {

@@ -45,6 +45,7 @@ struct cfg_net {
 };
 
 struct cfg {
+	unsigned		 refs;		/* cfg_ref(), cfg_free() */
 	char			*path;		/* the file we were read from */
 	int			 warnings;	/* unknown or duplicate keys and
 						   sections logged at load */
@@ -58,6 +59,7 @@ struct cfg {
 	int			 write_timeout;	/* s, client not reading */
 	int			 max_connections;
 	int			 max_bad_commands;
+	int			 shutdown_timeout; /* s: the drain at a stop */
 	/* [server] listen_tls, [tls], [tls.NAME]: TLS (net/tls.c) */
 	struct cfg_listen	*listen_tls;	/* implicit TLS (RFC 8314) */
 	size_t			 n_listen_tls;
@@ -102,6 +104,11 @@ struct cfg {
 
 	/* [log] */
 	bool			 log_debug;
+
+	/* [control]: the admin socket (net/control.h) */
+	char			*control_socket; /* absolute; "" = none */
+	char			*control_mode_text; /* as written, octal */
+	int			 control_mode;	/* of the socket file */
 };
 
 /*
@@ -111,6 +118,13 @@ struct cfg {
  *   "conf/evpop3d.ini: [server] idle_timeout: must be at least 600, got 30"
  */
 int	cfg_load(const char *path, struct cfg **cfg_r, char *err, size_t errlen);
+/*
+ * A cfg is shared by its users (a reload makes a new one while sessions
+ * keep theirs): cfg_ref() takes a reference, cfg_free() drops one and
+ * frees with the last. The event loop's thread only; worker threads
+ * read a cfg whose reference their job holds.
+ */
+struct cfg *cfg_ref(struct cfg *cfg);
 void	cfg_free(struct cfg *cfg);
 
 /*

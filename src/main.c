@@ -5,6 +5,8 @@
  *   evpop3d -t -c FILE     check the configuration and exit
  *   evpop3d hash [-s SCHEME] [-r ROUNDS]
  *                          read a password, print its hash ({SHA512-CRYPT})
+ *   evpop3d who [-1] | kick USER | stats | reload [-c FILE | -s SOCKET]
+ *                          ask the running daemon (ctl.c)
  *   evpop3d --version
  */
 #include <errno.h>
@@ -20,15 +22,22 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
+
+#include <systemd/sd-daemon.h>
 
 #include "auth/auth.h"
 #include "config.h"
+#include "ctl.h"
 #include "lib/evpop3d.h"
 #include "lib/log.h"
+#include "lib/monotime.h"
 #include "lib/privdrop.h"
+#include "net/control.h"
 #include "net/server.h"
 #include "net/tls.h"
+#include "pop3/admin.h"
 #include "pop3/pop3.h"
 #include "session/session.h"
 #include "store/store.h"
@@ -40,43 +49,23 @@ usage(int status)
 	fprintf(status == 0 ? stdout : stderr,
 	    "usage: %s [-d] [-t] -c FILE\n"
 	    "       %s hash [-s SCHEME] [-r ROUNDS]\n"
+	    "       %s who [-1] [-c FILE | -s SOCKET]\n"
+	    "       %s kick [-c FILE | -s SOCKET] USER\n"
+	    "       %s stats | reload [-c FILE | -s SOCKET]\n"
 	    "       %s --version | --help\n"
 	    "  -c FILE  configuration file\n"
 	    "  -d       debug logging\n"
 	    "  -t       check the configuration and the files it names, and "
 	    "exit\n"
 	    "           (1 on errors and on warnings such as unknown or "
-	    "duplicate keys)\n",
-	    EVPOP3D_NAME, EVPOP3D_NAME, EVPOP3D_NAME);
+	    "duplicate keys)\n"
+	    "  who, kick, stats, reload: ask the running daemon through its "
+	    "admin socket\n"
+	    "           ([control] socket of -c FILE, default %s, or -s "
+	    "SOCKET)\n",
+	    EVPOP3D_NAME, EVPOP3D_NAME, EVPOP3D_NAME, EVPOP3D_NAME,
+	    EVPOP3D_NAME, EVPOP3D_NAME, CTL_DEFAULT_CONFIG);
 	exit(status);
-}
-
-/*
- * sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET, which
- * may name an abstract socket ("@...").
- */
-static void
-notify_systemd(const char *msg)
-{
-	struct sockaddr_un	 sun;
-	const char		*path = getenv("NOTIFY_SOCKET");
-	size_t			 len;
-	int			 fd;
-
-	if (path == NULL || (len = strlen(path)) == 0 ||
-	    len >= sizeof(sun.sun_path))
-		return;
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, path, len);
-	if (sun.sun_path[0] == '@')
-		sun.sun_path[0] = '\0';
-	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
-		return;
-	if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sun,
-	    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) == -1)
-		log_warn("sd_notify");
-	close(fd);
 }
 
 /*
@@ -246,10 +235,22 @@ startup_failed(void)
 
 /* What the signal handlers work on. */
 struct daemon {
+	const char		*path;		/* the configuration file */
+	bool			 debug;		/* -d */
+	struct cfg		*cfg;		/* the one in force */
 	struct server		 srv;
 	struct pop3_env		*env;
 	struct session_set	*sessions;
-	struct tls_server	*tls;		/* NULL: no TLS configured */
+	struct session_params	 sp;
+	/*
+	 * Made when [tls] is first configured, kept to the end: sessions'
+	 * hooks point at it. tls_on: the configuration in force has [tls].
+	 */
+	struct tls_server	*tls;
+	bool			 tls_on;
+	struct event		*status;	/* STATUS= for systemd */
+	uint64_t		 reloads;
+	struct control		*control;	/* NULL: no admin socket */
 };
 
 /* The counters of every part: info level (SIGUSR1), or debug (at exit). */
@@ -260,10 +261,210 @@ stats_log(const struct daemon *d, bool debug)
 	pop3_stats_log(d->env, debug);
 }
 
+/* The session parameters cfg asks for. */
+static void
+daemon_params(struct daemon *d, const struct cfg *cfg)
+{
+	d->sp = (struct session_params){ .proto = &pop3_proto, .arg = d->env,
+	    .line_max = POP3_LINE_MAX,
+	    .write_timeout = (unsigned)cfg->write_timeout,
+	    .handshake_timeout = (unsigned)cfg->login_timeout };
+	if (d->tls_on)
+		tls_session_hooks(d->tls, &d->sp.tls);
+}
+
+/* Live counts for `systemctl status` (STATUS=), every few seconds. */
+#define STATUS_INTERVAL_S	5
+
+static void
+status_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)fd;
+	(void)events;
+	sd_notifyf(0, "STATUS=%zu sessions, %zu logged in; %llu connections, "
+	    "%llu reloads since start", session_set_count(d->sessions),
+	    pop3_logged_in(d->env), (unsigned long long)d->srv.stats.connections,
+	    (unsigned long long)d->reloads);
+}
+
+/* The settings a reload cannot change, being applied once at start. */
+static void
+reload_restart_needed(const struct cfg *old, const struct cfg *cfg)
+{
+	if (strcmp(old->user, cfg->user) != 0 ||
+	    strcmp(old->group, cfg->group) != 0 ||
+	    old->allow_root != cfg->allow_root)
+		log_warnx("event=reload-restart-needed key=\"[server] user, "
+		    "group, allow_root\" note=\"the privileges were dropped "
+		    "at start\"");
+	if (strcmp(old->control_socket, cfg->control_socket) != 0 ||
+	    old->control_mode != cfg->control_mode)
+		log_warnx("event=reload-restart-needed key=\"[control] socket, "
+		    "mode\" note=\"the admin socket was bound at start\"");
+}
+
+/*
+ * SIGHUP (and the admin socket's reload): read the configuration file
+ * again and apply all of it, or none: the passwd-file, the TLS
+ * certificates and keys, the listeners (kept, added, closed), limits
+ * and timeouts. Sessions from now on start with the new settings;
+ * running ones keep theirs. Anything that fails leaves the running
+ * configuration as it was, with an error line. Returns 0 or -1 (err).
+ */
+static int
+daemon_reload(struct daemon *d, char *err, size_t errlen)
+{
+	struct cfg		*cfg = NULL;
+	struct pop3_gen		*gen = NULL;
+	struct tls_server	*made = NULL, *tls = NULL;
+	char			 q[LOG_QUOTED_SIZE(1024)];
+
+	sd_notifyf(0, "RELOADING=1\nSTATUS=Reloading %s\nMONOTONIC_USEC=%llu",
+	    d->path, (unsigned long long)mono_us());
+	log_info("event=reload path=%s", d->path);
+	if (cfg_load(d->path, &cfg, err, errlen) == -1)
+		goto fail;
+	if (cfg->tls_cert != NULL) {
+		if (d->tls == NULL) {
+			if (tls_server_new(cfg, &made, err, errlen) == -1)
+				goto fail;
+			tls = made;
+		} else {
+			if (tls_server_prepare(d->tls, cfg, err, errlen) == -1)
+				goto fail;
+			tls = d->tls;
+		}
+	}
+	if (pop3_gen_new(cfg, &gen, err, errlen) == -1)
+		goto fail;
+	if (server_reconfigure(&d->srv, cfg, tls) == -1) {
+		snprintf(err, errlen, "%s: a listener could not be set up "
+		    "(see the listen-failed line)", d->path);
+		goto fail;
+	}
+
+	/* Nothing fails from here on. */
+	reload_restart_needed(d->cfg, cfg);
+	if (made != NULL)
+		d->tls = made;
+	else if (tls != NULL)
+		tls_server_commit(tls);
+	d->tls_on = tls != NULL;
+	pop3_env_reload(d->env, gen);
+	daemon_params(d, cfg);
+	session_set_params(d->sessions, &d->sp);
+	log_init(d->debug || cfg->log_debug);
+	cfg_free(d->cfg);
+	d->cfg = cfg;
+	check_plaintext(cfg);
+	d->reloads++;
+	log_info("event=reload result=ok listeners=%zu tls=%s warnings=%d",
+	    d->srv.n_listeners, d->tls_on ? "yes" : "no", cfg->warnings);
+	sd_notify(0, "READY=1");
+	status_cb(-1, 0, d);
+	return 0;
+fail:
+	tls_server_abort(d->tls);
+	tls_server_free(made);
+	pop3_gen_unref(gen);
+	cfg_free(cfg);
+	log_errorx("event=reload result=failed error=%s note=\"the running "
+	    "configuration stays in force\"", log_quote(q, sizeof(q), err));
+	sd_notify(0, "READY=1");
+	status_cb(-1, 0, d);
+	return -1;
+}
+
+/* ------------------------------------------------ the admin socket */
+
+/* who [-1] */
+static int
+control_who(struct control_req *req, void *arg)
+{
+	struct daemon	*d = arg;
+	bool		 verbose = strcmp(req->arg, "-1") == 0;
+	long		 n;
+
+	if (req->arg[0] != '\0' && !verbose) {
+		snprintf(req->err, sizeof(req->err), "usage: who [-1]");
+		return -1;
+	}
+	if ((n = pop3_admin_who(d->sessions, req->out, verbose)) == -1) {
+		snprintf(req->err, sizeof(req->err), "out of memory");
+		return -1;
+	}
+	snprintf(req->log, sizeof(req->log), "%s=%ld", verbose ? "sessions" :
+	    "users", n);
+	return 0;
+}
+
+/* kick USER: nonzero (ERR) when the user had no session to close. */
+static int
+control_kick(struct control_req *req, void *arg)
+{
+	struct daemon	*d = arg;
+	char		 q[LOG_QUOTED_SIZE(POP3_USER_MAX)];
+	char		 name[LOG_QUOTED_SIZE(POP3_USER_MAX)];
+	size_t		 kicked, updating;
+
+	kicked = pop3_admin_kick(d->sessions, req->arg, &updating);
+	snprintf(req->log, sizeof(req->log), "user=%s kicked=%zu "
+	    "updating=%zu", log_quote(q, sizeof(q), req->arg), kicked,
+	    updating);
+	pop3_admin_name(name, sizeof(name), req->arg);
+	if (kicked == 0 && updating == 0) {
+		snprintf(req->err, sizeof(req->err), "no session of %.200s to "
+		    "kick", name);
+		return -1;
+	}
+	evbuffer_add_printf(req->out, "kicked %zu session(s) of %s\n",
+	    kicked, name);
+	if (updating > 0)
+		evbuffer_add_printf(req->out, "%zu session(s) of %s in UPDATE "
+		    "close when it is done\n", updating, name);
+	return 0;
+}
+
+/* stats: "name value" lines (the metrics text, once there is one). */
+static int
+control_stats(struct control_req *req, void *arg)
+{
+	struct daemon			*d = arg;
+	const struct server_stats	*st = &d->srv.stats;
+
+	evbuffer_add_printf(req->out, "net_connections %llu\n"
+	    "net_sessions %zu\nnet_refused %llu\nnet_refused_per_ip %llu\n"
+	    "net_refused_nofd %llu\nnet_accept_errors %llu\n",
+	    (unsigned long long)st->connections,
+	    session_set_count(d->sessions),
+	    (unsigned long long)st->refused,
+	    (unsigned long long)st->refused_per_ip,
+	    (unsigned long long)st->refused_nofd,
+	    (unsigned long long)st->accept_errors);
+	pop3_admin_stats(d->env, req->out);
+	return 0;
+}
+
+static int
+control_reload(struct control_req *req, void *arg)
+{
+	return daemon_reload(arg, req->err, sizeof(req->err));
+}
+
+static const struct control_cmd control_cmds[] = {
+	{ "who",	CONTROL_ARG_OPTIONAL,	control_who },
+	{ "kick",	CONTROL_ARG_REQUIRED,	control_kick },
+	{ "stats",	CONTROL_ARG_NONE,	control_stats },
+	{ "reload",	CONTROL_ARG_NONE,	control_reload },
+};
+
 static void
 signal_cb(evutil_socket_t sig, short events, void *arg)
 {
-	struct daemon *d = arg;
+	struct daemon	*d = arg;
+	char		 err[1024];
 
 	(void)events;
 	if (sig == SIGUSR1) {
@@ -271,14 +472,13 @@ signal_cb(evutil_socket_t sig, short events, void *arg)
 		return;
 	}
 	if (sig == SIGHUP) {
-		log_info("event=sighup note=\"the passwd-file is re-read when "
-		    "it changes and the TLS certificates now; other settings "
-		    "need a restart\"");
-		if (d->tls != NULL)
-			(void)tls_server_reload(d->tls);
+		log_info("event=sighup");
+		(void)daemon_reload(d, err, sizeof(err));
 		return;
 	}
-	notify_systemd("STOPPING=1");
+	if (!d->srv.stopping)
+		sd_notifyf(0, "STOPPING=1\nSTATUS=Stopping: %zu sessions",
+		    session_set_count(d->sessions));
 	server_stop(&d->srv);
 }
 
@@ -388,17 +588,19 @@ main(int argc, char *argv[])
 	struct event_base	*base;
 	struct event		*sigs[4];
 	struct daemon		 d;
-	struct session_params	 sp;
 	struct cfg		*cfg;
 	struct privdrop		 pd;
 	const char		*path = NULL;
 	char			 err[1024];
 	bool			 check = false, debug = false;
-	int			 ch, i, ret;
+	int			 ch, i, ret, ctl_fd = -1;
 	const int		 signos[4] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
+	struct timeval		 status_tv = { .tv_sec = STATUS_INTERVAL_S };
 
 	if (argc >= 2 && strcmp(argv[1], "hash") == 0)
 		return cmd_hash(argc - 1, argv + 1);
+	if (argc >= 2 && ctl_command(argv[1]))
+		return ctl_main(argc - 1, argv + 1);
 	while ((ch = getopt_long(argc, argv, "c:dht", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
@@ -435,11 +637,15 @@ main(int argc, char *argv[])
 	}
 	/* -t too: a certificate or key that does not load is an error. */
 	memset(&d, 0, sizeof(d));
+	d.path = path;
+	d.debug = debug;
+	d.cfg = cfg;
 	if (tls_server_new(cfg, &d.tls, err, sizeof(err)) == -1) {
 		fprintf(stderr, "%s: %s\n", EVPOP3D_NAME, err);
 		cfg_free(cfg);
 		return 1;
 	}
+	d.tls_on = d.tls != NULL;
 	if (check) {
 		ret = check_config(cfg, path);
 		tls_server_free(d.tls);
@@ -483,12 +689,8 @@ main(int argc, char *argv[])
 		cfg_free(cfg);
 		return startup_failed();
 	}
-	sp = (struct session_params){ .proto = &pop3_proto, .arg = d.env,
-	    .line_max = POP3_LINE_MAX,
-	    .write_timeout = (unsigned)cfg->write_timeout,
-	    .handshake_timeout = (unsigned)cfg->login_timeout };
-	tls_session_hooks(d.tls, &sp.tls);
-	if ((d.sessions = session_set_new(base, &sp)) == NULL)
+	daemon_params(&d, cfg);
+	if ((d.sessions = session_set_new(base, &d.sp)) == NULL)
 		log_error("event=startup-failed step=sessions");
 	if (d.sessions == NULL ||
 	    server_init(&d.srv, base, cfg, d.sessions, d.tls) == -1) {
@@ -500,6 +702,28 @@ main(int argc, char *argv[])
 		tls_server_free(d.tls);
 		cfg_free(cfg);
 		return startup_failed();
+	}
+	/*
+	 * The admin socket, bound as the user who starts us (root: only
+	 * root may use it with mode 0600) before the drop; served after.
+	 */
+	if (cfg->control_socket[0] != '\0' && (ctl_fd = control_bind(
+	    cfg->control_socket, cfg->control_mode, err, sizeof(err))) == -1) {
+		log_errorx("event=startup-failed step=control error=\"%s\"",
+		    err);
+		session_set_free(d.sessions);
+		server_free(&d.srv);
+		pop3_env_free(d.env);
+		event_base_free(base);
+		tls_server_free(d.tls);
+		cfg_free(cfg);
+		return startup_failed();
+	}
+	if (ctl_fd != -1 && (d.control = control_new(base, ctl_fd,
+	    cfg->control_socket, control_cmds, sizeof(control_cmds) /
+	    sizeof(control_cmds[0]), &d)) == NULL) {
+		log_errorx("event=startup-failed step=control");
+		fatalx("event=exiting reason=startup-failed");
 	}
 	for (i = 0; i < 4; i++) {
 		sigs[i] = evsignal_new(base, signos[i], signal_cb, &d);
@@ -516,9 +740,16 @@ main(int argc, char *argv[])
 	}
 	if (pd.drop)
 		check_readable_after_drop(cfg);
-	log_info("event=ready version=%s listeners=%zu tls=%s", EVPOP3D_VERSION,
-	    d.srv.n_listeners, d.tls != NULL ? "yes" : "no");
-	notify_systemd("READY=1\nSTATUS=Accepting connections");
+	log_info("event=ready version=%s listeners=%zu tls=%s%s",
+	    EVPOP3D_VERSION, d.srv.n_listeners, d.tls != NULL ? "yes" : "no",
+	    d.srv.inherited ? " sockets=systemd" : "");
+	sd_notify(0, "READY=1");
+	/* systemctl status: live counts, when systemd listens. */
+	if (getenv("NOTIFY_SOCKET") != NULL &&
+	    (d.status = event_new(base, -1, EV_PERSIST, status_cb, &d)) != NULL) {
+		status_cb(-1, 0, &d);
+		event_add(d.status, &status_tv);
+	}
 
 	ret = event_base_dispatch(base) == -1 ? 1 : 0;
 
@@ -527,15 +758,18 @@ main(int argc, char *argv[])
 	/* Sessions first: their release jobs go to the pool, which the
 	 * environment then drains, and they leave the server's per-address
 	 * counts when freed. */
+	control_free(d.control);
 	session_set_free(d.sessions);
 	server_free(&d.srv);
 	pop3_env_free(d.env);
 	for (i = 0; i < 4; i++)
 		event_free(sigs[i]);
+	if (d.status != NULL)
+		event_free(d.status);
 	event_base_free(base);
 	tls_server_free(d.tls);
 	log_info("event=stopped");
-	cfg_free(cfg);
+	cfg_free(d.cfg);
 	libevent_global_shutdown();
 	return ret;
 }

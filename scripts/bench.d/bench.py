@@ -282,9 +282,12 @@ class Evpop3d(Server):
                 "threads = 2\n"
                 "[mail]\n"
                 "driver = maildir\n"
-                "location = %%h/Maildir\n" % (
+                "location = %%h/Maildir\n"
+                # the admin socket beside the state, not in /run
+                "[control]\n"
+                "socket = %s\n" % (
                     self.port, "yes" if os.geteuid() == 0 else "no",
-                    self.passwd))
+                    self.passwd, os.path.join(STATE, "control")))
 
     def start(self):
         with open(self.ini, "w") as f:

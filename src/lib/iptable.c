@@ -266,6 +266,19 @@ iptable_update(struct iptable *t, struct iptable_entry *e)
 }
 
 void
+iptable_set_max_idle(struct iptable *t, size_t max_idle)
+{
+	struct iptable_entry *old;
+
+	t->max_idle = max_idle > 0 ? max_idle : 1;
+	while (t->n_idle > t->max_idle &&
+	    (old = TAILQ_FIRST(&t->idle)) != NULL) {
+		iptable_remove(t, old);
+		t->evicted++;
+	}
+}
+
+void
 iptable_stats(const struct iptable *t, struct iptable_stats *st)
 {
 	st->entries = t->n_entries;

@@ -68,6 +68,8 @@ size_t	iptable_addr_key(const struct sockaddr *sa, unsigned char *key);
 /* A table keeping at most max_idle (>= 1) idle records; NULL on error. */
 struct iptable	*iptable_new(size_t max_idle);
 void		 iptable_free(struct iptable *t);
+/* A new bound (>= 1, a reload): the oldest idle records beyond it go. */
+void		 iptable_set_max_idle(struct iptable *t, size_t max_idle);
 
 /* The record for key, or NULL. */
 struct iptable_entry	*iptable_find(struct iptable *t, const void *key,

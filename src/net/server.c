@@ -16,6 +16,8 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "config.h"
 #include "lib/fileio.h"
 #include "lib/iptable.h"
@@ -25,9 +27,6 @@
 #include "net/server.h"
 #include "net/tls.h"
 #include "session/session.h"
-
-/* How long server_stop() waits for sessions to say goodbye. */
-#define STOP_GRACE_SECONDS	5
 
 #define LISTEN_BACKLOG	4096
 
@@ -262,18 +261,6 @@ refuse(evutil_socket_t fd, bool tls, const char *msg, size_t len)
 	evutil_closesocket(fd);
 }
 
-/* Is lev an implicit TLS listener (listen_tls)? */
-static bool
-listener_tls(const struct server *srv, const struct evconnlistener *lev)
-{
-	size_t i;
-
-	for (i = srv->n_plain; i < srv->n_listeners; i++)
-		if (srv->listeners[i] == lev)
-			return true;
-	return false;
-}
-
 static void
 accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
@@ -282,11 +269,13 @@ accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	    "-ERR [SYS/TEMP] Too many connections, try again later.\r\n";
 	static const char	 busy_ip[] = "-ERR [SYS/TEMP] Too many "
 	    "connections from your address, try again later.\r\n";
-	struct server		*srv = arg;
+	struct listener		*l = arg;
+	struct server		*srv = l->srv;
 	struct iptable_entry	*e;
 	struct session		*s;
-	bool			 over, tls = listener_tls(srv, lev);
+	bool			 over, tls = l->tls;
 
+	(void)lev;
 	srv->stats.connections++;
 	if (srv->stopping || session_set_count(srv->sessions) >=
 	    (size_t)srv->cfg->max_connections) {
@@ -352,9 +341,9 @@ listeners_enable(struct server *srv, bool on)
 
 	for (i = 0; i < srv->n_listeners; i++)
 		if (on)
-			evconnlistener_enable(srv->listeners[i]);
+			evconnlistener_enable(srv->listeners[i]->lev);
 		else
-			evconnlistener_disable(srv->listeners[i]);
+			evconnlistener_disable(srv->listeners[i]->lev);
 }
 
 /*
@@ -471,7 +460,8 @@ accept_timer_cb(evutil_socket_t fd, short events, void *arg)
 static void
 accept_error_cb(struct evconnlistener *lev, void *arg)
 {
-	struct server	*srv = arg;
+	struct listener	*l = arg;
+	struct server	*srv = l->srv;
 	int		 err = EVUTIL_SOCKET_ERROR();
 
 	srv->stats.accept_errors++;
@@ -487,68 +477,271 @@ accept_error_cb(struct evconnlistener *lev, void *arg)
 	accept_pause(srv, err);
 }
 
-static int
-listen_one(struct server *srv, const struct cfg_listen *l, bool tls)
+/* The address fd is bound to, as "ADDR:PORT" or "[ADDR]:PORT". */
+static void
+sock_text(int fd, char *text, size_t len)
 {
-	struct evconnlistener	*lev;
 	struct sockaddr_storage	 ss;
 	socklen_t		 sslen = sizeof(ss);
-	char			 text[80];
-	int			 fd, on = 1;
+	char			 a[INET6_ADDRSTRLEN] = "?";
 
-	if ((fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0)) == -1) {
-		log_error("event=listen-failed addr=%s step=socket", l->text);
-		return -1;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-	if (l->addr.ss_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
-	if (bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) == -1) {
-		log_error("event=listen-failed addr=%s step=bind", l->text);
+	memset(&ss, 0, sizeof(ss));
+	(void)getsockname(fd, (struct sockaddr *)&ss, &sslen);
+	if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)&ss;
+
+		evutil_inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
+		snprintf(text, len, "[%s]:%u", a, ntohs(s6->sin6_port));
+	} else if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)&ss;
+
+		evutil_inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
+		snprintf(text, len, "%s:%u", a, ntohs(s4->sin_port));
+	} else
+		snprintf(text, len, "fd:%d", fd);
+}
+
+/*
+ * A listener on fd, which listens already (socket activation) or is
+ * bound and then listens here. NULL after logging why (fd closed).
+ */
+static struct listener *
+listener_new(struct server *srv, int fd, const struct cfg_listen *conf,
+    bool tls, bool inherited)
+{
+	struct listener	*l;
+
+	if ((l = calloc(1, sizeof(*l))) == NULL) {
+		log_error("event=listen-failed addr=%s step=alloc",
+		    conf != NULL ? conf->text : "inherited");
 		close(fd);
-		return -1;
+		return NULL;
 	}
+	l->srv = srv;
+	l->tls = tls;
+	l->inherited = inherited;
+	if (conf != NULL)
+		l->conf = *conf;
 	/*
 	 * A deep accept queue (the kernel caps it at net.core.somaxconn):
 	 * when a burst of connections overflows it, the client believes it
 	 * is connected while the kernel drops its ACK, and the greeting
 	 * waits for a SYN-ACK retransmission, up to half a minute later.
+	 * An inherited socket listens already (the backlog is systemd's).
 	 */
-	lev = evconnlistener_new(srv->base, accept_cb, srv,
-	    LEV_OPT_CLOSE_ON_FREE, LISTEN_BACKLOG, fd);
-	if (lev == NULL) {
-		log_error("event=listen-failed addr=%s step=listen", l->text);
+	l->lev = evconnlistener_new(srv->base, accept_cb, l,
+	    LEV_OPT_CLOSE_ON_FREE, inherited ? 0 : LISTEN_BACKLOG, fd);
+	if (l->lev == NULL) {
+		log_error("event=listen-failed addr=%s step=listen",
+		    conf != NULL ? conf->text : "inherited");
 		close(fd);
+		free(l);
+		return NULL;
+	}
+	evconnlistener_set_error_cb(l->lev, accept_error_cb);
+	l->boundlen = sizeof(l->bound);
+	if (getsockname(fd, (struct sockaddr *)&l->bound, &l->boundlen) == -1)
+		l->boundlen = 0;
+	/* Log the real address: with port 0 the kernel picked one. */
+	sock_text(fd, l->text, sizeof(l->text));
+	log_info("event=listen addr=%s%s%s", l->text,
+	    tls ? " tls=implicit" : "", inherited ? " from=systemd" : "");
+	return l;
+}
+
+static void
+listener_free(struct listener *l)
+{
+	if (l == NULL)
+		return;
+	evconnlistener_free(l->lev);
+	free(l);
+}
+
+/* Bind a listener for conf; NULL after logging why. */
+static struct listener *
+listen_one(struct server *srv, const struct cfg_listen *conf, bool tls)
+{
+	int fd, on = 1;
+
+	if ((fd = socket(conf->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0)) == -1) {
+		log_error("event=listen-failed addr=%s step=socket",
+		    conf->text);
+		return NULL;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (conf->addr.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+	if (bind(fd, (const struct sockaddr *)&conf->addr, conf->addrlen)
+	    == -1) {
+		log_error("event=listen-failed addr=%s step=bind", conf->text);
+		close(fd);
+		return NULL;
+	}
+	return listener_new(srv, fd, conf, tls, false);
+}
+
+/*
+ * The listener of srv that can serve conf (the same address as it was
+ * configured with or is bound to: "127.0.0.1:0" may now be written with
+ * the port it got; the same kind), not already taken by this reload;
+ * NULL if none.
+ */
+static struct listener *
+listener_find(struct server *srv, const struct cfg_listen *conf, bool tls)
+{
+	struct listener	*l;
+	size_t		 i;
+
+	for (i = 0; i < srv->n_listeners; i++) {
+		l = srv->listeners[i];
+		if (l->kept || l->tls != tls)
+			continue;
+		if ((l->conf.addrlen == conf->addrlen &&
+		    memcmp(&l->conf.addr, &conf->addr, conf->addrlen) == 0) ||
+		    (l->boundlen == conf->addrlen &&
+		    memcmp(&l->bound, &conf->addr, conf->addrlen) == 0))
+			return l;
+	}
+	return NULL;
+}
+
+/*
+ * The listeners cfg asks for, in *ls_r (listen, then listen_tls when
+ * tls): the ones srv has for the same address are kept, the others
+ * bound. Returns the count, or -1 after logging why: what this call
+ * bound is closed again, and srv's listeners are as they were.
+ */
+static ssize_t
+listeners_for(struct server *srv, const struct cfg *cfg, bool tls,
+    struct listener ***ls_r)
+{
+	const struct cfg_listen	*conf;
+	struct listener		**ls, *l;
+	size_t			 i, n = 0, want;
+
+	want = cfg->n_listen + (tls ? cfg->n_listen_tls : 0);
+	if ((ls = calloc(want + 1, sizeof(*ls))) == NULL) {
+		log_error("event=listen-failed step=alloc");
 		return -1;
 	}
-	evconnlistener_set_error_cb(lev, accept_error_cb);
-	srv->listeners[srv->n_listeners++] = lev;
+	for (i = 0; i < want; i++) {
+		bool is_tls = i >= cfg->n_listen;
 
-	/* Log the real address: with port 0 the kernel picked one. */
-	getsockname(fd, (struct sockaddr *)&ss, &sslen);
-	if (ss.ss_family == AF_INET6) {
-		char a[INET6_ADDRSTRLEN];
-		const struct sockaddr_in6 *s6 = (const void *)&ss;
-
-		evutil_inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
-		snprintf(text, sizeof(text), "[%s]:%u", a, ntohs(s6->sin6_port));
-	} else {
-		char a[INET_ADDRSTRLEN];
-		const struct sockaddr_in *s4 = (const void *)&ss;
-
-		evutil_inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
-		snprintf(text, sizeof(text), "%s:%u", a, ntohs(s4->sin_port));
+		conf = is_tls ? &cfg->listen_tls[i - cfg->n_listen] :
+		    &cfg->listen[i];
+		if ((l = listener_find(srv, conf, is_tls)) == NULL) {
+			if ((l = listen_one(srv, conf, is_tls)) == NULL)
+				goto fail;
+			l->fresh = 1;
+		}
+		l->kept = 1;
+		ls[n++] = l;
 	}
-	log_info("event=listen addr=%s%s", text, tls ? " tls=implicit" : "");
-	return 0;
+	*ls_r = ls;
+	return (ssize_t)n;
+fail:
+	for (i = 0; i < n; i++)
+		if (ls[i]->fresh)
+			listener_free(ls[i]);
+	for (i = 0; i < srv->n_listeners; i++)
+		srv->listeners[i]->kept = 0;
+	free(ls);
+	return -1;
+}
+
+/* Make ls (n of them, from listeners_for()) srv's; close the rest. */
+static void
+listeners_swap(struct server *srv, struct listener **ls, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < srv->n_listeners; i++)
+		if (!srv->listeners[i]->kept) {
+			log_info("event=unlisten addr=%s",
+			    srv->listeners[i]->text);
+			listener_free(srv->listeners[i]);
+		}
+	free(srv->listeners);
+	for (i = 0; i < n; i++)
+		ls[i]->kept = ls[i]->fresh = 0;
+	srv->listeners = ls;
+	srv->n_listeners = n;
+	/* A new listener in the middle of an accept pause waits too. */
+	if (srv->accept.state == ACCEPT_PAUSED || srv->stopping)
+		listeners_enable(srv, false);
+}
+
+/*
+ * Socket activation (sd_listen_fds(3)): the listening sockets systemd
+ * passed, told apart by FileDescriptorName=: "pop3" (or none given,
+ * "unknown") is plain POP3, "pop3s" implicit TLS. They replace
+ * [server] listen and listen_tls. Returns the count (0: not activated),
+ * or -1 after logging why.
+ */
+static ssize_t
+listeners_inherited(struct server *srv, bool tls)
+{
+	char		**names = NULL;
+	struct listener	*l;
+	int		 n, i, fd;
+	ssize_t		 ret = -1;
+	bool		 is_tls;
+
+	if ((n = sd_listen_fds_with_names(1, &names)) <= 0) {
+		if (n < 0)
+			log_errorx("event=listen-failed step=sd_listen_fds "
+			    "error=\"%s\"", strerror(-n));
+		return n < 0 ? -1 : 0;
+	}
+	if ((srv->listeners = calloc((size_t)n, sizeof(*srv->listeners)))
+	    == NULL) {
+		log_error("event=listen-failed step=alloc");
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		fd = SD_LISTEN_FDS_START + i;
+		is_tls = strcmp(names[i], "pop3s") == 0;
+		if (!is_tls && strcmp(names[i], "pop3") != 0 &&
+		    strcmp(names[i], "unknown") != 0) {
+			log_errorx("event=listen-failed fd=%d name=\"%s\" "
+			    "note=\"FileDescriptorName= must be pop3 or "
+			    "pop3s\"", fd, names[i]);
+			goto out;
+		}
+		if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
+			log_errorx("event=listen-failed fd=%d name=%s "
+			    "note=\"not a listening stream socket\"", fd,
+			    names[i]);
+			goto out;
+		}
+		if (is_tls && !tls) {
+			log_errorx("event=listen-failed fd=%d name=pop3s "
+			    "note=\"implicit TLS needs [tls] cert and key\"",
+			    fd);
+			goto out;
+		}
+		(void)evutil_make_socket_nonblocking(fd);
+		(void)evutil_make_socket_closeonexec(fd);
+		if ((l = listener_new(srv, fd, NULL, is_tls, true)) == NULL)
+			goto out;
+		srv->listeners[srv->n_listeners++] = l;
+	}
+	ret = n;
+out:
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return ret;
 }
 
 int
 server_init(struct server *srv, struct event_base *base, const struct cfg *cfg,
     struct session_set *set, struct tls_server *tls)
 {
-	size_t	i;
+	struct listener	**ls;
+	ssize_t		  n;
 
 	memset(srv, 0, sizeof(*srv));
 	srv->accept.reserve_fd = -1;	/* before any failure: server_free() */
@@ -576,32 +769,69 @@ server_init(struct server *srv, struct event_base *base, const struct cfg *cfg,
 	/* See accept_refuse_reserved(). Without it EMFILE still pauses. */
 	if ((srv->accept.reserve_fd = reserve_open()) == -1)
 		log_warn("event=reserve-failed path=/dev/null");
-	if ((srv->listeners = calloc(cfg->n_listen + cfg->n_listen_tls,
-	    sizeof(*srv->listeners))) == NULL) {
-		log_error("event=startup-failed step=listeners");
-		return -1;
+	if ((n = listeners_inherited(srv, tls != NULL)) != 0) {
+		srv->inherited = true;
+		return n < 0 ? -1 : 0;
 	}
-	for (i = 0; i < cfg->n_listen; i++)
-		if (listen_one(srv, &cfg->listen[i], false) == -1)
+	if ((n = listeners_for(srv, cfg, tls != NULL, &ls)) == -1)
+		return -1;
+	listeners_swap(srv, ls, (size_t)n);
+	return 0;
+}
+
+int
+server_reconfigure(struct server *srv, const struct cfg *cfg,
+    struct tls_server *tls)
+{
+	struct listener	**ls;
+	ssize_t		  n;
+	size_t		  i;
+
+	if (srv->inherited) {
+		for (i = 0; i < srv->n_listeners; i++)
+			if (srv->listeners[i]->tls && tls == NULL) {
+				log_errorx("event=reload-failed addr=%s "
+				    "note=\"a pop3s socket from systemd "
+				    "needs [tls]\"", srv->listeners[i]->text);
+				return -1;
+			}
+	} else {
+		if ((n = listeners_for(srv, cfg, tls != NULL, &ls)) == -1)
 			return -1;
-	srv->n_plain = srv->n_listeners;
-	for (i = 0; i < cfg->n_listen_tls && tls != NULL; i++)
-		if (listen_one(srv, &cfg->listen_tls[i], true) == -1)
-			return -1;
+		listeners_swap(srv, ls, (size_t)n);
+	}
+	srv->cfg = cfg;
+	srv->tls = tls;
 	return 0;
 }
 
 void
 server_stop(struct server *srv)
 {
-	if (srv->stopping)
+	size_t i;
+
+	if (srv->stopping) {
+		/* A second signal: no more waiting. */
+		log_warnx("event=shutdown-now sessions=%zu",
+		    session_set_count(srv->sessions));
+		session_set_cut(srv->sessions);
 		return;
+	}
 	srv->stopping = true;
-	log_info("event=shutdown sessions=%zu", session_set_count(srv->sessions));
-	listeners_enable(srv, false);
+	log_info("event=shutdown sessions=%zu timeout_s=%d",
+	    session_set_count(srv->sessions), srv->cfg->shutdown_timeout);
+	/*
+	 * Close the listening sockets: new clients are refused by the
+	 * kernel and try elsewhere, instead of waiting in a backlog that is
+	 * never accepted. Sockets from systemd stay open in systemd, which
+	 * hands them, and the connections queued on them, to the next start.
+	 */
+	for (i = 0; i < srv->n_listeners; i++)
+		listener_free(srv->listeners[i]);
+	srv->n_listeners = 0;
 	if (srv->accept.timer != NULL)
 		evtimer_del(srv->accept.timer);	/* no pause ends now */
-	session_set_drain(srv->sessions, STOP_GRACE_SECONDS);
+	session_set_drain(srv->sessions, (unsigned)srv->cfg->shutdown_timeout);
 }
 
 void
@@ -629,7 +859,7 @@ server_free(struct server *srv)
 	size_t i;
 
 	for (i = 0; i < srv->n_listeners; i++)
-		evconnlistener_free(srv->listeners[i]);
+		listener_free(srv->listeners[i]);
 	free(srv->listeners);
 	if (srv->accept.timer != NULL)
 		event_free(srv->accept.timer);

@@ -13,6 +13,7 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 
+#include "config.h"
 #include "lib/ratelimit.h"
 
 struct cfg;
@@ -70,14 +71,28 @@ struct accept_guard {
 	uint64_t		 probe_ms;	/* the listeners' last return */
 };
 
+/* One listening socket. */
+struct listener {
+	struct server		*srv;
+	struct evconnlistener	*lev;
+	struct cfg_listen	 conf;		/* as configured; inherited: 0 */
+	struct sockaddr_storage	 bound;		/* as bound (port 0: the real) */
+	socklen_t		 boundlen;
+	char			 text[80];	/* the bound address */
+	bool			 tls;		/* implicit TLS (listen_tls) */
+	bool			 inherited;	/* from systemd */
+	unsigned		 kept:1;	/* reconfiguring: still wanted */
+	unsigned		 fresh:1;	/* reconfiguring: bound by it */
+};
+
 struct server {
 	struct event_base	*base;
 	const struct cfg	*cfg;
 	struct session_set	*sessions;
 
-	struct evconnlistener	**listeners;	/* listen, then listen_tls */
+	struct listener		**listeners;
 	size_t			 n_listeners;
-	size_t			 n_plain;	/* the first n_plain: no TLS */
+	bool			 inherited;	/* socket activation */
 	struct tls_server	*tls;		/* NULL: no TLS configured */
 
 	bool			 stopping;
@@ -98,7 +113,9 @@ struct server {
 };
 
 /*
- * Set up srv on base with cfg: open the reserve descriptor and bind every
+ * Set up srv on base with cfg: open the reserve descriptor and take the
+ * listening sockets systemd passed (socket activation: FileDescriptorName
+ * pop3 for plain POP3, pop3s for implicit TLS), or else bind every
  * listener (logging "event=listen addr=..." with the real port, and
  * "tls=implicit" for a listen_tls one, whose connections start with a TLS
  * handshake through tls); accepted connections become sessions of set.
@@ -110,9 +127,21 @@ int	server_init(struct server *srv, struct event_base *base,
 	    struct tls_server *tls);
 
 /*
+ * A reload: listen as cfg says (listeners whose address stays are kept,
+ * with the connections waiting on them; new ones are bound, the others
+ * closed), and take cfg's limits and tls for the connections accepted
+ * from now on. Sockets from systemd stay as they are. Returns 0, or -1
+ * after logging why at level error, with nothing changed. cfg and tls
+ * must outlive srv or the next reconfiguration.
+ */
+int	server_reconfigure(struct server *srv, const struct cfg *cfg,
+	    struct tls_server *tls);
+
+/*
  * Graceful stop: close the listeners and drain the sessions
  * (session_set_drain()): the loop exits when the last session is gone,
- * or after a few seconds at the latest.
+ * or after [server] shutdown_timeout at the latest. A second call cuts
+ * the drain short (session_set_cut()).
  */
 void	server_stop(struct server *srv);
 

@@ -26,12 +26,13 @@
 struct tls_ctxset {
 	SSL_CTX		*dflt;		/* [tls] cert/key */
 	SSL_CTX		**sni;		/* [tls.NAME], as cfg->tls_sni */
+	char		**names;	/* their names ("*.example.org") */
 	size_t		 n_sni;
 };
 
 struct tls_server {
-	const struct cfg	*cfg;
 	struct tls_ctxset	*cur;
+	struct tls_ctxset	*next;		/* tls_server_prepare()'s */
 };
 
 /* The most recent OpenSSL error as text (file names, never key data). */
@@ -56,8 +57,11 @@ ctxset_free(struct tls_ctxset *set)
 	if (set == NULL)
 		return;
 	SSL_CTX_free(set->dflt);
-	for (i = 0; i < set->n_sni; i++)
+	for (i = 0; i < set->n_sni; i++) {
 		SSL_CTX_free(set->sni[i]);
+		free(set->names[i]);
+	}
+	free(set->names);
 	free(set->sni);
 	free(set);
 }
@@ -198,7 +202,6 @@ tls_servername_cb(SSL *ssl, int *alert, void *arg)
 {
 	struct tls_server	*tls = arg;
 	struct tls_ctxset	*set = tls->cur;
-	const struct cfg	*cfg = tls->cfg;
 	const char		*name, *dot;
 	size_t			 i;
 
@@ -208,11 +211,11 @@ tls_servername_cb(SSL *ssl, int *alert, void *arg)
 		return SSL_TLSEXT_ERR_NOACK;
 	dot = strchr(name, '.');
 	for (i = 0; i < set->n_sni; i++)
-		if (strcasecmp(cfg->tls_sni[i].name, name) == 0)
+		if (strcasecmp(set->names[i], name) == 0)
 			goto found;
 	for (i = 0; dot != NULL && i < set->n_sni; i++)
-		if (strncmp(cfg->tls_sni[i].name, "*.", 2) == 0 &&
-		    strcasecmp(cfg->tls_sni[i].name + 1, dot) == 0)
+		if (strncmp(set->names[i], "*.", 2) == 0 &&
+		    strcasecmp(set->names[i] + 1, dot) == 0)
 			goto found;
 	return SSL_TLSEXT_ERR_NOACK;
 found:
@@ -223,19 +226,20 @@ found:
 }
 
 static struct tls_ctxset *
-ctxset_new(struct tls_server *tls, char *err, size_t errlen)
+ctxset_new(struct tls_server *tls, const struct cfg *cfg, char *err,
+    size_t errlen)
 {
-	const struct cfg	*cfg = tls->cfg;
 	struct tls_ctxset	*set;
 	char			 section[300];
 	size_t			 i;
 
 	if ((set = calloc(1, sizeof(*set))) == NULL ||
-	    (cfg->n_tls_sni > 0 && (set->sni = calloc(cfg->n_tls_sni,
-	    sizeof(*set->sni))) == NULL)) {
+	    (cfg->n_tls_sni > 0 && ((set->sni = calloc(cfg->n_tls_sni,
+	    sizeof(*set->sni))) == NULL || (set->names = calloc(
+	    cfg->n_tls_sni, sizeof(*set->names))) == NULL))) {
 		snprintf(err, errlen, "%s: [tls]: %s", cfg->path,
 		    strerror(errno));
-		free(set);
+		ctxset_free(set);
 		return NULL;
 	}
 	if ((set->dflt = ctx_new(cfg, "tls", cfg->tls_cert, cfg->tls_key, err,
@@ -248,6 +252,11 @@ ctxset_new(struct tls_server *tls, char *err, size_t errlen)
 		    cfg->tls_sni[i].key, err, errlen)) == NULL)
 			goto fail;
 		set->n_sni++;
+		if ((set->names[i] = strdup(cfg->tls_sni[i].name)) == NULL) {
+			snprintf(err, errlen, "%s: [%s]: %s", cfg->path,
+			    section, strerror(errno));
+			goto fail;
+		}
 	}
 	SSL_CTX_set_tlsext_servername_callback(set->dflt, tls_servername_cb);
 	SSL_CTX_set_tlsext_servername_arg(set->dflt, tls);
@@ -271,8 +280,7 @@ tls_server_new(const struct cfg *cfg, struct tls_server **tls_r, char *err,
 		    strerror(errno));
 		return -1;
 	}
-	tls->cfg = cfg;
-	if ((tls->cur = ctxset_new(tls, err, errlen)) == NULL) {
+	if ((tls->cur = ctxset_new(tls, cfg, err, errlen)) == NULL) {
 		free(tls);
 		return -1;
 	}
@@ -281,22 +289,33 @@ tls_server_new(const struct cfg *cfg, struct tls_server **tls_r, char *err,
 }
 
 int
-tls_server_reload(struct tls_server *tls)
+tls_server_prepare(struct tls_server *tls, const struct cfg *cfg, char *err,
+    size_t errlen)
 {
-	struct tls_ctxset	*set;
-	char			 err[1024], q[LOG_QUOTED_SIZE(sizeof(err))];
+	ctxset_free(tls->next);
+	tls->next = ctxset_new(tls, cfg, err, errlen);
+	return tls->next != NULL ? 0 : -1;
+}
 
-	if ((set = ctxset_new(tls, err, sizeof(err))) == NULL) {
-		log_errorx("event=tls-reload result=failed error=%s "
-		    "note=\"the old certificates stay in use\"",
-		    log_quote(q, sizeof(q), err));
-		return -1;
-	}
+void
+tls_server_commit(struct tls_server *tls)
+{
+	if (tls->next == NULL)
+		return;
 	ctxset_free(tls->cur);
-	tls->cur = set;
+	tls->cur = tls->next;
+	tls->next = NULL;
 	log_info("event=tls-reload result=ok certificates=%zu",
-	    1 + set->n_sni);
-	return 0;
+	    1 + tls->cur->n_sni);
+}
+
+void
+tls_server_abort(struct tls_server *tls)
+{
+	if (tls == NULL)
+		return;
+	ctxset_free(tls->next);
+	tls->next = NULL;
 }
 
 void
@@ -305,6 +324,7 @@ tls_server_free(struct tls_server *tls)
 	if (tls == NULL)
 		return;
 	ctxset_free(tls->cur);
+	ctxset_free(tls->next);
 	free(tls);
 }
 

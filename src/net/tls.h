@@ -12,9 +12,10 @@
  * tickets (resumption), and SSL_MODE_RELEASE_BUFFERS so that an idle
  * session holds no record buffers.
  *
- * SIGHUP (tls_server_reload()) builds a whole new set of contexts from the
- * files and swaps it in only if every one loaded; sessions keep the
- * context they started with (their SSL objects hold references).
+ * A reload (tls_server_prepare(), then commit) builds a whole new set of
+ * contexts from the files and swaps it in only if every one loaded;
+ * sessions keep the context they started with (their SSL objects hold
+ * references).
  */
 #ifndef EVPOP3D_NET_TLS_H
 #define EVPOP3D_NET_TLS_H
@@ -35,16 +36,21 @@ struct tls_server;
  * TLS), or -1 with one line in err naming the file, section and key, e.g.
  *   "evpop3d.ini: [tls] key: /etc/ssl/k.pem does not match the
  *    certificate in /etc/ssl/c.pem"
- * cfg must outlive the result.
+ * The result does not refer to cfg.
  */
 int	tls_server_new(const struct cfg *cfg, struct tls_server **tls_r,
 	    char *err, size_t errlen);
 /*
- * Build new contexts from the same files; on success they serve the
- * connections from now on, on failure the old ones stay. Logs
- * "event=tls-reload result=ok|failed". Returns 0 or -1.
+ * A reload, in two steps: tls_server_prepare() builds the contexts cfg
+ * asks for (its files read anew) and keeps them aside (-1 with err as
+ * for tls_server_new(): nothing changed); tls_server_commit() makes
+ * them serve the handshakes from now on (logging "event=tls-reload
+ * result=ok"), tls_server_abort() drops them. cfg need not outlive it.
  */
-int	tls_server_reload(struct tls_server *tls);
+int	tls_server_prepare(struct tls_server *tls, const struct cfg *cfg,
+	    char *err, size_t errlen);
+void	tls_server_commit(struct tls_server *tls);
+void	tls_server_abort(struct tls_server *tls);
 /* Free the contexts (sessions using them keep their references). */
 void	tls_server_free(struct tls_server *tls);
 

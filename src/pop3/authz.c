@@ -43,6 +43,7 @@ struct login_job {
 	struct worker_job	 base;		/* first: we cast back */
 	struct client		*c;		/* NULL once the session is gone */
 	struct pop3_env		*env;
+	struct pop3_gen		*gen;		/* the client's, a reference */
 	bool			 apop;
 
 	/* in */
@@ -71,6 +72,7 @@ job_free(struct login_job *job)
 	}
 	free(job->user);
 	free(job->apop_ts);
+	pop3_gen_unref(job->gen);
 	free(job);
 }
 
@@ -79,17 +81,17 @@ static void
 login_work(struct worker_job *wj)
 {
 	struct login_job	*job = (struct login_job *)wj;
-	const struct cfg	*cfg = job->env->cfg;
+	const struct cfg	*cfg = job->gen->cfg;
 	struct auth_userinfo	 info;
 	const struct store_ops	*ops;
 	struct store_params	 params;
 	char			 path[4096];
 
 	if (job->apop)
-		job->auth = auth_db_verify_apop(job->env->auth, job->user,
+		job->auth = auth_db_verify_apop(job->gen->auth, job->user,
 		    job->apop_ts, job->secret, &info);
 	else
-		job->auth = auth_db_verify_plain(job->env->auth, job->user,
+		job->auth = auth_db_verify_plain(job->gen->auth, job->user,
 		    job->secret, &info);
 	auth_wipe(job->secret, strlen(job->secret));
 	job->fail = info.fail;
@@ -131,6 +133,7 @@ login_submit(struct client *c, bool apop, const char *secret,
 	worker_job_init(&job->base, login_work, login_done);
 	job->c = c;
 	job->env = c->env;
+	job->gen = pop3_gen_ref(c->gen);
 	job->apop = apop;
 	job->started_us = now_us;
 	job->turn_us = turn_us;
@@ -172,7 +175,7 @@ login_failed_reply(struct session *s)
 	struct client *c = session_ctx(s);
 
 	session_reply(s, "-ERR [AUTH] Authentication failed.");
-	if (c->auth_failures >= (unsigned)c->env->cfg->max_failures) {
+	if (c->auth_failures >= (unsigned)c->cfg->max_failures) {
 		session_close(s, "auth-failures", true);
 		return;
 	}
@@ -195,7 +198,7 @@ login_done(struct worker_job *wj)
 {
 	struct login_job	*job = (struct login_job *)wj;
 	struct client		*c = job->c;
-	const struct cfg	*cfg = job->env->cfg;
+	const struct cfg	*cfg = job->gen->cfg;
 	char			 quser[LOG_QUOTED_SIZE(POP3_USER_MAX)];
 	char			 qerr[LOG_QUOTED_SIZE(sizeof(job->err))];
 	uint64_t		 delay_us, took_us, at_us, now_us, job_turn_us;
@@ -284,6 +287,7 @@ login_done(struct worker_job *wj)
 	job_free(job);
 
 	c->env->stats.logins++;
+	c->env->stats.logged_in++;
 	c->bad_cmds = 0;
 	penalty_login(c);
 	pop3_set_state(c, POP3_TRANSACTION);
@@ -311,7 +315,7 @@ authz_gone(struct client *c)
 bool
 authz_plaintext_ok(const struct client *c)
 {
-	switch (c->env->cfg->plaintext) {
+	switch (c->cfg->plaintext) {
 	case CFG_PLAINTEXT_ALLOWED:
 		return true;
 	case CFG_PLAINTEXT_LOCALHOST:
@@ -394,7 +398,7 @@ cmd_apop(struct client *c, int argc, char **argv)
 	c->have_user = 0;
 	if (!authz_plaintext_ok(c))
 		return plaintext_refused(c);
-	if (!c->env->cfg->apop || c->apop_ts == NULL) {
+	if (!c->cfg->apop || c->apop_ts == NULL) {
 		session_reply(c->s, "-ERR APOP is not enabled on this server.");
 		return CMD_BAD;
 	}

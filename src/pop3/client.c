@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "lib/log.h"
+#include "lib/monotime.h"
 #include "pop3/client.h"
 
 /* Dovecot allows 3 bad commands before login; we allow a few more. */
@@ -34,9 +35,11 @@ pop3_set_state(struct client *c, enum pop3_state state)
 		session_debug(c->s, "event=state from=%s to=%s",
 		    pop3_state_name(c->state), pop3_state_name(state));
 	c->state = state;
+	if (state == POP3_TRANSACTION)
+		c->login_ms = mono_ms();
 	/* The login deadline becomes the idle limit (RFC 1939 section 3). */
 	if (state == POP3_TRANSACTION)
-		session_set_idle(c->s, (uint64_t)c->env->cfg->idle_timeout *
+		session_set_idle(c->s, (uint64_t)c->cfg->idle_timeout *
 		    1000);
 }
 
@@ -44,7 +47,7 @@ pop3_set_state(struct client *c, enum pop3_state state)
 void
 pop3_bad_command(struct client *c)
 {
-	unsigned limit = (unsigned)c->env->cfg->max_bad_commands;
+	unsigned limit = (unsigned)c->cfg->max_bad_commands;
 
 	if (c->state == POP3_AUTHORIZATION && limit > PRELOGIN_MAX_BAD)
 		limit = PRELOGIN_MAX_BAD;

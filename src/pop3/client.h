@@ -58,6 +58,7 @@ enum sasl_wait {
 };
 
 struct pop3_stats {
+	uint64_t	logged_in;		/* sessions now past login */
 	uint64_t	logins;
 	uint64_t	login_failures;
 	uint64_t	refused_unauth;		/* max_unauth_per_ip */
@@ -65,9 +66,20 @@ struct pop3_stats {
 	uint64_t	penalized;		/* answers held by a penalty */
 };
 
-struct pop3_env {
-	const struct cfg	*cfg;
+/*
+ * What a session starts with and keeps: the configuration and the user
+ * database. A reload makes a new one; the old one goes with the last
+ * session or job holding it. References (the loop's thread only): the
+ * environment's while it is current, each client's, each login job's.
+ */
+struct pop3_gen {
+	unsigned		 refs;
+	struct cfg		*cfg;		/* a reference */
 	struct auth_db		*auth;
+};
+
+struct pop3_env {
+	struct pop3_gen		*gen;		/* for new sessions */
 	struct worker_pool	*workers;
 	struct pop3_stats	 stats;
 	/*
@@ -106,6 +118,8 @@ struct reply_cont {
 struct client {
 	struct session		*s;
 	struct pop3_env		*env;
+	struct pop3_gen		*gen;		/* a reference */
+	const struct cfg	*cfg;		/* gen->cfg */
 	enum pop3_state		 state;
 	unsigned		 bad_cmds;
 	unsigned		 auth_failures;
@@ -135,7 +149,8 @@ struct client {
 	uint64_t		 total_octets;	/* of undeleted messages */
 	size_t			 last;		/* RFC 1460 LAST */
 
-	/* For the disconnect line. */
+	/* For the disconnect line, and `evpop3d who` (admin.c). */
+	uint64_t		 login_ms;	/* mono_ms() at login */
 	unsigned		 n_retr, n_top, n_dele_done;
 	uint64_t		 retr_bytes, top_bytes;
 };

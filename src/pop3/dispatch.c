@@ -147,7 +147,7 @@ pop3_dispatch(struct client *c, char *line, size_t len)
 	args = line + klen;
 
 	cmd = pop3_cmd_find(keyword);
-	if (cmd == NULL || (cmd->fn == cmd_last && !c->env->cfg->enable_last)) {
+	if (cmd == NULL || (cmd->fn == cmd_last && !c->cfg->enable_last)) {
 		session_reply(c->s, "-ERR Unknown command.");
 		pop3_bad_command(c);
 		return;
@@ -217,7 +217,7 @@ pop3_dispatch(struct client *c, char *line, size_t len)
 static void
 pop3_greet(struct client *c)
 {
-	const struct cfg *cfg = c->env->cfg;
+	const struct cfg *cfg = c->cfg;
 
 	/* No timestamp where APOP would be refused (authz_plaintext_ok()). */
 	if (!cfg->apop || !authz_plaintext_ok(c)) {
@@ -337,6 +337,8 @@ proto_start(struct session *s, void *arg)
 		return -1;
 	c->s = s;
 	c->env = env;
+	c->gen = pop3_gen_ref(env->gen);
+	c->cfg = c->gen->cfg;
 	c->state = POP3_AUTHORIZATION;
 	c->reason = "closed";
 	session_set_ctx(s, c);
@@ -344,7 +346,7 @@ proto_start(struct session *s, void *arg)
 	if (!penalty_connect(c))
 		return 0;
 	/* The login timeout runs from connect: a client must log in by then. */
-	session_set_deadline(s, (uint64_t)env->cfg->login_timeout * 1000,
+	session_set_deadline(s, (uint64_t)c->cfg->login_timeout * 1000,
 	    "login-timeout");
 	pop3_greet(c);
 	return 0;
@@ -393,6 +395,8 @@ proto_gone(struct session *s)
 	stream_gone(c);
 	authz_gone(c);
 	penalty_gone(c);
+	if (c->state != POP3_AUTHORIZATION)
+		c->env->stats.logged_in--;
 	transaction_gone(c);
 	maildrop_gone(c);
 	snprintf(summary, sizeof(summary), "user=%s state=%s retr=%u/%llu "
@@ -403,6 +407,7 @@ proto_gone(struct session *s)
 	session_set_summary(s, summary);
 	free(c->user);
 	free(c->apop_ts);
+	pop3_gen_unref(c->gen);
 	free(c);
 }
 

@@ -14,7 +14,7 @@
 #include "pop3/penalty.h"
 
 int
-pop3_env_new(struct event_base *base, const struct cfg *cfg,
+pop3_env_new(struct event_base *base, struct cfg *cfg,
     struct pop3_env **env_r)
 {
 	struct pop3_env	*env;
@@ -25,29 +25,39 @@ pop3_env_new(struct event_base *base, const struct cfg *cfg,
 		log_error("event=startup-failed step=pop3-env");
 		return -1;
 	}
-	env->cfg = cfg;
-	if (auth_db_open(cfg->passwd_file,
-	    cfg->allow_shrink ? AUTH_DB_ALLOW_SHRINK : 0, &env->auth, err,
-	    sizeof(err)) == -1) {
+	if (pop3_gen_new(cfg, &env->gen, err, sizeof(err)) == -1) {
 		log_errorx("event=startup-failed step=passwd-file: %s", err);
 		free(env);
 		return -1;
 	}
 	if ((env->workers = worker_pool_new(base, cfg->threads)) == NULL) {
 		log_error("event=startup-failed step=worker-pool");
-		auth_db_free(env->auth);
+		pop3_gen_unref(env->gen);
 		free(env);
 		return -1;
 	}
 	if (penalty_env_init(env) == -1) {
 		log_error("event=startup-failed step=penalty-tables");
 		worker_pool_free(env->workers);
-		auth_db_free(env->auth);
+		pop3_gen_unref(env->gen);
 		free(env);
 		return -1;
 	}
 	*env_r = env;
 	return 0;
+}
+
+void
+pop3_env_reload(struct pop3_env *env, struct pop3_gen *gen)
+{
+	const struct cfg *old = env->gen->cfg, *cfg = gen->cfg;
+
+	if (cfg->threads != old->threads)
+		log_warnx("event=reload-restart-needed key=\"[auth] threads\" "
+		    "running=%d configured=%d", old->threads, cfg->threads);
+	penalty_env_reload(env, cfg);
+	pop3_gen_unref(env->gen);
+	env->gen = gen;
 }
 
 void
@@ -63,9 +73,15 @@ pop3_env_free(struct pop3_env *env)
 	env->stopping = true;
 	/* Runs the last done() callbacks: pending UPDATEs complete. */
 	worker_pool_free(env->workers);
-	auth_db_free(env->auth);
+	pop3_gen_unref(env->gen);
 	penalty_env_free(env);
 	free(env);
+}
+
+size_t
+pop3_logged_in(const struct pop3_env *env)
+{
+	return (size_t)env->stats.logged_in;
 }
 
 void

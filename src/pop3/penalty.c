@@ -38,7 +38,7 @@
 int
 penalty_env_init(struct pop3_env *env)
 {
-	const struct cfg *cfg = env->cfg;
+	const struct cfg *cfg = env->gen->cfg;
 
 	ratelimit_init(&env->log_unauth, REFUSE_LOG_WINDOW_MS);
 	/* Idle records: addresses with failures; pinned ones are counted
@@ -49,6 +49,12 @@ penalty_env_init(struct pop3_env *env)
 		return -1;
 	}
 	return 0;
+}
+
+void
+penalty_env_reload(struct pop3_env *env, const struct cfg *cfg)
+{
+	iptable_set_max_idle(env->ips, (size_t)cfg->penalty_table_size);
 }
 
 void
@@ -93,7 +99,7 @@ penalty_decay(const struct cfg *cfg, struct iptable_entry *e, uint64_t now_us)
 bool
 penalty_connect(struct client *c)
 {
-	const struct cfg	*cfg = c->env->cfg;
+	const struct cfg	*cfg = c->cfg;
 	const struct sockaddr	*sa = session_peer_addr(c->s);
 	struct iptable_entry	*e;
 	uint64_t		 n;
@@ -139,7 +145,7 @@ userip_key(const struct client *c, unsigned char *key)
 bool
 penalty_attempt(struct client *c, uint64_t now, uint64_t *turn_us)
 {
-	const struct cfg	*cfg = c->env->cfg;
+	const struct cfg	*cfg = c->cfg;
 	struct iptable_entry	*e;
 	unsigned char		 key[IPTABLE_KEY_MAX];
 	char			 quser[LOG_QUOTED_SIZE(POP3_USER_MAX)];
@@ -189,7 +195,7 @@ uint64_t
 penalty_failed(struct pop3_env *env, const unsigned char *key, size_t keylen,
     uint64_t started_us, uint64_t turn_us, unsigned *fails_r)
 {
-	const struct cfg	*cfg = env->cfg;
+	const struct cfg	*cfg = env->gen->cfg;
 	struct iptable_entry	*e;
 	uint64_t		 now = mono_us(), at, pen;
 

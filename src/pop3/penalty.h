@@ -15,12 +15,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct cfg;
 struct client;
 struct pop3_env;
 
 /* Make the environment's tables; -1 when out of memory. */
 int	penalty_env_init(struct pop3_env *env);
 void	penalty_env_free(struct pop3_env *env);
+/* A reload: the idle records' bound from cfg ([auth] penalty_table_size). */
+void	penalty_env_reload(struct pop3_env *env, const struct cfg *cfg);
 
 /*
  * A new session: count it as not logged in from its address. false when

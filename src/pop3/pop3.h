@@ -16,23 +16,41 @@
 struct cfg;
 struct event_base;
 struct pop3_env;
+struct pop3_gen;
 
 /* The protocol as the session sees it; its start() takes a pop3_env. */
 extern const struct session_proto pop3_proto;
 
 /*
  * The environment for cfg on base: open the passwd-file and start the
- * worker pool. Returns 0, or -1 after logging why at level error. cfg
- * must outlive the environment.
+ * worker pool. Returns 0, or -1 after logging why at level error. The
+ * environment takes a reference to cfg (config.h: cfg_ref()).
  */
-int	pop3_env_new(struct event_base *base, const struct cfg *cfg,
+int	pop3_env_new(struct event_base *base, struct cfg *cfg,
 	    struct pop3_env **env_r);
+
+/*
+ * A reload, in two steps. pop3_gen_new(): what sessions will start with
+ * under cfg (a reference to it, and its passwd-file opened anew); -1
+ * with the reason in err, nothing changed. pop3_env_reload(): sessions
+ * from now on start with gen (the environment takes it over); running
+ * sessions and their jobs keep theirs. [auth] threads keeps its value
+ * until a restart (logged). pop3_gen_unref() drops a gen not used.
+ */
+int	pop3_gen_new(struct cfg *cfg, struct pop3_gen **gen_r, char *err,
+	    size_t errlen);
+void	pop3_env_reload(struct pop3_env *env, struct pop3_gen *gen);
+struct pop3_gen *pop3_gen_ref(struct pop3_gen *gen);
+void	pop3_gen_unref(struct pop3_gen *gen);
 /*
  * Finish the jobs still queued or running (pending UPDATEs complete,
  * maildrops of sessions that are gone are released), then free. Free
  * the session set first: its sessions use the environment.
  */
 void	pop3_env_free(struct pop3_env *env);
+
+/* The sessions logged in now. */
+size_t	pop3_logged_in(const struct pop3_env *env);
 
 /* Log the counters, per command too: at info level, or debug. */
 void	pop3_stats_log(const struct pop3_env *env, bool debug);

@@ -241,6 +241,25 @@ session_peer(const struct session *s)
 	return s->peer;
 }
 
+void
+session_local(const struct session *s, char *buf, size_t len)
+{
+	struct sockaddr_storage	ss;
+	socklen_t		sslen = sizeof(ss);
+	evutil_socket_t		fd = bufferevent_getfd(s->bev);
+
+	if (fd == -1 || getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1)
+		format_peer(NULL, 0, buf, len);
+	else
+		format_peer((struct sockaddr *)&ss, sslen, buf, len);
+}
+
+uint64_t
+session_age_ms(const struct session *s)
+{
+	return mono_ms() - s->started_ms;
+}
+
 bool
 session_closing(const struct session *s)
 {
@@ -488,6 +507,10 @@ session_process(struct session *s)
 	enum lb_result			 r;
 
 	while (session_takes_input(s)) {
+		if (s->set->draining) {
+			session_shutdown(s);	/* the command in progress is done */
+			return;
+		}
 		if (session_output_len(s) >= OUT_HIWAT) {
 			/* session_write_cb() resumes */
 			session_throttle_read(s);
@@ -754,18 +777,34 @@ session_close(struct session *s, const char *reason, bool flush)
 }
 
 void
-session_shutdown(struct session *s)
+session_close_bye(struct session *s, const char *bye, const char *reason)
 {
-	const char *bye = s->set->params.proto->bye;
-
 	if (s->closing)
 		return;
 	if (!session_takes_input(s) || bye == NULL) {
-		session_close(s, "shutdown", false);
+		session_close(s, reason, false);
 		return;
 	}
 	session_reply(s, "%s", bye);
-	session_close(s, "shutdown", true);
+	session_close(s, reason, true);
+}
+
+/*
+ * The stop path (set.c, session_set_drain()). A session waiting for a
+ * command gets the protocol's bye and is closed. One busy with a command
+ * (a reply being sent, a worker job such as UPDATE, a pause) finishes
+ * it: session_process() then answers its next command with the bye. A
+ * TLS handshake in progress is dropped: no command was sent yet.
+ */
+void
+session_shutdown(struct session *s)
+{
+	if (s->closing)
+		return;
+	if (s->handshake)
+		session_close(s, "shutdown", false);
+	else if (session_takes_input(s))
+		session_close_bye(s, s->set->params.proto->bye, "shutdown");
 }
 
 void

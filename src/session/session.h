@@ -133,13 +133,31 @@ struct session_set	*session_set_new(struct event_base *base,
 void			 session_set_free(struct session_set *set);
 size_t			 session_set_count(const struct session_set *set);
 /*
- * Graceful stop: say proto->bye to idle sessions and close them all
- * (the protocol decides, in gone(), what closing without QUIT means).
- * The loop exits once the last session is gone, or breaks after
- * grace_s seconds, freeing what is left.
+ * Graceful stop: say proto->bye to sessions waiting for a command and
+ * close them; a session busy with one (a reply being sent, a worker
+ * job) finishes it, and its next command gets the bye instead of an
+ * answer. The protocol decides, in gone(), what closing without QUIT
+ * means. The loop exits once the last session is gone, or breaks after
+ * grace_s seconds, freeing what is left (session_set_cut()).
  */
 void			 session_set_drain(struct session_set *set,
 			    unsigned grace_s);
+/* Free every session now and break the loop: a drain cut short. */
+void			 session_set_cut(struct session_set *set);
+/*
+ * Replace the parameters (a reload): new sessions take line_max from
+ * them; running ones read the timeouts and the TLS hooks when they use
+ * them, so they see the new ones too.
+ */
+void			 session_set_params(struct session_set *set,
+			    const struct session_params *params);
+/*
+ * Call fn(s, arg) for each session, oldest first, skipping those already
+ * closing; fn may close s (session_close() defers the free) but no other
+ * session. Returns how many fn was called for.
+ */
+size_t			 session_set_foreach(struct session_set *set,
+			    void (*fn)(struct session *, void *), void *arg);
 
 /*
  * Take over bev (enabled by the session; freed with it) for a new
@@ -187,6 +205,10 @@ uint64_t	 session_id(const struct session *s);
 const char	*session_peer(const struct session *s);
 /* The peer's address as given to session_new() (sa_family 0 if none). */
 const struct sockaddr *session_peer_addr(const struct session *s);
+/* The local end as "addr:port" ("unknown" if the socket cannot tell). */
+void		 session_local(const struct session *s, char *buf, size_t len);
+/* Milliseconds since the connection was accepted. */
+uint64_t	 session_age_ms(const struct session *s);
 /*
  * Have fn(s, arg) called once when s is freed, after proto->gone(),
  * whatever ends it (per-address counts kept outside the session). One
@@ -250,6 +272,15 @@ void		 session_touch(struct session *s);
  * close_notify (session_tls.shutdown) if the socket takes it at once.
  */
 void		 session_close(struct session *s, const char *reason, bool flush);
+/*
+ * Close for reason now (an administrator's kick): an idle session
+ * (waiting for a command) is told bye (a reply line) first and flushed;
+ * one busy with a reply or a worker job is closed at once, without it (a
+ * line in the middle of a reply would corrupt it). A server stop lets
+ * the busy ones finish instead (session_set_drain()).
+ */
+void		 session_close_bye(struct session *s, const char *bye,
+		    const char *reason);
 /* session_close() was called. */
 bool		 session_closing(const struct session *s);
 /*

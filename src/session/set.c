@@ -73,19 +73,51 @@ session_set_count(const struct session_set *set)
 	return set->n_sessions;
 }
 
-static void
-set_drain_deadline_cb(evutil_socket_t fd, short events, void *arg)
+size_t
+session_set_foreach(struct session_set *set,
+    void (*fn)(struct session *, void *), void *arg)
 {
-	struct session_set	*set = arg;
-	struct session		*s;
+	struct session	*s, *next;
+	size_t		 n = 0;
 
-	(void)fd;
-	(void)events;
-	log_warnx("event=shutdown-deadline sessions=%zu", set->n_sessions);
+	/* next first: fn may close s, which stays listed until freed. */
+	for (s = TAILQ_FIRST(&set->sessions); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, entry);
+		if (s->closing)
+			continue;
+		fn(s, arg);
+		n++;
+	}
+	return n;
+}
+
+void
+session_set_params(struct session_set *set,
+    const struct session_params *params)
+{
+	set->params = *params;
+}
+
+void
+session_set_cut(struct session_set *set)
+{
+	struct session *s;
+
 	set->draining = 0;	/* no loopexit from here: we break */
 	while ((s = TAILQ_FIRST(&set->sessions)) != NULL)
 		session_destroy(s);
 	event_base_loopbreak(set->base);
+}
+
+static void
+set_drain_deadline_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct session_set *set = arg;
+
+	(void)fd;
+	(void)events;
+	log_warnx("event=shutdown-deadline sessions=%zu", set->n_sessions);
+	session_set_cut(set);
 }
 
 void

@@ -259,6 +259,9 @@ class Server:
     def __init__(self, config=None, pool=12, tmpdir=None):
         self.dir = tmpdir or tempfile.mkdtemp(prefix="evtest-")
         self.config = {s: dict(kv) for s, kv in DEFAULT_CONFIG.items()}
+        # The admin socket in the temp dir: daemons never share one.
+        self.config["control"] = {"socket": os.path.join(self.dir,
+                                                         "control")}
         for sect, kv in (config or {}).items():
             self.config.setdefault(sect, {}).update(kv)
         self.users = []
@@ -268,6 +271,7 @@ class Server:
         # argv before the daemon's: a command that execs it (prlimit), so
         # that self.pid stays the daemon's
         self.prefix = []
+        self.pass_fds = ()		# descriptors the daemon inherits
         self.lines = []
         self.cond = threading.Condition()
         self.reader = None
@@ -339,6 +343,7 @@ class Server:
                                      stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE,
+                                     pass_fds=self.pass_fds,
                                      cwd="/")	# relative paths: config dir
         self.reader = threading.Thread(target=self._read_stderr, daemon=True)
         self.reader.start()

@@ -231,10 +231,12 @@ class WriteTimeout(evtest.ServerTestCase):
 
 
 class ShutdownDuringTransfer(evtest.ServerTestCase):
-    """SIGTERM while a client has stopped reading a big RETR: the daemon
-    still exits 0 within a few seconds; what the client got is a prefix
-    of the reply (no status line injected inside the multi-line body)."""
+    """SIGTERM while a client has stopped reading a big RETR: the RETR
+    may go on for shutdown_timeout, then the daemon cuts it and exits 0;
+    what the client got is a prefix of the reply (no status line injected
+    inside the multi-line body), and its DELE is not applied."""
     POOL = 0
+    CONFIG = {"server": {"shutdown_timeout": "2"}}
 
     @classmethod
     def setup_users(cls, srv):
@@ -258,7 +260,10 @@ class ShutdownDuringTransfer(evtest.ServerTestCase):
         except subprocess.TimeoutExpired:
             self.fail("daemon still running 15s after SIGTERM")
         dt = time.monotonic() - t0
+        self.assertGreater(dt, 1.5, "the RETR was not given its time")
         self.assertLess(dt, 10, "exit took %.1fs" % dt)
+        self.assertTrue(self.srv.wait_log(r"event=shutdown-deadline "
+                                          r"sessions=1"))
         self.assertEqual(self.srv.proc.returncode, 0)
         # Read what the kernel still holds for us.
         got = bytes(c.buf)

@@ -353,6 +353,8 @@ class Refusals(unittest.TestCase):
                                 tmpdir=tempfile.mkdtemp(prefix="evtest-"))
             self.addCleanup(srv.cleanup)
             del srv.config["server"]["allow_root"]
+            # nobody cannot make the admin socket in root's temp dir
+            srv.config["control"]["socket"] = '""'
             open_for(srv, NOBODY.pw_uid, NOBODY.pw_gid)
             srv.prefix = prefix
             srv.start()

@@ -143,7 +143,7 @@ class Reload(tlstest.TLSTestCase):
         n = len(self.srv.log())
         self.srv.proc.send_signal(signal.SIGHUP)
         self.assertTrue(self.srv.wait_log(
-            r"event=tls-reload result=%s" % result, start=n),
+            r"event=reload result=%s" % result, start=n),
             self.srv.log()[n:])
 
     def test_reload(self):
@@ -174,7 +174,7 @@ class Reload(tlstest.TLSTestCase):
         with open(os.path.join(self.srv.dir, "rsa.pem"), "w") as f:
             f.write("garbage\n")
         self.hup("failed")
-        self.assertTrue(self.srv.wait_log(r"error .*event=tls-reload "
+        self.assertTrue(self.srv.wait_log(r"error .*event=reload "
                                           r"result=failed error=.*rsa\.pem"))
         c2 = tlstest.TLSConn(self.tls_port, implicit=True,
                              ctx=tlstest.client_context(self.srv, "new.pem"))

@@ -1157,6 +1157,7 @@ test_shipped_config(void **state)
 		"passwd_file", "apop", "failure_delay", "max_failures",
 		"threads", "allow_shrink", "driver", "location", "enable_last",
 		"uidl_format", "debug",
+		"socket", "mode",
 	};
 	const char	*src = getenv("EVPOP3D_SOURCE_DIR");
 	struct cfg	*cfg = NULL;

@@ -1597,9 +1597,10 @@ dispatch_drain(struct tenv *e)
 }
 
 /*
- * session_set_drain(): an idle session is told proto->bye and closed,
- * a busy one (a continuation, a hold) closed without it; the loop exits
- * once the last is gone.
+ * session_set_drain(): an idle session is told proto->bye and closed at
+ * once; a busy one finishes what it does (a continuation sends its whole
+ * reply, a hold waits for its resume), and its next command gets the bye
+ * instead of an answer. The loop exits once the last session is gone.
  */
 static void
 test_drain(void **state)
@@ -1614,26 +1615,30 @@ test_drain(void **state)
 	idle_pair = peer_new(e, TR_PAIR, true);
 	streaming = peer_new(e, TR_SOCKET, false);
 	held = peer_new(e, TR_PAIR, true);
-	peer_send(streaming, "BIG 4194304 32768\r\n");
-	peer_send(held, "HOLD\r\n");
+	peer_send(streaming, "BIG 4194304 32768\r\nNEXT\r\n");
+	peer_send(held, "HOLD\r\nAFTER\r\n");
 	WAIT_FOR(e, streaming->fc->cont_runs > 0 && stalled(streaming) &&
 	    held->fc->inputs == 1);
 
 	session_set_drain(e->set, 10);
+	WAIT_FOR(e, peer_closed(idle) && peer_closed(idle_pair));
+	assert_rx(idle, "-ERR bye\r\n");
+	assert_rx(idle_pair, "-ERR bye\r\n");
+	assert_int_equal(session_set_count(e->set), 2);
+
+	peer_reading(streaming, true);
+	resume_later(e, held->s);
 	assert_true(dispatch_drain(e));
 	assert_true(event_base_got_exit(e->base));
 	assert_int_equal(session_set_count(e->set), 0);
-
-	peer_reading(streaming, true);
-	WAIT_FOR(e, peer_closed(idle) && peer_closed(idle_pair) &&
-	    peer_closed(streaming) && peer_closed(held));
-	assert_rx(idle, "-ERR bye\r\n");
-	assert_rx(idle_pair, "-ERR bye\r\n");
-	assert_rx(held, "");
+	WAIT_FOR(e, peer_closed(streaming) && peer_closed(held));
 	rx = rx_str(streaming, &len);
-	assert_true(len < BIG && pat_is(rx, 0, len));
-	assert_int_equal(streaming->fc->cont_frees, 1);
-	assert_true(streaming->fc->cont_free_closing);
+	assert_int_equal(len, BIG + strlen("-ERR bye\r\n"));
+	assert_true(pat_is(rx, 0, BIG));
+	assert_memory_equal(rx + BIG, "-ERR bye\r\n", strlen("-ERR bye\r\n"));
+	assert_int_equal(streaming->fc->inputs, 1);	/* NEXT: the bye */
+	assert_rx(held, "-ERR bye\r\n");
+	assert_int_equal(held->fc->inputs, 1);		/* AFTER: the bye */
 	assert_string_equal(idle->fc->reason, "shutdown");
 	assert_string_equal(streaming->fc->reason, "shutdown");
 	assert_string_equal(held->fc->reason, "shutdown");
