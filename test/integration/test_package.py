@@ -22,6 +22,14 @@ machine:
    passwd-file with `evpop3d hash` while it runs logs in with poplib and
    gets the message in its Maildir under /var/vmail; SIGTERM gives
    STOPPING=1 and exit status 0;
+ - socket activation as the installed socket units describe it (the test
+   holds the listening sockets as systemd would, on loopback, and passes
+   them with LISTEN_FDS/LISTEN_FDNAMES/LISTEN_PID): with evpop3d.socket's
+   "pop3" socket the daemon serves it instead of binding [server] listen;
+   a client that connects while the daemon is stopped waits in the backlog
+   and is served by the next start (a restart refuses no one); with
+   evpop3d-tls.socket's "pop3s" too but no [tls], the start is refused
+   with a reason;
  - `dpkg --purge` removes the files, the conffiles, the passwd-file and
    the enable link; the vmail user and /var/vmail stay by design (they
    hold mail), but the test removes them again when it created them.
@@ -321,6 +329,7 @@ class Package(unittest.TestCase):
         run(["dpkg", "-i", deb])
         self.check_installed()
         self.start_and_login()
+        self.socket_activation()
         run(["dpkg", "--purge", "evpop3d"])
         self.check_purged()
         print("test_package: build %.1f s, all %.1f s; lintian: %s" % (
@@ -405,25 +414,86 @@ class Package(unittest.TestCase):
             what, seen, self.log()))
 
     def log(self):
-        with open(os.path.join(self.tmp, "log"), errors="replace") as f:
+        with open(self.logpath, errors="replace") as f:
             return f.read()
 
+    def start(self, listen=()):
+        """Start the installed unit's ExecStart in the sandbox, with the
+        listening sockets listen ([(socket, FileDescriptorName)]) passed as
+        systemd passes them (fds 3.., LISTEN_FDS, LISTEN_FDNAMES,
+        LISTEN_PID); wait for READY=1 unless told not to."""
+        self.nstart += 1
+        self.ns.setblocking(False)	# nothing of the last daemon's left
+        try:
+            while self.ns.recv(4096):
+                pass
+        except BlockingIOError:
+            pass
+        self.logpath = os.path.join(self.tmp, "log.%d" % self.nstart)
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
+               "NOTIFY_SOCKET": self.nspath}
+        if listen:
+            env["LISTEN_FDS"] = str(len(listen))
+            env["LISTEN_FDNAMES"] = ":".join(n for _, n in listen)
+        srcs = [s.fileno() for s, _ in listen]
+        # fds 3.. must not be Popen's own error pipe: hold them here.
+        for fd in range(3, 3 + len(srcs)):
+            try:
+                os.fstat(fd)
+            except OSError:
+                self.addCleanup(os.close, os.open(os.devnull, os.O_RDONLY))
+        box = self.box
+
+        def child():
+            # LISTEN_PID is the pid exec keeps: known only here.
+            os.environ.clear()
+            os.environ.update(env)
+            if srcs:
+                os.environ["LISTEN_PID"] = str(os.getpid())
+                high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for fd in srcs]
+                for i, fd in enumerate(high):
+                    os.dup2(fd, 3 + i)
+                    os.close(fd)
+            box()
+
+        with open(self.logpath, "wb") as logf:
+            self.proc = subprocess.Popen(
+                box.argv(unit_exec_start(UNIT)), env=None,
+                stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                preexec_fn=child, pass_fds=range(3, 3 + len(srcs)), cwd="/")
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.wait_notify(self.ns, "STOPPING=1")
+        self.assertEqual(self.proc.wait(timeout=TIMEOUT), 0, self.log())
+        log = self.log()
+        if os.environ.get("EVTEST_LOG"):
+            print("\n--- the installed daemon's log:\n" + log)
+        self.assertNotIn(self.password, log)
+        self.assertNotIn("test_package: sandbox:", log)
+        return log
+
+    def login(self):
+        c = poplib.POP3("127.0.0.1", 110, timeout=TIMEOUT)
+        c.user("alice@example.org")
+        c.pass_(self.password)
+        self.assertEqual(c.stat(), (1, len(self.body)))
+        resp, lines, _ = c.retr(1)
+        self.assertIn(b"hello from the package test", lines)
+        c.quit()
+
     def start_and_login(self):
+        """The daemon binds [server] listen itself."""
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", 110)) == 0:
                 self.fail("something listens on 127.0.0.1:110 already")
-        ns, path = self.notify_socket()
-        box = Sandbox(UNIT)
-        self.assertIn("setresuid", box.syscalls)
-        self.assertNotIn("mount", box.syscalls)
-        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
-               "NOTIFY_SOCKET": path}
-        with open(os.path.join(self.tmp, "log"), "wb") as logf:
-            self.proc = subprocess.Popen(box.argv(unit_exec_start(UNIT)),
-                                         env=env, stdin=subprocess.DEVNULL,
-                                         stdout=logf, stderr=logf,
-                                         preexec_fn=box, cwd="/")
-        self.wait_notify(ns, "READY=1")
+        self.ns, self.nspath = self.notify_socket()
+        self.nstart = 0
+        self.box = Sandbox(UNIT)
+        self.assertIn("setresuid", self.box.syscalls)
+        self.assertNotIn("mount", self.box.syscalls)
+        self.start()
+        self.wait_notify(self.ns, "READY=1")
         pw = pwd.getpwnam("vmail")
         pid = self.proc.pid
         with open("/proc/%d/status" % pid) as f:
@@ -444,38 +514,72 @@ class Package(unittest.TestCase):
 
         # A user and a message, added while it runs: the passwd-file is
         # re-read (as vmail, through group vmail) at the next login.
-        password = "p4ckage-Test-pw"
-        h = run(["/usr/sbin/evpop3d", "hash"], input=password + "\n")
+        self.password = "p4ckage-Test-pw"
+        h = run(["/usr/sbin/evpop3d", "hash"], input=self.password + "\n")
         with open(PASSWD, "a") as f:
             f.write("alice@example.org:%s\n" % h.stdout.strip())
         md = "/var/vmail/example.org/alice/Maildir"
         for sub in ("cur", "new", "tmp"):
             os.makedirs(os.path.join(md, sub))
-        body = b"Subject: packaged\r\n\r\nhello from the package test\r\n"
+        self.body = b"Subject: packaged\r\n\r\nhello from the package test\r\n"
         with open(os.path.join(md, "new", "1.test.host"), "wb") as f:
-            f.write(body)
+            f.write(self.body)
         for root, dirs, files in os.walk("/var/vmail/example.org"):
             for n in dirs + files + [""]:
                 os.chown(os.path.join(root, n), pw.pw_uid, pw.pw_gid)
-
-        c = poplib.POP3("127.0.0.1", 110, timeout=TIMEOUT)
-        c.user("alice@example.org")
-        c.pass_(password)
-        self.assertEqual(c.stat(), (1, len(body)))
-        resp, lines, _ = c.retr(1)
-        self.assertIn(b"hello from the package test", lines)
-        c.quit()
-
-        self.proc.send_signal(signal.SIGTERM)
-        self.wait_notify(ns, "STOPPING=1")
-        self.assertEqual(self.proc.wait(timeout=TIMEOUT), 0, self.log())
-        log = self.log()
-        if os.environ.get("EVTEST_LOG"):
-            print("\n--- the installed daemon's log:\n" + log)
+        self.login()
+        log = self.stop()
         self.assertIn("event=privdrop user=vmail", log)
-        self.assertIn('event=login', log)
-        self.assertNotIn(password, log)
-        self.assertNotIn("test_package: sandbox:", log)
+        self.assertIn("event=login", log)
+
+    def socket_unit(self, name):
+        """A listening socket as the installed socket unit describes it,
+        and its FileDescriptorName. On loopback: ListenStream=PORT means
+        every address, which a test does not open."""
+        path = "/lib/systemd/system/" + name
+        port = int(unit_values(path, "ListenStream")[0])
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        s.listen(int(unit_values(path, "Backlog")[0]))
+        self.addCleanup(s.close)
+        return s, unit_values(path, "FileDescriptorName")[0]
+
+    def socket_activation(self):
+        """systemd holds the socket (evpop3d.socket): the daemon serves
+        it instead of binding [server] listen (the same address: a bind
+        would fail), and a client that connects while the daemon
+        restarts waits in the backlog and is served by the next one."""
+        pop3 = self.socket_unit("evpop3d.socket")
+        self.assertEqual(pop3[1], "pop3")
+        self.start([pop3])
+        self.wait_notify(self.ns, "READY=1")
+        self.login()
+        self.stop()
+        waiting = socket.create_connection(("127.0.0.1", 110),
+                                           timeout=TIMEOUT)
+        self.start([pop3])
+        self.wait_notify(self.ns, "READY=1")
+        f = waiting.makefile("rwb")
+        for line in (None, b"USER alice@example.org",
+                     b"PASS " + self.password.encode(), b"STAT", b"QUIT"):
+            if line is not None:
+                f.write(line + b"\r\n")
+                f.flush()
+            self.assertTrue(f.readline().startswith(b"+OK"), line)
+        f.close()
+        waiting.close()
+        log = self.stop()
+        self.assertIn("event=listen addr=127.0.0.1:110 from=systemd", log)
+        self.assertNotIn("step=bind", log)
+
+        # evpop3d-tls.socket without [tls]: the start is refused, saying
+        # why.
+        pop3s = self.socket_unit("evpop3d-tls.socket")
+        self.assertEqual(pop3s[1], "pop3s")
+        self.start([pop3, pop3s])
+        self.assertEqual(self.proc.wait(timeout=TIMEOUT), 1, self.log())
+        self.assertIn("implicit TLS needs [tls]", self.log())
 
     def check_purged(self):
         for f in ("/usr/sbin/evpop3d", UNIT, CONF, PASSWD,
