@@ -21,7 +21,8 @@ machine:
    127.0.0.1:110 and drops to vmail. A user added to the installed
    passwd-file with `evpop3d hash` while it runs logs in with poplib and
    gets the message in its Maildir under /var/vmail; SIGTERM gives
-   STOPPING=1 and exit status 0;
+   STOPPING=1 and exit status 0; `evpop3d stats` reaches it through the
+   admin socket in the unit's RuntimeDirectory;
  - socket activation as the installed socket units describe it (the test
    holds the listening sockets as systemd would, on loopback, and passes
    them with LISTEN_FDS/LISTEN_FDNAMES/LISTEN_PID): with evpop3d.socket's
@@ -528,6 +529,10 @@ class Package(unittest.TestCase):
             for n in dirs + files + [""]:
                 os.chown(os.path.join(root, n), pw.pw_uid, pw.pw_gid)
         self.login()
+        # The admin socket, in the unit's RuntimeDirectory.
+        r = run(["/usr/sbin/evpop3d", "stats", "-c", CONF], check=False)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertRegex(r.stdout, r"(?m)^pop3_logins 1$")
         log = self.stop()
         self.assertIn("event=privdrop user=vmail", log)
         self.assertIn("event=login", log)
