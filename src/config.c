@@ -85,6 +85,10 @@ static int	cfg_check_user(const char *, char *, size_t);
 static int	cfg_check_group(const char *, char *, size_t);
 static int	cfg_check_control_socket(const char *, char *, size_t);
 static int	cfg_check_mode(const char *, char *, size_t);
+static int	cfg_check_log_target(const char *, char *, size_t);
+static int	cfg_check_log_facility(const char *, char *, size_t);
+static int	cfg_check_logout_format(const char *, char *, size_t);
+static const struct cfg_key *cfg_find(const char *, size_t, const char *);
 
 #define OFF(f)	offsetof(struct cfg, f)
 
@@ -223,6 +227,20 @@ static const struct cfg_key cfg_keys[] = {
 	{ "control", "mode", CFG_STRING, OFF(control_mode_text), "0600", 0, 0,
 	    0, .doc = "octal permissions of the admin socket (who may use it)",
 	    .check = cfg_check_mode },
+	{ "log", "target", CFG_STRING, OFF(log_target_text), "auto", 0, 0, 0,
+	    .doc = "stderr, syslog, journald, or auto (journald when stderr "
+		"is the journal, else stderr)",
+	    .check = cfg_check_log_target },
+	{ "log", "syslog_facility", CFG_STRING, OFF(log_facility_text), "mail",
+	    0, 0, 0,
+	    .doc = "facility for target = syslog: mail, daemon, user, auth, "
+		"authpriv, local0..local7",
+	    .check = cfg_check_log_facility },
+	{ "log", "logout_format", CFG_STRING, OFF(log_logout_text),
+	    LOGFMT_LOGOUT_DEFAULT, 0, 0, CFG_F_EMPTY,
+	    .doc = "the disconnect line after \"event=disconnect rip=ADDR\" "
+		"(Dovecot pop3_logout_format variables)",
+	    .check = cfg_check_logout_format },
 };
 
 /* [tls.NAME]: iniparser's (lower-case) name of an SNI section. */
@@ -499,6 +517,62 @@ static int
 cfg_check_uidl_format(const char *v, char *why, size_t whylen)
 {
 	return *v == '\0' ? 0 : uidl_format_check(v, why, whylen);
+}
+
+static int
+cfg_check_log_target(const char *v, char *why, size_t whylen)
+{
+	enum log_target t;
+
+	if (log_target_parse(v, &t) == 0)
+		return 0;
+	snprintf(why, whylen, "must be stderr, syslog, journald or auto");
+	return -1;
+}
+
+static int
+cfg_check_log_facility(const char *v, char *why, size_t whylen)
+{
+	int f;
+
+	if (log_facility_parse(v, &f) == 0)
+		return 0;
+	snprintf(why, whylen, "must be mail, daemon, user, auth, authpriv or "
+	    "local0..local7");
+	return -1;
+}
+
+static int
+cfg_check_logout_format(const char *v, char *why, size_t whylen)
+{
+	struct logfmt *f;
+
+	if (logfmt_compile(v, &f, why, whylen) == -1)
+		return -1;
+	logfmt_free(f);
+	return 0;
+}
+
+/* [log]: the checked texts as values, the logout format compiled. */
+static int
+cfg_log_finish(struct cfg_ctx *ctx, struct cfg *cfg)
+{
+	char why[256];
+
+	(void)log_target_parse(cfg->log_target_text, &cfg->log_target);
+	(void)log_facility_parse(cfg->log_facility_text, &cfg->log_facility);
+	if (logfmt_compile(cfg->log_logout_text, &cfg->log_logout, why,
+	    sizeof(why)) == -1)
+		return cfg_error(ctx, cfg_find("log", 3, "logout_format"),
+		    cfg->log_logout_text, "%s", why);
+	return 0;
+}
+
+void
+cfg_log_params(const struct cfg *cfg, struct log_params *p_r)
+{
+	*p_r = (struct log_params){ .debug = cfg->log_debug,
+	    .target = cfg->log_target, .facility = cfg->log_facility };
 }
 
 /* RFC 8996, BCP 195: nothing older than TLS 1.2. */
@@ -1355,7 +1429,8 @@ cfg_load(const char *path, struct cfg **cfg_r, char *err, size_t errlen)
 		cfg_file_error(&ctx, "cannot load", strerror(errno));
 		goto out;
 	}
-	if (cfg_apply(&ctx, d, cfg) == -1 || cfg_tls_finish(&ctx, d, cfg) == -1)
+	if (cfg_apply(&ctx, d, cfg) == -1 || cfg_tls_finish(&ctx, d, cfg) == -1 ||
+	    cfg_log_finish(&ctx, cfg) == -1)
 		goto out;
 	cfg->control_mode = (int)strtol(cfg->control_mode_text, NULL, 8);
 	cfg->warnings = ctx.warnings;
@@ -1410,6 +1485,7 @@ cfg_free(struct cfg *cfg)
 		free(cfg->tls_sni[i].key);
 	}
 	free(cfg->tls_sni);
+	logfmt_free(cfg->log_logout);
 	free(cfg->path);
 	free(cfg);
 }

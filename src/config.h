@@ -14,6 +14,9 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "lib/log.h"
+#include "lib/logfmt.h"
+
 struct cfg_listen {
 	struct sockaddr_storage	 addr;
 	socklen_t		 addrlen;
@@ -109,6 +112,13 @@ struct cfg {
 	char			*control_socket; /* absolute; "" = none */
 	char			*control_mode_text; /* as written, octal */
 	int			 control_mode;	/* of the socket file */
+	char			*log_target_text;	/* as written */
+	char			*log_facility_text;
+	char			*log_logout_text;
+	enum log_target		 log_target;	/* LOG_TARGET_AUTO: decide
+						   at log_configure() */
+	int			 log_facility;	/* syslog(3) LOG_MAIL ... */
+	struct logfmt		*log_logout;	/* compiled logout_format */
 };
 
 /*
@@ -126,6 +136,8 @@ int	cfg_load(const char *path, struct cfg **cfg_r, char *err, size_t errlen);
  */
 struct cfg *cfg_ref(struct cfg *cfg);
 void	cfg_free(struct cfg *cfg);
+/* The [log] settings of cfg for log_configure(). */
+void	cfg_log_params(const struct cfg *cfg, struct log_params *p_r);
 
 /*
  * Parse one listen address: "127.0.0.1:110", "[::1]:110", "*:110" (all

@@ -225,6 +225,26 @@ check_config(const struct cfg *cfg, const char *path)
 	return 0;
 }
 
+/*
+ * A start that fails before serving: for -t a message for the operator
+ * at the terminal; for a start an error-level line (to the journal with
+ * its priority), then the exit line. Returns the exit status.
+ */
+static int
+startup_error(bool check, const char *step, const char *err)
+{
+	char q[LOG_QUOTED_SIZE(1024)];
+
+	if (check) {
+		fprintf(stderr, "%s: %s\n", EVPOP3D_NAME, err);
+		return 1;
+	}
+	log_errorx("event=startup-failed step=%s error=%s", step,
+	    log_quote(q, sizeof(q), err));
+	log_errorx("event=exiting reason=startup-failed");
+	return 1;
+}
+
 /* The last line of a start that failed: an operator sees it stopped. */
 static int
 startup_failed(void)
@@ -268,7 +288,8 @@ daemon_params(struct daemon *d, const struct cfg *cfg)
 	d->sp = (struct session_params){ .proto = &pop3_proto, .arg = d->env,
 	    .line_max = POP3_LINE_MAX,
 	    .write_timeout = (unsigned)cfg->write_timeout,
-	    .handshake_timeout = (unsigned)cfg->login_timeout };
+	    .handshake_timeout = (unsigned)cfg->login_timeout,
+	    .logout = cfg->log_logout };
 	if (d->tls_on)
 		tls_session_hooks(d->tls, &d->sp.tls);
 }
@@ -319,6 +340,7 @@ daemon_reload(struct daemon *d, char *err, size_t errlen)
 	struct cfg		*cfg = NULL;
 	struct pop3_gen		*gen = NULL;
 	struct tls_server	*made = NULL, *tls = NULL;
+	struct log_params	 lp;
 	char			 q[LOG_QUOTED_SIZE(1024)];
 
 	sd_notifyf(0, "RELOADING=1\nSTATUS=Reloading %s\nMONOTONIC_USEC=%llu",
@@ -355,7 +377,9 @@ daemon_reload(struct daemon *d, char *err, size_t errlen)
 	pop3_env_reload(d->env, gen);
 	daemon_params(d, cfg);
 	session_set_params(d->sessions, &d->sp);
-	log_init(d->debug || cfg->log_debug);
+	cfg_log_params(cfg, &lp);
+	lp.debug = d->debug || cfg->log_debug;
+	log_configure(&lp);
 	cfg_free(d->cfg);
 	d->cfg = cfg;
 	check_plaintext(cfg);
@@ -590,6 +614,7 @@ main(int argc, char *argv[])
 	struct daemon		 d;
 	struct cfg		*cfg;
 	struct privdrop		 pd;
+	struct log_params	 lp;
 	const char		*path = NULL;
 	char			 err[1024];
 	bool			 check = false, debug = false;
@@ -625,15 +650,20 @@ main(int argc, char *argv[])
 		usage(2);
 
 	log_init(debug);
-	if (cfg_load(path, &cfg, err, sizeof(err)) == -1) {
-		fprintf(stderr, "%s: %s\n", EVPOP3D_NAME, err);
-		return 1;
-	}
+	if (cfg_load(path, &cfg, err, sizeof(err)) == -1)
+		return startup_error(check, "config", err);
+	/* From here on, [log] says where lines go (target, facility). */
+	cfg_log_params(cfg, &lp);
+	lp.debug = debug || cfg->log_debug;
+	if (!check)
+		log_configure(&lp);
 	if (privdrop_prepare(cfg->user, cfg->group, cfg->allow_root, &pd, err,
 	    sizeof(err)) == -1) {
-		fprintf(stderr, "%s: %s: %s\n", EVPOP3D_NAME, path, err);
+		char what[sizeof(err) + 256];
+
+		snprintf(what, sizeof(what), "%s: %s", path, err);
 		cfg_free(cfg);
-		return 1;
+		return startup_error(check, "privdrop", what);
 	}
 	/* -t too: a certificate or key that does not load is an error. */
 	memset(&d, 0, sizeof(d));
@@ -641,9 +671,8 @@ main(int argc, char *argv[])
 	d.debug = debug;
 	d.cfg = cfg;
 	if (tls_server_new(cfg, &d.tls, err, sizeof(err)) == -1) {
-		fprintf(stderr, "%s: %s\n", EVPOP3D_NAME, err);
 		cfg_free(cfg);
-		return 1;
+		return startup_error(check, "tls", err);
 	}
 	d.tls_on = d.tls != NULL;
 	if (check) {
@@ -652,7 +681,6 @@ main(int argc, char *argv[])
 		cfg_free(cfg);
 		return ret;
 	}
-	log_init(debug || cfg->log_debug);
 	check_nofile(cfg, raise_nofile());
 	check_plaintext(cfg);
 	signal(SIGPIPE, SIG_IGN);

@@ -1,5 +1,6 @@
 /*
- * log: one line per event on stderr (systemd/journald style), key=value.
+ * log: one line per event, key=value, to stderr, syslog or the journal
+ * ([log] target).
  *
  * The log_warn() family appends ": strerror(errno)"; the *x variants do not.
  * fatal()/fatalx() log and exit(1). Never pass a password to any of these.
@@ -16,11 +17,37 @@
 /* Bytes log_quote() needs for a value of n bytes, quotes and NUL included. */
 #define LOG_QUOTED_SIZE(n)	(4 * (n) + 3)
 
+/* [log] target */
+enum log_target {
+	LOG_TARGET_AUTO,	/* journald if stderr is the journal, else stderr */
+	LOG_TARGET_STDERR,
+	LOG_TARGET_SYSLOG,
+	LOG_TARGET_JOURNALD,
+};
+
+struct log_params {
+	bool		 debug;		/* debug lines too */
+	enum log_target	 target;
+	int		 facility;	/* syslog(3) LOG_MAIL etc. */
+};
+
 /*
- * Enable debug lines, and note whether stderr is a terminal (then lines
- * get a timestamp). Without log_init(): info and above, no timestamps.
+ * Apply p: from then on every line goes to p's target, at the same
+ * priorities (debug, info, warning, err). Safe while other threads log
+ * (a line goes whole to the old target or the new one): SIGHUP calls it
+ * with a reloaded [log]. Looks at stderr again (is it the journal,
+ * $JOURNAL_STREAM). Without a call: info and above on stderr.
  */
+void	log_configure(const struct log_params *p);
+/* log_configure() with target auto, facility mail. */
 void	log_init(bool debug);
+/* The target in force (auto resolved), and its name. */
+enum log_target	log_target(void);
+const char *log_target_name(enum log_target t);
+/* Config values: "auto", "stderr", "syslog", "journald"; 0 or -1. */
+int	log_target_parse(const char *s, enum log_target *t_r);
+/* "mail", "daemon", "user", "local0".."local7" ...; 0 or -1. */
+int	log_facility_parse(const char *s, int *facility_r);
 /* strerror() into buf, thread-safe, whichever strerror_r() libc has. */
 const char *log_strerror(int errnum, char *buf, size_t len);
 bool	log_debug_enabled(void);

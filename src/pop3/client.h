@@ -153,6 +153,7 @@ struct client {
 	uint64_t		 login_ms;	/* mono_ms() at login */
 	unsigned		 n_retr, n_top, n_dele_done;
 	uint64_t		 retr_bytes, top_bytes;
+	uint64_t		 login_octets;	/* maildrop size at login */
 };
 
 /* Change protocol state, tracing old->new at debug level. */

@@ -384,14 +384,15 @@ proto_overlong(struct session *s)
 static void
 proto_gone(struct session *s)
 {
-	struct client	*c = session_ctx(s);
-	char		 quser[LOG_QUOTED_SIZE(POP3_USER_MAX)];
-	char		 summary[sizeof(quser) + 160];
+	struct client		*c = session_ctx(s);
+	struct session_summary	 sum;
 
 	if (c == NULL)
 		return;
 	if (c->cont_next != NULL)
 		c->cont_next->base.free(s, &c->cont_next->base);
+	sum = (struct session_summary){ .user = c->user,
+	    .message_count = c->n_msgs, .message_bytes = c->login_octets };
 	stream_gone(c);
 	authz_gone(c);
 	penalty_gone(c);
@@ -399,12 +400,13 @@ proto_gone(struct session *s)
 		c->env->stats.logged_in--;
 	transaction_gone(c);
 	maildrop_gone(c);
-	snprintf(summary, sizeof(summary), "user=%s state=%s retr=%u/%llu "
-	    "top=%u/%llu deleted=%u", c->user != NULL ? log_quote(quser,
-	    sizeof(quser), c->user) : "-", pop3_state_name(c->state), c->n_retr,
-	    (unsigned long long)c->retr_bytes, c->n_top,
-	    (unsigned long long)c->top_bytes, c->n_dele_done);
-	session_set_summary(s, summary);
+	sum.state = pop3_state_name(c->state);
+	sum.retr_count = c->n_retr;
+	sum.retr_bytes = c->retr_bytes;
+	sum.top_count = c->n_top;
+	sum.top_bytes = c->top_bytes;
+	sum.deleted_count = c->n_dele_done;
+	session_set_summary(s, &sum);	/* copies the user */
 	free(c->user);
 	free(c->apop_ts);
 	pop3_gen_unref(c->gen);

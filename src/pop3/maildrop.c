@@ -31,6 +31,7 @@ maildrop_attach(struct client *c, struct maildrop *md)
 	}
 	c->md = md;
 	c->n_msgs = n;
+	c->login_octets = maildrop_total(md);	/* the logout line's %s */
 	maildrop_reset(c);
 	return 0;
 }

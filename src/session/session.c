@@ -18,6 +18,7 @@
 #include <event2/event.h>
 
 #include "lib/log.h"
+#include "lib/logfmt.h"
 #include "lib/monotime.h"
 #include "session/session_int.h"
 
@@ -57,6 +58,10 @@ static void	session_sent_cb(struct evbuffer *,
 static void	session_tls_swap(struct session *);
 static void	session_tls_ready(struct session *);
 static void	session_tls_failed(struct session *);
+static void	session_count_in(struct evbuffer *,
+		    const struct evbuffer_cb_info *, void *);
+static void	session_count_out(struct evbuffer *,
+		    const struct evbuffer_cb_info *, void *);
 
 static void
 session_arm_timer(struct session *s, uint64_t ms)
@@ -103,6 +108,15 @@ session_setup_bev(struct session *s)
 		s->sent_out = bufferevent_get_output(b);
 		s->sent_cb = evbuffer_add_cb(s->sent_out, session_sent_cb, s);
 		if (s->sent_cb == NULL)
+			return -1;
+	}
+	/* %i/%o of the logout line: counted only when it says them. */
+	if (logfmt_uses(s->set->params.logout, LOGFMT_INPUT) ||
+	    logfmt_uses(s->set->params.logout, LOGFMT_OUTPUT)) {
+		if (evbuffer_add_cb(bufferevent_get_input(bev),
+		    session_count_in, s) == NULL ||
+		    evbuffer_add_cb(bufferevent_get_output(bev),
+		    session_count_out, s) == NULL)
 			return -1;
 	}
 	bufferevent_setcb(bev, session_read_cb, session_write_cb,
@@ -731,10 +745,99 @@ session_pause(struct session *s, uint64_t us, void (*fn)(struct session *))
 }
 
 void
-session_set_summary(struct session *s, const char *summary)
+session_set_summary(struct session *s, const struct session_summary *sum)
 {
+	size_t	 ulen = sum->user != NULL ? strlen(sum->user) + 1 : 0;
+
+	/* Allocated at the end only: an idle session holds a pointer. */
 	free(s->summary);
-	s->summary = strdup(summary);	/* NULL: the line goes without */
+	if ((s->summary = malloc(sizeof(*sum) + ulen)) == NULL)
+		return;		/* the line goes without */
+	*s->summary = *sum;
+	if (sum->user != NULL)
+		s->summary->user = memcpy(s->summary + 1, sum->user, ulen);
+}
+
+static void
+session_count_in(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct session *s = arg;
+
+	(void)buf;
+	s->bytes_in += info->n_added;
+}
+
+static void
+session_count_out(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct session *s = arg;
+
+	(void)buf;
+	s->bytes_out += info->n_deleted;	/* taken by the socket or TLS */
+}
+
+/* The logout format in force: the set's, or the default compiled once. */
+static const struct logfmt *
+session_logout_fmt(const struct session_set *set)
+{
+	static struct logfmt	*dflt;	/* kept for the process's life */
+	char			 why[128];
+
+	if (set->params.logout != NULL)
+		return set->params.logout;
+	if (dflt == NULL && logfmt_compile(LOGFMT_LOGOUT_DEFAULT, &dflt, why,
+	    sizeof(why)) == -1)
+		return NULL;
+	return dflt;
+}
+
+/*
+ * The disconnect line: "event=disconnect rip=ADDR" first, always (a
+ * reader takes the first rip=; nothing the client chose comes before
+ * it), then [log] logout_format.
+ */
+static void
+session_log_logout(const struct session *s)
+{
+	const struct logfmt	*fmt = session_logout_fmt(s->set);
+	static const struct session_summary none;
+	const struct session_summary *sum =
+	    s->summary != NULL ? s->summary : &none;
+	struct logfmt_values	 v;
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen = sizeof(ss);
+	char			 line[3072], lip[INET6_ADDRSTRLEN + 16];
+	evutil_socket_t		 fd;
+
+	line[0] = '\0';
+	if (fmt != NULL) {
+		v = (struct logfmt_values){ .user = sum->user,
+		    .rip = s->peer, .reason = s->reason,
+		    .tls = s->tls_version, .state = sum->state,
+		    .session = s->id,
+		    .duration_ms = mono_ms() - s->started_ms,
+		    .input = s->bytes_in, .output = s->bytes_out,
+		    .top_count = sum->top_count, .top_bytes = sum->top_bytes,
+		    .retr_count = sum->retr_count,
+		    .retr_bytes = sum->retr_bytes,
+		    .deleted_count = sum->deleted_count,
+		    .message_count = sum->message_count,
+		    .message_bytes = sum->message_bytes,
+		    .has_proto = s->summary != NULL };
+		/* A system call: only when the format asks for it. */
+		if (logfmt_uses(fmt, LOGFMT_LIP) &&
+		    (fd = bufferevent_getfd(s->bev)) != -1 &&
+		    getsockname(fd, (struct sockaddr *)&ss, &sslen) == 0) {
+			format_peer((struct sockaddr *)&ss, sslen, lip,
+			    sizeof(lip));
+			v.lip = lip;
+		}
+		logfmt_expand(fmt, &v, line, sizeof(line));
+	}
+	session_log(s, "event=disconnect rip=%s%s%s", s->peer,
+	    line[0] != '\0' ? " " : "", line);
 }
 
 /* The protocol's end: the reply in progress, then gone(), once. */
@@ -819,13 +922,7 @@ session_free(struct session *s)
 	if (!s->closing)
 		session_end_proto(s);
 	session_set_remove(s->set, s);
-	session_log(s, "event=disconnect rip=%s reason=%s%s%s%s%s "
-	    "duration_ms=%llu", s->peer, s->reason,
-	    s->tls_version != NULL ? " tls=" : "",
-	    s->tls_version != NULL ? s->tls_version : "",
-	    s->summary != NULL ? " " : "",
-	    s->summary != NULL ? s->summary : "",
-	    (unsigned long long)(mono_ms() - s->started_ms));
+	session_log_logout(s);
 	if (s->free_fn != NULL)
 		s->free_fn(s, s->free_arg);
 	if (s->sent_cb != NULL)

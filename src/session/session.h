@@ -29,6 +29,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+struct logfmt;
+
 struct bufferevent;
 struct event_base;
 struct evbuffer;
@@ -120,6 +122,9 @@ struct session_params {
 	/* s, from connect (SESSION_TLS) or STLS to a finished handshake */
 	unsigned			 handshake_timeout;
 	struct session_tls		 tls;		/* STLS, TLS log lines */
+	/* The disconnect line after "rip=" ([log] logout_format); NULL:
+	 * the default, LOGFMT_LOGOUT_DEFAULT. Not owned. */
+	const struct logfmt		*logout;
 };
 
 /* session_new() flags */
@@ -284,10 +289,19 @@ void		 session_close_bye(struct session *s, const char *bye,
 /* session_close() was called. */
 bool		 session_closing(const struct session *s);
 /*
- * What proto->gone() leaves for the disconnect line: key=value pairs
- * (client-chosen values quoted with log_quote()); copied.
+ * What proto->gone() leaves for the disconnect line ([log]
+ * logout_format): the user as the client gave it (copied; the line
+ * quotes it), the protocol state (a static string) and the counters.
  */
-void		 session_set_summary(struct session *s, const char *summary);
+struct session_summary {
+	const char	*user;		/* NULL: none yet ("-") */
+	const char	*state;
+	uint64_t	 top_count, top_bytes, retr_count, retr_bytes;
+	uint64_t	 deleted_count;
+	uint64_t	 message_count, message_bytes;	/* at login */
+};
+void		 session_set_summary(struct session *s,
+		    const struct session_summary *sum);
 
 /*
  * Log a key=value line prefixed with this session's id: info level, or

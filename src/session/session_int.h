@@ -67,7 +67,10 @@ struct session {
 	uint64_t		 active_ms;	/* last command (idle limit) */
 	uint64_t		 started_ms;
 	const char		*reason;	/* why it closed */
-	char			*summary;	/* proto->gone()'s */
+	struct session_summary	*summary;	/* proto->gone()'s, with
+						   the user in the same block */
+	uint64_t		 bytes_in;	/* octets read (after TLS) */
+	uint64_t		 bytes_out;	/* octets sent (before TLS) */
 
 	unsigned		 direct:1;	/* SESSION_SOCKET */
 	unsigned		 held:1;	/* session_hold() */

@@ -63,6 +63,10 @@ SKIP = dict((k.strip(), v.strip()) for k, _, v in
 # Seconds any single socket operation may take before the test fails.
 TIMEOUT = float(os.environ.get("EVTEST_TIMEOUT", "15")) * SCALE
 
+# "2026-12-06T13:29:12.345+00:00 " (ISO 8601, milliseconds, UTC offset).
+LOG_STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}"
+                       r"[+-]\d\d:\d\d ")
+
 SANITIZER_MARKERS = (
     "ERROR: AddressSanitizer",
     "ERROR: LeakSanitizer",
@@ -273,6 +277,7 @@ class Server:
         self.prefix = []
         self.pass_fds = ()		# descriptors the daemon inherits
         self.lines = []
+        self.raw_lines = []		# as written, timestamps included
         self.cond = threading.Condition()
         self.reader = None
         self.ports = []			# [(host, port)] as logged
@@ -355,7 +360,10 @@ class Server:
         for raw in iter(self.proc.stderr.readline, b""):
             line = raw.decode("utf-8", "replace").rstrip("\n")
             with self.cond:
-                self.lines.append(line)
+                self.raw_lines.append(line)
+                # The timestamp log.c puts before each line on a pipe
+                # (test_log_targets.py checks it): the tests read the rest.
+                self.lines.append(LOG_STAMP.sub("", line, count=1))
                 self.cond.notify_all()
         with self.cond:
             self.lines.append(None)		# EOF marker

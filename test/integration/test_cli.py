@@ -311,7 +311,8 @@ class BusyPort(unittest.TestCase):
         srv.write_config()
         p = subprocess.run([evtest.BIN, "-c", srv.conf_path],
                            capture_output=True, timeout=30, cwd="/")
-        log = p.stderr.decode(errors="replace").splitlines()
+        log = [evtest.LOG_STAMP.sub("", l, count=1) for l in
+               p.stderr.decode(errors="replace").splitlines()]
         self.assertEqual(p.returncode, 1, log)
         self.assertRegex(log[-2], r"^error event=startup-failed "
                          r"step=passwd-file: .*nosuch.*No such file")

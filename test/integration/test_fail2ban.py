@@ -55,8 +55,9 @@ class Fail2banRegex:
         d = os.path.join(self.srv.dir, "f2b")
         os.makedirs(os.path.join(d, "filter.d"), exist_ok=True)
         log = os.path.join(d, "evpop3d.log")
-        with open(log, "w") as f:
-            f.write("\n".join(self.srv.log()) + "\n")
+        with open(log, "w") as f:	# as written: timestamps first
+            f.write("\n".join(l for l in self.srv.raw_lines
+                              if l is not None) + "\n")
         if regex is None:
             shutil.copy(COMMON, os.path.join(d, "filter.d"))
             shutil.copy(FILTER, os.path.join(d, "filter.d"))

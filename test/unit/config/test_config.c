@@ -194,6 +194,28 @@ capture_begin(void)
 	close(fd);
 }
 
+/*
+ * Remove the timestamp log.c puts before each line on a file (ISO 8601,
+ * "2026-12-06T13:29:12.345+00:00 ", 30 characters): the tests compare
+ * the rest. test_log_tty_timestamp checks the stamp's shape.
+ */
+static void
+strip_stamps(char *buf)
+{
+	char	*in = buf, *out = buf;
+
+	while (*in != '\0') {
+		if (strlen(in) > 30 && in[4] == '-' && in[10] == 'T' &&
+		    in[19] == '.' && in[29] == ' ')
+			in += 30;
+		while (*in != '\0' && *in != '\n')
+			*out++ = *in++;
+		if (*in == '\n')
+			*out++ = *in++;
+	}
+	*out = '\0';
+}
+
 /* Restore fd 2; returns what was written (caller frees). */
 static char *
 capture_end(void)
@@ -218,6 +240,7 @@ capture_end(void)
 	buf[len] = '\0';
 	fclose(fp);
 	unlink(cap_path);
+	strip_stamps(buf);
 	return buf;
 }
 

@@ -605,12 +605,22 @@ session_closing(const struct session *s)
 	return s->closing;
 }
 
+/* Kept as the default logout_format writes it (the counters part). */
 void
-session_set_summary(struct session *s, const char *summary)
+session_set_summary(struct session *s, const struct session_summary *sum)
 {
+	char	 quser[LOG_QUOTED_SIZE(1024)];
+
 	api(s, "session_set_summary");
 	free(s->summary);
-	if ((s->summary = strdup(summary)) == NULL)
+	if (asprintf(&s->summary, "user=%s state=%s retr=%llu/%llu "
+	    "top=%llu/%llu deleted=%llu", sum->user != NULL ?
+	    log_quote(quser, sizeof(quser), sum->user) : "-", sum->state,
+	    (unsigned long long)sum->retr_count,
+	    (unsigned long long)sum->retr_bytes,
+	    (unsigned long long)sum->top_count,
+	    (unsigned long long)sum->top_bytes,
+	    (unsigned long long)sum->deleted_count) == -1)
 		abort();
 }
 

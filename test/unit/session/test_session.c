@@ -118,7 +118,7 @@ struct tenv {
 	const char		*greeting;
 	uint64_t		 deadline_ms;	/* "login-timeout" */
 	uint64_t		 idle_ms;
-	const char		*summary;
+	const struct session_summary *summary;
 };
 
 static struct tenv	*cur;		/* the test's, for teardown */
@@ -1680,12 +1680,14 @@ test_drain_grace(void **state)
 static void
 test_summary(void **state)
 {
+	static const struct session_summary sum = { .user = "bob",
+	    .state = "TRANSACTION", .retr_count = 1, .retr_bytes = 42 };
 	struct tenv	*e = env_new(255, 60);
 	struct peer	*p;
 	char		*log, line[512];
 
 	(void)state;
-	e->summary = "user=\"bob\" retr=1/42";
+	e->summary = &sum;
 	capture_start();
 	p = peer_new(e, TR_DIRECT, true);
 	quit(e, p);
@@ -1694,7 +1696,8 @@ test_summary(void **state)
 	disconnect_line(log, p->fc->id, line, sizeof(line));
 	free(log);
 	assert_non_null(strstr(line, " rip=" PEER_ADDR " reason=quit "
-	    "user=\"bob\" retr=1/42 duration_ms="));
+	    "user=\"bob\" state=TRANSACTION retr=1/42 top=0/0 deleted=0 "
+	    "duration_ms="));
 	env_check(e);
 	env_free(e);
 }
