@@ -23,6 +23,7 @@
 #include "lib/evpop3d.h"
 #include "lib/log.h"
 #include "lib/metric.h"
+#include "lib/netaddr.h"
 #include "net/metrics.h"
 
 #define METRICS_BACKLOG	16
@@ -158,29 +159,6 @@ request_cb(struct evhttp_request *req, void *arg)
 	evbuffer_free(body);
 }
 
-/* "addr:port" of fd's bound address. */
-static void
-bound_text(int fd, char *text, size_t len)
-{
-	struct sockaddr_storage	ss;
-	socklen_t		sslen = sizeof(ss);
-	char			a[INET6_ADDRSTRLEN];
-
-	memset(&ss, 0, sizeof(ss));
-	(void)getsockname(fd, (struct sockaddr *)&ss, &sslen);
-	if (ss.ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const void *)&ss;
-
-		evutil_inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
-		snprintf(text, len, "[%s]:%u", a, ntohs(s6->sin6_port));
-	} else {
-		const struct sockaddr_in *s4 = (const void *)&ss;
-
-		evutil_inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
-		snprintf(text, len, "%s:%u", a, ntohs(s4->sin_port));
-	}
-}
-
 /* A listening socket on l, or -1 with the step that failed in err. */
 static int
 listen_socket(const struct cfg_listen *l, char *err, size_t errlen)
@@ -250,7 +228,7 @@ http_new(struct metrics *m, const char *text, char *bound, size_t boundlen,
 	    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT |
 	    EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(http, request_cb, m);
-	bound_text(fd, bound, boundlen);
+	(void)netaddr_local(fd, bound, boundlen);
 	return http;
 }
 

@@ -24,6 +24,7 @@
 #include "lib/log.h"
 #include "lib/metric.h"
 #include "lib/monotime.h"
+#include "lib/netaddr.h"
 #include "lib/ratelimit.h"
 #include "net/server.h"
 #include "net/tls.h"
@@ -489,30 +490,6 @@ accept_error_cb(struct evconnlistener *lev, void *arg)
 	accept_pause(srv, err);
 }
 
-/* The address fd is bound to, as "ADDR:PORT" or "[ADDR]:PORT". */
-static void
-sock_text(int fd, char *text, size_t len)
-{
-	struct sockaddr_storage	 ss;
-	socklen_t		 sslen = sizeof(ss);
-	char			 a[INET6_ADDRSTRLEN] = "?";
-
-	memset(&ss, 0, sizeof(ss));
-	(void)getsockname(fd, (struct sockaddr *)&ss, &sslen);
-	if (ss.ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const void *)&ss;
-
-		evutil_inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
-		snprintf(text, len, "[%s]:%u", a, ntohs(s6->sin6_port));
-	} else if (ss.ss_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const void *)&ss;
-
-		evutil_inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
-		snprintf(text, len, "%s:%u", a, ntohs(s4->sin_port));
-	} else
-		snprintf(text, len, "fd:%d", fd);
-}
-
 /*
  * A listener on fd, which listens already (socket activation) or is
  * bound and then listens here. NULL after logging why (fd closed).
@@ -555,7 +532,7 @@ listener_new(struct server *srv, int fd, const struct cfg_listen *conf,
 	if (getsockname(fd, (struct sockaddr *)&l->bound, &l->boundlen) == -1)
 		l->boundlen = 0;
 	/* Log the real address: with port 0 the kernel picked one. */
-	sock_text(fd, l->text, sizeof(l->text));
+	(void)netaddr_local(fd, l->text, sizeof(l->text));
 	log_info("event=listen addr=%s%s%s", l->text,
 	    tls ? " tls=implicit" : "", inherited ? " from=systemd" : "");
 	return l;

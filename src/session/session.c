@@ -18,6 +18,7 @@
 #include <event2/event.h>
 
 #include "lib/log.h"
+#include "lib/netaddr.h"
 #include "lib/logfmt.h"
 #include "lib/monotime.h"
 #include "session/session_int.h"
@@ -72,28 +73,6 @@ session_arm_timer(struct session *s, uint64_t ms)
 	evtimer_add(s->timer, &tv);
 }
 
-static void
-format_peer(const struct sockaddr *sa, socklen_t salen, char *out, size_t outlen)
-{
-	char host[INET6_ADDRSTRLEN], port[8];
-
-	if (sa == NULL || getnameinfo(sa, salen, host, sizeof(host), port,
-	    sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
-		snprintf(out, outlen, "unknown");
-		return;
-	}
-	if (sa->sa_family == AF_INET6)
-		snprintf(out, outlen, "[%s]:%s", host, port);
-	else
-		snprintf(out, outlen, "%s:%s", host, port);
-}
-
-/*
- * The bufferevent of s (s->bev) takes the session's callbacks, read
- * watermark, the write watermarks on every layer, the write timeout on
- * the top and the bottom layer (what a filter passed down is then covered
- * too), and the bottom layer's sent callback. -1 if out of memory.
- */
 /* Octets leaving a session's top output: sent, or handed to TLS. */
 static void
 session_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
@@ -104,6 +83,13 @@ session_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 	(void)buf;
 	set->bytes_out += info->n_deleted;
 }
+
+/*
+ * The bufferevent of s (s->bev) takes the session's callbacks, read
+ * watermark, the write watermarks on every layer, the write timeout on
+ * the top and the bottom layer (what a filter passed down is then covered
+ * too), and the bottom layer's sent callback. -1 if out of memory.
+ */
 
 static int
 session_setup_bev(struct session *s)
@@ -207,7 +193,7 @@ session_new(struct session_set *set, struct bufferevent *bev,
 	s->direct = (flags & SESSION_SOCKET) != 0;
 	s->started_ms = mono_ms();
 	s->reason = "unknown";
-	format_peer(sa, salen, s->peer, sizeof(s->peer));
+	(void)netaddr_text(sa, salen, s->peer, sizeof(s->peer));
 	if (sa != NULL && salen <= sizeof(s->peer_sa))
 		memcpy(&s->peer_sa, sa, salen);
 	linebuf_init(&s->lb, p->line_max < LINE_MAX_CAP ? p->line_max :
@@ -286,14 +272,7 @@ session_peer(const struct session *s)
 void
 session_local(const struct session *s, char *buf, size_t len)
 {
-	struct sockaddr_storage	ss;
-	socklen_t		sslen = sizeof(ss);
-	evutil_socket_t		fd = bufferevent_getfd(s->bev);
-
-	if (fd == -1 || getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1)
-		format_peer(NULL, 0, buf, len);
-	else
-		format_peer((struct sockaddr *)&ss, sslen, buf, len);
+	(void)netaddr_local(bufferevent_getfd(s->bev), buf, len);
 }
 
 uint64_t
@@ -834,10 +813,7 @@ session_log_logout(const struct session *s)
 	const struct session_summary *sum =
 	    s->summary != NULL ? s->summary : &none;
 	struct logfmt_values	 v;
-	struct sockaddr_storage	 ss;
-	socklen_t		 sslen = sizeof(ss);
 	char			 line[3072], lip[INET6_ADDRSTRLEN + 16];
-	evutil_socket_t		 fd;
 
 	line[0] = '\0';
 	if (fmt != NULL) {
@@ -855,13 +831,9 @@ session_log_logout(const struct session *s)
 		    .message_bytes = sum->message_bytes,
 		    .has_proto = s->summary != NULL };
 		/* A system call: only when the format asks for it. */
-		if (logfmt_uses(fmt, LOGFMT_LIP) &&
-		    (fd = bufferevent_getfd(s->bev)) != -1 &&
-		    getsockname(fd, (struct sockaddr *)&ss, &sslen) == 0) {
-			format_peer((struct sockaddr *)&ss, sslen, lip,
+		if (logfmt_uses(fmt, LOGFMT_LIP))
+			v.lip = netaddr_local(bufferevent_getfd(s->bev), lip,
 			    sizeof(lip));
-			v.lip = lip;
-		}
 		logfmt_expand(fmt, &v, line, sizeof(line));
 	}
 	session_log(s, "event=disconnect rip=%s%s%s", s->peer,

@@ -155,16 +155,21 @@ class Drain(Base):
             srv.stop()
         self.assertIn("update", outcomes)
 
-    def test_second_signal_cuts(self):
+    def stalled_retr(self, shutdown_timeout, seed):
+        """A daemon with a client that stopped reading a 20 MB RETR."""
         srv = self.server(start=False, config={
-            "server": {"shutdown_timeout": "600"}})
+            "server": {"shutdown_timeout": str(shutdown_timeout)}})
         mb = srv.fresh()
-        mb.add(big(20 << 20, 2))
+        mb.add(big(20 << 20, seed))
         srv.start()
         c = self.conn(srv, rcvbuf=4096)
         c.login(mb.user, mb.password)
         c.send("RETR 1\r\n")
         c._fill(100)
+        return srv
+
+    def test_second_signal_cuts(self):
+        srv = self.stalled_retr(600, 2)
         n = len(srv.log())
         srv.proc.send_signal(signal.SIGTERM)
         self.assertTrue(srv.wait_log(r"event=shutdown sessions=1", start=n))
@@ -176,20 +181,11 @@ class Drain(Base):
         self.assertTrue(srv.wait_log(r"warn event=shutdown-now sessions=1"))
 
     def test_timeout_bounds_the_drain(self):
-        srv = self.server(start=False, config={
-            "server": {"shutdown_timeout": "1"}})
-        mb = srv.fresh()
-        mb.add(big(20 << 20, 3))
-        srv.start()
-        c = self.conn(srv, rcvbuf=4096)
-        c.login(mb.user, mb.password)
-        c.send("RETR 1\r\n")
-        c._fill(100)
+        srv = self.stalled_retr(1, 3)
         t0 = time.monotonic()
         srv.proc.send_signal(signal.SIGTERM)
         self.assertEqual(srv.proc.wait(15 * evtest.SCALE), 0)
-        dt = time.monotonic() - t0
-        self.assertGreater(dt, 0.9)
+        self.assertGreater(time.monotonic() - t0, 0.9)
         self.assertTrue(srv.wait_log(r"event=shutdown-deadline sessions=1"))
 
 

@@ -1,0 +1,17 @@
+/*
+ * netaddr: socket addresses as text for logs and listings, one form
+ * everywhere: "192.0.2.7:110", "[2001:db8::7]:110", or "unknown".
+ */
+#ifndef EVPOP3D_NETADDR_H
+#define EVPOP3D_NETADDR_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+/* "ADDR:PORT" of sa (salen octets) into buf; returns buf. */
+const char	*netaddr_text(const struct sockaddr *sa, socklen_t salen,
+		    char *buf, size_t len);
+/* The same for the address fd is bound to (getsockname(2)). */
+const char	*netaddr_local(int fd, char *buf, size_t len);
+
+#endif
