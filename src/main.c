@@ -34,6 +34,7 @@
 #include "lib/log.h"
 #include "lib/metric.h"
 #include "lib/monotime.h"
+#include "lib/netaddr.h"
 #include "lib/privdrop.h"
 #include "net/control.h"
 #include "net/metrics.h"
@@ -124,12 +125,7 @@ raise_nofile(void)
 static bool
 listen_remote(const struct cfg_listen *l)
 {
-	const struct sockaddr_in	*s4 = (const void *)&l->addr;
-	const struct sockaddr_in6	*s6 = (const void *)&l->addr;
-
-	if (l->addr.ss_family == AF_INET)
-		return (ntohl(s4->sin_addr.s_addr) >> 24) != 127;
-	return !IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr);
+	return !netaddr_loopback((const struct sockaddr *)&l->addr);
 }
 
 /*

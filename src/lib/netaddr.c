@@ -2,6 +2,8 @@
  * netaddr: socket addresses as text.
  */
 #include <netdb.h>
+#include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -35,4 +37,24 @@ netaddr_local(int fd, char *buf, size_t len)
 	if (fd == -1 || getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1)
 		return netaddr_text(NULL, 0, buf, len);
 	return netaddr_text((struct sockaddr *)&ss, sslen, buf, len);
+}
+
+bool
+netaddr_loopback(const struct sockaddr *sa)
+{
+	const struct sockaddr_in6	*s6;
+	const uint8_t			*a;
+
+	if (sa == NULL)
+		return false;
+	if (sa->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)(const void *)sa)
+		    ->sin_addr.s_addr) >> 24) == 127;
+	if (sa->sa_family != AF_INET6)
+		return false;
+	s6 = (const struct sockaddr_in6 *)(const void *)sa;
+	if (IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr))
+		return true;
+	a = s6->sin6_addr.s6_addr;
+	return IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) && a[12] == 127;
 }

@@ -5,6 +5,7 @@
 #ifndef EVPOP3D_NETADDR_H
 #define EVPOP3D_NETADDR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
@@ -13,5 +14,7 @@ const char	*netaddr_text(const struct sockaddr *sa, socklen_t salen,
 		    char *buf, size_t len);
 /* The same for the address fd is bound to (getsockname(2)). */
 const char	*netaddr_local(int fd, char *buf, size_t len);
+/* Is sa on loopback: 127.0.0.0/8, ::1, or ::ffff:127.0.0.0/104? */
+bool		 netaddr_loopback(const struct sockaddr *sa);
 
 #endif

@@ -145,27 +145,6 @@ session_setup_bev(struct session *s)
 	return 0;
 }
 
-/* 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104 */
-static bool
-sa_loopback(const struct sockaddr *sa)
-{
-	const struct sockaddr_in6	*s6;
-	const uint8_t			*a;
-
-	if (sa == NULL)
-		return false;
-	if (sa->sa_family == AF_INET)
-		return (ntohl(((const struct sockaddr_in *)(const void *)sa)
-		    ->sin_addr.s_addr) >> 24) == 127;
-	if (sa->sa_family != AF_INET6)
-		return false;
-	s6 = (const struct sockaddr_in6 *)(const void *)sa;
-	if (IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr))
-		return true;
-	a = s6->sin6_addr.s6_addr;
-	return IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) && a[12] == 127;
-}
-
 struct session *
 session_new(struct session_set *set, struct bufferevent *bev,
     const struct sockaddr *sa, socklen_t salen, unsigned flags)
@@ -959,7 +938,8 @@ session_tls_available(const struct session *s)
 bool
 session_peer_loopback(const struct session *s)
 {
-	return sa_loopback((const struct sockaddr *)(const void *)&s->peer_sa);
+	return netaddr_loopback((const struct sockaddr *)(const void *)
+	    &s->peer_sa);
 }
 
 /* Drop every octet of input received so far, and any partial line. */
