@@ -418,19 +418,21 @@ class Package(unittest.TestCase):
         return s, path
 
     def wait_notify(self, s, what):
+        """Read datagrams until one says what. Once the daemon has exited,
+        what it sent before is still queued: read that too, then stop."""
         deadline = time.monotonic() + TIMEOUT
         seen = []
         while time.monotonic() < deadline:
-            s.settimeout(max(0.1, deadline - time.monotonic()))
+            gone = self.proc.poll() is not None
+            s.settimeout(0 if gone else
+                         max(0.1, deadline - time.monotonic()))
             try:
                 msg = s.recv(4096).decode()
-            except socket.timeout:
+            except (socket.timeout, BlockingIOError):
                 break
             seen.append(msg)
             if what in msg.split("\n"):
                 return
-            if self.proc.poll() is not None:
-                break
         self.fail("no %s from the daemon (got %r); log:\n%s" % (
             what, seen, self.log()))
 
