@@ -130,6 +130,8 @@ v1_line(char *line, size_t hdrlen, struct proxy_hdr *h, const char **why_r)
 		h->local = true;
 		return (ssize_t)hdrlen;
 	}
+	if (p[0] != '\0' && p[strlen(p) - 1] == ' ')
+		return fail(why_r, "bad-v1");	/* a word after it empty */
 	if (strcmp(proto, "TCP4") == 0)
 		af = AF_INET;
 	else if (strcmp(proto, "TCP6") == 0)
@@ -199,13 +201,15 @@ v2_parse(const unsigned char *buf, size_t len, struct proxy_hdr *h,
 	size_t			 plen, alen;
 	unsigned		 cmd, af;
 
-	if (len < PROXY_V2_FIXED)
+	if (len <= sizeof(v2_sig))
 		return 0;
 	if (buf[12] >> 4 != 2)
 		return fail(why_r, "bad-v2-version");
 	cmd = buf[12] & 0x0f;
 	if (cmd != V2_CMD_LOCAL && cmd != V2_CMD_PROXY)
 		return fail(why_r, "bad-v2-command");
+	if (len < PROXY_V2_FIXED)
+		return 0;
 	plen = (size_t)buf[14] << 8 | buf[15];
 	if (plen > PROXY_V2_LEN_MAX)
 		return fail(why_r, "too-long");
