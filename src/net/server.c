@@ -364,8 +364,14 @@ proxy_conn_free(struct proxy_conn *pc, bool close_fd)
 static void
 proxy_refuse(struct proxy_conn *pc, const char *why)
 {
-	struct server *srv = pc->srv;
+	struct server	*srv = pc->srv;
+	char		 via[80];
 
+	/* Each one at debug level; the warning below is rate-limited. */
+	if (log_debug_enabled())
+		log_debug("event=proxy-refused proxy=%s error=%s",
+		    netaddr_text((const struct sockaddr *)&pc->peer,
+		    pc->peerlen, via, sizeof(via)), why);
 	srv->stats.refused_proxy++;
 	srv->log_proxy.note = why;
 	ratelog_hit_addr(&srv->log_proxy, (const struct sockaddr *)&pc->peer);

@@ -9,6 +9,7 @@
  * reads a header in pieces); a header naming a client names an IPv4 or
  * IPv6 one with a matching length.
  */
+#include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
 
