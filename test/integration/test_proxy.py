@@ -16,6 +16,7 @@ a greeting and are logged and counted.
 
 import re
 import socket
+import subprocess
 import time
 import urllib.request
 
@@ -228,6 +229,18 @@ class Proxy(tlstest.TLSTestCase):
             self.assertTrue(t.cmd("QUIT").startswith("+OK"))
             self.assertTrue(self.srv.wait_log(
                 r"event=login rip=%s user=" % rip, 5, n))
+
+    def test_admin_who_shows_real_address(self):
+        mb = self.fresh()
+        c = self.via(v1("127.0.0.23", 40005))
+        c.login(mb.user, mb.password)
+        p = subprocess.run([evtest.BIN, "who", "-s",
+                            self.srv.config["control"]["socket"]],
+                           capture_output=True, text=True,
+                           timeout=60 * evtest.SCALE)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("%s 1 (127.0.0.23)" % mb.user, p.stdout.splitlines())
+        c.quit()
 
     # -- hostile headers
 
