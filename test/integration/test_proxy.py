@@ -29,7 +29,7 @@ from srcconn import SrcConn
 FD = 200		# failure_delay, ms
 CAP = 800		# penalty_max, ms
 TIMEOUT_S = 1		# proxy_protocol_timeout
-SLACK = 1.0
+SLACK = 1.0 * evtest.SCALE
 EARLY = 0.005
 REFUSED = ("-ERR [AUTH] Plaintext authentication disallowed on non-secure "
            "connections.")
