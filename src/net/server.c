@@ -338,8 +338,6 @@ struct proxy_conn {
 	unsigned char		 buf[PROXY_HDR_MAX];
 };
 
-static void proxy_read_cb(evutil_socket_t, short, void *);
-
 /* Forget pc; its socket is closed unless it went on to a session. */
 static void
 proxy_conn_free(struct proxy_conn *pc, bool close_fd)
@@ -1089,14 +1087,14 @@ server_stats_log(const struct server *srv, bool debug)
 		iptable_stats(srv->per_ip, &ips);
 	(debug ? log_debug : log_info)("event=stats part=net connections=%llu "
 	    "sessions=%zu refused=%llu refused_nofd=%llu accept_errors=%llu "
-	    "refused_per_ip=%llu refused_proxy=%llu per_ip_addrs=%zu",
+	    "refused_per_ip=%llu per_ip_addrs=%zu refused_proxy=%llu",
 	    (unsigned long long)st->connections,
 	    session_set_count(srv->sessions),
 	    (unsigned long long)st->refused,
 	    (unsigned long long)st->refused_nofd,
 	    (unsigned long long)st->accept_errors,
-	    (unsigned long long)st->refused_per_ip,
-	    (unsigned long long)st->refused_proxy, ips.entries);
+	    (unsigned long long)st->refused_per_ip, ips.entries,
+	    (unsigned long long)st->refused_proxy);
 }
 
 void
