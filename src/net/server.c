@@ -417,9 +417,11 @@ proxy_done(struct proxy_conn *pc, const struct proxy_hdr *h)
 		    netaddr_text((const struct sockaddr *)&pc->peer,
 		    pc->peerlen, via, sizeof(via)), h->version,
 		    h->local ? " local=1" : "");
-	event_free(pc->ev);
-	pc->ev = NULL;
-	/* accept_client() copies sa; pc (holding it) goes after. */
+	/*
+	 * pc's event goes after the session's took the socket: the socket
+	 * stays in the loop's epoll set throughout, instead of leaving and
+	 * coming back (two epoll_ctl calls). accept_client() copies sa.
+	 */
 	accept_client(srv, fd, tls, sa, salen);
 	proxy_conn_free(pc, false);
 }
@@ -513,8 +515,9 @@ proxy_start(struct server *srv, evutil_socket_t fd, bool tls,
 	pc->deadline_ms = mono_ms() + (uint64_t)srv->cfg->proxy_timeout * 1000;
 	TAILQ_INSERT_TAIL(&srv->proxy_pending, pc, entry);
 	srv->n_proxy_pending++;
-	if ((pc->ev = event_new(srv->base, fd, EV_READ, proxy_read_cb, pc))
-	    == NULL) {
+	/* Persistent: see proxy_done(). proxy_arm() renews the timeout. */
+	if ((pc->ev = event_new(srv->base, fd, EV_READ | EV_PERSIST,
+	    proxy_read_cb, pc)) == NULL) {
 		ratelog_hit(&srv->log_accept, errno);
 		proxy_conn_free(pc, true);
 		return;
