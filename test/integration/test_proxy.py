@@ -15,6 +15,7 @@ a greeting and are logged and counted.
 """
 
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -338,6 +339,45 @@ class Proxy(tlstest.TLSTestCase):
         c.expect_closed()
         self.assertFalse([l for l in self.srv.log()[n:]
                           if "127.0.0.98" in l])
+
+
+
+class Reload(evtest.ServerTestCase):
+    """SIGHUP turns proxy_protocol_from on and off for new connections;
+    a session made before keeps its address."""
+
+    CONFIG = {"log": {"debug": "yes"}}
+
+    def hup(self):
+        n = len(self.srv.log())
+        self.srv.write_config()
+        self.srv.proc.send_signal(signal.SIGHUP)
+        m = self.srv.wait_log(r"event=reload result=(ok|failed)", start=n)
+        self.assertIsNotNone(m, self.srv.log()[n:])
+        self.assertEqual(m.group(1), "ok", self.srv.log()[n:])
+
+    def test_on_and_off(self):
+        before = self.connect()			# no header: plain POP3
+        self.srv.config["server"]["proxy_protocol_from"] = "127.0.0.0/8"
+        self.hup()
+        n = len(self.srv.log())
+        c = evtest.Conn(self.srv.port, greet=False)
+        self.addCleanup(c.close)
+        c.send(v2("192.0.2.40", 40050))
+        self.assertTrue(c.status().startswith("+OK"))
+        c.quit()
+        self.assertTrue(self.srv.wait_log(
+            r"event=disconnect rip=192\.0\.2\.40:40050 ", 5, n))
+        # Without a header now: no greeting, closed at its first octet.
+        c = evtest.Conn(self.srv.port, greet=False)
+        self.addCleanup(c.close)
+        c.send(b"CAPA\r\n")
+        self.assertEqual(c.expect_closed(), [])
+        before.ok("CAPA")			# made before: untouched
+        before.multi()
+        self.srv.config["server"]["proxy_protocol_from"] = ""
+        self.hup()
+        self.connect().quit()
 
 
 if __name__ == "__main__":
