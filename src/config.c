@@ -121,6 +121,16 @@ static const struct cfg_key cfg_keys[] = {
 	{ "server", "shutdown_timeout", CFG_INT, OFF(shutdown_timeout), "30",
 	    0, 3600, 0,
 	    .doc = "seconds a stop waits for replies and UPDATEs in progress" },
+	/* PROXY protocol (net/proxy.h; README, Behind HAProxy). */
+	{ "server", "proxy_protocol_from", CFG_NETS, OFF(proxy_from),
+	    "", 0, 0, CFG_F_EMPTY,
+	    .doc = "ADDRESS[/PREFIX] list of load balancers whose connections "
+		"must begin with a PROXY protocol v1 or v2 header naming the "
+		"client; \"\" (the default): none",
+	    .aux_offset = OFF(n_proxy_from) },
+	{ "server", "proxy_protocol_timeout", CFG_INT, OFF(proxy_timeout),
+	    "5", 1, 300, 0,
+	    .doc = "seconds from connect to a complete PROXY header" },
 
 	/* Privileges (lib/privdrop.h): the names are looked up at load. */
 	{ "server", "user", CFG_STRING, OFF(user), "", 0, 0, CFG_F_EMPTY,
@@ -929,13 +939,13 @@ cfg_prefix_equal(const unsigned char *a, const unsigned char *b, int bits)
 	return (a[whole] & mask) == (b[whole] & mask);
 }
 
-bool
-cfg_limits_exempt(const struct cfg *cfg, const struct sockaddr *sa)
+/* Is sa's address in one of nets[0..n)? IPv4-mapped IPv6 as IPv4. */
+static bool
+cfg_nets_match(const struct cfg_net *nets, size_t n, const struct sockaddr *sa)
 {
 	static const unsigned char mapped[12] =
 	    { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 	const unsigned char	*a;
-	const struct cfg_net	*n;
 	size_t			 i;
 	int			 family = sa->sa_family;
 
@@ -951,13 +961,23 @@ cfg_limits_exempt(const struct cfg *cfg, const struct sockaddr *sa)
 		}
 	} else
 		return false;
-	for (i = 0; i < cfg->n_limits_exempt; i++) {
-		n = &cfg->limits_exempt[i];
-		if (n->family == family &&
-		    cfg_prefix_equal(a, n->addr, n->prefix))
+	for (i = 0; i < n; i++)
+		if (nets[i].family == family &&
+		    cfg_prefix_equal(a, nets[i].addr, nets[i].prefix))
 			return true;
-	}
 	return false;
+}
+
+bool
+cfg_limits_exempt(const struct cfg *cfg, const struct sockaddr *sa)
+{
+	return cfg_nets_match(cfg->limits_exempt, cfg->n_limits_exempt, sa);
+}
+
+bool
+cfg_proxy_trusted(const struct cfg *cfg, const struct sockaddr *sa)
+{
+	return cfg_nets_match(cfg->proxy_from, cfg->n_proxy_from, sa);
 }
 
 /*

@@ -40,7 +40,8 @@ struct cfg_tls_sni {
 	char	*key;
 };
 
-/* A network, ADDRESS[/PREFIX] ([auth] limits_exempt). */
+/* A network, ADDRESS[/PREFIX] ([auth] limits_exempt, [server]
+ * proxy_protocol_from). */
 struct cfg_net {
 	int			 family;	/* AF_INET or AF_INET6 */
 	unsigned char		 addr[16];	/* 4 octets for AF_INET */
@@ -63,6 +64,10 @@ struct cfg {
 	int			 max_connections;
 	int			 max_bad_commands;
 	int			 shutdown_timeout; /* s: the drain at a stop */
+	/* PROXY protocol (net/proxy.h): who must send a header, how fast */
+	struct cfg_net		*proxy_from;
+	size_t			 n_proxy_from;
+	int			 proxy_timeout;	/* s, connect to a whole header */
 	/* [server] listen_tls, [tls], [tls.NAME]: TLS (net/tls.c) */
 	struct cfg_listen	*listen_tls;	/* implicit TLS (RFC 8314) */
 	size_t			 n_listen_tls;
@@ -155,5 +160,10 @@ int	cfg_parse_listen(const char *text, struct cfg_listen *l_r,
  * IPv4-mapped IPv6 address is taken as IPv4.
  */
 bool	cfg_limits_exempt(const struct cfg *cfg, const struct sockaddr *sa);
+/*
+ * Is sa's address in [server] proxy_protocol_from? Connections from
+ * there must begin with a PROXY protocol header (a load balancer).
+ */
+bool	cfg_proxy_trusted(const struct cfg *cfg, const struct sockaddr *sa);
 
 #endif

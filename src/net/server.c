@@ -26,6 +26,7 @@
 #include "lib/monotime.h"
 #include "lib/netaddr.h"
 #include "lib/ratelimit.h"
+#include "net/proxy.h"
 #include "net/server.h"
 #include "net/tls.h"
 #include "session/session.h"
@@ -63,14 +64,17 @@ static void
 ratelog_line(struct server_ratelog *rlg, uint64_t count)
 {
 	const struct sockaddr	*sa = (const void *)&rlg->last_addr;
-	char			 a[5 + INET6_ADDRSTRLEN] = " rip=";
+	char			 a[8 + INET6_ADDRSTRLEN];
+	size_t			 k;
 
+	k = (size_t)snprintf(a, sizeof(a), " %s=", rlg->addr_key != NULL ?
+	    rlg->addr_key : "rip");
 	if (sa->sa_family == AF_INET)
 		evutil_inet_ntop(AF_INET, &((const struct sockaddr_in *)
-		    (const void *)sa)->sin_addr, a + 5, sizeof(a) - 5);
+		    (const void *)sa)->sin_addr, a + k, sizeof(a) - k);
 	else if (sa->sa_family == AF_INET6)
 		evutil_inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)
-		    (const void *)sa)->sin6_addr, a + 5, sizeof(a) - 5);
+		    (const void *)sa)->sin6_addr, a + k, sizeof(a) - k);
 	else
 		a[0] = '\0';
 	if (rlg->errnum != 0) {
@@ -78,8 +82,9 @@ ratelog_line(struct server_ratelog *rlg, uint64_t count)
 		log_warn("%s%s count=%llu", rlg->what, a,
 		    (unsigned long long)count);
 	} else
-		log_warnx("%s%s count=%llu", rlg->what, a,
-		    (unsigned long long)count);
+		log_warnx("%s%s count=%llu%s%s", rlg->what, a,
+		    (unsigned long long)count, rlg->note != NULL ?
+		    " error=" : "", rlg->note != NULL ? rlg->note : "");
 }
 
 /* Events are pending: have the timer report them when they are due. */
@@ -116,6 +121,8 @@ ratelog_init(struct server *srv, struct server_ratelog *rlg, const char *what)
 	ratelimit_init(&rlg->rl, RATELOG_WINDOW_MS);
 	rlg->what = what;
 	rlg->errnum = 0;
+	rlg->note = NULL;
+	rlg->addr_key = NULL;
 	rlg->flush = evtimer_new(srv->base, ratelog_flush_cb, rlg);
 	return rlg->flush == NULL ? -1 : 0;
 }
@@ -273,38 +280,28 @@ refuse(evutil_socket_t fd, bool tls, const char *msg, size_t len)
 	evutil_closesocket(fd);
 }
 
+/*
+ * A connection becomes a session of the client at sa: the peer itself,
+ * or the client a PROXY header named. Counted per address from here, so
+ * that the limit is the client's, not its proxy's.
+ */
 static void
-accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
-    struct sockaddr *sa, int salen, void *arg)
+accept_client(struct server *srv, evutil_socket_t fd, bool tls,
+    const struct sockaddr *sa, socklen_t salen)
 {
-	static const char	 busy[] =
-	    "-ERR [SYS/TEMP] Too many connections, try again later.\r\n";
 	static const char	 busy_ip[] = "-ERR [SYS/TEMP] Too many "
 	    "connections from your address, try again later.\r\n";
-	struct listener		*l = arg;
-	struct server		*srv = l->srv;
 	struct iptable_entry	*e;
 	struct session		*s;
-	bool			 over, tls = l->tls;
+	bool			 over;
 
-	(void)lev;
-	srv->stats.connections++;
-	if (srv->stopping || session_set_count(srv->sessions) >=
-	    (size_t)srv->cfg->max_connections) {
-		/* Shed the excess connection with a clear answer (RFC 3206). */
-		srv->stats.refused++;
-		refuse(fd, tls, busy, sizeof(busy) - 1);
-		if (!srv->stopping)
-			ratelog_hit(&srv->log_busy, 0);
-		return;
-	}
 	if ((e = per_ip_check(srv, sa, &over)) == NULL && over) {
 		srv->stats.refused_per_ip++;
 		refuse(fd, tls, busy_ip, sizeof(busy_ip) - 1);
 		ratelog_hit_addr(&srv->log_per_ip, sa);
 		return;
 	}
-	if ((s = session_accept(srv, fd, tls, sa, (socklen_t)salen)) == NULL) {
+	if ((s = session_accept(srv, fd, tls, sa, salen)) == NULL) {
 		ratelog_hit(&srv->log_accept, errno);	/* out of memory */
 		if (e != NULL)
 			iptable_update(srv->per_ip, e);	/* a new one goes */
@@ -315,6 +312,261 @@ accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 		session_on_free(s, per_ip_release, srv);
 	} else
 		session_on_free(s, session_ended, srv);
+}
+
+/* ------------------------------------------------------------ PROXY header */
+
+/*
+ * A connection from a proxy_protocol_from address, reading its header
+ * (net/proxy.h) before there is a session: the session is made with the
+ * client's address the header names. The header is taken off the socket
+ * exactly (peeked, then read up to its end), so the octets after it (a
+ * pipelined command, a TLS ClientHello) stay in the socket for the
+ * session. What is peeked of an incomplete header is read into buf (all
+ * of it is header), so a connection never stays readable unread.
+ */
+struct proxy_conn {
+	struct server		*srv;
+	struct event		*ev;
+	evutil_socket_t		 fd;
+	bool			 tls;
+	struct sockaddr_storage	 peer;		/* the proxy */
+	socklen_t		 peerlen;
+	uint64_t		 deadline_ms;
+	size_t			 have;		/* header octets read so far */
+	TAILQ_ENTRY(proxy_conn)	 entry;
+	unsigned char		 buf[PROXY_HDR_MAX];
+};
+
+/* Forget pc; its socket is closed unless it went on to a session. */
+static void
+proxy_conn_free(struct proxy_conn *pc, bool close_fd)
+{
+	struct server *srv = pc->srv;
+
+	TAILQ_REMOVE(&srv->proxy_pending, pc, entry);
+	srv->n_proxy_pending--;
+	if (pc->ev != NULL)
+		event_free(pc->ev);
+	if (close_fd)
+		evutil_closesocket(pc->fd);
+	free(pc);
+}
+
+/*
+ * A bad, truncated, oversized or late header: close without a word (the
+ * octets would reach a client through the proxy, or a TLS client that
+ * expects a handshake), and log it, rate-limited, with the proxy's
+ * address.
+ */
+static void
+proxy_refuse(struct proxy_conn *pc, const char *why)
+{
+	struct server	*srv = pc->srv;
+	char		 via[80];
+
+	/* Each one at debug level; the warning below is rate-limited. */
+	if (log_debug_enabled())
+		log_debug("event=proxy-refused proxy=%s error=%s",
+		    netaddr_text((const struct sockaddr *)&pc->peer,
+		    pc->peerlen, via, sizeof(via)), why);
+	srv->stats.refused_proxy++;
+	srv->log_proxy.note = why;
+	ratelog_hit_addr(&srv->log_proxy, (const struct sockaddr *)&pc->peer);
+	proxy_conn_free(pc, true);
+}
+
+/* Wait for more of the header, until the deadline. */
+static void
+proxy_arm(struct proxy_conn *pc)
+{
+	struct timeval	tv;
+	uint64_t	now = mono_ms();
+
+	if (now >= pc->deadline_ms) {
+		proxy_refuse(pc, "timeout");
+		return;
+	}
+	ms_to_tv(pc->deadline_ms - now, &tv);
+	if (event_add(pc->ev, &tv) == -1)
+		proxy_refuse(pc, "event-add");
+}
+
+/* The header is complete: the session of the client it names. */
+static void
+proxy_done(struct proxy_conn *pc, const struct proxy_hdr *h)
+{
+	struct server		*srv = pc->srv;
+	const struct sockaddr	*sa;
+	socklen_t		 salen;
+	char			 rip[80], via[80];
+	evutil_socket_t		 fd = pc->fd;
+	bool			 tls = pc->tls;
+
+	if (h->local) {
+		/* A health check, or a client the proxy cannot name. */
+		sa = (const struct sockaddr *)&pc->peer;
+		salen = pc->peerlen;
+	} else {
+		sa = (const struct sockaddr *)&h->src;
+		salen = h->srclen;
+	}
+	if (log_debug_enabled())
+		log_debug("event=proxy-header rip=%s proxy=%s version=%d%s",
+		    netaddr_text(sa, salen, rip, sizeof(rip)),
+		    netaddr_text((const struct sockaddr *)&pc->peer,
+		    pc->peerlen, via, sizeof(via)), h->version,
+		    h->local ? " local=1" : "");
+	/*
+	 * pc's event goes after the session's took the socket: the socket
+	 * stays in the loop's epoll set throughout, instead of leaving and
+	 * coming back (two epoll_ctl calls). accept_client() copies sa.
+	 */
+	accept_client(srv, fd, tls, sa, salen);
+	proxy_conn_free(pc, false);
+}
+
+/*
+ * Take what the socket has of the header: peek, parse, and read exactly
+ * the header's octets (or, while incomplete, all that was peeked).
+ */
+static void
+proxy_input(struct proxy_conn *pc)
+{
+	struct proxy_hdr	 h;
+	const char		*why;
+	ssize_t			 n, r, got;
+	size_t			 take;
+
+	for (;;) {
+		n = recv(pc->fd, pc->buf + pc->have, sizeof(pc->buf) -
+		    pc->have, MSG_PEEK);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				proxy_arm(pc);
+			else
+				proxy_refuse(pc, "read-error");
+			return;
+		}
+		if (n == 0) {
+			/* A bare TCP check connects and leaves: no news. */
+			if (pc->have == 0) {
+				log_debug("event=proxy-eof");
+				proxy_conn_free(pc, true);
+			} else
+				proxy_refuse(pc, "truncated");
+			return;
+		}
+		r = proxy_parse(pc->buf, pc->have + (size_t)n, &h, &why);
+		if (r == -1) {
+			proxy_refuse(pc, why);
+			return;
+		}
+		take = r > 0 ? (size_t)r - pc->have : (size_t)n;
+		do
+			got = recv(pc->fd, pc->buf + pc->have, take, 0);
+		while (got == -1 && errno == EINTR);
+		if (got != (ssize_t)take) {
+			proxy_refuse(pc, "read-error");	/* peeked, so never */
+			return;
+		}
+		pc->have += take;
+		if (r > 0) {
+			proxy_done(pc, &h);
+			return;
+		}
+	}
+}
+
+static void
+proxy_read_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct proxy_conn *pc = arg;
+
+	(void)fd;
+	if (events & EV_TIMEOUT) {
+		proxy_refuse(pc, "timeout");
+		return;
+	}
+	proxy_input(pc);
+}
+
+/* A connection from a trusted proxy: read its header first. */
+static void
+proxy_start(struct server *srv, evutil_socket_t fd, bool tls,
+    const struct sockaddr *sa, socklen_t salen)
+{
+	struct proxy_conn *pc;
+
+	if ((pc = calloc(1, sizeof(*pc))) == NULL) {
+		ratelog_hit(&srv->log_accept, errno);
+		evutil_closesocket(fd);
+		return;
+	}
+	pc->srv = srv;
+	pc->fd = fd;
+	pc->tls = tls;
+	if ((size_t)salen > sizeof(pc->peer))
+		salen = sizeof(pc->peer);
+	memcpy(&pc->peer, sa, (size_t)salen);
+	pc->peerlen = salen;
+	pc->deadline_ms = mono_ms() + (uint64_t)srv->cfg->proxy_timeout * 1000;
+	TAILQ_INSERT_TAIL(&srv->proxy_pending, pc, entry);
+	srv->n_proxy_pending++;
+	/* Persistent: see proxy_done(). proxy_arm() renews the timeout. */
+	if ((pc->ev = event_new(srv->base, fd, EV_READ | EV_PERSIST,
+	    proxy_read_cb, pc)) == NULL) {
+		ratelog_hit(&srv->log_accept, errno);
+		proxy_conn_free(pc, true);
+		return;
+	}
+	/* The proxy usually sends the header with its first segment. */
+	proxy_input(pc);
+}
+
+/* Close every connection still reading its header (a stop, the end). */
+static void
+proxy_pending_close(struct server *srv)
+{
+	while (!TAILQ_EMPTY(&srv->proxy_pending))
+		proxy_conn_free(TAILQ_FIRST(&srv->proxy_pending), true);
+}
+
+static void
+accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	static const char	 busy[] =
+	    "-ERR [SYS/TEMP] Too many connections, try again later.\r\n";
+	struct listener		*l = arg;
+	struct server		*srv = l->srv;
+	bool			 tls = l->tls;
+
+	(void)lev;
+	srv->stats.connections++;
+	/* A connection reading its PROXY header is one too. */
+	if (srv->stopping || session_set_count(srv->sessions) +
+	    srv->n_proxy_pending >= (size_t)srv->cfg->max_connections) {
+		/* Shed the excess connection with a clear answer (RFC 3206). */
+		srv->stats.refused++;
+		refuse(fd, tls, busy, sizeof(busy) - 1);
+		if (!srv->stopping)
+			ratelog_hit(&srv->log_busy, 0);
+		return;
+	}
+	/*
+	 * proxy_protocol_from: a proxy's connections must begin with a
+	 * header; anyone else's are POP3 from the first octet, and a header
+	 * from them is only a bad command (never guessed at: the PROXY
+	 * protocol specification, section 2).
+	 */
+	if (srv->cfg->n_proxy_from > 0 && cfg_proxy_trusted(srv->cfg, sa)) {
+		proxy_start(srv, fd, tls, sa, (socklen_t)salen);
+		return;
+	}
+	accept_client(srv, fd, tls, sa, (socklen_t)salen);
 }
 
 /*
@@ -734,6 +986,7 @@ server_init(struct server *srv, struct event_base *base, const struct cfg *cfg,
 
 	memset(srv, 0, sizeof(*srv));
 	srv->accept.reserve_fd = -1;	/* before any failure: server_free() */
+	TAILQ_INIT(&srv->proxy_pending);
 	srv->base = base;
 	srv->cfg = cfg;
 	srv->sessions = set;
@@ -746,10 +999,13 @@ server_init(struct server *srv, struct event_base *base, const struct cfg *cfg,
 	    "event=refused reason=no-descriptors") == -1 ||
 	    ratelog_init(srv, &srv->log_accept, "event=accept-error") == -1 ||
 	    ratelog_init(srv, &srv->log_per_ip,
-	    "event=refused reason=max-connections-per-ip") == -1) {
+	    "event=refused reason=max-connections-per-ip") == -1 ||
+	    ratelog_init(srv, &srv->log_proxy,
+	    "event=refused reason=proxy-header") == -1) {
 		log_error("event=startup-failed step=event_new");
 		return -1;
 	}
+	srv->log_proxy.addr_key = "proxy";
 	/* Pinned records only: at most one per connection. */
 	if ((srv->per_ip = iptable_new(1)) == NULL) {
 		log_error("event=startup-failed step=per-ip-table");
@@ -818,6 +1074,7 @@ server_stop(struct server *srv)
 	for (i = 0; i < srv->n_listeners; i++)
 		listener_free(srv->listeners[i]);
 	srv->n_listeners = 0;
+	proxy_pending_close(srv);	/* not clients yet: nothing to drain */
 	if (srv->accept.timer != NULL)
 		evtimer_del(srv->accept.timer);	/* no pause ends now */
 	session_set_drain(srv->sessions, (unsigned)srv->cfg->shutdown_timeout);
@@ -833,13 +1090,14 @@ server_stats_log(const struct server *srv, bool debug)
 		iptable_stats(srv->per_ip, &ips);
 	(debug ? log_debug : log_info)("event=stats part=net connections=%llu "
 	    "sessions=%zu refused=%llu refused_nofd=%llu accept_errors=%llu "
-	    "refused_per_ip=%llu per_ip_addrs=%zu",
+	    "refused_per_ip=%llu per_ip_addrs=%zu refused_proxy=%llu",
 	    (unsigned long long)st->connections,
 	    session_set_count(srv->sessions),
 	    (unsigned long long)st->refused,
 	    (unsigned long long)st->refused_nofd,
 	    (unsigned long long)st->accept_errors,
-	    (unsigned long long)st->refused_per_ip, ips.entries);
+	    (unsigned long long)st->refused_per_ip, ips.entries,
+	    (unsigned long long)st->refused_proxy);
 }
 
 void
@@ -850,6 +1108,8 @@ server_free(struct server *srv)
 	for (i = 0; i < srv->n_listeners; i++)
 		listener_free(srv->listeners[i]);
 	free(srv->listeners);
+	if (srv->proxy_pending.tqh_last != NULL)	/* server_init() ran */
+		proxy_pending_close(srv);
 	if (srv->accept.timer != NULL)
 		event_free(srv->accept.timer);
 	if (srv->accept.reserve_fd != -1)
@@ -858,6 +1118,7 @@ server_free(struct server *srv)
 	ratelog_free(&srv->log_nofd);
 	ratelog_free(&srv->log_accept);
 	ratelog_free(&srv->log_per_ip);
+	ratelog_free(&srv->log_proxy);
 	/*
 	 * Sessions still counted here unref it when freed: main frees the
 	 * session set first (and a set with sessions never outlives this).
@@ -887,6 +1148,8 @@ server_metrics_write(const struct server *srv, struct metric_writer *w)
 	    "max-connections-per-ip", st->refused_per_ip);
 	metric_u64(w, "evpop3d_connections_refused_total", "reason",
 	    "no-descriptors", st->refused_nofd);
+	metric_u64(w, "evpop3d_connections_refused_total", "reason",
+	    "proxy-header", st->refused_proxy);
 	metric_family(w, "evpop3d_accept_errors_total", METRIC_COUNTER,
 	    "Failed accept() calls.");
 	metric_u64(w, "evpop3d_accept_errors_total", NULL, NULL,

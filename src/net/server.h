@@ -31,6 +31,7 @@ struct server_stats {
 	uint64_t	refused_per_ip;	/* over max_connections_per_ip */
 	uint64_t	refused_nofd;	/* no descriptor: refused via the reserve */
 	uint64_t	accept_errors;	/* failed accept() calls */
+	uint64_t	refused_proxy;	/* a bad, slow or missing PROXY header */
 };
 
 /*
@@ -44,7 +45,16 @@ struct server_ratelog {
 	const char		*what;		/* "event=refused reason=..." */
 	struct sockaddr_storage	 last_addr;	/* ratelog_hit_addr(): "rip=" */
 	int			 errnum;	/* the last event's errno, or 0 */
+	const char		*note;		/* the last event's " error=" */
+	const char		*addr_key;	/* "rip" unless set */
 };
+
+/*
+ * A connection from a [server] proxy_protocol_from address before its
+ * PROXY header is complete (server.c): no session exists yet.
+ */
+struct proxy_conn;
+TAILQ_HEAD(proxy_conns, proxy_conn);
 
 /*
  * Accepting under descriptor pressure (server.c, accept_error_cb()):
@@ -104,6 +114,12 @@ struct server {
 	struct server_ratelog	 log_nofd;	/* refused: no descriptor */
 	struct server_ratelog	 log_accept;	/* one connection's accept error */
 	struct server_ratelog	 log_per_ip;	/* refused: per address */
+	struct server_ratelog	 log_proxy;	/* refused: PROXY header */
+
+	/* Connections reading their PROXY header; count toward
+	 * max_connections. */
+	struct proxy_conns	 proxy_pending;
+	size_t			 n_proxy_pending;
 
 	/*
 	 * Connections per client address (IPv6: per /64), for [auth]

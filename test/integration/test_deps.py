@@ -12,8 +12,8 @@ that their install enables for the next boot and would start.
    still enabled, and /usr/sbin/policy-rc.d is as it was (the test runs
    it once without one, so that scripts/deps must make and remove its
    own);
- - dovecot.service (installed by scripts/deps for the tests) is not
-   enabled.
+ - dovecot.service and haproxy.service (installed by scripts/deps for
+   the tests) are not enabled.
 
 Root only; one at a time with test_package (they share a dpkg lock file);
 the probe is purged and policy-rc.d restored after a failure too.
@@ -178,19 +178,27 @@ class Deps(unittest.TestCase):
         # The policy-rc.d scripts/deps made is gone again.
         self.assertFalse(os.path.exists(POLICY))
 
-    def test_dovecot_not_enabled(self):
-        if not os.path.exists("/lib/systemd/system/dovecot.service"):
-            self.skipTest("dovecot-core not installed")
-        links = glob.glob("/etc/systemd/system/*.wants/dovecot.service")
+    def assertServiceNotEnabled(self, unit, package):
+        if not os.path.exists("/lib/systemd/system/" + unit):
+            self.skipTest(package + " not installed")
+        links = glob.glob("/etc/systemd/system/*.wants/" + unit)
         if links:
             # scripts/deps disables what the installs it runs enable; a
             # link made before it did (an older scripts/deps, or an
             # image built by hand) is not its to remove.
-            self.skipTest("dovecot.service was enabled before scripts/deps "
-                          "ran (%s, %s); `systemctl disable dovecot` once" %
-                          (links[0], time.ctime(os.lstat(links[0]).st_mtime)))
-        self.assertIn(is_enabled("dovecot.service"), (None, "disabled"))
+            self.skipTest("%s was enabled before scripts/deps ran (%s, %s);"
+                          " `systemctl disable %s` once" %
+                          (unit, links[0],
+                           time.ctime(os.lstat(links[0]).st_mtime), unit))
+        self.assertIn(is_enabled(unit), (None, "disabled"))
 
+    def test_dovecot_not_enabled(self):
+        self.assertServiceNotEnabled("dovecot.service", "dovecot-core")
+
+    def test_haproxy_not_enabled(self):
+        """test_haproxy runs haproxy standalone; its package's service
+        (which would listen as /etc/haproxy/haproxy.cfg says) stays off."""
+        self.assertServiceNotEnabled("haproxy.service", "haproxy")
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
