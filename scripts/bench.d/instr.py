@@ -188,10 +188,12 @@ def measure_instr(args, passwd, scenario, keep=None):
     try:
         swarm(args, port, scenario, FIX_USERS, args.concurrency)
         subprocess.run(["callgrind_control", "-z", str(proc.pid)],
-                       check=True, stdout=subprocess.DEVNULL)
+                       check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
         r = swarm(args, port, scenario, args.sessions, args.concurrency)
         subprocess.run(["callgrind_control", "-d", "measured",
-                        str(proc.pid)], check=True, stdout=subprocess.DEVNULL)
+                        str(proc.pid)], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
     finally:
         stop(proc)
     dumps = [p for p in glob.glob(out + "*")
@@ -243,7 +245,7 @@ def main(argv):
     ap.add_argument("--fixture", default="/tmp/evpop3d-instr-fixture")
     ap.add_argument("--tmp", default=None)
     ap.add_argument("--sessions", type=int, default=200)
-    ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--concurrency", type=int, default=1)
     ap.add_argument("--scenarios", default="full")
     ap.add_argument("--no-strace", action="store_true")
     ap.add_argument("--no-callgrind", action="store_true")
