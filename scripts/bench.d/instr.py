@@ -23,6 +23,7 @@ import argparse
 import glob
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -85,11 +86,19 @@ def make_fixture(root):
 
 
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    """A free port below Linux's ephemeral range (32768-60999), so that no
+    client's source port takes it between this test and the daemon's
+    bind; start_daemon() still retries if something else does."""
+    while True:
+        p = random.randrange(20000, 32000)
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", p))
+            return p
+        except OSError:
+            continue
+        finally:
+            s.close()
 
 
 def write_ini(path, port, passwd, workdir):
@@ -101,8 +110,9 @@ def write_ini(path, port, passwd, workdir):
                 "hostname = bench.example\n"
                 "idle_timeout = 600\n"
                 "allow_root = yes\n"
-                "limits_exempt = 127.0.0.0/8\n"
                 "[auth]\n"
+                # as scripts/bench: no per-IP limit for the swarm
+                "limits_exempt = 127.0.0.0/8, ::1\n"
                 "passwd_file = %s\n"
                 "failure_delay = 0\n"
                 "threads = 2\n"
@@ -159,16 +169,22 @@ def stop(proc):
 
 
 def start_daemon(args, wd, passwd, wrap):
-    port = free_port()
-    ini = os.path.join(wd, "evpop3d.ini")
-    write_ini(ini, port, passwd, wd)
-    logp = os.path.join(wd, "evpop3d.log")
-    logf = open(logp, "wb")
-    proc = subprocess.Popen(wrap + [args.bin, "-c", ini], cwd=wd,
-                            stdin=subprocess.DEVNULL, stdout=logf,
-                            stderr=logf)
-    wait_log(logp, b"event=ready", proc, 300)
-    return proc, port
+    for attempt in range(5):
+        port = free_port()
+        ini = os.path.join(wd, "evpop3d.ini")
+        write_ini(ini, port, passwd, wd)
+        logp = os.path.join(wd, "evpop3d.log")
+        with open(logp, "wb") as logf:
+            proc = subprocess.Popen(wrap + [args.bin, "-c", ini], cwd=wd,
+                                    stdin=subprocess.DEVNULL, stdout=logf,
+                                    stderr=logf)
+        try:
+            wait_log(logp, b"event=ready", proc, 300)
+            return proc, port
+        except RuntimeError as e:
+            stop(proc)
+            if "Address already in use" not in str(e) or attempt == 4:
+                raise
 
 
 def callgrind_total(path):
