@@ -501,6 +501,52 @@ test_short_lines(void **state)
 	}
 }
 
+/*
+ * Output that starts in the free tail of a chain already queued, for every
+ * tail length around libevent's chain sizes: the feed's reservation is then
+ * two extents, and a run or a CRLF often meets the end of the first one
+ * exactly (the boundary the encoder's fast path must not cross).
+ */
+static void
+test_chain_tails(void **state)
+{
+	static const char	 alpha[] = "....\r\n\n\n\nabcdefgh :";
+	char			 in[3000], pre[5000], *ref, *got;
+	size_t			 i, j, k, len, reflen, got_len, off, n;
+	uint64_t		 oct;
+	struct evbuffer		*out;
+	struct wire_enc		 e;
+
+	(void)state;
+	memset(pre, 'x', sizeof(pre));
+	for (i = 0; i < 40; i++) {
+		len = 1 + rng() % sizeof(in);
+		for (j = 0; j < len; j++)
+			in[j] = alpha[rng() % (sizeof(alpha) - 1)];
+		ref = encode(in, len, -1, NULL, 0, &reflen, &oct);
+		for (k = 0; k < sizeof(pre); k += 1 + rng() % 13) {
+			out = evbuffer_new();
+			assert_non_null(out);
+			assert_int_equal(evbuffer_add(out, pre, k), 0);
+			wire_enc_init(&e, -1);
+			for (off = 0; off < len; off += n) {
+				n = 1 + rng() % (len - off);
+				assert_int_equal(wire_enc_feed(&e, in + off, n,
+				    out), 0);
+			}
+			wire_enc_finish(&e, out);
+			assert_true(e.octets == oct);
+			got_len = evbuffer_get_length(out);
+			assert_int_equal(got_len, k + reflen);
+			got = (char *)evbuffer_pullup(out, -1);
+			assert_memory_equal(got, pre, k);
+			assert_memory_equal(got + k, ref, reflen);
+			evbuffer_free(out);
+		}
+		free(ref);
+	}
+}
+
 int
 main(void)
 {
@@ -511,6 +557,7 @@ main(void)
 		cmocka_unit_test(test_wire_size),
 		cmocka_unit_test(test_large),
 		cmocka_unit_test(test_short_lines),
+		cmocka_unit_test(test_chain_tails),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
