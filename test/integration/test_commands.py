@@ -360,6 +360,41 @@ class Commands(evtest.ServerTestCase):
         c.expect_closed()
 
 
+class BigListing(evtest.ServerTestCase):
+    """LIST and UIDL of 7,000 messages: more than one refill of the
+    listing (64 KiB) and many of its line buffer (4 KiB); every line
+    exact, deleted messages skipped, and "." last."""
+    POOL = 0
+    N = 7000
+
+    @classmethod
+    def setup_users(cls, srv):
+        cls.mb = srv.add_user("many@example.com", "many-user-pw")
+        cls.sizes, cls.uids = [], []
+        for i in range(cls.N):
+            data = b"Subject: %d\n\n%s\n" % (i, b"x" * (i % 300))
+            cls.sizes.append(len(wire(data)))
+            cls.uids.append(cls.mb.add(data))
+
+    def test_list_and_uidl(self):
+        c = self.login(self.mb)
+        gone = {1, 2, 999, 4096, self.N}
+        for n in sorted(gone):
+            c.ok("DELE %d" % n)
+        _, lines = c.ok_multi("LIST")
+        self.assertEqual(parse_list(lines),
+                         {i + 1: s for i, s in enumerate(self.sizes)
+                          if i + 1 not in gone})
+        _, lines = c.ok_multi("UIDL")
+        self.assertEqual([l.decode() for l in lines],
+                         ["%d %s" % (i + 1, u) for i, u in
+                          enumerate(self.uids) if i + 1 not in gone])
+        c.ok("RSET")
+        _, lines = c.ok_multi("UIDL")
+        self.assertEqual(len(lines), self.N)
+        c.quit()
+
+
 class LastDisabled(evtest.ServerTestCase):
     CONFIG = {"pop3": {"enable_last": "no"}}
     POOL = 2
