@@ -181,6 +181,19 @@ def sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
+def run(argv, check=True, **kw):
+    """subprocess.run() with its output captured as text and a time limit;
+    with check, a nonzero exit fails the test showing the output."""
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    kw.setdefault("timeout", 600)
+    r = subprocess.run(argv, **kw)
+    if check and r.returncode != 0:
+        raise AssertionError("%s: exit %d\n%s%s" % (
+            " ".join(argv), r.returncode, r.stdout, r.stderr))
+    return r
+
+
 def tree(path):
     """Every path below path (relative), for "nothing was created" checks."""
     out = set()

@@ -59,6 +59,8 @@ import tempfile
 import time
 import unittest
 
+from evtest import run
+
 SRC = os.environ.get("EVPOP3D_SOURCE_DIR") or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..")
 LOCK = "/run/lock/evpop3d-test-dpkg.lock"	# shared with test_deps
@@ -70,17 +72,6 @@ TIMEOUT = 30
 PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN = 65, 1
 
 TOOLS = ("dpkg-buildpackage", "lintian", "dh", "setpriv")
-
-
-def run(argv, check=True, **kw):
-    kw.setdefault("capture_output", True)
-    kw.setdefault("text", True)
-    kw.setdefault("timeout", 600)
-    r = subprocess.run(argv, **kw)
-    if check and r.returncode != 0:
-        raise AssertionError("%s: exit %d\n%s%s" % (
-            " ".join(argv), r.returncode, r.stdout, r.stderr))
-    return r
 
 
 def copy_source(tree):
