@@ -19,6 +19,7 @@ import unittest
 import urllib.request
 
 import evtest
+import tlstest
 
 BYE = "-ERR [SYS/TEMP] Server shutting down."
 
@@ -264,6 +265,53 @@ class Reload(Base):
         self.hup(srv, "ok")
         with self.assertRaises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=5)
+
+    def test_tls_added_and_removed(self):
+        """[tls] and listen_tls added by a reload: STLS offered and the
+        implicit-TLS listener serving; removed: neither, while a session
+        that went under TLS before goes on."""
+        srv = self.server()
+        a = srv.fresh()
+        tlstest.make_cert(srv.dir, "rsa", "mail.test.example", "rsa",
+                          ["DNS:mail.test.example", "IP:127.0.0.1"])
+        ctx = tlstest.client_context(srv)
+        c = self.conn(srv)
+        _, caps = c.ok_multi("CAPA")
+        self.assertNotIn(b"STLS", caps)
+
+        srv.config["server"]["listen_tls"] = "127.0.0.1:0"
+        srv.config["tls"] = {"cert": "rsa.pem", "key": "rsa.key"}
+        srv.write_config()
+        log = self.hup(srv, "ok")
+        m = [re.search(r"event=listen addr=127\.0\.0\.1:(\d+) "
+                       r"tls=implicit", l) for l in log]
+        tls_port = int(next(x for x in m if x).group(1))
+        new = self.conn(srv)
+        _, caps = new.ok_multi("CAPA")
+        self.assertIn(b"STLS", caps)
+        under = tlstest.TLSConn(srv.port_for("127.0.0.1"))
+        self.addCleanup(under.close)
+        under.ok("STLS")
+        under.starttls(ctx)
+        under.login(a.user, a.password)
+        implicit = tlstest.TLSConn(tls_port, implicit=True, ctx=ctx)
+        self.addCleanup(implicit.close)
+        implicit.ok_multi("CAPA")
+        implicit.quit()
+
+        del srv.config["tls"]
+        del srv.config["server"]["listen_tls"]
+        srv.write_config()
+        log = self.hup(srv, "ok")
+        self.assertTrue(any("event=unlisten addr=127.0.0.1:%d" % tls_port
+                            in l for l in log), log)
+        last = self.conn(srv)
+        _, caps = last.ok_multi("CAPA")
+        self.assertNotIn(b"STLS", caps)
+        last.err("STLS")
+        # The session under TLS from before is not dropped.
+        self.assertTrue(under.ok("STAT").startswith("+OK"))
+        under.quit()
 
     def test_bad_config_keeps_the_old(self):
         srv = self.server()
