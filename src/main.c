@@ -103,7 +103,7 @@ raise_nofile(void)
  *	3	stdin, stdout, stderr
  *	3	libevent: the epoll descriptor and the signal pipe
  *	n	a socket per [server] listen address
- *	2	the worker pool's wake-up pipe
+ *	1	the worker pool's wake-up eventfd
  *	1	the reserve descriptor (server.c: refusals when out of them)
  *	1	the sd_notify socket, for a moment
  *	32	the Maildir driver's directory cache (STORE_CACHED_FDS)
@@ -113,12 +113,12 @@ raise_nofile(void)
  *		and its index cache, temporary file or directory); the lock
  *		file, the dotlock and the passwd-file are opened alone
  *
- * so 42 + n + 3 * threads; with the default 2 listeners and 2 threads
- * 50, and 20,050 with max_connections = 10000. Past the limit accept()
+ * so 41 + n + 3 * threads; with the default 2 listeners and 2 threads
+ * 49, and 20,049 with max_connections = 10000. Past the limit accept()
  * fails with EMFILE (the server pauses it and refuses the excess through
  * its reserve, see server.c), and so can a RETR's open or a login's scan.
  */
-#define NOFILE_FIXED	(3 + 3 + 2 + 1 + 1 + STORE_CACHED_FDS)
+#define NOFILE_FIXED	(3 + 3 + 1 + 1 + 1 + STORE_CACHED_FDS)
 #define NOFILE_SESSION	2
 
 /* Does l accept connections from other hosts (not a loopback address)? */
@@ -727,7 +727,7 @@ main(int argc, char *argv[])
 
 	/*
 	 * No evthread_use_pthreads(): worker threads never touch libevent
-	 * (results come back through a pipe), so the base needs no locks.
+	 * (results come back through an eventfd), so the base needs no locks.
 	 *
 	 * A precise timer (CLOCK_MONOTONIC and a timerfd, instead of the
 	 * 4 ms coarse clock and millisecond epoll timeouts): a failed login
