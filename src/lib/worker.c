@@ -20,10 +20,15 @@
  *   held the mutex.
  * - A wake-up for the loop is written only when the done queue was empty:
  *   until the loop has taken the queue, later completions ride on the
- *   wake-up already pending. The loop reads the eventfd (one read resets
- *   its counter, where a pipe needed a second read to see it empty)
- *   before it takes the queue, so a job finished in between wakes it
- *   again rather than being left behind.
+ *   wake-up already pending.
+ * - The loop watches the eventfd edge-triggered and never reads it: each
+ *   write is an edge epoll reports (it queues the descriptor again even
+ *   when the counter was not zero), and the counter, one a batch, would
+ *   take centuries to reach its limit. A write that lands after the loop
+ *   took the queue is a new edge, so no finished job is left behind.
+ *   Where the libevent backend has no edge triggering (not epoll), the
+ *   loop reads the counter back to zero (one read, where a pipe needed a
+ *   second to see it empty) before it takes the queue.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -58,6 +63,7 @@ struct worker_pool {
 	pthread_t		*threads;
 	int			 wake_fd;	/* eventfd: threads -> loop */
 	struct event		*wake_ev;
+	bool			 wake_et;	/* edge-triggered: no read */
 	/* Drains that found jobs: loop thread only, no lock. */
 	unsigned long		 drains;
 	/* worker_submit_later(): loop thread only, no lock. */
@@ -135,7 +141,7 @@ wake_loop(struct worker_pool *pool)
 {
 	static const uint64_t one = 1;
 
-	/* EAGAIN only at a counter of 2^64 - 2: the loop is woken anyway. */
+	/* EAGAIN only at a counter of 2^64 - 2, after 2^64 - 2 batches. */
 	if (write(pool->wake_fd, &one, sizeof(one)) == -1 && errno != EAGAIN)
 		log_warn("worker: wake-up write");
 }
@@ -177,7 +183,8 @@ worker_wake_cb(evutil_socket_t fd, short events, void *arg)
 
 	(void)events;
 	/* Before the queue is taken: see the comment at the top. */
-	if (read(fd, &n, sizeof(n)) == -1 && errno != EAGAIN)
+	if (!pool->wake_et && read(fd, &n, sizeof(n)) == -1 &&
+	    errno != EAGAIN)
 		log_warn("worker: wake-up read");
 	pthread_mutex_lock(&pool->lock);
 	list = pool->done.head;
@@ -241,8 +248,9 @@ worker_pool_new(struct event_base *base, int nthreads)
 		goto fail;
 	if ((pool->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
 		goto fail;
-	pool->wake_ev = event_new(base, pool->wake_fd, EV_READ | EV_PERSIST,
-	    worker_wake_cb, pool);
+	pool->wake_et = (event_base_get_features(base) & EV_FEATURE_ET) != 0;
+	pool->wake_ev = event_new(base, pool->wake_fd, EV_READ | EV_PERSIST |
+	    (pool->wake_et ? EV_ET : 0), worker_wake_cb, pool);
 	if (pool->wake_ev == NULL || event_add(pool->wake_ev, NULL) == -1)
 		goto fail;
 	if ((pool->threads = calloc((size_t)nthreads, sizeof(pthread_t))) == NULL)

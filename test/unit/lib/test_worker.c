@@ -4,7 +4,8 @@
  * queue in order; done() runs on the loop thread; worker_pool_free()
  * finishes both queues and hands back every result; completions the loop
  * has not taken yet share one wake-up, and one that comes after the loop
- * took the queue wakes it again.
+ * took the queue wakes it again, with the eventfd edge-triggered (epoll)
+ * and level-triggered (poll).
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -269,16 +270,14 @@ test_submit_later(void **state)
  * job, finished after the loop took the queue, wakes it once more.
  */
 static void
-test_one_wakeup_per_batch(void **state)
+one_wakeup_per_batch(struct event_base *base)
 {
-	struct event_base	*base = event_base_new();
 	struct worker_pool	*pool;
 	struct worker_stats	 st;
 	struct trace		 t;
 	struct tjob		*j;
 	const char		*plan = "abcdefgh", *p;
 
-	(void)state;
 	assert_non_null(base);
 	assert_non_null(pool = worker_pool_new(base, 1));
 	trace_init(&t);
@@ -316,6 +315,35 @@ test_one_wakeup_per_batch(void **state)
 
 	worker_pool_free(pool);
 	event_base_free(base);
+}
+
+/* epoll: the eventfd edge-triggered, never read (each write an edge). */
+static void
+test_one_wakeup_per_batch(void **state)
+{
+	struct event_base *base = event_base_new();
+
+	(void)state;
+	assert_non_null(base);
+	assert_string_equal(event_base_get_method(base), "epoll");
+	one_wakeup_per_batch(base);
+}
+
+/* A backend without edge triggering: the counter is read back to zero. */
+static void
+test_one_wakeup_per_batch_level(void **state)
+{
+	struct event_config	*cfg = event_config_new();
+	struct event_base	*base;
+
+	(void)state;
+	assert_non_null(cfg);
+	assert_int_equal(event_config_avoid_method(cfg, "epoll"), 0);
+	base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	assert_non_null(base);
+	assert_int_equal(event_base_get_features(base) & EV_FEATURE_ET, 0);
+	one_wakeup_per_batch(base);
 }
 
 /*
@@ -364,6 +392,7 @@ main(void)
 		cmocka_unit_test(test_free_finishes_both_queues),
 		cmocka_unit_test(test_submit_later),
 		cmocka_unit_test(test_one_wakeup_per_batch),
+		cmocka_unit_test(test_one_wakeup_per_batch_level),
 		cmocka_unit_test(test_many_threads),
 	};
 
