@@ -101,7 +101,8 @@ raise_nofile(void)
  * and the message file while RETR or TOP sends it):
  *
  *	3	stdin, stdout, stderr
- *	3	libevent: the epoll descriptor and the signal pipe
+ *	4	libevent: the epoll descriptor, its timerfd (the precise
+ *		timer) and the signal pipe
  *	n	a socket per [server] listen address
  *	1	the worker pool's wake-up eventfd
  *	1	the reserve descriptor (server.c: refusals when out of them)
@@ -113,12 +114,14 @@ raise_nofile(void)
  *		and its index cache, temporary file or directory); the lock
  *		file, the dotlock and the passwd-file are opened alone
  *
- * so 41 + n + 3 * threads; with the default 2 listeners and 2 threads
- * 49, and 20,049 with max_connections = 10000. Past the limit accept()
- * fails with EMFILE (the server pauses it and refuses the excess through
- * its reserve, see server.c), and so can a RETR's open or a login's scan.
+ * so 42 + n + 3 * threads; with the default 2 listeners and 2 threads
+ * 50, and 20,050 with max_connections = 10000. (/proc/PID/fd of a daemon
+ * with one listener, at start: 10, the first five lines.) Past the limit
+ * accept() fails with EMFILE (the server pauses it and refuses the excess
+ * through its reserve, see server.c), and so can a RETR's open or a
+ * login's scan.
  */
-#define NOFILE_FIXED	(3 + 3 + 1 + 1 + 1 + STORE_CACHED_FDS)
+#define NOFILE_FIXED	(3 + 4 + 1 + 1 + 1 + STORE_CACHED_FDS)
 #define NOFILE_SESSION	2
 
 /* Does l accept connections from other hosts (not a loopback address)? */
