@@ -101,9 +101,10 @@ raise_nofile(void)
  * and the message file while RETR or TOP sends it):
  *
  *	3	stdin, stdout, stderr
- *	3	libevent: the epoll descriptor and the signal pipe
+ *	4	libevent: the epoll descriptor, its timerfd (the precise
+ *		timer) and the signal pipe
  *	n	a socket per [server] listen address
- *	2	the worker pool's wake-up pipe
+ *	1	the worker pool's wake-up eventfd
  *	1	the reserve descriptor (server.c: refusals when out of them)
  *	1	the sd_notify socket, for a moment
  *	32	the Maildir driver's directory cache (STORE_CACHED_FDS)
@@ -114,11 +115,13 @@ raise_nofile(void)
  *		file, the dotlock and the passwd-file are opened alone
  *
  * so 42 + n + 3 * threads; with the default 2 listeners and 2 threads
- * 50, and 20,050 with max_connections = 10000. Past the limit accept()
- * fails with EMFILE (the server pauses it and refuses the excess through
- * its reserve, see server.c), and so can a RETR's open or a login's scan.
+ * 50, and 20,050 with max_connections = 10000. (/proc/PID/fd of a daemon
+ * with one listener, at start: 10, the first five lines.) Past the limit
+ * accept() fails with EMFILE (the server pauses it and refuses the excess
+ * through its reserve, see server.c), and so can a RETR's open or a
+ * login's scan.
  */
-#define NOFILE_FIXED	(3 + 3 + 2 + 1 + 1 + STORE_CACHED_FDS)
+#define NOFILE_FIXED	(3 + 4 + 1 + 1 + 1 + STORE_CACHED_FDS)
 #define NOFILE_SESSION	2
 
 /* Does l accept connections from other hosts (not a loopback address)? */
@@ -727,7 +730,7 @@ main(int argc, char *argv[])
 
 	/*
 	 * No evthread_use_pthreads(): worker threads never touch libevent
-	 * (results come back through a pipe), so the base needs no locks.
+	 * (results come back through an eventfd), so the base needs no locks.
 	 *
 	 * A precise timer (CLOCK_MONOTONIC and a timerfd, instead of the
 	 * 4 ms coarse clock and millisecond epoll timeouts): a failed login

@@ -3,16 +3,42 @@
  *
  * Submitted jobs go on one of two queues that the pool threads take from,
  * the urgent one first. A finished job goes on a done queue and the loop
- * is woken through a pipe; the loop side drains the done queue and runs
- * each done() callback. Only the three queues are shared, all under the
- * one mutex.
+ * is woken through an eventfd; the loop side drains the done queue and
+ * runs each done() callback. Only the three queues are shared, all under
+ * the one mutex, which is never held while a thread sleeps.
+ *
+ * What a hand-off costs is system calls, so each side makes as few as it
+ * can (a futex call or a wake-up is a few microseconds, a job such as a
+ * lock release barely more):
+ *
+ * - Idle threads sleep on a semaphore that counts the queued jobs, not on
+ *   a condition variable: sem_post() makes a futex call only when a thread
+ *   sleeps, and a thread that finishes a job takes the next one without
+ *   sleeping. A condition variable cost three futex calls a job: the
+ *   signal, the wait, and the unlock after it (glibc takes the mutex back
+ *   as contended), and two more when the thread woke while the loop still
+ *   held the mutex.
+ * - A wake-up for the loop is written only when the done queue was empty:
+ *   until the loop has taken the queue, later completions ride on the
+ *   wake-up already pending.
+ * - The loop watches the eventfd edge-triggered and never reads it: each
+ *   write is an edge epoll reports (it queues the descriptor again even
+ *   when the counter was not zero), and the counter, one a batch, would
+ *   take centuries to reach its limit. A write that lands after the loop
+ *   took the queue is a new edge, so no finished job is left behind.
+ *   Where the libevent backend has no edge triggering (not epoll), the
+ *   loop reads the counter back to zero (one read, where a pipe needed a
+ *   second to see it empty) before it takes the queue.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
+
+#include <semaphore.h>
+#include <sys/eventfd.h>
 
 #include <event2/event.h>
 
@@ -26,15 +52,20 @@ struct job_queue {
 
 struct worker_pool {
 	pthread_mutex_t		 lock;
-	pthread_cond_t		 cond;
 	struct job_queue	 urgent;	/* taken before todo */
 	struct job_queue	 todo;
 	struct job_queue	 done;
-	bool			 stopping;
+	unsigned long		 wakeups;	/* eventfd writes */
+	/* A token per queued job, and one per thread to stop it. */
+	sem_t			 jobs;
+	bool			 jobs_init;
 	int			 nthreads;
 	pthread_t		*threads;
-	int			 wake[2];	/* pipe: threads -> loop */
+	int			 wake_fd;	/* eventfd: threads -> loop */
 	struct event		*wake_ev;
+	bool			 wake_et;	/* edge-triggered: no read */
+	/* Drains that found jobs: loop thread only, no lock. */
+	unsigned long		 drains;
 	/* worker_submit_later(): loop thread only, no lock. */
 	struct job_queue	 later;
 	struct event		*later_ev;
@@ -70,32 +101,76 @@ queue_pop(struct job_queue *q)
 	return job;
 }
 
+/* A token: a job is queued, or the pool is stopping. */
+static void
+jobs_wait(struct worker_pool *pool)
+{
+	while (sem_wait(&pool->jobs) == -1 && errno == EINTR)
+		;	/* a signal handled on this thread */
+}
+
+static void
+jobs_post(struct worker_pool *pool, size_t n)
+{
+	while (n-- > 0)
+		sem_post(&pool->jobs);
+}
+
+/*
+ * Under the lock: true when the loop needs a wake-up for this job, only
+ * when the done queue was empty (else one is pending and the loop takes
+ * the whole queue).
+ */
+static bool
+done_push(struct worker_pool *pool, struct worker_job *job)
+{
+	bool was_empty = pool->done.head == NULL;
+
+	queue_push(&pool->done, job);
+	if (was_empty)
+		pool->wakeups++;
+	return was_empty;
+}
+
+/*
+ * Outside the lock: the loop may take the job before this write lands,
+ * and then wakes once for nothing, but never misses a job.
+ */
+static void
+wake_loop(struct worker_pool *pool)
+{
+	static const uint64_t one = 1;
+
+	/* EAGAIN only at a counter of 2^64 - 2, after 2^64 - 2 batches. */
+	if (write(pool->wake_fd, &one, sizeof(one)) == -1 && errno != EAGAIN)
+		log_warn("worker: wake-up write");
+}
+
 static void *
 worker_main(void *arg)
 {
 	struct worker_pool	*pool = arg;
 	struct worker_job	*job;
-	bool			 was_empty;
+	bool			 wake;
 
-	pthread_mutex_lock(&pool->lock);
 	for (;;) {
-		while ((job = queue_pop(&pool->urgent)) == NULL &&
-		    (job = queue_pop(&pool->todo)) == NULL && !pool->stopping)
-			pthread_cond_wait(&pool->cond, &pool->lock);
+		jobs_wait(pool);
+		pthread_mutex_lock(&pool->lock);
+		if ((job = queue_pop(&pool->urgent)) == NULL)
+			job = queue_pop(&pool->todo);
+		pthread_mutex_unlock(&pool->lock);
+		/* Tokens never outnumber jobs until the stop tokens. */
 		if (job == NULL)
 			break;
-		pthread_mutex_unlock(&pool->lock);
 
 		job->work(job);
 
 		pthread_mutex_lock(&pool->lock);
-		was_empty = pool->done.head == NULL;
-		queue_push(&pool->done, job);
-		/* One wake-up byte per batch: the loop drains the whole queue. */
-		if (was_empty && write(pool->wake[1], "", 1) == -1 && errno != EAGAIN)
-			log_warn("worker: wake-up write");
+		wake = done_push(pool, job);
+		pthread_mutex_unlock(&pool->lock);
+		if (wake)
+			wake_loop(pool);
 	}
-	pthread_mutex_unlock(&pool->lock);
 	return NULL;
 }
 
@@ -104,15 +179,19 @@ worker_wake_cb(evutil_socket_t fd, short events, void *arg)
 {
 	struct worker_pool	*pool = arg;
 	struct worker_job	*list, *job;
-	char			 buf[64];
+	uint64_t		 n;
 
 	(void)events;
-	while (read(fd, buf, sizeof(buf)) > 0)
-		;
+	/* Before the queue is taken: see the comment at the top. */
+	if (!pool->wake_et && read(fd, &n, sizeof(n)) == -1 &&
+	    errno != EAGAIN)
+		log_warn("worker: wake-up read");
 	pthread_mutex_lock(&pool->lock);
 	list = pool->done.head;
 	queue_init(&pool->done);
 	pthread_mutex_unlock(&pool->lock);
+	if (list != NULL)
+		pool->drains++;
 
 	while ((job = list) != NULL) {
 		list = job->next;
@@ -129,20 +208,22 @@ static void
 worker_later_cb(evutil_socket_t fd, short events, void *arg)
 {
 	struct worker_pool	*pool = arg;
+	struct worker_job	*job;
+	size_t			 n = 0;
 
 	(void)fd;
 	(void)events;
 	if (pool->later.head == NULL)
 		return;
+	for (job = pool->later.head; job != NULL; job = job->next)
+		n++;
 	pthread_mutex_lock(&pool->lock);
 	*pool->todo.tailp = pool->later.head;
 	pool->todo.tailp = pool->later.tailp;
-	if (pool->later.head->next == NULL)
-		pthread_cond_signal(&pool->cond);
-	else
-		pthread_cond_broadcast(&pool->cond);
 	pthread_mutex_unlock(&pool->lock);
 	queue_init(&pool->later);
+	/* One token a job: each wakes at most one sleeping thread. */
+	jobs_post(pool, n);
 }
 
 struct worker_pool *
@@ -154,19 +235,22 @@ worker_pool_new(struct event_base *base, int nthreads)
 	if ((pool = calloc(1, sizeof(*pool))) == NULL)
 		return NULL;
 	pthread_mutex_init(&pool->lock, NULL);
-	pthread_cond_init(&pool->cond, NULL);
 	queue_init(&pool->urgent);
 	queue_init(&pool->todo);
 	queue_init(&pool->done);
 	queue_init(&pool->later);
-	pool->wake[0] = pool->wake[1] = -1;
+	pool->wake_fd = -1;
+	if (sem_init(&pool->jobs, 0, 0) == -1)
+		goto fail;
+	pool->jobs_init = true;
 	if ((pool->later_ev = event_new(base, -1, 0, worker_later_cb, pool))
 	    == NULL)
 		goto fail;
-	if (pipe2(pool->wake, O_NONBLOCK | O_CLOEXEC) == -1)
+	if ((pool->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
 		goto fail;
-	pool->wake_ev = event_new(base, pool->wake[0], EV_READ | EV_PERSIST,
-	    worker_wake_cb, pool);
+	pool->wake_et = (event_base_get_features(base) & EV_FEATURE_ET) != 0;
+	pool->wake_ev = event_new(base, pool->wake_fd, EV_READ | EV_PERSIST |
+	    (pool->wake_et ? EV_ET : 0), worker_wake_cb, pool);
 	if (pool->wake_ev == NULL || event_add(pool->wake_ev, NULL) == -1)
 		goto fail;
 	if ((pool->threads = calloc((size_t)nthreads, sizeof(pthread_t))) == NULL)
@@ -198,26 +282,25 @@ worker_pool_free(struct worker_pool *pool)
 	/* Jobs held for the end of the turn go in now, behind the rest. */
 	if (pool->nthreads > 0)
 		worker_later_cb(-1, 0, pool);
-	pthread_mutex_lock(&pool->lock);
-	pool->stopping = true;
-	pthread_cond_broadcast(&pool->cond);
-	pthread_mutex_unlock(&pool->lock);
-	/* Threads finish the queued jobs before they see stopping. */
+	/*
+	 * A token per thread, behind those of the queued jobs: a thread
+	 * stops at the first token that finds both queues empty.
+	 */
+	jobs_post(pool, (size_t)pool->nthreads);
 	for (i = 0; i < pool->nthreads; i++)
 		pthread_join(pool->threads[i], NULL);
 	free(pool->threads);
 	/* Hand the last results back so their owners can free them. */
 	if (pool->wake_ev != NULL)
-		worker_wake_cb(pool->wake[0], EV_READ, pool);
+		worker_wake_cb(pool->wake_fd, EV_READ, pool);
 	if (pool->wake_ev != NULL)
 		event_free(pool->wake_ev);
 	if (pool->later_ev != NULL)
 		event_free(pool->later_ev);
-	if (pool->wake[0] != -1)
-		close(pool->wake[0]);
-	if (pool->wake[1] != -1)
-		close(pool->wake[1]);
-	pthread_cond_destroy(&pool->cond);
+	if (pool->wake_fd != -1)
+		close(pool->wake_fd);
+	if (pool->jobs_init)
+		sem_destroy(&pool->jobs);
 	pthread_mutex_destroy(&pool->lock);
 	free(pool);
 }
@@ -227,8 +310,9 @@ submit(struct worker_pool *pool, struct job_queue *q, struct worker_job *job)
 {
 	pthread_mutex_lock(&pool->lock);
 	queue_push(q, job);
-	pthread_cond_signal(&pool->cond);
 	pthread_mutex_unlock(&pool->lock);
+	/* After the unlock: a thread woken here finds the mutex free. */
+	jobs_post(pool, 1);
 }
 
 void
@@ -264,4 +348,13 @@ size_t
 worker_pending(const struct worker_pool *pool)
 {
 	return pool->pending;
+}
+
+void
+worker_stats(struct worker_pool *pool, struct worker_stats *st)
+{
+	pthread_mutex_lock(&pool->lock);
+	st->wakeups = pool->wakeups;
+	pthread_mutex_unlock(&pool->lock);
+	st->drains = pool->drains;
 }

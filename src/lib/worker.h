@@ -69,4 +69,16 @@ void			 worker_submit_later(struct worker_pool *pool,
  */
 size_t			 worker_pending(const struct worker_pool *pool);
 
+/*
+ * How the results came back, since the start: wake-ups the threads wrote
+ * (at most one per batch of completions the loop had not taken yet) and
+ * drains of the loop that found results. Loop thread only.
+ */
+struct worker_stats {
+	unsigned long	wakeups;
+	unsigned long	drains;
+};
+void			 worker_stats(struct worker_pool *pool,
+			    struct worker_stats *st);
+
 #endif

@@ -280,7 +280,8 @@ update_done(struct worker_job *wj)
  * RFC 1939 section 6: remove the marked messages, release the lock, and
  * answer; "-ERR" if some could not be removed. With nothing marked the
  * job only releases the lock: the +OK still comes after it, so that a
- * client logging in again at once finds the maildrop free.
+ * client logging in again at once finds the maildrop free. Still a job:
+ * a release can block (maildrop.c says how long, measured).
  */
 enum cmd_result
 transaction_update(struct client *c)

@@ -2,7 +2,10 @@
  * test_worker: the worker pool (worker.h) with real threads and a real
  * event loop: urgent jobs start before every queued normal job, each
  * queue in order; done() runs on the loop thread; worker_pool_free()
- * finishes both queues and hands back every result.
+ * finishes both queues and hands back every result; completions the loop
+ * has not taken yet share one wake-up, and one that comes after the loop
+ * took the queue wakes it again, with the eventfd edge-triggered (epoll)
+ * and level-triggered (poll).
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -24,8 +27,9 @@
 struct trace {
 	pthread_mutex_t	 lock;
 	pthread_cond_t	 cond;
-	bool		 gate_started;	/* the blocking job runs */
-	bool		 gate_open;	/* ... and may finish */
+	/* Gates 1 and 2 (0: none): the blocking job runs, and may finish. */
+	bool		 gate_started[3];
+	bool		 gate_open[3];
 	char		 worked[MAX_JOBS + 1];
 	size_t		 n_worked;
 	char		 done[MAX_JOBS + 1];
@@ -40,7 +44,7 @@ struct tjob {
 	struct worker_job	 base;	/* first: we cast back */
 	struct trace		*t;
 	char			 name;
-	bool			 gate;
+	int			 gate;
 };
 
 static void
@@ -51,10 +55,10 @@ tjob_work(struct worker_job *wj)
 
 	pthread_mutex_lock(&t->lock);
 	t->worked[t->n_worked++] = j->name;
-	if (j->gate) {
-		t->gate_started = true;
+	if (j->gate != 0) {
+		t->gate_started[j->gate] = true;
 		pthread_cond_broadcast(&t->cond);
-		while (!t->gate_open)
+		while (!t->gate_open[j->gate])
 			pthread_cond_wait(&t->cond, &t->lock);
 	}
 	pthread_mutex_unlock(&t->lock);
@@ -96,27 +100,46 @@ trace_init(struct trace *t)
 	t->loop = pthread_self();
 }
 
+/* Queue a job that blocks its thread at gate n until gate_release(). */
+static void
+gate_submit(struct worker_pool *pool, struct trace *t, char name, int n)
+{
+	struct tjob *gate = tjob_new(t, name);
+
+	gate->gate = n;
+	worker_submit(pool, &gate->base);
+}
+
+static void
+gate_wait(struct trace *t, int n)
+{
+	pthread_mutex_lock(&t->lock);
+	while (!t->gate_started[n])
+		pthread_cond_wait(&t->cond, &t->lock);
+	pthread_mutex_unlock(&t->lock);
+}
+
 /* Keep the pool's one thread busy with a gate job until gate_release(). */
 static void
 gate_hold(struct worker_pool *pool, struct trace *t)
 {
-	struct tjob *gate = tjob_new(t, 'g');
+	gate_submit(pool, t, 'g', 1);
+	gate_wait(t, 1);
+}
 
-	gate->gate = true;
-	worker_submit(pool, &gate->base);
+static void
+gate_release_n(struct trace *t, int n)
+{
 	pthread_mutex_lock(&t->lock);
-	while (!t->gate_started)
-		pthread_cond_wait(&t->cond, &t->lock);
+	t->gate_open[n] = true;
+	pthread_cond_broadcast(&t->cond);
 	pthread_mutex_unlock(&t->lock);
 }
 
 static void
 gate_release(struct trace *t)
 {
-	pthread_mutex_lock(&t->lock);
-	t->gate_open = true;
-	pthread_cond_broadcast(&t->cond);
-	pthread_mutex_unlock(&t->lock);
+	gate_release_n(t, 1);
 }
 
 /*
@@ -241,6 +264,126 @@ test_submit_later(void **state)
 	event_base_free(base);
 }
 
+/*
+ * Batching: one thread finishes a gate job and then eight more while no
+ * loop runs; the loop wakes once and runs all nine done(). The second gate
+ * job, finished after the loop took the queue, wakes it once more.
+ */
+static void
+one_wakeup_per_batch(struct event_base *base)
+{
+	struct worker_pool	*pool;
+	struct worker_stats	 st;
+	struct trace		 t;
+	struct tjob		*j;
+	const char		*plan = "abcdefgh", *p;
+
+	assert_non_null(base);
+	assert_non_null(pool = worker_pool_new(base, 1));
+	trace_init(&t);
+	t.base = base;
+	t.expect = 1 + strlen(plan);
+
+	gate_hold(pool, &t);
+	for (p = plan; *p != '\0'; p++) {
+		j = tjob_new(&t, *p);
+		worker_submit(pool, &j->base);
+	}
+	gate_submit(pool, &t, 'G', 2);
+	gate_release(&t);
+	/* Gate 2 runs: the nine before it are on the done queue. */
+	gate_wait(&t, 2);
+	worker_stats(pool, &st);
+	assert_int_equal(st.wakeups, 1);
+	assert_int_equal(st.drains, 0);
+
+	assert_int_equal(event_base_dispatch(base), 0);
+	assert_string_equal(t.done, "gabcdefgh");
+	worker_stats(pool, &st);
+	assert_int_equal(st.wakeups, 1);
+	assert_int_equal(st.drains, 1);
+
+	/* Finished after the drain: a wake-up of its own, not lost. */
+	t.expect++;
+	gate_release_n(&t, 2);
+	assert_int_equal(event_base_dispatch(base), 0);
+	assert_string_equal(t.done, "gabcdefghG");
+	worker_stats(pool, &st);
+	assert_int_equal(st.wakeups, 2);
+	assert_int_equal(st.drains, 2);
+	assert_int_equal(worker_pending(pool), 0);
+
+	worker_pool_free(pool);
+	event_base_free(base);
+}
+
+/* epoll: the eventfd edge-triggered, never read (each write an edge). */
+static void
+test_one_wakeup_per_batch(void **state)
+{
+	struct event_base *base = event_base_new();
+
+	(void)state;
+	assert_non_null(base);
+	assert_string_equal(event_base_get_method(base), "epoll");
+	one_wakeup_per_batch(base);
+}
+
+/* A backend without edge triggering: the counter is read back to zero. */
+static void
+test_one_wakeup_per_batch_level(void **state)
+{
+	struct event_config	*cfg = event_config_new();
+	struct event_base	*base;
+
+	(void)state;
+	assert_non_null(cfg);
+	assert_int_equal(event_config_avoid_method(cfg, "epoll"), 0);
+	base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	assert_non_null(base);
+	assert_int_equal(event_base_get_features(base) & EV_FEATURE_ET, 0);
+	one_wakeup_per_batch(base);
+}
+
+/*
+ * More threads than one, many jobs from both queues and from the end of
+ * the turn: every job runs exactly once, every done() on the loop, and
+ * freeing the pool stops every thread (one stop token each).
+ */
+static void
+test_many_threads(void **state)
+{
+	struct event_base	*base = event_base_new();
+	struct worker_pool	*pool;
+	struct trace		 t;
+	struct tjob		*j;
+	size_t			 i;
+
+	(void)state;
+	assert_non_null(base);
+	assert_non_null(pool = worker_pool_new(base, 4));
+	trace_init(&t);
+	t.base = base;
+	t.expect = MAX_JOBS;
+	for (i = 0; i < MAX_JOBS; i++) {
+		j = tjob_new(&t, (char)('a' + i));
+		if (i % 3 == 0)
+			worker_submit_urgent(pool, &j->base);
+		else if (i % 3 == 1)
+			worker_submit_later(pool, &j->base);
+		else
+			worker_submit(pool, &j->base);
+	}
+	assert_int_equal(event_base_dispatch(base), 0);
+	assert_int_equal(t.n_worked, MAX_JOBS);
+	assert_int_equal(t.n_done, MAX_JOBS);
+	assert_int_equal(worker_pending(pool), 0);
+	assert_false(t.done_off_loop);
+	worker_pool_free(pool);
+	event_base_free(base);
+}
+
 int
 main(void)
 {
@@ -248,6 +391,9 @@ main(void)
 		cmocka_unit_test(test_urgent_first),
 		cmocka_unit_test(test_free_finishes_both_queues),
 		cmocka_unit_test(test_submit_later),
+		cmocka_unit_test(test_one_wakeup_per_batch),
+		cmocka_unit_test(test_one_wakeup_per_batch_level),
+		cmocka_unit_test(test_many_threads),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
