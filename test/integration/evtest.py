@@ -779,6 +779,19 @@ class ServerTestCase(unittest.TestCase):
         self.addCleanup(c.close)
         return c
 
+    def failed_login_time(self, c, user):
+        """USER user and a wrong PASS on c: seconds until the -ERR."""
+        c.ok("USER " + user)
+        t = time.monotonic()
+        c.err("PASS wrong-password")
+        return time.monotonic() - t
+
+    def assertDelay(self, took, want_ms, early=0.005, slack=1.0):
+        """took seconds is want_ms: no earlier than timer rounding allows
+        (early), no later than slack (scaled) on a busy machine."""
+        self.assertGreaterEqual(took, want_ms / 1000 - early)
+        self.assertLess(took, want_ms / 1000 + slack * SCALE)
+
     def login(self, mb, **kw):
         c = self.connect(**kw)
         c.login(mb.user, mb.password)

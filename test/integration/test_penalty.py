@@ -37,22 +37,11 @@ class Penalty(evtest.ServerTestCase):
         self.addCleanup(c.close)
         return c
 
-    def fail(self, c, user):
-        """One wrong PASS; seconds until its answer."""
-        c.ok("USER " + user)
-        t = time.monotonic()
-        c.err("PASS wrong-password")
-        return time.monotonic() - t
-
-    def assertDelay(self, took, want_ms):
-        self.assertGreaterEqual(took, want_ms / 1000 - EARLY)
-        self.assertLess(took, want_ms / 1000 + SLACK)
-
     def test_doubles_to_cap(self):
         mb = self.srv.fresh()
         c = self.src("127.0.0.10")
         for want in (FD, 2 * FD, 4 * FD, CAP, CAP):
-            self.assertDelay(self.fail(c, mb.user), want)
+            self.assertDelay(self.failed_login_time(c, mb.user), want)
         lines = [l for l in self.srv.log() if "rip=127.0.0.10:" in l and
                  "event=auth-failed" in l]
         self.assertEqual(len(lines), 5)
@@ -70,36 +59,39 @@ class Penalty(evtest.ServerTestCase):
         mb = self.srv.fresh()
         c = self.src("127.0.0.11")
         for want in (FD, 2 * FD, 4 * FD):
-            self.assertDelay(self.fail(c, mb.user), want)
+            self.assertDelay(self.failed_login_time(c, mb.user), want)
         # A new connection from the same address keeps the penalty...
-        self.assertDelay(self.fail(self.src("127.0.0.11"), mb.user), CAP)
+        self.assertDelay(self.failed_login_time(self.src("127.0.0.11"),
+                                                mb.user), CAP)
         # ... another address starts afresh.
-        self.assertDelay(self.fail(self.src("127.0.0.12"), mb.user), FD)
+        self.assertDelay(self.failed_login_time(self.src("127.0.0.12"),
+                                                mb.user), FD)
 
     def test_success_clears(self):
         mb = self.srv.fresh()
         c = self.src("127.0.0.13")
         for want in (FD, 2 * FD, 4 * FD):
-            self.assertDelay(self.fail(c, mb.user), want)
+            self.assertDelay(self.failed_login_time(c, mb.user), want)
         self.src("127.0.0.13").login(mb.user, mb.password)
-        self.assertDelay(self.fail(c, mb.user), FD)
-        self.assertDelay(self.fail(c, mb.user), 2 * FD)
+        self.assertDelay(self.failed_login_time(c, mb.user), FD)
+        self.assertDelay(self.failed_login_time(c, mb.user), 2 * FD)
 
     def test_expires(self):
         mb = self.srv.fresh()
         c = self.src("127.0.0.14")
         for want in (FD, 2 * FD, 4 * FD):
-            self.assertDelay(self.fail(c, mb.user), want)
+            self.assertDelay(self.failed_login_time(c, mb.user), want)
         # The penalty is about time passing: wait out penalty_expire.
         time.sleep(EXPIRE + 0.1)
-        self.assertDelay(self.fail(c, mb.user), FD)
+        self.assertDelay(self.failed_login_time(c, mb.user), FD)
 
     def test_parallel_connections_wait_their_turn(self):
         """After one failure, 4 connections guess at once. Without turns
         each would be answered within 2 * FD; with them the answers are
         spread out: their turns queue up behind one another."""
         mb = self.srv.fresh()
-        self.assertDelay(self.fail(self.src("127.0.0.15"), mb.user), FD)
+        self.assertDelay(self.failed_login_time(self.src("127.0.0.15"),
+                                                mb.user), FD)
         conns = [self.src("127.0.0.15") for _ in range(4)]
         for c in conns:
             c.ok("USER " + mb.user)
@@ -130,7 +122,7 @@ class Penalty(evtest.ServerTestCase):
         its turn comes, not at once."""
         mb = self.srv.fresh()
         c = self.src("127.0.0.16")
-        self.assertDelay(self.fail(c, mb.user), FD)
+        self.assertDelay(self.failed_login_time(c, mb.user), FD)
         held = self.src("127.0.0.16")
         held.ok("USER " + mb.user)
         held.send("PASS wrong-password\r\n")	# answered at 2 * FD

@@ -92,16 +92,6 @@ class Proxy(tlstest.TLSTestCase):
             "no proxy-refused error=%s" % error)
         self.assertEqual(self.refused_metric(), before + 1)
 
-    def fail_login(self, c, user):
-        c.ok("USER " + user)
-        t = time.monotonic()
-        c.err("PASS wrong-password")
-        return time.monotonic() - t
-
-    def assertDelay(self, took, want_ms):
-        self.assertGreaterEqual(took, want_ms / 1000 - EARLY)
-        self.assertLess(took, want_ms / 1000 + SLACK)
-
     # -- the real address
 
     def test_v1_real_address(self):
@@ -165,14 +155,14 @@ class Proxy(tlstest.TLSTestCase):
         mb = self.fresh()
         a = self.via(v2("127.0.0.30", 40010))
         for want in (FD, 2 * FD, 4 * FD):
-            self.assertDelay(self.fail_login(a, mb.user), want)
+            self.assertDelay(self.failed_login_time(a, mb.user), want)
         # The same real address through a new proxy connection: still
         # penalized...
-        self.assertDelay(self.fail_login(self.via(v2("127.0.0.30", 40011)),
-                                         mb.user), CAP)
+        self.assertDelay(self.failed_login_time(
+            self.via(v2("127.0.0.30", 40011)), mb.user), CAP)
         # ... another one behind the same proxy starts afresh.
-        self.assertDelay(self.fail_login(self.via(v2("127.0.0.31", 40012)),
-                                         mb.user), FD)
+        self.assertDelay(self.failed_login_time(
+            self.via(v2("127.0.0.31", 40012)), mb.user), FD)
 
     def test_per_ip_limit_by_real_address(self):
         """max_connections_per_ip = 3 counts real clients, not the proxy."""
