@@ -87,7 +87,6 @@ static int	cfg_check_control_socket(const char *, char *, size_t);
 static int	cfg_check_mode(const char *, char *, size_t);
 static int	cfg_check_log_target(const char *, char *, size_t);
 static int	cfg_check_log_facility(const char *, char *, size_t);
-static int	cfg_check_logout_format(const char *, char *, size_t);
 static const struct cfg_key *cfg_find(const char *, size_t, const char *);
 static int	cfg_check_metrics_listen(const char *, char *, size_t);
 
@@ -250,8 +249,7 @@ static const struct cfg_key cfg_keys[] = {
 	{ "log", "logout_format", CFG_STRING, OFF(log_logout_text),
 	    LOGFMT_LOGOUT_DEFAULT, 0, 0, CFG_F_EMPTY,
 	    .doc = "the disconnect line after \"event=disconnect rip=ADDR\" "
-		"(Dovecot pop3_logout_format variables)",
-	    .check = cfg_check_logout_format },
+		"(Dovecot pop3_logout_format variables)" },
 	{ "metrics", "listen", CFG_STRING, OFF(metrics_listen), "", 0, 0,
 	    CFG_F_EMPTY,
 	    .doc = "ADDR:PORT of the Prometheus endpoint (GET /metrics); "
@@ -556,17 +554,6 @@ cfg_check_log_facility(const char *v, char *why, size_t whylen)
 	snprintf(why, whylen, "must be mail, daemon, user, auth, authpriv or "
 	    "local0..local7");
 	return -1;
-}
-
-static int
-cfg_check_logout_format(const char *v, char *why, size_t whylen)
-{
-	struct logfmt *f;
-
-	if (logfmt_compile(v, &f, why, whylen) == -1)
-		return -1;
-	logfmt_free(f);
-	return 0;
 }
 
 /* [log]: the checked texts as values, the logout format compiled. */
@@ -1201,18 +1188,19 @@ cfg_warn_duplicates(struct cfg_ctx *ctx, const char *path)
 	char		 buf[4096], sec[80] = "", key[80];
 	const char	*p, *eq, *rb;
 	size_t		 n = 0, cap = 0, lineno = 0, i, len;
-	bool		 cont = false, was_cont;
+	bool		 cont = false, was_cont, head = true, starts;
 
 	if ((fp = fopen(path, "re")) == NULL)
 		return;		/* iniparser read it: cannot happen */
 	while (fgets(buf, sizeof(buf), fp) != NULL) {
+		/* A line longer than buf comes in pieces: its first names
+		 * the key, the rest is not a line of its own. */
 		len = strlen(buf);
-		if (len > 0 && buf[len - 1] == '\n')
-			lineno++;
-		else if (!feof(fp))
-			continue;	/* a long line's rest: not a key */
-		else
-			lineno++;
+		starts = head;
+		head = len > 0 && buf[len - 1] == '\n';
+		if (!starts)
+			continue;
+		lineno++;
 		while (len > 0 && isspace((unsigned char)buf[len - 1]))
 			buf[--len] = '\0';
 		was_cont = cont;

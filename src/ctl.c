@@ -124,8 +124,15 @@ ctl_exchange(const char *path, const char *cmd, const char *request)
 		close(fd);
 		return 1;
 	}
-	if ((n = getline(&line, &cap, in)) == -1 ||
-	    sscanf(line, "EVPOP3D-CONTROL %u", &version) != 1) {
+	errno = 0;
+	if ((n = getline(&line, &cap, in)) > 0 &&
+	    strncmp(line, "ERR ", 4) == 0) {
+		/* Refused before the greeting: "ERR busy: ..." */
+		line[strcspn(line, "\n")] = '\0';
+		fprintf(stderr, "%s: %s: %s\n", EVPOP3D_NAME, path, line + 4);
+		goto out;
+	}
+	if (n == -1 || sscanf(line, "EVPOP3D-CONTROL %u", &version) != 1) {
 		fprintf(stderr, "%s: %s: %s\n", EVPOP3D_NAME, path, n == -1 ?
 		    (errno != 0 ? strerror(errno) : "closed at once (busy?)") :
 		    "not an evpop3d admin socket");

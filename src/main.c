@@ -265,10 +265,10 @@ struct daemon {
 	struct session_params	 sp;
 	/*
 	 * Made when [tls] is first configured, kept to the end: sessions'
-	 * hooks point at it. tls_on: the configuration in force has [tls].
+	 * hooks point at it. The configuration in force has [tls] when
+	 * cfg->tls_cert is set.
 	 */
 	struct tls_server	*tls;
-	bool			 tls_on;
 	struct event		*status;	/* STATUS= for systemd */
 	uint64_t		 reloads;
 	struct control		*control;	/* NULL: no admin socket */
@@ -296,8 +296,11 @@ metrics_pop3_cb(const void *arg, struct metric_writer *w)
 	pop3_metrics_write(d->env, w);
 }
 
-/* The registry with every part, serving on [metrics] listen if set. */
-static int
+/*
+ * The registry with every part, serving on [metrics] listen if set; a
+ * start that cannot have it ends here.
+ */
+static void
 metrics_start(struct daemon *d, struct event_base *base,
     const struct cfg *cfg)
 {
@@ -305,17 +308,11 @@ metrics_start(struct daemon *d, struct event_base *base,
 
 	if ((d->metrics = metrics_new(base)) == NULL ||
 	    metrics_add_source(d->metrics, metrics_server_cb, d) == -1 ||
-	    metrics_add_source(d->metrics, metrics_pop3_cb, d) == -1) {
-		log_error("event=startup-failed step=metrics");
-		return -1;
-	}
+	    metrics_add_source(d->metrics, metrics_pop3_cb, d) == -1)
+		exit(startup_error(false, "metrics", strerror(errno)));
 	if (metrics_reconfigure(d->metrics, cfg->metrics_listen, err,
-	    sizeof(err)) == -1) {
-		log_errorx("event=startup-failed step=metrics-listen "
-		    "error=\"%s\"", err);
-		return -1;
-	}
-	return 0;
+	    sizeof(err)) == -1)
+		exit(startup_error(false, "metrics-listen", err));
 }
 
 /* The counters of every part: info level (SIGUSR1), or debug (at exit). */
@@ -335,7 +332,7 @@ daemon_params(struct daemon *d, const struct cfg *cfg)
 	    .write_timeout = (unsigned)cfg->write_timeout,
 	    .handshake_timeout = (unsigned)cfg->login_timeout,
 	    .logout = cfg->log_logout };
-	if (d->tls_on)
+	if (cfg->tls_cert != NULL)
 		tls_session_hooks(d->tls, &d->sp.tls);
 }
 
@@ -418,7 +415,6 @@ daemon_reload(struct daemon *d, char *err, size_t errlen)
 		d->tls = made;
 	else if (tls != NULL)
 		tls_server_commit(tls);
-	d->tls_on = tls != NULL;
 	pop3_env_reload(d->env, gen);
 	daemon_params(d, cfg);
 	session_set_params(d->sessions, &d->sp);
@@ -435,7 +431,7 @@ daemon_reload(struct daemon *d, char *err, size_t errlen)
 	check_plaintext(cfg);
 	d->reloads++;
 	log_info("event=reload result=ok listeners=%zu tls=%s warnings=%d",
-	    d->srv.n_listeners, d->tls_on ? "yes" : "no", cfg->warnings);
+	    d->srv.n_listeners, tls != NULL ? "yes" : "no", cfg->warnings);
 	sd_notify(0, "READY=1");
 	status_cb(-1, 0, d);
 	return 0;
@@ -714,7 +710,6 @@ main(int argc, char *argv[])
 		cfg_free(cfg);
 		return startup_error(check, "tls", err);
 	}
-	d.tls_on = d.tls != NULL;
 	if (check) {
 		ret = check_config(cfg, path);
 		tls_server_free(d.tls);
@@ -777,15 +772,13 @@ main(int argc, char *argv[])
 	 */
 	if (cfg->control_socket[0] != '\0' && (ctl_fd = control_bind(
 	    cfg->control_socket, cfg->control_mode, err, sizeof(err))) == -1) {
-		log_errorx("event=startup-failed step=control error=\"%s\"",
-		    err);
 		session_set_free(d.sessions);
 		server_free(&d.srv);
 		pop3_env_free(d.env);
 		event_base_free(base);
 		tls_server_free(d.tls);
 		cfg_free(cfg);
-		return startup_failed();
+		return startup_error(false, "control", err);
 	}
 	if (ctl_fd != -1 && (d.control = control_new(base, ctl_fd,
 	    cfg->control_socket, control_cmds, sizeof(control_cmds) /
@@ -793,8 +786,7 @@ main(int argc, char *argv[])
 		log_errorx("event=startup-failed step=control");
 		fatalx("event=exiting reason=startup-failed");
 	}
-	if (metrics_start(&d, base, cfg) == -1)
-		fatalx("event=exiting reason=startup-failed");
+	metrics_start(&d, base, cfg);
 	for (i = 0; i < 4; i++) {
 		sigs[i] = evsignal_new(base, signos[i], signal_cb, &d);
 		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1) {
@@ -804,9 +796,7 @@ main(int argc, char *argv[])
 	}
 	/* Bound, keys and passwd-file read: serve no client as root. */
 	if (privdrop_apply(&pd, err, sizeof(err)) == -1) {
-		log_errorx("event=startup-failed step=privdrop error=\"%s\"",
-		    err);
-		fatalx("event=exiting reason=startup-failed");
+		exit(startup_error(false, "privdrop", err));
 	}
 	if (pd.drop)
 		check_readable_after_drop(cfg);

@@ -151,12 +151,6 @@ log_init(bool debug)
 	    .target = LOG_TARGET_AUTO, .facility = LOG_MAIL });
 }
 
-enum log_target
-log_target(void)
-{
-	return atomic_load_explicit(&log_tgt, memory_order_relaxed);
-}
-
 static const char *const log_target_names[] = {
 	[LOG_TARGET_AUTO] = "auto",
 	[LOG_TARGET_STDERR] = "stderr",

@@ -41,8 +41,7 @@ struct log_params {
 void	log_configure(const struct log_params *p);
 /* log_configure() with target auto, facility mail. */
 void	log_init(bool debug);
-/* The target in force (auto resolved), and its name. */
-enum log_target	log_target(void);
+/* A target's name ("journald"). */
 const char *log_target_name(enum log_target t);
 /* Config values: "auto", "stderr", "syslog", "journald"; 0 or -1. */
 int	log_target_parse(const char *s, enum log_target *t_r);

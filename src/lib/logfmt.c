@@ -33,7 +33,6 @@ static const struct logfmt_name logfmt_names[] = {
 	{ 'r', "retr_count", LOGFMT_RETR_COUNT },
 	{ 'b', "retr_bytes", LOGFMT_RETR_BYTES },
 	{ 'd', "deleted_count", LOGFMT_DELETED_COUNT },
-	{ 0, "deleted_bytes", LOGFMT_DELETED_BYTES },
 	{ 'm', "message_count", LOGFMT_MESSAGE_COUNT },
 	{ 's', "message_bytes", LOGFMT_MESSAGE_BYTES },
 	{ 0, "size", LOGFMT_MESSAGE_BYTES },
@@ -224,7 +223,6 @@ logfmt_number(const struct logfmt_values *v, enum logfmt_var var,
 	case LOGFMT_RETR_COUNT:		*n_r = v->retr_count; break;
 	case LOGFMT_RETR_BYTES:		*n_r = v->retr_bytes; break;
 	case LOGFMT_DELETED_COUNT:	*n_r = v->deleted_count; break;
-	case LOGFMT_DELETED_BYTES:	*n_r = v->deleted_bytes; break;
 	case LOGFMT_MESSAGE_COUNT:	*n_r = v->message_count; break;
 	case LOGFMT_MESSAGE_BYTES:	*n_r = v->message_bytes; break;
 	case LOGFMT_LEFT:

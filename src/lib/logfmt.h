@@ -48,7 +48,6 @@ enum logfmt_var {
 	LOGFMT_RETR_COUNT,
 	LOGFMT_RETR_BYTES,
 	LOGFMT_DELETED_COUNT,
-	LOGFMT_DELETED_BYTES,
 	LOGFMT_MESSAGE_COUNT,	/* in the maildrop at login */
 	LOGFMT_MESSAGE_BYTES,	/* their size */
 	LOGFMT_LEFT,		/* messages left: count minus deleted */
@@ -68,7 +67,7 @@ struct logfmt_values {
 	uint64_t	 duration_ms;
 	uint64_t	 input, output;
 	uint64_t	 top_count, top_bytes, retr_count, retr_bytes;
-	uint64_t	 deleted_count, deleted_bytes;
+	uint64_t	 deleted_count;
 	uint64_t	 message_count, message_bytes;
 	bool		 has_proto;
 };

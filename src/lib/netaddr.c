@@ -1,11 +1,13 @@
 /*
  * netaddr: socket addresses as text.
  */
+#include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/netaddr.h"
 
@@ -24,6 +26,17 @@ netaddr_text(const struct sockaddr *sa, socklen_t salen, char *buf,
 		snprintf(buf, len, "[%s]:%s", host, port);
 	else
 		snprintf(buf, len, "%s:%s", host, port);
+	return buf;
+}
+
+const char *
+netaddr_host(const struct sockaddr *sa, socklen_t salen, char *buf,
+    size_t len)
+{
+	if (sa == NULL || (sa->sa_family != AF_INET &&
+	    sa->sa_family != AF_INET6) || getnameinfo(sa, salen, buf, len,
+	    NULL, 0, NI_NUMERICHOST) != 0)
+		snprintf(buf, len, "unknown");
 	return buf;
 }
 
@@ -57,4 +70,27 @@ netaddr_loopback(const struct sockaddr *sa)
 		return true;
 	a = s6->sin6_addr.s6_addr;
 	return IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) && a[12] == 127;
+}
+
+int
+netaddr_bind(const struct sockaddr *sa, socklen_t salen, const char **step_r)
+{
+	int fd, on = 1, saved;
+
+	*step_r = "socket";
+	if ((fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (sa->sa_family == AF_INET6)
+		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on,
+		    sizeof(on));
+	*step_r = "bind";
+	if (bind(fd, sa, salen) == -1) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
 }

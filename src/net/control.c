@@ -219,8 +219,8 @@ client_deadline_cb(evutil_socket_t fd, short events, void *arg)
 static int
 client_copy_lines(struct evbuffer *dst, struct evbuffer *src)
 {
-	char	*line, hex[5];
-	size_t	 n, i, total = 0;
+	char	*line;
+	size_t	 n, i, j, total = 0;
 
 	while ((line = evbuffer_readln(src, &n, EVBUFFER_EOL_LF)) != NULL) {
 		if ((total += n + 3) > CONTROL_REPLY_MAX) {
@@ -228,15 +228,15 @@ client_copy_lines(struct evbuffer *dst, struct evbuffer *src)
 			return -1;
 		}
 		evbuffer_add(dst, "* ", 2);
-		for (i = 0; i < n; i++) {
-			unsigned char c = (unsigned char)line[i];
-
-			if (c >= 0x20 && c != 0x7f) {
-				evbuffer_add(dst, &line[i], 1);
-				continue;
-			}
-			snprintf(hex, sizeof(hex), "\\x%02x", c);
-			evbuffer_add(dst, hex, 4);
+		/* Runs of plain bytes in one append, each control byte as \xNN. */
+		for (i = 0; i < n; i = j + 1) {
+			for (j = i; j < n && (unsigned char)line[j] >= 0x20 &&
+			    line[j] != 0x7f; j++)
+				;
+			evbuffer_add(dst, line + i, j - i);
+			if (j < n)
+				evbuffer_add_printf(dst, "\\x%02x",
+				    (unsigned char)line[j]);
 		}
 		evbuffer_add(dst, "\n", 1);
 		free(line);
@@ -307,7 +307,6 @@ client_request(struct control_client *cl, char *line, size_t n)
 	}
 	memset(&req, 0, sizeof(req));
 	req.arg = sp != NULL ? sp + 1 : "";
-	req.uid = cl->uid;
 	if (cmd->arg == CONTROL_ARG_REQUIRED && req.arg[0] == '\0') {
 		client_finish(cl, cmd->name, "", "argument missing");
 		return;
@@ -338,8 +337,6 @@ client_read_cb(struct bufferevent *bev, void *arg)
 	char			 line[CONTROL_REQUEST_MAX + 1];
 	size_t			 n;
 
-	if (cl->replied)
-		return;
 	eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
 	if (eol.pos == -1 || (size_t)eol.pos > CONTROL_REQUEST_MAX) {
 		/* No newline yet: wait, unless the line is too long now. */

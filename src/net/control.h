@@ -47,7 +47,6 @@ struct control_req {
 	char		 err[256];	/* -1: the reason for "ERR" */
 	char		 log[1280];	/* key=value pairs for the log line;
 					   client-chosen values log_quote()d */
-	uid_t		 uid;		/* the peer's */
 };
 
 enum control_arg {

@@ -163,25 +163,14 @@ request_cb(struct evhttp_request *req, void *arg)
 static int
 listen_socket(const struct cfg_listen *l, char *err, size_t errlen)
 {
-	char	 ebuf[128];
-	int	 fd, on = 1;
+	const char	*step;
+	char		 ebuf[128];
+	int		 fd;
 
-	if ((fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0)) == -1) {
-		snprintf(err, errlen, "%s: socket: %s", l->text,
+	if ((fd = netaddr_bind((const struct sockaddr *)&l->addr, l->addrlen,
+	    &step)) == -1)
+		snprintf(err, errlen, "%s: %s: %s", l->text, step,
 		    log_strerror(errno, ebuf, sizeof(ebuf)));
-		return -1;
-	}
-	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-	if (l->addr.ss_family == AF_INET6)
-		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on,
-		    sizeof(on));
-	if (bind(fd, (const struct sockaddr *)&l->addr, l->addrlen) == -1) {
-		snprintf(err, errlen, "%s: bind: %s", l->text,
-		    log_strerror(errno, ebuf, sizeof(ebuf)));
-		close(fd);
-		return -1;
-	}
 	return fd;
 }
 

@@ -760,7 +760,6 @@ listener_new(struct server *srv, int fd, const struct cfg_listen *conf,
 	}
 	l->srv = srv;
 	l->tls = tls;
-	l->inherited = inherited;
 	if (conf != NULL)
 		l->conf = *conf;
 	/*
@@ -784,7 +783,8 @@ listener_new(struct server *srv, int fd, const struct cfg_listen *conf,
 	if (getsockname(fd, (struct sockaddr *)&l->bound, &l->boundlen) == -1)
 		l->boundlen = 0;
 	/* Log the real address: with port 0 the kernel picked one. */
-	(void)netaddr_local(fd, l->text, sizeof(l->text));
+	(void)netaddr_text((const struct sockaddr *)&l->bound, l->boundlen,
+	    l->text, sizeof(l->text));
 	log_info("event=listen addr=%s%s%s", l->text,
 	    tls ? " tls=implicit" : "", inherited ? " from=systemd" : "");
 	return l;
@@ -803,21 +803,13 @@ listener_free(struct listener *l)
 static struct listener *
 listen_one(struct server *srv, const struct cfg_listen *conf, bool tls)
 {
-	int fd, on = 1;
+	const char	*step;
+	int		 fd;
 
-	if ((fd = socket(conf->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0)) == -1) {
-		log_error("event=listen-failed addr=%s step=socket",
-		    conf->text);
-		return NULL;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-	if (conf->addr.ss_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
-	if (bind(fd, (const struct sockaddr *)&conf->addr, conf->addrlen)
-	    == -1) {
-		log_error("event=listen-failed addr=%s step=bind", conf->text);
-		close(fd);
+	if ((fd = netaddr_bind((const struct sockaddr *)&conf->addr,
+	    conf->addrlen, &step)) == -1) {
+		log_error("event=listen-failed addr=%s step=%s", conf->text,
+		    step);
 		return NULL;
 	}
 	return listener_new(srv, fd, conf, tls, false);

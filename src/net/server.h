@@ -91,7 +91,6 @@ struct listener {
 	socklen_t		 boundlen;
 	char			 text[80];	/* the bound address */
 	bool			 tls;		/* implicit TLS (listen_tls) */
-	bool			 inherited;	/* from systemd */
 	unsigned		 kept:1;	/* reconfiguring: still wanted */
 	unsigned		 fresh:1;	/* reconfiguring: bound by it */
 };

@@ -6,12 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netdb.h>
 
 #include <event2/buffer.h>
 
 #include "lib/log.h"
 #include "lib/monotime.h"
+#include "lib/netaddr.h"
 #include "pop3/admin.h"
 #include "pop3/client.h"
 #include "pop3/dispatch.h"
@@ -41,14 +41,10 @@ pop3_admin_name(char *buf, size_t len, const char *name)
 static void
 admin_rip(struct session *s, char *buf, size_t len)
 {
-	const struct sockaddr	*sa = session_peer_addr(s);
-	socklen_t		 salen;
+	const struct sockaddr *sa = session_peer_addr(s);
 
-	salen = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
-	    sizeof(struct sockaddr_in);
-	if ((sa->sa_family != AF_INET && sa->sa_family != AF_INET6) ||
-	    getnameinfo(sa, salen, buf, len, NULL, 0, NI_NUMERICHOST) != 0)
-		snprintf(buf, len, "unknown");
+	(void)netaddr_host(sa, sa->sa_family == AF_INET6 ?
+	    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in), buf, len);
 }
 
 static bool

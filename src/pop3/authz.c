@@ -180,7 +180,6 @@ login_failed_reply(struct session *s)
 
 	session_reply(s, "-ERR [AUTH] Authentication failed.");
 	pop3_login_end(c);
-	pop3_cmd_end(c);
 	if (c->auth_failures >= (unsigned)c->cfg->max_failures) {
 		session_close(s, "auth-failures", true);
 		return;
@@ -197,7 +196,6 @@ login_ok_reply(struct session *s)
 	session_reply(s, "+OK Logged in, %zu messages (%llu octets).",
 	    c->n_msgs, (unsigned long long)c->total_octets);
 	pop3_login_end(c);
-	pop3_cmd_end(c);
 	session_resume(s);
 }
 
@@ -242,7 +240,6 @@ login_done(struct worker_job *wj)
 			session_reply(c->s, "-ERR [SYS/TEMP] Authentication "
 			    "service unavailable, try again later.");
 			pop3_login_end(c);
-			pop3_cmd_end(c);
 			session_resume(c->s);
 			return;
 		}
@@ -287,7 +284,6 @@ login_done(struct worker_job *wj)
 		    "mailbox." : "Unable to open mailbox, try again later.");
 		job_free(job);
 		pop3_login_end(c);
-		pop3_cmd_end(c);
 		session_resume(c->s);
 		return;
 	}
@@ -298,7 +294,6 @@ login_done(struct worker_job *wj)
 		pop3_login_failed(c->env, "out-of-memory");
 		session_reply(c->s, "-ERR [SYS/TEMP] Out of memory.");
 		pop3_login_end(c);
-		pop3_cmd_end(c);
 		session_resume(c->s);
 		return;
 	}

@@ -60,20 +60,22 @@ pop3_bad_command(struct client *c)
 /*
  * The end of a reply: a message cut off by the end of the session does
  * not count what is still queued, which will never be sent (retr= and
- * top= in the disconnect line are octets sent).
+ * top= in the disconnect line are octets sent). The metric's total takes
+ * the octets sent once, here: a Prometheus counter must never go down.
  */
 static void
 reply_cont_free(struct session *s, struct session_cont *sc)
 {
 	struct reply_cont	*rc = (struct reply_cont *)sc;
-	size_t			 unsent;
+	size_t			 unsent = 0;
 
 	if (session_closing(s) && rc->bytes_stat != NULL) {
 		unsent = session_output_len(s);
 		unsent = unsent < rc->counted ? unsent : rc->counted;
 		*rc->bytes_stat -= unsent;
-		*rc->bytes_total -= unsent;
 	}
+	if (rc->bytes_total != NULL)
+		*rc->bytes_total += rc->counted - unsent;
 	/* The reply is whole, unless the session cut it short. */
 	if (!session_closing(s))
 		pop3_cmd_end(rc->c);
@@ -121,11 +123,12 @@ pop3_cmd_end(struct client *c)
 void
 pop3_login_end(struct client *c)
 {
-	if (c->login_start_us == 0)
-		return;
-	metric_hist_observe(&c->env->metrics.login_time,
-	    mono_us() - c->login_start_us);
-	c->login_start_us = 0;
+	if (c->login_start_us != 0) {
+		metric_hist_observe(&c->env->metrics.login_time,
+		    mono_us() - c->login_start_us);
+		c->login_start_us = 0;
+	}
+	pop3_cmd_end(c);
 }
 
 void

@@ -127,7 +127,7 @@ struct reply_cont {
 	struct store_reader	*r;		/* RETR/TOP */
 	struct wire_enc		 enc;
 	uint64_t		*bytes_stat;	/* where to add octets sent */
-	uint64_t		*bytes_total;	/* and the metric's total */
+	uint64_t		*bytes_total;	/* the metric's, at the end */
 	uint64_t		 counted;	/* octets added to it so far */
 };
 
@@ -202,7 +202,8 @@ void	pop3_start_cont(struct client *c);
  * the answer of a command that waited (CMD_WAIT).
  */
 void	pop3_cmd_end(struct client *c);
-/* A login is answered (ok or not): observe its time, once. */
+/* A login is answered (ok or not): observe its time once, and end the
+ * command's (pop3_cmd_end()). */
 void	pop3_login_end(struct client *c);
 /* Count a failed login by reason (a fixed name, never client text). */
 void	pop3_login_failed(struct pop3_env *env, const char *reason);

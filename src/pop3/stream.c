@@ -81,7 +81,6 @@ message_run(struct session *s, struct session_cont *sc)
 	rv = stream_fill(rc, session_output(s), MESSAGE_CHUNK);
 	/* Counted as queued; reply_cont_free() takes back what is not sent. */
 	*rc->bytes_stat += rc->enc.octets - rc->counted;
-	*rc->bytes_total += rc->enc.octets - rc->counted;
 	rc->counted = rc->enc.octets;
 	if (rv == 0)
 		return SESSION_CONT_MORE;

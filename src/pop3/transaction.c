@@ -25,6 +25,11 @@
 
 /* How much of a listing to queue per refill. */
 #define LISTING_CHUNK	(64 * 1024)
+/* The lines of a listing put together on the stack, at most this much;
+ * a line always fits (store.h: a unique id is 1..70 octets). */
+#define LISTING_BUF	4096
+_Static_assert(20 + 1 + POP3_UIDL_MAX + 2 <= LISTING_BUF,
+    "a listing line fits its buffer");
 
 /* UPDATE on a worker thread: commit() removes the marked messages. */
 struct update_job {
@@ -73,7 +78,7 @@ listing_run(struct session *s, struct reply_cont *rc, bool uidl)
 {
 	struct evbuffer	*out = session_output(s);
 	struct client	*c = rc->c;
-	char		 buf[4096], num[24], *nb, size[24], *sb;
+	char		 buf[LISTING_BUF], num[24], *nb, size[24], *sb;
 	const char	*val;
 	size_t		 len = 0, nlen, vlen;
 
@@ -96,12 +101,6 @@ listing_run(struct session *s, struct reply_cont *rc, bool uidl)
 		if (len + nlen + 1 + vlen + 2 > sizeof(buf)) {
 			evbuffer_add(out, buf, len);
 			len = 0;
-			if (nlen + 1 + vlen + 2 > sizeof(buf)) {
-				/* No UIDL is that long (70 octets at most). */
-				evbuffer_add_printf(out, "%.*s %s\r\n",
-				    (int)nlen, nb, val);
-				continue;
-			}
 		}
 		memcpy(buf + len, nb, nlen);
 		buf[len + nlen] = ' ';

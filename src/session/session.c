@@ -73,34 +73,17 @@ session_arm_timer(struct session *s, uint64_t ms)
 	evtimer_add(s->timer, &tv);
 }
 
-/* Octets leaving a session's top output: sent, or handed to TLS. */
-static void
-session_out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
-    void *arg)
-{
-	struct session_set *set = arg;
-
-	(void)buf;
-	set->bytes_out += info->n_deleted;
-}
-
 /*
  * The bufferevent of s (s->bev) takes the session's callbacks, read
  * watermark, the write watermarks on every layer, the write timeout on
  * the top and the bottom layer (what a filter passed down is then covered
  * too), and the bottom layer's sent callback. -1 if out of memory.
  */
-
 static int
 session_setup_bev(struct session *s)
 {
 	struct bufferevent	*bev = s->bev, *b;
 	struct timeval		 tv;
-
-	/* The metric of octets sent (session_set_bytes_out()). */
-	if (evbuffer_add_cb(bufferevent_get_output(bev), session_out_cb,
-	    s->set) == NULL)
-		return -1;
 
 	/* Under a filter: see the bottom layer send (session_unsent()). */
 	for (b = bev; bufferevent_get_underlying(b) != NULL;
@@ -112,15 +95,14 @@ session_setup_bev(struct session *s)
 		if (s->sent_cb == NULL)
 			return -1;
 	}
-	/* %i/%o of the logout line: counted only when it says them. */
-	if (logfmt_uses(s->set->params.logout, LOGFMT_INPUT) ||
-	    logfmt_uses(s->set->params.logout, LOGFMT_OUTPUT)) {
-		if (evbuffer_add_cb(bufferevent_get_input(bev),
-		    session_count_in, s) == NULL ||
-		    evbuffer_add_cb(bufferevent_get_output(bev),
-		    session_count_out, s) == NULL)
-			return -1;
-	}
+	/*
+	 * Octets in and out: %i/%o of the logout line (whose format a
+	 * reload may change while s runs), and the metric of octets sent.
+	 */
+	if (evbuffer_add_cb(bufferevent_get_input(bev), session_count_in,
+	    s) == NULL || evbuffer_add_cb(bufferevent_get_output(bev),
+	    session_count_out, s) == NULL)
+		return -1;
 	bufferevent_setcb(bev, session_read_cb, session_write_cb,
 	    session_event_cb, s);
 	/* Bufferevents start with EV_WRITE on; session_flush() arms it. */
@@ -762,6 +744,7 @@ session_count_out(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 
 	(void)buf;
 	s->bytes_out += info->n_deleted;	/* taken by the socket or TLS */
+	s->set->bytes_out += info->n_deleted;	/* session_set_bytes_out() */
 }
 
 /* The logout format in force: the set's, or the default compiled once. */
