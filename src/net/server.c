@@ -1112,14 +1112,16 @@ server_stats_log(const struct server *srv, bool debug)
 		iptable_stats(srv->per_ip, &ips);
 	(debug ? log_debug : log_info)("event=stats part=net connections=%llu "
 	    "sessions=%zu refused=%llu refused_nofd=%llu accept_errors=%llu "
-	    "refused_per_ip=%llu per_ip_addrs=%zu refused_proxy=%llu",
+	    "refused_per_ip=%llu per_ip_addrs=%zu refused_proxy=%llu "
+	    "sessions_all=%zu per_ip_full=%llu",
 	    (unsigned long long)st->connections,
 	    session_set_count(srv->sessions),
 	    (unsigned long long)st->refused,
 	    (unsigned long long)st->refused_nofd,
 	    (unsigned long long)st->accept_errors,
 	    (unsigned long long)st->refused_per_ip, ips.entries,
-	    (unsigned long long)st->refused_proxy);
+	    (unsigned long long)st->refused_proxy, shlimits_conns(),
+	    (unsigned long long)ips.full);
 }
 
 void

@@ -300,11 +300,14 @@ penalty_stats_log(const struct pop3_env *env, void (*logf)(const char *, ...))
 		iptable_stats(env->ips, &ips);
 	if (env->userips != NULL)
 		iptable_stats(env->userips, &ups);
+	/* The tables are every worker's; full: records refused, every one
+	 * pinned (the sizing keeps that from happening). */
 	logf("event=stats part=penalty addrs=%zu idle_addrs=%zu "
 	    "evicted=%llu user_addrs=%zu refused_unauth=%llu "
-	    "refused_user=%llu penalized=%llu", ips.entries, ips.idle,
-	    (unsigned long long)ips.evicted, ups.entries,
+	    "refused_user=%llu penalized=%llu full=%llu", ips.entries,
+	    ips.idle, (unsigned long long)ips.evicted, ups.entries,
 	    (unsigned long long)env->stats.refused_unauth,
 	    (unsigned long long)env->stats.refused_user,
-	    (unsigned long long)env->stats.penalized);
+	    (unsigned long long)env->stats.penalized,
+	    (unsigned long long)(ips.full + ups.full));
 }
