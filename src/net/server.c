@@ -220,8 +220,8 @@ session_accept(struct server *srv, evutil_socket_t fd, bool tls,
 static void
 conns_publish(struct server *srv)
 {
-	shlimits_conns_set(session_set_count(srv->sessions) +
-	    srv->n_proxy_pending);
+	shlimits_conns_set((srv->sessions != NULL ?
+	    session_set_count(srv->sessions) : 0) + srv->n_proxy_pending);
 }
 
 /* Any session ends: count its reason (the disconnect line's). */
@@ -1129,6 +1129,7 @@ server_free(struct server *srv)
 {
 	size_t i;
 
+	srv->sessions = NULL;		/* main may have freed the set */
 	for (i = 0; i < srv->n_listeners; i++)
 		listener_free(srv->listeners[i]);
 	free(srv->listeners);
