@@ -36,6 +36,8 @@
 #include "lib/monotime.h"
 #include "lib/netaddr.h"
 #include "lib/privdrop.h"
+#include "lib/proc.h"
+#include "lib/shlimits.h"
 #include "net/control.h"
 #include "net/metrics.h"
 #include "net/server.h"
@@ -366,6 +368,13 @@ reload_restart_needed(const struct cfg *old, const struct cfg *cfg)
 	    old->control_mode != cfg->control_mode)
 		log_warnx("event=reload-restart-needed key=\"[control] socket, "
 		    "mode\" note=\"the admin socket was bound at start\"");
+	if ((size_t)cfg->max_connections > shlimits_max_connections() ||
+	    (size_t)cfg->penalty_table_size > shlimits_table_size())
+		log_warnx("event=reload-restart-needed key=\"[server] "
+		    "max_connections, [auth] penalty_table_size\" "
+		    "note=\"the shared limit tables were sized at start for "
+		    "%zu and %zu\"", shlimits_max_connections(),
+		    shlimits_table_size());
 }
 
 /*
@@ -718,6 +727,17 @@ main(int argc, char *argv[])
 	}
 	check_nofile(cfg, raise_nofile());
 	check_plaintext(cfg);
+	/*
+	 * The per-host limits' shared tables (lib/shlimits.h), for every
+	 * worker process: made once, before anything forks or threads.
+	 */
+	if (shlimits_init((size_t)cfg->max_connections,
+	    (size_t)cfg->penalty_table_size, proc_worker_count(), err,
+	    sizeof(err)) == -1) {
+		tls_server_free(d.tls);
+		cfg_free(cfg);
+		return startup_error(false, "shared-limits", err);
+	}
 	signal(SIGPIPE, SIG_IGN);
 	/* RLIMIT_FSIZE: a write past it fails with EFBIG (an mbox rewrite
 	 * then keeps the old file) instead of killing the daemon. */
@@ -830,6 +850,7 @@ main(int argc, char *argv[])
 	event_base_free(base);
 	tls_server_free(d.tls);
 	log_info("event=stopped");
+	shlimits_free();
 	cfg_free(d.cfg);
 	libevent_global_shutdown();
 	return ret;

@@ -26,6 +26,7 @@
 #include "lib/monotime.h"
 #include "lib/netaddr.h"
 #include "lib/ratelimit.h"
+#include "lib/shlimits.h"
 #include "net/proxy.h"
 #include "net/server.h"
 #include "net/tls.h"
@@ -211,6 +212,18 @@ session_accept(struct server *srv, evutil_socket_t fd, bool tls,
 
 /* ------------------------------------------------------------ per address */
 
+/*
+ * [server] max_connections holds for every worker together: this one's
+ * count (sessions and connections reading a PROXY header) goes to its
+ * shared counter whenever it changes, and accept_cb() checks the sum.
+ */
+static void
+conns_publish(struct server *srv)
+{
+	shlimits_conns_set((srv->sessions != NULL ?
+	    session_set_count(srv->sessions) : 0) + srv->n_proxy_pending);
+}
+
 /* Any session ends: count its reason (the disconnect line's). */
 static void
 session_ended(struct session *s, void *arg)
@@ -218,50 +231,63 @@ session_ended(struct session *s, void *arg)
 	struct server *srv = arg;
 
 	metric_tally_add(&srv->ended, session_reason(s));
+	conns_publish(srv);		/* s has left the set */
+}
+
+/* Give back a reference per_ip_take() took for sa's address. */
+static void
+per_ip_put(struct server *srv, const struct sockaddr *sa)
+{
+	struct iptable_entry	*e;
+	unsigned char		 key[IPTABLE_ADDR_MAX];
+	size_t			 len;
+
+	if ((len = iptable_addr_key(sa, key)) == 0)
+		return;
+	iptable_lock(srv->per_ip);
+	if ((e = iptable_find(srv->per_ip, key, len)) != NULL)
+		iptable_unref(srv->per_ip, e);
+	iptable_unlock(srv->per_ip);
 }
 
 /* A session counted in srv->per_ip ends: its address counts one less. */
 static void
 per_ip_release(struct session *s, void *arg)
 {
-	struct server		*srv = arg;
-	struct iptable_entry	*e;
-	unsigned char		 key[IPTABLE_ADDR_MAX];
-	size_t			 len;
+	struct server *srv = arg;
 
 	session_ended(s, srv);
-	len = iptable_addr_key(session_peer_addr(s), key);
-	if (len > 0 && (e = iptable_find(srv->per_ip, key, len)) != NULL)
-		iptable_unref(srv->per_ip, e);
+	per_ip_put(srv, session_peer_addr(s));
 }
 
 /*
- * [auth] max_connections_per_ip: the record of sa's address (IPv6: its
- * /64) with its count of connections, or NULL when sa need not be
- * counted (exempt, no limit, not IP). *over_r tells the address is at its
- * limit (or no record could be made): refuse.
+ * [auth] max_connections_per_ip, across the workers: count a connection
+ * of sa's address (IPv6: its /64) in the shared table. 1: counted (give
+ * it back with per_ip_put()); 0: sa need not be counted (exempt, no
+ * limit, not IP); -1: the address is at its limit (or the table is full
+ * of pinned records, which max_connections keeps from happening): refuse.
  */
-static struct iptable_entry *
-per_ip_check(struct server *srv, const struct sockaddr *sa, bool *over_r)
+static int
+per_ip_take(struct server *srv, const struct sockaddr *sa)
 {
+	struct iptable		*t = srv->per_ip;
 	struct iptable_entry	*e;
 	unsigned char		 key[IPTABLE_ADDR_MAX];
 	size_t			 len;
+	int			 ret = -1;
 
-	*over_r = false;
 	if (srv->cfg->max_connections_per_ip == 0 ||
 	    cfg_limits_exempt(srv->cfg, sa) ||
 	    (len = iptable_addr_key(sa, key)) == 0)
-		return NULL;
-	if ((e = iptable_get(srv->per_ip, key, len)) == NULL) {
-		*over_r = true;			/* out of memory */
-		return NULL;
+		return 0;
+	iptable_lock(t);
+	if ((e = iptable_get(t, key, len)) != NULL &&
+	    e->refs < (uint32_t)srv->cfg->max_connections_per_ip) {
+		iptable_ref(t, e);
+		ret = 1;
 	}
-	if (e->refs >= (uint32_t)srv->cfg->max_connections_per_ip) {
-		*over_r = true;
-		return NULL;
-	}
-	return e;
+	iptable_unlock(t);
+	return ret;
 }
 
 /*
@@ -291,11 +317,10 @@ accept_client(struct server *srv, evutil_socket_t fd, bool tls,
 {
 	static const char	 busy_ip[] = "-ERR [SYS/TEMP] Too many "
 	    "connections from your address, try again later.\r\n";
-	struct iptable_entry	*e;
 	struct session		*s;
-	bool			 over;
+	int			 counted;
 
-	if ((e = per_ip_check(srv, sa, &over)) == NULL && over) {
+	if ((counted = per_ip_take(srv, sa)) == -1) {
 		srv->stats.refused_per_ip++;
 		refuse(fd, tls, busy_ip, sizeof(busy_ip) - 1);
 		ratelog_hit_addr(&srv->log_per_ip, sa);
@@ -303,15 +328,12 @@ accept_client(struct server *srv, evutil_socket_t fd, bool tls,
 	}
 	if ((s = session_accept(srv, fd, tls, sa, salen)) == NULL) {
 		ratelog_hit(&srv->log_accept, errno);	/* out of memory */
-		if (e != NULL)
-			iptable_update(srv->per_ip, e);	/* a new one goes */
+		if (counted)
+			per_ip_put(srv, sa);
 		return;
 	}
-	if (e != NULL) {
-		iptable_ref(srv->per_ip, e);
-		session_on_free(s, per_ip_release, srv);
-	} else
-		session_on_free(s, session_ended, srv);
+	session_on_free(s, counted ? per_ip_release : session_ended, srv);
+	conns_publish(srv);
 }
 
 /* ------------------------------------------------------------ PROXY header */
@@ -346,6 +368,7 @@ proxy_conn_free(struct proxy_conn *pc, bool close_fd)
 
 	TAILQ_REMOVE(&srv->proxy_pending, pc, entry);
 	srv->n_proxy_pending--;
+	conns_publish(srv);
 	if (pc->ev != NULL)
 		event_free(pc->ev);
 	if (close_fd)
@@ -515,6 +538,7 @@ proxy_start(struct server *srv, evutil_socket_t fd, bool tls,
 	pc->deadline_ms = mono_ms() + (uint64_t)srv->cfg->proxy_timeout * 1000;
 	TAILQ_INSERT_TAIL(&srv->proxy_pending, pc, entry);
 	srv->n_proxy_pending++;
+	conns_publish(srv);
 	/* Persistent: see proxy_done(). proxy_arm() renews the timeout. */
 	if ((pc->ev = event_new(srv->base, fd, EV_READ | EV_PERSIST,
 	    proxy_read_cb, pc)) == NULL) {
@@ -542,13 +566,19 @@ accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	    "-ERR [SYS/TEMP] Too many connections, try again later.\r\n";
 	struct listener		*l = arg;
 	struct server		*srv = l->srv;
+	size_t			 max = (size_t)srv->cfg->max_connections;
 	bool			 tls = l->tls;
 
 	(void)lev;
 	srv->stats.connections++;
-	/* A connection reading its PROXY header is one too. */
-	if (srv->stopping || session_set_count(srv->sessions) +
-	    srv->n_proxy_pending >= (size_t)srv->cfg->max_connections) {
+	/*
+	 * Every worker's connections, those reading their PROXY header
+	 * too; at most as many as the shared tables were sized for (a
+	 * reload may not grow them).
+	 */
+	if (max > shlimits_max_connections())
+		max = shlimits_max_connections();
+	if (srv->stopping || shlimits_conns() >= max) {
 		/* Shed the excess connection with a clear answer (RFC 3206). */
 		srv->stats.refused++;
 		refuse(fd, tls, busy, sizeof(busy) - 1);
@@ -998,9 +1028,9 @@ server_init(struct server *srv, struct event_base *base, const struct cfg *cfg,
 		return -1;
 	}
 	srv->log_proxy.addr_key = "proxy";
-	/* Pinned records only: at most one per connection. */
-	if ((srv->per_ip = iptable_new(1)) == NULL) {
-		log_error("event=startup-failed step=per-ip-table");
+	/* Shared by the workers, made before any fork (shlimits.h). */
+	if ((srv->per_ip = shlimits_per_ip()) == NULL) {
+		log_errorx("event=startup-failed step=per-ip-table");
 		return -1;
 	}
 	/* See accept_refuse_reserved(). Without it EMFILE still pauses. */
@@ -1082,14 +1112,16 @@ server_stats_log(const struct server *srv, bool debug)
 		iptable_stats(srv->per_ip, &ips);
 	(debug ? log_debug : log_info)("event=stats part=net connections=%llu "
 	    "sessions=%zu refused=%llu refused_nofd=%llu accept_errors=%llu "
-	    "refused_per_ip=%llu per_ip_addrs=%zu refused_proxy=%llu",
+	    "refused_per_ip=%llu per_ip_addrs=%zu refused_proxy=%llu "
+	    "sessions_all=%zu per_ip_full=%llu",
 	    (unsigned long long)st->connections,
 	    session_set_count(srv->sessions),
 	    (unsigned long long)st->refused,
 	    (unsigned long long)st->refused_nofd,
 	    (unsigned long long)st->accept_errors,
 	    (unsigned long long)st->refused_per_ip, ips.entries,
-	    (unsigned long long)st->refused_proxy);
+	    (unsigned long long)st->refused_proxy, shlimits_conns(),
+	    (unsigned long long)ips.full);
 }
 
 void
@@ -1097,6 +1129,7 @@ server_free(struct server *srv)
 {
 	size_t i;
 
+	srv->sessions = NULL;		/* main may have freed the set */
 	for (i = 0; i < srv->n_listeners; i++)
 		listener_free(srv->listeners[i]);
 	free(srv->listeners);
@@ -1112,10 +1145,10 @@ server_free(struct server *srv)
 	ratelog_free(&srv->log_per_ip);
 	ratelog_free(&srv->log_proxy);
 	/*
-	 * Sessions still counted here unref it when freed: main frees the
-	 * session set first (and a set with sessions never outlives this).
+	 * The table is shlimits'. Sessions still counted in it unref when
+	 * freed: main frees the session set first (and a set with sessions
+	 * never outlives this).
 	 */
-	iptable_free(srv->per_ip);
 	srv->per_ip = NULL;
 }
 

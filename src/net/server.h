@@ -123,7 +123,8 @@ struct server {
 	/*
 	 * Connections per client address (IPv6: per /64), for [auth]
 	 * max_connections_per_ip; exempt addresses are not counted. Each
-	 * counted session takes a reference, dropped when it is freed.
+	 * counted session takes a reference, dropped when it is freed. The
+	 * table is every worker's (lib/shlimits.h).
 	 */
 	struct iptable		*per_ip;
 
@@ -139,7 +140,9 @@ struct server {
  * "tls=implicit" for a listen_tls one, whose connections start with a TLS
  * handshake through tls); accepted connections become sessions of set.
  * Returns 0, or -1 after logging why at level error; server_free() is
- * then still to be called. cfg, set and tls must outlive srv.
+ * then still to be called. cfg, set and tls must outlive srv, and
+ * shlimits_init() must have run (the per-address table, the connection
+ * counts).
  */
 int	server_init(struct server *srv, struct event_base *base,
 	    const struct cfg *cfg, struct session_set *set,

@@ -38,7 +38,8 @@ pop3_env_new(struct event_base *base, struct cfg *cfg,
 		return -1;
 	}
 	if (penalty_env_init(env) == -1) {
-		log_error("event=startup-failed step=penalty-tables");
+		log_errorx("event=startup-failed step=penalty-tables "
+		    "note=\"shlimits_init() has not run\"");
 		worker_pool_free(env->workers);
 		pop3_gen_unref(env->gen);
 		free(env);

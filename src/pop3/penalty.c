@@ -17,6 +17,13 @@
  * checked at once (on a worker); only the answer waits, so the count of
  * checks in flight is bounded by the connections, and the answers, one
  * per d(n) per address, bound the rate.
+ *
+ * The records are every worker process's (lib/shlimits.h): counts,
+ * failures and turns hold per host whichever worker a connection lands
+ * in; each worker arms its own timer from the shared next_ms (the
+ * monotonic clock is the system's). Each use is one short hold of the
+ * table's lock, with nothing but arithmetic inside: replies and log
+ * lines come after.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +34,7 @@
 #include "lib/log.h"
 #include "lib/monotime.h"
 #include "lib/ratelimit.h"
+#include "lib/shlimits.h"
 #include "pop3/client.h"
 #include "pop3/penalty.h"
 
@@ -38,17 +46,13 @@
 int
 penalty_env_init(struct pop3_env *env)
 {
-	const struct cfg *cfg = env->gen->cfg;
-
 	ratelimit_init(&env->log_unauth, REFUSE_LOG_WINDOW_MS);
 	/* Idle records: addresses with failures; pinned ones are counted
-	 * sessions, at most max_connections of them. */
-	if ((env->ips = iptable_new((size_t)cfg->penalty_table_size)) == NULL ||
-	    (env->userips = iptable_new(1)) == NULL) {
-		penalty_env_free(env);
-		return -1;
-	}
-	return 0;
+	 * sessions, at most max_connections of them. Shared, made before
+	 * any fork. */
+	env->ips = shlimits_ips();
+	env->userips = shlimits_userips();
+	return env->ips != NULL && env->userips != NULL ? 0 : -1;
 }
 
 void
@@ -60,9 +64,7 @@ penalty_env_reload(struct pop3_env *env, const struct cfg *cfg)
 void
 penalty_env_free(struct pop3_env *env)
 {
-	iptable_free(env->ips);
-	iptable_free(env->userips);
-	env->ips = env->userips = NULL;
+	env->ips = env->userips = NULL;		/* shlimits' */
 }
 
 static bool
@@ -101,6 +103,7 @@ penalty_connect(struct client *c)
 {
 	const struct cfg	*cfg = c->cfg;
 	const struct sockaddr	*sa = session_peer_addr(c->s);
+	struct iptable		*t = c->env->ips;
 	struct iptable_entry	*e;
 	uint64_t		 n;
 
@@ -108,15 +111,18 @@ penalty_connect(struct client *c)
 	if (cfg_limits_exempt(cfg, sa) ||
 	    (c->ipkeylen = iptable_addr_key(sa, c->ipkey)) == 0)
 		return true;
-	e = iptable_get(c->env->ips, c->ipkey, c->ipkeylen);
+	iptable_lock(t);
+	e = iptable_get(t, c->ipkey, c->ipkeylen);
 	if (e != NULL && (cfg->max_unauth_per_ip == 0 ||
 	    e->refs < (uint32_t)cfg->max_unauth_per_ip)) {
-		iptable_ref(c->env->ips, e);
+		iptable_ref(t, e);
 		c->unauth = e;
+		iptable_unlock(t);
 		return true;
 	}
 	if (e != NULL)
-		iptable_update(c->env->ips, e);
+		iptable_update(t, e);
+	iptable_unlock(t);
 	c->env->stats.refused_unauth++;
 	if ((n = ratelimit_hit(&c->env->log_unauth, mono_ms())) > 0)
 		session_warnx(c->s, "event=refused reason=max-unauth-per-ip "
@@ -146,6 +152,7 @@ bool
 penalty_attempt(struct client *c, uint64_t now, uint64_t *turn_us)
 {
 	const struct cfg	*cfg = c->cfg;
+	struct iptable		*t;
 	struct iptable_entry	*e;
 	unsigned char		 key[IPTABLE_KEY_MAX];
 	char			 quser[LOG_QUOTED_SIZE(POP3_USER_MAX)];
@@ -157,10 +164,16 @@ penalty_attempt(struct client *c, uint64_t now, uint64_t *turn_us)
 		return true;
 	if (cfg->max_logins_per_user > 0 && c->userip == NULL) {
 		len = userip_key(c, key);
-		if ((e = iptable_get(c->env->userips, key, len)) == NULL ||
-		    e->refs >= (uint32_t)cfg->max_logins_per_user) {
-			if (e != NULL)
-				iptable_update(c->env->userips, e);
+		t = c->env->userips;
+		iptable_lock(t);
+		if ((e = iptable_get(t, key, len)) != NULL &&
+		    e->refs < (uint32_t)cfg->max_logins_per_user) {
+			iptable_ref(t, e);
+			c->userip = e;
+		} else if (e != NULL)
+			iptable_update(t, e);
+		iptable_unlock(t);
+		if (c->userip == NULL) {
 			c->env->stats.refused_user++;
 			/* conf/fail2ban/evpop3d.conf matches this line. */
 			session_warnx(c->s, "event=auth-failed rip=%s user=%s "
@@ -170,12 +183,15 @@ penalty_attempt(struct client *c, uint64_t now, uint64_t *turn_us)
 			    "for this user from your address.");
 			return false;
 		}
-		iptable_ref(c->env->userips, e);
-		c->userip = e;
 	}
-	if (!penalty_on(cfg) ||
-	    (e = iptable_find(c->env->ips, c->ipkey, c->ipkeylen)) == NULL)
+	if (!penalty_on(cfg))
 		return true;
+	t = c->env->ips;
+	iptable_lock(t);
+	if ((e = iptable_find(t, c->ipkey, c->ipkeylen)) == NULL) {
+		iptable_unlock(t);
+		return true;
+	}
 	penalty_decay(cfg, e, now);
 	if (e->fails > 0) {
 		cap = now + (uint64_t)cfg->penalty_max_ms * 1000;
@@ -187,7 +203,8 @@ penalty_attempt(struct client *c, uint64_t now, uint64_t *turn_us)
 		e->next_ms = (turn + penalty_delay_us(cfg, e->fails + 1)) /
 		    1000;
 	}
-	iptable_update(c->env->ips, e);
+	iptable_update(t, e);
+	iptable_unlock(t);
 	return true;
 }
 
@@ -196,14 +213,19 @@ penalty_failed(struct pop3_env *env, const unsigned char *key, size_t keylen,
     uint64_t started_us, uint64_t turn_us, unsigned *fails_r)
 {
 	const struct cfg	*cfg = env->gen->cfg;
+	struct iptable		*t = env->ips;
 	struct iptable_entry	*e;
 	uint64_t		 now = mono_us(), at, pen;
 
 	at = started_us + (uint64_t)cfg->failure_delay_ms * 1000;
 	*fails_r = 0;
-	if (keylen == 0 || !penalty_on(cfg) ||
-	    (e = iptable_get(env->ips, key, keylen)) == NULL)
+	if (keylen == 0 || !penalty_on(cfg))
 		return at;
+	iptable_lock(t);
+	if ((e = iptable_get(t, key, keylen)) == NULL) {
+		iptable_unlock(t);
+		return at;
+	}
 	penalty_decay(cfg, e, now);
 	if (e->fails < FAILS_MAX)
 		e->fails++;
@@ -216,15 +238,20 @@ penalty_failed(struct pop3_env *env, const unsigned char *key, size_t keylen,
 		env->stats.penalized++;
 	if (e->next_ms < at / 1000)
 		e->next_ms = at / 1000;
-	iptable_update(env->ips, e);
+	iptable_update(t, e);
+	iptable_unlock(t);
 	return at;
 }
 
 void
 penalty_attempt_end(struct client *c)
 {
+	struct iptable *t = c->env->userips;
+
 	if (c->userip != NULL) {
-		iptable_unref(c->env->userips, c->userip);
+		iptable_lock(t);
+		iptable_unref(t, c->userip);
+		iptable_unlock(t);
 		c->userip = NULL;
 	}
 }
@@ -232,25 +259,33 @@ penalty_attempt_end(struct client *c)
 void
 penalty_login(struct client *c)
 {
-	struct iptable_entry *e;
+	struct iptable		*t = c->env->ips;
+	struct iptable_entry	*e;
 
+	if (c->ipkeylen == 0)
+		return;
+	iptable_lock(t);
 	if (c->unauth != NULL) {
-		iptable_unref(c->env->ips, c->unauth);
+		iptable_unref(t, c->unauth);
 		c->unauth = NULL;
 	}
-	if (c->ipkeylen > 0 &&
-	    (e = iptable_find(c->env->ips, c->ipkey, c->ipkeylen)) != NULL) {
+	if ((e = iptable_find(t, c->ipkey, c->ipkeylen)) != NULL) {
 		e->fails = 0;
 		e->next_ms = 0;
-		iptable_update(c->env->ips, e);
+		iptable_update(t, e);
 	}
+	iptable_unlock(t);
 }
 
 void
 penalty_gone(struct client *c)
 {
+	struct iptable *t = c->env->ips;
+
 	if (c->unauth != NULL) {
-		iptable_unref(c->env->ips, c->unauth);
+		iptable_lock(t);
+		iptable_unref(t, c->unauth);
+		iptable_unlock(t);
 		c->unauth = NULL;
 	}
 	penalty_attempt_end(c);
@@ -265,11 +300,14 @@ penalty_stats_log(const struct pop3_env *env, void (*logf)(const char *, ...))
 		iptable_stats(env->ips, &ips);
 	if (env->userips != NULL)
 		iptable_stats(env->userips, &ups);
+	/* The tables are every worker's; full: records refused, every one
+	 * pinned (the sizing keeps that from happening). */
 	logf("event=stats part=penalty addrs=%zu idle_addrs=%zu "
 	    "evicted=%llu user_addrs=%zu refused_unauth=%llu "
-	    "refused_user=%llu penalized=%llu", ips.entries, ips.idle,
-	    (unsigned long long)ips.evicted, ups.entries,
+	    "refused_user=%llu penalized=%llu full=%llu", ips.entries,
+	    ips.idle, (unsigned long long)ips.evicted, ups.entries,
 	    (unsigned long long)env->stats.refused_unauth,
 	    (unsigned long long)env->stats.refused_user,
-	    (unsigned long long)env->stats.penalized);
+	    (unsigned long long)env->stats.penalized,
+	    (unsigned long long)(ips.full + ups.full));
 }

@@ -43,6 +43,7 @@
 #include "lib/evpop3d.h"
 #include "lib/log.h"
 #include "lib/monotime.h"
+#include "lib/shlimits.h"
 #include "pop3/pop3.h"
 #include "session/session.h"
 #include "fuzz.h"
@@ -154,6 +155,11 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	    "[mail]\nlocation = %%h/Maildir\n");
 	fuzz_write_file(path, text, strlen(text));
 	if (cfg_load(path, &cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "fuzz_dispatch: %s\n", err);
+		abort();
+	}
+	if (shlimits_init((size_t)cfg->max_connections,
+	    (size_t)cfg->penalty_table_size, 1, err, sizeof(err)) != 0) {
 		fprintf(stderr, "fuzz_dispatch: %s\n", err);
 		abort();
 	}

@@ -24,6 +24,7 @@
 #include "config.h"
 #include "lib/evpop3d.h"
 #include "lib/log.h"
+#include "lib/shlimits.h"
 #include "lib/worker.h"
 #include "pop3/authz.h"
 #include "pop3/client.h"
@@ -147,6 +148,8 @@ env_new(const char *extra_ini)
 	assert_non_null(env->base);
 	env->tick = evtimer_new(env->base, tick_cb, NULL);
 	assert_non_null(env->tick);
+	assert_int_equal(shlimits_init((size_t)env->cfg->max_connections,
+	    (size_t)env->cfg->penalty_table_size, 1, err, sizeof(err)), 0);
 	assert_int_equal(pop3_env_new(env->base, env->cfg, &env->pop3), 0);
 	return env;
 }
@@ -158,6 +161,7 @@ env_free(struct tenv *env)
 	char cmd[128];
 
 	pop3_env_free(env->pop3);
+	shlimits_free();
 	event_free(env->tick);
 	event_base_free(env->base);
 	cfg_free(env->cfg);

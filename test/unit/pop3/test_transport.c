@@ -38,6 +38,7 @@
 #include "config.h"
 #include "lib/evpop3d.h"
 #include "lib/monotime.h"
+#include "lib/shlimits.h"
 #include "pop3/pop3.h"
 #include "session/session.h"
 
@@ -264,6 +265,8 @@ env_new(void)
 	e->base = event_base_new_with_config(ecfg);
 	event_config_free(ecfg);
 	assert_non_null(e->base);
+	assert_int_equal(shlimits_init((size_t)e->cfg->max_connections,
+	    (size_t)e->cfg->penalty_table_size, 1, err, sizeof(err)), 0);
 	assert_int_equal(pop3_env_new(e->base, e->cfg, &e->pop3), 0);
 	e->set = session_set_new(e->base, &(struct session_params){
 	    .proto = &pop3_proto, .arg = e->pop3, .line_max = POP3_LINE_MAX,
@@ -296,6 +299,7 @@ env_free(struct tenv *e)
 	session_set_free(e->set);
 	peer_free(e->peer);
 	pop3_env_free(e->pop3);
+	shlimits_free();
 	event_free(e->tick);
 	event_base_free(e->base);
 	cfg_free(e->cfg);
