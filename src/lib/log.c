@@ -54,6 +54,7 @@
 
 #include "lib/evpop3d.h"
 #include "lib/fileio.h"
+#include "lib/fmt.h"
 #include "lib/log.h"
 
 /* Longest line we emit, newline included; longer messages are cut. */
@@ -419,7 +420,7 @@ log_vline(enum log_level lvl, int with_errno, uint64_t sess, const char *fmt,
 			    (size_t)n : sizeof(suffix) - 1;
 	}
 
-	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = fmt_vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (n < 0)
 		n = snprintf(msg, sizeof(msg), "(bad log format '%s')", fmt);
 	mlen = n < 0 ? 0 : (size_t)n < sizeof(msg) ? (size_t)n :

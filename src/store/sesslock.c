@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "lib/fileio.h"
+#include "lib/pidcache.h"
 #include "store/sesslock.h"
 
 #define BOOT_ID_MAX	40
@@ -124,9 +125,9 @@ static void
 self_identity(struct owner *o, char *rec)
 {
 	pthread_mutex_lock(&self_mtx);
-	if (self.pid != (long)getpid()) {
+	if (self.pid != (long)pid_self()) {
 		memset(&self, 0, sizeof(self));
-		self.pid = (long)getpid();
+		self.pid = (long)pid_self();
 		self.start = proc_start(self.pid);
 		(void)fio_read_file("/proc/sys/kernel/random/boot_id", 0,
 		    self.boot, sizeof(self.boot));
@@ -309,12 +310,12 @@ tab_grow(void)
 static void
 tab_check_pid(void)
 {
-	if (tab_pid == getpid())
+	if (tab_pid == pid_self())
 		return;
 	/* The parent's entries stay allocated: its threads are not here. */
 	tab = NULL;
 	tab_size = tab_n = 0;
-	tab_pid = getpid();
+	tab_pid = pid_self();
 	tab_seed = store_hash_seed();
 }
 
@@ -435,7 +436,7 @@ sesslock_release(struct sesslock *lk)
 	 * Taken over by a later session (the record is its now), or a
 	 * forked child's copy of its parent's lock: nothing to write.
 	 */
-	if ((e = lk->e) == NULL || tab_pid != getpid()) {
+	if ((e = lk->e) == NULL || tab_pid != pid_self()) {
 		pthread_mutex_unlock(&tab_mtx);
 		free(lk);
 		return 0;
