@@ -54,6 +54,7 @@
 
 #include "lib/evpop3d.h"
 #include "lib/fileio.h"
+#include "lib/fmt.h"
 #include "lib/log.h"
 
 /* Longest line we emit, newline included; longer messages are cut. */
@@ -401,13 +402,18 @@ log_vline(enum log_level lvl, int with_errno, uint64_t sess, const char *fmt,
 	if (lvl == LOG_LVL_DEBUG && !log_debug_enabled())
 		return;
 
-	if (sess != 0)
-		n = snprintf(line, max, "%s sess=%016llx ",
-		    log_level_names[lvl], (unsigned long long)sess);
-	else
-		n = snprintf(line, max, "%s ", log_level_names[lvl]);
-	if (n > 0)
-		len += (size_t)n;
+	/* "LEVEL sess=%016llx ", by hand: twice a session at least. */
+	len = strlen(log_level_names[lvl]);
+	memcpy(line, log_level_names[lvl], len);
+	line[len++] = ' ';
+	if (sess != 0) {
+		memcpy(line + len, "sess=", 5);
+		len += 5;
+		for (n = 15; n >= 0; n--, sess >>= 4)
+			line[len + (size_t)n] = "0123456789abcdef"[sess & 0xf];
+		len += 16;
+		line[len++] = ' ';
+	}
 
 	/* The errno text is short; reserve room so a long message cannot
 	 * push it out of the line. */
@@ -419,7 +425,7 @@ log_vline(enum log_level lvl, int with_errno, uint64_t sess, const char *fmt,
 			    (size_t)n : sizeof(suffix) - 1;
 	}
 
-	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = fmt_vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (n < 0)
 		n = snprintf(msg, sizeof(msg), "(bad log format '%s')", fmt);
 	mlen = n < 0 ? 0 : (size_t)n < sizeof(msg) ? (size_t)n :

@@ -24,6 +24,7 @@
  * was a CR, so that an LF at the start of the next feed is not treated as
  * bare and a CR is not doubled.
  */
+#include <stdbool.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -148,13 +149,26 @@ wire_put(struct wire_out *o, struct wire_pos *w, const char *p, size_t n)
 		*w = wire_put_slow(o, *w, p, n);
 }
 
+/*
+ * The encoder's state while a feed runs: copied out of struct wire_enc
+ * into locals, and back at the end. In the struct, every memcpy() into
+ * the output (char stores, which may alias anything) made the compiler
+ * reload and store the bit-fields and the count again, twice a line.
+ */
+struct wire_st {
+	uint64_t	 octets;
+	bool		 at_bol;
+	bool		 line_empty;
+	bool		 pending_cr;
+};
+
 /* Append n counted octets. */
 static inline void
-wire_emit(struct wire_enc *e, struct wire_out *o, struct wire_pos *w,
+wire_emit(struct wire_st *st, struct wire_out *o, struct wire_pos *w,
     const char *p, size_t n)
 {
 	wire_put(o, w, p, n);
-	e->octets += n;
+	st->octets += n;
 }
 
 /*
@@ -162,7 +176,7 @@ wire_emit(struct wire_enc *e, struct wire_out *o, struct wire_pos *w,
  * message, so one test of the room per line.
  */
 static inline void
-wire_emit_crlf(struct wire_enc *e, struct wire_out *o, struct wire_pos *w,
+wire_emit_crlf(struct wire_st *st, struct wire_out *o, struct wire_pos *w,
     const char *p, size_t n)
 {
 	if (n + 2 < (size_t)(w->lim - w->cur)) {
@@ -170,24 +184,20 @@ wire_emit_crlf(struct wire_enc *e, struct wire_out *o, struct wire_pos *w,
 		w->cur[n] = '\r';
 		w->cur[n + 1] = '\n';
 		w->cur += n + 2;
-		e->octets += n + 2;
+		st->octets += n + 2;
 	} else {
-		wire_emit(e, o, w, p, n);
-		wire_emit(e, o, w, "\r\n", 2);
+		wire_emit(st, o, w, p, n);
+		wire_emit(st, o, w, "\r\n", 2);
 	}
 }
 
 /*
- * A line has just ended; empty says it had no bytes before its terminator.
- * Returns 1 if TOP has sent all it should (RFC 1939 section 7).
+ * TOP (RFC 1939 section 7): a line has just ended; empty says it had no
+ * bytes before its terminator. Returns 1 if TOP has sent all it should.
  */
 static int
-wire_line_end(struct wire_enc *e, int empty)
+wire_top_line_end(struct wire_enc *e, bool empty)
 {
-	e->at_bol = 1;
-	e->line_empty = 1;
-	e->pending_cr = 0;
-
 	if (!e->in_body) {
 		/* The first empty line ends the headers and is sent. */
 		if (empty) {
@@ -217,9 +227,11 @@ wire_enc_feed(struct wire_enc *e, const char *buf, size_t len,
 {
 	struct wire_out	 o;
 	struct wire_pos	 w = { NULL, NULL };
+	struct wire_st	 st;
 	const char	*p, *end, *run, *nl;
 	size_t		 n;
-	int		 cr, rv = 0;
+	bool		 cr, top = e->body_lines >= 0;
+	int		 rv = 0;
 
 	if (e->done)
 		return 1;
@@ -228,6 +240,10 @@ wire_enc_feed(struct wire_enc *e, const char *buf, size_t len,
 	memset(&o, 0, sizeof(o));
 	if ((o.out = out) != NULL)	/* text: a CR per line, a few % */
 		w = wire_reserve(&o, len + len / 8 + 64);
+	st.octets = e->octets;
+	st.at_bol = e->at_bol;
+	st.line_empty = e->line_empty;
+	st.pending_cr = e->pending_cr;
 
 	p = buf;
 	end = buf + len;
@@ -235,15 +251,15 @@ wire_enc_feed(struct wire_enc *e, const char *buf, size_t len,
 
 	/* A CR that ended the previous feed and is not followed by LF was an
 	 * ordinary byte of the line. */
-	if (e->pending_cr && *p != '\n') {
-		e->pending_cr = 0;
-		e->line_empty = 0;
+	if (st.pending_cr && *p != '\n') {
+		st.pending_cr = false;
+		st.line_empty = false;
 	}
 
 	while (p < end) {
 		/* RFC 1939 section 3: byte-stuff a leading '.'. */
-		if (e->at_bol && *p == '.') {
-			wire_emit(e, &o, &w, run, (size_t)(p - run));
+		if (st.at_bol && *p == '.') {
+			wire_emit(&st, &o, &w, run, (size_t)(p - run));
 			run = p;
 			wire_put(&o, &w, ".", 1);		/* not counted */
 		}
@@ -253,38 +269,43 @@ wire_enc_feed(struct wire_enc *e, const char *buf, size_t len,
 			n = (size_t)(end - p);
 			cr = end[-1] == '\r';
 			if (n > (size_t)cr)
-				e->line_empty = 0;
-			e->pending_cr = cr;
-			e->at_bol = 0;
+				st.line_empty = false;
+			st.pending_cr = cr;
+			st.at_bol = false;
 			break;
 		}
 
 		/* The line's bytes in this feed, less a CR that belongs to
 		 * the terminator. */
 		n = (size_t)(nl - p);
-		if (n > 0)
-			cr = nl[-1] == '\r';
-		else
-			cr = e->pending_cr;
+		cr = n > 0 ? nl[-1] == '\r' : st.pending_cr;
 		if (n > 0 && cr)
 			n--;
 
 		if (!cr) {
 			/* Bare LF: emit the line, then CRLF for the LF. */
-			wire_emit_crlf(e, &o, &w, run, (size_t)(nl - run));
+			wire_emit_crlf(&st, &o, &w, run, (size_t)(nl - run));
 			run = nl + 1;
 		}
 		p = nl + 1;
-		if (wire_line_end(e, e->line_empty && n == 0)) {
+		if (top && wire_top_line_end(e, st.line_empty && n == 0)) {
 			end = p;	/* TOP is complete: the rest is not sent */
 			e->done = 1;
 			rv = 1;
-			break;
 		}
+		st.at_bol = true;
+		st.line_empty = true;
+		st.pending_cr = false;
+		if (rv)
+			break;
 	}
-	wire_emit(e, &o, &w, run, (size_t)(end - run));
+	wire_emit(&st, &o, &w, run, (size_t)(end - run));
 	if (o.out != NULL)
 		wire_commit(&o, w);
+	e->octets = st.octets;
+	e->at_bol = st.at_bol;
+	e->line_empty = st.line_empty;
+	e->pending_cr = st.pending_cr;
 	return rv;
 }
 

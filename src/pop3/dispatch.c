@@ -14,6 +14,7 @@
 #include "lib/evpop3d.h"
 #include "lib/log.h"
 #include "lib/monotime.h"
+#include "lib/pidcache.h"
 #include "pop3/authz.h"
 #include "pop3/client.h"
 #include "pop3/dispatch.h"
@@ -231,7 +232,7 @@ pop3_greet(struct client *c)
 		session_reply(c->s, "+OK %s ready.", EVPOP3D_NAME);
 		return;
 	}
-	if (asprintf(&c->apop_ts, "<%ld.%llx.%lld@%s>", (long)getpid(),
+	if (asprintf(&c->apop_ts, "<%ld.%llx.%lld@%s>", (long)pid_self(),
 	    (unsigned long long)session_id(c->s), (long long)time(NULL),
 	    cfg->hostname) == -1) {
 		c->apop_ts = NULL;

@@ -17,10 +17,11 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "lib/fmt.h"
 #include "lib/log.h"
-#include "lib/netaddr.h"
 #include "lib/logfmt.h"
 #include "lib/monotime.h"
+#include "lib/netaddr.h"
 #include "session/session_int.h"
 
 /*
@@ -314,7 +315,7 @@ session_reply(struct session *s, const char *fmt, ...)
 	int	n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
+	n = fmt_vsnprintf(buf, sizeof(buf) - 2, fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		n = 0;

@@ -1,15 +1,14 @@
 /*
  * store: the helpers every driver shares (see store.h).
  */
-#include <sys/random.h>
 
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "lib/log.h"
+#include "lib/siphash.h"
 #include "store/store.h"
 
 /* Append s to out at *pos; -1 if it does not fit with its NUL. */
@@ -126,13 +125,7 @@ store_hex(const unsigned char *p, size_t len, char *out)
 uint64_t
 store_hash_seed(void)
 {
-	uint64_t seed;
-
-	/* No entropy yet: the time and an address (only collisions suffer). */
-	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) !=
-	    (ssize_t)sizeof(seed))
-		seed = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)&seed;
-	return seed;
+	return siphash_random();
 }
 
 enum store_err

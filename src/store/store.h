@@ -160,13 +160,13 @@ enum store_err	 store_fail(int errnum, char *err, size_t errlen,
 
 /*
  * For drivers' hash tables: a 64-bit hash of len bytes under seed. Seed
- * it at random (getrandom) where the keys come from mail or files that
+ * it at random (store_hash_seed()) where the keys come from mail or files that
  * others name, so that chosen keys cannot make a table slow.
  */
 uint64_t	 store_hash(uint64_t seed, const void *p, size_t len);
 /* len bytes as 2 * len lower-case hex digits and a NUL into out. */
 void		 store_hex(const unsigned char *p, size_t len, char *out);
-/* A random seed for store_hash() (time and an address without entropy). */
+/* A random seed for store_hash(): siphash_random(), no system call. */
 uint64_t	 store_hash_seed(void);
 
 /* The RFC 2449/3206 response code for err: "[SYS/TEMP]", ... or "". */

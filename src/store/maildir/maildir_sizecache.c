@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "lib/fileio.h"
+#include "lib/pidcache.h"
 #include "store/maildir/maildir_sizecache.h"
 
 #define SC_HEADER	"evpop3d-sizes 1\n"
@@ -237,7 +238,7 @@ sizecache_save(struct sizecache *c, const char *root)
 	if (snprintf(path, sizeof(path), "%s/%s", root,
 	    MAILDIR_SIZECACHE_FILE) >= (int)sizeof(path) ||
 	    snprintf(tmp, sizeof(tmp), "%s/tmp/%s.%ld", root,
-	    MAILDIR_SIZECACHE_FILE, (long)getpid()) >= (int)sizeof(tmp)) {
+	    MAILDIR_SIZECACHE_FILE, (long)pid_self()) >= (int)sizeof(tmp)) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}

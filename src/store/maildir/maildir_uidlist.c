@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "lib/fileio.h"
+#include "lib/pidcache.h"
 #include "store/idtab.h"
 #include "store/maildir/maildir_uidlist.h"
 #include "store/store.h"
@@ -565,7 +566,7 @@ maildir_uidlist_cutoff_save(const char *root, uint32_t uidvalidity,
 	if (snprintf(path, sizeof(path), "%s/%s", root,
 	    MAILDIR_UIDLIST_CUTOFF_FILE) >= (int)sizeof(path) ||
 	    snprintf(tmp, sizeof(tmp), "%s/tmp/%s.%ld", root,
-	    MAILDIR_UIDLIST_CUTOFF_FILE, (long)getpid()) >= (int)sizeof(tmp)) {
+	    MAILDIR_UIDLIST_CUTOFF_FILE, (long)pid_self()) >= (int)sizeof(tmp)) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}

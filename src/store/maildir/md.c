@@ -39,14 +39,29 @@ md_path(const struct md *md, char *buf, size_t len, const char *sub,
 	return 0;
 }
 
-/* The file name of m as it was last seen ("unique[:info]"). */
+/*
+ * The file name of m as it was last seen ("unique[:info]"). Copies, not
+ * snprintf: this runs at every RETR. readdir gave the name, so it is at
+ * most NAME_MAX octets and the callers' buffers hold it.
+ */
 void
 md_msg_name(const struct md_msg *m, char *buf, size_t len)
 {
+	size_t	 ulen = strlen(m->name), ilen = 0;
+
 	if (m->has_info)
-		snprintf(buf, len, "%s:%s", m->name, m->name + strlen(m->name) + 1);
-	else
+		ilen = strlen(m->name + ulen + 1);
+	if (ulen + 1 + ilen >= len) {		/* cannot happen: cut */
 		snprintf(buf, len, "%s", m->name);
+		return;
+	}
+	memcpy(buf, m->name, ulen);
+	if (m->has_info) {
+		buf[ulen] = ':';
+		memcpy(buf + ulen + 1, m->name + ulen + 1, ilen);
+		ulen += 1 + ilen;
+	}
+	buf[ulen] = '\0';
 }
 
 /* The full path of m; -1 if it does not fit. */

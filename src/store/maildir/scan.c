@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -94,10 +95,45 @@ fail:
 	return -1;
 }
 
+/*
+ * Where the sizes of messages whose names give none come from: the size
+ * cache, else a count. Both are set up at the first such message, so that
+ * a maildrop whose names all carry W= (Dovecot's, Courier's and ours)
+ * costs no open of the cache file and no read buffer.
+ */
+struct md_sizes {
+	struct sizecache	*sc;	/* NULL: no memory, no cache */
+	char			*buf;	/* MD_READ_SIZE octets */
+	bool			 ready;
+};
+
+/*
+ * The size of name (ulen octets before the info) in dfd: 0, 1 if it has
+ * vanished since readdir, -1 with errno.
+ */
+static int
+md_size_of(struct md *md, struct md_sizes *sz, int dfd, const char *name,
+    size_t ulen, uint64_t *size_r)
+{
+	int	 r;
+
+	if (!sz->ready) {
+		sz->sc = sizecache_load(md->path);
+		if ((sz->buf = malloc(MD_READ_SIZE)) == NULL)
+			return -1;
+		sz->ready = true;
+	}
+	if (sz->sc != NULL && sizecache_get(sz->sc, name, ulen, size_r) == 0)
+		return 0;
+	if ((r = md_count(dfd, name, sz->buf, size_r)) == 0 && sz->sc != NULL)
+		(void)sizecache_put(sz->sc, name, ulen, *size_r);
+	return r;
+}
+
 /* Read one of new/ and cur/ into md->msgs. */
 static enum store_err
-md_scan_dir(struct md *md, int sub, struct sizecache *sc, char *buf,
-    char *err, size_t errlen)
+md_scan_dir(struct md *md, int sub, struct md_sizes *sz, char *err,
+    size_t errlen)
 {
 	char		 dpath[PATH_MAX];
 	struct md_msg	*m;
@@ -158,16 +194,12 @@ md_scan_dir(struct md *md, int sub, struct sizecache *sc, char *buf,
 
 		colon = strchr(name, ':');
 		ulen = colon != NULL ? (size_t)(colon - name) : strlen(name);
-		if (md_parse_w(name, ulen, &size) == -1 && (sc == NULL ||
-		    sizecache_get(sc, name, ulen, &size) == -1)) {
-			if ((r = md_count(dfd, name, buf, &size)) == 1)
+		if (md_parse_w(name, ulen, &size) == -1 &&
+		    (r = md_size_of(md, sz, dfd, name, ulen, &size)) != 0) {
+			if (r == 1)
 				continue;	/* vanished since readdir */
-			if (r == -1) {
-				rv = store_fail(errno, err, errlen, "read", name);
-				goto done;
-			}
-			if (sc != NULL)
-				(void)sizecache_put(sc, name, ulen, size);
+			rv = store_fail(errno, err, errlen, "read", name);
+			goto done;
 		}
 
 		if (md->nmsgs == md->msgs_cap) {
@@ -280,19 +312,21 @@ md_sort(struct md *md)
 enum store_err
 md_scan(struct md *md, char *err, size_t errlen)
 {
-	struct sizecache *sc;
+	struct md_sizes	 sz = { .sc = NULL };
 	enum store_err	 rv;
-	char		*buf;
 
-	if ((buf = malloc(MD_READ_SIZE)) == NULL)
-		return store_fail(errno, err, errlen, "maildir", md->path);
-	sc = sizecache_load(md->path);	/* NULL: no memory, no cache */
-	if ((rv = md_scan_dir(md, MD_NEW, sc, buf, err, errlen)) == STORE_OK)
-		rv = md_scan_dir(md, MD_CUR, sc, buf, err, errlen);
-	free(buf);
-	if (rv == STORE_OK && sc != NULL)
-		(void)sizecache_save(sc, md->path);	/* best effort */
-	sizecache_free(sc);
+	if ((rv = md_scan_dir(md, MD_NEW, &sz, err, errlen)) == STORE_OK)
+		rv = md_scan_dir(md, MD_CUR, &sz, err, errlen);
+	free(sz.buf);
+	/*
+	 * Not loaded: every name had its size, so the cache would hold
+	 * nothing. A file left from names that had none goes stale, read
+	 * again (and rewritten without its unused entries) at the next
+	 * name without a size.
+	 */
+	if (rv == STORE_OK && sz.sc != NULL)
+		(void)sizecache_save(sz.sc, md->path);	/* best effort */
+	sizecache_free(sz.sc);
 	if (rv != STORE_OK)
 		return rv;
 	/* The sorted copy is exact: no slack from the doubling. */

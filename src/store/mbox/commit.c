@@ -37,6 +37,7 @@
 
 #include "lib/fileio.h"
 #include "lib/log.h"
+#include "lib/pidcache.h"
 #include "store/mbox/mbox_int.h"
 #include "store/mbox/mbox_test.h"
 #include "store/store.h"
@@ -422,7 +423,7 @@ mb_clean_tmp(struct mb *mb, bool all)
 		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) ==
 		    -1 || !S_ISREG(st.st_mode))
 			continue;
-		if (!(ours && pid == (long)getpid()) &&
+		if (!(ours && pid == (long)pid_self()) &&
 		    !(kill((pid_t)pid, 0) == -1 && errno == ESRCH) &&
 		    st.st_mtime + MB_TMP_STALE >= time(NULL))
 			continue;

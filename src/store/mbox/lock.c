@@ -35,6 +35,7 @@
 #include "lib/fileio.h"
 #include "lib/log.h"
 #include "lib/monotime.h"
+#include "lib/pidcache.h"
 #include "store/mbox/mbox_int.h"
 #include "store/mbox/mbox_test.h"
 #include "store/store.h"
@@ -92,7 +93,7 @@ mb_dotlock_create(const struct mb *mb)
 	if (gethostname(host, sizeof(host)) == -1)
 		return -1;
 	host[sizeof(host) - 1] = '\0';
-	n = snprintf(rec, sizeof(rec), "%ld:%s\n", (long)getpid(), host);
+	n = snprintf(rec, sizeof(rec), "%ld:%s\n", (long)pid_self(), host);
 	if (n < 0 || (size_t)n >= sizeof(rec) ||
 	    mb_tmp_name(mb, tmp, sizeof(tmp)) == -1) {
 		errno = ENAMETOOLONG;
@@ -153,7 +154,7 @@ mb_dotlock_dead(const struct mb *mb, const struct stat *st)
 	 * the session lock, taken first, keeps every other session of this
 	 * process away from this mbox.
 	 */
-	if (pid == (long)getpid())
+	if (pid == (long)pid_self())
 		return true;
 	return kill((pid_t)pid, 0) == -1 && errno == ESRCH;
 }

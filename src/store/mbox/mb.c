@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "lib/pidcache.h"
 #include "store/mbox/mbox_int.h"
 #include "store/mbox/mbox_test.h"
 #include "store/sesslock.h"
@@ -29,7 +30,7 @@ mb_tmp_name(const struct mb *mb, char *buf, size_t len)
 	int n;
 
 	n = snprintf(buf, len, "%s/.%s%s%ld.%lu", mb->dir, mb->name,
-	    STORE_MBOX_TMP_SUFFIX, (long)getpid(),
+	    STORE_MBOX_TMP_SUFFIX, (long)pid_self(),
 	    atomic_fetch_add(&mb_tmp_counter, 1));
 	return n < 0 || (size_t)n >= len ? -1 : 0;
 }

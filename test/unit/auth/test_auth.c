@@ -225,6 +225,18 @@ test_plain(void **state)
 	    "a b:c}d{"), 1);
 	assert_int_equal(auth_password_verify("{PLAIN}a b:c}d{",
 	    "a b:c}d"), 0);
+	/* The stored password is read cyclically: repeats of it differ. */
+	assert_int_equal(auth_password_verify("{PLAIN}secret",
+	    "secretsecret"), 0);
+	assert_int_equal(auth_password_verify("{PLAIN}ab", "aba"), 0);
+	assert_int_equal(auth_password_verify("{PLAIN}a", "aaaa"), 0);
+	assert_int_equal(auth_password_verify("{PLAIN}a", "a"), 1);
+	assert_int_equal(auth_password_verify("{PLAIN}", ""), 1);
+	assert_int_equal(auth_password_verify("{PLAIN}", "x"), 0);
+	assert_int_equal(auth_password_verify("{PLAIN}\xc3\xa9t\xc3\xa9",
+	    "\xc3\xa9t\xc3\xa9"), 1);
+	assert_int_equal(auth_password_verify("{PLAIN}\xc3\xa9t\xc3\xa9",
+	    "\xc3\xa9t\xc3\xa8"), 0);
 }
 
 static void

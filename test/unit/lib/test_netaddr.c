@@ -3,6 +3,7 @@
  * plaintext policy and the start-up warning rely on.
  */
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -63,6 +64,43 @@ test_text(void **state)
 	    sizeof(tiny)), "192.0");
 }
 
+/* What getnameinfo() says, for the addresses and ports taken by hand. */
+static void
+test_text_as_getnameinfo(void **state)
+{
+	static const char *const ips[] = { "0.0.0.0", "127.0.0.1",
+	    "255.255.255.255", "10.0.0.1", "::", "::1", "2001:db8::7",
+	    "::ffff:127.0.0.1", "fe80::1", "2001:db8:1:2:3:4:5:6" };
+	static const unsigned ports[] = { 0, 1, 9, 10, 110, 995, 65535 };
+	struct sockaddr_storage	 ss;
+	socklen_t		 len;
+	char			 buf[80], host[NI_MAXHOST], port[NI_MAXSERV];
+	char			 want[NI_MAXHOST + NI_MAXSERV + 4];
+	size_t			 i, j;
+
+	(void)state;
+	for (i = 0; i < sizeof(ips) / sizeof(ips[0]); i++)
+		for (j = 0; j < sizeof(ports) / sizeof(ports[0]); j++) {
+			len = parse(ips[i], ports[j], &ss);
+			assert_int_equal(getnameinfo((struct sockaddr *)&ss,
+			    len, host, sizeof(host), port, sizeof(port),
+			    NI_NUMERICHOST | NI_NUMERICSERV), 0);
+			snprintf(want, sizeof(want), ss.ss_family == AF_INET6 ?
+			    "[%s]:%s" : "%s:%s", host, port);
+			assert_string_equal(netaddr_text((struct sockaddr *)&ss,
+			    len, buf, sizeof(buf)), want);
+		}
+	/* A scope names its interface, as getnameinfo() does. */
+	len = parse("fe80::1", 110, &ss);
+	((struct sockaddr_in6 *)&ss)->sin6_scope_id = 1;	/* lo */
+	assert_int_equal(getnameinfo((struct sockaddr *)&ss, len, host,
+	    sizeof(host), NULL, 0, NI_NUMERICHOST), 0);
+	snprintf(want, sizeof(want), "[%s]:110", host);
+	assert_non_null(strchr(want, '%'));
+	assert_string_equal(netaddr_text((struct sockaddr *)&ss, len, buf,
+	    sizeof(buf)), want);
+}
+
 static void
 test_local(void **state)
 {
@@ -118,6 +156,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_text),
+		cmocka_unit_test(test_text_as_getnameinfo),
 		cmocka_unit_test(test_local),
 		cmocka_unit_test(test_loopback),
 	};

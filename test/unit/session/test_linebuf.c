@@ -120,6 +120,21 @@ test_every_split(void **state)
 		assert_int_equal(got, 5);
 		assert_int_equal(evbuffer_get_length(f->in), 0);
 	}
+	/*
+	 * Every split into two chains of their own (references are never
+	 * merged into one chain): a line whose LF is past the first chain
+	 * takes the search; one wholly in the first chain does not.
+	 */
+	for (split = 0; split <= sizeof(batch) - 1; split++) {
+		got = 0;
+		evbuffer_add_reference(f->in, batch, split, NULL, NULL);
+		evbuffer_add_reference(f->in, batch + split,
+		    sizeof(batch) - 1 - split, NULL, NULL);
+		while (next(f) == LB_LINE)
+			assert_string_equal(f->line, want[got++]);
+		assert_int_equal(got, 5);
+		assert_int_equal(evbuffer_get_length(f->in), 0);
+	}
 	/* And byte by byte. */
 	got = 0;
 	for (i = 0; i < sizeof(batch) - 1; i++) {
