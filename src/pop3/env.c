@@ -26,8 +26,10 @@ pop3_env_new(struct event_base *base, struct cfg *cfg,
 		log_error("event=startup-failed step=pop3-env");
 		return -1;
 	}
-	if (pop3_gen_new(cfg, &env->gen, err, sizeof(err)) == -1) {
-		log_errorx("event=startup-failed step=passwd-file: %s", err);
+	env->base = base;
+	if (pop3_gen_new(env, cfg, &env->gen, err, sizeof(err)) == -1) {
+		log_errorx("event=startup-failed step=%s: %s",
+		    cfg->auth_pgsql ? "pgsql" : "passwd-file", err);
 		free(env);
 		return -1;
 	}
