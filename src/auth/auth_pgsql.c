@@ -116,17 +116,21 @@ static void
 pool_errmsg(const struct auth_pgsql *p, const char *msg, char *buf,
     size_t len)
 {
-	char	*s;
+	char	*s, *o;
 	size_t	 n;
 
 	snprintf(buf, len, "%s", msg != NULL && *msg != '\0' ? msg :
 	    "unknown error");
-	for (n = strlen(buf); n > 0 && (buf[n - 1] == '\n' ||
-	    buf[n - 1] == ' '); n--)
-		buf[n - 1] = '\0';
-	for (s = buf; *s != '\0'; s++)
-		if (*s == '\n' || *s == '\t')
+	/* One line: each run of white space one space, none at the end. */
+	for (s = o = buf; *s != '\0'; s++) {
+		if (*s == '\n' || *s == '\t' || *s == '\r')
 			*s = ' ';
+		if (*s != ' ' || (o > buf && o[-1] != ' '))
+			*o++ = *s;
+	}
+	*o = '\0';
+	for (n = strlen(buf); n > 0 && buf[n - 1] == ' '; n--)
+		buf[n - 1] = '\0';
 	if (p->password != NULL && *p->password != '\0')
 		while ((s = strstr(buf, p->password)) != NULL)
 			memset(s, '*', strlen(p->password));

@@ -50,7 +50,8 @@ def quote(s):
 
 
 class PgCluster:
-    def __init__(self, tmpdir=None, scale=1.0):
+    def __init__(self, tmpdir=None, scale=1.0, log_statements=True):
+        self.log_statements = log_statements
         self.bin = bindir()
         if self.bin is None:
             raise RuntimeError("no PostgreSQL binaries "
@@ -107,7 +108,9 @@ class PgCluster:
         self.proc = subprocess.Popen(
             [os.path.join(self.bin, "postgres"), "-D", self.data,
              "-k", self.sock, "-c", "listen_addresses=",
-             "-c", "log_statement=all", "-c", "fsync=off",
+             "-c", "log_statement=%s" % (
+                 "all" if self.log_statements else "none"),
+             "-c", "fsync=off",
              "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
              "-c", "max_connections=200"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=self.dir,
