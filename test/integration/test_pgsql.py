@@ -282,6 +282,14 @@ class PgsqlTest(evtest.ServerTestCase):
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertIn("[auth] password_query: unknown variable %x", r.stderr)
         self.assertNotIn(DB_SECRET, r.stderr + r.stdout)
+        # ... and a host name (resolving it would block the loop).
+        bad["auth"] = dict(srv.config["auth"], pgsql_connect=
+                           "host=db.example.org dbname=mail")
+        path = srv.write_config(os.path.join(srv.dir, "bad.ini"), bad)
+        r = subprocess.run([evtest.BIN, "-t", "-c", path],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("host db.example.org is a name", r.stderr)
         r = subprocess.run([evtest.BIN, "-t", "-c", srv.conf_path],
                            capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 0, r.stderr)
