@@ -81,6 +81,7 @@ struct pgc {
 };
 
 struct auth_pgsql {
+	LIST_ENTRY(auth_pgsql)	 entry;		/* pools */
 	unsigned		 refs;
 	struct event_base	*base;
 	char			*conninfo;
@@ -101,12 +102,18 @@ struct auth_pgsql {
 	char			*standin;
 	struct ratelimit	 rl_query;	/* query errors' log lines */
 	struct ratelimit	 rl_queue;	/* full queue */
+	bool			 retired;	/* no longer current */
+	bool			 stopped;	/* auth_pgsql_stop_all() */
 };
+
+/* Every pool, for auth_pgsql_stop_all(). */
+static LIST_HEAD(, auth_pgsql) pools = LIST_HEAD_INITIALIZER(pools);
 
 static void	pgc_io(evutil_socket_t, short, void *);
 static void	pgc_timer(evutil_socket_t, short, void *);
 static void	pgc_fail(struct pgc *, const char *);
 static void	pool_dispatch(struct auth_pgsql *);
+static void	pgc_idle(struct pgc *);
 
 /*
  * libpq's message, one line, without the conninfo's password (libpq
@@ -234,10 +241,15 @@ pool_up(struct auth_pgsql *p)
 static void
 pgc_connect(struct pgc *pc)
 {
+	static const char *const keys[] = { "dbname",
+	    "fallback_application_name", NULL };
 	struct auth_pgsql	*p = pc->pool;
+	const char		*vals[] = { p->conninfo, EVPOP3D_NAME, NULL };
 
+	/* The conninfo (expanded from dbname), shown in pg_stat_activity
+	 * as "evpop3d" unless it sets application_name. */
 	pc->state = PGC_CONNECTING;
-	if ((pc->conn = PQconnectStart(p->conninfo)) == NULL) {
+	if ((pc->conn = PQconnectStartParams(keys, vals, 1)) == NULL) {
 		pgc_fail(pc, "out of memory");
 		return;
 	}
@@ -245,7 +257,7 @@ pgc_connect(struct pgc *pc)
 		pgc_fail(pc, PQerrorMessage(pc->conn));
 		return;
 	}
-	/* PQconnectStart(): as if PQconnectPoll() said WRITING. */
+	/* As if PQconnectPoll() had said WRITING (libpq's manual). */
 	pgc_watch(pc, EV_WRITE);
 	pgc_arm(pc, (uint64_t)p->timeout_ms);
 }
@@ -262,6 +274,26 @@ pgc_flush(struct pgc *pc)
 	}
 	pgc_watch(pc, r == 1 ? EV_READ | EV_WRITE : EV_READ);
 	return 0;
+}
+
+/*
+ * pc has nothing to do: wait for the next lookup, or close if the pool
+ * is retired and none waits. Then hand out what waits.
+ */
+static void
+pgc_idle(struct pgc *pc)
+{
+	struct auth_pgsql	*p = pc->pool;
+
+	evtimer_del(pc->tmo);
+	if (p->retired && TAILQ_EMPTY(&p->queue)) {
+		pgc_close(pc);
+		pc->state = PGC_NONE;
+		return;
+	}
+	pc->state = PGC_IDLE;
+	pgc_watch(pc, EV_READ);	/* a close from the server */
+	pool_dispatch(p);
 }
 
 /* Prepare the next statement, or become IDLE. */
@@ -281,11 +313,8 @@ pgc_prepare(struct pgc *pc)
 		t = &p->userq;
 		name = PGSQL_STMT_USER;
 	} else {
-		evtimer_del(pc->tmo);
-		pc->state = PGC_IDLE;
-		pgc_watch(pc, EV_READ);	/* a close from the server */
 		pool_up(p);
-		pool_dispatch(p);
+		pgc_idle(pc);
 		return;
 	}
 	for (k = 0; k < t->nparams; k++)
@@ -469,7 +498,6 @@ pgc_complete(struct pgc *pc)
 		return;
 	}
 	pc->req = NULL;
-	pc->state = PGC_IDLE;
 	if (pc->err[0] != '\0') {
 		if ((n = ratelimit_hit(&p->rl_query, mono_ms())) > 0)
 			log_warnx("event=pgsql-query-failed error=%s count=%llu",
@@ -481,7 +509,7 @@ pgc_complete(struct pgc *pc)
 		pool_up(p);
 		req_done(p, r, AUTH_OK);
 	}
-	pool_dispatch(p);
+	pgc_idle(pc);
 }
 
 /* Read what came; each complete command goes to pgc_complete(). */
@@ -581,7 +609,7 @@ pgc_timer(evutil_socket_t fd, short what, void *arg)
 	if (pc->state == PGC_WAIT) {
 		pc->state = PGC_NONE;
 		/* While down, one probe at a time; else on demand. */
-		if (p->down && pool_opening(p) == 0)
+		if (p->down && !p->retired && pool_opening(p) == 0)
 			pgc_connect(pc);
 		else
 			pool_dispatch(p);
@@ -666,6 +694,10 @@ auth_pgsql_lookup(struct auth_pgsql *p, const char *user, auth_pgsql_cb cb,
 		cb(arg, AUTH_OK, rec, p->standin);
 		return;
 	}
+	if (p->stopped) {
+		cb(arg, AUTH_TEMPFAIL, NULL, p->standin);
+		return;
+	}
 	if (p->down) {
 		for (i = 0; i < p->nconns; i++)
 			if (p->conns[i].state == PGC_IDLE)
@@ -694,6 +726,12 @@ auth_pgsql_lookup(struct auth_pgsql *p, const char *user, auth_pgsql_cb cb,
 	r->rec.gid = (gid_t)-1;
 	TAILQ_INSERT_TAIL(&p->queue, r, entry);
 	p->queued++;
+	if (log_debug_enabled()) {
+		char	quser[LOG_QUOTED_SIZE(POP3_USER_MAX)];
+
+		log_debug("event=pgsql-lookup user=%s queued=%zu",
+		    log_quote(quser, sizeof(quser), user), p->queued);
+	}
 	pool_dispatch(p);
 }
 
@@ -829,6 +867,8 @@ pool_free(struct auth_pgsql *p)
 			req_done(p, r, AUTH_TEMPFAIL);
 	}
 	pool_fail_queue(p);
+	if (p->refs != (unsigned)-1)	/* listed (made by auth_pgsql_new) */
+		LIST_REMOVE(p, entry);
 	free(p->conns);
 	auth_cache_free(p->cache);
 	sqltmpl_free(&p->passq);
@@ -861,7 +901,7 @@ auth_pgsql_new(struct event_base *base, const struct auth_pgsql_params *pp,
 		return -1;
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		goto nomem;
-	p->refs = 1;
+	p->refs = (unsigned)-1;		/* not listed yet */
 	p->base = base;
 	p->nconns = pp->connections > 0 ? pp->connections : 1;
 	p->timeout_ms = pp->timeout_ms;
@@ -896,6 +936,8 @@ auth_pgsql_new(struct event_base *base, const struct auth_pgsql_params *pp,
 		    &p->conns[i])) == NULL)
 			goto nomem;
 	}
+	p->refs = 1;
+	LIST_INSERT_HEAD(&pools, p, entry);
 	*pool_r = p;
 	return 0;
  nomem:
@@ -938,4 +980,41 @@ auth_pgsql_flush(struct auth_pgsql *p)
 {
 	if (p->cache != NULL)
 		auth_cache_flush(p->cache);
+}
+
+/* See auth_pgsql.h. */
+void
+auth_pgsql_retire(struct auth_pgsql *p)
+{
+	int	i;
+
+	p->retired = true;
+	for (i = 0; i < p->nconns; i++)
+		if (p->conns[i].state == PGC_IDLE ||
+		    p->conns[i].state == PGC_WAIT) {
+			pgc_close(&p->conns[i]);
+			p->conns[i].state = PGC_NONE;
+		}
+}
+
+/* See auth_pgsql.h. */
+void
+auth_pgsql_stop_all(void)
+{
+	struct auth_pgsql	*p;
+	struct pg_req		*r;
+	int			 i;
+
+	LIST_FOREACH(p, &pools, entry) {
+		p->stopped = true;
+		for (i = 0; i < p->nconns; i++) {
+			r = p->conns[i].req;
+			p->conns[i].req = NULL;
+			pgc_close(&p->conns[i]);
+			p->conns[i].state = PGC_NONE;
+			if (r != NULL)
+				req_done(p, r, AUTH_TEMPFAIL);
+		}
+		pool_fail_queue(p);
+	}
 }

@@ -60,6 +60,19 @@ bool	auth_pgsql_same(const struct auth_pgsql *pool,
 	    const struct auth_pgsql_params *p);
 /* Forget the cached users (a reload). */
 void	auth_pgsql_flush(struct auth_pgsql *pool);
+/*
+ * pool is no longer the one new sessions use (a reload made another):
+ * close its connections once idle. Lookups of the sessions still on it
+ * open one again, for as long as they need it.
+ */
+void	auth_pgsql_retire(struct auth_pgsql *pool);
+/*
+ * The daemon stops: every pool's lookups in flight or waiting answer
+ * AUTH_TEMPFAIL now (their callbacks run within this call), connections
+ * close, later lookups fail at once. Before the worker pool is freed, so
+ * that the logins those answers start are finished and freed with it.
+ */
+void	auth_pgsql_stop_all(void);
 
 /*
  * The answer to a lookup: res AUTH_OK with rec the user, or rec NULL

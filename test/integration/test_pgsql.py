@@ -110,6 +110,29 @@ class PgsqlTest(evtest.ServerTestCase):
             time.sleep(0.02)
         return self.queries(user)
 
+    def queries_named(self, value, n=0, timeout=5):
+        """Queries with a parameter value, waiting for n of them (no
+        wait: 0)."""
+        deadline = time.monotonic() + timeout * evtest.SCALE
+        while True:
+            got = self.pg.log_text().count("= %s" % pgcluster.quote(value))
+            if got >= n or time.monotonic() > deadline:
+                return got
+            time.sleep(0.02)
+
+    def backends(self):
+        """evpop3d's connections to the server now."""
+        return int(self.pg.psql("SELECT count(*) FROM pg_stat_activity "
+                                "WHERE application_name = 'evpop3d'")[0])
+
+    def wait_backends(self, n, timeout=5):
+        """Wait until evpop3d holds n connections (a closed one's backend
+        exits a little later); returns the count then."""
+        deadline = time.monotonic() + timeout * evtest.SCALE
+        while self.backends() != n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.backends()
+
     def login_until_ok(self, mb, timeout=20):
         """Log in, retrying [SYS/TEMP] while the pool's back-off has not
         yet found the database again."""
@@ -261,6 +284,7 @@ class PgsqlTest(evtest.ServerTestCase):
         c = self.connect()
         c.ok("USER " + mb.user)
         self.assertTrue(c.err("PASS " + mb.password).startswith("-ERR [AUTH]"))
+        self.assertGreaterEqual(self.backends(), 1)
         # A new query: the local part and the domain, glued in SQL.
         srv.config["auth"]["password_query"] = (
             "SELECT name AS user, pw AS password, maildir AS mail "
@@ -271,6 +295,19 @@ class PgsqlTest(evtest.ServerTestCase):
         self.assertTrue(srv.wait_log(r"event=reload result=ok", start=start))
         c = self.login_until_ok(mb)
         c.quit()
+        # The old pool closed its connections: only the new one's is left.
+        self.assertEqual(self.wait_backends(1), 1)
+        # A reload that changes nothing of the pool keeps it (and its
+        # connection), flushing its cache: mb's next login asks again.
+        local = mb.user.split("@")[0]	# the new query's $1
+        n = self.queries_named(local, 1)
+        start = len(srv.log())
+        os.kill(srv.pid, signal.SIGHUP)
+        self.assertTrue(srv.wait_log(r"event=reload result=ok", start=start))
+        c = self.login_until_ok(mb)
+        c.quit()
+        self.assertEqual(self.wait_backends(1), 1)
+        self.assertGreater(self.queries_named(local, n + 1), n)
         # evpop3d -t refuses an unknown variable.
         bad = dict(srv.config)
         bad["auth"] = dict(srv.config["auth"], password_query=
@@ -293,6 +330,32 @@ class PgsqlTest(evtest.ServerTestCase):
         r = subprocess.run([evtest.BIN, "-t", "-c", srv.conf_path],
                            capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_g_stop_with_lookup_pending(self):
+        """A daemon stopped while a lookup waits for a stalled database
+        (shutdown_timeout shorter than pgsql_timeout): it exits 0 at the
+        shutdown deadline, not at the query's timeout, with no sanitizer
+        report (the stop answers the lookup, its login job ends in the
+        pool's last drain)."""
+        srv = evtest.Server(config={
+            "auth": dict(self.CONFIG["auth"], pgsql_connect=self.pg.conninfo,
+                         pgsql_timeout="30"),
+            "server": {"shutdown_timeout": "1"},
+            "log": {"debug": "yes"}}, pool=1)
+        self.addCleanup(srv.cleanup)
+        mb = srv.add_user("stop@example.com", "Stop-pw-1")
+        self.pg.add_user(mb.user, mb.stored, mb.home)
+        srv.start()
+        self.pg.signal(signal.SIGSTOP)
+        self.addCleanup(self.pg.signal, signal.SIGCONT)
+        c = self.connect(port=srv.port)
+        c.ok("USER " + mb.user)
+        c.send("PASS %s\r\n" % mb.password)
+        self.assertTrue(srv.wait_log(r"event=pgsql-lookup user=\"?stop@"))
+        t = time.monotonic()
+        srv.stop()		# exit status 0, no sanitizer report
+        self.assertLess(time.monotonic() - t, 15 * evtest.SCALE)
+        self.pg.signal(signal.SIGCONT)
 
 
 if __name__ == "__main__":
