@@ -16,7 +16,8 @@
  *
  * The loop's thread only. A pool is shared by reference (a reload whose
  * [auth] pgsql settings did not change keeps the pool, and flushes the
- * cache); the last auth_pgsql_unref() closes it.
+ * cache; one that changed them retires it); the last auth_pgsql_unref()
+ * frees it.
  */
 #ifndef EVPOP3D_AUTH_PGSQL_H
 #define EVPOP3D_AUTH_PGSQL_H

@@ -7,7 +7,8 @@
  * pgsql settings are the same (a reload that changed other keys keeps
  * the connections, and flushes the cache so that a reload is also the
  * way to forget cached passwords). A reload that changed them makes a
- * new pool; the old one closes with the last gen holding it.
+ * new pool; the old one closes its connections once idle (env.c,
+ * auth_pgsql_retire()) and is freed with the last gen holding it.
  */
 #include <errno.h>
 #include <stdio.h>
