@@ -33,7 +33,7 @@ struct auth_cache {
 	size_t			  count;
 	size_t			  max;
 	uint64_t		  ttl_ms;
-	struct auth_lru		  lru;		/* head: least recently used */
+	struct auth_lru		  lru;	/* head: least used */
 };
 
 static uint64_t

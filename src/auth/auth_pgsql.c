@@ -38,7 +38,7 @@
 #include "lib/monotime.h"
 #include "lib/ratelimit.h"
 
-#define PGSQL_QUEUE_MAX		1024	/* lookups waiting for a connection */
+#define PGSQL_QUEUE_MAX		1024	/* lookups waiting */
 #define PGSQL_BACKOFF_MIN_MS	100
 #define PGSQL_BACKOFF_MAX_MS	10000
 #define PGSQL_ERR_MAX		256
@@ -64,7 +64,7 @@ struct pg_req {
 	void			*arg;
 	struct auth_rec		 rec;
 	unsigned int		 found:1;
-	unsigned int		 userq:1;	/* the user query is next/out */
+	unsigned int		 userq:1;	/* at the user query */
 };
 TAILQ_HEAD(pg_reqs, pg_req);
 
@@ -76,7 +76,7 @@ struct pgc {
 	struct event		*tmo;		/* timeout, back-off */
 	struct pg_req		*req;		/* BUSY */
 	int			 prepared;	/* statements */
-	char			 err[PGSQL_ERR_MAX];	/* a result's error */
+	char			 err[PGSQL_ERR_MAX]; /* a result's error */
 	unsigned int		 ev_set:1;
 };
 
@@ -85,9 +85,9 @@ struct auth_pgsql {
 	unsigned		 refs;
 	struct event_base	*base;
 	char			*conninfo;
-	char			*password;	/* conninfo's, scrubbed from
-						   libpq's messages */
-	char			*pass_text, *user_text;	/* as configured */
+	char			*password;	/* conninfo's, kept out
+						   of the log */
+	char			*pass_text, *user_text; /* as written */
 	struct sqltmpl		 passq, userq;
 	bool			 have_userq;
 	struct pgc		*conns;
@@ -97,7 +97,7 @@ struct auth_pgsql {
 	size_t			 queued;
 	bool			 down;
 	uint64_t		 backoff_ms;
-	struct auth_cache	*cache;		/* NULL: cache_ttl = 0 */
+	struct auth_cache	*cache;		/* NULL: cache_ttl 0 */
 	int			 cache_ttl_s, cache_size;
 	char			*standin;
 	struct ratelimit	 rl_query;	/* query errors' log lines */
@@ -500,8 +500,8 @@ pgc_complete(struct pgc *pc)
 	pc->req = NULL;
 	if (pc->err[0] != '\0') {
 		if ((n = ratelimit_hit(&p->rl_query, mono_ms())) > 0)
-			log_warnx("event=pgsql-query-failed error=%s count=%llu",
-			    log_quote(q, sizeof(q), pc->err),
+			log_warnx("event=pgsql-query-failed error=%s "
+			    "count=%llu", log_quote(q, sizeof(q), pc->err),
 			    (unsigned long long)n);
 		pc->err[0] = '\0';
 		req_done(p, r, AUTH_TEMPFAIL);
@@ -867,7 +867,7 @@ pool_free(struct auth_pgsql *p)
 			req_done(p, r, AUTH_TEMPFAIL);
 	}
 	pool_fail_queue(p);
-	if (p->refs != (unsigned)-1)	/* listed (made by auth_pgsql_new) */
+	if (p->refs != (unsigned)-1)	/* listed: auth_pgsql_new() */
 		LIST_REMOVE(p, entry);
 	free(p->conns);
 	auth_cache_free(p->cache);
