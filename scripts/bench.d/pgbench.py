@@ -188,5 +188,6 @@ def markdown(s):
               "from the passwd-file and from a PostgreSQL on a unix socket "
               "(Dovecot's default password_query; 4 connections); medians "
               "of the rounds. With the cache every login after the first "
-              "pass is answered without a query.\n")
+              "pass is answered without a query. The runs' \"other load\" "
+              "includes PostgreSQL's CPU.\n")
     return md
