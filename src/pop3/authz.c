@@ -100,9 +100,8 @@ login_work(struct worker_job *wj)
 	struct auth_userinfo	 info;
 	const struct store_ops	*ops;
 	struct store_params	 params;
-	char			 path[4096];
-
 	const char		*name, *home, *extra;
+	char			 path[4096];
 
 	if (job->looked_up) {		/* driver = pgsql */
 		job->auth = job->lookup == AUTH_OK ? auth_verify_stored(
