@@ -609,7 +609,7 @@ pgc_timer(evutil_socket_t fd, short what, void *arg)
 	if (pc->state == PGC_WAIT) {
 		pc->state = PGC_NONE;
 		/* While down, one probe at a time; else on demand. */
-		if (p->down && !p->retired && pool_opening(p) == 0)
+		if (p->down && pool_opening(p) == 0)
 			pgc_connect(pc);
 		else
 			pool_dispatch(p);
@@ -989,9 +989,9 @@ auth_pgsql_retire(struct auth_pgsql *p)
 	int	i;
 
 	p->retired = true;
+	/* A probe in back-off goes on: the sessions left may need it. */
 	for (i = 0; i < p->nconns; i++)
-		if (p->conns[i].state == PGC_IDLE ||
-		    p->conns[i].state == PGC_WAIT) {
+		if (p->conns[i].state == PGC_IDLE) {
 			pgc_close(&p->conns[i]);
 			p->conns[i].state = PGC_NONE;
 		}
