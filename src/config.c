@@ -54,6 +54,7 @@ enum cfg_type {
 #define CFG_F_TEMPLATE	0x02	/* PATH: %-template, "%h..." is absolute */
 #define CFG_F_SYSHOST	0x04	/* default: gethostname() */
 #define CFG_F_EMPTY	0x08	/* STRING: "" is a value */
+#define CFG_F_FILEDB	0x10	/* required with [auth] driver = passwd-file */
 
 struct cfg_key {
 	const char	*section;
@@ -76,6 +77,7 @@ struct cfg_ctx;
 static int	cfg_set_nets(struct cfg_ctx *, const struct cfg_key *,
 		    const char *, struct cfg *);
 static int	cfg_check_driver(const char *, char *, size_t);
+static int	cfg_check_auth_driver(const char *, char *, size_t);
 static int	cfg_check_hostname(const char *, char *, size_t);
 static int	cfg_check_template(const char *, char *, size_t);
 static int	cfg_check_uidl_format(const char *, char *, size_t);
@@ -91,6 +93,10 @@ static const struct cfg_key *cfg_find(const char *, size_t, const char *);
 static int	cfg_check_metrics_listen(const char *, char *, size_t);
 
 #define OFF(f)	offsetof(struct cfg, f)
+
+/* Dovecot's default password_query, with the userdb fields (prefetch). */
+#define CFG_PASSWORD_QUERY	"SELECT userid AS user, password, home, " \
+	"uid, gid FROM users WHERE userid = '%u'"
 
 static const struct cfg_key cfg_keys[] = {
 	{ "server", "listen", CFG_LISTEN, OFF(listen),
@@ -141,9 +147,38 @@ static const struct cfg_key cfg_keys[] = {
 	{ "server", "allow_root", CFG_BOOL, OFF(allow_root), "no", 0, 0, 0,
 	    .doc = "serve clients as root when no user is set" },
 
+	{ "auth", "driver", CFG_STRING, OFF(auth_driver), "passwd-file",
+	    0, 0, 0,
+	    .doc = "the user database: passwd-file or pgsql",
+	    .check = cfg_check_auth_driver },
 	{ "auth", "passwd_file", CFG_PATH, OFF(passwd_file), NULL, 0, 0,
-	    CFG_F_REQUIRED,
-	    .doc = "the password file" },
+	    CFG_F_FILEDB,
+	    .doc = "the password file (required with driver = passwd-file)" },
+	/* [auth] driver = pgsql (README, Users in PostgreSQL) */
+	{ "auth", "pgsql_connect", CFG_STRING, OFF(pgsql_connect), NULL,
+	    0, 0, 0,
+	    .doc = "libpq conninfo, e.g. \"host=/run/postgresql dbname=mail "
+		"user=evpop3d\" (required with driver = pgsql)" },
+	{ "auth", "password_query", CFG_STRING, OFF(password_query),
+	    CFG_PASSWORD_QUERY, 0, 0, 0,
+	    .doc = "SQL returning the columns password and optionally user, "
+		"home, uid, gid, mail: %u user, %n local part, %d domain" },
+	{ "auth", "user_query", CFG_STRING, OFF(user_query), "", 0, 0,
+	    CFG_F_EMPTY,
+	    .doc = "SQL returning home, uid, gid, mail for a user the "
+		"password query found; \"\" for none" },
+	{ "auth", "pgsql_connections", CFG_INT, OFF(pgsql_connections), "4",
+	    1, 64, 0,
+	    .doc = "connections to PostgreSQL, opened as logins need them" },
+	{ "auth", "pgsql_timeout", CFG_INT, OFF(pgsql_timeout), "5", 1, 300, 0,
+	    .doc = "seconds for a connect or a query before the connection "
+		"is dropped and the login answers [SYS/TEMP]" },
+	{ "auth", "cache_ttl", CFG_INT, OFF(cache_ttl), "60", 0, 86400, 0,
+	    .doc = "seconds a user found in the database is remembered "
+		"(driver = pgsql); 0: no cache" },
+	{ "auth", "cache_size", CFG_INT, OFF(cache_size), "10000", 1,
+	    10000000, 0,
+	    .doc = "users the cache holds; the least recently used go first" },
 	{ "auth", "apop", CFG_BOOL, OFF(apop), "no", 0, 0, 0,
 	    .doc = "offer APOP (RFC 1939 section 7)" },
 	{ "auth", "failure_delay", CFG_INT, OFF(failure_delay_ms), "2000",
@@ -528,6 +563,15 @@ cfg_check_driver(const char *v, char *why, size_t whylen)
 }
 
 static int
+cfg_check_auth_driver(const char *v, char *why, size_t whylen)
+{
+	if (strcmp(v, "passwd-file") == 0 || strcmp(v, "pgsql") == 0)
+		return 0;
+	snprintf(why, whylen, "must be passwd-file or pgsql");
+	return -1;
+}
+
+static int
 cfg_check_uidl_format(const char *v, char *why, size_t whylen)
 {
 	return *v == '\0' ? 0 : uidl_format_check(v, why, whylen);
@@ -554,6 +598,21 @@ cfg_check_log_facility(const char *v, char *why, size_t whylen)
 	snprintf(why, whylen, "must be mail, daemon, user, auth, authpriv or "
 	    "local0..local7");
 	return -1;
+}
+
+/*
+ * [auth] driver: what each needs. The pgsql keys' values (conninfo,
+ * templates) are checked by auth_pgsql_check() (evpop3d -t, start,
+ * reload): config does not link the auth part.
+ */
+static int
+cfg_auth_finish(struct cfg_ctx *ctx, struct cfg *cfg)
+{
+	cfg->auth_pgsql = strcmp(cfg->auth_driver, "pgsql") == 0;
+	if (cfg->auth_pgsql && cfg->pgsql_connect == NULL)
+		return cfg_error(ctx, cfg_find("auth", 4, "pgsql_connect"),
+		    NULL, "required with driver = pgsql");
+	return 0;
 }
 
 /* [log]: the checked texts as values, the logout format compiled. */
@@ -1384,7 +1443,10 @@ cfg_apply(struct cfg_ctx *ctx, const dictionary *d, struct cfg *cfg)
 		k = &cfg_keys[i];
 		snprintf(name, sizeof(name), "%s:%s", k->section, k->key);
 		if ((v = iniparser_getstring(d, name, NULL)) == NULL) {
-			if (k->flags & CFG_F_REQUIRED)
+			if ((k->flags & CFG_F_REQUIRED) ||
+			    ((k->flags & CFG_F_FILEDB) && strcmp(
+			    iniparser_getstring(d, "auth:driver",
+			    "passwd-file"), "pgsql") != 0))
 				return cfg_error(ctx, k, NULL,
 				    "required key is missing");
 			v = k->dflt;
@@ -1455,7 +1517,8 @@ cfg_load(const char *path, struct cfg **cfg_r, char *err, size_t errlen)
 		goto out;
 	}
 	if (cfg_apply(&ctx, d, cfg) == -1 || cfg_tls_finish(&ctx, d, cfg) == -1 ||
-	    cfg_log_finish(&ctx, cfg) == -1)
+	    cfg_log_finish(&ctx, cfg) == -1 ||
+	    cfg_auth_finish(&ctx, cfg) == -1)
 		goto out;
 	cfg->control_mode = (int)strtol(cfg->control_mode_text, NULL, 8);
 	cfg->warnings = ctx.warnings;

@@ -84,7 +84,17 @@ struct cfg {
 	bool			 allow_root;	/* serve as uid 0 */
 
 	/* [auth] */
-	char			*passwd_file;	/* absolute */
+	char			*auth_driver;	/* "passwd-file" or "pgsql" */
+	bool			 auth_pgsql;	/* driver = pgsql */
+	char			*passwd_file;	/* absolute; NULL with pgsql */
+	/* [auth] driver = pgsql (auth/auth_pgsql.h) */
+	char			*pgsql_connect;	/* libpq conninfo */
+	char			*password_query;	/* sqltmpl.h */
+	char			*user_query;	/* "" = none */
+	int			 pgsql_connections;
+	int			 pgsql_timeout;	/* s */
+	int			 cache_ttl;	/* s; 0 = no cache */
+	int			 cache_size;	/* users */
 	bool			 apop;
 	int			 failure_delay_ms;
 	int			 max_failures;

@@ -28,6 +28,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "auth/auth.h"
+#include "auth/auth_pgsql.h"
 #include "config.h"
 #include "ctl.h"
 #include "lib/evpop3d.h"
@@ -187,7 +188,9 @@ check_readable_after_drop(const struct cfg *cfg)
 {
 	size_t i;
 
-	(void)privdrop_check_readable("passwd_file", cfg->passwd_file);
+	if (cfg->passwd_file != NULL)
+		(void)privdrop_check_readable("passwd_file",
+		    cfg->passwd_file);
 	if (cfg->tls_cert == NULL)
 		return;
 	(void)privdrop_check_readable("tls_cert", cfg->tls_cert);
@@ -200,7 +203,8 @@ check_readable_after_drop(const struct cfg *cfg)
 
 /*
  * The rest of -t, after what a start does first (cfg_load, privdrop and
- * TLS): open the passwd-file as pop3_env_new() will, then fail on
+ * TLS): open the passwd-file as pop3_env_new() will (driver = pgsql: check
+ * the conninfo and the queries, without connecting), then fail on
  * warnings too: unknown or duplicate keys (cfg->warnings) and users whose
  * password cannot be checked. Returns the exit status, 0 or 1.
  */
@@ -211,14 +215,28 @@ check_config(const struct cfg *cfg, const char *path)
 	char		 err[1024];
 	size_t		 warnings = (size_t)cfg->warnings;
 
-	if (auth_db_open(cfg->passwd_file, cfg->allow_shrink ?
+	if (cfg->auth_pgsql) {
+		/* The queries and the conninfo; no connection is made. */
+		struct auth_pgsql_params pp = {
+			.conninfo = cfg->pgsql_connect,
+			.password_query = cfg->password_query,
+			.user_query = cfg->user_query,
+		};
+
+		if (auth_pgsql_check(&pp, err, sizeof(err)) == -1) {
+			fprintf(stderr, "%s: %s: %s\n", EVPOP3D_NAME, path,
+			    err);
+			return 1;
+		}
+	} else if (auth_db_open(cfg->passwd_file, cfg->allow_shrink ?
 	    AUTH_DB_ALLOW_SHRINK : 0, &db, err, sizeof(err)) == -1) {
 		fprintf(stderr, "%s: %s: [auth] passwd_file: %s\n",
 		    EVPOP3D_NAME, path, err);
 		return 1;
+	} else {
+		warnings += auth_db_unusable(db);
+		auth_db_free(db);
 	}
-	warnings += auth_db_unusable(db);
-	auth_db_free(db);
 	if (warnings > 0) {
 		fprintf(stderr, "%s: configuration %s has %zu warning(s)\n",
 		    EVPOP3D_NAME, path, warnings);
@@ -410,7 +428,7 @@ daemon_reload(struct daemon *d, char *err, size_t errlen)
 			tls = d->tls;
 		}
 	}
-	if (pop3_gen_new(cfg, &gen, err, errlen) == -1)
+	if (pop3_gen_new(d->env, cfg, &gen, err, errlen) == -1)
 		goto fail;
 	if (server_reconfigure(&d->srv, cfg, tls) == -1) {
 		snprintf(err, errlen, "%s: a listener could not be set up "

@@ -25,6 +25,7 @@ sys.path.insert(0, HERE)
 import fixtures  # noqa: E402
 import report  # noqa: E402
 import tlsbench  # noqa: E402
+import pgbench  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(HERE))
 STATE = os.path.join(ROOT, "state", "bench")
@@ -37,7 +38,7 @@ PORTS = {"evpop3d": 11101, "dovecot": 11102, "nullpop": 11103}
 THROUGHPUT_SCENARIOS = ["full", "login", "pipeline"]
 CONCURRENCY = [10, 50, 500]
 PHASES = ["throughput", "idle", "retr-big", "churn", "responsiveness"] + \
-    tlsbench.PHASES
+    tlsbench.PHASES + pgbench.PHASES
 BIG_SIZE = 20 * 1024 * 1024
 IDLE_USERS = 20000		# idle00000..idle19999 in the fixtures
 IDLE_RATE = 4000		# logins/s while the idle runs ramp up
@@ -978,6 +979,8 @@ def main(argv):
         steps = [("throughput", lambda: b.throughput(a.scenarios)),
                  ("retr-big", b.retr_big), ("churn", b.churn),
                  ("responsiveness", b.responsiveness), ("idle", b.idle),
+                 ("login-pgsql", lambda: pgbench.PgBench(
+                     b, sys.modules[__name__], passwd).run()),
                  ("tls", lambda: tlsbench.TlsBench(
                      b, sys.modules[__name__], passwd, uid, gid).run(
                          a.phases))]

@@ -11,6 +11,7 @@ import statistics
 import subprocess
 
 import fixtures
+import pgbench
 import tlsbench
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -558,6 +559,7 @@ def write(b, a, outdir, elapsed, STATE, SOURCES, IDLE_RATE, FOREIGN_MAX):
     os.makedirs(outdir, exist_ok=True)
     summary = summarize(b)
     summary["tls"] = tlsbench.summarize(b.data.get("tls"))
+    summary["login_pgsql"] = pgbench.summarize(b.data.get("login-pgsql"))
     tgt = targets(summary, a) + tlsbench.targets(summary["tls"])
     tab = tables(summary, a)
     mach = machine()
@@ -565,6 +567,7 @@ def write(b, a, outdir, elapsed, STATE, SOURCES, IDLE_RATE, FOREIGN_MAX):
     now = datetime.datetime.now(datetime.timezone.utc)
 
     print("\n" + tab)
+    print("\n".join(pgbench.markdown(summary["login_pgsql"])))
     if tgt:
         print("Targets:")
         for t, v, ok in tgt:
@@ -626,6 +629,7 @@ def write(b, a, outdir, elapsed, STATE, SOURCES, IDLE_RATE, FOREIGN_MAX):
         md.append("")
     md.append("## Results\n")
     md.append(tab)
+    md.extend(pgbench.markdown(summary["login_pgsql"]))
     md.extend(tlsbench.markdown(summary["tls"]))
     for png, alt in (("throughput.png", "sessions/s vs concurrency"),
                      ("latency-cdf.png", "session latency CDF, full, c=50"),

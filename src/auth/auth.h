@@ -102,6 +102,19 @@ enum auth_result auth_db_verify_apop(struct auth_db *db, const char *user,
 	    const char *timestamp, const char *digest, struct auth_userinfo *info_r);
 
 /*
+ * Check a login against a stored "{SCHEME}data" fetched elsewhere (a SQL
+ * user database or its cache; auth_pgsql.h). stored is NULL for an
+ * unknown user: then standin (a real user's stored password, so that a
+ * miss costs what a hit costs) is checked and the result discarded.
+ * timestamp NULL: secret is the password; else APOP (RFC 1939 section
+ * 7), secret the 32 hex digits, and only a {PLAIN} password matches.
+ * Sets *fail_r on AUTH_FAIL; AUTH_TEMPFAIL if a digest cannot be made.
+ * Hashes: a worker thread's job.
+ */
+enum auth_result auth_verify_stored(const char *stored, const char *standin,
+	    const char *timestamp, const char *secret, enum auth_fail *fail_r);
+
+/*
  * Check password against one stored "{SCHEME}data" string (a bare string
  * without a scheme is treated as {CRYPT}). Returns 1 on match, 0 on
  * mismatch, -1 if the scheme is unknown or the data malformed.

@@ -4,7 +4,9 @@
  * Password checks and maildrop opening block (hashing, directory scans),
  * so both run as one job in the worker pool: RFC 1939 section 4 has the
  * maildrop opened and locked at PASS, so a maildrop that cannot be opened
- * fails PASS itself.
+ * fails PASS itself. With [auth] driver = pgsql the user is looked up
+ * first, on the loop (auth_pgsql.h: asynchronous, or from its cache),
+ * and the job then checks the password it found.
  *
  * A failed login is answered failure_delay after the command was
  * dispatched, however long the check took (queue wait and hashing
@@ -22,6 +24,8 @@
 #include <time.h>
 
 #include "auth/auth.h"
+#include "auth/auth_cache.h"
+#include "auth/auth_pgsql.h"
 #include "config.h"
 #include "lib/base64.h"
 #include "lib/evpop3d.h"
@@ -52,6 +56,12 @@ struct login_job {
 	char			*apop_ts;
 	uint64_t		 started_us;	/* dispatched, monotonic */
 	uint64_t		 turn_us;	/* answer no earlier (penalty) */
+	/* driver = pgsql: what the lookup found, before the job runs */
+	bool			 looked_up;
+	bool			 found;
+	enum auth_result	 lookup;
+	struct auth_rec		 rec;
+	char			*standin;
 	unsigned char		 ipkey[IPTABLE_ADDR_MAX];	/* penalty.c */
 	size_t			 ipkeylen;
 
@@ -72,6 +82,11 @@ job_free(struct login_job *job)
 	}
 	free(job->user);
 	free(job->apop_ts);
+	auth_rec_clear(&job->rec);
+	if (job->standin != NULL) {
+		auth_wipe(job->standin, strlen(job->standin));
+		free(job->standin);
+	}
 	pop3_gen_unref(job->gen);
 	free(job);
 }
@@ -85,22 +100,38 @@ login_work(struct worker_job *wj)
 	struct auth_userinfo	 info;
 	const struct store_ops	*ops;
 	struct store_params	 params;
+	const char		*name, *home, *extra;
 	char			 path[4096];
 
-	if (job->apop)
-		job->auth = auth_db_verify_apop(job->gen->auth, job->user,
-		    job->apop_ts, job->secret, &info);
-	else
-		job->auth = auth_db_verify_plain(job->gen->auth, job->user,
-		    job->secret, &info);
-	auth_wipe(job->secret, strlen(job->secret));
-	job->fail = info.fail;
-	if (job->auth != AUTH_OK)
-		return;
+	if (job->looked_up) {		/* driver = pgsql */
+		job->auth = job->lookup == AUTH_OK ? auth_verify_stored(
+		    job->found ? job->rec.password : NULL, job->standin,
+		    job->apop ? job->apop_ts : NULL, job->secret, &job->fail) :
+		    job->lookup;
+		auth_wipe(job->secret, strlen(job->secret));
+		if (job->auth != AUTH_OK)
+			return;
+		name = job->rec.name;
+		home = job->rec.home;
+		extra = job->rec.extra;
+	} else {
+		if (job->apop)
+			job->auth = auth_db_verify_apop(job->gen->auth,
+			    job->user, job->apop_ts, job->secret, &info);
+		else
+			job->auth = auth_db_verify_plain(job->gen->auth,
+			    job->user, job->secret, &info);
+		auth_wipe(job->secret, strlen(job->secret));
+		job->fail = info.fail;
+		if (job->auth != AUTH_OK)
+			return;
+		name = info.name;
+		home = info.home;
+		extra = info.extra;
+	}
 
-	job->st = store_locate(info.extra, cfg->mail_driver,
-	    cfg->mail_location, info.name, info.home, &ops, path,
-	    sizeof(path), job->err, sizeof(job->err));
+	job->st = store_locate(extra, cfg->mail_driver, cfg->mail_location,
+	    name, home, &ops, path, sizeof(path), job->err, sizeof(job->err));
 	if (job->st != STORE_OK)
 		return;
 	params.path = path;
@@ -109,6 +140,25 @@ login_work(struct worker_job *wj)
 }
 
 static void	login_done(struct worker_job *);
+
+/*
+ * driver = pgsql: the lookup's answer (on the loop, maybe within
+ * login_submit()). Copy it, then check the password on the pool.
+ */
+static void
+login_looked_up(void *arg, enum auth_result res, const struct auth_rec *rec,
+    const char *standin)
+{
+	struct login_job	*job = arg;
+
+	job->looked_up = true;
+	job->lookup = res;
+	if (res == AUTH_OK && ((job->standin = strdup(standin)) == NULL ||
+	    (rec != NULL && auth_rec_copy(&job->rec, rec) == -1)))
+		job->lookup = AUTH_TEMPFAIL;
+	job->found = job->lookup == AUTH_OK && rec != NULL;
+	worker_submit_later(job->env->workers, &job->base);
+}
 
 static enum cmd_result
 login_submit(struct client *c, bool apop, const char *secret,
@@ -145,6 +195,10 @@ login_submit(struct client *c, bool apop, const char *secret,
 	job->ipkeylen = c->ipkeylen;
 	c->login = job;
 	session_hold(c->s);	/* a SASL response comes past the dispatcher */
+	if (c->gen->pg != NULL) {
+		auth_pgsql_lookup(c->gen->pg, job->user, login_looked_up, job);
+		return CMD_WAIT;
+	}
 	/* After this turn's callbacks: a session closed in it gives up its
 	 * maildrop first (proto_gone()). */
 	worker_submit_later(c->env->workers, &job->base);
@@ -184,6 +238,22 @@ login_failed_reply(struct session *s)
 		session_close(s, "auth-failures", true);
 		return;
 	}
+	session_resume(s);
+}
+
+/*
+ * The user database could not answer: at failure_delay, like a failed
+ * login (a client retrying at once would hammer it), but neither counted
+ * for max_failures nor penalized.
+ */
+static void
+login_tempfail_reply(struct session *s)
+{
+	struct client *c = session_ctx(s);
+
+	session_reply(s, "-ERR [SYS/TEMP] Authentication service "
+	    "unavailable, try again later.");
+	pop3_login_end(c);
 	session_resume(s);
 }
 
@@ -228,7 +298,6 @@ login_done(struct worker_job *wj)
 
 	if (job->auth != AUTH_OK) {
 		c->env->stats.login_failures++;
-		c->auth_failures++;
 		penalty_attempt_end(c);
 		if (job->auth == AUTH_TEMPFAIL) {
 			pop3_login_failed(c->env, "temp-fail");
@@ -236,13 +305,15 @@ login_done(struct worker_job *wj)
 			session_warnx(c->s, "event=auth-failed rip=%s user=%s "
 			    "reason=temp-fail", session_peer(c->s),
 			    log_quote(quser, sizeof(quser), job->user));
+			at_us = job->started_us +
+			    (uint64_t)cfg->failure_delay_ms * 1000;
 			job_free(job);
-			session_reply(c->s, "-ERR [SYS/TEMP] Authentication "
-			    "service unavailable, try again later.");
-			pop3_login_end(c);
-			session_resume(c->s);
+			now_us = mono_us();
+			session_pause(c->s, at_us > now_us ? at_us - now_us : 0,
+			    login_tempfail_reply);
 			return;
 		}
+		c->auth_failures++;
 		/*
 		 * Answer failure_delay after the command, not after the
 		 * check: what the check cost must not show. A penalized

@@ -89,10 +89,12 @@ struct pop3_metrics {
 struct pop3_gen {
 	unsigned		 refs;
 	struct cfg		*cfg;		/* a reference */
-	struct auth_db		*auth;
+	struct auth_db		*auth;		/* driver = passwd-file */
+	struct auth_pgsql	*pg;		/* driver = pgsql, a reference */
 };
 
 struct pop3_env {
+	struct event_base	*base;
 	struct pop3_gen		*gen;		/* for new sessions */
 	struct worker_pool	*workers;
 	struct pop3_stats	 stats;

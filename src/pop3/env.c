@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "auth/auth.h"
+#include "auth/auth_pgsql.h"
 #include "config.h"
 #include "lib/log.h"
 #include "lib/metric.h"
@@ -26,8 +27,10 @@ pop3_env_new(struct event_base *base, struct cfg *cfg,
 		log_error("event=startup-failed step=pop3-env");
 		return -1;
 	}
-	if (pop3_gen_new(cfg, &env->gen, err, sizeof(err)) == -1) {
-		log_errorx("event=startup-failed step=passwd-file: %s", err);
+	env->base = base;
+	if (pop3_gen_new(env, cfg, &env->gen, err, sizeof(err)) == -1) {
+		log_errorx("event=startup-failed step=%s: %s",
+		    cfg->auth_pgsql ? "pgsql" : "passwd-file", err);
 		free(env);
 		return -1;
 	}
@@ -58,6 +61,9 @@ pop3_env_reload(struct pop3_env *env, struct pop3_gen *gen)
 		log_warnx("event=reload-restart-needed key=\"[auth] threads\" "
 		    "running=%d configured=%d", old->threads, cfg->threads);
 	penalty_env_reload(env, cfg);
+	/* Sessions on the old pool use it as they need it, then no more. */
+	if (env->gen->pg != NULL && env->gen->pg != gen->pg)
+		auth_pgsql_retire(env->gen->pg);
 	pop3_gen_unref(env->gen);
 	env->gen = gen;
 }
@@ -73,6 +79,9 @@ pop3_env_free(struct pop3_env *env)
 	 * pool whose threads are gone (maildrop_release()).
 	 */
 	env->stopping = true;
+	/* Lookups a session closed at the stop still waits for: answered,
+	 * so that their jobs end (and free) in the pool's last drain. */
+	auth_pgsql_stop_all();
 	/* Runs the last done() callbacks: pending UPDATEs complete. */
 	worker_pool_free(env->workers);
 	pop3_gen_unref(env->gen);

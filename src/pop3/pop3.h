@@ -31,14 +31,16 @@ int	pop3_env_new(struct event_base *base, struct cfg *cfg,
 
 /*
  * A reload, in two steps. pop3_gen_new(): what sessions will start with
- * under cfg (a reference to it, and its passwd-file opened anew); -1
+ * under cfg (a reference to it, and its passwd-file opened anew, or its
+ * PostgreSQL pool: env's, with the cache flushed, if the [auth] pgsql
+ * settings are the same, else a new one); -1
  * with the reason in err, nothing changed. pop3_env_reload(): sessions
  * from now on start with gen (the environment takes it over); running
  * sessions and their jobs keep theirs. [auth] threads keeps its value
  * until a restart (logged). pop3_gen_unref() drops a gen not used.
  */
-int	pop3_gen_new(struct cfg *cfg, struct pop3_gen **gen_r, char *err,
-	    size_t errlen);
+int	pop3_gen_new(struct pop3_env *env, struct cfg *cfg,
+	    struct pop3_gen **gen_r, char *err, size_t errlen);
 void	pop3_env_reload(struct pop3_env *env, struct pop3_gen *gen);
 struct pop3_gen *pop3_gen_ref(struct pop3_gen *gen);
 void	pop3_gen_unref(struct pop3_gen *gen);

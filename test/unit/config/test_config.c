@@ -510,6 +510,43 @@ test_required_missing(void **state)
 	free(out);
 }
 
+/* [auth] driver: what each needs, and the pgsql keys' defaults. */
+static void
+test_auth_driver(void **state)
+{
+	struct cfg	*cfg;
+
+	(void)state;
+	cfg = load_ok("[auth]\ndriver = pgsql\npgsql_connect = "
+	    "host=/run/postgresql dbname=mail\n"
+	    "[mail]\nlocation = /var/mail/%u\n");
+	assert_true(cfg->auth_pgsql);
+	assert_null(cfg->passwd_file);
+	assert_string_equal(cfg->pgsql_connect,
+	    "host=/run/postgresql dbname=mail");
+	assert_non_null(strstr(cfg->password_query, "WHERE userid = '%u'"));
+	assert_string_equal(cfg->user_query, "");
+	assert_int_equal(cfg->pgsql_connections, 4);
+	assert_int_equal(cfg->pgsql_timeout, 5);
+	assert_int_equal(cfg->cache_ttl, 60);
+	assert_int_equal(cfg->cache_size, 10000);
+	cfg_free(cfg);
+	cfg = load_ok("[auth]\npasswd_file = /etc/p\n"
+	    "[mail]\nlocation = /var/mail/%u\n");
+	assert_false(cfg->auth_pgsql);
+	cfg_free(cfg);
+	load_fails("[auth]\ndriver = pgsql\n[mail]\nlocation = /m/%u\n",
+	    "[auth] pgsql_connect: ", "required with driver = pgsql", NULL);
+	load_fails("[auth]\ndriver = ldap\npasswd_file = /etc/p\n"
+	    "[mail]\nlocation = /m/%u\n", "[auth] driver: ",
+	    "passwd-file or pgsql", NULL);
+	load_fails("[auth]\ndriver = passwd-file\n[mail]\nlocation = "
+	    "/m/%u\n", "[auth] passwd_file: required key is missing", NULL);
+	load_fails("[auth]\ndriver = pgsql\npgsql_connect = x\n"
+	    "cache_ttl = -1\n[mail]\nlocation = /m/%u\n",
+	    "[auth] cache_ttl: ", NULL);
+}
+
 static void
 test_empty_strings(void **state)
 {
@@ -1530,6 +1567,7 @@ main(void)
 		T(test_line_too_long),
 		T(test_empty_file),
 		T(test_required_missing),
+		T(test_auth_driver),
 		T(test_empty_strings),
 		T(test_bools),
 		T(test_int_bounds),
