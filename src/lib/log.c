@@ -54,6 +54,7 @@
 
 #include "lib/evpop3d.h"
 #include "lib/fileio.h"
+#include "lib/proc.h"
 #include "lib/log.h"
 
 /* Longest line we emit, newline included; longer messages are cut. */
@@ -407,6 +408,10 @@ log_vline(enum log_level lvl, int with_errno, uint64_t sess, const char *fmt,
 	else
 		n = snprintf(line, max, "%s ", log_level_names[lvl]);
 	if (n > 0)
+		len += (size_t)n;
+	/* [server] workers > 1: which process said it (lib/proc.h). */
+	if (proc_is_worker() && (n = snprintf(line + len, max - len,
+	    "worker=%u ", proc_worker_index())) > 0)
 		len += (size_t)n;
 
 	/* The errno text is short; reserve room so a long message cannot
