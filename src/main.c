@@ -375,6 +375,9 @@ reload_restart_needed(const struct cfg *old, const struct cfg *cfg)
 	    old->control_mode != cfg->control_mode)
 		log_warnx("event=reload-restart-needed key=\"[control] socket, "
 		    "mode\" note=\"the admin socket was bound at start\"");
+	if (old->workers != cfg->workers)
+		log_warnx("event=reload-restart-needed key=\"[server] "
+		    "workers\" note=\"the processes were set up at start\"");
 }
 
 /*
@@ -952,9 +955,6 @@ sup_reload(void *arg, char *err, size_t errlen)
 		log_warnx("event=reload-restart-needed key=\"[server] listen, "
 		    "listen_tls\" note=\"with workers > 1 the listeners were "
 		    "bound at start\"");
-	if ((int)d->workers != cfg->workers)
-		log_warnx("event=reload-restart-needed key=\"[server] "
-		    "workers\" note=\"the workers were forked at start\"");
 	cfg_log_params(cfg, &lp);
 	lp.debug = d->debug || cfg->log_debug;
 	log_configure(&lp);
