@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -332,28 +333,70 @@ restart_cb(evutil_socket_t fd, short events, void *arg)
 	}
 }
 
-/* This process is a worker now: let go of the supervisor's state. */
+/* Every ask in progress ends unanswered (n = 0), and is freed. */
 static void
-sup_child_detach(struct supervisor *sup, unsigned index)
+asks_cancel(struct supervisor *sup)
 {
 	struct sup_ask	*ask;
-	size_t		 a, i;
+	size_t		 i;
 
-	/* The epoll instance and signal pipe are the parent's: a copy. */
-	if (event_reinit(sup->base) == -1)
-		_exit(1);
 	while ((ask = TAILQ_FIRST(&sup->asks)) != NULL) {
 		TAILQ_REMOVE(&sup->asks, ask, entry);
 		ask->fn(ask->arg, NULL, 0);
 		for (i = 0; i < sup->n; i++) {
 			if (ask->conns[i].bev != NULL)
 				bufferevent_free(ask->conns[i].bev);
-			evbuffer_free(ask->conns[i].raw);
+			if (ask->conns[i].raw != NULL)
+				evbuffer_free(ask->conns[i].raw);
 		}
 		event_free(ask->timer);
 		free(ask->conns);
 		free(ask);
 	}
+}
+
+/*
+ * Close the TCP sockets the child got from its parent, but the ones it
+ * serves on (socks[0..n)): the metrics endpoint and its connections are
+ * the supervisor's, and evhttp_free() would shutdown() a connection the
+ * parent still serves. Freed after this, they only meet EBADF.
+ */
+static void
+close_inherited_tcp(const struct server_socket *socks, size_t n)
+{
+	DIR		*dir;
+	struct dirent	*de;
+	socklen_t	 len;
+	size_t		 i;
+	int		 fd, domain;
+
+	if ((dir = opendir("/proc/self/fd")) == NULL)
+		return;
+	while ((de = readdir(dir)) != NULL) {
+		if ((fd = atoi(de->d_name)) <= 2 || fd == dirfd(dir))
+			continue;
+		len = sizeof(domain);
+		if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == -1 ||
+		    (domain != AF_INET && domain != AF_INET6))
+			continue;
+		for (i = 0; i < n && socks[i].fd != fd; i++)
+			;
+		if (i == n)
+			close(fd);
+	}
+	closedir(dir);
+}
+
+/* This process is a worker now: let go of the supervisor's state. */
+static void
+sup_child_detach(struct supervisor *sup, unsigned index)
+{
+	size_t a, i;
+
+	/* The epoll instance and signal pipe are the parent's: a copy. */
+	if (event_reinit(sup->base) == -1)
+		_exit(1);
+	asks_cancel(sup);
 	for (i = 0; i < sup->n; i++) {
 		chan_close(&sup->w[i]);
 		if (sup->w[i].restart != NULL)
@@ -370,6 +413,8 @@ sup_child_detach(struct supervisor *sup, unsigned index)
 		for (i = 0; i < sup->n; i++)
 			for (a = 0; a < sup->n_addr && i != index; a++)
 				close(sup->socks[i * sup->n_addr + a].fd);
+	close_inherited_tcp(sup->shared ? sup->socks : &sup->socks[index *
+	    sup->n_addr], sup->n_addr);
 }
 
 /*
@@ -597,6 +642,7 @@ supervise_free(struct supervisor *sup)
 
 	if (sup == NULL)
 		return;
+	asks_cancel(sup);
 	for (i = 0; i < sup->n; i++) {
 		chan_close(&sup->w[i]);
 		if (sup->w[i].restart != NULL)

@@ -121,7 +121,10 @@ int	supervise_reload(struct supervisor *sup, char *err, size_t errlen);
 unsigned	supervise_running(const struct supervisor *sup);
 uint64_t	supervise_restarts(const struct supervisor *sup);
 
-/* Free sup: its listening sockets closed; the loop has exited. */
+/*
+ * Free sup: its listening sockets closed, asks in progress cancelled
+ * (their fn called with n = 0); the loop has exited.
+ */
 void	supervise_free(struct supervisor *sup);
 
 /*
