@@ -18,7 +18,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
@@ -281,6 +280,7 @@ struct daemon {
 	struct supervisor	*sup;		/* the supervisor's */
 	struct supervise_chan	*chan;		/* a worker's, to it */
 	unsigned		 workers;	/* forked at start */
+	struct workers_ctx	 wctx;		/* the supervisor's answers */
 };
 
 /* The parts' metrics, as net/metrics.h's sources. */
@@ -969,186 +969,6 @@ sup_reload(void *arg, char *err, size_t errlen)
 	return 0;
 }
 
-/* A request the supervisor asks of its workers, and whom to answer. */
-struct sup_call {
-	struct daemon		*d;
-	struct control_req	*req;
-};
-
-/* The request line for the workers: the command and its argument. */
-static void
-sup_line(const struct control_req *req, char *buf, size_t len)
-{
-	snprintf(buf, len, "%s%s%s", req->cmd, req->arg[0] != '\0' ? " " :
-	    "", req->arg);
-}
-
-/* Count the workers that answered OK. */
-static size_t
-sup_answered(const struct supervise_answer *a, size_t n)
-{
-	size_t i, ok = 0;
-
-	for (i = 0; i < n; i++)
-		ok += a[i].ok;
-	return ok;
-}
-
-static void
-sup_who_done(void *arg, const struct supervise_answer *a, size_t n)
-{
-	struct control_req	*req = arg;
-	bool			 verbose = strcmp(req->arg, "-1") == 0;
-	long			 listed;
-
-	if (n == 0) {
-		snprintf(req->err, sizeof(req->err), "cancelled");
-		control_done(req, -1);
-		return;
-	}
-	if ((listed = workers_merge_who(a, n, verbose, req->out)) == -1) {
-		snprintf(req->err, sizeof(req->err), "out of memory");
-		control_done(req, -1);
-		return;
-	}
-	snprintf(req->log, sizeof(req->log), "%s=%ld workers=%zu answered=%zu",
-	    verbose ? "sessions" : "users", listed, n, sup_answered(a, n));
-	control_done(req, 0);
-}
-
-static void
-sup_kick_done(void *arg, const struct supervise_answer *a, size_t n)
-{
-	struct control_req	*req = arg;
-	char			 q[LOG_QUOTED_SIZE(POP3_USER_MAX)];
-	char			 name[LOG_QUOTED_SIZE(POP3_USER_MAX)];
-	size_t			 kicked, updating;
-
-	if (n == 0) {
-		snprintf(req->err, sizeof(req->err), "cancelled");
-		control_done(req, -1);
-		return;
-	}
-	workers_merge_kick(a, n, &kicked, &updating);
-	snprintf(req->log, sizeof(req->log), "user=%s kicked=%zu "
-	    "updating=%zu workers=%zu answered=%zu", log_quote(q, sizeof(q),
-	    req->arg), kicked, updating, n, sup_answered(a, n));
-	pop3_admin_name(name, sizeof(name), req->arg);
-	if (kicked == 0 && updating == 0) {
-		snprintf(req->err, sizeof(req->err), "no session of %.200s to "
-		    "kick", name);
-		control_done(req, -1);
-		return;
-	}
-	evbuffer_add_printf(req->out, "kicked %zu session(s) of %s\n",
-	    kicked, name);
-	if (updating > 0)
-		evbuffer_add_printf(req->out, "%zu session(s) of %s in UPDATE "
-		    "close when it is done\n", updating, name);
-	control_done(req, 0);
-}
-
-static void
-sup_stats_done(void *arg, const struct supervise_answer *a, size_t n)
-{
-	struct sup_call		*call = arg;
-	struct control_req	*req = call->req;
-
-	if (n == 0) {
-		snprintf(req->err, sizeof(req->err), "cancelled");
-		control_done(req, -1);
-		free(call);
-		return;
-	}
-	metrics_render(call->d->metrics, req->out, METRIC_TEXT);
-	workers_merge_metrics(a, n, req->out);
-	snprintf(req->log, sizeof(req->log), "workers=%zu answered=%zu", n,
-	    sup_answered(a, n));
-	control_done(req, 0);
-	free(call);
-}
-
-/* who, kick: asked of every worker, answered merged (workers.h). */
-static int
-sup_control_ask(struct control_req *req, void *arg)
-{
-	struct daemon		*d = arg;
-	char			 line[CONTROL_REQUEST_MAX + 8];
-	supervise_answer_fn	*fn = strcmp(req->cmd, "who") == 0 ?
-				    sup_who_done : sup_kick_done;
-
-	if (fn == sup_who_done && req->arg[0] != '\0' &&
-	    strcmp(req->arg, "-1") != 0) {
-		snprintf(req->err, sizeof(req->err), "usage: who [-1]");
-		return -1;
-	}
-	sup_line(req, line, sizeof(line));
-	if (supervise_ask(d->sup, line, fn, req) == -1) {
-		snprintf(req->err, sizeof(req->err), "out of memory");
-		return -1;
-	}
-	return CONTROL_LATER;
-}
-
-static int
-sup_control_stats(struct control_req *req, void *arg)
-{
-	struct sup_call *call;
-
-	if ((call = calloc(1, sizeof(*call))) == NULL) {
-		snprintf(req->err, sizeof(req->err), "out of memory");
-		return -1;
-	}
-	call->d = arg;
-	call->req = req;
-	if (supervise_ask(call->d->sup, "stats", sup_stats_done, call) == -1) {
-		free(call);
-		snprintf(req->err, sizeof(req->err), "out of memory");
-		return -1;
-	}
-	return CONTROL_LATER;
-}
-
-static int
-sup_control_reload(struct control_req *req, void *arg)
-{
-	struct daemon *d = arg;
-
-	return supervise_reload(d->sup, req->err, sizeof(req->err));
-}
-
-static const struct control_cmd sup_control_cmds[] = {
-	{ "who",	CONTROL_ARG_OPTIONAL,	sup_control_ask },
-	{ "kick",	CONTROL_ARG_REQUIRED,	sup_control_ask },
-	{ "stats",	CONTROL_ARG_NONE,	sup_control_stats },
-	{ "reload",	CONTROL_ARG_NONE,	sup_control_reload },
-};
-
-static void
-sup_metrics_done(void *arg, const struct supervise_answer *a, size_t n)
-{
-	struct metrics_pending	*p = arg;
-	struct evbuffer		*families;
-
-	if ((families = evbuffer_new()) == NULL) {
-		metrics_fetch_done(p, NULL);
-		return;
-	}
-	workers_merge_metrics(a, n, families);
-	metrics_fetch_done(p, families);
-	evbuffer_free(families);
-}
-
-/* A scrape: every worker's families, summed (workers.h). */
-static void
-sup_metrics_fetch(void *arg, struct metrics_pending *p)
-{
-	struct daemon *d = arg;
-
-	if (supervise_ask(d->sup, "stats", sup_metrics_done, p) == -1)
-		sup_metrics_done(p, NULL, 0);
-}
-
 /*
  * [server] workers > 1: bind, check, drop the privileges, fork the
  * workers and supervise them (net/supervise.h) until they have all
@@ -1184,13 +1004,15 @@ supervisor_main(struct daemon *d, struct privdrop *pd)
 	if (cfg->control_socket[0] != '\0' && ((ctl_fd = control_bind(
 	    cfg->control_socket, cfg->control_mode, err, sizeof(err))) == -1))
 		exit(startup_error(false, "control", err));
+	d->wctx.sup = d->sup;
 	if (ctl_fd != -1 && (d->control = control_new(base, ctl_fd,
-	    cfg->control_socket, sup_control_cmds, sizeof(sup_control_cmds) /
-	    sizeof(sup_control_cmds[0]), d)) == NULL)
+	    cfg->control_socket, workers_control_cmds, workers_n_control_cmds,
+	    &d->wctx)) == NULL)
 		exit(startup_error(false, "control", "out of memory"));
 	if ((d->metrics = metrics_new(base)) == NULL)
 		exit(startup_error(false, "metrics", strerror(errno)));
-	metrics_set_fetch(d->metrics, sup_metrics_fetch, d);
+	d->wctx.metrics = d->metrics;
+	metrics_set_fetch(d->metrics, workers_metrics_fetch, &d->wctx);
 	if (metrics_reconfigure(d->metrics, cfg->metrics_listen, err,
 	    sizeof(err)) == -1)
 		exit(startup_error(false, "metrics-listen", err));

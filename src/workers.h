@@ -10,8 +10,31 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "net/control.h"
+
 struct evbuffer;
+struct metrics;
+struct metrics_pending;
 struct supervise_answer;
+struct supervisor;
+
+/* What the supervisor's admin commands and scrapes work on. */
+struct workers_ctx {
+	struct supervisor	*sup;
+	struct metrics		*metrics;	/* its own families, no sources */
+};
+
+/*
+ * The supervisor's admin commands (net/control.h), arg a struct
+ * workers_ctx: who and kick asked of every worker and merged, stats the
+ * supervisor's process families and the workers' summed, reload as
+ * SIGHUP (supervise_reload()).
+ */
+extern const struct control_cmd	workers_control_cmds[];
+extern const size_t		workers_n_control_cmds;
+
+/* metrics_set_fetch()'s hook, arg a struct workers_ctx: a scrape. */
+void	workers_metrics_fetch(void *arg, struct metrics_pending *p);
 
 /*
  * `stats` and GET /metrics (text format): every family once, in the
