@@ -504,7 +504,9 @@ worker_reaped(struct sup_worker *w, int status)
 	status_text(status, st, sizeof(st));
 	chan_close(w);
 	w->pid = 0;
-	w->ready = 0;
+	/* After the first READY=1 a dead worker holds no reload up: it
+	 * starts with the file in force. */
+	w->ready = sup->ready;
 	if (sup->hooks->reclaim != NULL)
 		sup->hooks->reclaim(sup->hooks->arg, w->index);
 	if (sup->stopping) {
@@ -523,6 +525,7 @@ worker_reaped(struct sup_worker *w, int status)
 	log_warnx("event=worker-exit worker=%u %s ran_ms=%llu restart_in_s=%ld",
 	    w->index, st, (unsigned long long)ran_ms, (long)tv.tv_sec);
 	evtimer_add(w->restart, &tv);
+	sup_check_ready(sup);
 }
 
 static void
