@@ -280,6 +280,8 @@ struct daemon {
 	struct supervisor	*sup;		/* the supervisor's */
 	struct supervise_chan	*chan;		/* a worker's, to it */
 	unsigned		 workers;	/* forked at start */
+	bool			 notify;	/* a worker's supervisor has
+						   NOTIFY_SOCKET */
 	struct workers_ctx	 wctx;		/* the supervisor's answers */
 };
 
@@ -355,6 +357,12 @@ status_cb(evutil_socket_t fd, short events, void *arg)
 
 	(void)fd;
 	(void)events;
+	if (d->chan != NULL) {
+		/* A worker: its supervisor sums them (net/supervise.h). */
+		supervise_chan_status(d->chan, session_set_count(d->sessions),
+		    pop3_logged_in(d->env), d->srv.stats.connections);
+		return;
+	}
 	sd_notifyf(0, "STATUS=%zu sessions, %zu logged in; %llu connections, "
 	    "%llu reloads since start", session_set_count(d->sessions),
 	    pop3_logged_in(d->env), (unsigned long long)d->srv.stats.connections,
@@ -801,8 +809,9 @@ daemon_serve(struct daemon *d, struct privdrop *pd,
 		    "yes" : "no", d->srv.inherited ? " sockets=systemd" : "");
 		sd_notify(0, "READY=1");
 	}
-	/* systemctl status: live counts, when systemd listens. */
-	if (getenv("NOTIFY_SOCKET") != NULL &&
+	/* systemctl status: live counts, when systemd listens (to the
+	 * supervisor of a worker). */
+	if ((getenv("NOTIFY_SOCKET") != NULL || d->notify) &&
 	    (d->status = event_new(base, -1, EV_PERSIST, status_cb, d)) !=
 	    NULL) {
 		status_cb(-1, 0, d);
@@ -887,6 +896,7 @@ sup_worker(void *arg, unsigned index, const struct server_socket *socks,
 
 	proc_set_worker(index, d->workers);
 	/* Only the supervisor talks to systemd (NotifyAccess=main). */
+	d->notify = getenv("NOTIFY_SOCKET") != NULL;
 	(void)unsetenv("NOTIFY_SOCKET");
 	exit(daemon_serve(d, NULL, socks, n, chan));
 }

@@ -34,6 +34,13 @@
 /* The channel's messages: one byte each (supervise.h). */
 #define CHAN_READY	'R'
 #define CHAN_CONN	'C'
+#define CHAN_STATUS	'S'	/* then struct chan_status */
+
+/* A worker's live counts, for STATUS= (supervise_chan_status()). */
+struct chan_status {
+	char		tag;
+	uint64_t	sessions, logged_in, connections;
+};
 
 struct sup_worker {
 	struct supervisor	*sup;
@@ -45,6 +52,7 @@ struct sup_worker {
 	uint64_t		 started_ms;
 	unsigned		 backoff_s;	/* the next quick death's wait */
 	unsigned		 ready:1;
+	struct chan_status	 status;	/* its last counts */
 };
 
 struct sup_ask;
@@ -285,6 +293,25 @@ sup_check_ready(struct supervisor *sup)
 	    supervise_running(sup), (unsigned long long)sup->restarts);
 }
 
+/* STATUS= with the workers' counts summed (systemctl status). */
+static void
+sup_status(struct supervisor *sup)
+{
+	unsigned long long	sessions = 0, logged_in = 0, connections = 0;
+	unsigned		i;
+
+	for (i = 0; i < sup->n; i++)
+		if (sup->w[i].pid != 0) {
+			sessions += sup->w[i].status.sessions;
+			logged_in += sup->w[i].status.logged_in;
+			connections += sup->w[i].status.connections;
+		}
+	sd_notifyf(0, "STATUS=%llu sessions, %llu logged in; %llu "
+	    "connections; %u of %u workers, %llu restarts", sessions,
+	    logged_in, connections, supervise_running(sup), sup->n,
+	    (unsigned long long)sup->restarts);
+}
+
 static void
 chan_close(struct sup_worker *w)
 {
@@ -303,20 +330,23 @@ static void
 chan_read_cb(evutil_socket_t fd, short events, void *arg)
 {
 	struct sup_worker	*w = arg;
-	char			 msg[16];
+	struct chan_status	 msg;
 	ssize_t			 n;
 
 	(void)events;
-	if ((n = recv(fd, msg, sizeof(msg), MSG_DONTWAIT)) == -1 &&
+	if ((n = recv(fd, &msg, sizeof(msg), MSG_DONTWAIT)) == -1 &&
 	    (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
 		chan_close(w);
 		return;
 	}
-	if (msg[0] == CHAN_READY) {
+	if (msg.tag == CHAN_READY) {
 		w->ready = 1;
 		sup_check_ready(w->sup);
+	} else if (msg.tag == CHAN_STATUS && (size_t)n == sizeof(msg)) {
+		w->status = msg;
+		sup_status(w->sup);
 	}
 }
 
@@ -945,6 +975,20 @@ supervise_chan_ready(struct supervise_chan *c)
 
 	if (c != NULL)
 		(void)send(c->fd, &tag, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+void
+supervise_chan_status(struct supervise_chan *c, uint64_t sessions,
+    uint64_t logged_in, uint64_t connections)
+{
+	struct chan_status msg;
+
+	memset(&msg, 0, sizeof(msg));
+	msg.tag = CHAN_STATUS;
+	msg.sessions = sessions;
+	msg.logged_in = logged_in;
+	msg.connections = connections;
+	(void)send(c->fd, &msg, sizeof(msg), MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 void

@@ -23,7 +23,8 @@
  *
  * The channel: each worker has a SOCK_SEQPACKET socketpair to its
  * supervisor. A worker sends "R" when it is ready (at start and after
- * each reload); the supervisor sends "C" with a descriptor (SCM_RIGHTS):
+ * each reload), and "S" with its counts for STATUS=; the supervisor
+ * sends "C" with a descriptor (SCM_RIGHTS):
  * one end of an admin connection the worker serves with its own control
  * commands (net/control.h). A worker whose channel ends (its supervisor
  * is gone, even by SIGKILL) stops gracefully.
@@ -137,6 +138,13 @@ struct supervise_chan *supervise_chan_new(struct event_base *base, int fd,
 		    void *arg);
 /* Tell the supervisor this worker is ready (started or reloaded). */
 void	supervise_chan_ready(struct supervise_chan *c);
+/*
+ * This worker's live counts, which the supervisor sums into STATUS=
+ * for systemd (each worker sends them every few seconds when its
+ * supervisor has NOTIFY_SOCKET).
+ */
+void	supervise_chan_status(struct supervise_chan *c, uint64_t sessions,
+	    uint64_t logged_in, uint64_t connections);
 void	supervise_chan_free(struct supervise_chan *c);
 
 #endif

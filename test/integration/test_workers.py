@@ -21,6 +21,7 @@ import unittest
 import urllib.request
 
 import evtest
+from test_lifecycle import Notify, has
 
 SCALE = evtest.SCALE
 PROMTOOL = shutil.which("promtool")
@@ -356,6 +357,37 @@ class Signals(Base):
         c.expect_closed()
         self.assertTrue(srv.wait_log(r"worker=\d event=supervisor-gone"))
         self.assertEqual(srv.check_log(), [])
+
+
+class SdNotify(Base):
+
+    def test_ready_once_all_status_summed(self):
+        tmp = tempfile.mkdtemp(prefix="evtest-notify-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        n = Notify(tmp)
+        self.addCleanup(n.close)
+        srv = self.server(start=False)
+        srv.prefix = ["env", "NOTIFY_SOCKET=" + n.path]
+        srv.start()
+        n.wait(has("READY=1"))
+        # READY=1 only after both workers said they were ready.
+        ready = max(i for i, l in enumerate(srv.log())
+                    if re.search(r"worker=\d event=worker-ready", l))
+        self.assertTrue(any(re.search(r"^info event=ready ", l)
+                            for l in srv.log()[ready:]))
+        c, _ = self.login_in(srv, 1)
+        pat = re.compile(r"^STATUS=1 sessions, 1 logged in; \d+ connections; "
+                         r"2 of 2 workers, 0 restarts$")
+        n.wait(lambda m: any(pat.match(l) for x in m
+                             for l in x.split("\n")), timeout=20)
+        k = len(n.msgs)
+        srv.proc.send_signal(signal.SIGHUP)
+        n.wait(lambda m: has("RELOADING=1")(m[k:]) and has("READY=1")(m[k:]))
+        c.quit()
+        srv.proc.send_signal(signal.SIGTERM)
+        n.wait(has("STOPPING=1"))
+        self.assertEqual(srv.proc.wait(20 * SCALE), 0)
+        srv.stop()
 
 
 class Activation(Base):
