@@ -24,6 +24,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <pwd.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -87,6 +88,7 @@ static int	cfg_check_user(const char *, char *, size_t);
 static int	cfg_check_group(const char *, char *, size_t);
 static int	cfg_check_control_socket(const char *, char *, size_t);
 static int	cfg_check_mode(const char *, char *, size_t);
+static int	cfg_check_workers(const char *, char *, size_t);
 static int	cfg_check_log_target(const char *, char *, size_t);
 static int	cfg_check_log_facility(const char *, char *, size_t);
 static const struct cfg_key *cfg_find(const char *, size_t, const char *);
@@ -146,6 +148,12 @@ static const struct cfg_key cfg_keys[] = {
 	    .check = cfg_check_group },
 	{ "server", "allow_root", CFG_BOOL, OFF(allow_root), "no", 0, 0, 0,
 	    .doc = "serve clients as root when no user is set" },
+	/* Processes (net/supervise.h): start-only. */
+	{ "server", "workers", CFG_STRING, OFF(workers_text), "1", 0, 0, 0,
+	    .doc = "serving processes, 1 to " "256 or auto (one per CPU "
+		"this process may run on); more than 1: a supervisor forks "
+		"them",
+	    .check = cfg_check_workers },
 
 	{ "auth", "driver", CFG_STRING, OFF(auth_driver), "passwd-file",
 	    0, 0, 0,
@@ -689,6 +697,37 @@ cfg_check_mode(const char *v, char *why, size_t whylen)
 		return -1;
 	}
 	return 0;
+}
+
+/* [server] workers: 1 to CFG_WORKERS_MAX, or auto. */
+static int
+cfg_check_workers(const char *v, char *why, size_t whylen)
+{
+	size_t n = strlen(v);
+
+	if (strcmp(v, "auto") == 0 || (n >= 1 && n <= 3 &&
+	    strspn(v, "0123456789") == n && v[0] != '0' &&
+	    atoi(v) <= CFG_WORKERS_MAX))
+		return 0;
+	snprintf(why, whylen, "must be a number of processes from 1 to %d, "
+	    "or auto", CFG_WORKERS_MAX);
+	return -1;
+}
+
+/*
+ * The CPUs this process may run on (sched_getaffinity(2)), at most
+ * CFG_WORKERS_MAX; 1 if unknown.
+ */
+static int
+cfg_cpus(void)
+{
+	cpu_set_t	set;
+	int		n;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == -1 ||
+	    (n = CPU_COUNT(&set)) < 1)
+		return 1;
+	return n > CFG_WORKERS_MAX ? CFG_WORKERS_MAX : n;
 }
 
 /*
@@ -1521,6 +1560,8 @@ cfg_load(const char *path, struct cfg **cfg_r, char *err, size_t errlen)
 	    cfg_auth_finish(&ctx, cfg) == -1)
 		goto out;
 	cfg->control_mode = (int)strtol(cfg->control_mode_text, NULL, 8);
+	cfg->workers = strcmp(cfg->workers_text, "auto") == 0 ? cfg_cpus() :
+	    atoi(cfg->workers_text);
 	cfg->warnings = ctx.warnings;
 
 	*cfg_r = cfg;

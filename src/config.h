@@ -17,6 +17,8 @@
 #include "lib/log.h"
 #include "lib/logfmt.h"
 
+#define CFG_WORKERS_MAX	256	/* [server] workers */
+
 struct cfg_listen {
 	struct sockaddr_storage	 addr;
 	socklen_t		 addrlen;
@@ -82,6 +84,8 @@ struct cfg {
 	char			*user;		/* "" = do not switch */
 	char			*group;		/* "" = the user's group */
 	bool			 allow_root;	/* serve as uid 0 */
+	char			*workers_text;	/* as written: N or "auto" */
+	int			 workers;	/* 1..CFG_WORKERS_MAX; start-only */
 
 	/* [auth] */
 	char			*auth_driver;	/* "passwd-file" or "pgsql" */

@@ -42,11 +42,13 @@
 #include "net/control.h"
 #include "net/metrics.h"
 #include "net/server.h"
+#include "net/supervise.h"
 #include "net/tls.h"
 #include "pop3/admin.h"
 #include "pop3/pop3.h"
 #include "session/session.h"
 #include "store/store.h"
+#include "workers.h"
 
 /* Print the usage and exit: to stdout for --help (status 0), else stderr. */
 static void __attribute__((noreturn))
@@ -202,41 +204,53 @@ check_readable_after_drop(const struct cfg *cfg)
 }
 
 /*
+ * The user database as a start or a reload will use it, checked without
+ * keeping it: the passwd-file opened (its unusable entries counted into
+ * *unusable), or with driver = pgsql the conninfo and the queries, with
+ * no connection made. 0, or -1 with the reason in err.
+ */
+static int
+check_auth(const struct cfg *cfg, size_t *unusable, char *err,
+    size_t errlen)
+{
+	struct auth_db			*db;
+	struct auth_pgsql_params	 pp = {
+		.conninfo = cfg->pgsql_connect,
+		.password_query = cfg->password_query,
+		.user_query = cfg->user_query,
+	};
+	char				 why[1024];
+
+	*unusable = 0;
+	if (cfg->auth_pgsql)
+		return auth_pgsql_check(&pp, err, errlen);
+	if (auth_db_open(cfg->passwd_file, cfg->allow_shrink ?
+	    AUTH_DB_ALLOW_SHRINK : 0, &db, why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "[auth] passwd_file: %s", why);
+		return -1;
+	}
+	*unusable = auth_db_unusable(db);
+	auth_db_free(db);
+	return 0;
+}
+
+/*
  * The rest of -t, after what a start does first (cfg_load, privdrop and
- * TLS): open the passwd-file as pop3_env_new() will (driver = pgsql: check
- * the conninfo and the queries, without connecting), then fail on
- * warnings too: unknown or duplicate keys (cfg->warnings) and users whose
- * password cannot be checked. Returns the exit status, 0 or 1.
+ * TLS): check the user database as pop3_env_new() will open it, then fail
+ * on warnings too: unknown or duplicate keys (cfg->warnings) and users
+ * whose password cannot be checked. Returns the exit status, 0 or 1.
  */
 static int
 check_config(const struct cfg *cfg, const char *path)
 {
-	struct auth_db	*db;
 	char		 err[1024];
-	size_t		 warnings = (size_t)cfg->warnings;
+	size_t		 unusable, warnings = (size_t)cfg->warnings;
 
-	if (cfg->auth_pgsql) {
-		/* The queries and the conninfo; no connection is made. */
-		struct auth_pgsql_params pp = {
-			.conninfo = cfg->pgsql_connect,
-			.password_query = cfg->password_query,
-			.user_query = cfg->user_query,
-		};
-
-		if (auth_pgsql_check(&pp, err, sizeof(err)) == -1) {
-			fprintf(stderr, "%s: %s: %s\n", EVPOP3D_NAME, path,
-			    err);
-			return 1;
-		}
-	} else if (auth_db_open(cfg->passwd_file, cfg->allow_shrink ?
-	    AUTH_DB_ALLOW_SHRINK : 0, &db, err, sizeof(err)) == -1) {
-		fprintf(stderr, "%s: %s: [auth] passwd_file: %s\n",
-		    EVPOP3D_NAME, path, err);
+	if (check_auth(cfg, &unusable, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s: %s: %s\n", EVPOP3D_NAME, path, err);
 		return 1;
-	} else {
-		warnings += auth_db_unusable(db);
-		auth_db_free(db);
 	}
+	warnings += unusable;
 	if (warnings > 0) {
 		fprintf(stderr, "%s: configuration %s has %zu warning(s)\n",
 		    EVPOP3D_NAME, path, warnings);
@@ -293,6 +307,13 @@ struct daemon {
 	uint64_t		 reloads;
 	struct control		*control;	/* NULL: no admin socket */
 	struct metrics		*metrics;	/* [metrics] (net/metrics.h) */
+	/* [server] workers > 1 (net/supervise.h) */
+	struct supervisor	*sup;		/* the supervisor's */
+	struct supervise_chan	*chan;		/* a worker's, to it */
+	unsigned		 workers;	/* forked at start */
+	bool			 notify;	/* a worker's supervisor has
+						   NOTIFY_SOCKET */
+	struct workers_ctx	 wctx;		/* the supervisor's answers */
 };
 
 /* The parts' metrics, as net/metrics.h's sources. */
@@ -317,8 +338,9 @@ metrics_pop3_cb(const void *arg, struct metric_writer *w)
 }
 
 /*
- * The registry with every part, serving on [metrics] listen if set; a
- * start that cannot have it ends here.
+ * The registry with every part, serving on [metrics] listen if set (cfg
+ * NULL: serving nothing, a worker's); a start that cannot have it ends
+ * here.
  */
 static void
 metrics_start(struct daemon *d, struct event_base *base,
@@ -330,8 +352,8 @@ metrics_start(struct daemon *d, struct event_base *base,
 	    metrics_add_source(d->metrics, metrics_server_cb, d) == -1 ||
 	    metrics_add_source(d->metrics, metrics_pop3_cb, d) == -1)
 		exit(startup_error(false, "metrics", strerror(errno)));
-	if (metrics_reconfigure(d->metrics, cfg->metrics_listen, err,
-	    sizeof(err)) == -1)
+	if (cfg != NULL && metrics_reconfigure(d->metrics, cfg->metrics_listen,
+	    err, sizeof(err)) == -1)
 		exit(startup_error(false, "metrics-listen", err));
 }
 
@@ -366,6 +388,12 @@ status_cb(evutil_socket_t fd, short events, void *arg)
 
 	(void)fd;
 	(void)events;
+	if (d->chan != NULL) {
+		/* A worker: its supervisor sums them (net/supervise.h). */
+		supervise_chan_status(d->chan, session_set_count(d->sessions),
+		    pop3_logged_in(d->env), d->srv.stats.connections);
+		return;
+	}
 	sd_notifyf(0, "STATUS=%zu sessions, %zu logged in; %llu connections, "
 	    "%llu reloads since start", session_set_count(d->sessions),
 	    pop3_logged_in(d->env), (unsigned long long)d->srv.stats.connections,
@@ -386,6 +414,9 @@ reload_restart_needed(const struct cfg *old, const struct cfg *cfg)
 	    old->control_mode != cfg->control_mode)
 		log_warnx("event=reload-restart-needed key=\"[control] socket, "
 		    "mode\" note=\"the admin socket was bound at start\"");
+	if (old->workers != cfg->workers)
+		log_warnx("event=reload-restart-needed key=\"[server] "
+		    "workers\" note=\"the processes were set up at start\"");
 	if ((size_t)cfg->max_connections > shlimits_max_connections() ||
 	    (size_t)cfg->penalty_table_size > shlimits_table_size())
 		log_warnx("event=reload-restart-needed key=\"[server] "
@@ -437,7 +468,8 @@ daemon_reload(struct daemon *d, char *err, size_t errlen)
 	}
 
 	/* Nothing fails from here on. */
-	reload_restart_needed(d->cfg, cfg);
+	if (!proc_is_worker())		/* else the supervisor says it */
+		reload_restart_needed(d->cfg, cfg);
 	if (made != NULL)
 		d->tls = made;
 	else if (tls != NULL)
@@ -448,9 +480,10 @@ daemon_reload(struct daemon *d, char *err, size_t errlen)
 	cfg_log_params(cfg, &lp);
 	lp.debug = d->debug || cfg->log_debug;
 	log_configure(&lp);
-	/* Binds the new address before it lets the old one go. */
-	if (metrics_reconfigure(d->metrics, cfg->metrics_listen, merr,
-	    sizeof(merr)) == -1)
+	/* Binds the new address before it lets the old one go; a worker
+	 * serves none (its supervisor does). */
+	if (!proc_is_worker() && metrics_reconfigure(d->metrics,
+	    cfg->metrics_listen, merr, sizeof(merr)) == -1)
 		log_errorx("event=metrics-listen-failed error=%s note=\"the "
 		    "endpoint stays as it was\"", log_quote(q, sizeof(q), merr));
 	cfg_free(d->cfg);
@@ -460,6 +493,7 @@ daemon_reload(struct daemon *d, char *err, size_t errlen)
 	log_info("event=reload result=ok listeners=%zu tls=%s warnings=%d",
 	    d->srv.n_listeners, tls != NULL ? "yes" : "no", cfg->warnings);
 	sd_notify(0, "READY=1");
+	supervise_chan_ready(d->chan);
 	status_cb(-1, 0, d);
 	return 0;
 fail:
@@ -470,6 +504,7 @@ fail:
 	log_errorx("event=reload result=failed error=%s note=\"the running "
 	    "configuration stays in force\"", log_quote(q, sizeof(q), err));
 	sd_notify(0, "READY=1");
+	supervise_chan_ready(d->chan);
 	status_cb(-1, 0, d);
 	return -1;
 }
@@ -663,6 +698,374 @@ out:
 	return ret;
 }
 
+/*
+ * The loop's base. No evthread_use_pthreads(): worker threads never
+ * touch libevent (results come back through an eventfd), so the base
+ * needs no locks.
+ *
+ * A precise timer (CLOCK_MONOTONIC and a timerfd, instead of the 4 ms
+ * coarse clock and millisecond epoll timeouts): a failed login is
+ * answered failure_delay after its command to within microseconds; with
+ * the coarse clock the answer's phase against the clock ticks showed how
+ * long the password check took (cmd_auth.c). It costs one
+ * timerfd_settime() per loop iteration, about 0.3 per session with 50
+ * concurrent logins. NULL after logging why.
+ */
+static struct event_base *
+base_new(void)
+{
+	struct event_config	*ecfg;
+	struct event_base	*base = NULL;
+
+	if ((ecfg = event_config_new()) == NULL ||
+	    event_config_set_flag(ecfg, EVENT_BASE_FLAG_PRECISE_TIMER) == -1 ||
+	    (base = event_base_new_with_config(ecfg)) == NULL)
+		log_errorx("event=startup-failed step=event-base");
+	if (ecfg != NULL)
+		event_config_free(ecfg);
+	return base;
+}
+
+/* A worker's supervisor has gone (SIGKILL too): drain, as at SIGTERM. */
+static void
+worker_orphaned(void *arg)
+{
+	struct daemon *d = arg;
+
+	if (!d->srv.stopping)
+		server_stop(&d->srv);
+}
+
+/* An admin connection from the supervisor: served as if accepted. */
+static void
+worker_adopt(void *arg, int fd)
+{
+	struct daemon *d = arg;
+
+	control_adopt(d->control, fd);
+}
+
+/*
+ * Serve: today's daemon loop. Alone (chan -1): bind the listeners and
+ * the admin socket, serve [metrics], drop the privileges with pd. As a
+ * worker of a supervisor (net/supervise.h): on the listening sockets
+ * socks[0..n_socks) it was given, with the admin requests arriving on
+ * chan; the supervisor did the rest, privileges dropped already, and
+ * signals are blocked until this process handles them. Frees d's
+ * parts; returns the exit status.
+ */
+static int
+daemon_serve(struct daemon *d, struct privdrop *pd,
+    const struct server_socket *socks, size_t n_socks, int chan)
+{
+	struct event_base	*base;
+	struct event		*sigs[4];
+	struct cfg		*cfg = d->cfg;
+	char			 err[1024];
+	int			 i, ret, ctl_fd = -1;
+	const int		 signos[4] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
+	struct timeval		 status_tv = { .tv_sec = STATUS_INTERVAL_S };
+	sigset_t		 none;
+	bool			 worker = chan != -1;
+
+	if ((base = base_new()) == NULL) {
+		tls_server_free(d->tls);
+		cfg_free(cfg);
+		return startup_failed();
+	}
+	if (pop3_env_new(base, cfg, &d->env) == -1) {
+		event_base_free(base);
+		tls_server_free(d->tls);
+		cfg_free(cfg);
+		return startup_failed();
+	}
+	daemon_params(d, cfg);
+	if ((d->sessions = session_set_new(base, &d->sp)) == NULL)
+		log_error("event=startup-failed step=sessions");
+	if (d->sessions == NULL || (worker ? server_init_given(&d->srv, base,
+	    cfg, d->sessions, d->tls, socks, n_socks) : server_init(&d->srv,
+	    base, cfg, d->sessions, d->tls)) == -1) {
+		if (d->sessions != NULL)
+			server_free(&d->srv);
+		session_set_free(d->sessions);
+		pop3_env_free(d->env);
+		event_base_free(base);
+		tls_server_free(d->tls);
+		cfg_free(cfg);
+		return startup_failed();
+	}
+	/*
+	 * The admin socket, bound as the user who starts us (root: only
+	 * root may use it with mode 0600) before the drop; served after.
+	 * A worker serves only what its supervisor hands over.
+	 */
+	if (!worker && cfg->control_socket[0] != '\0' && (ctl_fd =
+	    control_bind(cfg->control_socket, cfg->control_mode, err,
+	    sizeof(err))) == -1) {
+		session_set_free(d->sessions);
+		server_free(&d->srv);
+		pop3_env_free(d->env);
+		event_base_free(base);
+		tls_server_free(d->tls);
+		cfg_free(cfg);
+		return startup_error(false, "control", err);
+	}
+	if ((ctl_fd != -1 || worker) && (d->control = control_new(base,
+	    ctl_fd, worker ? "supervisor" : cfg->control_socket, control_cmds,
+	    sizeof(control_cmds) / sizeof(control_cmds[0]), d)) == NULL) {
+		log_errorx("event=startup-failed step=control");
+		fatalx("event=exiting reason=startup-failed");
+	}
+	metrics_start(d, base, worker ? NULL : cfg);
+	for (i = 0; i < 4; i++) {
+		sigs[i] = evsignal_new(base, signos[i], signal_cb, d);
+		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1) {
+			log_errorx("event=startup-failed step=signals");
+			fatalx("event=exiting reason=startup-failed");
+		}
+	}
+	if (worker) {
+		/* Blocked since the fork (supervise.c); handled now. */
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		if ((d->chan = supervise_chan_new(base, chan, worker_adopt,
+		    worker_orphaned, d)) == NULL) {
+			log_errorx("event=startup-failed step=channel");
+			fatalx("event=exiting reason=startup-failed");
+		}
+		log_info("event=worker-ready pid=%ld listeners=%zu",
+		    (long)getpid(), d->srv.n_listeners);
+		supervise_chan_ready(d->chan);
+	} else {
+		/* Bound, keys and passwd-file read: serve no client as root. */
+		if (privdrop_apply(pd, err, sizeof(err)) == -1)
+			exit(startup_error(false, "privdrop", err));
+		if (pd->drop)
+			check_readable_after_drop(cfg);
+		log_info("event=ready version=%s listeners=%zu tls=%s%s",
+		    EVPOP3D_VERSION, d->srv.n_listeners, d->tls != NULL ?
+		    "yes" : "no", d->srv.inherited ? " sockets=systemd" : "");
+		sd_notify(0, "READY=1");
+	}
+	/* systemctl status: live counts, when systemd listens (to the
+	 * supervisor of a worker). */
+	if ((getenv("NOTIFY_SOCKET") != NULL || d->notify) &&
+	    (d->status = event_new(base, -1, EV_PERSIST, status_cb, d)) !=
+	    NULL) {
+		status_cb(-1, 0, d);
+		event_add(d->status, &status_tv);
+	}
+
+	ret = event_base_dispatch(base) == -1 ? 1 : 0;
+
+	if (log_debug_enabled())
+		stats_log(d, true);
+	metrics_free(d->metrics);
+	/* Sessions first: their release jobs go to the pool, which the
+	 * environment then drains, and they leave the server's per-address
+	 * counts when freed. */
+	control_free(d->control);
+	supervise_chan_free(d->chan);
+	session_set_free(d->sessions);
+	server_free(&d->srv);
+	pop3_env_free(d->env);
+	for (i = 0; i < 4; i++)
+		event_free(sigs[i]);
+	if (d->status != NULL)
+		event_free(d->status);
+	event_base_free(base);
+	tls_server_free(d->tls);
+	log_info("event=stopped");
+	shlimits_free();
+	cfg_free(d->cfg);
+	libevent_global_shutdown();
+	return ret;
+}
+
+/* ----------------------------------------- the supervisor (workers > 1) */
+
+/*
+ * A reaped worker's references in the per-host limit tables go back
+ * (lib/shlimits.h) before another worker takes its index.
+ */
+static void
+sup_reclaim(void *arg, unsigned index)
+{
+	(void)arg;
+	shlimits_reclaim(index);
+}
+
+/* In a worker just forked: the supervisor's admin socket and metrics go. */
+static void
+sup_child_cleanup(void *arg)
+{
+	struct daemon *d = arg;
+
+	control_disown(d->control);
+	control_free(d->control);
+	d->control = NULL;
+	metrics_free(d->metrics);
+	d->metrics = NULL;
+}
+
+/* The child's life as worker index; never returns. */
+static void
+sup_worker(void *arg, unsigned index, const struct server_socket *socks,
+    size_t n, int chan)
+{
+	struct daemon *d = arg;
+
+	proc_set_worker(index, d->workers);
+	/* Only the supervisor talks to systemd (NotifyAccess=main). */
+	d->notify = getenv("NOTIFY_SOCKET") != NULL;
+	(void)unsetenv("NOTIFY_SOCKET");
+	exit(daemon_serve(d, NULL, socks, n, chan));
+}
+
+/* Did the listeners change between old and cfg? */
+static bool
+listeners_changed(const struct cfg *old, const struct cfg *cfg)
+{
+	size_t i;
+
+	if (old->n_listen != cfg->n_listen ||
+	    old->n_listen_tls != cfg->n_listen_tls ||
+	    (old->tls_cert == NULL) != (cfg->tls_cert == NULL))
+		return true;
+	for (i = 0; i < cfg->n_listen; i++)
+		if (strcmp(old->listen[i].text, cfg->listen[i].text) != 0)
+			return true;
+	for (i = 0; i < cfg->n_listen_tls; i++)
+		if (strcmp(old->listen_tls[i].text, cfg->listen_tls[i].text) != 0)
+			return true;
+	return false;
+}
+
+/*
+ * The whole configuration is checked as a worker's reload will use it
+ * (the file, the TLS certificates and keys, the user database), so that
+ * a bad one is refused once, here, and never reaches the workers.
+ * 0, or -1 with a reason in err.
+ */
+static int
+sup_check(struct cfg *cfg, char *err, size_t errlen)
+{
+	struct tls_server	*tls = NULL;
+	size_t			 unusable;
+
+	if (cfg->tls_cert != NULL &&
+	    tls_server_new(cfg, &tls, err, errlen) == -1)
+		return -1;
+	tls_server_free(tls);
+	return check_auth(cfg, &unusable, err, errlen);
+}
+
+/* supervise_hooks.reload: the supervisor's part of a reload. */
+static int
+sup_reload(void *arg, char *err, size_t errlen)
+{
+	struct daemon		*d = arg;
+	struct cfg		*cfg = NULL;
+	struct log_params	 lp;
+	char			 merr[512], q[LOG_QUOTED_SIZE(1024)];
+
+	log_info("event=reload path=%s", d->path);
+	if (cfg_load(d->path, &cfg, err, errlen) == -1 ||
+	    sup_check(cfg, err, errlen) == -1) {
+		cfg_free(cfg);
+		log_errorx("event=reload result=failed error=%s note=\"the "
+		    "running configuration stays in force in every worker\"",
+		    log_quote(q, sizeof(q), err));
+		return -1;
+	}
+	reload_restart_needed(d->cfg, cfg);
+	if (listeners_changed(d->cfg, cfg))
+		log_warnx("event=reload-restart-needed key=\"[server] listen, "
+		    "listen_tls\" note=\"with workers > 1 the listeners were "
+		    "bound at start\"");
+	cfg_log_params(cfg, &lp);
+	lp.debug = d->debug || cfg->log_debug;
+	log_configure(&lp);
+	if (metrics_reconfigure(d->metrics, cfg->metrics_listen, merr,
+	    sizeof(merr)) == -1)
+		log_errorx("event=metrics-listen-failed error=%s note=\"the "
+		    "endpoint stays as it was\"", log_quote(q, sizeof(q), merr));
+	cfg_free(d->cfg);
+	d->cfg = cfg;
+	d->reloads++;
+	log_info("event=reload result=ok warnings=%d", cfg->warnings);
+	return 0;
+}
+
+/*
+ * [server] workers > 1: bind, check, drop the privileges, fork the
+ * workers and supervise them (net/supervise.h) until they have all
+ * exited. Returns the exit status.
+ */
+static int
+supervisor_main(struct daemon *d, struct privdrop *pd)
+{
+	static struct supervise_hooks hooks = {
+		.worker = sup_worker,
+		.reload = sup_reload,
+		.reclaim = sup_reclaim,
+		.child_cleanup = sup_child_cleanup,
+	};
+	struct event_base	*base;
+	struct cfg		*cfg = d->cfg;
+	char			 err[1024];
+	int			 ctl_fd = -1, ret;
+
+	hooks.arg = d;
+	d->workers = (unsigned)cfg->workers;
+	if (sup_check(cfg, err, sizeof(err)) == -1)
+		return startup_error(false, "config", err);
+	if ((base = event_base_new()) == NULL) {
+		log_errorx("event=startup-failed step=event-base");
+		return startup_failed();
+	}
+	if ((d->sup = supervise_new(cfg, d->workers,
+	    d->tls != NULL)) == NULL) {
+		event_base_free(base);
+		return startup_failed();
+	}
+	if (cfg->control_socket[0] != '\0' && ((ctl_fd = control_bind(
+	    cfg->control_socket, cfg->control_mode, err, sizeof(err))) == -1))
+		exit(startup_error(false, "control", err));
+	d->wctx.sup = d->sup;
+	if (ctl_fd != -1 && (d->control = control_new(base, ctl_fd,
+	    cfg->control_socket, workers_control_cmds, workers_n_control_cmds,
+	    &d->wctx)) == NULL)
+		exit(startup_error(false, "control", "out of memory"));
+	if ((d->metrics = metrics_new(base)) == NULL)
+		exit(startup_error(false, "metrics", strerror(errno)));
+	d->wctx.metrics = d->metrics;
+	metrics_set_fetch(d->metrics, workers_metrics_fetch, &d->wctx);
+	if (metrics_reconfigure(d->metrics, cfg->metrics_listen, err,
+	    sizeof(err)) == -1)
+		exit(startup_error(false, "metrics-listen", err));
+	if (privdrop_apply(pd, err, sizeof(err)) == -1)
+		exit(startup_error(false, "privdrop", err));
+	if (pd->drop)
+		check_readable_after_drop(cfg);
+	if (supervise_start(d->sup, base, &hooks) == -1)
+		exit(startup_error(false, "workers", "no worker could be "
+		    "started"));
+
+	ret = event_base_dispatch(base) == -1 ? 1 : 0;
+
+	control_free(d->control);
+	metrics_free(d->metrics);
+	supervise_free(d->sup);
+	event_base_free(base);
+	tls_server_free(d->tls);
+	log_info("event=stopped workers=%u", d->workers);
+	shlimits_free();
+	cfg_free(d->cfg);
+	libevent_global_shutdown();
+	return ret;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -671,9 +1074,6 @@ main(int argc, char *argv[])
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct event_config	*ecfg;
-	struct event_base	*base;
-	struct event		*sigs[4];
 	struct daemon		 d;
 	struct cfg		*cfg;
 	struct privdrop		 pd;
@@ -681,9 +1081,7 @@ main(int argc, char *argv[])
 	const char		*path = NULL;
 	char			 err[1024];
 	bool			 check = false, debug = false;
-	int			 ch, i, ret, ctl_fd = -1;
-	const int		 signos[4] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
-	struct timeval		 status_tv = { .tv_sec = STATUS_INTERVAL_S };
+	int			 ch, ret;
 
 	if (argc >= 2 && strcmp(argv[1], "hash") == 0)
 		return cmd_hash(argc - 1, argv + 1);
@@ -750,7 +1148,7 @@ main(int argc, char *argv[])
 	 * worker process: made once, before anything forks or threads.
 	 */
 	if (shlimits_init((size_t)cfg->max_connections,
-	    (size_t)cfg->penalty_table_size, proc_worker_count(), err,
+	    (size_t)cfg->penalty_table_size, (unsigned)cfg->workers, err,
 	    sizeof(err)) == -1) {
 		tls_server_free(d.tls);
 		cfg_free(cfg);
@@ -760,116 +1158,7 @@ main(int argc, char *argv[])
 	/* RLIMIT_FSIZE: a write past it fails with EFBIG (an mbox rewrite
 	 * then keeps the old file) instead of killing the daemon. */
 	signal(SIGXFSZ, SIG_IGN);
-
-	/*
-	 * No evthread_use_pthreads(): worker threads never touch libevent
-	 * (results come back through an eventfd), so the base needs no locks.
-	 *
-	 * A precise timer (CLOCK_MONOTONIC and a timerfd, instead of the
-	 * 4 ms coarse clock and millisecond epoll timeouts): a failed login
-	 * is answered failure_delay after its command to within
-	 * microseconds; with the coarse clock the answer's phase against
-	 * the clock ticks showed how long the password check took
-	 * (cmd_auth.c). It costs one timerfd_settime() per loop iteration,
-	 * about 0.3 per session with 50 concurrent logins.
-	 */
-	if ((ecfg = event_config_new()) == NULL ||
-	    event_config_set_flag(ecfg, EVENT_BASE_FLAG_PRECISE_TIMER) == -1 ||
-	    (base = event_base_new_with_config(ecfg)) == NULL) {
-		log_errorx("event=startup-failed step=event-base");
-		if (ecfg != NULL)
-			event_config_free(ecfg);
-		tls_server_free(d.tls);
-		cfg_free(cfg);
-		return startup_failed();
-	}
-	event_config_free(ecfg);
-	if (pop3_env_new(base, cfg, &d.env) == -1) {
-		event_base_free(base);
-		tls_server_free(d.tls);
-		cfg_free(cfg);
-		return startup_failed();
-	}
-	daemon_params(&d, cfg);
-	if ((d.sessions = session_set_new(base, &d.sp)) == NULL)
-		log_error("event=startup-failed step=sessions");
-	if (d.sessions == NULL ||
-	    server_init(&d.srv, base, cfg, d.sessions, d.tls) == -1) {
-		if (d.sessions != NULL)
-			server_free(&d.srv);
-		session_set_free(d.sessions);
-		pop3_env_free(d.env);
-		event_base_free(base);
-		tls_server_free(d.tls);
-		cfg_free(cfg);
-		return startup_failed();
-	}
-	/*
-	 * The admin socket, bound as the user who starts us (root: only
-	 * root may use it with mode 0600) before the drop; served after.
-	 */
-	if (cfg->control_socket[0] != '\0' && (ctl_fd = control_bind(
-	    cfg->control_socket, cfg->control_mode, err, sizeof(err))) == -1) {
-		session_set_free(d.sessions);
-		server_free(&d.srv);
-		pop3_env_free(d.env);
-		event_base_free(base);
-		tls_server_free(d.tls);
-		cfg_free(cfg);
-		return startup_error(false, "control", err);
-	}
-	if (ctl_fd != -1 && (d.control = control_new(base, ctl_fd,
-	    cfg->control_socket, control_cmds, sizeof(control_cmds) /
-	    sizeof(control_cmds[0]), &d)) == NULL) {
-		log_errorx("event=startup-failed step=control");
-		fatalx("event=exiting reason=startup-failed");
-	}
-	metrics_start(&d, base, cfg);
-	for (i = 0; i < 4; i++) {
-		sigs[i] = evsignal_new(base, signos[i], signal_cb, &d);
-		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1) {
-			log_errorx("event=startup-failed step=signals");
-			fatalx("event=exiting reason=startup-failed");
-		}
-	}
-	/* Bound, keys and passwd-file read: serve no client as root. */
-	if (privdrop_apply(&pd, err, sizeof(err)) == -1) {
-		exit(startup_error(false, "privdrop", err));
-	}
-	if (pd.drop)
-		check_readable_after_drop(cfg);
-	log_info("event=ready version=%s listeners=%zu tls=%s%s",
-	    EVPOP3D_VERSION, d.srv.n_listeners, d.tls != NULL ? "yes" : "no",
-	    d.srv.inherited ? " sockets=systemd" : "");
-	sd_notify(0, "READY=1");
-	/* systemctl status: live counts, when systemd listens. */
-	if (getenv("NOTIFY_SOCKET") != NULL &&
-	    (d.status = event_new(base, -1, EV_PERSIST, status_cb, &d)) != NULL) {
-		status_cb(-1, 0, &d);
-		event_add(d.status, &status_tv);
-	}
-
-	ret = event_base_dispatch(base) == -1 ? 1 : 0;
-
-	if (log_debug_enabled())
-		stats_log(&d, true);
-	metrics_free(d.metrics);
-	/* Sessions first: their release jobs go to the pool, which the
-	 * environment then drains, and they leave the server's per-address
-	 * counts when freed. */
-	control_free(d.control);
-	session_set_free(d.sessions);
-	server_free(&d.srv);
-	pop3_env_free(d.env);
-	for (i = 0; i < 4; i++)
-		event_free(sigs[i]);
-	if (d.status != NULL)
-		event_free(d.status);
-	event_base_free(base);
-	tls_server_free(d.tls);
-	log_info("event=stopped");
-	shlimits_free();
-	cfg_free(d.cfg);
-	libevent_global_shutdown();
-	return ret;
+	if (cfg->workers > 1)
+		return supervisor_main(&d, &pd);
+	return daemon_serve(&d, &pd, NULL, 0, -1);
 }

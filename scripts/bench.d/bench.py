@@ -258,8 +258,12 @@ class Server:
 class Evpop3d(Server):
     name = "evpop3d"
 
-    def __init__(self, passwd):
+    def __init__(self, passwd, workers=1):
         super().__init__()
+        # [server] workers = N > 1: the swarm samples the supervisor and
+        # its worker processes (-C), so cpu_us is all of them summed.
+        self.workers = workers
+        self.children = workers > 1
         self.bin = os.path.join(BUILD, "evpop3d")
         self.ini = os.path.join(STATE, "evpop3d.ini")
         self.log = os.path.join(STATE, "evpop3d.log")
@@ -272,6 +276,7 @@ class Evpop3d(Server):
                 "hostname = bench.example\n"
                 "idle_timeout = 600\n"
                 "max_connections = 25000\n"
+                "workers = %d\n"
                 # the fixtures belong to the user running the bench
                 "allow_root = %s\n"
                 "[auth]\n"
@@ -287,7 +292,8 @@ class Evpop3d(Server):
                 # the admin socket beside the state, not in /run
                 "[control]\n"
                 "socket = %s\n" % (
-                    self.port, "yes" if os.geteuid() == 0 else "no",
+                    self.port, self.workers,
+                    "yes" if os.geteuid() == 0 else "no",
                     self.passwd, os.path.join(STATE, "control")))
 
     def start(self):
@@ -892,6 +898,8 @@ def parse_args(argv):
                     help="a shared machine: never wait for quiet or repeat "
                     "a disturbed run (they stay marked in the report)")
     ap.add_argument("--idle-sessions", type=int)
+    ap.add_argument("--workers", type=int, default=1,
+                    help="evpop3d's [server] workers (default 1)")
     ap.add_argument("--out", help="where report.md, results.json and the "
                     "charts go (default doc/bench, or the run's results "
                     "directory with --quick or --only)")
@@ -970,7 +978,7 @@ def main(argv):
     b = Bench(a, mbox)
     say("results: %s" % b.resdir)
     try:
-        b.start_server(Evpop3d(passwd))
+        b.start_server(Evpop3d(passwd, a.workers))
         if not a.no_dovecot:
             b.start_server(Dovecot(passwd, uid, gid))
         b.start_server(Nullpop())

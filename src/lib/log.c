@@ -56,6 +56,7 @@
 #include "lib/fileio.h"
 #include "lib/fmt.h"
 #include "lib/log.h"
+#include "lib/proc.h"
 
 /* Longest line we emit, newline included; longer messages are cut. */
 #define LOG_LINE_MAX	4096
@@ -414,6 +415,10 @@ log_vline(enum log_level lvl, int with_errno, uint64_t sess, const char *fmt,
 		len += 16;
 		line[len++] = ' ';
 	}
+	/* [server] workers > 1: which process said it (lib/proc.h). */
+	if (proc_is_worker() && (n = snprintf(line + len, max - len,
+	    "worker=%u ", proc_worker_index())) > 0)
+		len += (size_t)n;
 
 	/* The errno text is short; reserve room so a long message cannot
 	 * push it out of the line. */

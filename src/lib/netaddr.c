@@ -121,8 +121,9 @@ netaddr_loopback(const struct sockaddr *sa)
 	return IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) && a[12] == 127;
 }
 
-int
-netaddr_bind(const struct sockaddr *sa, socklen_t salen, const char **step_r)
+static int
+bind_socket(const struct sockaddr *sa, socklen_t salen, bool reuseport,
+    const char **step_r)
 {
 	int fd, on = 1, saved;
 
@@ -131,6 +132,14 @@ netaddr_bind(const struct sockaddr *sa, socklen_t salen, const char **step_r)
 	    SOCK_CLOEXEC, 0)) == -1)
 		return -1;
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	*step_r = "setsockopt";
+	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on,
+	    sizeof(on)) == -1) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
 	if (sa->sa_family == AF_INET6)
 		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on,
 		    sizeof(on));
@@ -142,4 +151,17 @@ netaddr_bind(const struct sockaddr *sa, socklen_t salen, const char **step_r)
 		return -1;
 	}
 	return fd;
+}
+
+int
+netaddr_bind(const struct sockaddr *sa, socklen_t salen, const char **step_r)
+{
+	return bind_socket(sa, salen, false, step_r);
+}
+
+int
+netaddr_bind_reuseport(const struct sockaddr *sa, socklen_t salen,
+    const char **step_r)
+{
+	return bind_socket(sa, salen, true, step_r);
 }

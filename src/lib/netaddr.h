@@ -24,6 +24,12 @@ const char	*netaddr_local(int fd, char *buf, size_t len);
  */
 int		 netaddr_bind(const struct sockaddr *sa, socklen_t salen,
 		    const char **step_r);
+/*
+ * The same with SO_REUSEPORT ("setsockopt" may fail too): several such
+ * sockets on one address share its connections (net/supervise.h).
+ */
+int		 netaddr_bind_reuseport(const struct sockaddr *sa,
+		    socklen_t salen, const char **step_r);
 /* Is sa on loopback: 127.0.0.0/8, ::1, or ::ffff:127.0.0.0/104? */
 bool		 netaddr_loopback(const struct sockaddr *sa);
 

@@ -1,10 +1,19 @@
 /*
- * proc: which worker process this is (see proc.h).
+ * proc: which serving process this is (proc.h).
  */
 #include "lib/proc.h"
 
 static unsigned	proc_index;
 static unsigned	proc_count = 1;
+static bool	proc_worker;
+
+void
+proc_set_worker(unsigned index, unsigned count)
+{
+	proc_index = index;
+	proc_count = count > 0 ? count : 1;
+	proc_worker = true;
+}
 
 unsigned
 proc_worker_index(void)
@@ -18,9 +27,8 @@ proc_worker_count(void)
 	return proc_count;
 }
 
-void
-proc_set_worker(unsigned index, unsigned count)
+bool
+proc_is_worker(void)
 {
-	proc_count = count > 0 ? count : 1;
-	proc_index = index < proc_count ? index : 0;
+	return proc_worker;
 }

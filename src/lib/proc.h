@@ -1,17 +1,27 @@
 /*
- * proc: which worker process this is. With [server] workers = N the
- * supervisor forks N single-threaded workers and tells each its index
- * (0 .. N-1) before it serves; a single process is worker 0 of 1. Shared
- * per-host state (shlimits.h) keeps each worker's references apart by
- * this index, so that a dead worker's can be given back.
+ * proc: which serving process this is. With [server] workers = N > 1 a
+ * supervisor (net/supervise.h) forks N worker processes, each running
+ * the whole daemon loop; a worker learns its index at fork. With
+ * workers = 1 the one process is worker 0 of 1.
+ *
+ * Readers: log.c (worker=I on every line of a worker), the session set
+ * (ids unique across workers: worker I hands out ids congruent to I
+ * modulo N), and the per-host state shared between the workers
+ * (shlimits.h), which keeps each worker's references apart by this
+ * index so that a dead worker's can be given back.
  */
 #ifndef EVPOP3D_PROC_H
 #define EVPOP3D_PROC_H
 
-/* This process's index and the number of workers (defaults 0 and 1). */
-unsigned	proc_worker_index(void);
-unsigned	proc_worker_count(void);
-/* In a new worker, before it serves: index < count, count >= 1. */
-void		proc_set_worker(unsigned index, unsigned count);
+#include <stdbool.h>
+
+/* Set once, in a worker just after the fork (index < count). */
+void		 proc_set_worker(unsigned index, unsigned count);
+/* This worker's index, 0..proc_worker_count() - 1; 0 outside workers. */
+unsigned	 proc_worker_index(void);
+/* How many workers serve: 1 unless this is a forked worker of N. */
+unsigned	 proc_worker_count(void);
+/* Is this process a worker forked by a supervisor? */
+bool		 proc_is_worker(void);
 
 #endif

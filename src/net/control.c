@@ -33,11 +33,13 @@ struct control_client {
 	struct event			*deadline;	/* the whole exchange */
 	uid_t				 uid;
 	pid_t				 pid;
+	struct control_req		*pending;	/* CONTROL_LATER */
 	unsigned			 replied:1;
 };
 
 struct control {
-	struct evconnlistener		*listener;
+	struct event_base		*base;
+	struct evconnlistener		*listener;	/* NULL: adopted only */
 	char				*path;
 	dev_t				 dev;	/* of the file we bound */
 	ino_t				 ino;
@@ -168,6 +170,8 @@ client_free(struct control_client *cl)
 
 	TAILQ_REMOVE(&ctl->clients, cl, entry);
 	ctl->n_clients--;
+	if (cl->pending != NULL)
+		cl->pending->cl = NULL;	/* control_done() frees it */
 	if (cl->deadline != NULL)
 		event_free(cl->deadline);
 	bufferevent_free(cl->bev);
@@ -277,12 +281,31 @@ request_printable(const char *s, size_t n)
 	return true;
 }
 
+/* The command's lines and its final line, once it is done. */
+static void
+client_reply(struct control_client *cl, struct control_req *req, int rc)
+{
+	if (client_copy_lines(bufferevent_get_output(cl->bev), req->out) == -1)
+		client_finish(cl, req->cmd, req->log, "reply too long");
+	else
+		client_finish(cl, req->cmd, req->log, rc == 0 ? NULL :
+		    req->err[0] != '\0' ? req->err : "failed");
+}
+
+static void
+req_free(struct control_req *req)
+{
+	if (req->out != NULL)
+		evbuffer_free(req->out);
+	free(req);
+}
+
 static void
 client_request(struct control_client *cl, char *line, size_t n)
 {
 	struct control			*ctl = cl->ctl;
 	const struct control_cmd	*cmd = NULL;
-	struct control_req		 req;
+	struct control_req		*req;
 	char				 q[LOG_QUOTED_SIZE(32)], *sp;
 	size_t				 i, namelen;
 	int				 rc;
@@ -305,27 +328,45 @@ client_request(struct control_client *cl, char *line, size_t n)
 		    "unknown command");
 		return;
 	}
-	memset(&req, 0, sizeof(req));
-	req.arg = sp != NULL ? sp + 1 : "";
-	if (cmd->arg == CONTROL_ARG_REQUIRED && req.arg[0] == '\0') {
+	sp = sp != NULL ? sp + 1 : line + n;
+	if (cmd->arg == CONTROL_ARG_REQUIRED && *sp == '\0') {
 		client_finish(cl, cmd->name, "", "argument missing");
 		return;
 	}
-	if (cmd->arg == CONTROL_ARG_NONE && req.arg[0] != '\0') {
+	if (cmd->arg == CONTROL_ARG_NONE && *sp != '\0') {
 		client_finish(cl, cmd->name, "", "no argument expected");
 		return;
 	}
-	if ((req.out = evbuffer_new()) == NULL) {
+	if ((req = calloc(1, sizeof(*req))) == NULL ||
+	    (req->out = evbuffer_new()) == NULL) {
+		free(req);
 		client_finish(cl, cmd->name, "", "out of memory");
 		return;
 	}
-	rc = cmd->fn(&req, ctl->arg);
-	if (client_copy_lines(bufferevent_get_output(cl->bev), req.out) == -1)
-		client_finish(cl, cmd->name, req.log, "reply too long");
-	else
-		client_finish(cl, cmd->name, req.log, rc == 0 ? NULL :
-		    req.err[0] != '\0' ? req.err : "failed");
-	evbuffer_free(req.out);
+	snprintf(req->argbuf, sizeof(req->argbuf), "%s", sp);
+	req->arg = req->argbuf;
+	req->cmd = cmd->name;
+	req->cl = cl;
+	if ((rc = cmd->fn(req, ctl->arg)) == CONTROL_LATER) {
+		/* Answered by control_done(); reading has stopped. */
+		cl->pending = req;
+		bufferevent_disable(cl->bev, EV_READ);
+		return;
+	}
+	client_reply(cl, req, rc);
+	req_free(req);
+}
+
+void
+control_done(struct control_req *req, int rc)
+{
+	struct control_client *cl = req->cl;
+
+	if (cl != NULL) {
+		cl->pending = NULL;
+		client_reply(cl, req, rc);
+	}
+	req_free(req);
 }
 
 static void
@@ -362,7 +403,7 @@ control_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	socklen_t		 credlen = sizeof(cred);
 	struct timeval		 tv = { .tv_sec = CONTROL_TIMEOUT_S };
 	struct timeval		 all = { .tv_sec = CONTROL_DEADLINE_S };
-	struct event_base	*base = evconnlistener_get_base(ctl->listener);
+	struct event_base	*base = ctl->base;
 	static const char	 busy[] = "ERR busy: too many control "
 				     "connections\n";
 
@@ -418,17 +459,21 @@ control_new(struct event_base *base, int fd, const char *path,
 	if ((ctl = calloc(1, sizeof(*ctl))) == NULL ||
 	    (ctl->path = strdup(path)) == NULL) {
 		free(ctl);
-		close(fd);
+		if (fd != -1)
+			close(fd);
 		return NULL;
 	}
-	if (stat(path, &sb) == 0) {
+	if (fd != -1 && stat(path, &sb) == 0) {
 		ctl->dev = sb.st_dev;
 		ctl->ino = sb.st_ino;
 	}
+	ctl->base = base;
 	ctl->cmds = cmds;
 	ctl->n_cmds = n;
 	ctl->arg = arg;
 	TAILQ_INIT(&ctl->clients);
+	if (fd == -1)
+		return ctl;
 	/* Backlog 0: control_bind() listens already. */
 	if ((ctl->listener = evconnlistener_new(base, control_accept_cb, ctl,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd)) == NULL) {
@@ -451,7 +496,8 @@ control_free(struct control *ctl)
 		return;
 	while ((cl = TAILQ_FIRST(&ctl->clients)) != NULL)
 		client_free(cl);
-	evconnlistener_free(ctl->listener);
+	if (ctl->listener != NULL)
+		evconnlistener_free(ctl->listener);
 	/* Only our own file: a later daemon may have taken the path. */
 	if (lstat(ctl->path, &sb) == 0 && sb.st_dev == ctl->dev &&
 	    sb.st_ino == ctl->ino && unlink(ctl->path) == -1)
@@ -459,4 +505,22 @@ control_free(struct control *ctl)
 		    ctl->path, strerror(errno));
 	free(ctl->path);
 	free(ctl);
+}
+
+void
+control_adopt(struct control *ctl, int fd)
+{
+	(void)evutil_make_socket_nonblocking(fd);
+	(void)evutil_make_socket_closeonexec(fd);
+	control_accept_cb(NULL, fd, NULL, 0, ctl);
+}
+
+void
+control_disown(struct control *ctl)
+{
+	if (ctl == NULL)
+		return;
+	ctl->dev = 0;
+	ctl->ino = 0;
+	ctl->path[0] = '\0';
 }

@@ -40,13 +40,22 @@ struct evbuffer;
 #define CONTROL_DEADLINE_S	30
 #define CONTROL_REPLY_MAX	(16u << 20)
 
+/* A handler's return: the reply comes later, from control_done(). */
+#define CONTROL_LATER		1
+
+struct control_client;
+
 /* One request, as a command handler sees it. */
 struct control_req {
 	const char	*arg;		/* after "COMMAND ", or "" */
+	const char	*cmd;		/* the command's name */
 	struct evbuffer	*out;		/* reply lines, each ending in "\n" */
 	char		 err[256];	/* -1: the reason for "ERR" */
 	char		 log[1280];	/* key=value pairs for the log line;
 					   client-chosen values log_quote()d */
+	/* Private to control.c. */
+	char		 argbuf[CONTROL_REQUEST_MAX + 1];
+	struct control_client *cl;	/* NULL: the client has gone */
 };
 
 enum control_arg {
@@ -58,7 +67,10 @@ enum control_arg {
 struct control_cmd {
 	const char	*name;
 	enum control_arg arg;		/* the text after "COMMAND " */
-	/* 0: "OK" after the lines; -1: "ERR " req->err. */
+	/*
+	 * 0: "OK" after the lines; -1: "ERR " req->err; CONTROL_LATER:
+	 * the handler keeps req and answers with control_done().
+	 */
 	int		(*fn)(struct control_req *req, void *arg);
 };
 
@@ -75,11 +87,31 @@ int	control_bind(const char *path, int mode, char *err, size_t errlen);
 
 /*
  * Serve the socket fd (from control_bind(), now ours) on base with the
- * commands cmds[0..n) (static), passing arg to each. NULL if out of
- * memory (fd is closed).
+ * commands cmds[0..n) (static), passing arg to each; fd -1: no socket,
+ * only connections given to control_adopt(). NULL if out of memory (fd
+ * is closed).
  */
 struct control	*control_new(struct event_base *base, int fd, const char *path,
 		    const struct control_cmd *cmds, size_t n, void *arg);
+
+/*
+ * Serve the connected stream socket fd (now ours) as if it had been
+ * accepted: a [server] workers process gets its supervisor's requests
+ * so (net/supervise.h).
+ */
+void	control_adopt(struct control *ctl, int fd);
+
+/*
+ * Finish a request its handler answered CONTROL_LATER: rc as the
+ * handler's would be. Frees req; the client may have gone meanwhile.
+ */
+void	control_done(struct control_req *req, int rc);
+
+/*
+ * In a forked child: let control_free() leave the socket file alone
+ * (it is the parent's).
+ */
+void	control_disown(struct control *ctl);
 
 /*
  * Close every control connection and the socket, and remove the socket

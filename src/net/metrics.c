@@ -41,6 +41,14 @@ struct metrics {
 	time_t			 started;	/* wall clock, for the gauge */
 	struct metrics_source	 src[METRICS_MAX_SOURCES];
 	size_t			 n_src;
+	metrics_fetch_fn	*fetch;		/* NULL: the sources answer */
+	void			*fetch_arg;
+};
+
+/* A scrape waiting for metrics_fetch_done(). */
+struct metrics_pending {
+	struct metrics		*m;
+	struct evhttp_request	*req;		/* NULL: the client has gone */
 };
 
 struct metrics *
@@ -122,6 +130,68 @@ reply_error(struct evhttp_request *req, int code, const char *reason)
 		evbuffer_free(body);
 }
 
+/* The connection of a pending scrape closes: answer nobody. */
+static void
+pending_close_cb(struct evhttp_connection *evcon, void *arg)
+{
+	struct metrics_pending *p = arg;
+
+	(void)evcon;
+	p->req = NULL;
+}
+
+/* A scrape the fetch hook answers (metrics_set_fetch()). */
+static void
+fetch_start(struct metrics *m, struct evhttp_request *req)
+{
+	struct metrics_pending *p;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		evhttp_send_error(req, HTTP_INTERNAL, NULL);
+		return;
+	}
+	p->m = m;
+	p->req = req;
+	evhttp_connection_set_closecb(evhttp_request_get_connection(req),
+	    pending_close_cb, p);
+	m->fetch(m->fetch_arg, p);
+}
+
+void
+metrics_fetch_done(struct metrics_pending *p, struct evbuffer *families)
+{
+	struct evkeyvalq	*h;
+	struct evbuffer		*body;
+
+	if (p->req == NULL) {
+		free(p);
+		return;
+	}
+	evhttp_connection_set_closecb(evhttp_request_get_connection(p->req),
+	    NULL, NULL);
+	if ((body = evbuffer_new()) == NULL) {
+		evhttp_send_error(p->req, HTTP_INTERNAL, NULL);
+		free(p);
+		return;
+	}
+	h = evhttp_request_get_output_headers(p->req);
+	metrics_render(p->m, body, METRIC_TEXT);
+	evbuffer_add_buffer(body, families);
+	evhttp_add_header(h, "Content-Type",
+	    "text/plain; version=0.0.4; charset=utf-8");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_send_reply(p->req, HTTP_OK, "OK", body);
+	evbuffer_free(body);
+	free(p);
+}
+
+void
+metrics_set_fetch(struct metrics *m, metrics_fetch_fn *fn, void *arg)
+{
+	m->fetch = fn;
+	m->fetch_arg = arg;
+}
+
 /* Every request: GET or HEAD of /metrics; anything else is refused. */
 static void
 request_cb(struct evhttp_request *req, void *arg)
@@ -149,6 +219,11 @@ request_cb(struct evhttp_request *req, void *arg)
 		return;
 	}
 	fmt = wanted_format(evhttp_find_header(in, "Accept"));
+	if (m->fetch != NULL) {
+		evbuffer_free(body);
+		fetch_start(m, req);
+		return;
+	}
 	metrics_render(m, body, fmt);
 	evhttp_add_header(h, "Content-Type", fmt == METRIC_OPENMETRICS ?
 	    "application/openmetrics-text; version=1.0.0; charset=utf-8" :

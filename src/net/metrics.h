@@ -62,6 +62,22 @@ const char	*metrics_address(const struct metrics *m);
 /* The whole exposition, as a scrape would get it, appended to out. */
 void		 metrics_render(const struct metrics *m, struct evbuffer *out,
 		    enum metric_format format);
+/*
+ * [server] workers > 1: the supervisor's registry has no sources; each
+ * scrape calls fn(arg, p) instead, which gathers the workers' families
+ * (net/supervise.h) and answers with metrics_fetch_done() (text format
+ * always). p is valid until then, even if the client goes away.
+ */
+struct metrics_pending;
+typedef void	metrics_fetch_fn(void *arg, struct metrics_pending *p);
+void		 metrics_set_fetch(struct metrics *m, metrics_fetch_fn *fn,
+		    void *arg);
+/*
+ * Answer p: the process's own families, then families (text format,
+ * drained). Frees p.
+ */
+void		 metrics_fetch_done(struct metrics_pending *p,
+		    struct evbuffer *families);
 /* Close the endpoint and its connections, and free m. NULL is fine. */
 void		 metrics_free(struct metrics *m);
 

@@ -32,7 +32,7 @@
 #include "net/tls.h"
 #include "session/session.h"
 
-#define LISTEN_BACKLOG	4096
+#define LISTEN_BACKLOG	SERVER_LISTEN_BACKLOG
 
 /*
  * Accept pauses: the first is ACCEPT_PAUSE_MIN_MS, each failure soon after
@@ -778,8 +778,10 @@ accept_error_cb(struct evconnlistener *lev, void *arg)
  */
 static struct listener *
 listener_new(struct server *srv, int fd, const struct cfg_listen *conf,
-    bool tls, bool inherited)
+    bool tls, const char *from)
 {
+	bool inherited = from != NULL;
+
 	struct listener	*l;
 
 	if ((l = calloc(1, sizeof(*l))) == NULL) {
@@ -815,8 +817,9 @@ listener_new(struct server *srv, int fd, const struct cfg_listen *conf,
 	/* Log the real address: with port 0 the kernel picked one. */
 	(void)netaddr_text((const struct sockaddr *)&l->bound, l->boundlen,
 	    l->text, sizeof(l->text));
-	log_info("event=listen addr=%s%s%s", l->text,
-	    tls ? " tls=implicit" : "", inherited ? " from=systemd" : "");
+	log_info("event=listen addr=%s%s%s%s", l->text,
+	    tls ? " tls=implicit" : "", inherited ? " from=" : "",
+	    inherited ? from : "");
 	return l;
 }
 
@@ -842,7 +845,7 @@ listen_one(struct server *srv, const struct cfg_listen *conf, bool tls)
 		    step);
 		return NULL;
 	}
-	return listener_new(srv, fd, conf, tls, false);
+	return listener_new(srv, fd, conf, tls, NULL);
 }
 
 /*
@@ -987,7 +990,7 @@ listeners_inherited(struct server *srv, bool tls)
 		}
 		(void)evutil_make_socket_nonblocking(fd);
 		(void)evutil_make_socket_closeonexec(fd);
-		if ((l = listener_new(srv, fd, NULL, is_tls, true)) == NULL)
+		if ((l = listener_new(srv, fd, NULL, is_tls, "systemd")) == NULL)
 			goto out;
 		srv->listeners[srv->n_listeners++] = l;
 	}
@@ -999,13 +1002,11 @@ out:
 	return ret;
 }
 
-int
-server_init(struct server *srv, struct event_base *base, const struct cfg *cfg,
+/* What server_init() and server_init_given() share: all but listeners. */
+static int
+server_setup(struct server *srv, struct event_base *base, const struct cfg *cfg,
     struct session_set *set, struct tls_server *tls)
 {
-	struct listener	**ls;
-	ssize_t		  n;
-
 	memset(srv, 0, sizeof(*srv));
 	srv->accept.reserve_fd = -1;	/* before any failure: server_free() */
 	TAILQ_INIT(&srv->proxy_pending);
@@ -1036,6 +1037,18 @@ server_init(struct server *srv, struct event_base *base, const struct cfg *cfg,
 	/* See accept_refuse_reserved(). Without it EMFILE still pauses. */
 	if ((srv->accept.reserve_fd = reserve_open()) == -1)
 		log_warn("event=reserve-failed path=/dev/null");
+	return 0;
+}
+
+int
+server_init(struct server *srv, struct event_base *base, const struct cfg *cfg,
+    struct session_set *set, struct tls_server *tls)
+{
+	struct listener	**ls;
+	ssize_t		  n;
+
+	if (server_setup(srv, base, cfg, set, tls) == -1)
+		return -1;
 	if ((n = listeners_inherited(srv, tls != NULL)) != 0) {
 		srv->inherited = true;
 		return n < 0 ? -1 : 0;
@@ -1044,6 +1057,39 @@ server_init(struct server *srv, struct event_base *base, const struct cfg *cfg,
 		return -1;
 	listeners_swap(srv, ls, (size_t)n);
 	return 0;
+}
+
+int
+server_init_given(struct server *srv, struct event_base *base,
+    const struct cfg *cfg, struct session_set *set, struct tls_server *tls,
+    const struct server_socket *socks, size_t n)
+{
+	struct listener	*l;
+	size_t		 i;
+
+	i = 0;
+	if (server_setup(srv, base, cfg, set, tls) == -1)
+		goto fail;
+	srv->inherited = true;
+	if ((srv->listeners = calloc(n + 1, sizeof(*srv->listeners))) ==
+	    NULL) {
+		log_error("event=listen-failed step=alloc");
+		goto fail;
+	}
+	for (; i < n; i++) {
+		/* listener_new() closes the descriptor when it fails. */
+		if ((l = listener_new(srv, socks[i].fd, NULL, socks[i].tls,
+		    "supervisor")) == NULL) {
+			i++;
+			goto fail;
+		}
+		srv->listeners[srv->n_listeners++] = l;
+	}
+	return 0;
+fail:
+	for (; i < n; i++)
+		close(socks[i].fd);
+	return -1;
 }
 
 int

@@ -17,6 +17,9 @@
 #include "lib/metric.h"
 #include "lib/ratelimit.h"
 
+/* listen(2)'s backlog for the sockets we bind (server.c). */
+#define SERVER_LISTEN_BACKLOG	4096
+
 struct cfg;
 struct event;
 struct event_base;
@@ -147,6 +150,23 @@ struct server {
 int	server_init(struct server *srv, struct event_base *base,
 	    const struct cfg *cfg, struct session_set *set,
 	    struct tls_server *tls);
+
+/* A listening socket handed over (server_init_given()). */
+struct server_socket {
+	int	fd;		/* listening already */
+	bool	tls;		/* implicit TLS (listen_tls, pop3s) */
+};
+
+/*
+ * server_init() on the listening sockets socks[0..n) instead: a [server]
+ * workers process serves those its supervisor bound (net/supervise.h).
+ * The descriptors are srv's from now on (closed by it, even on -1). The
+ * listeners stay as given across server_reconfigure(), as systemd's do.
+ */
+int	server_init_given(struct server *srv, struct event_base *base,
+	    const struct cfg *cfg, struct session_set *set,
+	    struct tls_server *tls, const struct server_socket *socks,
+	    size_t n);
 
 /*
  * A reload: listen as cfg says (listeners whose address stays are kept,

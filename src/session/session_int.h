@@ -32,6 +32,7 @@ struct session_set {
 	struct session_list	 flushq;
 	struct event		*flush_ev;
 	uint64_t		 next_id;
+	uint64_t		 id_step;	/* workers: ids of one stay theirs */
 	struct event		*drain_timer;	/* the drain's deadline */
 	unsigned		 draining:1;
 	uint64_t		 bytes_out;	/* sent by every session */
@@ -104,7 +105,8 @@ session_takes_input(const struct session *s)
 static inline void
 session_set_add(struct session_set *set, struct session *s)
 {
-	s->id = set->next_id++;
+	s->id = set->next_id;
+	set->next_id += set->id_step;
 	TAILQ_INSERT_TAIL(&set->sessions, s, entry);
 	set->n_sessions++;
 }

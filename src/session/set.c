@@ -11,6 +11,7 @@
 #include <event2/util.h>
 
 #include "lib/log.h"
+#include "lib/proc.h"
 #include "session/session_int.h"
 
 static void
@@ -47,8 +48,15 @@ session_set_new(struct event_base *base, const struct session_params *params)
 	/* Session ids: random start, so they are unique across restarts. */
 	if (evutil_secure_rng_init() == 0)
 		evutil_secure_rng_get_bytes(&set->next_id, sizeof(set->next_id));
+	/*
+	 * Worker I of N (lib/proc.h) hands out the ids congruent to I
+	 * modulo N: unique across the workers too.
+	 */
+	set->id_step = proc_worker_count();
+	set->next_id -= set->next_id % set->id_step;
+	set->next_id += proc_worker_index();
 	if (set->next_id == 0)
-		set->next_id = 1;	/* 0 is "no session" in logs */
+		set->next_id = set->id_step;	/* 0 is "no session" in logs */
 	return set;
 }
 
