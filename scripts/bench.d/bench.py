@@ -34,7 +34,8 @@ SWARM_DIR = os.path.join(ROOT, "scripts", "swarm")
 # loopback source addresses no test uses: Dovecot's per-IP penalties and
 # anvil counters never see the tests' 127.0.0.1
 SOURCES = "127.0.9.1,127.0.9.2,127.0.9.3,127.0.9.4"
-PORTS = {"evpop3d": 11101, "dovecot": 11102, "nullpop": 11103}
+PORTS = {"evpop3d": 11101, "dovecot": 11102, "nullpop": 11103,
+         "evpop3d-w2": 11106}
 THROUGHPUT_SCENARIOS = ["full", "login", "pipeline"]
 CONCURRENCY = [10, 50, 500]
 PHASES = ["throughput", "idle", "retr-big", "churn", "responsiveness"] + \
@@ -311,6 +312,22 @@ class Evpop3d(Server):
                 return b"event=ready" in f.read(1 << 20)
         wait_for(ready, 20, "evpop3d", self.proc, self.log)
         pop3_check(self.port)
+
+
+class Evpop3dWorkers(Evpop3d):
+    """The throughput phase's evpop3d with [server] workers = 2, beside
+    the single process, in the same rounds."""
+    name = "evpop3d-w2"
+
+    def __init__(self, passwd):
+        super().__init__(passwd, workers=2)
+        self.ini = os.path.join(STATE, "evpop3d-w2.ini")
+        self.log = os.path.join(STATE, "evpop3d-w2.log")
+
+    def settings(self):
+        return super().settings().replace(
+            os.path.join(STATE, "control"),
+            os.path.join(STATE, "control-w2"))
 
 
 class Dovecot(Server):
@@ -640,7 +657,7 @@ class Bench:
 
     def throughput(self, scenarios):
         a = self.args
-        order = self.active(["evpop3d", "dovecot", "nullpop"])
+        order = self.active(["evpop3d", "evpop3d-w2", "dovecot", "nullpop"])
         for rnd in range(1, a.rounds + 1):
             for scen in scenarios:
                 for c in CONCURRENCY:
@@ -900,6 +917,8 @@ def parse_args(argv):
     ap.add_argument("--idle-sessions", type=int)
     ap.add_argument("--workers", type=int, default=1,
                     help="evpop3d's [server] workers (default 1)")
+    ap.add_argument("--no-workers2", action="store_true",
+                    help="throughput: no second evpop3d with workers = 2")
     ap.add_argument("--out", help="where report.md, results.json and the "
                     "charts go (default doc/bench, or the run's results "
                     "directory with --quick or --only)")
@@ -979,6 +998,9 @@ def main(argv):
     say("results: %s" % b.resdir)
     try:
         b.start_server(Evpop3d(passwd, a.workers))
+        if "throughput" in a.phases and a.workers == 1 and \
+                not a.no_workers2:
+            b.start_server(Evpop3dWorkers(passwd))
         if not a.no_dovecot:
             b.start_server(Dovecot(passwd, uid, gid))
         b.start_server(Nullpop())

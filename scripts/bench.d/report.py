@@ -15,9 +15,9 @@ import pgbench
 import tlsbench
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SERVERS = ["evpop3d", "dovecot", "nullpop"]
+SERVERS = ["evpop3d", "dovecot", "nullpop", "evpop3d-w2"]
 TITLE = {"evpop3d": "evpop3d", "dovecot": "Dovecot",
-         "nullpop": "null responder"}
+         "nullpop": "null responder", "evpop3d-w2": "evpop3d, workers = 2"}
 KIB = 1024.0
 MIB = 1024.0 * 1024.0
 GIB = 1024.0 * MIB
@@ -295,9 +295,36 @@ def tables(summary, a):
                 out.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s |" % (
                     scen, c, fmt(sps[0]), fmt(sps[1]), fmt(sps[2]),
                     fmt(rd, "%.1fx"), fmt(rn and 100 * rn, "%.0f%%"),
-                    " / ".join(fmt(v) for v in cpu),
-                    " / ".join(fmt(v, "%.1f") for v in p99)))
+                    " / ".join(fmt(v) for v in cpu[:3]),
+                    " / ".join(fmt(v, "%.1f") for v in p99[:3])))
         out.append("")
+        if any(k[2] == "evpop3d-w2" for k in tp):
+            out.append("### Throughput with `[server] workers = 2` (same "
+                       "rounds)\n")
+            out.append("| scenario | c | workers = 1 | workers = 2 | 2 / 1 "
+                       "| CPU µs/session 1 / 2 (all processes) | "
+                       "p99 session ms 1 / 2 |")
+            out.append("|---|---:|---:|---:|---:|---:|---:|")
+            for scen in ("full", "login", "pipeline"):
+                for c in (10, 50, 500):
+                    r1, r2 = tp.get((scen, c, "evpop3d")), tp.get(
+                        (scen, c, "evpop3d-w2"))
+                    if not r2:
+                        continue
+                    out.append("| %s | %d | %s | %s | %s | %s / %s | "
+                               "%s / %s |" % (
+                        scen, c, fmt(g(r1, "sessions_per_s")),
+                        fmt(g(r2, "sessions_per_s")),
+                        fmt(ratio(g(r2, "sessions_per_s"),
+                                  g(r1, "sessions_per_s")), "%.2fx"),
+                        fmt(g(r1, "cpu_us_per_session")),
+                        fmt(g(r2, "cpu_us_per_session")),
+                        fmt(g(r1, "p99_session_ms"), "%.1f"),
+                        fmt(g(r2, "p99_session_ms"), "%.1f")))
+            out.append("\nThe swarm runs on the same two cores, so a second "
+                       "worker has no idle core to use here: the row shows "
+                       "what the supervisor and a second process cost, not "
+                       "how it scales (README, Scaling out).\n")
     idle = summary["idle"]
     if idle:
         out.append("### Idle sessions (logged in, NOOP every 10 s)\n")

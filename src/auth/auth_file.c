@@ -38,8 +38,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "auth/auth.h"
@@ -51,7 +49,6 @@
 /* Refuse absurd files: 100,000 users are a few MB. */
 #define AUTH_FILE_MAX		(256UL * 1024 * 1024)
 #define AUTH_FIELDS		8
-#define APOP_DIGEST_LEN		16	/* MD5 */
 #define AUTH_PARTIAL_RETRY_MS	1000	/* try an unfinished file again */
 #define AUTH_COST_CLASSES	16	/* distinct cost classes counted */
 #define AUTH_CLASS_MAX		64	/* auth_password_cost() buffer */
@@ -130,7 +127,6 @@ static void	auth_db_refresh(struct auth_db *);
 static enum auth_result auth_db_lookup(struct auth_db *, const char *,
 		    char **, char **, struct auth_userinfo *);
 static void	auth_free_secret(char *);
-static int	apop_digest(const char *, const char *, unsigned char *);
 
 static void
 auth_fkey_from_stat(struct auth_fkey *k, const struct stat *st)
@@ -848,8 +844,6 @@ auth_db_verify_plain(struct auth_db *db, const char *user,
 	enum auth_result	 res;
 	char			*stored, *standin;
 	char			 quser[LOG_QUOTED_SIZE(POP3_USER_MAX)];
-	bool			 known;
-	int			 r;
 
 	info_r->fail = AUTH_FAIL_USER;
 	if (db == NULL)
@@ -860,49 +854,22 @@ auth_db_verify_plain(struct auth_db *db, const char *user,
 	if ((res = auth_db_lookup(db, user, &stored, &standin, &info)) !=
 	    AUTH_OK)
 		return res;
-
 	/*
 	 * An unknown user is checked against the stand-in, and so is a
 	 * user whose entry cannot be checked (that fails fast): every
-	 * failure costs about what most checks cost. The stand-in's
-	 * result is discarded.
+	 * failure costs about what most checks cost (auth_verify.c).
 	 */
-	known = stored != NULL;
-	r = auth_password_verify(known ? stored : standin, password);
-	if (known && r == -1) {
+	res = auth_verify_stored(stored, standin, NULL, password,
+	    &info_r->fail);
+	if (res == AUTH_FAIL && info_r->fail == AUTH_FAIL_ENTRY)
 		log_warnx("event=passwd-entry-unusable file=%s user=%s "
 		    "note=\"unknown password scheme or malformed hash\"",
 		    db->path, log_quote(quser, sizeof(quser), user));
-		(void)auth_password_verify(standin, password);
-	}
 	auth_free_secret(stored);
 	auth_free_secret(standin);
-	if (!known || r != 1) {
-		info_r->fail = !known ? AUTH_FAIL_USER : r == -1 ?
-		    AUTH_FAIL_ENTRY : AUTH_FAIL_PASSWORD;
-		return AUTH_FAIL;
-	}
-	*info_r = info;
-	return AUTH_OK;
-}
-
-/* RFC 1939 section 7: MD5(timestamp || secret). */
-static int
-apop_digest(const char *timestamp, const char *secret, unsigned char *out)
-{
-	EVP_MD_CTX	*ctx;
-	unsigned int	 len = 0;
-	int		 ok;
-
-	if ((ctx = EVP_MD_CTX_new()) == NULL)
-		return -1;
-	ok = EVP_DigestInit_ex(ctx, EVP_md5(), NULL) == 1 &&
-	    EVP_DigestUpdate(ctx, timestamp, strlen(timestamp)) == 1 &&
-	    EVP_DigestUpdate(ctx, secret, strlen(secret)) == 1 &&
-	    EVP_DigestFinal_ex(ctx, out, &len) == 1 &&
-	    len == APOP_DIGEST_LEN;
-	EVP_MD_CTX_free(ctx);
-	return ok ? 0 : -1;
+	if (res == AUTH_OK)
+		*info_r = info;
+	return res;
 }
 
 /* See auth.h. */
@@ -912,11 +879,7 @@ auth_db_verify_apop(struct auth_db *db, const char *user,
 {
 	struct auth_userinfo	 info;
 	enum auth_result	 res;
-	unsigned char		 want[APOP_DIGEST_LEN], got[APOP_DIGEST_LEN];
-	const char		*secret;
 	char			*stored;
-	bool			 usable;
-	int			 match;
 
 	info_r->fail = AUTH_FAIL_USER;
 	if (db == NULL)
@@ -926,28 +889,12 @@ auth_db_verify_apop(struct auth_db *db, const char *user,
 	memset(&info, 0, sizeof(info));
 	if ((res = auth_db_lookup(db, user, &stored, NULL, &info)) != AUTH_OK)
 		return res;
-
-	/*
-	 * Only a {PLAIN} password can be used. For anyone else hash a
-	 * stand-in secret so all failures take about as long.
-	 */
-	usable = stored != NULL && strncasecmp(stored, "{PLAIN}", 7) == 0;
-	if (stored != NULL)
-		info_r->fail = usable ? AUTH_FAIL_PASSWORD : AUTH_FAIL_ENTRY;
-	secret = usable ? stored + 7 : db->dummy;
-	if (apop_digest(timestamp, secret, want) == -1) {
-		auth_free_secret(stored);
-		auth_wipe(want, sizeof(want));
-		return AUTH_TEMPFAIL;
-	}
+	/* Only a {PLAIN} password can be used; anyone else's check hashes
+	 * a stand-in secret, so all failures take about as long. */
+	res = auth_verify_stored(stored, db->dummy, timestamp, digest,
+	    &info_r->fail);
 	auth_free_secret(stored);
-	match = auth_hex_decode(digest, strlen(digest), got,
-	    sizeof(got)) == (int)sizeof(got) &&
-	    CRYPTO_memcmp(want, got, sizeof(want)) == 0;
-	auth_wipe(want, sizeof(want));
-	auth_wipe(got, sizeof(got));
-	if (!usable || !match)
-		return AUTH_FAIL;
-	*info_r = info;
-	return AUTH_OK;
+	if (res == AUTH_OK)
+		*info_r = info;
+	return res;
 }
