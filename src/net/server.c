@@ -939,37 +939,31 @@ listeners_swap(struct server *srv, struct listener **ls, size_t n)
 		listeners_enable(srv, false);
 }
 
-/*
- * Socket activation (sd_listen_fds(3)): the listening sockets systemd
- * passed, told apart by FileDescriptorName=: "pop3" (or none given,
- * "unknown") is plain POP3, "pop3s" implicit TLS. They replace
- * [server] listen and listen_tls. Returns the count (0: not activated),
- * or -1 after logging why.
- */
-static ssize_t
-listeners_inherited(struct server *srv, bool tls)
+/* See server.h. */
+ssize_t
+server_systemd_sockets(bool tls, struct server_socket **socks_r)
 {
-	char		**names = NULL;
-	struct listener	*l;
-	int		 n, i, fd;
-	ssize_t		 ret = -1;
-	bool		 is_tls;
+	struct server_socket	*socks = NULL;
+	char			**names = NULL;
+	int			 n, i, fd;
+	ssize_t			 ret = -1;
 
+	*socks_r = NULL;
 	if ((n = sd_listen_fds_with_names(1, &names)) <= 0) {
 		if (n < 0)
 			log_errorx("event=listen-failed step=sd_listen_fds "
 			    "error=\"%s\"", strerror(-n));
 		return n < 0 ? -1 : 0;
 	}
-	if ((srv->listeners = calloc((size_t)n, sizeof(*srv->listeners)))
-	    == NULL) {
+	if ((socks = calloc((size_t)n, sizeof(*socks))) == NULL) {
 		log_error("event=listen-failed step=alloc");
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
 		fd = SD_LISTEN_FDS_START + i;
-		is_tls = strcmp(names[i], "pop3s") == 0;
-		if (!is_tls && strcmp(names[i], "pop3") != 0 &&
+		socks[i].fd = fd;
+		socks[i].tls = strcmp(names[i], "pop3s") == 0;
+		if (!socks[i].tls && strcmp(names[i], "pop3") != 0 &&
 		    strcmp(names[i], "unknown") != 0) {
 			log_errorx("event=listen-failed fd=%d name=\"%s\" "
 			    "note=\"FileDescriptorName= must be pop3 or "
@@ -982,7 +976,7 @@ listeners_inherited(struct server *srv, bool tls)
 			    names[i]);
 			goto out;
 		}
-		if (is_tls && !tls) {
+		if (socks[i].tls && !tls) {
 			log_errorx("event=listen-failed fd=%d name=pop3s "
 			    "note=\"implicit TLS needs [tls] cert and key\"",
 			    fd);
@@ -990,16 +984,48 @@ listeners_inherited(struct server *srv, bool tls)
 		}
 		(void)evutil_make_socket_nonblocking(fd);
 		(void)evutil_make_socket_closeonexec(fd);
-		if ((l = listener_new(srv, fd, NULL, is_tls, "systemd")) == NULL)
-			goto out;
-		srv->listeners[srv->n_listeners++] = l;
 	}
+	*socks_r = socks;
+	socks = NULL;
 	ret = n;
 out:
+	free(socks);
 	for (i = 0; i < n; i++)
 		free(names[i]);
 	free(names);
 	return ret;
+}
+
+/*
+ * Socket activation: the sockets systemd passed replace [server] listen
+ * and listen_tls. Returns the count (0: not activated), or -1 after
+ * logging why.
+ */
+static ssize_t
+listeners_inherited(struct server *srv, bool tls)
+{
+	struct server_socket	*socks;
+	struct listener		*l;
+	ssize_t			 n, i;
+
+	if ((n = server_systemd_sockets(tls, &socks)) <= 0)
+		return n;
+	if ((srv->listeners = calloc((size_t)n, sizeof(*srv->listeners)))
+	    == NULL) {
+		log_error("event=listen-failed step=alloc");
+		free(socks);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		if ((l = listener_new(srv, socks[i].fd, NULL, socks[i].tls,
+		    "systemd")) == NULL) {
+			free(socks);
+			return -1;
+		}
+		srv->listeners[srv->n_listeners++] = l;
+	}
+	free(socks);
+	return n;
 }
 
 /* What server_init() and server_init_given() share: all but listeners. */

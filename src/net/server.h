@@ -158,6 +158,16 @@ struct server_socket {
 };
 
 /*
+ * Socket activation (sd_listen_fds(3)): the listening sockets systemd
+ * passed, told apart by FileDescriptorName=: "pop3" (or none given,
+ * "unknown") is plain POP3, "pop3s" implicit TLS (refused unless tls).
+ * Each is made non-blocking and close-on-exec. Returns their count with
+ * a malloc'd array in *socks_r (0: not activated), or -1 after logging
+ * why.
+ */
+ssize_t	server_systemd_sockets(bool tls, struct server_socket **socks_r);
+
+/*
  * server_init() on the listening sockets socks[0..n) instead: a [server]
  * workers process serves those its supervisor bound (net/supervise.h).
  * The descriptors are srv's from now on (closed by it, even on -1). The

@@ -103,53 +103,13 @@ static void	worker_spawn(struct sup_worker *w);
 static int
 sup_inherited(struct supervisor *sup, bool tls)
 {
-	char	**names = NULL;
-	int	  n, i, fd, ret = -1;
+	ssize_t	 n;
 
-	if ((n = sd_listen_fds_with_names(1, &names)) <= 0) {
-		if (n < 0)
-			log_errorx("event=listen-failed step=sd_listen_fds "
-			    "error=\"%s\"", strerror(-n));
-		return n < 0 ? -1 : 0;
-	}
-	if ((sup->socks = calloc((size_t)n, sizeof(*sup->socks))) == NULL) {
-		log_error("event=listen-failed step=alloc");
-		goto out;
-	}
-	for (i = 0; i < n; i++) {
-		fd = SD_LISTEN_FDS_START + i;
-		sup->socks[i].fd = fd;
-		sup->socks[i].tls = strcmp(names[i], "pop3s") == 0;
-		if (!sup->socks[i].tls && strcmp(names[i], "pop3") != 0 &&
-		    strcmp(names[i], "unknown") != 0) {
-			log_errorx("event=listen-failed fd=%d name=\"%s\" "
-			    "note=\"FileDescriptorName= must be pop3 or "
-			    "pop3s\"", fd, names[i]);
-			goto out;
-		}
-		if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
-			log_errorx("event=listen-failed fd=%d name=%s "
-			    "note=\"not a listening stream socket\"", fd,
-			    names[i]);
-			goto out;
-		}
-		if (sup->socks[i].tls && !tls) {
-			log_errorx("event=listen-failed fd=%d name=pop3s "
-			    "note=\"implicit TLS needs [tls] cert and key\"",
-			    fd);
-			goto out;
-		}
-		(void)evutil_make_socket_nonblocking(fd);
-		(void)evutil_make_socket_closeonexec(fd);
-	}
+	if ((n = server_systemd_sockets(tls, &sup->socks)) <= 0)
+		return (int)n;
 	sup->n_addr = (size_t)n;
 	sup->shared = true;
-	ret = n;
-out:
-	for (i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
-	return ret;
+	return (int)n;
 }
 
 /*
@@ -363,25 +323,33 @@ restart_cb(evutil_socket_t fd, short events, void *arg)
 	}
 }
 
+/* An ask and what is left of its connections. */
+static void
+ask_free(struct supervisor *sup, struct sup_ask *ask)
+{
+	size_t	 i;
+
+	for (i = 0; i < sup->n; i++) {
+		if (ask->conns[i].bev != NULL)
+			bufferevent_free(ask->conns[i].bev);
+		if (ask->conns[i].raw != NULL)
+			evbuffer_free(ask->conns[i].raw);
+	}
+	event_free(ask->timer);
+	free(ask->conns);
+	free(ask);
+}
+
 /* Every ask in progress ends unanswered (n = 0), and is freed. */
 static void
 asks_cancel(struct supervisor *sup)
 {
 	struct sup_ask	*ask;
-	size_t		 i;
 
 	while ((ask = TAILQ_FIRST(&sup->asks)) != NULL) {
 		TAILQ_REMOVE(&sup->asks, ask, entry);
 		ask->fn(ask->arg, NULL, 0);
-		for (i = 0; i < sup->n; i++) {
-			if (ask->conns[i].bev != NULL)
-				bufferevent_free(ask->conns[i].bev);
-			if (ask->conns[i].raw != NULL)
-				evbuffer_free(ask->conns[i].raw);
-		}
-		event_free(ask->timer);
-		free(ask->conns);
-		free(ask);
+		ask_free(sup, ask);
 	}
 }
 
@@ -749,15 +717,7 @@ ask_finish(struct sup_ask *ask)
 		free(a);
 	} else
 		ask->fn(ask->arg, NULL, 0);
-	for (i = 0; i < sup->n; i++) {
-		if (ask->conns[i].bev != NULL)
-			bufferevent_free(ask->conns[i].bev);
-		if (ask->conns[i].raw != NULL)
-			evbuffer_free(ask->conns[i].raw);
-	}
-	event_free(ask->timer);
-	free(ask->conns);
-	free(ask);
+	ask_free(sup, ask);
 }
 
 static void
