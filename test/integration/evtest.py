@@ -797,9 +797,11 @@ class ServerTestCase(unittest.TestCase):
         c.login(mb.user, mb.password)
         return c
 
-    def login_retry(self, mb, timeout=5):
-        """Log in, retrying [IN-USE] while a dropped session's maildrop is
-        still being released (that happens on a worker thread)."""
+    def login_retry(self, mb, timeout=5, code="[IN-USE]"):
+        """Log in, retrying while PASS answers code: by default [IN-USE],
+        while a dropped session's maildrop is still being released (that
+        happens on a worker thread); [SYS/TEMP] while a user database
+        comes back."""
         deadline = time.monotonic() + timeout * SCALE
         while True:
             c = self.connect()
@@ -808,7 +810,7 @@ class ServerTestCase(unittest.TestCase):
             if r.startswith("+OK"):
                 return c
             c.close()
-            if "[IN-USE]" not in r or time.monotonic() > deadline:
+            if code not in r or time.monotonic() > deadline:
                 raise AssertionError("login failed: %r" % r)
             time.sleep(0.05)
 

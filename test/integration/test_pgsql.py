@@ -136,16 +136,7 @@ class PgsqlTest(evtest.ServerTestCase):
     def login_until_ok(self, mb, timeout=20):
         """Log in, retrying [SYS/TEMP] while the pool's back-off has not
         yet found the database again."""
-        deadline = time.monotonic() + timeout * evtest.SCALE
-        while True:
-            c = self.connect()
-            c.ok("USER " + mb.user)
-            r = c.cmd("PASS " + mb.password)
-            if r.startswith("+OK"):
-                return c
-            c.close()
-            self.assertIn("[SYS/TEMP]", r)
-            self.assertLess(time.monotonic(), deadline, "no recovery")
+        return self.login_retry(mb, timeout, code="[SYS/TEMP]")
 
     def assertTempFail(self, r):
         self.assertTrue(r.startswith("-ERR [SYS/TEMP]"), r)
