@@ -15,7 +15,11 @@
  * server. Done on the loop, it would have saved 6 of the 66 syscalls of
  * a `login` session (the hand-off's futex wake and wait, eventfd write
  * and read, and a loop turn), and stalled every session whenever it
- * blocks (issue 13, README "Performance").
+ * blocks (issue 13, README "Performance"). Nor can it be tried without
+ * blocking and handed over when it would wait: the record's page can be
+ * read with preadv2(RWF_NOWAIT) and the file reached with openat2's
+ * RESOLVE_CACHED, but pwritev2(RWF_NOWAIT) on a buffered file says
+ * EOPNOTSUPP on ext4 and tmpfs (Linux 6.18; XFS takes it).
  */
 #include <stdlib.h>
 #include <string.h>
