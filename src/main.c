@@ -28,7 +28,6 @@
 #include <systemd/sd-daemon.h>
 
 #include "auth/auth.h"
-#include "auth/auth_pgsql.h"
 #include "config.h"
 #include "ctl.h"
 #include "lib/evpop3d.h"
@@ -204,37 +203,6 @@ check_readable_after_drop(const struct cfg *cfg)
 }
 
 /*
- * The user database as a start or a reload will use it, checked without
- * keeping it: the passwd-file opened (its unusable entries counted into
- * *unusable), or with driver = pgsql the conninfo and the queries, with
- * no connection made. 0, or -1 with the reason in err.
- */
-static int
-check_auth(const struct cfg *cfg, size_t *unusable, char *err,
-    size_t errlen)
-{
-	struct auth_db			*db;
-	struct auth_pgsql_params	 pp = {
-		.conninfo = cfg->pgsql_connect,
-		.password_query = cfg->password_query,
-		.user_query = cfg->user_query,
-	};
-	char				 why[1024];
-
-	*unusable = 0;
-	if (cfg->auth_pgsql)
-		return auth_pgsql_check(&pp, err, errlen);
-	if (auth_db_open(cfg->passwd_file, cfg->allow_shrink ?
-	    AUTH_DB_ALLOW_SHRINK : 0, &db, why, sizeof(why)) == -1) {
-		snprintf(err, errlen, "[auth] passwd_file: %s", why);
-		return -1;
-	}
-	*unusable = auth_db_unusable(db);
-	auth_db_free(db);
-	return 0;
-}
-
-/*
  * The rest of -t, after what a start does first (cfg_load, privdrop and
  * TLS): check the user database as pop3_env_new() will open it, then fail
  * on warnings too: unknown or duplicate keys (cfg->warnings) and users
@@ -246,7 +214,7 @@ check_config(const struct cfg *cfg, const char *path)
 	char		 err[1024];
 	size_t		 unusable, warnings = (size_t)cfg->warnings;
 
-	if (check_auth(cfg, &unusable, err, sizeof(err)) == -1) {
+	if (pop3_gen_check(cfg, &unusable, err, sizeof(err)) == -1) {
 		fprintf(stderr, "%s: %s: %s\n", EVPOP3D_NAME, path, err);
 		return 1;
 	}
@@ -957,7 +925,7 @@ sup_check(struct cfg *cfg, char *err, size_t errlen)
 	    tls_server_new(cfg, &tls, err, errlen) == -1)
 		return -1;
 	tls_server_free(tls);
-	return check_auth(cfg, &unusable, err, errlen);
+	return pop3_gen_check(cfg, &unusable, err, errlen);
 }
 
 /* supervise_hooks.reload: the supervisor's part of a reload. */

@@ -23,6 +23,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import fixtures  # noqa: E402
+from figures import g  # noqa: E402
 import report  # noqa: E402
 import tlsbench  # noqa: E402
 import pgbench  # noqa: E402
@@ -63,14 +64,6 @@ def cpu_busy_us():
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:]]
     return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) * 1e6 / CLK_TCK
-
-
-def g(d, *keys, default=None):
-    for k in keys:
-        if not isinstance(d, dict) or d.get(k) is None:
-            return default
-        d = d[k]
-    return d
 
 
 def srv_children(r):

@@ -20,6 +20,8 @@ bench module.
 import os
 import sys
 
+from figures import med
+
 PHASES = ["login-pgsql"]
 PORTS = {"evpop3d-pgsql": 11104, "evpop3d-pgsql-nocache": 11105}
 CONCURRENCY = 50
@@ -131,14 +133,6 @@ class PgBench:
                 srv.stop()
                 b.servers.pop(srv.name, None)
             pg.cleanup()
-
-
-def med(vals):
-    vals = sorted(v for v in vals if v is not None)
-    if not vals:
-        return None
-    n = len(vals)
-    return vals[n // 2] if n % 2 else (vals[n // 2 - 1] + vals[n // 2]) / 2
 
 
 def summarize(data):

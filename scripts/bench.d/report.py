@@ -7,10 +7,10 @@ import datetime
 import json
 import os
 import platform
-import statistics
 import subprocess
 
 import fixtures
+from figures import g, med
 import pgbench
 import tlsbench
 
@@ -28,19 +28,6 @@ RESP_NAMES = {"baseline": "no other load",
               "mbox": "logins to a 2 GiB mbox"}
 # the target while a big mailbox is opened
 RESP_TARGET_MS = 50.0
-
-
-def med(vals):
-    vals = [v for v in vals if v is not None]
-    return statistics.median(vals) if vals else None
-
-
-def g(d, *keys, default=None):
-    for k in keys:
-        if not isinstance(d, dict) or k not in d or d[k] is None:
-            return default
-        d = d[k]
-    return d
 
 
 def ms(r, *keys):

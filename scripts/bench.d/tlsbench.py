@@ -27,6 +27,8 @@ import socket
 import subprocess
 import time
 
+from figures import med
+
 TLS_PORTS = {"evpop3d": 11111, "dovecot": 11112}
 KEYS = ["ecdsa", "rsa"]
 MODES = ["tls", "stls"]
@@ -293,14 +295,6 @@ class TlsBench:
 
 
 # ------------------------------------------------------------ report
-
-def med(vals):
-    vals = sorted(v for v in vals if v is not None)
-    if not vals:
-        return None
-    n = len(vals)
-    return vals[n // 2] if n % 2 else (vals[n // 2 - 1] + vals[n // 2]) / 2
-
 
 def summarize(data):
     if not data:

@@ -35,6 +35,29 @@ gen_pgsql_params(const struct cfg *cfg, struct auth_pgsql_params *pp)
 }
 
 int
+pop3_gen_check(const struct cfg *cfg, size_t *unusable, char *err,
+    size_t errlen)
+{
+	struct auth_db			*db;
+	struct auth_pgsql_params	 pp;
+	char				 why[1024];
+
+	*unusable = 0;
+	if (cfg->auth_pgsql) {
+		gen_pgsql_params(cfg, &pp);
+		return auth_pgsql_check(&pp, err, errlen);
+	}
+	if (auth_db_open(cfg->passwd_file, cfg->allow_shrink ?
+	    AUTH_DB_ALLOW_SHRINK : 0, &db, why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "[auth] passwd_file: %s", why);
+		return -1;
+	}
+	*unusable = auth_db_unusable(db);
+	auth_db_free(db);
+	return 0;
+}
+
+int
 pop3_gen_new(struct pop3_env *env, struct cfg *cfg, struct pop3_gen **gen_r,
     char *err, size_t errlen)
 {

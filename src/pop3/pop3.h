@@ -41,6 +41,14 @@ int	pop3_env_new(struct event_base *base, struct cfg *cfg,
  */
 int	pop3_gen_new(struct pop3_env *env, struct cfg *cfg,
 	    struct pop3_gen **gen_r, char *err, size_t errlen);
+/*
+ * What pop3_gen_new() would open, checked without keeping it (evpop3d
+ * -t, the supervisor's reload): the passwd-file (its unusable entries
+ * counted into *unusable), or the pgsql conninfo and queries, with no
+ * connection made. 0, or -1 with the reason in err.
+ */
+int	pop3_gen_check(const struct cfg *cfg, size_t *unusable, char *err,
+	    size_t errlen);
 void	pop3_env_reload(struct pop3_env *env, struct pop3_gen *gen);
 struct pop3_gen *pop3_gen_ref(struct pop3_gen *gen);
 void	pop3_gen_unref(struct pop3_gen *gen);

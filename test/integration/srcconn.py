@@ -25,3 +25,21 @@ class SrcConn(evtest.Conn):
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                              struct.pack("ii", 1, 0))
         self.close()
+
+
+class SrcClients:
+    """For a test case with a server in self.srv: clients from chosen
+    source addresses, closed at the test's end."""
+
+    def src(self, source, **kw):
+        c = SrcConn(self.srv.port, source, **kw)
+        self.addCleanup(c.close)
+        return c
+
+    def refused(self, source):
+        """Connect from source; the reply to a refused connection."""
+        c = SrcConn(self.srv.port, source, greet=False)
+        self.addCleanup(c.close)
+        r = c.status()
+        c.expect_closed()
+        return r

@@ -13,23 +13,10 @@ import signal
 import socket
 
 import evtest
-from srcconn import SrcConn
+from srcconn import SrcClients
 
 
-class Base(evtest.ServerTestCase):
-    def src(self, source, **kw):
-        c = SrcConn(self.srv.port, source, **kw)
-        self.addCleanup(c.close)
-        return c
-
-    def refused(self, source):
-        """Connect from source; the reply to a refused connection."""
-        c = SrcConn(self.srv.port, source, greet=False)
-        self.addCleanup(c.close)
-        r = c.status()
-        c.expect_closed()
-        return r
-
+class Base(SrcClients, evtest.ServerTestCase):
     def stats(self):
         start = len(self.srv.log())
         self.srv.proc.send_signal(signal.SIGUSR1)

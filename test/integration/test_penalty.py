@@ -16,7 +16,7 @@ import threading
 import time
 
 import evtest
-from srcconn import SrcConn
+from srcconn import SrcClients
 
 FD = 200		# failure_delay, ms
 CAP = 800		# penalty_max, ms
@@ -25,17 +25,12 @@ SLACK = 1.0		# s, for a busy machine
 EARLY = 0.005		# s, timer and clock rounding
 
 
-class Penalty(evtest.ServerTestCase):
+class Penalty(SrcClients, evtest.ServerTestCase):
     CONFIG = {"auth": {"failure_delay": str(FD), "penalty_max": str(CAP),
                        "penalty_expire": str(EXPIRE),
                        "max_failures": "20",
                        "max_connections_per_ip": "50",
                        "max_unauth_per_ip": "50"}}
-
-    def src(self, source):
-        c = SrcConn(self.srv.port, source)
-        self.addCleanup(c.close)
-        return c
 
     def test_doubles_to_cap(self):
         mb = self.srv.fresh()

@@ -22,7 +22,7 @@ import time
 import unittest
 
 import evtest
-from srcconn import SrcConn
+from srcconn import SrcClients, SrcConn
 
 FD = 200		# failure_delay, ms
 CAP = 800		# penalty_max, ms
@@ -58,20 +58,8 @@ def limits_config(server):
                      "max_logins_per_user": "1"}}
 
 
-class Checks:
+class Checks(SrcClients):
     """The limits, for a daemon of one or more workers."""
-
-    def src(self, source, **kw):
-        c = SrcConn(self.srv.port, source, **kw)
-        self.addCleanup(c.close)
-        return c
-
-    def refused(self, source):
-        c = SrcConn(self.srv.port, source, greet=False)
-        self.addCleanup(c.close)
-        r = c.status()
-        c.expect_closed()
-        return r
 
     def test_per_ip(self):
         held = [self.src("127.0.1.2") for _ in range(3)]
