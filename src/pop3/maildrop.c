@@ -19,7 +19,8 @@
  * blocking and handed over when it would wait: the record's page can be
  * read with preadv2(RWF_NOWAIT) and the file reached with openat2's
  * RESOLVE_CACHED, but pwritev2(RWF_NOWAIT) on a buffered file says
- * EOPNOTSUPP on ext4 and tmpfs (Linux 6.18; XFS takes it).
+ * EOPNOTSUPP on ext4 and tmpfs (Linux 6.18; XFS is said to take it,
+ * not tried here).
  */
 #include <stdlib.h>
 #include <string.h>
