@@ -172,11 +172,11 @@ ratelog_free(struct server_ratelog *rlg)
 /* ------------------------------------------------------------ accept */
 
 /*
- * An accepted connection as a session: on a plain listener a socket
- * bufferevent, which the session may write to directly (SESSION_SOCKET);
- * on an implicit TLS one (RFC 8314) a TLS socket bufferevent, the session
- * greeting once the handshake is done (SESSION_TLS). NULL (errno set) if
- * it could not be made; fd is then closed.
+ * An accepted connection as a session: on a plain listener the socket
+ * itself, which the session reads and writes; on an implicit TLS one
+ * (RFC 8314) a TLS socket bufferevent, the session greeting once the
+ * handshake is done (SESSION_TLS). NULL (errno set) if it could not be
+ * made; fd is then closed.
  */
 static struct session *
 session_accept(struct server *srv, evutil_socket_t fd, bool tls,
@@ -193,15 +193,16 @@ session_accept(struct server *srv, evutil_socket_t fd, bool tls,
 	 */
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 },
 	    sizeof(int));
-	if (tls)
-		bev = tls_socket_new(srv->tls, srv->base, fd);	/* closes fd */
-	else if ((bev = bufferevent_socket_new(srv->base, fd,
-	    BEV_OPT_CLOSE_ON_FREE)) == NULL)
-		fio_close_keep_errno(fd);
-	if (bev == NULL)
-		return NULL;
-	if ((s = session_new(srv->sessions, bev, sa, salen, tls ? SESSION_TLS :
-	    SESSION_SOCKET)) == NULL) {
+	if (!tls) {
+		if ((s = session_new_socket(srv->sessions, fd, sa, salen)) ==
+		    NULL)
+			fio_close_keep_errno(fd);
+		return s;
+	}
+	if ((bev = tls_socket_new(srv->tls, srv->base, fd)) == NULL)
+		return NULL;	/* fd closed */
+	if ((s = session_new(srv->sessions, bev, sa, salen, SESSION_TLS)) ==
+	    NULL) {
 		err = errno;
 		bufferevent_free(bev);
 		errno = err;

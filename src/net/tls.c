@@ -367,29 +367,11 @@ tls_socket_new(struct tls_server *tls, struct event_base *base,
 	return bev;
 }
 
-/*
- * session_tls.wrap: STLS. plain (a socket bufferevent) lets go of its
- * socket: libevent 2.1 closes a socket bufferevent's fd on free only
- * while it has one (be_socket_destruct()), so bufferevent_setfd(plain,
- * -1) keeps it open for the TLS socket bufferevent made on it, and gives
- * it back if that cannot be made.
- */
+/* session_tls.wrap: STLS, on the session's plain socket. */
 static struct bufferevent *
-tls_stls_new(void *arg, struct bufferevent *plain)
+tls_stls_new(void *arg, struct event_base *base, int fd)
 {
-	struct tls_server	*tls = arg;
-	struct bufferevent	*bev;
-	evutil_socket_t		 fd = bufferevent_getfd(plain);
-
-	if (fd == -1 || bufferevent_setfd(plain, -1) == -1)
-		return NULL;
-	if ((bev = tls_bev_new(tls, bufferevent_get_base(plain), fd)) ==
-	    NULL) {
-		(void)bufferevent_setfd(plain, fd);
-		return NULL;
-	}
-	bufferevent_free(plain);
-	return bev;
+	return tls_bev_new(arg, base, fd);
 }
 
 static const char *

@@ -359,15 +359,7 @@ login_done(struct worker_job *wj)
 		return;
 	}
 
-	if (maildrop_attach(c, job->md) == -1) {
-		penalty_attempt_end(c);
-		job_free(job);
-		pop3_login_failed(c->env, "out-of-memory");
-		session_reply(c->s, "-ERR [SYS/TEMP] Out of memory.");
-		pop3_login_end(c);
-		session_resume(c->s);
-		return;
-	}
+	maildrop_attach(c, job->md);
 	free(c->user);
 	c->user = job->user;
 	job->user = NULL;

@@ -161,7 +161,7 @@ struct client {
 
 	/* TRANSACTION: the maildrop view (maildrop.c) */
 	struct maildrop		*md;
-	uint8_t			*deleted;	/* per message, 1 = DELE'd */
+	uint8_t			*deleted;	/* per message, 1 = DELE'd; NULL: none */
 	size_t			 n_msgs;
 	size_t			 n_deleted;
 	uint64_t		 total_octets;	/* of undeleted messages */

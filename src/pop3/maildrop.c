@@ -35,20 +35,14 @@ struct release_job {
 	struct maildrop		*md;
 };
 
-int
+void
 maildrop_attach(struct client *c, struct maildrop *md)
 {
-	size_t n = maildrop_count(md);
-
-	if ((c->deleted = calloc(n + 1, 1)) == NULL) {
-		maildrop_release(c->env, md);
-		return -1;
-	}
+	/* c->deleted: made by the first DELE (most sessions have none) */
 	c->md = md;
-	c->n_msgs = n;
+	c->n_msgs = maildrop_count(md);
 	c->login_octets = maildrop_total(md);	/* the logout line's %s */
 	maildrop_reset(c);
-	return 0;
 }
 
 void
@@ -71,7 +65,7 @@ maildrop_live_msg(struct client *c, const char *arg)
 		session_reply(c->s, "-ERR No such message.");
 		return -1;
 	}
-	if (c->deleted[i]) {
+	if (c->deleted != NULL && c->deleted[i]) {
 		session_reply(c->s, "-ERR Message %ld is deleted.", i + 1);
 		return -1;
 	}

@@ -6,8 +6,8 @@
 
 #include "pop3/client.h"
 
-/* After login: c takes md over. -1 (out of memory; md released) or 0. */
-int		maildrop_attach(struct client *c, struct maildrop *md);
+/* After login: c takes md over. */
+void		maildrop_attach(struct client *c, struct maildrop *md);
 /* Unmark every message, recount the octets, LAST to 0 (login, RSET). */
 void		maildrop_reset(struct client *c);
 /* Message number argument to a live message index, or -ERR and -1. */

@@ -75,10 +75,15 @@ message_run(struct session *s, struct session_cont *sc)
 {
 	struct reply_cont	*rc = (struct reply_cont *)sc;
 	struct client		*c = rc->c;
+	struct evbuffer		*out = session_output(s);
 	uint64_t		 listed;
 	int			 rv;
 
-	rv = stream_fill(rc, session_output(s), MESSAGE_CHUNK);
+	if (out == NULL) {
+		rc->base.close_reason = "out-of-memory";
+		return SESSION_CONT_CLOSE;
+	}
+	rv = stream_fill(rc, out, MESSAGE_CHUNK);
 	/* Counted as queued; reply_cont_free() takes back what is not sent. */
 	*rc->bytes_stat += rc->enc.octets - rc->counted;
 	rc->counted = rc->enc.octets;

@@ -82,10 +82,14 @@ listing_run(struct session *s, struct reply_cont *rc, bool uidl)
 	const char	*val;
 	size_t		 len = 0, nlen, vlen;
 
+	if (out == NULL) {
+		rc->base.close_reason = "out-of-memory";
+		return SESSION_CONT_CLOSE;
+	}
 	while (rc->next < c->n_msgs) {
 		size_t i = rc->next++;
 
-		if (c->deleted[i])
+		if (c->deleted != NULL && c->deleted[i])
 			continue;
 		nb = decimal_back(num + sizeof(num), (uint64_t)i + 1);
 		nlen = (size_t)(num + sizeof(num) - nb);
@@ -212,6 +216,11 @@ cmd_dele(struct client *c, int argc, char **argv)
 	(void)argc;
 	if ((i = maildrop_live_msg(c, argv[0])) < 0)
 		return CMD_ERR;
+	if (c->deleted == NULL &&
+	    (c->deleted = calloc(c->n_msgs, 1)) == NULL) {
+		session_reply(c->s, "-ERR [SYS/TEMP] Out of memory.");
+		return CMD_ERR;
+	}
 	c->deleted[i] = 1;
 	c->n_deleted++;
 	c->total_octets -= maildrop_size(c->md, (size_t)i);

@@ -12,11 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "lib/fileio.h"
 #include "lib/fmt.h"
 #include "lib/log.h"
 #include "lib/logfmt.h"
@@ -44,13 +46,23 @@
  */
 #define TLS_IN_HIWAT	0
 
+/*
+ * A plain socket's read: room for this many octets, which with the
+ * chain's header is a 1 KiB allocation that malloc's per-thread cache
+ * serves (commands are short). A full read is followed by another.
+ */
+#define SOCK_READ	900
+
 /* The longest line a protocol may ask for (session_params.line_max). */
 #define LINE_MAX_CAP	8192
 
 static void	session_read_cb(struct bufferevent *, void *);
 static void	session_write_cb(struct bufferevent *, void *);
+static void	session_sock_read_cb(evutil_socket_t, short, void *);
+static void	session_sock_write_cb(evutil_socket_t, short, void *);
+static void	session_drained(struct session *);
+static void	session_eof(struct session *);
 static void	session_event_cb(struct bufferevent *, short, void *);
-static void	session_timer_cb(evutil_socket_t, short, void *);
 static void	session_delay_cb(evutil_socket_t, short, void *);
 static void	session_process(struct session *);
 static void	session_free(struct session *);
@@ -68,10 +80,7 @@ static void	session_count_out(struct evbuffer *,
 static void
 session_arm_timer(struct session *s, uint64_t ms)
 {
-	struct timeval tv = { .tv_sec = (time_t)(ms / 1000),
-	    .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
-
-	evtimer_add(s->timer, &tv);
+	theap_arm(&s->set->timers, &s->timer, mono_ms() + ms);
 }
 
 /*
@@ -128,9 +137,13 @@ session_setup_bev(struct session *s)
 	return 0;
 }
 
-struct session *
-session_new(struct session_set *set, struct bufferevent *bev,
-    const struct sockaddr *sa, socklen_t salen, unsigned flags)
+/*
+ * A new session of set, not started: its timers and peer, with no
+ * transport yet. NULL if out of memory.
+ */
+static struct session *
+session_alloc(struct session_set *set, const struct sockaddr *sa,
+    socklen_t salen)
 {
 	const struct session_params	*p = &set->params;
 	struct session			*s;
@@ -138,21 +151,12 @@ session_new(struct session_set *set, struct bufferevent *bev,
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return NULL;
 	s->set = set;
-	s->bev = bev;
-	s->handshake = (flags & SESSION_TLS) != 0;
-	s->timer = evtimer_new(set->base, session_timer_cb, s);
-	s->delay = evtimer_new(set->base, session_delay_cb, s);
-	if (s->timer == NULL || s->delay == NULL ||
-	    session_setup_bev(s) == -1) {
-		if (s->timer != NULL)
-			event_free(s->timer);
-		if (s->delay != NULL)
-			event_free(s->delay);
-		bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+	s->fd = -1;
+	if (theap_reserve(&set->timers, set->n_sessions + 1) == -1 ||
+	    (s->delay = evtimer_new(set->base, session_delay_cb, s)) == NULL) {
 		free(s);
 		return NULL;
 	}
-	s->direct = (flags & SESSION_SOCKET) != 0;
 	s->started_ms = mono_ms();
 	s->reason = "unknown";
 	(void)netaddr_text(sa, salen, s->peer, sizeof(s->peer));
@@ -160,8 +164,26 @@ session_new(struct session_set *set, struct bufferevent *bev,
 		memcpy(&s->peer_sa, sa, salen);
 	linebuf_init(&s->lb, p->line_max < LINE_MAX_CAP ? p->line_max :
 	    LINE_MAX_CAP);
+	return s;
+}
 
-	session_set_add(set, s);
+/* Undo session_alloc() (the transport is the caller's). */
+static void
+session_unalloc(struct session *s)
+{
+	if (s->rev != NULL)
+		event_free(s->rev);
+	event_free(s->delay);
+	free(s);
+}
+
+/* s joins its set and starts: the greeting, or the TLS handshake. */
+static void
+session_start(struct session *s)
+{
+	const struct session_params *p = &s->set->params;
+
+	session_set_add(s->set, s);
 	/* The disconnect line names the peer too: one line per session. */
 	if (log_debug_enabled())
 		session_debug(s, "event=connect rip=%s", s->peer);
@@ -176,8 +198,49 @@ session_new(struct session_set *set, struct bufferevent *bev,
 			session_close(s, "out-of-memory", false);
 	}
 	/* start() may have closed it (a refusal): then nothing is read. */
-	if (!s->closing)
-		bufferevent_enable(bev, EV_READ); /* EV_WRITE: session_flush() */
+	if (s->closing)
+		return;
+	if (s->bev != NULL)
+		bufferevent_enable(s->bev, EV_READ); /* EV_WRITE: session_flush() */
+	else
+		event_add(s->rev, NULL);
+}
+
+struct session *
+session_new_socket(struct session_set *set, int fd, const struct sockaddr *sa,
+    socklen_t salen)
+{
+	struct session *s;
+
+	if ((s = session_alloc(set, sa, salen)) == NULL)
+		return NULL;
+	if ((s->rev = event_new(set->base, fd, EV_READ | EV_PERSIST,
+	    session_sock_read_cb, s)) == NULL) {
+		session_unalloc(s);
+		return NULL;
+	}
+	s->fd = fd;
+	session_start(s);
+	return s;
+}
+
+struct session *
+session_new(struct session_set *set, struct bufferevent *bev,
+    const struct sockaddr *sa, socklen_t salen, unsigned flags)
+{
+	struct session *s;
+
+	if ((s = session_alloc(set, sa, salen)) == NULL)
+		return NULL;
+	s->bev = bev;
+	s->fd = bufferevent_getfd(bev);
+	s->handshake = (flags & SESSION_TLS) != 0;
+	if (session_setup_bev(s) == -1) {
+		bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+		session_unalloc(s);
+		return NULL;
+	}
+	session_start(s);
 	return s;
 }
 
@@ -234,7 +297,7 @@ session_peer(const struct session *s)
 void
 session_local(const struct session *s, char *buf, size_t len)
 {
-	(void)netaddr_local(bufferevent_getfd(s->bev), buf, len);
+	(void)netaddr_local(s->fd, buf, len);
 }
 
 uint64_t
@@ -329,22 +392,48 @@ session_reply(struct session *s, const char *fmt, ...)
 void
 session_write(struct session *s, const void *buf, size_t len)
 {
+	struct evbuffer *out;
+
 	if (s->closing)
 		return;		/* gone(): nothing more is said */
-	evbuffer_add(bufferevent_get_output(s->bev), buf, len);
+	if ((out = session_output(s)) == NULL ||
+	    evbuffer_add(out, buf, len) == -1) {
+		session_close(s, "out-of-memory", false);
+		return;
+	}
 	session_set_queue_flush(s->set, s);
 }
 
 struct evbuffer *
 session_output(struct session *s)
 {
-	return bufferevent_get_output(s->bev);
+	if (s->bev != NULL)
+		return bufferevent_get_output(s->bev);
+	if (s->out == NULL)
+		s->out = evbuffer_new();
+	return s->out;
 }
 
 size_t
 session_output_len(const struct session *s)
 {
-	return evbuffer_get_length(bufferevent_get_output(s->bev));
+	if (s->bev != NULL)
+		return evbuffer_get_length(bufferevent_get_output(s->bev));
+	return s->out != NULL ? evbuffer_get_length(s->out) : 0;
+}
+
+/* The input received and not taken yet (none: NULL). */
+static struct evbuffer *
+session_input(const struct session *s)
+{
+	return s->bev != NULL ? bufferevent_get_input(s->bev) : s->in;
+}
+
+size_t
+session_input_len(const struct session *s)
+{
+	return session_input(s) != NULL ?
+	    evbuffer_get_length(session_input(s)) : 0;
 }
 
 /*
@@ -355,10 +444,12 @@ static size_t
 session_unsent(const struct session *s)
 {
 	struct bufferevent	*b;
-	size_t			 n = 0;
+	size_t			 n = session_output_len(s);
 
-	for (b = s->bev; b != NULL; b = bufferevent_get_underlying(b))
-		n += evbuffer_get_length(bufferevent_get_output(b));
+	for (b = s->bev; b != NULL && bufferevent_get_underlying(b) != NULL;
+	    b = bufferevent_get_underlying(b))
+		n += evbuffer_get_length(bufferevent_get_output(
+		    bufferevent_get_underlying(b)));
 	return n;
 }
 
@@ -372,10 +463,20 @@ session_free_later(struct session *s)
 	}
 }
 
-static void
+/*
+ * Wait for the socket to take more output. A plain socket's write event
+ * is made the first time (most sessions never need it) and carries the
+ * write timeout, which restarts whenever the socket takes some. -1 if
+ * out of memory.
+ */
+static int
 session_arm_write(struct session *s)
 {
-	if (!s->write_armed) {
+	struct timeval tv = { .tv_sec = (time_t)s->set->params.write_timeout };
+
+	if (s->write_armed)
+		return 0;
+	if (s->bev != NULL) {
 		s->write_armed = 1;
 		bufferevent_enable(s->bev, EV_WRITE);
 		/*
@@ -383,60 +484,93 @@ session_arm_write(struct session *s)
 		 * enabled; a filter (bufferevent_filter_new()) leaves what
 		 * was queued meanwhile until more is added: have it now.
 		 */
-		if (!s->direct)
-			bufferevent_flush(s->bev, EV_WRITE, BEV_NORMAL);
+		bufferevent_flush(s->bev, EV_WRITE, BEV_NORMAL);
+		return 0;
 	}
+	if (s->wev == NULL && (s->wev = event_new(s->set->base, s->fd,
+	    EV_WRITE | EV_PERSIST, session_sock_write_cb, s)) == NULL)
+		return -1;
+	s->write_armed = 1;
+	event_add(s->wev, &tv);
+	return 0;
+}
+
+/* The socket took all: back to writing from the flush event. */
+static void
+session_disarm_write(struct session *s)
+{
+	s->write_armed = 0;
+	if (s->bev != NULL)
+		bufferevent_disable(s->bev, EV_WRITE);
+	else
+		event_del(s->wev);
 }
 
 /*
- * A plain socket's output written at once with one writev, instead of
- * arming the write event and waiting a poll for it: most replies are one
- * short line that the socket takes at once. -1 if the connection failed.
+ * A plain socket's output, written with one writev: the octets it took
+ * are counted. -1 if the connection failed.
  */
 static int
-session_write_direct(struct session *s, struct evbuffer *out)
+session_sock_write(struct session *s)
 {
 	int n;
 
-	/* The bufferevent keeps the front frozen between its writes. */
-	evbuffer_unfreeze(out, 1);
-	n = evbuffer_write(out, bufferevent_getfd(s->bev));
-	evbuffer_freeze(out, 1);
-	if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK &&
+	if ((n = evbuffer_write(s->out, s->fd)) > 0) {
+		s->bytes_out += (uint64_t)n;
+		s->set->bytes_out += (uint64_t)n;
+	} else if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK &&
 	    errno != EINTR)
 		return -1;
 	return 0;
 }
 
+/* A plain socket's empty buffers are freed: an idle session holds none. */
+static void
+session_sock_trim(struct session *s)
+{
+	if (s->out != NULL && s->cont == NULL && !s->write_armed &&
+	    evbuffer_get_length(s->out) == 0) {
+		evbuffer_free(s->out);
+		s->out = NULL;
+	}
+	if (s->in != NULL && evbuffer_get_length(s->in) == 0) {
+		evbuffer_free(s->in);
+		s->in = NULL;
+	}
+}
+
 /*
  * Send the output queued in this loop iteration (the set's flush event).
- * A long reply in progress (s->cont), output the socket does not take at
- * once, and every output of a transport that is no plain socket are left
- * to the bufferevent, whose write callback paces them (session_write_cb).
+ * A plain socket's is written at once with one writev, instead of arming
+ * the write event and waiting a poll for it: most replies are one short
+ * line that the socket takes at once. A long reply in progress (s->cont)
+ * and output the socket does not take at once wait for the write event,
+ * which paces them (session_drained()), as does every output of a
+ * bufferevent.
  */
 void
 session_flush(struct session *s)
 {
-	struct evbuffer	*out = bufferevent_get_output(s->bev);
-
 	if (s->freeing || s->write_armed)
 		return;
 	/* A continuation yields only with output queued: never empty. */
 	if (s->cont != NULL) {
-		session_arm_write(s);
+		if (session_arm_write(s) == -1)
+			session_close(s, "out-of-memory", false);
 		return;
 	}
-	if (s->direct && evbuffer_get_length(out) > 0 &&
-	    session_write_direct(s, out) == -1) {
+	if (s->bev == NULL && s->out != NULL &&
+	    evbuffer_get_length(s->out) > 0 && session_sock_write(s) == -1) {
 		session_close(s, "connection-error", false);
 		return;
 	}
-	if (evbuffer_get_length(out) > 0) {
-		session_arm_write(s);
+	if (session_output_len(s) > 0) {
+		if (session_arm_write(s) == -1)
+			session_close(s, "out-of-memory", false);
 		return;
 	}
 	if (s->closing) {
-		/* Else session_sent_cb() frees us once it is out. */
+		/* Else session_drained() frees us once it is out. */
 		if (session_unsent(s) == 0)
 			session_free_later(s);
 		return;
@@ -448,6 +582,8 @@ session_flush(struct session *s)
 	/* Input held back while the output was over OUT_HIWAT. */
 	if (!s->held)
 		session_process(s);
+	if (s->bev == NULL && !s->closing)
+		session_sock_trim(s);
 }
 
 /*
@@ -465,13 +601,20 @@ session_throttle_read(struct session *s)
 
 	if (s->closing || s->eof)
 		return;
-	full = evbuffer_get_length(bufferevent_get_input(s->bev)) >= IN_HIWAT;
+	full = session_input(s) != NULL &&
+	    evbuffer_get_length(session_input(s)) >= IN_HIWAT;
 	if (full && !s->read_paused) {
 		s->read_paused = 1;
-		bufferevent_disable(s->bev, EV_READ);
+		if (s->bev != NULL)
+			bufferevent_disable(s->bev, EV_READ);
+		else
+			event_del(s->rev);
 	} else if (!full && s->read_paused) {
 		s->read_paused = 0;
-		bufferevent_enable(s->bev, EV_READ);
+		if (s->bev != NULL)
+			bufferevent_enable(s->bev, EV_READ);
+		else
+			event_add(s->rev, NULL);
 	}
 }
 
@@ -484,7 +627,6 @@ static void
 session_process(struct session *s)
 {
 	const struct session_proto	*proto = s->set->params.proto;
-	struct evbuffer			*in = bufferevent_get_input(s->bev);
 	char				 line[LINE_MAX_CAP + 1];
 	size_t				 len;
 	enum lb_result			 r;
@@ -499,7 +641,9 @@ session_process(struct session *s)
 			session_throttle_read(s);
 			return;
 		}
-		r = linebuf_read(&s->lb, in, line, &len);
+		if (session_input(s) == NULL)
+			break;
+		r = linebuf_read(&s->lb, session_input(s), line, &len);
 		if (r == LB_AGAIN)
 			break;
 		if (r == LB_TOOLONG) {
@@ -533,6 +677,60 @@ session_read_cb(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
 	session_process(arg);
+}
+
+/*
+ * A plain socket is readable: read(2) into the input (no FIONREAD
+ * first, as a socket bufferevent does), again while a read fills the
+ * room it was given and the input is not full, then take the lines.
+ */
+static void
+session_sock_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session		*s = arg;
+	struct evbuffer_iovec	 v;
+	size_t			 room;
+	ssize_t			 n;
+
+	(void)what;
+	if (s->in == NULL && (s->in = evbuffer_new()) == NULL) {
+		session_close(s, "out-of-memory", false);
+		return;
+	}
+	do {
+		if (evbuffer_reserve_space(s->in, SOCK_READ, &v, 1) < 1) {
+			session_close(s, "out-of-memory", false);
+			return;
+		}
+		room = v.iov_len;
+		if ((n = read(fd, v.iov_base, room)) <= 0)
+			break;
+		s->bytes_in += (uint64_t)n;
+		v.iov_len = (size_t)n;
+		(void)evbuffer_commit_space(s->in, &v, 1);
+	} while ((size_t)n == room && evbuffer_get_length(s->in) < IN_HIWAT);
+	if (n == 0) {
+		event_del(s->rev);
+		session_eof(s);
+	} else if (n > 0 || errno == EAGAIN || errno == EWOULDBLOCK ||
+	    errno == EINTR)
+		session_process(s);
+	else {
+		session_close(s, "connection-error", false);
+		return;
+	}
+	if (!s->closing)
+		session_sock_trim(s);
+}
+
+/* The peer closed its side: answer what it pipelined first, then close. */
+static void
+session_eof(struct session *s)
+{
+	s->eof = 1;
+	if (session_takes_input(s))
+		session_process(s);
+	/* else a flushing close goes on: half-close */
 }
 
 /* End the reply in progress: free it (it may look at s->closing). */
@@ -582,9 +780,40 @@ session_start_cont(struct session *s, struct session_cont *c)
 static void
 session_write_cb(struct bufferevent *bev, void *arg)
 {
+	(void)bev;
+	session_drained(arg);
+}
+
+/*
+ * A plain socket can take more: write, and once the output is down to
+ * OUT_LOWAT (the bufferevents' write watermark), go on as they do.
+ */
+static void
+session_sock_write_cb(evutil_socket_t fd, short what, void *arg)
+{
 	struct session *s = arg;
 
-	(void)bev;
+	(void)fd;
+	if (what & EV_TIMEOUT) {
+		session_close(s, "write-timeout", false);
+		return;
+	}
+	if (session_sock_write(s) == -1) {
+		session_close(s, "connection-error", false);
+		return;
+	}
+	if (evbuffer_get_length(s->out) <= OUT_LOWAT)
+		session_drained(s);
+}
+
+/*
+ * The output drained to its low watermark (all of it when closing):
+ * free a closed session once all is out, wrap STLS's socket, refill a
+ * long reply, or take the next command.
+ */
+static void
+session_drained(struct session *s)
+{
 	if (s->closing) {
 		if (session_unsent(s) == 0)
 			session_free_later(s);
@@ -602,8 +831,9 @@ session_write_cb(struct bufferevent *bev, void *arg)
 	/* All out: back to writing from the flush event (session_flush). */
 	if (!s->closing && s->cont == NULL && s->write_armed &&
 	    session_output_len(s) == 0) {
-		s->write_armed = 0;
-		bufferevent_disable(s->bev, EV_WRITE);
+		session_disarm_write(s);
+		if (s->bev == NULL)
+			session_sock_trim(s);
 	}
 }
 
@@ -640,11 +870,8 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_EOF) {
-		/* Answer what was pipelined before the FIN, then close. */
-		s->eof = 1;
-		if (session_takes_input(s))
-			session_process(s);
-		return;		/* a flushing close goes on: half-close */
+		session_eof(s);
+		return;
 	}
 	/* These end even a flushing close at once. */
 	if (what & BEV_EVENT_TIMEOUT)
@@ -653,14 +880,14 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 		session_close(s, "connection-error", false);
 }
 
-static void
-session_timer_cb(evutil_socket_t fd, short events, void *arg)
+void
+session_timer_fire(struct theap_entry *e, void *arg)
 {
-	struct session	*s = arg;
+	struct session	*s = (struct session *)(void *)((char *)e -
+			    offsetof(struct session, timer));
 	uint64_t	 idle;
 
-	(void)fd;
-	(void)events;
+	(void)arg;
 	if (s->timer_kind == TIMER_DEADLINE) {
 		session_close(s, s->deadline_reason, false);
 		return;
@@ -795,8 +1022,7 @@ session_log_logout(const struct session *s)
 		    .has_proto = s->summary != NULL };
 		/* A system call: only when the format asks for it. */
 		if (logfmt_uses(fmt, LOGFMT_LIP))
-			v.lip = netaddr_local(bufferevent_getfd(s->bev), lip,
-			    sizeof(lip));
+			v.lip = netaddr_local(s->fd, lip, sizeof(lip));
 		logfmt_expand(fmt, &v, line, sizeof(line));
 	}
 	session_log(s, "event=disconnect rip=%s%s%s", s->peer,
@@ -821,16 +1047,21 @@ session_close(struct session *s, const char *reason, bool flush)
 	if (!s->closing) {
 		s->reason = reason;
 		session_end_proto(s);
-		bufferevent_disable(s->bev, EV_READ);
-		evtimer_del(s->timer);
+		if (s->bev != NULL)
+			bufferevent_disable(s->bev, EV_READ);
+		else
+			event_del(s->rev);
+		theap_del(&s->set->timers, &s->timer);
 		evtimer_del(s->delay);
 		s->pause_fn = NULL;
 		if (flush && session_unsent(s) > 0) {
 			/*
-			 * session_write_cb() or session_flush() frees us
+			 * session_drained() or session_flush() frees us
 			 * once the output is out.
 			 */
-			bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
+			if (s->bev != NULL)
+				bufferevent_setwatermark(s->bev, EV_WRITE, 0,
+				    0);
 			if (!s->write_armed)
 				session_set_queue_flush(s->set, s);
 			return;
@@ -879,6 +1110,22 @@ session_destroy(struct session *s)
 	session_free(s);
 }
 
+/* A plain socket's events and buffers, freed; not the socket itself. */
+static void
+session_sock_release(struct session *s)
+{
+	if (s->rev != NULL)
+		event_free(s->rev);
+	if (s->wev != NULL)
+		event_free(s->wev);
+	if (s->in != NULL)
+		evbuffer_free(s->in);
+	if (s->out != NULL)
+		evbuffer_free(s->out);
+	s->rev = s->wev = NULL;
+	s->in = s->out = NULL;
+}
+
 static void
 session_free(struct session *s)
 {
@@ -897,8 +1144,13 @@ session_free(struct session *s)
 	if (s->secure && s->set->params.tls.shutdown != NULL &&
 	    session_unsent(s) == 0)
 		s->set->params.tls.shutdown(s->bev);
-	bufferevent_free(s->bev);
-	event_free(s->timer);
+	if (s->bev != NULL)
+		bufferevent_free(s->bev);	/* closes the socket */
+	else {
+		session_sock_release(s);
+		(void)close(s->fd);
+	}
+	theap_del(&s->set->timers, &s->timer);
 	event_free(s->delay);
 	free(s->summary);
 	free(s);
@@ -915,7 +1167,7 @@ session_secure(const struct session *s)
 bool
 session_tls_available(const struct session *s)
 {
-	return s->set->params.tls.wrap != NULL && s->direct && !s->secure &&
+	return s->set->params.tls.wrap != NULL && s->bev == NULL && !s->secure &&
 	    !s->handshake && !s->tls_pending;
 }
 
@@ -930,9 +1182,10 @@ session_peer_loopback(const struct session *s)
 static void
 session_discard_input(struct session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *in = session_input(s);
 
-	evbuffer_drain(in, evbuffer_get_length(in));
+	if (in != NULL)
+		evbuffer_drain(in, evbuffer_get_length(in));
 	linebuf_init(&s->lb, s->lb.max);
 }
 
@@ -947,7 +1200,7 @@ session_starttls(struct session *s)
 	 * No more is read from the socket until TLS reads it.
 	 */
 	session_discard_input(s);
-	bufferevent_disable(s->bev, EV_READ);
+	event_del(s->rev);
 	s->read_paused = 0;
 	s->tls_pending = 1;
 	/* session_flush() wraps the socket once the "+OK" is out. */
@@ -967,17 +1220,16 @@ static void
 session_tls_swap(struct session *s)
 {
 	const struct session_tls	*t = &s->set->params.tls;
-	struct bufferevent		*plain = s->bev, *tls;
+	struct bufferevent		*tls;
 
 	s->tls_pending = 0;
 	session_discard_input(s);
-	bufferevent_disable(plain, EV_READ | EV_WRITE);
-	if ((tls = t->wrap(t->arg, plain)) == NULL) {
+	if ((tls = t->wrap(t->arg, s->set->base, s->fd)) == NULL) {
 		session_close(s, "out-of-memory", false);
 		return;
 	}
-	s->bev = tls;		/* plain is freed, the socket is tls's */
-	s->direct = 0;
+	session_sock_release(s);	/* the socket is tls's now */
+	s->bev = tls;
 	s->write_armed = 0;
 	s->read_paused = 0;
 	s->handshake = 1;

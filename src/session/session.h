@@ -2,12 +2,12 @@
  * session: one client connection, whatever protocol it speaks: its
  * lifecycle, line reading, output with backpressure, timers, and teardown.
  *
- * The session reads and writes through a bufferevent it is given (a
- * socket, a TLS socket for implicit TLS, a pair in tests), and it is the
- * only thing that writes to the connection. It knows TLS only through
- * the hooks in struct session_tls (net provides them): STLS swaps its
- * socket bufferevent for a TLS socket bufferevent on the same socket
- * (session_starttls()). It knows the protocol through one small table
+ * The session reads and writes a plain socket itself
+ * (session_new_socket()), or through a bufferevent it is given (a TLS
+ * socket for implicit TLS, a pair in tests), and it is the only thing
+ * that writes to the connection. It knows TLS only through the hooks in
+ * struct session_tls (net provides them): STLS gives its plain socket to
+ * a TLS socket bufferevent (session_starttls()). It knows the protocol through one small table
  * (struct session_proto): start, input, overlong, gone. Long replies are continuations (struct session_cont) that the
  * protocol embeds in its own struct: the session runs one each time the
  * output drains below the low watermark, and holds pipelined input back
@@ -91,14 +91,13 @@ struct session_proto {
  */
 struct session_tls {
 	/*
-	 * STLS: take over bev, the session's plain socket bufferevent,
-	 * disabled and holding nothing, and return its replacement: a
-	 * server-side TLS socket bufferevent on the same socket, its
-	 * handshake pending, that closes the socket when freed. bev is
-	 * freed without closing the socket. NULL on error: bev is then
-	 * untouched (still the caller's, the socket still its own).
+	 * STLS: a server-side TLS socket bufferevent on fd, the session's
+	 * plain socket (nothing is pending on it), its handshake pending,
+	 * that closes fd when freed. NULL on error: fd is then still the
+	 * caller's.
 	 */
-	struct bufferevent	*(*wrap)(void *arg, struct bufferevent *bev);
+	struct bufferevent	*(*wrap)(void *arg, struct event_base *base,
+				    int fd);
 	/* An established TLS bufferevent's protocol and cipher (static). */
 	const char		*(*version)(struct bufferevent *bev);
 	const char		*(*cipher)(struct bufferevent *bev);
@@ -128,7 +127,6 @@ struct session_params {
 };
 
 /* session_new() flags */
-#define SESSION_SOCKET	0x01	/* bev is a plain bufferevent_socket */
 #define SESSION_TLS	0x02	/* bev is TLS, its handshake pending */
 
 /* A new set on base; params are copied. NULL on error. */
@@ -170,16 +168,20 @@ size_t			 session_set_foreach(struct session_set *set,
 			    void (*fn)(struct session *, void *), void *arg);
 
 /*
- * Take over bev (enabled by the session; freed with it) for a new
- * session of set from peer sa, and start the protocol. flags:
- * SESSION_SOCKET lets the session write a reply to the socket at once
- * instead of waiting a poll for the write event. bev may be a filter
- * (TLS): the layers under it get the session's write watermarks, and a
- * flushing close waits until they have sent all. SESSION_TLS: the
- * protocol starts (greets) only once the handshake is done, which must
- * be within handshake_timeout; a failed one closes the session with
- * reason tls-handshake-failed. NULL on error: bev is then still the
- * caller's.
+ * Take over fd, a connected non-blocking plain socket (closed with the
+ * session), for a new session of set from peer sa, and start the
+ * protocol. NULL on error: fd is then still the caller's.
+ */
+struct session	*session_new_socket(struct session_set *set, int fd,
+		    const struct sockaddr *sa, socklen_t salen);
+/*
+ * The same over bev (enabled by the session; freed with it). bev may be
+ * a filter (TLS): the layers under it get the session's write
+ * watermarks, and a flushing close waits until they have sent all.
+ * flags: SESSION_TLS: the protocol starts (greets) only once the
+ * handshake is done, which must be within handshake_timeout; a failed
+ * one closes the session with reason tls-handshake-failed. NULL on
+ * error: bev is then still the caller's.
  */
 struct session	*session_new(struct session_set *set, struct bufferevent *bev,
 		    const struct sockaddr *sa, socklen_t salen, unsigned flags);
@@ -189,8 +191,8 @@ struct session	*session_new(struct session_set *set, struct bufferevent *bev,
  * octet of input already received is discarded (commands pipelined after
  * STLS must never run inside TLS: the CVE-2011-0411 class), no more input
  * is taken, and once the "+OK" is out the socket's bufferevent is
- * replaced by a TLS socket bufferevent (session_tls.wrap; the session
- * must have been made with SESSION_SOCKET). The next line the protocol
+ * given to a TLS socket bufferevent (session_tls.wrap; the session
+ * must have been made by session_new_socket()). The next line the protocol
  * sees comes over TLS after the handshake, within handshake_timeout; a
  * failed handshake closes the session (tls-handshake-failed). -1 if TLS
  * is not configured, the session is no plain socket or is already secure
@@ -242,10 +244,13 @@ void		 session_reply(struct session *s, const char *fmt, ...)
 void		 session_write(struct session *s, const void *buf, size_t len);
 /*
  * The output buffer, for a continuation that fills it in bulk (run()
- * only): append, never remove. The session sends it.
+ * only): append, never remove. The session sends it. NULL if out of
+ * memory (a plain socket's is made when needed).
  */
 struct evbuffer	*session_output(struct session *s);
 size_t		 session_output_len(const struct session *s);
+/* Octets received and not taken yet (a partial line, pipelined input). */
+size_t		 session_input_len(const struct session *s);
 
 /*
  * Install c as the reply in progress and run it once; the session runs it

@@ -11,6 +11,7 @@
 
 #include <event2/event.h>
 
+#include "lib/theap.h"
 #include "session/linebuf.h"
 #include "session/session.h"
 
@@ -34,6 +35,12 @@ struct session_set {
 	uint64_t		 next_id;
 	uint64_t		 id_step;	/* workers: ids of one stay theirs */
 	struct event		*drain_timer;	/* the drain's deadline */
+	/*
+	 * The sessions' timers (a deadline or the idle limit each) under
+	 * one libevent timer: no struct event per session. Room for one
+	 * per session is made when the session is.
+	 */
+	struct theap		 timers;
 	unsigned		 draining:1;
 	uint64_t		 bytes_out;	/* sent by every session */
 };
@@ -43,19 +50,38 @@ enum session_timer {
 	TIMER_IDLE,		/* close after idle_ms without a command */
 };
 
+/*
+ * A session's transport is one of two:
+ * - a plain socket (bev NULL): the session's own I/O. Reads go straight
+ *   into the input with read(2) (a socket bufferevent asks FIONREAD
+ *   first, one more system call per command), replies go out with one
+ *   writev from the set's flush event. The input and output buffers and
+ *   the write event exist only while they hold something: an idle
+ *   session is the struct, its read event and its timer.
+ * - a bufferevent (TLS, or a pair in the tests): libevent's, with the
+ *   watermarks and callbacks of session_setup_bev().
+ */
 struct session {
 	TAILQ_ENTRY(session)	 entry;
 	TAILQ_ENTRY(session)	 flush_entry;	/* on set->flushq */
 	struct session_set	*set;
 	uint64_t		 id;
-	struct bufferevent	*bev;
+	struct bufferevent	*bev;		/* NULL: a plain socket */
+	int			 fd;		/* the socket; -1: none (a pair) */
+	struct event		*rev;		/* plain: readable */
+	struct event		*wev;		/* plain: writable, once needed */
+	struct evbuffer		*in, *out;	/* plain: while not empty */
 	void			*ctx;		/* the protocol's */
-	struct event		*timer;		/* deadline or idle limit */
+	struct theap_entry	 timer;		/* deadline or idle limit */
 	struct event		*delay;		/* pause; deferred free */
 	struct evbuffer		*sent_out;	/* under a filter: the socket's */
 	struct evbuffer_cb_entry *sent_cb;	/*   output, watched */
 	char			 peer[INET6_ADDRSTRLEN + 16];	/* addr:port */
-	struct sockaddr_storage	 peer_sa;	/* family 0: unknown */
+	union {
+		struct sockaddr		sa;
+		struct sockaddr_in	sin;
+		struct sockaddr_in6	sin6;
+	}			 peer_sa;	/* family 0: unknown */
 	void			(*free_fn)(struct session *, void *);
 	void			*free_arg;	/* session_on_free() */
 
@@ -74,14 +100,14 @@ struct session {
 	uint64_t		 bytes_in;	/* octets read (after TLS) */
 	uint64_t		 bytes_out;	/* octets sent (before TLS) */
 
-	unsigned		 direct:1;	/* SESSION_SOCKET */
 	unsigned		 held:1;	/* session_hold() */
 	unsigned		 closing:1;
 	unsigned		 eof:1;		/* peer closed its side */
 	unsigned		 freeing:1;
 	unsigned		 flush_queued:1; /* on set->flushq */
-	unsigned		 write_armed:1;	/* EV_WRITE enabled on bev */
-	unsigned		 read_paused:1;	/* input full: EV_READ off */
+	unsigned		 write_armed:1;	/* waiting for the socket to
+						   take more */
+	unsigned		 read_paused:1;	/* input full: not read */
 	unsigned		 secure:1;	/* TLS handshake done */
 	unsigned		 tls_pending:1;	/* STLS: wrap once "+OK" is out */
 	unsigned		 handshake:1;	/* TLS handshake in progress */
@@ -137,6 +163,8 @@ session_set_queue_flush(struct session_set *set, struct session *s)
 }
 
 /* session.c, for set.c */
+/* A session's timer (s->timer, from set->timers) is due. */
+void	session_timer_fire(struct theap_entry *e, void *arg);
 void	session_flush(struct session *s);
 /* The stop path: say the protocol's bye if idle, and close. */
 void	session_shutdown(struct session *s);

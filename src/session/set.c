@@ -29,6 +29,8 @@ set_flush_cb(evutil_socket_t fd, short events, void *arg)
 	}
 }
 
+/* ------------------------------------------------------------ the set */
+
 struct session_set *
 session_set_new(struct event_base *base, const struct session_params *params)
 {
@@ -42,6 +44,11 @@ session_set_new(struct event_base *base, const struct session_params *params)
 	TAILQ_INIT(&set->flushq);
 	if ((set->flush_ev = event_new(base, -1, 0, set_flush_cb, set))
 	    == NULL) {
+		free(set);
+		return NULL;
+	}
+	if (theap_init(&set->timers, base, session_timer_fire, NULL) == -1) {
+		event_free(set->flush_ev);
 		free(set);
 		return NULL;
 	}
@@ -72,6 +79,7 @@ session_set_free(struct session_set *set)
 	if (set->drain_timer != NULL)
 		event_free(set->drain_timer);
 	event_free(set->flush_ev);
+	theap_free(&set->timers);
 	free(set);
 }
 

@@ -2,8 +2,8 @@
  * The POP3 protocol over transports other than a plain socket: the same
  * real protocol (pop3_proto, a real pop3_env with its worker pool, a
  * passwd-file and a Maildir) is driven through
- *	a socket bufferevent with SESSION_SOCKET (the daemon's path),
- *	the same without SESSION_SOCKET (the bufferevent writes),
+ *	a plain socket, session_new_socket() (the daemon's path),
+ *	a socket bufferevent (the bufferevent reads and writes),
  *	a bufferevent pair (no socket at all), and
  *	a pass-through bufferevent_filter_new() over a socket bufferevent
  *	(where a TLS filter would be).
@@ -50,7 +50,7 @@
 #define RECORD		16384		/* the filter's "record" */
 
 enum transport {
-	TR_DIRECT,	/* socket, SESSION_SOCKET: the daemon's path */
+	TR_DIRECT,	/* socket, session_new_socket(): the daemon's path */
 	TR_SOCKET,	/* socket, the bufferevent's own write path */
 	TR_PAIR,	/* bufferevent_pair: no socket */
 	TR_FILTER,	/* a pass-through filter over a socket */
@@ -75,7 +75,8 @@ static struct msg	 msgs[N_MSGS];
 struct peer {
 	enum transport		 tr;
 	struct bufferevent	*bev;		/* the client's end */
-	struct bufferevent	*srv;		/* the session's */
+	struct bufferevent	*srv;		/* the session's (TR_DIRECT: none) */
+	struct session		*s;
 	struct bufferevent	*under;		/* TR_FILTER: srv's socket */
 	struct evbuffer		*rx;		/* every octet received */
 	size_t			 slow;		/* > 0: take this much a turn */
@@ -329,7 +330,7 @@ server_queued(struct tenv *e, struct peer *p)
 
 	if (session_set_count(e->set) == 0)
 		return 0;
-	n = evbuffer_get_length(bufferevent_get_output(p->srv));
+	n = session_output_len(p->s);
 	if (p->under != NULL)
 		n += evbuffer_get_length(bufferevent_get_output(p->under));
 	return n;
@@ -471,11 +472,13 @@ peer_new(struct tenv *e, enum transport tr)
 		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 		assert_int_equal(evutil_make_socket_nonblocking(sv[0]), 0);
 		assert_int_equal(evutil_make_socket_nonblocking(sv[1]), 0);
-		p->srv = bufferevent_socket_new(e->base, sv[0],
-		    BEV_OPT_CLOSE_ON_FREE);
+		if (tr != TR_DIRECT)
+			p->srv = bufferevent_socket_new(e->base, sv[0],
+			    BEV_OPT_CLOSE_ON_FREE);
 		p->bev = bufferevent_socket_new(e->base, sv[1],
 		    BEV_OPT_CLOSE_ON_FREE);
-		assert_true(p->srv != NULL && p->bev != NULL);
+		assert_true((p->srv != NULL || tr == TR_DIRECT) &&
+		    p->bev != NULL);
 		if (tr == TR_FILTER) {
 			p->under = p->srv;
 			p->srv = bufferevent_filter_new(p->under, passthrough,
@@ -486,8 +489,10 @@ peer_new(struct tenv *e, enum transport tr)
 	bufferevent_setcb(p->bev, peer_read_cb, NULL, peer_event_cb, p);
 	bufferevent_enable(p->bev, EV_READ | EV_WRITE);
 	e->peer = p;
-	assert_non_null(session_new(e->set, p->srv, (struct sockaddr *)&sin,
-	    sizeof(sin), tr == TR_DIRECT ? SESSION_SOCKET : 0));
+	p->s = tr == TR_DIRECT ? session_new_socket(e->set, sv[0],
+	    (struct sockaddr *)&sin, sizeof(sin)) : session_new(e->set, p->srv,
+	    (struct sockaddr *)&sin, sizeof(sin), 0);
+	assert_non_null(p->s);
 	return p;
 }
 

@@ -1,7 +1,8 @@
 /*
- * The session on its own: a real event base and real bufferevents (a
- * socketpair with and without SESSION_SOCKET, a bufferevent pair, and a
- * pass-through filter over a socket) under a fake protocol that records every call the session makes and
+ * The session on its own: a real event base and four transports (a
+ * socketpair as a plain socket, session_new_socket(), and as a socket
+ * bufferevent; a bufferevent pair; a pass-through filter over a socket)
+ * under a fake protocol that records every call the session makes and
  * is scripted by the lines its peer sends (fake_input()). Every wait
  * turns the loop until a condition holds, with a deadline; none sleeps.
  */
@@ -36,13 +37,13 @@
 #define TICK_MS		100		/* WAIT_FOR() looks this often */
 #define SLACK_MS	5		/* timer vs. mono_ms() rounding */
 #define OUT_HIWAT	(64 * 1024)	/* session.c: input waits over it */
-#define MAX_CONNS	8
+#define MAX_CONNS	32
 #define MAX_REC		16		/* inputs recorded in detail */
 #define BIG		(4 * 1024 * 1024) /* more than any socket buffer */
 #define PEER_ADDR	"127.0.0.1:4242"
 
 enum transport {
-	TR_DIRECT,	/* socketpair, SESSION_SOCKET: the daemon's path */
+	TR_DIRECT,	/* socketpair, session_new_socket(): the daemon's path */
 	TR_SOCKET,	/* socketpair, the bufferevent's own write path */
 	TR_PAIR,	/* bufferevent_pair: no socket at all */
 	TR_FILTER,	/* a pass-through filter over a socket (as TLS) */
@@ -684,11 +685,13 @@ peer_new(struct tenv *e, enum transport tr, bool reading)
 		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 		assert_int_equal(evutil_make_socket_nonblocking(sv[0]), 0);
 		assert_int_equal(evutil_make_socket_nonblocking(sv[1]), 0);
-		p->srv = bufferevent_socket_new(e->base, sv[0],
-		    BEV_OPT_CLOSE_ON_FREE);
+		if (tr != TR_DIRECT)
+			p->srv = bufferevent_socket_new(e->base, sv[0],
+			    BEV_OPT_CLOSE_ON_FREE);
 		p->bev = bufferevent_socket_new(e->base, sv[1],
 		    BEV_OPT_CLOSE_ON_FREE);
-		assert_true(p->srv != NULL && p->bev != NULL);
+		assert_true((p->srv != NULL || tr == TR_DIRECT) &&
+		    p->bev != NULL);
 		p->srv_fd = sv[0];
 		if (tr == TR_FILTER) {
 			p->under = p->srv;
@@ -704,8 +707,9 @@ peer_new(struct tenv *e, enum transport tr, bool reading)
 		bufferevent_enable(p->bev, EV_READ);
 	e->peers[e->n_peers++] = p;
 	e->starting = p;
-	p->s = session_new(e->set, p->srv, (struct sockaddr *)&sin,
-	    sizeof(sin), tr == TR_DIRECT ? SESSION_SOCKET : 0);
+	p->s = tr == TR_DIRECT ? session_new_socket(e->set, p->srv_fd,
+	    (struct sockaddr *)&sin, sizeof(sin)) : session_new(e->set, p->srv,
+	    (struct sockaddr *)&sin, sizeof(sin), 0);
 	e->starting = NULL;
 	assert_non_null(p->s);
 	assert_true(e->n_conns > 0);
@@ -1059,8 +1063,7 @@ test_backpressure_cont(void **state)
 		assert_int_equal(p->fc->inputs, 1);
 		assert_int_equal(p->fc->cont_frees, 0);
 		assert_true(p->fc->cont_runs < BIG / 32768);
-		assert_int_equal(evbuffer_get_length(bufferevent_get_input(
-		    p->srv)), strlen(lines));
+		assert_int_equal(session_input_len(p->s), strlen(lines));
 
 		peer_reading(p, true);
 		WAIT_FOR(e, p->fc->inputs == 4 && evbuffer_get_length(p->rx) ==
@@ -1138,8 +1141,7 @@ test_pipelined_over_input_limit(void **state)
 		WAIT_FOR(e, p->fc->cont_runs > 0 && stalled(p));
 		peer_send_buf(p, evbuffer_pullup(lines, -1),
 		    evbuffer_get_length(lines));
-		WAIT_FOR(e, evbuffer_get_length(bufferevent_get_input(p->srv))
-		    >= 16 * 1024);
+		WAIT_FOR(e, session_input_len(p->s) >= 16 * 1024);
 		assert_quiet(e, 600);
 		assert_int_equal(p->fc->inputs, 1);
 
@@ -1484,6 +1486,53 @@ test_deadline_then_idle(void **state)
 	env_free(e);
 }
 
+/*
+ * The set's timer heap: sessions armed in a shuffled order close each at
+ * its own idle limit, in the order of the limits, and one that leaves
+ * early takes its timer out of the middle of the heap.
+ */
+static void
+test_timer_heap(void **state)
+{
+	enum { N = 20 };
+	struct tenv	*e = env_new(255, 60);
+	struct peer	*p[N];
+	unsigned	 ms[N];
+	char		 line[32];
+	int		 i, j, done;
+
+	(void)state;
+	for (i = 0; i < N; i++) {
+		ms[i] = 300 + 100 * (unsigned)((i * 7) % N);	/* a shuffle */
+		p[i] = peer_new(e, TR_DIRECT, true);
+		snprintf(line, sizeof(line), "LOGIN %u\r\n", ms[i]);
+		peer_send(p[i], line);
+	}
+	for (i = 0, done = 0; i < N; i++)
+		WAIT_FOR(e, p[i]->fc->inputs == 1);
+	peer_shutdown(e, p[5]);		/* ms 1,400: mid-heap */
+	peer_shutdown(e, p[12]);	/* ms 1,100 */
+	for (i = 0; i < N; i++)
+		WAIT_FOR(e, p[i]->fc->gones == 1 && peer_closed(p[i]));
+	for (i = 0; i < N; i++) {
+		if (i == 5 || i == 12) {
+			assert_string_equal(p[i]->fc->reason, "disconnected");
+			continue;
+		}
+		assert_string_equal(p[i]->fc->reason, "idle-timeout");
+		assert_true(p[i]->fc->gone_ms - p[i]->fc->start_ms >=
+		    ms[i] - SLACK_MS);
+		for (j = 0; j < N; j++)
+			if (j != 5 && j != 12 && ms[i] < ms[j])
+				assert_true(p[i]->fc->gone_ms <=
+				    p[j]->fc->gone_ms);
+		done++;
+	}
+	assert_int_equal(done, N - 2);
+	env_check(e);
+	env_free(e);
+}
+
 struct ticker {
 	struct event	*ev;
 	struct peer	*p;
@@ -1766,6 +1815,7 @@ main(void)
 		cmocka_unit_test_teardown(test_deadline, teardown),
 		cmocka_unit_test_teardown(test_deadline_then_idle, teardown),
 		cmocka_unit_test_teardown(test_idle, teardown),
+		cmocka_unit_test_teardown(test_timer_heap, teardown),
 		cmocka_unit_test_teardown(test_idle_cont_activity, teardown),
 		cmocka_unit_test_teardown(test_drain, teardown),
 		cmocka_unit_test_teardown(test_drain_grace, teardown),

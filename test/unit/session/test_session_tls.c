@@ -112,24 +112,18 @@ static const struct session_proto fake_proto = {
 /* ---------------------------------------------- the TLS hooks (net's) */
 
 static struct bufferevent *
-hook_wrap(void *arg, struct bufferevent *plain)
+hook_wrap(void *arg, struct event_base *base, int fd)
 {
 	struct tenv		*e = arg;
 	struct bufferevent	*bev;
-	evutil_socket_t		 fd = bufferevent_getfd(plain);
 	SSL			*ssl;
 
-	if (fd == -1 || bufferevent_setfd(plain, -1) == -1)
-		return NULL;
 	if ((ssl = SSL_new(e->sctx)) == NULL ||
-	    (bev = bufferevent_openssl_socket_new(bufferevent_get_base(plain),
-	    fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE)) ==
-	    NULL) {
+	    (bev = bufferevent_openssl_socket_new(base, fd, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
 		SSL_free(ssl);
-		(void)bufferevent_setfd(plain, fd);
 		return NULL;
 	}
-	bufferevent_free(plain);
 	return bev;
 }
 
@@ -187,14 +181,13 @@ use_throwaway_cert(SSL_CTX *ctx)
 	EVP_PKEY_free(pk);
 }
 
-/* A session on a socketpair (SESSION_SOCKET, as the daemon's plain one). */
+/* A session on a socketpair (a plain socket, as the daemon's). */
 static struct tenv *
 env_new(void)
 {
 	struct tenv		*e = calloc(1, sizeof(*e));
 	struct sockaddr_in	 sin = { .sin_family = AF_INET,
 				    .sin_port = htons(4242) };
-	struct bufferevent	*bev;
 	int			 sv[2];
 
 	assert_non_null(e);
@@ -218,10 +211,8 @@ env_new(void)
 	assert_int_equal(evutil_make_socket_nonblocking(sv[1]), 0);
 	e->cfd = sv[1];
 	inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
-	bev = bufferevent_socket_new(e->base, sv[0], BEV_OPT_CLOSE_ON_FREE);
-	assert_non_null(bev);
-	assert_non_null(session_new(e->set, bev, (struct sockaddr *)&sin,
-	    sizeof(sin), SESSION_SOCKET));
+	assert_non_null(session_new_socket(e->set, sv[0],
+	    (struct sockaddr *)&sin, sizeof(sin)));
 	return e;
 }
 
