@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +52,7 @@ static void	session_read_cb(struct bufferevent *, void *);
 static void	session_write_cb(struct bufferevent *, void *);
 static void	session_event_cb(struct bufferevent *, short, void *);
 static void	session_timer_cb(evutil_socket_t, short, void *);
-static void	session_delay_cb(evutil_socket_t, short, void *);
+static void	session_pause_cb(struct ptimer *);
 static void	session_process(struct session *);
 static void	session_free(struct session *);
 static void	session_free_later(struct session *);
@@ -141,13 +142,10 @@ session_new(struct session_set *set, struct bufferevent *bev,
 	s->bev = bev;
 	s->handshake = (flags & SESSION_TLS) != 0;
 	s->timer = evtimer_new(set->base, session_timer_cb, s);
-	s->delay = evtimer_new(set->base, session_delay_cb, s);
-	if (s->timer == NULL || s->delay == NULL ||
-	    session_setup_bev(s) == -1) {
+	ptimer_init(&s->pause, session_pause_cb);
+	if (s->timer == NULL || session_setup_bev(s) == -1) {
 		if (s->timer != NULL)
 			event_free(s->timer);
-		if (s->delay != NULL)
-			event_free(s->delay);
 		bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
 		free(s);
 		return NULL;
@@ -362,13 +360,13 @@ session_unsent(const struct session *s)
 	return n;
 }
 
-/* Free the session from the delay event, outside any callback using it. */
+/* Free the session from the set's free event, outside any callback using it. */
 static void
 session_free_later(struct session *s)
 {
 	if (!s->freeing) {
 		s->freeing = 1;
-		event_active(s->delay, EV_TIMEOUT, 0);
+		session_set_queue_free(s->set, s);
 	}
 }
 
@@ -677,40 +675,33 @@ session_timer_cb(evutil_socket_t fd, short events, void *arg)
 	session_close(s, "idle-timeout", false);
 }
 
-/*
- * The delay event serves two purposes: the pause, and freeing the session
- * outside of any callback that still uses it.
- */
+/* The pause is over (session_close() cancels it): the protocol's fn. */
 static void
-session_delay_cb(evutil_socket_t fd, short events, void *arg)
+session_pause_cb(struct ptimer *t)
 {
-	struct session *s = arg;
+	struct session	*s = (struct session *)(void *)((char *)t -
+			    offsetof(struct session, pause));
+	void		(*fn)(struct session *) = s->pause_fn;
 
-	(void)fd;
-	(void)events;
-	if (s->freeing) {
-		session_free(s);
-		return;
-	}
-	if (s->pause_fn != NULL) {
-		void (*fn)(struct session *) = s->pause_fn;
-
-		s->pause_fn = NULL;
-		fn(s);
-	}
+	s->pause_fn = NULL;
+	fn(s);
 }
 
+/*
+ * On the set's precise timers (lib/ptimer.h), not an evtimer: the loop's
+ * clock is the coarse one, and a failed login's answer must come exactly
+ * when it is due, whatever the check cost.
+ */
 void
 session_pause(struct session *s, uint64_t us, void (*fn)(struct session *))
 {
-	struct timeval tv = { .tv_sec = (time_t)(us / 1000000),
-	    .tv_usec = (suseconds_t)(us % 1000000) };
-
 	s->held = 1;
 	s->pause_fn = fn;
-	/* evtimer_add() counts from the time cached when the loop woke */
-	event_base_update_cache_time(s->set->base);
-	evtimer_add(s->delay, &tv);
+	if (ptimer_add(s->set->timers, &s->pause, us) == -1) {
+		session_warnx(s, "event=pause-failed error=\"%s\"",
+		    strerror(errno));
+		session_close(s, "internal-error", false);
+	}
 }
 
 void
@@ -823,7 +814,7 @@ session_close(struct session *s, const char *reason, bool flush)
 		session_end_proto(s);
 		bufferevent_disable(s->bev, EV_READ);
 		evtimer_del(s->timer);
-		evtimer_del(s->delay);
+		ptimer_del(s->set->timers, &s->pause);
 		s->pause_fn = NULL;
 		if (flush && session_unsent(s) > 0) {
 			/*
@@ -899,7 +890,7 @@ session_free(struct session *s)
 		s->set->params.tls.shutdown(s->bev);
 	bufferevent_free(s->bev);
 	event_free(s->timer);
-	event_free(s->delay);
+	ptimer_del(s->set->timers, &s->pause);	/* destroyed while paused */
 	free(s->summary);
 	free(s);
 }

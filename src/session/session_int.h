@@ -11,6 +11,7 @@
 
 #include <event2/event.h>
 
+#include "lib/ptimer.h"
 #include "session/linebuf.h"
 #include "session/session.h"
 
@@ -31,6 +32,13 @@ struct session_set {
 	 */
 	struct session_list	 flushq;
 	struct event		*flush_ev;
+	/*
+	 * Sessions to free (session_free_later()): one event frees them
+	 * all, outside any callback that still uses them.
+	 */
+	struct session_list	 freeq;
+	struct event		*free_ev;
+	struct ptimer_set	*timers;	/* pauses (session_pause()) */
 	uint64_t		 next_id;
 	uint64_t		 id_step;	/* workers: ids of one stay theirs */
 	struct event		*drain_timer;	/* the drain's deadline */
@@ -45,13 +53,12 @@ enum session_timer {
 
 struct session {
 	TAILQ_ENTRY(session)	 entry;
-	TAILQ_ENTRY(session)	 flush_entry;	/* on set->flushq */
+	TAILQ_ENTRY(session)	 flush_entry;	/* on set->flushq or freeq */
 	struct session_set	*set;
 	uint64_t		 id;
 	struct bufferevent	*bev;
 	void			*ctx;		/* the protocol's */
 	struct event		*timer;		/* deadline or idle limit */
-	struct event		*delay;		/* pause; deferred free */
 	struct evbuffer		*sent_out;	/* under a filter: the socket's */
 	struct evbuffer_cb_entry *sent_cb;	/*   output, watched */
 	char			 peer[INET6_ADDRSTRLEN + 16];	/* addr:port */
@@ -61,6 +68,7 @@ struct session {
 
 	struct linebuf		 lb;
 	struct session_cont	*cont;		/* long reply in progress */
+	struct ptimer		 pause;		/* on set->timers */
 	void			(*pause_fn)(struct session *);
 
 	enum session_timer	 timer_kind;
@@ -80,6 +88,7 @@ struct session {
 	unsigned		 eof:1;		/* peer closed its side */
 	unsigned		 freeing:1;
 	unsigned		 flush_queued:1; /* on set->flushq */
+	unsigned		 free_queued:1;	/* on set->freeq */
 	unsigned		 write_armed:1;	/* EV_WRITE enabled on bev */
 	unsigned		 read_paused:1;	/* input full: EV_READ off */
 	unsigned		 secure:1;	/* TLS handshake done */
@@ -118,6 +127,9 @@ session_set_remove(struct session_set *set, struct session *s)
 	if (s->flush_queued) {
 		TAILQ_REMOVE(&set->flushq, s, flush_entry);
 		s->flush_queued = 0;
+	} else if (s->free_queued) {
+		TAILQ_REMOVE(&set->freeq, s, flush_entry);
+		s->free_queued = 0;
 	}
 	TAILQ_REMOVE(&set->sessions, s, entry);
 	set->n_sessions--;
@@ -134,6 +146,22 @@ session_set_queue_flush(struct session_set *set, struct session *s)
 	s->flush_queued = 1;
 	TAILQ_INSERT_TAIL(&set->flushq, s, flush_entry);
 	event_active(set->flush_ev, EV_TIMEOUT, 0);
+}
+
+/*
+ * Have the set's free event free s (once: s->freeing). A freeing session
+ * writes no more: it leaves the flush queue, whose entry it reuses.
+ */
+static inline void
+session_set_queue_free(struct session_set *set, struct session *s)
+{
+	if (s->flush_queued) {
+		TAILQ_REMOVE(&set->flushq, s, flush_entry);
+		s->flush_queued = 0;
+	}
+	s->free_queued = 1;
+	TAILQ_INSERT_TAIL(&set->freeq, s, flush_entry);
+	event_active(set->free_ev, EV_TIMEOUT, 0);
 }
 
 /* session.c, for set.c */
