@@ -137,9 +137,16 @@ ptimer_init(struct ptimer *t, ptimer_fn *fn)
 int
 ptimer_add(struct ptimer_set *set, struct ptimer *t, uint64_t delay_us)
 {
-	struct ptimer	*p;
-	uint64_t	 at_us = mono_us() + delay_us;
+	return ptimer_add_at(set, t, mono_us() + delay_us);
+}
 
+int
+ptimer_add_at(struct ptimer_set *set, struct ptimer *t, uint64_t at_us)
+{
+	struct ptimer	*p;
+
+	if (at_us == 0)
+		at_us = 1;	/* 0 disarms a timerfd; and it is long past */
 	/* Armed at a later deadline, or not at all: arm at this one. */
 	if ((set->armed_us == 0 || at_us < set->armed_us) &&
 	    ptimer_arm(set, at_us) == -1)

@@ -53,6 +53,8 @@ void	ptimer_init(struct ptimer *t, ptimer_fn *fn);
  * its owner.
  */
 int	ptimer_add(struct ptimer_set *set, struct ptimer *t, uint64_t delay_us);
+/* The same at at_us on mono_us()'s clock (one in the past: at once). */
+int	ptimer_add_at(struct ptimer_set *set, struct ptimer *t, uint64_t at_us);
 /* Cancel t if pending; O(1), and nothing on one not pending. */
 void	ptimer_del(struct ptimer_set *set, struct ptimer *t);
 
@@ -62,7 +64,7 @@ ptimer_pending(const struct ptimer *t)
 	return t->entry.tqe_prev != NULL;
 }
 
-/* Counters for the unit test and the curious: timerfd_settime() calls, expiries. */
+/* For the unit test: timerfd_settime() calls, and wake-ups of the set. */
 struct ptimer_stats {
 	unsigned long	arms;
 	unsigned long	wakeups;
