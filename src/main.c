@@ -105,8 +105,8 @@ raise_nofile(void)
  * and the message file while RETR or TOP sends it):
  *
  *	3	stdin, stdout, stderr
- *	4	libevent: the epoll descriptor, its timerfd (the precise
- *		timer) and the signal pipe
+ *	4	libevent's epoll descriptor and signal pipe; the session
+ *		set's timerfd (its pauses: lib/ptimer.h)
  *	n	a socket per [server] listen address
  *	1	the worker pool's wake-up eventfd
  *	1	the reserve descriptor (server.c: refusals when out of them)
