@@ -147,6 +147,7 @@ ptimer_add_at(struct ptimer_set *set, struct ptimer *t, uint64_t at_us)
 
 	if (at_us == 0)
 		at_us = 1;	/* 0 disarms a timerfd; and it is long past */
+	ptimer_del(set, t);	/* pending: moved */
 	/* Armed at a later deadline, or not at all: arm at this one. */
 	if ((set->armed_us == 0 || at_us < set->armed_us) &&
 	    ptimer_arm(set, at_us) == -1)

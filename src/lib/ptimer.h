@@ -47,8 +47,8 @@ void	ptimer_init(struct ptimer *t, ptimer_fn *fn);
 /*
  * Call t's fn once, delay_us microseconds from now (CLOCK_MONOTONIC read
  * here, not the time the loop woke at). Entries with one deadline run in
- * the order they were added. t must not be pending (ptimer_del() it
- * first); -1 if the timerfd could not be armed (t is not added).
+ * the order they were added. A pending t moves to the new deadline. -1
+ * with errno set if the timerfd could not be armed (t is not pending).
  * The entry is off the set when fn runs: fn may add it again, or free
  * its owner.
  */

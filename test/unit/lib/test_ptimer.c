@@ -2,7 +2,8 @@
  * test_ptimer: the precise one-shot timers (ptimer.h) on a real event
  * base: entries run in deadline order, equal deadlines in the order they
  * were added and in one wake-up; a deleted head, middle or last entry
- * never runs (and a deleted head costs a wake-up, no arming); a callback
+ * never runs (and a deleted head costs a wake-up, no arming); adding a
+ * pending entry moves it; a callback
  * may add its entry again, add others, or free owners, its own or one
  * still pending that it deletes first; the timerfd is armed only when the
  * earliest deadline moves earlier; a pause ends on time, never early,
@@ -385,6 +386,29 @@ test_free_pending(void **state)
 	env_free(e);
 }
 
+/* Adding a pending entry moves it: earlier, then later. */
+static void
+test_move(void **state)
+{
+	struct env	*e = env_new(false);
+	struct owner	 a, b, c;
+
+	(void)state;
+	owner_init(e, &a, 1);
+	owner_init(e, &b, 2);
+	owner_init(e, &c, 3);
+	assert_int_equal(ptimer_add(e->set, &a.t, 50000), 0);
+	assert_int_equal(ptimer_add(e->set, &b.t, 30000), 0);
+	assert_int_equal(ptimer_add(e->set, &c.t, 20000), 0);
+	assert_int_equal(ptimer_add(e->set, &a.t, 10000), 0);	/* first */
+	assert_int_equal(ptimer_add(e->set, &c.t, 60000), 0);	/* last */
+	run_until(e, 3);
+	assert_int_equal(e->order[0], 1);
+	assert_int_equal(e->order[1], 2);
+	assert_int_equal(e->order[2], 3);
+	env_free(e);
+}
+
 /* A deadline in the past (or 0) runs at once. */
 static void
 test_past(void **state)
@@ -446,6 +470,7 @@ main(void)
 		cmocka_unit_test(test_readd),
 		cmocka_unit_test(test_readd_now),
 		cmocka_unit_test(test_free_pending),
+		cmocka_unit_test(test_move),
 		cmocka_unit_test(test_past),
 		cmocka_unit_test(test_precision),
 	};
