@@ -1,10 +1,18 @@
 /*
  * ptimer: precise one-shot timers on one timerfd (ptimer.h).
  *
- * The list is sorted by deadline and searched from the tail: the pauses
- * of one loop mostly have one length, so a new deadline is the latest
- * and the search stops at once. An equal deadline goes behind the ones
- * already there (first added, first run).
+ * The pending entries are a binary heap (an array of pointers, the set's
+ * one allocation, grown by doubling and never shrunk: as large as the
+ * most pauses ever pending at once, 8 octets each). Each entry knows its
+ * place, so a delete is a swap with the last and one sift. A list sorted
+ * by deadline, searched from its tail, would cost nothing while the
+ * pauses come in deadline order, but pauses of several lengths (the
+ * per-address penalty doubles them up to penalty_max) make each add walk
+ * past every later one: with thousands pending, a walk over thousands of
+ * sessions' cache lines per failed login, which clients choose. Equal
+ * deadlines run in the order they were added (seq; it wraps, and is
+ * compared as a difference, which holds while fewer than 2^31 adds
+ * separate two pending entries).
  *
  * The timerfd is armed only when a new entry's deadline is earlier than
  * the one it is armed at (armed_us; 0: not armed). A deleted head leaves
@@ -32,16 +40,62 @@
 #include "lib/monotime.h"
 #include "lib/ptimer.h"
 
-TAILQ_HEAD(ptimer_list, ptimer);
-
 struct ptimer_set {
 	int			 fd;
 	struct event		*ev;
-	struct ptimer_list	 list;
+	struct ptimer		**heap;		/* heap[0]: the earliest */
+	uint32_t		 n, cap;
+	uint32_t		 seq;		/* the next add's */
 	uint64_t		 armed_us;	/* 0: not armed */
 	bool			 et;		/* edge-triggered: no read */
 	struct ptimer_stats	 stats;
 };
+
+/* Is a due before b? */
+static inline bool
+ptimer_before(const struct ptimer *a, const struct ptimer *b)
+{
+	return a->at_us < b->at_us ||
+	    (a->at_us == b->at_us && (int32_t)(a->seq - b->seq) < 0);
+}
+
+static inline void
+ptimer_place(struct ptimer_set *set, struct ptimer *t, uint32_t i)
+{
+	set->heap[i] = t;
+	t->idx = i + 1;
+}
+
+static void
+ptimer_sift_up(struct ptimer_set *set, uint32_t i)
+{
+	struct ptimer	*t = set->heap[i];
+	uint32_t	 up;
+
+	while (i > 0 && ptimer_before(t, set->heap[up = (i - 1) / 2])) {
+		ptimer_place(set, set->heap[up], i);
+		i = up;
+	}
+	ptimer_place(set, t, i);
+}
+
+static void
+ptimer_sift_down(struct ptimer_set *set, uint32_t i)
+{
+	struct ptimer	*t = set->heap[i];
+	uint32_t	 c;
+
+	while ((c = 2 * i + 1) < set->n) {
+		if (c + 1 < set->n &&
+		    ptimer_before(set->heap[c + 1], set->heap[c]))
+			c++;
+		if (!ptimer_before(set->heap[c], t))
+			break;
+		ptimer_place(set, set->heap[c], i);
+		i = c;
+	}
+	ptimer_place(set, t, i);
+}
 
 /* Arm the timerfd at at_us (never 0: 0 would disarm it). */
 static int
@@ -76,14 +130,13 @@ ptimer_expired(evutil_socket_t fd, short events, void *arg)
 	/* One-shot: whatever it was armed at has passed, or is replaced. */
 	set->armed_us = 0;
 	now_us = mono_us();
-	while ((t = TAILQ_FIRST(&set->list)) != NULL && t->at_us <= now_us) {
-		TAILQ_REMOVE(&set->list, t, entry);
-		t->entry.tqe_prev = NULL;
+	while (set->n > 0 && (t = set->heap[0])->at_us <= now_us) {
+		ptimer_del(set, t);
 		t->fn(t);	/* may add t again, or free its owner */
 	}
 	/* An fn's ptimer_add() may have armed it at the head already. */
-	if (t != NULL && set->armed_us != t->at_us &&
-	    ptimer_arm(set, t->at_us) == -1)
+	if (set->n > 0 && set->armed_us != set->heap[0]->at_us &&
+	    ptimer_arm(set, set->heap[0]->at_us) == -1)
 		log_warn("ptimer: timerfd_settime");
 }
 
@@ -95,7 +148,6 @@ ptimer_set_new(struct event_base *base)
 
 	if ((set = calloc(1, sizeof(*set))) == NULL)
 		return NULL;
-	TAILQ_INIT(&set->list);
 	set->fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (set->fd == -1)
 		goto fail;
@@ -122,16 +174,17 @@ ptimer_set_free(struct ptimer_set *set)
 		event_free(set->ev);
 	if (set->fd != -1)
 		close(set->fd);
+	free(set->heap);
 	free(set);
 }
 
 void
 ptimer_init(struct ptimer *t, ptimer_fn *fn)
 {
-	t->entry.tqe_next = NULL;
-	t->entry.tqe_prev = NULL;
 	t->at_us = 0;
 	t->fn = fn;
+	t->idx = 0;
+	t->seq = 0;
 }
 
 int
@@ -143,34 +196,51 @@ ptimer_add(struct ptimer_set *set, struct ptimer *t, uint64_t delay_us)
 int
 ptimer_add_at(struct ptimer_set *set, struct ptimer *t, uint64_t at_us)
 {
-	struct ptimer	*p;
+	struct ptimer	**heap;
+	uint32_t	  cap;
 
 	if (at_us == 0)
 		at_us = 1;	/* 0 disarms a timerfd; and it is long past */
 	ptimer_del(set, t);	/* pending: moved */
+	if (set->n == set->cap) {
+		cap = set->cap == 0 ? 16 : set->cap * 2;
+		if (cap <= set->cap ||
+		    (heap = reallocarray(set->heap, cap, sizeof(*heap))) == NULL) {
+			errno = ENOMEM;
+			return -1;
+		}
+		set->heap = heap;
+		set->cap = cap;
+	}
 	/* Armed at a later deadline, or not at all: arm at this one. */
 	if ((set->armed_us == 0 || at_us < set->armed_us) &&
 	    ptimer_arm(set, at_us) == -1)
 		return -1;
 	t->at_us = at_us;
-	/* From the tail: behind every entry due no later than t. */
-	TAILQ_FOREACH_REVERSE(p, &set->list, ptimer_list, entry)
-		if (p->at_us <= at_us)
-			break;
-	if (p != NULL)
-		TAILQ_INSERT_AFTER(&set->list, p, t, entry);
-	else
-		TAILQ_INSERT_HEAD(&set->list, t, entry);
+	t->seq = set->seq++;
+	ptimer_place(set, t, set->n++);
+	ptimer_sift_up(set, set->n - 1);
 	return 0;
 }
 
 void
 ptimer_del(struct ptimer_set *set, struct ptimer *t)
 {
-	if (!ptimer_pending(t))
+	struct ptimer	*last;
+	uint32_t	 i;
+
+	if (t->idx == 0)
 		return;
-	TAILQ_REMOVE(&set->list, t, entry);
-	t->entry.tqe_prev = NULL;
+	i = t->idx - 1;
+	t->idx = 0;
+	last = set->heap[--set->n];
+	if (last == t)
+		return;
+	/* The last entry takes t's place, and moves up or down from it. */
+	ptimer_place(set, last, i);
+	ptimer_sift_down(set, i);
+	if (last->idx - 1 == i)
+		ptimer_sift_up(set, i);
 }
 
 void

@@ -8,16 +8,15 @@
  *
  * A set is one timerfd watched by one event, armed (TFD_TIMER_ABSTIME) at
  * the earliest deadline pending; the entries are embedded in their
- * owners (no allocation per add) on a list sorted by deadline. A precise
- * libevent base instead calls timerfd_settime() on every turn of the loop
- * that has any timer pending (idle limits: always); a set calls it only
- * when its earliest deadline moves earlier, or after an expiry that
- * leaves entries pending. Loop thread only.
+ * owners (no allocation per add) and ordered by a binary heap of
+ * pointers to them. A precise libevent base instead calls
+ * timerfd_settime() on every turn of the loop that has any timer pending
+ * (idle limits: always); a set calls it only when its earliest deadline
+ * moves earlier, or after an expiry that leaves entries pending. Loop
+ * thread only.
  */
 #ifndef EVPOP3D_PTIMER_H
 #define EVPOP3D_PTIMER_H
-
-#include <sys/queue.h>
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -30,12 +29,13 @@ typedef void	ptimer_fn(struct ptimer *);
 
 /*
  * One timer, embedded in its owner (fn finds the owner from the entry's
- * address). Zero it, or ptimer_init() it, before the first use.
+ * address). ptimer_init() it before the first use.
  */
 struct ptimer {
-	TAILQ_ENTRY(ptimer)	 entry;	/* tqe_prev NULL: not pending */
-	uint64_t		 at_us;	/* deadline, CLOCK_MONOTONIC */
-	ptimer_fn		*fn;
+	uint64_t	 at_us;	/* deadline, CLOCK_MONOTONIC */
+	ptimer_fn	*fn;
+	uint32_t	 idx;	/* place in the heap + 1; 0: not pending */
+	uint32_t	 seq;	/* order of adds, for equal deadlines */
 };
 
 /* A set on base: its timerfd and event. NULL with errno set. */
@@ -48,20 +48,20 @@ void	ptimer_init(struct ptimer *t, ptimer_fn *fn);
  * Call t's fn once, delay_us microseconds from now (CLOCK_MONOTONIC read
  * here, not the time the loop woke at). Entries with one deadline run in
  * the order they were added. A pending t moves to the new deadline. -1
- * with errno set if the timerfd could not be armed (t is not pending).
- * The entry is off the set when fn runs: fn may add it again, or free
- * its owner.
+ * with errno set if the timerfd could not be armed or the heap not
+ * grown (t is not pending then). The entry is off the set when fn runs:
+ * fn may add it again, or free its owner.
  */
 int	ptimer_add(struct ptimer_set *set, struct ptimer *t, uint64_t delay_us);
 /* The same at at_us on mono_us()'s clock (one in the past: at once). */
 int	ptimer_add_at(struct ptimer_set *set, struct ptimer *t, uint64_t at_us);
-/* Cancel t if pending; O(1), and nothing on one not pending. */
+/* Cancel t if pending (O(log n)); nothing on one not pending. */
 void	ptimer_del(struct ptimer_set *set, struct ptimer *t);
 
 static inline bool
 ptimer_pending(const struct ptimer *t)
 {
-	return t->entry.tqe_prev != NULL;
+	return t->idx != 0;
 }
 
 /* For the unit test: timerfd_settime() calls, and wake-ups of the set. */

@@ -3,7 +3,8 @@
  * base: entries run in deadline order, equal deadlines in the order they
  * were added and in one wake-up; a deleted head, middle or last entry
  * never runs (and a deleted head costs a wake-up, no arming); adding a
- * pending entry moves it; a callback
+ * pending entry moves it; thousands of entries, many with equal
+ * deadlines, added, moved and deleted at random, run in order; a callback
  * may add its entry again, add others, or free owners, its own or one
  * still pending that it deletes first; the timerfd is armed only when the
  * earliest deadline moves earlier; a pause ends on time, never early,
@@ -84,6 +85,21 @@ fired(struct ptimer *t)
 		event_base_loopbreak(e->base);
 	if (o->free_self)
 		free(o);
+}
+
+/* test_many's: the order of N_MANY calls, beyond e->order's room. */
+static int	*many_order;
+
+static void
+many_fired(struct ptimer *t)
+{
+	struct owner	*o = owner_of(t);
+	struct env	*e = o->e;
+
+	assert_false(ptimer_pending(t));
+	many_order[e->n_fired++] = o->id;
+	if (e->n_fired == e->expect)
+		event_base_loopbreak(e->base);
 }
 
 static void
@@ -409,6 +425,85 @@ test_move(void **state)
 	env_free(e);
 }
 
+/*
+ * The heap at scale: N entries with deadlines drawn from 21 values (many
+ * equal), added in random order, a third deleted (some moved first): the
+ * rest run in deadline order, equal ones in the order added, the deleted
+ * never.
+ */
+#define N_MANY	3000
+
+struct many {
+	struct owner	 o[N_MANY];
+	uint32_t	 added[N_MANY];	/* the order each was (last) added */
+	bool		 deleted[N_MANY];
+};
+
+static void
+test_many(void **state)
+{
+	struct env	*e = env_new(false);
+	struct many	*m = calloc(1, sizeof(*m));
+	uint64_t	 base = mono_us() + 30000, t0, add_us;
+	int		*order;
+	size_t		 i, n_left = 0;
+	uint32_t	 seq = 0;
+
+	(void)state;
+	assert_non_null(m);
+	order = calloc(N_MANY, sizeof(*order));
+	assert_non_null(order);
+	srandom(13);
+	t0 = mono_us();
+	for (i = 0; i < N_MANY; i++) {
+		owner_init(e, &m->o[i], (int)i);
+		m->added[i] = seq++;
+		assert_int_equal(ptimer_add_at(e->set, &m->o[i].t, base +
+		    (uint64_t)(random() % 21) * 1000), 0);
+	}
+	add_us = mono_us() - t0;
+	for (i = 0; i < N_MANY; i++) {
+		if (random() % 3 == 0) {
+			if (random() % 2 == 0)		/* moved, then deleted */
+				assert_int_equal(ptimer_add_at(e->set,
+				    &m->o[i].t, base + 5000), 0);
+			ptimer_del(e->set, &m->o[i].t);
+			m->deleted[i] = true;
+		} else if (random() % 4 == 0) {		/* moved */
+			m->added[i] = seq++;
+			assert_int_equal(ptimer_add_at(e->set, &m->o[i].t,
+			    base + (uint64_t)(random() % 21) * 1000), 0);
+		}
+	}
+	for (i = 0; i < N_MANY; i++)
+		if (!m->deleted[i])
+			n_left++;
+	print_message("ptimer: %d adds in %llu us\n", N_MANY,
+	    (unsigned long long)add_us);
+	/* e->order holds MAX_T * 4: record the whole order here instead. */
+	e->n_fired = 0;
+	for (i = 0; i < N_MANY; i++)
+		m->o[i].t.fn = many_fired;
+	many_order = order;
+	run_until(e, n_left);
+	for (i = 0; i < n_left; i++) {
+		struct ptimer	*a = &m->o[order[i]].t;
+
+		assert_false(m->deleted[order[i]]);
+		if (i > 0) {
+			struct ptimer *p = &m->o[order[i - 1]].t;
+
+			assert_true(p->at_us <= a->at_us);
+			if (p->at_us == a->at_us)
+				assert_true(m->added[order[i - 1]] <
+				    m->added[order[i]]);
+		}
+	}
+	free(order);
+	free(m);
+	env_free(e);
+}
+
 /* A deadline in the past (or 0) runs at once. */
 static void
 test_past(void **state)
@@ -471,6 +566,7 @@ main(void)
 		cmocka_unit_test(test_readd_now),
 		cmocka_unit_test(test_free_pending),
 		cmocka_unit_test(test_move),
+		cmocka_unit_test(test_many),
 		cmocka_unit_test(test_past),
 		cmocka_unit_test(test_precision),
 	};
