@@ -700,7 +700,8 @@ session_pause(struct session *s, uint64_t us, void (*fn)(struct session *))
 	if (ptimer_add(s->set->timers, &s->pause, us) == -1) {
 		session_warnx(s, "event=pause-failed error=\"%s\"",
 		    strerror(errno));
-		session_close(s, "internal-error", false);
+		session_close(s, errno == ENOMEM ? "out-of-memory" :
+		    "internal-error", false);
 	}
 }
 
