@@ -695,12 +695,15 @@ session_pause_cb(struct ptimer *t)
 void
 session_pause(struct session *s, uint64_t us, void (*fn)(struct session *))
 {
+	int err;
+
 	s->held = 1;
 	s->pause_fn = fn;
 	if (ptimer_add(s->set->timers, &s->pause, us) == -1) {
+		err = errno;
 		session_warnx(s, "event=pause-failed error=\"%s\"",
-		    strerror(errno));
-		session_close(s, errno == ENOMEM ? "out-of-memory" :
+		    strerror(err));
+		session_close(s, err == ENOMEM ? "out-of-memory" :
 		    "internal-error", false);
 	}
 }
