@@ -105,8 +105,8 @@ raise_nofile(void)
  * and the message file while RETR or TOP sends it):
  *
  *	3	stdin, stdout, stderr
- *	4	libevent: the epoll descriptor, its timerfd (the precise
- *		timer) and the signal pipe
+ *	4	libevent's epoll descriptor and signal pipe; the session
+ *		set's timerfd (its pauses: lib/ptimer.h)
  *	n	a socket per [server] listen address
  *	1	the worker pool's wake-up eventfd
  *	1	the reserve descriptor (server.c: refusals when out of them)
@@ -671,26 +671,23 @@ out:
  * touch libevent (results come back through an eventfd), so the base
  * needs no locks.
  *
- * A precise timer (CLOCK_MONOTONIC and a timerfd, instead of the 4 ms
- * coarse clock and millisecond epoll timeouts): a failed login is
- * answered failure_delay after its command to within microseconds; with
- * the coarse clock the answer's phase against the clock ticks showed how
- * long the password check took (cmd_auth.c). It costs one
- * timerfd_settime() per loop iteration, about 0.3 per session with 50
- * concurrent logins. NULL after logging why.
+ * libevent's timers stay on its coarse clock (a jiffy, 4 ms) with
+ * millisecond epoll timeouts: deadlines, idle limits and back-offs need
+ * no more. The one wait that must be exact, a failed login answered
+ * failure_delay after its command (else the answer's phase against the
+ * clock ticks shows how long the password check took), is a pause on
+ * the session set's own timerfd (lib/ptimer.h). The base's flag
+ * EVENT_BASE_FLAG_PRECISE_TIMER made every timer precise, at the cost of
+ * a timerfd_settime() on every loop iteration with a timer pending (12 %
+ * of a `full` session's system calls). NULL after logging why.
  */
 static struct event_base *
 base_new(void)
 {
-	struct event_config	*ecfg;
-	struct event_base	*base = NULL;
+	struct event_base *base;
 
-	if ((ecfg = event_config_new()) == NULL ||
-	    event_config_set_flag(ecfg, EVENT_BASE_FLAG_PRECISE_TIMER) == -1 ||
-	    (base = event_base_new_with_config(ecfg)) == NULL)
+	if ((base = event_base_new()) == NULL)
 		log_errorx("event=startup-failed step=event-base");
-	if (ecfg != NULL)
-		event_config_free(ecfg);
 	return base;
 }
 

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,7 +64,8 @@ static void	session_sock_write_cb(evutil_socket_t, short, void *);
 static void	session_drained(struct session *);
 static void	session_eof(struct session *);
 static void	session_event_cb(struct bufferevent *, short, void *);
-static void	session_delay_cb(evutil_socket_t, short, void *);
+static void	session_pause_cb(struct ptimer *);
+static void	session_timer_fire(struct ptimer *);
 static void	session_process(struct session *);
 static void	session_free(struct session *);
 static void	session_free_later(struct session *);
@@ -80,7 +82,9 @@ static void	session_count_out(struct evbuffer *,
 static void
 session_arm_timer(struct session *s, uint64_t ms)
 {
-	theap_arm(&s->set->timers, &s->timer, mono_ms() + ms);
+	/* Room was made for every session: only a failing timerfd fails. */
+	if (ptimer_add(s->set->timers, &s->timer, ms * 1000) == -1)
+		log_warn("event=timer-failed");
 }
 
 /*
@@ -152,8 +156,9 @@ session_alloc(struct session_set *set, const struct sockaddr *sa,
 		return NULL;
 	s->set = set;
 	s->fd = -1;
-	if (theap_reserve(&set->timers, set->n_sessions + 1) == -1 ||
-	    (s->delay = evtimer_new(set->base, session_delay_cb, s)) == NULL) {
+	ptimer_init(&s->timer, session_timer_fire);
+	ptimer_init(&s->pause, session_pause_cb);
+	if (ptimer_reserve(set->timers, set->n_sessions + 1) == -1) {
 		free(s);
 		return NULL;
 	}
@@ -173,7 +178,6 @@ session_unalloc(struct session *s)
 {
 	if (s->rev != NULL)
 		event_free(s->rev);
-	event_free(s->delay);
 	free(s);
 }
 
@@ -453,13 +457,13 @@ session_unsent(const struct session *s)
 	return n;
 }
 
-/* Free the session from the delay event, outside any callback using it. */
+/* Free the session from the set's free event, outside any callback using it. */
 static void
 session_free_later(struct session *s)
 {
 	if (!s->freeing) {
 		s->freeing = 1;
-		event_active(s->delay, EV_TIMEOUT, 0);
+		session_set_queue_free(s->set, s);
 	}
 }
 
@@ -880,14 +884,14 @@ session_event_cb(struct bufferevent *bev, short what, void *arg)
 		session_close(s, "connection-error", false);
 }
 
-void
-session_timer_fire(struct theap_entry *e, void *arg)
+/* The deadline or the idle limit is due. */
+static void
+session_timer_fire(struct ptimer *t)
 {
-	struct session	*s = (struct session *)(void *)((char *)e -
+	struct session	*s = (struct session *)(void *)((char *)t -
 			    offsetof(struct session, timer));
 	uint64_t	 idle;
 
-	(void)arg;
 	if (s->timer_kind == TIMER_DEADLINE) {
 		session_close(s, s->deadline_reason, false);
 		return;
@@ -904,40 +908,37 @@ session_timer_fire(struct theap_entry *e, void *arg)
 	session_close(s, "idle-timeout", false);
 }
 
-/*
- * The delay event serves two purposes: the pause, and freeing the session
- * outside of any callback that still uses it.
- */
+/* The pause is over (session_close() cancels it): the protocol's fn. */
 static void
-session_delay_cb(evutil_socket_t fd, short events, void *arg)
+session_pause_cb(struct ptimer *t)
 {
-	struct session *s = arg;
+	struct session	*s = (struct session *)(void *)((char *)t -
+			    offsetof(struct session, pause));
+	void		(*fn)(struct session *) = s->pause_fn;
 
-	(void)fd;
-	(void)events;
-	if (s->freeing) {
-		session_free(s);
-		return;
-	}
-	if (s->pause_fn != NULL) {
-		void (*fn)(struct session *) = s->pause_fn;
-
-		s->pause_fn = NULL;
-		fn(s);
-	}
+	s->pause_fn = NULL;
+	fn(s);
 }
 
+/*
+ * On the set's precise timers (lib/ptimer.h), not an evtimer: the loop's
+ * clock is the coarse one, and a failed login's answer must come exactly
+ * when it is due, whatever the check cost.
+ */
 void
 session_pause(struct session *s, uint64_t us, void (*fn)(struct session *))
 {
-	struct timeval tv = { .tv_sec = (time_t)(us / 1000000),
-	    .tv_usec = (suseconds_t)(us % 1000000) };
+	int err;
 
 	s->held = 1;
 	s->pause_fn = fn;
-	/* evtimer_add() counts from the time cached when the loop woke */
-	event_base_update_cache_time(s->set->base);
-	evtimer_add(s->delay, &tv);
+	if (ptimer_add(s->set->pauses, &s->pause, us) == -1) {
+		err = errno;
+		session_warnx(s, "event=pause-failed error=\"%s\"",
+		    strerror(err));
+		session_close(s, err == ENOMEM ? "out-of-memory" :
+		    "internal-error", false);
+	}
 }
 
 void
@@ -1051,8 +1052,8 @@ session_close(struct session *s, const char *reason, bool flush)
 			bufferevent_disable(s->bev, EV_READ);
 		else
 			event_del(s->rev);
-		theap_del(&s->set->timers, &s->timer);
-		evtimer_del(s->delay);
+		ptimer_del(s->set->timers, &s->timer);
+		ptimer_del(s->set->pauses, &s->pause);
 		s->pause_fn = NULL;
 		if (flush && session_unsent(s) > 0) {
 			/*
@@ -1150,8 +1151,8 @@ session_free(struct session *s)
 		session_sock_release(s);
 		(void)close(s->fd);
 	}
-	theap_del(&s->set->timers, &s->timer);
-	event_free(s->delay);
+	ptimer_del(s->set->timers, &s->timer);
+	ptimer_del(s->set->pauses, &s->pause);	/* destroyed while paused */
 	free(s->summary);
 	free(s);
 }

@@ -267,8 +267,9 @@ void		 session_hold(struct session *s);
 void		 session_resume(struct session *s);
 /*
  * Hold input for us microseconds from now, then call fn (a failed-login
- * pause; an evtimer, never sleep()). fn must end with session_resume()
- * or session_close().
+ * pause; a precise timer of the set, lib/ptimer.h, never sleep()). fn
+ * must end with session_resume() or session_close(), which cancels the
+ * pause; if the timer cannot be armed the session is closed.
  */
 void		 session_pause(struct session *s, uint64_t us,
 		    void (*fn)(struct session *));

@@ -11,7 +11,7 @@
 
 #include <event2/event.h>
 
-#include "lib/theap.h"
+#include "lib/ptimer.h"
 #include "session/linebuf.h"
 #include "session/session.h"
 
@@ -32,15 +32,22 @@ struct session_set {
 	 */
 	struct session_list	 flushq;
 	struct event		*flush_ev;
+	/*
+	 * Sessions to free (session_free_later()): one event frees them
+	 * all, outside any callback that still uses them.
+	 */
+	struct session_list	 freeq;
+	struct event		*free_ev;
+	struct ptimer_set	*pauses;	/* session_pause()'s, precise */
 	uint64_t		 next_id;
 	uint64_t		 id_step;	/* workers: ids of one stay theirs */
 	struct event		*drain_timer;	/* the drain's deadline */
 	/*
-	 * The sessions' timers (a deadline or the idle limit each) under
-	 * one libevent timer: no struct event per session. Room for one
-	 * per session is made when the session is.
+	 * The sessions' timers (a deadline or the idle limit each), one
+	 * entry per session on a set of their own: no struct event per
+	 * session. Room for one per session is made when the session is.
 	 */
-	struct theap		 timers;
+	struct ptimer_set	*timers;
 	unsigned		 draining:1;
 	uint64_t		 bytes_out;	/* sent by every session */
 };
@@ -63,7 +70,7 @@ enum session_timer {
  */
 struct session {
 	TAILQ_ENTRY(session)	 entry;
-	TAILQ_ENTRY(session)	 flush_entry;	/* on set->flushq */
+	TAILQ_ENTRY(session)	 flush_entry;	/* on set->flushq or freeq */
 	struct session_set	*set;
 	uint64_t		 id;
 	struct bufferevent	*bev;		/* NULL: a plain socket */
@@ -72,8 +79,7 @@ struct session {
 	struct event		*wev;		/* plain: writable, once needed */
 	struct evbuffer		*in, *out;	/* plain: while not empty */
 	void			*ctx;		/* the protocol's */
-	struct theap_entry	 timer;		/* deadline or idle limit */
-	struct event		*delay;		/* pause; deferred free */
+	struct ptimer		 timer;		/* deadline or idle limit */
 	struct evbuffer		*sent_out;	/* under a filter: the socket's */
 	struct evbuffer_cb_entry *sent_cb;	/*   output, watched */
 	char			 peer[INET6_ADDRSTRLEN + 16];	/* addr:port */
@@ -87,6 +93,7 @@ struct session {
 
 	struct linebuf		 lb;
 	struct session_cont	*cont;		/* long reply in progress */
+	struct ptimer		 pause;		/* on set->pauses */
 	void			(*pause_fn)(struct session *);
 
 	enum session_timer	 timer_kind;
@@ -105,6 +112,7 @@ struct session {
 	unsigned		 eof:1;		/* peer closed its side */
 	unsigned		 freeing:1;
 	unsigned		 flush_queued:1; /* on set->flushq */
+	unsigned		 free_queued:1;	/* on set->freeq */
 	unsigned		 write_armed:1;	/* waiting for the socket to
 						   take more */
 	unsigned		 read_paused:1;	/* input full: not read */
@@ -144,6 +152,9 @@ session_set_remove(struct session_set *set, struct session *s)
 	if (s->flush_queued) {
 		TAILQ_REMOVE(&set->flushq, s, flush_entry);
 		s->flush_queued = 0;
+	} else if (s->free_queued) {
+		TAILQ_REMOVE(&set->freeq, s, flush_entry);
+		s->free_queued = 0;
 	}
 	TAILQ_REMOVE(&set->sessions, s, entry);
 	set->n_sessions--;
@@ -162,9 +173,24 @@ session_set_queue_flush(struct session_set *set, struct session *s)
 	event_active(set->flush_ev, EV_TIMEOUT, 0);
 }
 
+/*
+ * Have the set's free event free s (once: s->freeing). A freeing session
+ * writes no more: it leaves the flush queue, whose entry it reuses.
+ */
+static inline void
+session_set_queue_free(struct session_set *set, struct session *s)
+{
+	if (s->flush_queued) {
+		TAILQ_REMOVE(&set->flushq, s, flush_entry);
+		s->flush_queued = 0;
+	}
+	s->free_queued = 1;
+	TAILQ_INSERT_TAIL(&set->freeq, s, flush_entry);
+	event_active(set->free_ev, EV_TIMEOUT, 0);
+}
+
 /* session.c, for set.c */
-/* A session's timer (s->timer, from set->timers) is due. */
-void	session_timer_fire(struct theap_entry *e, void *arg);
+
 void	session_flush(struct session *s);
 /* The stop path: say the protocol's bye if idle, and close. */
 void	session_shutdown(struct session *s);

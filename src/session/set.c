@@ -1,7 +1,8 @@
 /*
  * set: the sessions of a process: their list and count, the queue of
- * sessions with output to write before the loop polls again, session
- * ids, and the graceful stop. The set calls down into session.c; what a
+ * sessions with output to write before the loop polls again, the queue
+ * of sessions to free, the precise timers of their pauses, session ids,
+ * and the graceful stop. The set calls down into session.c; what a
  * session does to the set (joining, leaving, queueing its output) is
  * inline in session_int.h, so the calls go one way.
  */
@@ -29,6 +30,20 @@ set_flush_cb(evutil_socket_t fd, short events, void *arg)
 	}
 }
 
+/* Free every session that was closed (session_set_queue_free()). */
+static void
+set_free_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct session_set	*set = arg;
+	struct session		*s;
+
+	(void)fd;
+	(void)events;
+	/* session_set_remove() takes each off the queue. */
+	while ((s = TAILQ_FIRST(&set->freeq)) != NULL)
+		session_destroy(s);
+}
+
 /* ------------------------------------------------------------ the set */
 
 struct session_set *
@@ -42,13 +57,18 @@ session_set_new(struct event_base *base, const struct session_params *params)
 	set->params = *params;
 	TAILQ_INIT(&set->sessions);
 	TAILQ_INIT(&set->flushq);
+	TAILQ_INIT(&set->freeq);
 	if ((set->flush_ev = event_new(base, -1, 0, set_flush_cb, set))
-	    == NULL) {
-		free(set);
-		return NULL;
-	}
-	if (theap_init(&set->timers, base, session_timer_fire, NULL) == -1) {
-		event_free(set->flush_ev);
+	    == NULL ||
+	    (set->free_ev = event_new(base, -1, 0, set_free_cb, set)) == NULL ||
+	    (set->pauses = ptimer_set_new(base)) == NULL ||
+	    (set->timers = ptimer_set_new(base)) == NULL) {
+		if (set->pauses != NULL)
+			ptimer_set_free(set->pauses);
+		if (set->free_ev != NULL)
+			event_free(set->free_ev);
+		if (set->flush_ev != NULL)
+			event_free(set->flush_ev);
 		free(set);
 		return NULL;
 	}
@@ -79,7 +99,9 @@ session_set_free(struct session_set *set)
 	if (set->drain_timer != NULL)
 		event_free(set->drain_timer);
 	event_free(set->flush_ev);
-	theap_free(&set->timers);
+	ptimer_set_free(set->timers);
+	event_free(set->free_ev);
+	ptimer_set_free(set->pauses);
 	free(set);
 }
 

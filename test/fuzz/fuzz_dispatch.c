@@ -130,7 +130,6 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	struct event_config	*ecfg;
 	char			 path[512], text[2048], err[512];
 	const char		*dir;
 
@@ -163,12 +162,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 		fprintf(stderr, "fuzz_dispatch: %s\n", err);
 		abort();
 	}
-	ecfg = event_config_new();
-	FUZZ_CHECK(ecfg != NULL);
-	FUZZ_CHECK(event_config_set_flag(ecfg,
-	    EVENT_BASE_FLAG_PRECISE_TIMER) == 0);
-	base = event_base_new_with_config(ecfg);
-	event_config_free(ecfg);
+	base = event_base_new();	/* as main() has it */
 	FUZZ_CHECK(base != NULL);
 	tick = event_new(base, -1, EV_PERSIST, tick_cb, NULL);
 	FUZZ_CHECK(tick != NULL);

@@ -506,6 +506,57 @@ class FailureDelay(evtest.ServerTestCase):
         c.quit()
 
 
+class GoneDuringDelay(evtest.ServerTestCase):
+    """Clients that go away while their failed login is being delayed
+    (session_pause()): one resets its connection and is freed at once,
+    its pause cancelled; one half-closes and is answered and closed when
+    the pause ends. A pause left behind by a freed session would run on
+    freed memory when due: the third client's failure, answered after
+    both deadlines, lets them pass before the checks, and the sanitizers
+    (check_log at the end of the class) would report it."""
+    CONFIG = {"auth": {"failure_delay": "2000", "penalty_max": "0"}}
+    POOL = 4
+
+    def failed(self, user, mark):
+        """A connection whose wrong PASS is being delayed, and its
+        session id."""
+        c = self.connect()
+        c.ok("USER " + user)
+        c.send("PASS wrong\r\n")
+        m = self.srv.wait_log(r"sess=(\w+) event=auth-failed .*user=\"%s\""
+                              % user, start=mark)
+        self.assertIsNotNone(m)
+        return c, m.group(1)
+
+    def test_reset_and_half_close(self):
+        mark = len(self.srv.log())
+        rst, fin, last = self.fresh(), self.fresh(), self.fresh()
+        a, sess_a = self.failed(rst.user, mark)
+        b, sess_b = self.failed(fin.user, mark)
+        t0 = time.monotonic()
+        a.sock.setsockopt(evtest.socket.SOL_SOCKET, evtest.socket.SO_LINGER,
+                          b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        a.close()
+        b.sock.shutdown(evtest.socket.SHUT_WR)
+        # The reset one is freed now, not when its 2 s pause would end.
+        self.assertTrue(self.srv.wait_log(
+            r"sess=%s event=disconnect .*reason=connection-error" % sess_a,
+            start=mark))
+        self.assertLess(time.monotonic() - t0, 1.5 * evtest.SCALE)
+        # The half-closed one gets its answer when due, then EOF.
+        self.assertTrue(b.status().startswith("-ERR"))
+        self.assertEqual(b.expect_closed(), [])
+        self.assertTrue(self.srv.wait_log(
+            r"sess=%s event=disconnect " % sess_b, start=mark))
+        # Answered after both pauses were due: the server goes on.
+        c, _ = self.failed(last.user, mark)
+        self.assertTrue(c.status().startswith("-ERR"))
+        c.ok("USER " + rst.user)
+        c.ok("PASS " + rst.password)
+        c.quit()
+        self.assertTrue(self.srv.alive())
+
+
 class PasswdReload(evtest.ServerTestCase):
     POOL = 2
 

@@ -226,11 +226,10 @@ static struct tenv *
 env_new(void)
 {
 	struct tenv		*e = calloc(1, sizeof(*e));
-	struct event_config	*ecfg = event_config_new();
 	char			 path[256], text[1024], err[512];
 	size_t			 i;
 
-	assert_true(e != NULL && ecfg != NULL);
+	assert_true(e != NULL);
 	strcpy(e->dir, "/tmp/evpop3d-transport-XXXXXX");
 	assert_non_null(mkdtemp(e->dir));
 	snprintf(path, sizeof(path), "%s/passwd", e->dir);
@@ -260,11 +259,8 @@ env_new(void)
 	write_file(path, text, strlen(text));
 	assert_int_equal(cfg_load(path, &e->cfg, err, sizeof(err)), 0);
 
-	/* As main() has it: timers on the precise clock. */
-	assert_int_equal(event_config_set_flag(ecfg,
-	    EVENT_BASE_FLAG_PRECISE_TIMER), 0);
-	e->base = event_base_new_with_config(ecfg);
-	event_config_free(ecfg);
+	/* As main() has it: libevent's coarse clock, pauses on a timerfd. */
+	e->base = event_base_new();
 	assert_non_null(e->base);
 	assert_int_equal(shlimits_init((size_t)e->cfg->max_connections,
 	    (size_t)e->cfg->penalty_table_size, 1, err, sizeof(err)), 0);
