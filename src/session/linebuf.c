@@ -81,3 +81,50 @@ linebuf_read(struct linebuf *lb, struct evbuffer *in, char *line, size_t *len_r)
 		return LB_LINE;
 	}
 }
+
+enum lb_result
+linebuf_take(struct linebuf *lb, const char **buf, size_t *len, char *line,
+    size_t *len_r)
+{
+	const char	*nl;
+	size_t		 n;
+
+	for (;;) {
+		if (*len == 0)
+			return LB_AGAIN;
+		nl = memchr(*buf, '\n', *len);
+		if (lb->discarding) {
+			if (nl == NULL) {
+				*buf += *len;
+				*len = 0;
+				return LB_AGAIN;
+			}
+			n = (size_t)(nl - *buf) + 1;
+			*buf += n;
+			*len -= n;
+			lb->discarding = false;
+			continue;
+		}
+		if (nl == NULL) {
+			if (*len <= lb->max + 1)	/* +1: a CR may wait for its LF */
+				return LB_AGAIN;
+			*buf += *len;
+			*len = 0;
+			lb->discarding = true;
+			return LB_TOOLONG;
+		}
+		n = (size_t)(nl - *buf);
+		*buf += n + 1;
+		*len -= n + 1;
+		if (n > lb->max + 1)
+			return LB_TOOLONG;
+		memcpy(line, nl - n, n);
+		if (n > 0 && line[n - 1] == '\r')	/* CRLF, or a bare LF */
+			n--;
+		if (n > lb->max)
+			return LB_TOOLONG;
+		line[n] = '\0';
+		*len_r = n;
+		return LB_LINE;
+	}
+}

@@ -34,5 +34,13 @@ void		linebuf_init(struct linebuf *lb, size_t max);
  */
 enum lb_result	linebuf_read(struct linebuf *lb, struct evbuffer *in,
 		    char *line, size_t *len_r);
+/*
+ * The same from the *len octets at *buf, which are taken as they are
+ * read (*buf and *len advance). On LB_AGAIN what is left, if anything,
+ * is the start of a line (at most lb->max + 1 octets): the caller keeps
+ * it, ahead of what it reads next.
+ */
+enum lb_result	linebuf_take(struct linebuf *lb, const char **buf,
+		    size_t *len, char *line, size_t *len_r);
 
 #endif

@@ -46,6 +46,9 @@
  * stops reading at IN_HIWAT.
  */
 #define TLS_IN_HIWAT	0
+/* A plain socket's read in place fills at most the input's limit. */
+_Static_assert(sizeof(((struct session_set *)0)->rbuf) == IN_HIWAT,
+    "the set's read buffer is IN_HIWAT");
 
 /*
  * A plain socket's read: room for this many octets, which with the
@@ -63,6 +66,7 @@ static void	session_sock_read_cb(evutil_socket_t, short, void *);
 static void	session_sock_write_cb(evutil_socket_t, short, void *);
 static void	session_drained(struct session *);
 static void	session_eof(struct session *);
+static void	session_sock_read_flat(struct session *, evutil_socket_t);
 static void	session_event_cb(struct bufferevent *, short, void *);
 static void	session_pause_cb(struct ptimer *);
 static void	session_timer_fire(struct ptimer *);
@@ -645,9 +649,13 @@ session_process(struct session *s)
 			session_throttle_read(s);
 			return;
 		}
-		if (session_input(s) == NULL)
+		if (s->set->flat_owner == s)	/* s->in is empty */
+			r = linebuf_take(&s->lb, &s->set->flat,
+			    &s->set->flat_len, line, &len);
+		else if (session_input(s) != NULL)
+			r = linebuf_read(&s->lb, session_input(s), line, &len);
+		else
 			break;
-		r = linebuf_read(&s->lb, session_input(s), line, &len);
 		if (r == LB_AGAIN)
 			break;
 		if (r == LB_TOOLONG) {
@@ -697,8 +705,8 @@ session_sock_read_cb(evutil_socket_t fd, short what, void *arg)
 	ssize_t			 n;
 
 	(void)what;
-	if (s->in == NULL && (s->in = evbuffer_new()) == NULL) {
-		session_close(s, "out-of-memory", false);
+	if (s->in == NULL || evbuffer_get_length(s->in) == 0) {
+		session_sock_read_flat(s, fd);
 		return;
 	}
 	do {
@@ -725,6 +733,49 @@ session_sock_read_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (!s->closing)
 		session_sock_trim(s);
+}
+
+/*
+ * The usual read: nothing is kept from the last, so the lines are taken
+ * from the set's read buffer in place (no input buffer to make, fill and
+ * drain). What is left (the start of a line, or lines the session does
+ * not take now) is kept in s->in, ahead of the next read. The read
+ * buffer is cleared after use: it may have held a password.
+ */
+static void
+session_sock_read_flat(struct session *s, evutil_socket_t fd)
+{
+	struct session_set	*set = s->set;
+	ssize_t			 n;
+
+	if ((n = read(fd, set->rbuf, sizeof(set->rbuf))) == 0) {
+		event_del(s->rev);
+		session_eof(s);
+	} else if (n < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			session_close(s, "connection-error", false);
+		return;
+	}
+	if (n <= 0) {
+		if (!s->closing)
+			session_sock_trim(s);
+		return;
+	}
+	s->bytes_in += (uint64_t)n;
+	set->flat_owner = s;
+	set->flat = set->rbuf;
+	set->flat_len = (size_t)n;
+	session_process(s);
+	set->flat_owner = NULL;
+	if (set->flat_len > 0 && !s->closing) {
+		if ((s->in == NULL && (s->in = evbuffer_new()) == NULL) ||
+		    evbuffer_add(s->in, set->flat, set->flat_len) == -1)
+			session_close(s, "out-of-memory", false);
+		else
+			session_throttle_read(s);
+	}
+	set->flat_len = 0;
+	explicit_bzero(set->rbuf, (size_t)n);
 }
 
 /* The peer closed its side: answer what it pipelined first, then close. */
@@ -1187,6 +1238,8 @@ session_discard_input(struct session *s)
 
 	if (in != NULL)
 		evbuffer_drain(in, evbuffer_get_length(in));
+	if (s->set->flat_owner == s)
+		s->set->flat_len = 0;	/* the rest of this read too */
 	linebuf_init(&s->lb, s->lb.max);
 }
 

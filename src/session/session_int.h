@@ -50,6 +50,14 @@ struct session_set {
 	struct ptimer_set	*timers;
 	unsigned		 draining:1;
 	uint64_t		 bytes_out;	/* sent by every session */
+	/*
+	 * A plain socket's read, taken in place (session_sock_read_flat()):
+	 * flat_owner's lines come from flat until it is done with them.
+	 */
+	struct session		*flat_owner;
+	const char		*flat;
+	size_t			 flat_len;
+	char			 rbuf[16 * 1024];	/* IN_HIWAT */
 };
 
 enum session_timer {

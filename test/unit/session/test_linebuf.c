@@ -228,6 +228,103 @@ test_nul_bytes(void **state)
 	assert_memory_equal(f->line, "NO\0OP", 5);
 }
 
+/* One result of a line reader, for comparing two of them. */
+struct result {
+	enum lb_result	r;
+	size_t		len;
+	char		line[MAX + 1];
+};
+
+/* Every result the evbuffer reader gives now (until LB_AGAIN). */
+static size_t
+drain_read(struct linebuf *lb, struct evbuffer *in, struct result *out,
+    size_t n)
+{
+	struct result	r;
+
+	while ((r.r = linebuf_read(lb, in, r.line, &r.len)) != LB_AGAIN) {
+		assert_true(n < 4096);
+		if (r.r != LB_LINE)
+			r.len = 0;
+		out[n++] = r;
+	}
+	return n;
+}
+
+/*
+ * linebuf_take() as the session uses it (a read is taken in place while
+ * nothing is kept from the last; what is left, a line's start, is kept
+ * in the evbuffer ahead of the next read) gives what linebuf_read() over
+ * the same octets gives, for random octets split at random.
+ */
+static void
+test_take_as_read(void **state)
+{
+	static const char	 alphabet[] = "ab.\r\n";
+	char			 data[2048];
+	struct result		*want, *got, r;
+	size_t			 nw, ng, i, off, chunk;
+	int			 round;
+
+	(void)state;
+	want = calloc(4096, sizeof(*want));
+	got = calloc(4096, sizeof(*got));
+	assert_true(want != NULL && got != NULL);
+	srandom(7);
+	for (round = 0; round < 2000; round++) {
+		struct evbuffer	*a = evbuffer_new(), *b = evbuffer_new();
+		struct linebuf	 la, lb;
+		size_t		 len = (size_t)(random() % sizeof(data));
+
+		/* Mostly short lines; sometimes a long run without LF. */
+		for (i = 0; i < len; i++)
+			data[i] = random() % 8 == 0 ? 'x' :
+			    alphabet[random() % (sizeof(alphabet) - 1)];
+		if (round % 5 == 0)
+			for (i = 0; i + 1 < len && i < 3 * MAX; i++)
+				data[i] = 'y';
+		linebuf_init(&la, MAX);
+		linebuf_init(&lb, MAX);
+		nw = ng = 0;
+		for (off = 0; off < len; off += chunk) {
+			chunk = 1 + (size_t)(random() % (2 * MAX + 4));
+			if (chunk > len - off)
+				chunk = len - off;
+			evbuffer_add(a, data + off, chunk);
+			nw = drain_read(&la, a, want, nw);
+			if (evbuffer_get_length(b) > 0) {
+				evbuffer_add(b, data + off, chunk);
+				ng = drain_read(&lb, b, got, ng);
+				continue;
+			}
+			{
+				const char	*p = data + off;
+				size_t		 left = chunk;
+
+				while ((r.r = linebuf_take(&lb, &p, &left,
+				    r.line, &r.len)) != LB_AGAIN) {
+					if (r.r != LB_LINE)
+						r.len = 0;
+					got[ng++] = r;
+				}
+				assert_true(left <= MAX + 1);
+				evbuffer_add(b, p, left);
+			}
+		}
+		assert_int_equal(ng, nw);
+		for (i = 0; i < nw; i++) {
+			assert_int_equal(got[i].r, want[i].r);
+			assert_int_equal(got[i].len, want[i].len);
+			assert_memory_equal(got[i].line, want[i].line,
+			    want[i].len);
+		}
+		evbuffer_free(a);
+		evbuffer_free(b);
+	}
+	free(want);
+	free(got);
+}
+
 int
 main(void)
 {
@@ -241,6 +338,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_too_long_streaming, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cr_at_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nul_bytes, setup, teardown),
+		cmocka_unit_test(test_take_as_read),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
