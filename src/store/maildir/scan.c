@@ -144,7 +144,7 @@ md_scan_dir(struct md *md, int sub, struct md_sizes *sz, char *err,
 	ssize_t		 n;
 	const char	*name, *colon;
 	uint64_t	 size;
-	size_t		 ulen, ncap;
+	size_t		 ulen, ncap, first = md->nmsgs;
 	int		 dfd, r;
 	enum store_err	 rv = STORE_OK;
 
@@ -226,7 +226,11 @@ md_scan_dir(struct md *md, int sub, struct md_sizes *sz, char *err,
 		md->nmsgs++;
 	}
 done:
-	close(dfd);
+	/* Kept for RETR when the directory has mail (md.c). */
+	if (rv == STORE_OK && md->nmsgs > first)
+		md_dirfd_offer(md, sub, dfd);
+	else
+		close(dfd);
 	return rv;
 }
 
