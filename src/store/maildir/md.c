@@ -21,22 +21,40 @@
 
 const char *const md_subdir[2] = { "new", "cur" };
 
-/* "<root>/<sub>[/<name>]" into buf; -1 if it does not fit. */
+/* Append "/<s>" at buf[*off]; -1 if it and a NUL do not fit in len. */
+static int
+md_path_add(char *buf, size_t len, size_t *off, const char *s)
+{
+	size_t	 n = strlen(s);
+
+	if (len - *off < n + 2)
+		return -1;
+	buf[(*off)++] = '/';
+	memcpy(buf + *off, s, n + 1);
+	*off += n;
+	return 0;
+}
+
+/*
+ * "<root>/<sub>[/<name>]" into buf; -1 if it does not fit. Copies, not
+ * snprintf(): 850 instructions a path, three paths a login.
+ */
 int
 md_path(const struct md *md, char *buf, size_t len, const char *sub,
     const char *name)
 {
-	int	 n;
+	size_t	 off = strlen(md->path);
 
-	if (name != NULL)
-		n = snprintf(buf, len, "%s/%s/%s", md->path, sub, name);
-	else
-		n = snprintf(buf, len, "%s/%s", md->path, sub);
-	if (n < 0 || (size_t)n >= len) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
+	if (off >= len)
+		goto toolong;
+	memcpy(buf, md->path, off);
+	if (md_path_add(buf, len, &off, sub) == -1 ||
+	    (name != NULL && md_path_add(buf, len, &off, name) == -1))
+		goto toolong;
 	return 0;
+toolong:
+	errno = ENAMETOOLONG;
+	return -1;
 }
 
 /*
