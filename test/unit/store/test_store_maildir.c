@@ -1829,7 +1829,6 @@ test_cutoff_temp(void **state)
 	expect_msg(md, 2, "0000000500000064", "a\n");
 	expect_msg(md, 5, "1003.d.host", "d\n");
 	ops->close(md);
-	free(big);
 
 	/* A damaged cutoff file: the login fails, the file stays. */
 	put(f, ".", "dovecot-uidlist", good, -1);
@@ -1838,6 +1837,28 @@ test_cutoff_temp(void **state)
 		expect_temp(f, "evpop3d-uidl-cutoff is damaged");
 		assert_true(exists(f, ".", MAILDIR_UIDLIST_CUTOFF_FILE));
 	}
+	/*
+	 * Not a regular file of at most 64 octets (read with one read(),
+	 * no fstat()): a longer one, a link to a good one, a FIFO (which
+	 * must not block the login), a directory.
+	 */
+	memset(big, ' ', 100);
+	memcpy(big, "evpop3d-uidl-cutoff 1 V100 U10\n", 31);
+	put(f, ".", MAILDIR_UIDLIST_CUTOFF_FILE, big, 100);
+	expect_temp(f, "evpop3d-uidl-cutoff is damaged");
+	put(f, ".", "good-cutoff", "evpop3d-uidl-cutoff 1 V100 U10\n", -1);
+	snprintf(p, sizeof(p), "%s/%s", f->md, MAILDIR_UIDLIST_CUTOFF_FILE);
+	rm(f, MAILDIR_UIDLIST_CUTOFF_FILE);
+	assert_int_equal(symlink("good-cutoff", p), 0);
+	expect_temp(f, "evpop3d-uidl-cutoff is damaged");
+	rm(f, MAILDIR_UIDLIST_CUTOFF_FILE);
+	rm(f, "good-cutoff");
+	assert_int_equal(mkfifo(p, 0600), 0);
+	expect_temp(f, "evpop3d-uidl-cutoff is damaged");
+	rm(f, MAILDIR_UIDLIST_CUTOFF_FILE);
+	assert_int_equal(mkdir(p, 0700), 0);
+	expect_temp(f, "evpop3d-uidl-cutoff is damaged");
+	assert_int_equal(rmdir(p), 0);
 	/* Repaired, or removed (the next login decides again). */
 	put(f, ".", MAILDIR_UIDLIST_CUTOFF_FILE,
 	    "evpop3d-uidl-cutoff 1 V100 U10\n", -1);
@@ -1858,6 +1879,7 @@ test_cutoff_temp(void **state)
 	expect_msg(md, 0, "1000.a.host", "a\n");
 	expect_msg(md, 1, "1001.b.host", "b\n");
 	ops->close(md);
+	free(big);
 }
 
 /* The cutoff cannot be written (no tmp/): the login goes on. */
