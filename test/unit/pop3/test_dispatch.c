@@ -527,6 +527,13 @@ test_argument_counts(void **state)
 	assert_true(has_prefix(command(env, s, "RETR 01"), "-ERR"));
 	assert_true(has_prefix(command(env, s, "RETR 99999999999999999999"),
 	    "-ERR"));
+	/* No wrap-around to a real message; nothing after the digits. */
+	assert_true(has_prefix(command(env, s, "LIST 4294967297"), "-ERR"));
+	assert_true(has_prefix(command(env, s, "LIST 18446744073709551617"),
+	    "-ERR"));
+	assert_true(has_prefix(command(env, s, "LIST 1x"), "-ERR"));
+	assert_true(has_prefix(command(env, s, "LIST 1\t"), "-ERR"));
+	assert_true(has_prefix(command(env, s, "LIST 2"), "+OK 2 "));
 	assert_true(has_prefix(command(env, s, "TOP 1 x"), "-ERR"));
 	assert_string_equal(command(env, s, "STAT"), "+OK 2 53");
 	client_free(s);
