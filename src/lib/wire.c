@@ -8,7 +8,9 @@
  * The encoder works on runs: it looks for the next LF with memchr() and
  * copies everything up to it with one memcpy(). It only steps in at a bare
  * LF (a CR is inserted) and at a '.' that begins a line (a '.' is
- * inserted). Output goes straight into space reserved in the evbuffer:
+ * inserted). RETR on x86-64 takes a faster path for most of a feed
+ * (wire_fast(): 32 octets a step with SSE2); TOP, counting and the last
+ * octets of a feed take this one. Output goes straight into space reserved in the evbuffer:
  * len + len/8 + 64 octets per feed (text gains a CR per line), in up to
  * two extents, and more when a feed of very short lines needs it, so an
  * LF-only message costs no evbuffer call per line. Reserving the worst
@@ -266,8 +268,10 @@ wire_fast(struct wire_st *st, struct wire_pos *w, const char *buf,
 	}
 	if (d != start) {
 		st->octets += (uint64_t)(d - start) - dots;
-		/* A CR that ended the last block may pair with an LF next. */
-		st->pending_cr = !bol && p[-1] == '\r';
+		/* A CR that ended the last block may pair with an LF next
+		 * (p == buf: only a '.' was stuffed, the state stands). */
+		if (p > buf)
+			st->pending_cr = !bol && p[-1] == '\r';
 		st->line_empty = bol;
 		st->at_bol = bol;
 		w->cur = d;
