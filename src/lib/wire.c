@@ -8,7 +8,9 @@
  * The encoder works on runs: it looks for the next LF with memchr() and
  * copies everything up to it with one memcpy(). It only steps in at a bare
  * LF (a CR is inserted) and at a '.' that begins a line (a '.' is
- * inserted). Output goes straight into space reserved in the evbuffer:
+ * inserted). RETR on x86-64 takes a faster path for most of a feed
+ * (wire_fast(): 32 octets a step with SSE2); TOP, counting and the last
+ * octets of a feed take this one. Output goes straight into space reserved in the evbuffer:
  * len + len/8 + 64 octets per feed (text gains a CR per line), in up to
  * two extents, and more when a feed of very short lines needs it, so an
  * LF-only message costs no evbuffer call per line. Reserving the worst
@@ -191,6 +193,93 @@ wire_emit_crlf(struct wire_st *st, struct wire_out *o, struct wire_pos *w,
 	}
 }
 
+#ifdef __SSE2__
+/*
+ * RETR's fast path (SSE2, which every x86-64 has): 32 input octets at a
+ * time, stored to the output whole before they are looked at, so that a
+ * line costs a compare per 32 octets and a fix-up at its LF instead of a
+ * memchr() and a memcpy() call (those were 45 of the 91 instructions a
+ * line of ~60 octets cost). Past an LF the next block is loaded from the
+ * octet after it: what was stored beyond the LF is written again, shifted
+ * by the CR the LF may have gained.
+ *
+ * Runs while a block of input is left and the extent has room for a
+ * block, a CR and a stuffed '.'; the rest is the scalar loop's. Starts
+ * and stops with everything before p emitted (what was stored past
+ * w->cur is scratch). Returns the new p.
+ */
+#include <emmintrin.h>
+
+#define WIRE_BLOCK	32
+#define WIRE_ROOM	(WIRE_BLOCK + 2)
+
+static const char *
+wire_fast(struct wire_st *st, struct wire_pos *w, const char *buf,
+    const char *p, const char *end)
+{
+	const __m128i	 lf = _mm_set1_epi8('\n');
+	__m128i		 a, b;
+	char		*d = w->cur, *start = w->cur, *lim = w->lim;
+	uint64_t	 dots = 0;
+	unsigned	 m, j;
+	bool		 bol = st->at_bol, cr;
+
+	/* RFC 1939 section 3: byte-stuff a leading '.' (bol: p starts a
+	 * line that was not looked at yet). */
+	if (bol && p < end && lim - d >= WIRE_ROOM + 1) {
+		if (*p == '.') {
+			*d++ = '.';
+			dots++;
+		}
+		bol = false;
+	}
+	while (!bol && end - p >= WIRE_BLOCK && lim - d >= WIRE_ROOM) {
+		a = _mm_loadu_si128((const __m128i *)(const void *)p);
+		b = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
+		_mm_storeu_si128((__m128i *)(void *)d, a);
+		_mm_storeu_si128((__m128i *)(void *)(d + 16), b);
+		m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(a, lf)) |
+		    (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(b, lf)) << 16;
+		if (m == 0) {
+			p += WIRE_BLOCK;
+			d += WIRE_BLOCK;
+			continue;
+		}
+		/* The block's octets before its first LF are in place. */
+		j = (unsigned)__builtin_ctz(m);
+		if (j > 0)
+			cr = p[j - 1] == '\r';
+		else
+			cr = p > buf ? p[-1] == '\r' : st->pending_cr;
+		if (!cr)
+			d[j++] = '\r';		/* bare LF: CRLF */
+		d[j] = '\n';
+		d += j + 1;
+		p += (size_t)j + (cr ? 1 : 0);
+		/* The next line: the block had room for one more octet. */
+		if (p == end) {
+			bol = true;
+			break;
+		}
+		if (*p == '.') {
+			*d++ = '.';
+			dots++;
+		}
+	}
+	if (d != start) {
+		st->octets += (uint64_t)(d - start) - dots;
+		/* A CR that ended the last block may pair with an LF next
+		 * (p == buf: only a '.' was stuffed, the state stands). */
+		if (p > buf)
+			st->pending_cr = !bol && p[-1] == '\r';
+		st->line_empty = bol;
+		st->at_bol = bol;
+		w->cur = d;
+	}
+	return p;
+}
+#endif
+
 /*
  * TOP (RFC 1939 section 7): a line has just ended; empty says it had no
  * bytes before its terminator. Returns 1 if TOP has sent all it should.
@@ -257,6 +346,16 @@ wire_enc_feed(struct wire_enc *e, const char *buf, size_t len,
 	}
 
 	while (p < end) {
+#ifdef __SSE2__
+		if (!top && o.out != NULL && end - p >= WIRE_BLOCK &&
+		    w.lim - w.cur >= WIRE_ROOM) {
+			/* what the scalar loop left unemitted (CRLF lines) */
+			wire_emit(&st, &o, &w, run, (size_t)(p - run));
+			run = p = wire_fast(&st, &w, buf, p, end);
+			if (p == end)
+				break;
+		}
+#endif
 		/* RFC 1939 section 3: byte-stuff a leading '.'. */
 		if (st.at_bol && *p == '.') {
 			wire_emit(&st, &o, &w, run, (size_t)(p - run));

@@ -3,6 +3,7 @@
  * commands, reply continuations, message numbers.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -154,16 +155,22 @@ pop3_store_error(struct pop3_env *env, enum store_err err)
 long
 pop3_msgno(const struct client *c, const char *arg)
 {
-	unsigned long	n;
-	char		*end;
+	uint64_t	n = 0;
+	size_t		i;
 
-	/* Digits only: no sign, no spaces, no hex; at most 10 of them. */
-	if (arg[0] < '1' || arg[0] > '9' || strlen(arg) > 10 ||
-	    strspn(arg, "0123456789") != strlen(arg))
+	/*
+	 * Digits only: no sign, no spaces, no hex, no leading zero; at most
+	 * 10 of them. By hand: strspn() and strtoul() cost 200 instructions
+	 * a RETR.
+	 */
+	if (arg[0] < '1' || arg[0] > '9')
 		return -1;
-	errno = 0;
-	n = strtoul(arg, &end, 10);
-	if (errno != 0 || n == 0 || n > c->n_msgs)
+	for (i = 0; arg[i] != '\0'; i++) {
+		if (i == 10 || arg[i] < '0' || arg[i] > '9')
+			return -1;
+		n = n * 10 + (uint64_t)(arg[i] - '0');
+	}
+	if (n > c->n_msgs)
 		return -1;
 	return (long)(n - 1);
 }

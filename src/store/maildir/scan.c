@@ -39,7 +39,10 @@ md_parse_w(const char *name, size_t ulen, uint64_t *size_r)
 	uint64_t	 v;
 	unsigned	 d;
 
-	while ((p = memmem(p, (size_t)(end - p), ",W=", 3)) != NULL) {
+	/* memchr() for the commas: memmem() cost 340 instructions a name. */
+	for (; (p = memchr(p, ',', (size_t)(end - p))) != NULL; p++) {
+		if (end - p < 3 || p[1] != 'W' || p[2] != '=')
+			continue;
 		q = p + 3;
 		v = 0;
 		while (q < end && *q >= '0' && *q <= '9') {
@@ -53,7 +56,6 @@ md_parse_w(const char *name, size_t ulen, uint64_t *size_r)
 			*size_r = v;
 			return 0;
 		}
-		p++;
 	}
 	return -1;
 }
@@ -144,7 +146,7 @@ md_scan_dir(struct md *md, int sub, struct md_sizes *sz, char *err,
 	ssize_t		 n;
 	const char	*name, *colon;
 	uint64_t	 size;
-	size_t		 ulen, ncap;
+	size_t		 ulen, ncap, first = md->nmsgs;
 	int		 dfd, r;
 	enum store_err	 rv = STORE_OK;
 
@@ -226,7 +228,11 @@ md_scan_dir(struct md *md, int sub, struct md_sizes *sz, char *err,
 		md->nmsgs++;
 	}
 done:
-	close(dfd);
+	/* Kept for RETR when the directory has mail (md.c). */
+	if (rv == STORE_OK && md->nmsgs > first)
+		md_dirfd_offer(md, sub, dfd);
+	else
+		close(dfd);
 	return rv;
 }
 

@@ -382,6 +382,38 @@ test_random(void **state)
 	}
 }
 
+/*
+ * Random messages of mail-like lines (0 to 99 octets, LF or CRLF ends,
+ * some leading dots, the odd lone CR): RETR's 16-octet block path meets
+ * line ends at every place in a block, blocks that end in a CR, and
+ * feed ends in the middle of a block.
+ */
+static void
+test_long_lines(void **state)
+{
+	char		 in[3000], *out;
+	size_t		 i, j, len, n, outlen;
+
+	(void)state;
+	for (i = 0; i < 150; i++) {
+		len = 1 + rng() % sizeof(in);
+		for (j = 0; j < len;) {
+			n = rng() % 100;
+			if (j < len && rng() % 6 == 0)
+				in[j++] = '.';
+			for (; n > 0 && j < len; n--)
+				in[j++] = rng() % 40 == 0 ? '\r' :
+				    (char)('a' + rng() % 26);
+			if (j < len && rng() % 2 == 0)
+				in[j++] = '\r';
+			if (j < len)
+				in[j++] = '\n';
+		}
+		out = check_all_ways(in, len, i % 3 == 0 ? 3 : -1, &outlen);
+		free(out);
+	}
+}
+
 /* wire_size() agrees with what a RETR encode sends, for random input. */
 static void
 test_wire_size(void **state)
@@ -554,6 +586,7 @@ main(void)
 		cmocka_unit_test(test_cases),
 		cmocka_unit_test(test_top_done),
 		cmocka_unit_test(test_random),
+		cmocka_unit_test(test_long_lines),
 		cmocka_unit_test(test_wire_size),
 		cmocka_unit_test(test_large),
 		cmocka_unit_test(test_short_lines),

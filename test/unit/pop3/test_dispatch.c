@@ -8,6 +8,7 @@
  */
 #include <sys/stat.h>
 
+#include <ctype.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -344,8 +345,10 @@ test_fake_is_linked(void **state)
 static void
 test_table_shape(void **state)
 {
-	const struct pop3_cmd	*cmds;
-	size_t			 n, i;
+	const struct pop3_cmd	*cmds, *f;
+	char			 name[8];
+	size_t			 n, i, k;
+	int			 c;
 
 	(void)state;
 	cmds = pop3_cmd_table(&n);
@@ -357,6 +360,22 @@ test_table_shape(void **state)
 		assert_true(cmds[i].min_args <= cmds[i].max_args);
 		assert_true(cmds[i].max_args <= POP3_MAX_ARGS);
 		assert_ptr_equal(pop3_cmd_find(cmds[i].name), &cmds[i]);
+		/* Any case, and only the letter itself in either case
+		 * (the lookup compares first letters with 0x20 masked). */
+		strcpy(name, cmds[i].name);
+		for (k = 0; name[k] != '\0'; k++)
+			name[k] = (char)(k % 2 ? tolower((unsigned char)name[k]) :
+			    name[k]);
+		assert_ptr_equal(pop3_cmd_find(name), &cmds[i]);
+		name[0] = (char)tolower((unsigned char)name[0]);
+		assert_ptr_equal(pop3_cmd_find(name), &cmds[i]);
+		for (c = 1; c < 256; c++) {
+			if (toupper(c) == cmds[i].name[0])
+				continue;
+			name[0] = (char)c;
+			f = pop3_cmd_find(name);
+			assert_true(f == NULL || f != &cmds[i]);
+		}
 	}
 	assert_ptr_equal(pop3_cmd_find("retr"), pop3_cmd_find("RETR"));
 	assert_null(pop3_cmd_find("XYZZ"));
@@ -508,6 +527,13 @@ test_argument_counts(void **state)
 	assert_true(has_prefix(command(env, s, "RETR 01"), "-ERR"));
 	assert_true(has_prefix(command(env, s, "RETR 99999999999999999999"),
 	    "-ERR"));
+	/* No wrap-around to a real message; nothing after the digits. */
+	assert_true(has_prefix(command(env, s, "LIST 4294967297"), "-ERR"));
+	assert_true(has_prefix(command(env, s, "LIST 18446744073709551617"),
+	    "-ERR"));
+	assert_true(has_prefix(command(env, s, "LIST 1x"), "-ERR"));
+	assert_true(has_prefix(command(env, s, "LIST 1\t"), "-ERR"));
+	assert_true(has_prefix(command(env, s, "LIST 2"), "+OK 2 "));
 	assert_true(has_prefix(command(env, s, "TOP 1 x"), "-ERR"));
 	assert_string_equal(command(env, s, "STAT"), "+OK 2 53");
 	client_free(s);

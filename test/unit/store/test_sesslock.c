@@ -219,6 +219,20 @@ test_owner_rules(void **state)
 	assert_int_equal(unlock(), 0);
 	assert_int_equal(try_lock(f->path), STORE_INUSE);
 
+	/* Our release writes a whole "free" record over our own. */
+	assert_int_equal(try_lock(f->path), STORE_INUSE);
+	plant(f->path, "free\n");
+	assert_int_equal(try_lock(f->path), STORE_OK);
+	assert_int_equal(unlock(), 0);
+	fp = fopen(f->path, "r");
+	assert_non_null(fp);
+	assert_int_equal(fread(text, 1, sizeof(text), fp), SESSLOCK_RECORD);
+	fclose(fp);
+	assert_memory_equal(text, "free ", 5);
+	assert_int_equal(text[SESSLOCK_RECORD - 1], '\n');
+	assert_int_equal(try_lock(f->path), STORE_OK);
+	unlock();
+
 	/* The same owner on another host: cannot tell, so it is held. */
 	snprintf(text, sizeof(text), "%ld %llu %s elsewhere.example\n", pid,
 	    start + 1, boot);

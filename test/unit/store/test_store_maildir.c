@@ -6,6 +6,7 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -842,6 +843,68 @@ test_many(void **state)
 	}
 	check_uidls_valid(md);
 	ops->close(md);
+}
+
+/* Descriptors open in this process. */
+static int
+count_fds(void)
+{
+	DIR	*d = opendir("/proc/self/fd");
+	int	 n = 0;
+
+	assert_non_null(d);
+	while (readdir(d) != NULL)
+		n++;
+	closedir(d);
+	return n;
+}
+
+/*
+ * The directory descriptor cache: the scan hands new/ and cur/ over
+ * (only a directory with mail, only into a free slot), RETR reuses or
+ * evicts them. More maildrops than slots, each with mail in new/ and
+ * cur/: the cache never holds more than STORE_CACHED_FDS, every message
+ * reads right through the evictions, and closing gives every descriptor
+ * back. An empty maildrop keeps none.
+ */
+static void
+test_dirfd_cache(void **state)
+{
+	struct fixture	*f = *state;
+	struct maildrop	*mds[STORE_CACHED_FDS + 8];
+	char		 want[64];
+	size_t		 n = sizeof(mds) / sizeof(mds[0]), i, k;
+	int		 base;
+
+	base = count_fds();
+	for (i = 0; i < n; i++) {
+		snprintf(f->md, sizeof(f->md), "%s/m%zu", f->tmp, i);
+		mkdirs(f);
+		snprintf(want, sizeof(want), "new %zu\n", i);
+		put(f, "new", "1600000000.M1.host,S=7", want, -1);
+		snprintf(want, sizeof(want), "cur %zu\n", i);
+		put(f, "cur", "1600000001.M1.host,S=7:2,S", want, -1);
+		mds[i] = open_ok(f->md);
+		assert_true(count_fds() <= base + STORE_CACHED_FDS);
+	}
+	/* Twice round, in two orders: hits, misses and evictions. */
+	for (k = 0; k < 2 * n; k++) {
+		i = k < n ? k : (k * 7) % n;
+		snprintf(want, sizeof(want), "new %zu\n", i);
+		expect_content(mds[i], 0, want);
+		snprintf(want, sizeof(want), "cur %zu\n", i);
+		expect_content(mds[i], 1, want);
+		assert_true(count_fds() <= base + STORE_CACHED_FDS);
+	}
+	for (i = 0; i < n; i++)
+		ops->close(mds[i]);
+	assert_int_equal(count_fds(), base);
+
+	snprintf(f->md, sizeof(f->md), "%s/empty", f->tmp);
+	mkdirs(f);
+	mds[0] = open_ok(f->md);
+	assert_int_equal(count_fds(), base);
+	ops->close(mds[0]);
 }
 
 static int
@@ -1766,7 +1829,6 @@ test_cutoff_temp(void **state)
 	expect_msg(md, 2, "0000000500000064", "a\n");
 	expect_msg(md, 5, "1003.d.host", "d\n");
 	ops->close(md);
-	free(big);
 
 	/* A damaged cutoff file: the login fails, the file stays. */
 	put(f, ".", "dovecot-uidlist", good, -1);
@@ -1775,6 +1837,28 @@ test_cutoff_temp(void **state)
 		expect_temp(f, "evpop3d-uidl-cutoff is damaged");
 		assert_true(exists(f, ".", MAILDIR_UIDLIST_CUTOFF_FILE));
 	}
+	/*
+	 * Not a regular file of at most 64 octets (read with one read(),
+	 * no fstat()): a longer one, a link to a good one, a FIFO (which
+	 * must not block the login), a directory.
+	 */
+	memset(big, ' ', 100);
+	memcpy(big, "evpop3d-uidl-cutoff 1 V100 U10\n", 31);
+	put(f, ".", MAILDIR_UIDLIST_CUTOFF_FILE, big, 100);
+	expect_temp(f, "evpop3d-uidl-cutoff is damaged");
+	put(f, ".", "good-cutoff", "evpop3d-uidl-cutoff 1 V100 U10\n", -1);
+	snprintf(p, sizeof(p), "%s/%s", f->md, MAILDIR_UIDLIST_CUTOFF_FILE);
+	rm(f, MAILDIR_UIDLIST_CUTOFF_FILE);
+	assert_int_equal(symlink("good-cutoff", p), 0);
+	expect_temp(f, "evpop3d-uidl-cutoff is damaged");
+	rm(f, MAILDIR_UIDLIST_CUTOFF_FILE);
+	rm(f, "good-cutoff");
+	assert_int_equal(mkfifo(p, 0600), 0);
+	expect_temp(f, "evpop3d-uidl-cutoff is damaged");
+	rm(f, MAILDIR_UIDLIST_CUTOFF_FILE);
+	assert_int_equal(mkdir(p, 0700), 0);
+	expect_temp(f, "evpop3d-uidl-cutoff is damaged");
+	assert_int_equal(rmdir(p), 0);
 	/* Repaired, or removed (the next login decides again). */
 	put(f, ".", MAILDIR_UIDLIST_CUTOFF_FILE,
 	    "evpop3d-uidl-cutoff 1 V100 U10\n", -1);
@@ -1795,6 +1879,7 @@ test_cutoff_temp(void **state)
 	expect_msg(md, 0, "1000.a.host", "a\n");
 	expect_msg(md, 1, "1001.b.host", "b\n");
 	ops->close(md);
+	free(big);
 }
 
 /* The cutoff cannot be written (no tmp/): the login goes on. */
@@ -1890,6 +1975,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dirfd_cache, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_size_cache, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_msg_again, setup, teardown),
