@@ -91,13 +91,13 @@ reply_cont_new(struct client *c, enum session_cont_status (*run)(
 {
 	struct reply_cont *rc;
 
-	if ((rc = calloc(1, sizeof(*rc))) == NULL) {
+	/* malloc(), not calloc(): glibc's calloc() skips its thread cache */
+	if ((rc = malloc(sizeof(*rc))) == NULL) {
 		session_reply(c->s, "-ERR [SYS/TEMP] Out of memory.");
 		return CMD_ERR;
 	}
-	rc->base.run = run;
-	rc->base.free = reply_cont_free;
-	rc->c = c;
+	*rc = (struct reply_cont){ .base = { .run = run,
+	    .free = reply_cont_free }, .c = c };
 	c->cont_next = rc;
 	return CMD_CONT;
 }

@@ -67,6 +67,8 @@ static void	session_sock_write_cb(evutil_socket_t, short, void *);
 static void	session_drained(struct session *);
 static void	session_eof(struct session *);
 static void	session_sock_read_flat(struct session *, evutil_socket_t);
+static struct evbuffer *session_evbuffer_get(struct session_set *);
+static void	session_evbuffer_put(struct session_set *, struct evbuffer *);
 static void	session_event_cb(struct bufferevent *, short, void *);
 static void	session_pause_cb(struct ptimer *);
 static void	session_timer_fire(struct ptimer *);
@@ -418,7 +420,7 @@ session_output(struct session *s)
 	if (s->bev != NULL)
 		return bufferevent_get_output(s->bev);
 	if (s->out == NULL)
-		s->out = evbuffer_new();
+		s->out = session_evbuffer_get(s->set);
 	return s->out;
 }
 
@@ -428,6 +430,30 @@ session_output_len(const struct session *s)
 	if (s->bev != NULL)
 		return evbuffer_get_length(bufferevent_get_output(s->bev));
 	return s->out != NULL ? evbuffer_get_length(s->out) : 0;
+}
+
+/*
+ * An empty evbuffer for a plain socket's input or output: one the set
+ * kept, or a new one. A session holds one only while it is not empty,
+ * so most replies would otherwise cost an evbuffer_new() (a calloc(),
+ * which glibc serves without its per-thread cache) and an
+ * evbuffer_free().
+ */
+static struct evbuffer *
+session_evbuffer_get(struct session_set *set)
+{
+	if (set->n_spare > 0)
+		return set->spare[--set->n_spare];
+	return evbuffer_new();
+}
+
+static void
+session_evbuffer_put(struct session_set *set, struct evbuffer *b)
+{
+	if (set->n_spare < SESSION_SPARE_MAX)
+		set->spare[set->n_spare++] = b;
+	else
+		evbuffer_free(b);
 }
 
 /* The input received and not taken yet (none: NULL). */
@@ -538,11 +564,11 @@ session_sock_trim(struct session *s)
 {
 	if (s->out != NULL && s->cont == NULL && !s->write_armed &&
 	    evbuffer_get_length(s->out) == 0) {
-		evbuffer_free(s->out);
+		session_evbuffer_put(s->set, s->out);
 		s->out = NULL;
 	}
 	if (s->in != NULL && evbuffer_get_length(s->in) == 0) {
-		evbuffer_free(s->in);
+		session_evbuffer_put(s->set, s->in);
 		s->in = NULL;
 	}
 }
@@ -768,7 +794,8 @@ session_sock_read_flat(struct session *s, evutil_socket_t fd)
 	session_process(s);
 	set->flat_owner = NULL;
 	if (set->flat_len > 0 && !s->closing) {
-		if ((s->in == NULL && (s->in = evbuffer_new()) == NULL) ||
+		if ((s->in == NULL &&
+		    (s->in = session_evbuffer_get(set)) == NULL) ||
 		    evbuffer_add(s->in, set->flat, set->flat_len) == -1)
 			session_close(s, "out-of-memory", false);
 		else

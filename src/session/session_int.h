@@ -20,6 +20,9 @@ struct evbuffer_cb_entry;
 
 TAILQ_HEAD(session_list, session);
 
+/* Empty evbuffers a set keeps for its sessions' next replies. */
+#define SESSION_SPARE_MAX	16
+
 struct session_set {
 	struct event_base	*base;
 	struct session_params	 params;
@@ -54,6 +57,8 @@ struct session_set {
 	 * A plain socket's read, taken in place (session_sock_read_flat()):
 	 * flat_owner's lines come from flat until it is done with them.
 	 */
+	struct evbuffer		*spare[SESSION_SPARE_MAX]; /* empty */
+	unsigned		 n_spare;
 	struct session		*flat_owner;
 	const char		*flat;
 	size_t			 flat_len;

@@ -8,6 +8,7 @@
  */
 #include <stdlib.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/util.h>
 
@@ -99,6 +100,8 @@ session_set_free(struct session_set *set)
 	if (set->drain_timer != NULL)
 		event_free(set->drain_timer);
 	event_free(set->flush_ev);
+	while (set->n_spare > 0)
+		evbuffer_free(set->spare[--set->n_spare]);
 	ptimer_set_free(set->timers);
 	event_free(set->free_ev);
 	ptimer_set_free(set->pauses);
