@@ -325,7 +325,7 @@ session_closing(const struct session *s)
 void
 session_set_deadline(struct session *s, uint64_t ms, const char *reason)
 {
-	s->timer_kind = TIMER_DEADLINE;
+	s->idle_timer = 0;
 	s->deadline_reason = reason;
 	session_arm_timer(s, ms);
 }
@@ -333,7 +333,7 @@ session_set_deadline(struct session *s, uint64_t ms, const char *reason)
 void
 session_set_idle(struct session *s, uint64_t ms)
 {
-	s->timer_kind = TIMER_IDLE;
+	s->idle_timer = 1;
 	s->idle_ms = ms;
 	s->active_ms = mono_ms();
 	session_arm_timer(s, ms);
@@ -970,7 +970,7 @@ session_timer_fire(struct ptimer *t)
 			    offsetof(struct session, timer));
 	uint64_t	 idle;
 
-	if (s->timer_kind == TIMER_DEADLINE) {
+	if (!s->idle_timer) {
 		session_close(s, s->deadline_reason, false);
 		return;
 	}
@@ -1088,7 +1088,8 @@ session_log_logout(const struct session *s)
 	if (fmt != NULL) {
 		v = (struct logfmt_values){ .user = sum->user,
 		    .rip = s->peer, .reason = s->reason,
-		    .tls = s->tls_version, .state = sum->state,
+		    .tls = s->secure ? s->set->params.tls.version(s->bev) :
+		    NULL, .state = sum->state,
 		    .session = s->id,
 		    .duration_ms = mono_ms() - s->started_ms,
 		    .input = s->bytes_in, .output = s->bytes_out,
@@ -1331,10 +1332,9 @@ session_tls_ready(struct session *s)
 
 	s->handshake = 0;
 	s->secure = 1;
-	s->tls_version = p->tls.version(s->bev);
 	if (log_debug_enabled())
 		session_debug(s, "event=tls rip=%s protocol=%s cipher=%s",
-		    s->peer, s->tls_version, p->tls.cipher(s->bev));
+		    s->peer, p->tls.version(s->bev), p->tls.cipher(s->bev));
 	if (!s->started) {
 		s->started = 1;
 		if (p->proto->start(s, p->arg) == -1) {

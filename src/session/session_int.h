@@ -65,11 +65,6 @@ struct session_set {
 	char			 rbuf[16 * 1024];	/* IN_HIWAT */
 };
 
-enum session_timer {
-	TIMER_DEADLINE,		/* close at the deadline */
-	TIMER_IDLE,		/* close after idle_ms without a command */
-};
-
 /*
  * A session's transport is one of two:
  * - a plain socket (bev NULL): the session's own I/O. Reads go straight
@@ -109,7 +104,6 @@ struct session {
 	struct ptimer		 pause;		/* on set->pauses */
 	void			(*pause_fn)(struct session *);
 
-	enum session_timer	 timer_kind;
 	const char		*deadline_reason;
 	uint64_t		 idle_ms;
 	uint64_t		 active_ms;	/* last command (idle limit) */
@@ -133,7 +127,8 @@ struct session {
 	unsigned		 tls_pending:1;	/* STLS: wrap once "+OK" is out */
 	unsigned		 handshake:1;	/* TLS handshake in progress */
 	unsigned		 started:1;	/* proto->start() was called */
-	const char		*tls_version;	/* for the disconnect line */
+	unsigned		 idle_timer:1;	/* timer: the idle limit (else
+						   the deadline) */
 };
 
 /*

@@ -162,14 +162,11 @@ md_open(const struct store_params *p, struct maildrop **md_r, char *err,
 		snprintf(err, errlen, "maildir: empty path");
 		return STORE_PERM;
 	}
-	if ((md = calloc(1, sizeof(*md))) == NULL)
+	if ((md = calloc(1, sizeof(*md) + strlen(path) + 1)) == NULL)
 		return store_fail(errno, err, errlen, "maildir", path);
 	md->base.ops = &store_maildir_ops;
 	md->uidl_format = p->uidl_format;
-	if ((md->path = strdup(path)) == NULL) {
-		rv = store_fail(errno, err, errlen, "maildir", path);
-		goto fail;
-	}
+	memcpy(md->path, path, strlen(path) + 1);
 	/*
 	 * Lock, then scan. A user with no mail yet may have no Maildir: only
 	 * when one of those steps fails for a missing directory is it

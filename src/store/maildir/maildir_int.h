@@ -51,7 +51,6 @@ struct md_msg {
 /* The maildrop (store.h): the snapshot open() took. */
 struct md {
 	struct maildrop	 base;
-	char		*path;		/* Maildir root */
 	const char	*uidl_format;	/* p->uidl_format, during open() */
 	struct sesslock	*lock;		/* <root>/evpop3d.lock, held */
 	struct md_msg	*msgs;
@@ -63,6 +62,7 @@ struct md {
 	unsigned	 reloc_valid:1;
 	/* Where md_dirfd_get() last found new/ and cur/ (a hint). */
 	unsigned char	 dirfd_slot[2];
+	char		 path[];	/* Maildir root (one allocation) */
 };
 
 /*

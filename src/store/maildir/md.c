@@ -222,6 +222,5 @@ md_free(struct md *md)
 		log_warn("maildir %s: session lock release", md->path);
 	arena_free(&md->arena);
 	free(md->msgs);
-	free(md->path);
 	free(md);
 }
