@@ -165,6 +165,7 @@ login_submit(struct client *c, bool apop, const char *secret,
     size_t secret_len)
 {
 	struct login_job	*job;
+	const unsigned char	*key;
 	uint64_t		 now_us = mono_us(), turn_us;
 
 	/* max_logins_per_user, and the penalty's turn. */
@@ -191,8 +192,9 @@ login_submit(struct client *c, bool apop, const char *secret,
 	job->apop = apop;
 	job->started_us = now_us;
 	job->turn_us = turn_us;
-	memcpy(job->ipkey, c->ipkey, c->ipkeylen);
-	job->ipkeylen = c->ipkeylen;
+	/* The address key outlives the session for penalty_failed(). */
+	key = session_peer_key(c->s, &job->ipkeylen);
+	memcpy(job->ipkey, key, job->ipkeylen);
 	c->login = job;
 	session_hold(c->s);	/* a SASL response comes past the dispatcher */
 	if (c->gen->pg != NULL) {

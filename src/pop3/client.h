@@ -148,9 +148,7 @@ struct client {
 
 	unsigned		 have_user:1;	/* USER was accepted */
 
-	/* penalty.c: the address key (length 0: not tracked), and counts. */
-	unsigned char		 ipkey[IPTABLE_ADDR_MAX];
-	size_t			 ipkeylen;
+	/* penalty.c: counts (the address key: session_peer_key()). */
 	struct iptable_entry	*unauth;	/* ref while not logged in */
 	struct iptable_entry	*userip;	/* ref for an attempt, a login */
 

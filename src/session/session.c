@@ -130,7 +130,8 @@ session_setup_bev(struct session *s)
 
 struct session *
 session_new(struct session_set *set, struct bufferevent *bev,
-    const struct sockaddr *sa, socklen_t salen, unsigned flags)
+    const struct sockaddr *sa, socklen_t salen, const unsigned char *key,
+    size_t keylen, unsigned flags)
 {
 	const struct session_params	*p = &set->params;
 	struct session			*s;
@@ -158,6 +159,10 @@ session_new(struct session_set *set, struct bufferevent *bev,
 	(void)netaddr_text(sa, salen, s->peer, sizeof(s->peer));
 	if (sa != NULL && salen <= sizeof(s->peer_sa))
 		memcpy(&s->peer_sa, sa, salen);
+	if (keylen > 0 && keylen <= sizeof(s->peer_key)) {
+		memcpy(s->peer_key, key, keylen);
+		s->peer_keylen = (uint8_t)keylen;
+	}
 	linebuf_init(&s->lb, p->line_max < LINE_MAX_CAP ? p->line_max :
 	    LINE_MAX_CAP);
 
@@ -203,6 +208,13 @@ const struct sockaddr *
 session_peer_addr(const struct session *s)
 {
 	return (const struct sockaddr *)&s->peer_sa;
+}
+
+const unsigned char *
+session_peer_key(const struct session *s, size_t *len)
+{
+	*len = s->peer_keylen;
+	return s->peer_key;
 }
 
 uint64_t

@@ -11,6 +11,7 @@
 
 #include <event2/event.h>
 
+#include "lib/iptable.h"
 #include "session/linebuf.h"
 #include "session/session.h"
 
@@ -86,6 +87,8 @@ struct session {
 	unsigned		 tls_pending:1;	/* STLS: wrap once "+OK" is out */
 	unsigned		 handshake:1;	/* TLS handshake in progress */
 	unsigned		 started:1;	/* proto->start() was called */
+	uint8_t			 peer_keylen;	/* 0: no per-address limits */
+	unsigned char		 peer_key[IPTABLE_ADDR_MAX]; /* net's */
 	const char		*tls_version;	/* for the disconnect line */
 };
 

@@ -221,7 +221,7 @@ env_new(void)
 	bev = bufferevent_socket_new(e->base, sv[0], BEV_OPT_CLOSE_ON_FREE);
 	assert_non_null(bev);
 	assert_non_null(session_new(e->set, bev, (struct sockaddr *)&sin,
-	    sizeof(sin), SESSION_SOCKET));
+	    sizeof(sin), NULL, 0, SESSION_SOCKET));
 	return e;
 }
 
