@@ -188,8 +188,10 @@ login_submit(struct client *c, bool apop, const char *secret,
 	job->started_us = now_us;
 	job->turn_us = turn_us;
 	/* The address key outlives the session for penalty_failed(). */
-	key = session_peer_key(c->s, &job->ipkeylen);
-	memcpy(job->ipkey, key, job->ipkeylen);
+	if (c->limited) {
+		key = session_peer_key(c->s, &job->ipkeylen);
+		memcpy(job->ipkey, key, job->ipkeylen);
+	}
 	c->login = job;
 	session_hold(c->s);	/* a SASL response comes past the dispatcher */
 	if (c->gen->pg != NULL) {

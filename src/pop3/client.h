@@ -147,8 +147,10 @@ struct client {
 	enum sasl_wait		 sasl;		/* the next line's SASL role */
 
 	unsigned		 have_user:1;	/* USER was accepted */
+	/* penalty.c: the address has limits (a key, session_peer_key()). */
+	unsigned		 limited:1;
 
-	/* penalty.c: counts (the address key: session_peer_key()). */
+	/* penalty.c: counts. */
 	struct iptable_entry	*unauth;	/* ref while not logged in */
 	struct iptable_entry	*userip;	/* ref for an attempt, a login */
 

@@ -112,6 +112,7 @@ penalty_connect(struct client *c)
 	key = session_peer_key(c->s, &keylen);
 	if (keylen == 0)
 		return true;
+	c->limited = 1;
 	iptable_lock(t);
 	e = iptable_get(t, key, keylen);
 	if (e != NULL && (cfg->max_unauth_per_ip == 0 ||
@@ -166,9 +167,9 @@ penalty_attempt(struct client *c, uint64_t now, uint64_t *turn_us)
 	size_t			 len, iplen;
 
 	*turn_us = now;
-	ipkey = session_peer_key(c->s, &iplen);
-	if (iplen == 0)
+	if (!c->limited)
 		return true;
+	ipkey = session_peer_key(c->s, &iplen);
 	if (cfg->max_logins_per_user > 0 && c->userip == NULL) {
 		len = userip_key(c, ipkey, iplen, key);
 		t = c->env->userips;
@@ -271,9 +272,9 @@ penalty_login(struct client *c)
 	const unsigned char	*key;
 	size_t			 keylen;
 
-	key = session_peer_key(c->s, &keylen);
-	if (keylen == 0)
+	if (!c->limited)
 		return;
+	key = session_peer_key(c->s, &keylen);
 	iptable_lock(t);
 	if (c->unauth != NULL) {
 		iptable_unref(t, c->unauth);
