@@ -399,6 +399,8 @@ log_vline(enum log_level lvl, int with_errno, uint64_t sess, const char *fmt,
 	size_t	 max = sizeof(buf) - LOG_HEAD - 1;	/* '\n' or NUL */
 	int	 saved_errno = errno, n;
 	bool	 cut;
+	const char *tag;
+	size_t	 tlen;
 
 	if (lvl == LOG_LVL_DEBUG && !log_debug_enabled())
 		return;
@@ -415,10 +417,11 @@ log_vline(enum log_level lvl, int with_errno, uint64_t sess, const char *fmt,
 		len += 16;
 		line[len++] = ' ';
 	}
-	/* [server] workers > 1: which process said it (lib/proc.h). */
-	if (proc_is_worker() && (n = snprintf(line + len, max - len,
-	    "worker=%u ", proc_worker_index())) > 0)
-		len += (size_t)n;
+	/* [server] workers > 1: which process said it (lib/proc.h: made
+	 * once at the fork, copied here). */
+	tag = proc_log_tag(&tlen);
+	memcpy(line + len, tag, tlen);
+	len += tlen;
 
 	/* The errno text is short; reserve room so a long message cannot
 	 * push it out of the line. */
