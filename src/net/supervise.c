@@ -50,11 +50,11 @@ struct chan_status {
 struct chan_msg {
 	struct msghdr	 msg;
 	struct iovec	 iov;
+	char		 tag;
 	union {
 		struct cmsghdr	hdr;	/* aligns buf */
 		char		buf[CMSG_SPACE(sizeof(int))];
-	}		 cbuf;
-	char		 tag;
+	}		 cbuf;		/* last: clang sees its size as variable */
 };
 
 struct sup_worker {
