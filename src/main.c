@@ -257,6 +257,14 @@ startup_failed(void)
 }
 
 /* What the signal handlers work on. */
+/* The loop's side of the log's backlog (log_watch_start()). */
+struct log_watch {
+	struct event_base	*base;
+	struct event		*timer;		/* every LOG_FLUSH_MS */
+	struct event		*ev;		/* fd writable; NULL */
+	int			 fd;		/* watched; -1 */
+};
+
 struct daemon {
 	const char		*path;		/* the configuration file */
 	bool			 debug;		/* -d */
@@ -272,6 +280,7 @@ struct daemon {
 	 */
 	struct tls_server	*tls;
 	struct event		*status;	/* STATUS= for systemd */
+	struct log_watch	 logw;		/* lib/log.h's backlog */
 	uint64_t		 reloads;
 	struct control		*control;	/* NULL: no admin socket */
 	struct metrics		*metrics;	/* [metrics] (net/metrics.h) */
@@ -295,6 +304,11 @@ metrics_server_cb(const void *arg, struct metric_writer *w)
 	    "Octets sent to clients (POP3 bytes, before TLS).");
 	metric_u64(w, "evpop3d_sent_bytes_total", NULL, NULL,
 	    session_set_bytes_out(d->sessions));
+	metric_family(w, "evpop3d_log_dropped_lines_total", METRIC_COUNTER,
+	    "Log lines dropped: the journald or syslog socket was full and "
+	    "the backlog too.");
+	metric_u64(w, "evpop3d_log_dropped_lines_total", NULL, NULL,
+	    log_dropped_count());
 }
 
 static void
@@ -348,6 +362,70 @@ daemon_params(struct daemon *d, const struct cfg *cfg)
 
 /* Live counts for `systemctl status` (STATUS=), every few seconds. */
 #define STATUS_INTERVAL_S	5
+
+/*
+ * The log's backlog (lib/log.h): lines a full journald or syslog socket
+ * did not take wait there, never on the loop. While some wait, the loop
+ * watches that socket and sends them as soon as it takes more; a timer
+ * a second notices lines queued since (the next line sends them too).
+ */
+static void	log_watch_update(struct log_watch *);
+
+static void
+log_watch_cb(evutil_socket_t fd, short events, void *arg)
+{
+	(void)fd;
+	(void)events;
+	log_flush();
+	log_watch_update(arg);
+}
+
+/* Watch the socket the backlog waits for, or nothing. */
+static void
+log_watch_update(struct log_watch *w)
+{
+	int fd = log_backlog_fd();
+
+	if (fd == w->fd)
+		return;
+	if (w->ev != NULL)
+		event_free(w->ev);
+	w->ev = NULL;
+	w->fd = fd;
+	if (fd != -1 && (w->ev = event_new(w->base, fd, EV_WRITE | EV_PERSIST,
+	    log_watch_cb, w)) != NULL)
+		event_add(w->ev, NULL);
+	else
+		w->fd = -1;
+}
+
+/*
+ * Start w on base (a forked worker's copy of its supervisor's is
+ * abandoned, as the supervisor's other events are).
+ */
+static void
+log_watch_start(struct log_watch *w, struct event_base *base)
+{
+	struct timeval tv = { .tv_sec = LOG_FLUSH_MS / 1000,
+	    .tv_usec = LOG_FLUSH_MS % 1000 * 1000 };
+
+	w->base = base;
+	w->ev = NULL;
+	w->fd = -1;
+	if ((w->timer = event_new(base, -1, EV_PERSIST, log_watch_cb, w)) !=
+	    NULL)
+		event_add(w->timer, &tv);
+}
+
+static void
+log_watch_stop(struct log_watch *w)
+{
+	if (w->ev != NULL)
+		event_free(w->ev);
+	if (w->timer != NULL)
+		event_free(w->timer);
+	w->ev = w->timer = NULL;
+}
 
 static void
 status_cb(evutil_socket_t fd, short events, void *arg)
@@ -820,6 +898,7 @@ daemon_serve(struct daemon *d, struct privdrop *pd,
 		status_cb(-1, 0, d);
 		event_add(d->status, &status_tv);
 	}
+	log_watch_start(&d->logw, base);
 
 	ret = event_base_dispatch(base) == -1 ? 1 : 0;
 
@@ -838,6 +917,7 @@ daemon_serve(struct daemon *d, struct privdrop *pd,
 		event_free(sigs[i]);
 	if (d->status != NULL)
 		event_free(d->status);
+	log_watch_stop(&d->logw);
 	event_base_free(base);
 	tls_server_free(d->tls);
 	log_info("event=stopped");
@@ -1016,12 +1096,14 @@ supervisor_main(struct daemon *d, struct privdrop *pd)
 	if (supervise_start(d->sup, base, &hooks) == -1)
 		exit(startup_error(false, "workers", "no worker could be "
 		    "started"));
+	log_watch_start(&d->logw, base);
 
 	ret = event_base_dispatch(base) == -1 ? 1 : 0;
 
 	control_free(d->control);
 	metrics_free(d->metrics);
 	supervise_free(d->sup);
+	log_watch_stop(&d->logw);
 	event_base_free(base);
 	tls_server_free(d->tls);
 	log_info("event=stopped workers=%u", d->workers);

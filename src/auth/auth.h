@@ -56,6 +56,24 @@ struct auth_userinfo {
 	gid_t	 gid;			/* (gid_t)-1 if not given */
 };
 
+/*
+ * One user as a user database has it (the passwd-file's auth_db_lookup(),
+ * the PostgreSQL driver's lookup, its cache); every string malloc'd.
+ */
+struct auth_rec {
+	char		*password;	/* "{SCHEME}data" */
+	char		*name;		/* canonical user name */
+	char		*home;		/* "" if none */
+	char		*extra;		/* "userdb_mail=..." or "" */
+	uid_t		 uid;		/* (uid_t)-1 if none */
+	gid_t		 gid;
+};
+
+/* Copy src into *dst: 0, or -1 (out of memory, *dst empty). */
+int	auth_rec_copy(struct auth_rec *dst, const struct auth_rec *src);
+/* Wipe the password and free the strings; *rec is left empty. */
+void	auth_rec_clear(struct auth_rec *rec);
+
 struct auth_db;
 
 /* auth_db_open() flags */
@@ -83,6 +101,24 @@ void	auth_db_free(struct auth_db *db);
  * (event=passwd-entry-unusable). evpop3d -t counts them as warnings.
  */
 size_t	auth_db_unusable(struct auth_db *db);
+
+/*
+ * Look user up, as the PostgreSQL driver's lookup does (auth_pgsql.h),
+ * for auth_verify_stored(): AUTH_OK with *found_r true and the user in
+ * *rec_r (auth_rec_clear() it), or *found_r false for a user the table
+ * does not have (*rec_r empty); either way *standin_r is the stand-in
+ * (malloc'd; wipe and free it): the stored password of a user of the
+ * table's most common scheme and cost. AUTH_TEMPFAIL: no table, out of
+ * memory (nothing to free). Re-reads a changed file first; no hashing,
+ * but it may read the file: a worker thread's job. Thread-safe.
+ */
+enum auth_result auth_db_lookup(struct auth_db *db, const char *user,
+	    struct auth_rec *rec_r, bool *found_r, char **standin_r);
+/*
+ * A login of user checked its password against an entry that cannot be
+ * checked (AUTH_FAIL_ENTRY, not APOP): warn (event=passwd-entry-unusable).
+ */
+void	auth_db_warn_unusable(const struct auth_db *db, const char *user);
 
 /*
  * USER/PASS and SASL PLAIN: check password for user. On AUTH_OK fills

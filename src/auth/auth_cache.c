@@ -48,45 +48,6 @@ auth_cache_hash(const char *s)
 	return h;
 }
 
-static char *
-auth_strdup0(const char *s)
-{
-	return strdup(s != NULL ? s : "");
-}
-
-/* See auth_cache.h. */
-int
-auth_rec_copy(struct auth_rec *dst, const struct auth_rec *src)
-{
-	memset(dst, 0, sizeof(*dst));
-	dst->uid = src->uid;
-	dst->gid = src->gid;
-	if ((dst->password = auth_strdup0(src->password)) == NULL ||
-	    (dst->name = auth_strdup0(src->name)) == NULL ||
-	    (dst->home = auth_strdup0(src->home)) == NULL ||
-	    (dst->extra = auth_strdup0(src->extra)) == NULL) {
-		auth_rec_clear(dst);
-		return -1;
-	}
-	return 0;
-}
-
-/* See auth_cache.h. */
-void
-auth_rec_clear(struct auth_rec *rec)
-{
-	if (rec->password != NULL) {
-		auth_wipe(rec->password, strlen(rec->password));
-		free(rec->password);
-	}
-	free(rec->name);
-	free(rec->home);
-	free(rec->extra);
-	memset(rec, 0, sizeof(*rec));
-	rec->uid = (uid_t)-1;
-	rec->gid = (gid_t)-1;
-}
-
 struct auth_cache *
 auth_cache_new(size_t max, uint64_t ttl_ms)
 {

@@ -10,22 +10,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
-/* One user as the database has it; every string malloc'd. */
-struct auth_rec {
-	char		*password;	/* "{SCHEME}data" */
-	char		*name;		/* canonical user name */
-	char		*home;		/* "" if none */
-	char		*extra;		/* "userdb_mail=..." or "" */
-	uid_t		 uid;		/* (uid_t)-1 if none */
-	gid_t		 gid;
-};
-
-/* Copy src into *dst: 0, or -1 (out of memory, *dst empty). */
-int	auth_rec_copy(struct auth_rec *dst, const struct auth_rec *src);
-/* Wipe the password and free the strings; *rec is left empty. */
-void	auth_rec_clear(struct auth_rec *rec);
+#include "auth/auth.h"		/* struct auth_rec */
 
 struct auth_cache;
 

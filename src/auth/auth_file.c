@@ -93,8 +93,7 @@ enum auth_load {
 
 struct auth_db {
 	char			*path;
-	char			*dummy;		/* stand-in if the table has none;
-						   the APOP stand-in secret */
+	char			*dummy;		/* stand-in if the table has none */
 	pthread_rwlock_t	 lock;		/* protects tab */
 	pthread_mutex_t		 reload_mtx;	/* protects the fields below */
 	struct auth_table	*tab;
@@ -124,8 +123,6 @@ static enum auth_load auth_table_load(const char *, struct auth_table **,
 		    char *, size_t);
 static bool	auth_shrink_refused(const struct auth_db *, size_t, size_t);
 static void	auth_db_refresh(struct auth_db *);
-static enum auth_result auth_db_lookup(struct auth_db *, const char *,
-		    char **, char **, struct auth_userinfo *);
 static void	auth_free_secret(char *);
 
 static void
@@ -772,22 +769,23 @@ auth_copy(char *dst, size_t size, const char *src)
 }
 
 /*
- * Refresh, then copy user's stored password (*stored_r, NULL if the user
- * is unknown), the table's stand-in (*standin_r, unless standin_r is
- * NULL) and the user's info out under the read lock; both strings are
- * malloc'd. Returns AUTH_OK (user found or not) or AUTH_TEMPFAIL (no
- * table, out of memory; nothing to free then).
+ * See auth.h. The entry is copied out under the read lock (hashing runs
+ * outside it, in auth_verify_stored()).
  */
-static enum auth_result
-auth_db_lookup(struct auth_db *db, const char *user, char **stored_r,
-    char **standin_r, struct auth_userinfo *info)
+enum auth_result
+auth_db_lookup(struct auth_db *db, const char *user, struct auth_rec *rec_r,
+    bool *found_r, char **standin_r)
 {
 	struct auth_entry	 key, *e = NULL;
 	enum auth_result	 res = AUTH_OK;
 
-	*stored_r = NULL;
-	if (standin_r != NULL)
-		*standin_r = NULL;
+	memset(rec_r, 0, sizeof(*rec_r));
+	rec_r->uid = (uid_t)-1;
+	rec_r->gid = (gid_t)-1;
+	*found_r = false;
+	*standin_r = NULL;
+	if (db == NULL)
+		return AUTH_TEMPFAIL;
 	auth_db_refresh(db);
 
 	memset(&key, 0, sizeof(key));
@@ -797,32 +795,42 @@ auth_db_lookup(struct auth_db *db, const char *user, char **stored_r,
 		pthread_rwlock_unlock(&db->lock);
 		return AUTH_TEMPFAIL;
 	}
-	if (db->tab->nents > 0 && auth_username_valid(user))
+	if (user != NULL && db->tab->nents > 0 && auth_username_valid(user))
 		e = bsearch(&key, db->tab->ents, db->tab->nents,
 		    sizeof(*e), auth_entry_cmp_name);
-	if (standin_r != NULL && (*standin_r = strdup(db->tab->standin !=
-	    NULL ? db->tab->standin : db->dummy)) == NULL)
+	if ((*standin_r = strdup(db->tab->standin != NULL ?
+	    db->tab->standin : db->dummy)) == NULL)
 		res = AUTH_TEMPFAIL;
-	if (e != NULL) {
-		if ((*stored_r = strdup(e->pass)) == NULL)
+	if (e != NULL && res == AUTH_OK) {
+		rec_r->uid = e->uid;
+		rec_r->gid = e->gid;
+		if ((rec_r->password = strdup(e->pass)) == NULL ||
+		    (rec_r->name = strdup(e->name)) == NULL ||
+		    (rec_r->home = strdup(e->home)) == NULL ||
+		    (rec_r->extra = strdup(e->extra)) == NULL)
 			res = AUTH_TEMPFAIL;
-		/* lengths were checked at load */
-		auth_copy(info->name, sizeof(info->name), e->name);
-		auth_copy(info->home, sizeof(info->home), e->home);
-		auth_copy(info->extra, sizeof(info->extra), e->extra);
-		info->uid = e->uid;
-		info->gid = e->gid;
+		else
+			*found_r = true;
 	}
 	pthread_rwlock_unlock(&db->lock);
 	if (res != AUTH_OK) {
-		auth_free_secret(*stored_r);
-		*stored_r = NULL;
-		if (standin_r != NULL) {
-			auth_free_secret(*standin_r);
-			*standin_r = NULL;
-		}
+		auth_rec_clear(rec_r);
+		*found_r = false;
+		auth_free_secret(*standin_r);
+		*standin_r = NULL;
 	}
 	return res;
+}
+
+/* See auth.h. */
+void
+auth_db_warn_unusable(const struct auth_db *db, const char *user)
+{
+	char quser[LOG_QUOTED_SIZE(POP3_USER_MAX)];
+
+	log_warnx("event=passwd-entry-unusable file=%s user=%s "
+	    "note=\"unknown password scheme or malformed hash\"",
+	    db->path, log_quote(quser, sizeof(quser), user));
 }
 
 static void
@@ -849,41 +857,54 @@ auth_fail_name(enum auth_fail why)
 	return "unknown";
 }
 
+/*
+ * The verify functions: a lookup and auth_verify_stored(), the path a
+ * login job takes (pop3/authz.c), with the user's fields as a struct
+ * auth_userinfo. An unknown user is checked against the stand-in, and
+ * so is a user whose entry cannot be checked (that fails fast): every
+ * failure costs about what most checks cost (auth_verify.c).
+ */
+static enum auth_result
+auth_db_verify(struct auth_db *db, const char *user, const char *timestamp,
+    const char *secret, struct auth_userinfo *info_r)
+{
+	struct auth_rec		 rec;
+	enum auth_result	 res;
+	char			*standin;
+	bool			 found;
+
+	info_r->fail = AUTH_FAIL_USER;
+	if (db == NULL)
+		return AUTH_TEMPFAIL;
+	if (user == NULL || secret == NULL)
+		return AUTH_FAIL;
+	if ((res = auth_db_lookup(db, user, &rec, &found, &standin)) !=
+	    AUTH_OK)
+		return res;
+	res = auth_verify_stored(found ? rec.password : NULL, standin,
+	    timestamp, secret, &info_r->fail);
+	if (res == AUTH_FAIL && info_r->fail == AUTH_FAIL_ENTRY &&
+	    timestamp == NULL)
+		auth_db_warn_unusable(db, user);
+	if (res == AUTH_OK) {
+		/* lengths were checked at load */
+		auth_copy(info_r->name, sizeof(info_r->name), rec.name);
+		auth_copy(info_r->home, sizeof(info_r->home), rec.home);
+		auth_copy(info_r->extra, sizeof(info_r->extra), rec.extra);
+		info_r->uid = rec.uid;
+		info_r->gid = rec.gid;
+	}
+	auth_rec_clear(&rec);
+	auth_free_secret(standin);
+	return res;
+}
+
 /* See auth.h. */
 enum auth_result
 auth_db_verify_plain(struct auth_db *db, const char *user,
     const char *password, struct auth_userinfo *info_r)
 {
-	struct auth_userinfo	 info;
-	enum auth_result	 res;
-	char			*stored, *standin;
-	char			 quser[LOG_QUOTED_SIZE(POP3_USER_MAX)];
-
-	info_r->fail = AUTH_FAIL_USER;
-	if (db == NULL)
-		return AUTH_TEMPFAIL;
-	if (user == NULL || password == NULL)
-		return AUTH_FAIL;
-	memset(&info, 0, sizeof(info));
-	if ((res = auth_db_lookup(db, user, &stored, &standin, &info)) !=
-	    AUTH_OK)
-		return res;
-	/*
-	 * An unknown user is checked against the stand-in, and so is a
-	 * user whose entry cannot be checked (that fails fast): every
-	 * failure costs about what most checks cost (auth_verify.c).
-	 */
-	res = auth_verify_stored(stored, standin, NULL, password,
-	    &info_r->fail);
-	if (res == AUTH_FAIL && info_r->fail == AUTH_FAIL_ENTRY)
-		log_warnx("event=passwd-entry-unusable file=%s user=%s "
-		    "note=\"unknown password scheme or malformed hash\"",
-		    db->path, log_quote(quser, sizeof(quser), user));
-	auth_free_secret(stored);
-	auth_free_secret(standin);
-	if (res == AUTH_OK)
-		*info_r = info;
-	return res;
+	return auth_db_verify(db, user, NULL, password, info_r);
 }
 
 /* See auth.h. */
@@ -891,24 +912,9 @@ enum auth_result
 auth_db_verify_apop(struct auth_db *db, const char *user,
     const char *timestamp, const char *digest, struct auth_userinfo *info_r)
 {
-	struct auth_userinfo	 info;
-	enum auth_result	 res;
-	char			*stored;
-
-	info_r->fail = AUTH_FAIL_USER;
-	if (db == NULL)
-		return AUTH_TEMPFAIL;
-	if (user == NULL || timestamp == NULL || digest == NULL)
-		return AUTH_FAIL;
-	memset(&info, 0, sizeof(info));
-	if ((res = auth_db_lookup(db, user, &stored, NULL, &info)) != AUTH_OK)
-		return res;
-	/* Only a {PLAIN} password can be used; anyone else's check hashes
-	 * a stand-in secret, so all failures take about as long. */
-	res = auth_verify_stored(stored, db->dummy, timestamp, digest,
-	    &info_r->fail);
-	auth_free_secret(stored);
-	if (res == AUTH_OK)
-		*info_r = info;
-	return res;
+	if (timestamp == NULL) {
+		info_r->fail = AUTH_FAIL_USER;
+		return db == NULL ? AUTH_TEMPFAIL : AUTH_FAIL;
+	}
+	return auth_db_verify(db, user, timestamp, digest, info_r);
 }

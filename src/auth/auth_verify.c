@@ -1,8 +1,10 @@
 /*
- * auth_verify: check a login against a stored password that came from
- * elsewhere than the passwd-file (a SQL user database, its cache).
+ * auth_verify: a user as a user database has it (struct auth_rec: the
+ * passwd-file's lookup, the SQL database's or its cache's), and the
+ * check of a login against its stored password.
  */
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -12,6 +14,45 @@
 #include "auth/auth.h"
 
 #define APOP_DIGEST_LEN	16	/* MD5 */
+
+static char *
+auth_strdup0(const char *s)
+{
+	return strdup(s != NULL ? s : "");
+}
+
+/* See auth.h. */
+int
+auth_rec_copy(struct auth_rec *dst, const struct auth_rec *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->uid = src->uid;
+	dst->gid = src->gid;
+	if ((dst->password = auth_strdup0(src->password)) == NULL ||
+	    (dst->name = auth_strdup0(src->name)) == NULL ||
+	    (dst->home = auth_strdup0(src->home)) == NULL ||
+	    (dst->extra = auth_strdup0(src->extra)) == NULL) {
+		auth_rec_clear(dst);
+		return -1;
+	}
+	return 0;
+}
+
+/* See auth.h. */
+void
+auth_rec_clear(struct auth_rec *rec)
+{
+	if (rec->password != NULL) {
+		auth_wipe(rec->password, strlen(rec->password));
+		free(rec->password);
+	}
+	free(rec->name);
+	free(rec->home);
+	free(rec->extra);
+	memset(rec, 0, sizeof(*rec));
+	rec->uid = (uid_t)-1;
+	rec->gid = (gid_t)-1;
+}
 
 /* RFC 1939 section 7: MD5(timestamp || secret). 0 or -1. */
 static int

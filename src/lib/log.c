@@ -10,34 +10,44 @@
  *    front, except when stderr is the journal's stream ($JOURNAL_STREAM
  *    names its device:inode, systemd.exec(5)): journald stamps lines
  *    itself, and an sd-daemon(3) "<N>" prefix gives it the priority.
- *  - syslog: syslog(3) with LOG_PID and [log] syslog_facility; glibc
- *    sends one datagram to /dev/log per line.
- *  - journald: sd_journal_sendv(3), one datagram with MESSAGE=, PRIORITY=,
- *    SYSLOG_IDENTIFIER=evpop3d and EVPOP3D_EVENT=/EVPOP3D_SESSION= when
- *    the line has event= and sess=. Without a journal socket at
- *    log_configure() (where libsystemd would drop lines silently), and
- *    when a send fails, lines go to stderr instead, not nowhere.
+ *  - syslog: one datagram per line to /dev/log, as syslog(3) with
+ *    LOG_PID sends it ("<PRI>Mmm dd hh:mm:ss evpop3d[PID]: line"), with
+ *    [log] syslog_facility.
+ *  - journald: one datagram per line to the journal's socket in its
+ *    native protocol (what sd_journal_sendv(3) sends for a small entry):
+ *    MESSAGE=, PRIORITY=, SYSLOG_IDENTIFIER=evpop3d and
+ *    EVPOP3D_EVENT=/EVPOP3D_SESSION= when the line has event= and sess=.
+ *    Without a journal socket at log_configure(), and when a send fails
+ *    for another reason than a full receiver, lines go to stderr
+ *    instead, not nowhere.
  *
  * Every line is formatted into a stack buffer and handed over with one
  * write(2) of at most LOG_LINE_MAX octets (<= PIPE_BUF: lines of several
- * threads never interleave on a pipe or journald's stream), one syslog()
- * or one sd_journal_sendv() datagram. All three are thread-safe (glibc's
- * syslog takes a lock; libsystemd's journal socket is set up once,
- * atomically). The shared state is a few atomics set by log_configure().
+ * threads never interleave on a pipe or journald's stream) or one
+ * datagram on a socket of our own (struct log_sock), from any thread.
+ * The shared state is a few atomics set by log_configure(), and the two
+ * sockets' descriptors.
  *
- * Blocking: a write to a full pipe, and a datagram to /dev/log or the
- * journal whose reader is stuck, wait until the reader catches up; the
- * journal socket has an 8 MB send buffer (libsystemd), journald and
- * rsyslog read at once and drop under their own rate limits rather than
- * stop reading. We log few lines per session (login, disconnect), so a
- * working logger never holds the loop; a hung one would, as it would
- * hold every other daemon on the host.
+ * Blocking: the datagrams are sent with MSG_DONTWAIT, so a receiver that
+ * is slow or stops reading (a hung journald or syslog daemon; Linux
+ * queues only net.unix.max_dgram_qlen datagrams per socket: 512 under
+ * systemd, 10 by default) never holds the loop. The lines it does not
+ * take wait in a bounded backlog, in order, sent with the next line or
+ * when the loop sees the socket writable (log_backlog_fd()); lines that
+ * find the backlog full are dropped and counted, and once it has gone
+ * out "warn event=log-dropped count=N" follows. The stderr write still
+ * waits for a full pipe (under systemd stderr is journald's stream; the
+ * datagram targets are the ones to use there).
  */
 
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -50,12 +60,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <systemd/sd-journal.h>
-
 #include "lib/evpop3d.h"
 #include "lib/fileio.h"
 #include "lib/fmt.h"
 #include "lib/log.h"
+#include "lib/pidcache.h"
 #include "lib/proc.h"
 
 /* Longest line we emit, newline included; longer messages are cut. */
@@ -65,6 +74,8 @@
 #define LOG_TRUNC_MARK	"..."
 /* Where sd_journal_sendv() sends (systemd-journald.service(8)). */
 #define LOG_JOURNAL_SOCKET	"/run/systemd/journal/socket"
+/* Where syslog(3) sends. */
+#define LOG_SYSLOG_SOCKET	"/dev/log"
 
 enum log_level {
 	LOG_LVL_DEBUG,
@@ -92,6 +103,48 @@ static const int log_level_pri[] = {
 static atomic_bool log_debug_on;
 static atomic_int log_tgt = LOG_TARGET_STDERR;	/* never AUTO */
 static atomic_bool log_journal_stream;	/* stderr is the journal's */
+static atomic_int log_facility = LOG_MAIL;
+
+/*
+ * A datagram target: our own socket, connected to path, non-blocking.
+ * Opened by log_configure() (before a privilege drop, and with no other
+ * thread yet) and never closed: a line in another thread may be using
+ * the descriptor. A send that finds the receiver gone (restarted)
+ * connects a new socket and puts it in the old one's place with dup2(),
+ * under the lock, so the number stays good for every thread.
+ */
+struct log_sock {
+	const char	*path;
+	atomic_int	 fd;		/* -1: not open */
+};
+
+static struct log_sock log_journal_sock = { LOG_JOURNAL_SOCKET, -1 };
+static struct log_sock log_syslog_sock = { LOG_SYSLOG_SOCKET, -1 };
+static pthread_mutex_t log_sock_mtx = PTHREAD_MUTEX_INITIALIZER;
+
+/*
+ * The backlog: lines a full datagram receiver did not take yet, in
+ * order, each a struct log_rec and its text. Under log_out_mtx, which
+ * also orders the sends (a send never waits, so it is held briefly).
+ * Lines that find it full are dropped and counted (dropped: not reported
+ * yet; dropped_total: since the start, for log_dropped_count()).
+ */
+#define LOG_BACKLOG_MAX	(64 * 1024)
+
+struct log_rec {
+	uint16_t	 len;
+	uint8_t		 lvl;
+	uint8_t		 tgt;
+};
+
+static pthread_mutex_t	 log_out_mtx = PTHREAD_MUTEX_INITIALIZER;
+static char		 log_backlog[LOG_BACKLOG_MAX];
+static size_t		 log_bl_off, log_bl_used;	/* sent up to, filled */
+static atomic_bool	 log_bl_pending;		/* log_bl_used > 0 */
+static uint64_t		 log_dropped;
+static atomic_ullong	 log_dropped_total;
+static pthread_once_t	 log_hooks_once = PTHREAD_ONCE_INIT;
+static void		 log_hooks(void);
 
 static void	log_vline(enum log_level, int, uint64_t, const char *, va_list)
 		    __attribute__((format(printf, 4, 0)));
@@ -116,31 +169,130 @@ log_stderr_is_journal(void)
 	    (unsigned long long)sb.st_ino == ino;
 }
 
+/* A new non-blocking datagram socket connected to path, or -1. */
+static int
+log_sock_connect(const char *path)
+{
+	struct sockaddr_un	 sun;
+	int			 fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path))
+		return -1;
+	memcpy(sun.sun_path, path, strlen(path));
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0)) == -1)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * Connect ls (again, when stale is its descriptor that failed: the new
+ * socket takes that number). The descriptor, or -1.
+ */
+static int
+log_sock_open(struct log_sock *ls, int stale)
+{
+	int fd, cur;
+
+	pthread_mutex_lock(&log_sock_mtx);
+	cur = atomic_load(&ls->fd);
+	if (cur == -1 || cur == stale) {
+		if ((fd = log_sock_connect(ls->path)) != -1 && cur != -1) {
+			/* In place: a thread sending on cur now sends here. */
+			if (dup2(fd, cur) == -1)
+				fd = -1;
+			else {
+				close(fd);
+				fd = cur;
+			}
+		}
+		if (fd != -1)
+			atomic_store(&ls->fd, fd);
+		cur = fd;
+	}
+	pthread_mutex_unlock(&log_sock_mtx);
+	return cur;
+}
+
+/*
+ * One datagram of iov to ls, never waiting: 0 sent; 1 not sent, the
+ * receiver being full; -1 no receiver (the caller writes the line to
+ * stderr).
+ */
+static int
+log_sock_send(struct log_sock *ls, struct iovec *iov, size_t n)
+{
+	struct msghdr	 msg;
+	int		 fd, tries;
+
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_iov = iov;
+	msg.msg_iovlen = n;
+	if ((fd = atomic_load_explicit(&ls->fd, memory_order_relaxed)) == -1 &&
+	    (fd = log_sock_open(ls, -1)) == -1)
+		return -1;
+	for (tries = 0; tries < 3; tries++) {
+		if (sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) != -1)
+			return 0;
+		switch (errno) {
+		case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+		case EWOULDBLOCK:
+#endif
+		case ENOBUFS:
+			return 1;
+		case EINTR:
+			break;
+		default:
+			/* ECONNREFUSED, ENOTCONN...: the receiver restarted. */
+			if ((fd = log_sock_open(ls, fd)) == -1)
+				return -1;
+			break;
+		}
+	}
+	return -1;
+}
+
+uint64_t
+log_dropped_count(void)
+{
+	return atomic_load_explicit(&log_dropped_total, memory_order_relaxed);
+}
+
 void
 log_configure(const struct log_params *p)
 {
-	enum log_target	 t = p->target, old;
+	enum log_target	 t = p->target;
 	bool		 journal = log_stderr_is_journal(), fallback = false;
 
 	if (t == LOG_TARGET_AUTO)
 		t = journal ? LOG_TARGET_JOURNALD : LOG_TARGET_STDERR;
-	/* sd_journal_sendv() drops lines silently without a journal
-	 * (ENOENT): keep them on stderr instead. */
+	/* Without a journal (not running), lines would be lost: keep them
+	 * on stderr instead. */
 	if (t == LOG_TARGET_JOURNALD && access(LOG_JOURNAL_SOCKET, F_OK) == -1) {
 		t = LOG_TARGET_STDERR;
 		fallback = true;
 	}
 	tzset();	/* localtime_r() need not read TZ itself */
+	(void)pthread_once(&log_hooks_once, log_hooks);
 	atomic_store_explicit(&log_debug_on, p->debug, memory_order_relaxed);
 	atomic_store_explicit(&log_journal_stream, journal,
 	    memory_order_relaxed);
-	/* Open before the switch, close after: no line finds it closed
-	 * (and glibc's syslog() would reopen it anyway). */
+	atomic_store_explicit(&log_facility, p->facility,
+	    memory_order_relaxed);
+	/* Connect before the switch (and before a privilege drop); a
+	 * socket that cannot be reached yet is tried again at each line. */
 	if (t == LOG_TARGET_SYSLOG)
-		openlog(EVPOP3D_NAME, LOG_PID | LOG_NDELAY, p->facility);
-	old = atomic_exchange_explicit(&log_tgt, t, memory_order_relaxed);
-	if (old == LOG_TARGET_SYSLOG && t != LOG_TARGET_SYSLOG)
-		closelog();
+		(void)log_sock_open(&log_syslog_sock, -1);
+	else if (t == LOG_TARGET_JOURNALD)
+		(void)log_sock_open(&log_journal_sock, -1);
+	atomic_store_explicit(&log_tgt, t, memory_order_relaxed);
 	if (fallback && p->target == LOG_TARGET_JOURNALD)
 		log_warnx("event=log-target-fallback target=stderr "
 		    "reason=no-journal socket=%s", LOG_JOURNAL_SOCKET);
@@ -339,29 +491,98 @@ log_field(const char *line, const char *key, const char *field, char *out,
 
 /*
  * One journal entry from body (NUL-terminated, with LOG_HEAD octets
- * free in front of it). -1 if the journal did not take it.
+ * free in front of it), in the journal's native protocol: each field
+ * "KEY=value" and a newline (no value has one: the line is escaped).
+ * As log_sock_send().
  */
 static int
 log_journal(enum log_level lvl, char *body, size_t blen)
 {
-	static const char	 id[] = "SYSLOG_IDENTIFIER=" EVPOP3D_NAME;
+	static const char	 id[] = "SYSLOG_IDENTIFIER=" EVPOP3D_NAME "\n";
 	struct iovec		 iov[5];
 	char			 pri[16], ev[64], sess[64];
 	size_t			 n = 0, len;
-	int			 k;
+	int			 k, r;
 
 	memcpy(body - 8, "MESSAGE=", 8);
-	iov[n++] = (struct iovec){ body - 8, blen + 8 };
-	k = snprintf(pri, sizeof(pri), "PRIORITY=%d", log_level_pri[lvl]);
+	iov[n++] = (struct iovec){ body - 8, blen + 9 };
+	k = snprintf(pri, sizeof(pri), "PRIORITY=%d\n", log_level_pri[lvl]);
 	iov[n++] = (struct iovec){ pri, (size_t)k };
 	iov[n++] = (struct iovec){ (void *)(uintptr_t)id, sizeof(id) - 1 };
 	if ((len = log_field(body, " event=", "EVPOP3D_EVENT", ev,
-	    sizeof(ev))) > 0)
+	    sizeof(ev) - 1)) > 0) {
+		ev[len++] = '\n';
 		iov[n++] = (struct iovec){ ev, len };
+	}
 	if ((len = log_field(body, " sess=", "EVPOP3D_SESSION", sess,
-	    sizeof(sess))) > 0)
+	    sizeof(sess) - 1)) > 0) {
+		sess[len++] = '\n';
 		iov[n++] = (struct iovec){ sess, len };
-	return sd_journal_sendv(iov, (int)n) < 0 ? -1 : 0;
+	}
+	body[blen] = '\n';		/* the fields are read: end MESSAGE */
+	r = log_sock_send(&log_journal_sock, iov, n);
+	body[blen] = '\0';
+	return r;
+}
+
+/*
+ * "Mmm dd hh:mm:ss " (RFC 3164, local time, as syslog(3) writes it) into
+ * buf (at least 17 octets): the length, 0 if the time failed. Formatted
+ * once a second per thread, as log_timestamp() does.
+ */
+static size_t
+log_syslog_stamp(char *buf)
+{
+	static __thread time_t	 cached = (time_t)-1;
+	static __thread char	 stamp[17];
+	time_t			 now = time(NULL);
+	struct tm		 tm;
+
+	if (now != cached) {
+		if (localtime_r(&now, &tm) == NULL ||
+		    strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S ", &tm) !=
+		    16)
+			return 0;
+		cached = now;
+	}
+	memcpy(buf, stamp, 16);
+	return 16;
+}
+
+/*
+ * One syslog datagram from body (blen octets), as syslog(3) with
+ * LOG_PID sends it: "<PRI>Mmm dd hh:mm:ss evpop3d[PID]: body". As
+ * log_sock_send().
+ */
+static int
+log_syslog(enum log_level lvl, const char *body, size_t blen)
+{
+	char		 head[64];
+	struct iovec	 iov[2];
+	size_t		 hlen;
+	int		 n;
+
+	n = snprintf(head, sizeof(head), "<%d>", log_level_pri[lvl] |
+	    atomic_load_explicit(&log_facility, memory_order_relaxed));
+	hlen = n > 0 ? (size_t)n : 0;
+	hlen += log_syslog_stamp(head + hlen);
+	n = snprintf(head + hlen, sizeof(head) - hlen, "%s[%ld]: ",
+	    EVPOP3D_NAME, (long)pid_self());
+	hlen += n > 0 ? (size_t)n : 0;
+	iov[0] = (struct iovec){ head, hlen };
+	iov[1] = (struct iovec){ (void *)(uintptr_t)body, blen };
+	return log_sock_send(&log_syslog_sock, iov, 2);
+}
+
+/*
+ * line (len octets, LOG_HEAD free in front, room for one more after) to
+ * the datagram target t: as log_sock_send().
+ */
+static int
+log_dgram(enum log_target t, enum log_level lvl, char *line, size_t len)
+{
+	return t == LOG_TARGET_SYSLOG ? log_syslog(lvl, line, len) :
+	    log_journal(lvl, line, len);
 }
 
 /* body on stderr, with its timestamp or "<N>" in front and a newline. */
@@ -384,6 +605,189 @@ log_stderr(enum log_level lvl, char *body, size_t blen)
 	(void)fio_write_full(STDERR_FILENO, body - hlen, hlen + blen + 1);
 }
 
+/* Queue a line the receiver did not take; false when there is no room. */
+static bool
+log_bl_add(enum log_target t, enum log_level lvl, const char *line,
+    size_t len)
+{
+	struct log_rec rec = { (uint16_t)len, (uint8_t)lvl, (uint8_t)t };
+
+	if (log_bl_used + sizeof(rec) + len > sizeof(log_backlog) &&
+	    log_bl_off > 0) {
+		memmove(log_backlog, log_backlog + log_bl_off,
+		    log_bl_used - log_bl_off);
+		log_bl_used -= log_bl_off;
+		log_bl_off = 0;
+	}
+	if (log_bl_used + sizeof(rec) + len > sizeof(log_backlog))
+		return false;
+	memcpy(log_backlog + log_bl_used, &rec, sizeof(rec));
+	memcpy(log_backlog + log_bl_used + sizeof(rec), line, len);
+	log_bl_used += sizeof(rec) + len;
+	atomic_store_explicit(&log_bl_pending, true, memory_order_relaxed);
+	return true;
+}
+
+/*
+ * Send what the backlog holds, oldest first, until the receiver is full
+ * again (false: some left) or it is empty (true). A line whose receiver
+ * has gone goes to stderr. With log_out_mtx held.
+ */
+static bool
+log_bl_send(void)
+{
+	char		 buf[LOG_LINE_MAX];
+	struct log_rec	 rec;
+	int		 r;
+
+	while (log_bl_off < log_bl_used) {
+		memcpy(&rec, log_backlog + log_bl_off, sizeof(rec));
+		memcpy(buf + LOG_HEAD, log_backlog + log_bl_off + sizeof(rec),
+		    rec.len);
+		buf[LOG_HEAD + rec.len] = '\0';
+		r = log_dgram(rec.tgt, rec.lvl, buf + LOG_HEAD, rec.len);
+		if (r == 1)
+			return false;
+		if (r == -1)
+			log_stderr(rec.lvl, buf + LOG_HEAD, rec.len);
+		log_bl_off += sizeof(rec) + rec.len;
+	}
+	log_bl_off = log_bl_used = 0;
+	atomic_store_explicit(&log_bl_pending, false, memory_order_relaxed);
+	return true;
+}
+
+/*
+ * The backlog is empty again after lines were dropped: say how many, on
+ * the target (queued like any line if it is full again). With
+ * log_out_mtx held.
+ */
+static void
+log_dropped_report(enum log_target t)
+{
+	char	 buf[LOG_HEAD + 96];
+	char	*line = buf + LOG_HEAD;
+	size_t	 tlen;
+	int	 k;
+
+	k = snprintf(line, sizeof(buf) - LOG_HEAD - 1, "warn %sevent=log-"
+	    "dropped count=%llu target=%s", proc_log_tag(&tlen),
+	    (unsigned long long)log_dropped, t == LOG_TARGET_SYSLOG ?
+	    "syslog" : "journald");
+	log_dropped = 0;
+	if (k <= 0)
+		return;
+	if (log_dgram(t, LOG_LVL_WARN, line, (size_t)k) == 1)
+		(void)log_bl_add(t, LOG_LVL_WARN, line, (size_t)k);
+}
+
+/*
+ * line (len octets, LOG_HEAD free in front, room for one more after) to
+ * the datagram target t, after the backlog: sent now if the receiver
+ * takes it, else queued, else (the backlog full) dropped and counted.
+ * Never waits. -1 when there is no receiver: the caller writes the line
+ * to stderr.
+ */
+static int
+log_out(enum log_target t, enum log_level lvl, char *line, size_t len)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&log_out_mtx);
+	if (log_bl_used > 0 && !log_bl_send()) {
+		if (!log_bl_add(t, lvl, line, len)) {
+			log_dropped++;
+			atomic_fetch_add(&log_dropped_total, 1);
+		}
+		goto out;
+	}
+	if (log_dropped > 0)
+		log_dropped_report(t);
+	if (log_bl_used > 0)		/* the report was queued */
+		(void)log_bl_add(t, lvl, line, len);
+	else if ((r = log_dgram(t, lvl, line, len)) == 1) {
+		(void)log_bl_add(t, lvl, line, len);	/* empty: fits */
+		r = 0;
+	}
+out:
+	pthread_mutex_unlock(&log_out_mtx);
+	return r;
+}
+
+void
+log_flush(void)
+{
+	enum log_target t;
+
+	if (!atomic_load_explicit(&log_bl_pending, memory_order_relaxed))
+		return;
+	t = (enum log_target)atomic_load_explicit(&log_tgt,
+	    memory_order_relaxed);
+	pthread_mutex_lock(&log_out_mtx);
+	if (log_bl_used > 0 && log_bl_send() && log_dropped > 0 &&
+	    (t == LOG_TARGET_SYSLOG || t == LOG_TARGET_JOURNALD))
+		log_dropped_report(t);
+	pthread_mutex_unlock(&log_out_mtx);
+}
+
+int
+log_backlog_fd(void)
+{
+	int fd = -1;
+
+	if (!atomic_load_explicit(&log_bl_pending, memory_order_relaxed))
+		return -1;
+	pthread_mutex_lock(&log_out_mtx);
+	if (log_bl_off < log_bl_used) {
+		struct log_rec rec;
+
+		memcpy(&rec, log_backlog + log_bl_off, sizeof(rec));
+		fd = atomic_load(rec.tgt == LOG_TARGET_SYSLOG ?
+		    &log_syslog_sock.fd : &log_journal_sock.fd);
+	}
+	pthread_mutex_unlock(&log_out_mtx);
+	return fd;
+}
+
+/*
+ * At exit: what the backlog holds gets a second (at most) to go, the
+ * one wait there is: the loop is over.
+ */
+static void
+log_exit_flush(void)
+{
+	struct pollfd	 pfd;
+	int		 i;
+
+	for (i = 0; i < 20; i++) {
+		log_flush();
+		if (!atomic_load(&log_bl_pending))
+			return;
+		pfd.fd = atomic_load(atomic_load(&log_tgt) == LOG_TARGET_SYSLOG ?
+		    &log_syslog_sock.fd : &log_journal_sock.fd);
+		pfd.events = POLLOUT;
+		if (pfd.fd == -1 || poll(&pfd, 1, 50) == -1)
+			return;
+	}
+}
+
+/* A forked child: the parent's backlog is the parent's to send. */
+static void
+log_atfork_child(void)
+{
+	pthread_mutex_init(&log_out_mtx, NULL);
+	log_bl_off = log_bl_used = 0;
+	log_dropped = 0;
+	atomic_store(&log_bl_pending, false);
+}
+
+static void
+log_hooks(void)
+{
+	(void)atexit(log_exit_flush);
+	(void)pthread_atfork(NULL, NULL, log_atfork_child);
+}
+
 /*
  * Format and write one line. with_errno appends ": strerror(errno)" using
  * the errno value the caller saw. errno is preserved for the caller.
@@ -399,6 +803,9 @@ log_vline(enum log_level lvl, int with_errno, uint64_t sess, const char *fmt,
 	size_t	 max = sizeof(buf) - LOG_HEAD - 1;	/* '\n' or NUL */
 	int	 saved_errno = errno, n;
 	bool	 cut;
+	const char *tag;
+	size_t	 tlen;
+	enum log_target tgt;
 
 	if (lvl == LOG_LVL_DEBUG && !log_debug_enabled())
 		return;
@@ -415,10 +822,11 @@ log_vline(enum log_level lvl, int with_errno, uint64_t sess, const char *fmt,
 		len += 16;
 		line[len++] = ' ';
 	}
-	/* [server] workers > 1: which process said it (lib/proc.h). */
-	if (proc_is_worker() && (n = snprintf(line + len, max - len,
-	    "worker=%u ", proc_worker_index())) > 0)
-		len += (size_t)n;
+	/* [server] workers > 1: which process said it (lib/proc.h: made
+	 * once at the fork, copied here). */
+	tag = proc_log_tag(&tlen);
+	memcpy(line + len, tag, tlen);
+	len += tlen;
 
 	/* The errno text is short; reserve room so a long message cannot
 	 * push it out of the line. */
@@ -452,15 +860,12 @@ log_vline(enum log_level lvl, int with_errno, uint64_t sess, const char *fmt,
 	len += slen;
 	line[len] = '\0';
 
-	switch (atomic_load_explicit(&log_tgt, memory_order_relaxed)) {
+	switch ((tgt = atomic_load_explicit(&log_tgt, memory_order_relaxed))) {
 	case LOG_TARGET_SYSLOG:
-		syslog(log_level_pri[lvl], "%s", line);
-		break;
 	case LOG_TARGET_JOURNALD:
-		if (log_journal(lvl, line, len) == 0)
-			break;
-		/* No journal (not running, or full): not lost, on stderr. */
-		log_stderr(lvl, line, len);
+		/* Never waits (a full receiver: queued or dropped). */
+		if (log_out(tgt, lvl, line, len) == -1)
+			log_stderr(lvl, line, len);	/* no receiver */
 		break;
 	default:
 		log_stderr(lvl, line, len);

@@ -39,6 +39,23 @@ struct log_params {
  * $JOURNAL_STREAM). Without a call: info and above on stderr.
  */
 void	log_configure(const struct log_params *p);
+/*
+ * journald and syslog: a line is one datagram, sent without waiting. A
+ * line the receiver's socket does not take (it is full: the logger is
+ * slow or hung) waits in a backlog of 64 KiB, in order, and goes with
+ * the next line or at log_flush(); a line that finds the backlog full
+ * is dropped, and once the backlog has gone the count follows ("warn
+ * event=log-dropped count=N target=journald").
+ *
+ * The loop: while log_backlog_fd() is a socket (lines wait for it),
+ * call log_flush() when it is writable; check every LOG_FLUSH_MS for
+ * lines queued since. At exit the backlog gets a second.
+ * log_dropped_count(): lines dropped since the start.
+ */
+#define LOG_FLUSH_MS	1000
+void	log_flush(void);
+int	log_backlog_fd(void);
+uint64_t log_dropped_count(void);
 /* log_configure() with target auto, facility mail. */
 void	log_init(bool debug);
 /* A target's name ("journald"). */

@@ -14,8 +14,12 @@
 #define EVPOP3D_PROC_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
-/* Set once, in a worker just after the fork (index < count). */
+/*
+ * Set once, in a worker just after the fork (index < count), before it
+ * starts any thread: threads made later see it without a lock.
+ */
 void		 proc_set_worker(unsigned index, unsigned count);
 /* This worker's index, 0..proc_worker_count() - 1; 0 outside workers. */
 unsigned	 proc_worker_index(void);
@@ -23,5 +27,11 @@ unsigned	 proc_worker_index(void);
 unsigned	 proc_worker_count(void);
 /* Is this process a worker forked by a supervisor? */
 bool		 proc_is_worker(void);
+/*
+ * What starts a worker's log lines after the level and session, made by
+ * proc_set_worker(): "worker=I " and its length in *len; outside a
+ * worker "" and 0.
+ */
+const char	*proc_log_tag(size_t *len);
 
 #endif

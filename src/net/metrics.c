@@ -36,7 +36,8 @@ struct metrics_source {
 struct metrics {
 	struct event_base	*base;
 	struct evhttp		*http;		/* NULL: not serving */
-	char			*listen;	/* as configured, or NULL */
+	struct cfg_listen	 conf;		/* as configured; addrlen 0:
+						   not serving */
 	char			 bound[80];	/* with the real port */
 	time_t			 started;	/* wall clock, for the gauge */
 	struct metrics_source	 src[METRICS_MAX_SOURCES];
@@ -249,22 +250,18 @@ listen_socket(const struct cfg_listen *l, char *err, size_t errlen)
 	return fd;
 }
 
-/* An evhttp serving the registry on text's address; NULL and err. */
+/* An evhttp serving the registry on l's address; NULL and err. */
 static struct evhttp *
-http_new(struct metrics *m, const char *text, char *bound, size_t boundlen,
-    char *err, size_t errlen)
+http_new(struct metrics *m, const struct cfg_listen *l, char *bound,
+    size_t boundlen, char *err, size_t errlen)
 {
-	struct cfg_listen	 l;
+	const char		*text = l->text;
 	struct evconnlistener	*lev;
 	struct evhttp		*http;
 	char			 why[256];
 	int			 fd;
 
-	if (cfg_parse_listen(text, &l, why, sizeof(why)) == -1) {
-		snprintf(err, errlen, "%s: %s", text, why);
-		return NULL;
-	}
-	if ((fd = listen_socket(&l, err, errlen)) == -1)
+	if ((fd = listen_socket(l, err, errlen)) == -1)
 		return NULL;
 	if ((http = evhttp_new(m->base)) == NULL) {
 		snprintf(err, errlen, "%s: out of memory", text);
@@ -300,34 +297,33 @@ int
 metrics_reconfigure(struct metrics *m, const char *listen, char *err,
     size_t errlen)
 {
-	struct evhttp	*http = NULL;
-	char		*copy = NULL, bound[sizeof(m->bound)];
+	struct evhttp		*http = NULL;
+	struct cfg_listen	 conf;
+	char			 bound[sizeof(m->bound)], why[256];
 
-	if (listen != NULL && *listen == '\0')
-		listen = NULL;
-	if (listen == NULL && m->listen == NULL)
-		return 0;
-	if (listen != NULL && m->listen != NULL &&
-	    strcmp(listen, m->listen) == 0)
-		return 0;
-	if (listen != NULL) {
-		if ((copy = strdup(listen)) == NULL) {
-			snprintf(err, errlen, "%s: out of memory", listen);
-			return -1;
-		}
-		if ((http = http_new(m, listen, bound, sizeof(bound), err,
-		    errlen)) == NULL) {
-			free(copy);
-			return -1;
-		}
+	memset(&conf, 0, sizeof(conf));
+	if (listen != NULL && *listen != '\0' &&
+	    cfg_parse_listen(listen, &conf, why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "%s: %s", listen, why);
+		return -1;
 	}
+	/*
+	 * The same address, however it is written ("127.0.0.1:0" and
+	 * "127.0.0.1:00", or none and none): kept. Binding it again
+	 * beside the old socket would fail.
+	 */
+	if (conf.addrlen == m->conf.addrlen &&
+	    memcmp(&conf.addr, &m->conf.addr, conf.addrlen) == 0)
+		return 0;
+	if (conf.addrlen > 0 && (http = http_new(m, &conf, bound,
+	    sizeof(bound), err, errlen)) == NULL)
+		return -1;
 	if (m->http != NULL) {
 		evhttp_free(m->http);
 		log_info("event=metrics-closed addr=%s", m->bound);
 	}
-	free(m->listen);
 	m->http = http;
-	m->listen = copy;
+	m->conf = conf;
 	m->bound[0] = '\0';
 	if (http != NULL) {
 		memcpy(m->bound, bound, sizeof(m->bound));
@@ -349,6 +345,5 @@ metrics_free(struct metrics *m)
 		return;
 	if (m->http != NULL)
 		evhttp_free(m->http);
-	free(m->listen);
 	free(m);
 }

@@ -49,7 +49,8 @@ int		 metrics_add_source(struct metrics *m, metrics_source_fn *fn,
 /*
  * Serve on listen ("ADDR:PORT" as [server] listen takes it; port 0
  * picks one), or stop serving when listen is NULL or "". The same
- * address as now is left alone (its connections go on); another one is
+ * address as now, compared as parsed (not as written), is left alone
+ * (its connections go on); another one is
  * bound first and the old one closed only once it is, so a failure
  * (logged by the caller from err) leaves the endpoint as it was.
  * Logs "event=metrics-listen addr=..." with the real port on a new

@@ -180,7 +180,8 @@ ratelog_free(struct server_ratelog *rlg)
  */
 static struct session *
 session_accept(struct server *srv, evutil_socket_t fd, bool tls,
-    const struct sockaddr *sa, socklen_t salen)
+    const struct sockaddr *sa, socklen_t salen, const unsigned char *key,
+    size_t keylen)
 {
 	struct bufferevent	*bev;
 	struct session		*s;
@@ -194,15 +195,15 @@ session_accept(struct server *srv, evutil_socket_t fd, bool tls,
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 },
 	    sizeof(int));
 	if (!tls) {
-		if ((s = session_new_socket(srv->sessions, fd, sa, salen)) ==
-		    NULL)
+		if ((s = session_new_socket(srv->sessions, fd, sa, salen, key,
+		    keylen)) == NULL)
 			fio_close_keep_errno(fd);
 		return s;
 	}
 	if ((bev = tls_socket_new(srv->tls, srv->base, fd)) == NULL)
 		return NULL;	/* fd closed */
-	if ((s = session_new(srv->sessions, bev, sa, salen, SESSION_TLS)) ==
-	    NULL) {
+	if ((s = session_new(srv->sessions, bev, sa, salen, key, keylen,
+	    SESSION_TLS)) == NULL) {
 		err = errno;
 		bufferevent_free(bev);
 		errno = err;
@@ -235,16 +236,12 @@ session_ended(struct session *s, void *arg)
 	conns_publish(srv);		/* s has left the set */
 }
 
-/* Give back a reference per_ip_take() took for sa's address. */
+/* Give back a reference per_ip_take() took for an address's key. */
 static void
-per_ip_put(struct server *srv, const struct sockaddr *sa)
+per_ip_put(struct server *srv, const unsigned char *key, size_t len)
 {
 	struct iptable_entry	*e;
-	unsigned char		 key[IPTABLE_ADDR_MAX];
-	size_t			 len;
 
-	if ((len = iptable_addr_key(sa, key)) == 0)
-		return;
 	iptable_lock(srv->per_ip);
 	if ((e = iptable_find(srv->per_ip, key, len)) != NULL)
 		iptable_unref(srv->per_ip, e);
@@ -255,31 +252,31 @@ per_ip_put(struct server *srv, const struct sockaddr *sa)
 static void
 per_ip_release(struct session *s, void *arg)
 {
-	struct server *srv = arg;
+	struct server	*srv = arg;
+	const unsigned char *key;
+	size_t		 len;
 
 	session_ended(s, srv);
-	per_ip_put(srv, session_peer_addr(s));
+	key = session_peer_key(s, &len);
+	per_ip_put(srv, key, len);
 }
 
 /*
  * [auth] max_connections_per_ip, across the workers: count a connection
- * of sa's address (IPv6: its /64) in the shared table. 1: counted (give
- * it back with per_ip_put()); 0: sa need not be counted (exempt, no
- * limit, not IP); -1: the address is at its limit (or the table is full
- * of pinned records, which max_connections keeps from happening): refuse.
+ * of the address with key (IPv6: its /64) in the shared table. 1:
+ * counted (give it back with per_ip_put()); 0: need not be counted (no
+ * limit, len 0: exempt or not IP); -1: the address is at its limit (or
+ * the table is full of pinned records, which max_connections keeps from
+ * happening): refuse.
  */
 static int
-per_ip_take(struct server *srv, const struct sockaddr *sa)
+per_ip_take(struct server *srv, const unsigned char *key, size_t len)
 {
 	struct iptable		*t = srv->per_ip;
 	struct iptable_entry	*e;
-	unsigned char		 key[IPTABLE_ADDR_MAX];
-	size_t			 len;
 	int			 ret = -1;
 
-	if (srv->cfg->max_connections_per_ip == 0 ||
-	    cfg_limits_exempt(srv->cfg, sa) ||
-	    (len = iptable_addr_key(sa, key)) == 0)
+	if (srv->cfg->max_connections_per_ip == 0 || len == 0)
 		return 0;
 	iptable_lock(t);
 	if ((e = iptable_get(t, key, len)) != NULL &&
@@ -319,18 +316,28 @@ accept_client(struct server *srv, evutil_socket_t fd, bool tls,
 	static const char	 busy_ip[] = "-ERR [SYS/TEMP] Too many "
 	    "connections from your address, try again later.\r\n";
 	struct session		*s;
+	unsigned char		 key[IPTABLE_ADDR_MAX];
+	size_t			 keylen;
 	int			 counted;
 
-	if ((counted = per_ip_take(srv, sa)) == -1) {
+	/*
+	 * The address's key for every per-address limit, once: the session
+	 * carries it to the protocol's (pop3/penalty.c) and back to
+	 * per_ip_put(). Length 0: exempt, or not IP.
+	 */
+	keylen = cfg_limits_exempt(srv->cfg, sa) ? 0 :
+	    iptable_addr_key(sa, key);
+	if ((counted = per_ip_take(srv, key, keylen)) == -1) {
 		srv->stats.refused_per_ip++;
 		refuse(fd, tls, busy_ip, sizeof(busy_ip) - 1);
 		ratelog_hit_addr(&srv->log_per_ip, sa);
 		return;
 	}
-	if ((s = session_accept(srv, fd, tls, sa, salen)) == NULL) {
+	if ((s = session_accept(srv, fd, tls, sa, salen, key, keylen)) ==
+	    NULL) {
 		ratelog_hit(&srv->log_accept, errno);	/* out of memory */
 		if (counted)
-			per_ip_put(srv, sa);
+			per_ip_put(srv, key, keylen);
 		return;
 	}
 	session_on_free(s, counted ? per_ip_release : session_ended, srv);

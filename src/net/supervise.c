@@ -42,6 +42,21 @@ struct chan_status {
 	uint64_t	sessions, logged_in, connections;
 };
 
+/*
+ * A CHAN_CONN message as both ends frame it: the tag octet, and one
+ * descriptor (SCM_RIGHTS) in the control buffer. chan_msg_init() points
+ * the msghdr at the struct's own fields, so it must not be copied.
+ */
+struct chan_msg {
+	struct msghdr	 msg;
+	struct iovec	 iov;
+	char		 tag;
+	union {
+		struct cmsghdr	hdr;	/* aligns buf */
+		char		buf[CMSG_SPACE(sizeof(int))];
+	}		 cbuf;		/* last: clang sees its size as variable */
+};
+
 struct sup_worker {
 	struct supervisor	*sup;
 	unsigned		 index;
@@ -762,37 +777,44 @@ ask_timeout_cb(evutil_socket_t fd, short events, void *arg)
 	ask_finish(arg);
 }
 
+/*
+ * Frame m for sendmsg() with tag and descriptor fd, or (fd -1) for
+ * recvmsg() with room for a tag and one descriptor.
+ */
+static void
+chan_msg_init(struct chan_msg *m, char tag, int fd)
+{
+	struct cmsghdr *cm;
+
+	memset(m, 0, sizeof(*m));
+	m->tag = tag;
+	m->iov.iov_base = &m->tag;
+	m->iov.iov_len = 1;
+	m->msg.msg_iov = &m->iov;
+	m->msg.msg_iovlen = 1;
+	m->msg.msg_control = m->cbuf.buf;
+	m->msg.msg_controllen = sizeof(m->cbuf.buf);
+	if (fd == -1)
+		return;
+	cm = CMSG_FIRSTHDR(&m->msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+}
+
 /* Give worker w one end of a new connection; ours in *fd_r. */
 static int
 ask_connect(struct sup_worker *w, int *fd_r)
 {
-	struct msghdr	 msg;
-	struct cmsghdr	*cm;
-	struct iovec	 iov;
-	union {
-		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(sizeof(int))];
-	}		 cbuf;
-	char		 tag = CHAN_CONN;
+	struct chan_msg	 m;
 	int		 sv[2];
 
 	if (w->pid == 0 || w->chan == -1 || socketpair(AF_UNIX, SOCK_STREAM |
 	    SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == -1)
 		return -1;
-	memset(&msg, 0, sizeof(msg));
-	memset(&cbuf, 0, sizeof(cbuf));
-	iov.iov_base = &tag;
-	iov.iov_len = 1;
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	msg.msg_control = cbuf.buf;
-	msg.msg_controllen = sizeof(cbuf.buf);
-	cm = CMSG_FIRSTHDR(&msg);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &sv[1], sizeof(int));
-	if (sendmsg(w->chan, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) == -1) {
+	chan_msg_init(&m, CHAN_CONN, sv[1]);
+	if (sendmsg(w->chan, &m.msg, MSG_DONTWAIT | MSG_NOSIGNAL) == -1) {
 		close(sv[0]);
 		close(sv[1]);
 		return -1;
@@ -865,26 +887,14 @@ static void
 wchan_read_cb(evutil_socket_t fd, short events, void *arg)
 {
 	struct supervise_chan	*c = arg;
-	struct msghdr		 msg;
+	struct chan_msg		 m;
 	struct cmsghdr		*cm;
-	struct iovec		 iov;
-	union {
-		struct cmsghdr	hdr;
-		char		buf[CMSG_SPACE(sizeof(int))];
-	}			 cbuf;
-	char			 tag;
 	ssize_t			 n;
 	int			 conn;
 
 	(void)events;
-	memset(&msg, 0, sizeof(msg));
-	iov.iov_base = &tag;
-	iov.iov_len = 1;
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	msg.msg_control = cbuf.buf;
-	msg.msg_controllen = sizeof(cbuf.buf);
-	if ((n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC)) == -1 &&
+	chan_msg_init(&m, 0, -1);
+	if ((n = recvmsg(fd, &m.msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC)) == -1 &&
 	    (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
@@ -894,12 +904,13 @@ wchan_read_cb(evutil_socket_t fd, short events, void *arg)
 		c->gone(c->arg);
 		return;
 	}
-	for (cm = CMSG_FIRSTHDR(&msg); cm != NULL; cm = CMSG_NXTHDR(&msg, cm))
+	for (cm = CMSG_FIRSTHDR(&m.msg); cm != NULL;
+	    cm = CMSG_NXTHDR(&m.msg, cm))
 		if (cm->cmsg_level == SOL_SOCKET &&
 		    cm->cmsg_type == SCM_RIGHTS &&
 		    cm->cmsg_len == CMSG_LEN(sizeof(int))) {
 			memcpy(&conn, CMSG_DATA(cm), sizeof(int));
-			if (tag == CHAN_CONN)
+			if (m.tag == CHAN_CONN)
 				c->adopt(c->arg, conn);
 			else
 				close(conn);

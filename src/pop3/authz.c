@@ -4,9 +4,10 @@
  * Password checks and maildrop opening block (hashing, directory scans),
  * so both run as one job in the worker pool: RFC 1939 section 4 has the
  * maildrop opened and locked at PASS, so a maildrop that cannot be opened
- * fails PASS itself. With [auth] driver = pgsql the user is looked up
- * first, on the loop (auth_pgsql.h: asynchronous, or from its cache),
- * and the job then checks the password it found.
+ * fails PASS itself. The job checks the password the user database
+ * has (auth_verify_stored()): the passwd-file is looked up in the job;
+ * with [auth] driver = pgsql the user is looked up first, on the loop
+ * (auth_pgsql.h: asynchronous, or from its cache).
  *
  * A failed login is answered failure_delay after the command was
  * dispatched, however long the check took (queue wait and hashing
@@ -56,7 +57,10 @@ struct login_job {
 	char			*apop_ts;
 	uint64_t		 started_us;	/* dispatched, monotonic */
 	uint64_t		 turn_us;	/* answer no earlier (penalty) */
-	/* driver = pgsql: what the lookup found, before the job runs */
+	/*
+	 * What the lookup found: driver = pgsql, on the loop before the
+	 * job runs (looked_up); passwd-file, in the job.
+	 */
 	bool			 looked_up;
 	bool			 found;
 	enum auth_result	 lookup;
@@ -91,47 +95,38 @@ job_free(struct login_job *job)
 	free(job);
 }
 
-/* Worker thread: check the credentials, then open and lock the maildrop. */
+/*
+ * Worker thread: look the user up (the passwd-file; pgsql did on the
+ * loop), check the credentials against what was found, then open and
+ * lock the maildrop. One path for both databases: an unknown user costs
+ * a check against the stand-in, a real user's stored password.
+ */
 static void
 login_work(struct worker_job *wj)
 {
 	struct login_job	*job = (struct login_job *)wj;
 	const struct cfg	*cfg = job->gen->cfg;
-	struct auth_userinfo	 info;
 	const struct store_ops	*ops;
 	struct store_params	 params;
-	const char		*name, *home, *extra;
 	char			 path[4096];
 
-	if (job->looked_up) {		/* driver = pgsql */
-		job->auth = job->lookup == AUTH_OK ? auth_verify_stored(
-		    job->found ? job->rec.password : NULL, job->standin,
-		    job->apop ? job->apop_ts : NULL, job->secret, &job->fail) :
-		    job->lookup;
-		auth_wipe(job->secret, strlen(job->secret));
-		if (job->auth != AUTH_OK)
-			return;
-		name = job->rec.name;
-		home = job->rec.home;
-		extra = job->rec.extra;
-	} else {
-		if (job->apop)
-			job->auth = auth_db_verify_apop(job->gen->auth,
-			    job->user, job->apop_ts, job->secret, &info);
-		else
-			job->auth = auth_db_verify_plain(job->gen->auth,
-			    job->user, job->secret, &info);
-		auth_wipe(job->secret, strlen(job->secret));
-		job->fail = info.fail;
-		if (job->auth != AUTH_OK)
-			return;
-		name = info.name;
-		home = info.home;
-		extra = info.extra;
-	}
+	if (!job->looked_up)
+		job->lookup = auth_db_lookup(job->gen->auth, job->user,
+		    &job->rec, &job->found, &job->standin);
+	job->auth = job->lookup == AUTH_OK ? auth_verify_stored(
+	    job->found ? job->rec.password : NULL, job->standin,
+	    job->apop ? job->apop_ts : NULL, job->secret, &job->fail) :
+	    job->lookup;
+	auth_wipe(job->secret, strlen(job->secret));
+	if (job->auth == AUTH_FAIL && job->fail == AUTH_FAIL_ENTRY &&
+	    !job->apop && !job->looked_up)
+		auth_db_warn_unusable(job->gen->auth, job->user);
+	if (job->auth != AUTH_OK)
+		return;
 
-	job->st = store_locate(extra, cfg->mail_driver, cfg->mail_location,
-	    name, home, &ops, path, sizeof(path), job->err, sizeof(job->err));
+	job->st = store_locate(job->rec.extra, cfg->mail_driver,
+	    cfg->mail_location, job->rec.name, job->rec.home, &ops, path,
+	    sizeof(path), job->err, sizeof(job->err));
 	if (job->st != STORE_OK)
 		return;
 	params.path = path;
@@ -165,6 +160,7 @@ login_submit(struct client *c, bool apop, const char *secret,
     size_t secret_len)
 {
 	struct login_job	*job;
+	const unsigned char	*key;
 	uint64_t		 now_us = mono_us(), turn_us;
 
 	/* max_logins_per_user, and the penalty's turn. */
@@ -191,8 +187,11 @@ login_submit(struct client *c, bool apop, const char *secret,
 	job->apop = apop;
 	job->started_us = now_us;
 	job->turn_us = turn_us;
-	memcpy(job->ipkey, c->ipkey, c->ipkeylen);
-	job->ipkeylen = c->ipkeylen;
+	/* The address key outlives the session for penalty_failed(). */
+	if (c->limited) {
+		key = session_peer_key(c->s, &job->ipkeylen);
+		memcpy(job->ipkey, key, job->ipkeylen);
+	}
 	c->login = job;
 	session_hold(c->s);	/* a SASL response comes past the dispatcher */
 	if (c->gen->pg != NULL) {

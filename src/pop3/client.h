@@ -147,10 +147,10 @@ struct client {
 	enum sasl_wait		 sasl;		/* the next line's SASL role */
 
 	unsigned		 have_user:1;	/* USER was accepted */
+	/* penalty.c: the address has limits (a key, session_peer_key()). */
+	unsigned		 limited:1;
 
-	/* penalty.c: the address key (length 0: not tracked), and counts. */
-	unsigned char		 ipkey[IPTABLE_ADDR_MAX];
-	size_t			 ipkeylen;
+	/* penalty.c: counts. */
 	struct iptable_entry	*unauth;	/* ref while not logged in */
 	struct iptable_entry	*userip;	/* ref for an attempt, a login */
 

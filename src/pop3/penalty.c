@@ -102,17 +102,19 @@ bool
 penalty_connect(struct client *c)
 {
 	const struct cfg	*cfg = c->cfg;
-	const struct sockaddr	*sa = session_peer_addr(c->s);
 	struct iptable		*t = c->env->ips;
 	struct iptable_entry	*e;
+	const unsigned char	*key;
+	size_t			 keylen;
 	uint64_t		 n;
 
-	c->ipkeylen = 0;
-	if (cfg_limits_exempt(cfg, sa) ||
-	    (c->ipkeylen = iptable_addr_key(sa, c->ipkey)) == 0)
+	/* net checked the exemption and made the key (session_peer_key()). */
+	key = session_peer_key(c->s, &keylen);
+	if (keylen == 0)
 		return true;
+	c->limited = 1;
 	iptable_lock(t);
-	e = iptable_get(t, c->ipkey, c->ipkeylen);
+	e = iptable_get(t, key, keylen);
 	if (e != NULL && (cfg->max_unauth_per_ip == 0 ||
 	    e->refs < (uint32_t)cfg->max_unauth_per_ip)) {
 		iptable_ref(t, e);
@@ -134,18 +136,22 @@ penalty_connect(struct client *c)
 	return false;
 }
 
-/* The key of c->user from c's address: address, length octet, name. */
+/*
+ * The key of c->user from c's address (ipkey, iplen > 0): address,
+ * length octet, name.
+ */
 static size_t
-userip_key(const struct client *c, unsigned char *key)
+userip_key(const struct client *c, const unsigned char *ipkey, size_t iplen,
+    unsigned char *key)
 {
 	size_t ulen = strlen(c->user);
 
 	if (ulen > POP3_USER_MAX)
 		ulen = POP3_USER_MAX;
-	memcpy(key, c->ipkey, c->ipkeylen);
-	key[c->ipkeylen] = (unsigned char)ulen;
-	memcpy(key + c->ipkeylen + 1, c->user, ulen);
-	return c->ipkeylen + 1 + ulen;
+	memcpy(key, ipkey, iplen);
+	key[iplen] = (unsigned char)ulen;
+	memcpy(key + iplen + 1, c->user, ulen);
+	return iplen + 1 + ulen;
 }
 
 bool
@@ -156,14 +162,16 @@ penalty_attempt(struct client *c, uint64_t now, uint64_t *turn_us)
 	struct iptable_entry	*e;
 	unsigned char		 key[IPTABLE_KEY_MAX];
 	char			 quser[LOG_QUOTED_SIZE(POP3_USER_MAX)];
+	const unsigned char	*ipkey;
 	uint64_t		 turn, cap;
-	size_t			 len;
+	size_t			 len, iplen;
 
 	*turn_us = now;
-	if (c->ipkeylen == 0)
+	if (!c->limited)
 		return true;
+	ipkey = session_peer_key(c->s, &iplen);
 	if (cfg->max_logins_per_user > 0 && c->userip == NULL) {
-		len = userip_key(c, key);
+		len = userip_key(c, ipkey, iplen, key);
 		t = c->env->userips;
 		iptable_lock(t);
 		if ((e = iptable_get(t, key, len)) != NULL &&
@@ -188,7 +196,7 @@ penalty_attempt(struct client *c, uint64_t now, uint64_t *turn_us)
 		return true;
 	t = c->env->ips;
 	iptable_lock(t);
-	if ((e = iptable_find(t, c->ipkey, c->ipkeylen)) == NULL) {
+	if ((e = iptable_find(t, ipkey, iplen)) == NULL) {
 		iptable_unlock(t);
 		return true;
 	}
@@ -261,15 +269,18 @@ penalty_login(struct client *c)
 {
 	struct iptable		*t = c->env->ips;
 	struct iptable_entry	*e;
+	const unsigned char	*key;
+	size_t			 keylen;
 
-	if (c->ipkeylen == 0)
+	if (!c->limited)
 		return;
+	key = session_peer_key(c->s, &keylen);
 	iptable_lock(t);
 	if (c->unauth != NULL) {
 		iptable_unref(t, c->unauth);
 		c->unauth = NULL;
 	}
-	if ((e = iptable_find(t, c->ipkey, c->ipkeylen)) != NULL) {
+	if ((e = iptable_find(t, key, keylen)) != NULL) {
 		e->fails = 0;
 		e->next_ms = 0;
 		iptable_update(t, e);

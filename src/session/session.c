@@ -148,12 +148,12 @@ session_setup_bev(struct session *s)
 }
 
 /*
- * A new session of set, not started: its timers and peer, with no
+ * A new session of set, not started: its timers, peer and key, with no
  * transport yet. NULL if out of memory.
  */
 static struct session *
 session_alloc(struct session_set *set, const struct sockaddr *sa,
-    socklen_t salen)
+    socklen_t salen, const unsigned char *key, size_t keylen)
 {
 	const struct session_params	*p = &set->params;
 	struct session			*s;
@@ -173,6 +173,10 @@ session_alloc(struct session_set *set, const struct sockaddr *sa,
 	(void)netaddr_text(sa, salen, s->peer, sizeof(s->peer));
 	if (sa != NULL && salen <= sizeof(s->peer_sa))
 		memcpy(&s->peer_sa, sa, salen);
+	if (keylen > 0 && keylen <= sizeof(s->peer_key)) {
+		memcpy(s->peer_key, key, keylen);
+		s->peer_keylen = (uint8_t)keylen;
+	}
 	linebuf_init(&s->lb, p->line_max < LINE_MAX_CAP ? p->line_max :
 	    LINE_MAX_CAP);
 	return s;
@@ -218,11 +222,11 @@ session_start(struct session *s)
 
 struct session *
 session_new_socket(struct session_set *set, int fd, const struct sockaddr *sa,
-    socklen_t salen)
+    socklen_t salen, const unsigned char *key, size_t keylen)
 {
 	struct session *s;
 
-	if ((s = session_alloc(set, sa, salen)) == NULL)
+	if ((s = session_alloc(set, sa, salen, key, keylen)) == NULL)
 		return NULL;
 	if ((s->rev = event_new(set->base, fd, EV_READ | EV_PERSIST,
 	    session_sock_read_cb, s)) == NULL) {
@@ -236,11 +240,12 @@ session_new_socket(struct session_set *set, int fd, const struct sockaddr *sa,
 
 struct session *
 session_new(struct session_set *set, struct bufferevent *bev,
-    const struct sockaddr *sa, socklen_t salen, unsigned flags)
+    const struct sockaddr *sa, socklen_t salen, const unsigned char *key,
+    size_t keylen, unsigned flags)
 {
 	struct session *s;
 
-	if ((s = session_alloc(set, sa, salen)) == NULL)
+	if ((s = session_alloc(set, sa, salen, key, keylen)) == NULL)
 		return NULL;
 	s->bev = bev;
 	s->fd = bufferevent_getfd(bev);
@@ -276,6 +281,13 @@ const struct sockaddr *
 session_peer_addr(const struct session *s)
 {
 	return (const struct sockaddr *)&s->peer_sa;
+}
+
+const unsigned char *
+session_peer_key(const struct session *s, size_t *len)
+{
+	*len = s->peer_keylen;
+	return s->peer_key;
 }
 
 uint64_t

@@ -170,10 +170,15 @@ size_t			 session_set_foreach(struct session_set *set,
 /*
  * Take over fd, a connected non-blocking plain socket (closed with the
  * session), for a new session of set from peer sa, and start the
- * protocol. NULL on error: fd is then still the caller's.
+ * protocol. key, keylen: the peer's key for the per-address limits
+ * (lib/iptable.h), which net has computed once for the connection (at
+ * most IPTABLE_ADDR_MAX octets; keylen 0 when no limit applies: an
+ * exempt address, not IP); the session keeps it for session_peer_key().
+ * NULL on error: fd is then still the caller's.
  */
 struct session	*session_new_socket(struct session_set *set, int fd,
-		    const struct sockaddr *sa, socklen_t salen);
+		    const struct sockaddr *sa, socklen_t salen,
+		    const unsigned char *key, size_t keylen);
 /*
  * The same over bev (enabled by the session; freed with it). bev may be
  * a filter (TLS): the layers under it get the session's write
@@ -184,7 +189,8 @@ struct session	*session_new_socket(struct session_set *set, int fd,
  * error: bev is then still the caller's.
  */
 struct session	*session_new(struct session_set *set, struct bufferevent *bev,
-		    const struct sockaddr *sa, socklen_t salen, unsigned flags);
+		    const struct sockaddr *sa, socklen_t salen,
+		    const unsigned char *key, size_t keylen, unsigned flags);
 
 /*
  * STLS (RFC 2595 section 4), after the protocol queued its "+OK": every
@@ -217,6 +223,11 @@ uint64_t	 session_id(const struct session *s);
 const char	*session_peer(const struct session *s);
 /* The peer's address as given to session_new() (sa_family 0 if none). */
 const struct sockaddr *session_peer_addr(const struct session *s);
+/*
+ * The peer's per-address limits key as given to session_new(), its
+ * length in *len: 0 when the address's limits do not apply.
+ */
+const unsigned char *session_peer_key(const struct session *s, size_t *len);
 /* The local end as "addr:port" ("unknown" if the socket cannot tell). */
 void		 session_local(const struct session *s, char *buf, size_t len);
 /* Milliseconds since the connection was accepted. */

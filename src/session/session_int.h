@@ -11,6 +11,7 @@
 
 #include <event2/event.h>
 
+#include "lib/iptable.h"
 #include "lib/ptimer.h"
 #include "session/linebuf.h"
 #include "session/session.h"
@@ -129,6 +130,8 @@ struct session {
 	unsigned		 started:1;	/* proto->start() was called */
 	unsigned		 idle_timer:1;	/* timer: the idle limit (else
 						   the deadline) */
+	uint8_t			 peer_keylen;	/* 0: no per-address limits */
+	unsigned char		 peer_key[IPTABLE_ADDR_MAX]; /* net's */
 };
 
 /*

@@ -224,7 +224,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	bufferevent_enable(pair[1], EV_READ | EV_WRITE);
 	sin.sin_addr.s_addr = htonl(0x7f000001);
 	FUZZ_CHECK(session_new(set, pair[0], (struct sockaddr *)&sin,
-	    sizeof(sin), 0) != NULL);
+	    sizeof(sin), NULL, 0, 0) != NULL);
 
 	/* The whole input, then the end of file. */
 	FUZZ_CHECK(bufferevent_write(pair[1], data, size) == 0);

@@ -13,13 +13,13 @@ import re
 import signal
 import socket
 import tempfile
-import threading
 import time
 import unittest
 import urllib.request
 
 import evtest
 import tlstest
+from clientloop import ClientLoop
 
 BYE = "-ERR [SYS/TEMP] Server shutting down."
 
@@ -400,45 +400,18 @@ class SocketActivation(Base):
                                      r"from=systemd" % port))
         self.assertTrue(srv.wait_log(r"event=ready .*sockets=systemd"))
 
-        stop = threading.Event()
-        results = {"ok": 0, "failed": []}
-
-        def clients():
-            while not stop.is_set():
-                try:
-                    c = evtest.Conn(port, timeout=30 * evtest.SCALE)
-                    c.cmd("NOOP")
-                    c.close()
-                    results["ok"] += 1
-                except Exception as e:	# noqa: any failure counts
-                    results["failed"].append(repr(e))
-        threads = [threading.Thread(target=clients) for _ in range(4)]
-        for t in threads:
-            t.start()
-        try:
+        with ClientLoop(port, "NOOP") as loop:
             for i in range(3):
-                before = results["ok"]
-                deadline = time.monotonic() + 10 * evtest.SCALE
-                while results["ok"] < before + 20:
-                    self.assertLess(time.monotonic(), deadline)
-                    time.sleep(0.01)
+                self.assertTrue(loop.wait_ok(20, 10 * evtest.SCALE))
                 # "systemctl restart": stop, then start on the same socket.
                 srv.proc.send_signal(signal.SIGTERM)
                 self.assertEqual(srv.proc.wait(10 * evtest.SCALE), 0)
                 srv.stop()
                 srv = self.activated([ls], ["pop3"])
                 srv.start()
-            before = results["ok"]
-            deadline = time.monotonic() + 10 * evtest.SCALE
-            while results["ok"] < before + 20:
-                self.assertLess(time.monotonic(), deadline)
-                time.sleep(0.01)
-        finally:
-            stop.set()
-            for t in threads:
-                t.join(60)
-        self.assertEqual(results["failed"], [])
-        self.assertGreater(results["ok"], 80)
+            self.assertTrue(loop.wait_ok(20, 10 * evtest.SCALE))
+        self.assertEqual(loop.failed, [])
+        self.assertGreater(loop.ok, 80)
 
     def test_names(self):
         plain, other = self.listener(), self.listener()

@@ -19,6 +19,13 @@
 
 Each level's priority is checked: debug 7 ([log] debug), info 6, warning
 4 (a failed login), err 3 (a start that fails: its port is taken).
+
+A journal or syslog daemon that stops reading (the test's socket, read
+until the daemon is ready, then not: Linux queues net.unix.max_dgram_qlen
+datagrams, 10 by default) never holds the loop: sessions go on and a
+NOOP is answered at once while the lines wait in the 64 KiB backlog and
+then are dropped; once the socket is read again, the backlog comes in
+order and "warn event=log-dropped count=N" follows it.
 """
 
 import array
@@ -82,21 +89,34 @@ def parse_journal(data):
 
 
 class Sink:
-    """A bound datagram socket whose datagrams a thread keeps."""
+    """A bound datagram socket whose datagrams a thread keeps; with
+    stop_after, the thread stops reading after the first item for which
+    it is true, until resume()."""
 
-    def __init__(self, path, parse):
+    def __init__(self, path, parse, stop_after=None):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(path)
         os.chmod(path, 0o666)
         self.parse = parse
         self.items = []
         self.cond = threading.Condition()
+        self.stop_after = stop_after
+        self.go = threading.Event()
+        self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
+
+    def resume(self):
+        self.go.set()
 
     def _run(self):
         fds = array.array("i")
         while True:
+            if (self.stop_after and self.items and not self.go.is_set()
+                    and self.stop_after(self.items[-1])):
+                self.stop_after = None
+                self.stopped.set()
+                self.go.wait()
             try:
                 data, anc, _, _ = self.sock.recvmsg(
                     1 << 17, socket.CMSG_LEN(fds.itemsize))
@@ -320,6 +340,87 @@ class Journald(unittest.TestCase):
         self.assertEqual(e["PRIORITY"], "3")
 
 
+class StalledReceiver:
+    """The journal's or syslog's socket stops being read once the daemon
+    is ready. Subclasses: ns (the namespace script), sockname, parse,
+    config."""
+
+    ns = sockname = parse = None
+    config = {}
+
+    @classmethod
+    def setUpClass(cls):
+        why = mountns_unavailable()
+        if why:
+            raise unittest.SkipTest(why)
+
+    def test_full_receiver_never_blocks(self):
+        d = tempfile.mkdtemp(prefix="evtest-stall-")
+        self.addCleanup(shutil.rmtree, d, True)
+        sink = Sink(os.path.join(d, self.sockname), type(self).parse,
+                    stop_after=lambda e: "event=ready" in e["MESSAGE"])
+        self.addCleanup(sink.close)
+        errpath = os.path.join(d, "stderr")
+        f = open(errpath, "wb")
+        self.addCleanup(f.close)
+        st = os.fstat(f.fileno())
+        env = dict(os.environ, JOURNAL_STREAM="%d:%d" % (st.st_dev,
+                                                          st.st_ino))
+        dm = Daemon(self, self.config, env=env, stderr=f,
+                    prefix=["unshare", "-m", "sh", "-c", self.ns, d])
+        listen = sink.wait(lambda e: "event=listen " in e["MESSAGE"])
+        port = int(re.search(r"addr=127\.0\.0\.1:(\d+)",
+                             listen["MESSAGE"]).group(1))
+        self.assertTrue(sink.stopped.wait(15 * evtest.SCALE))
+        n_before = len(sink.items)
+
+        # Nobody reads: 400 sessions log 800 lines and more (connect,
+        # disconnect, debug: over 100 KiB) into a queue of 10 and a
+        # backlog of 64 KiB. The loop goes on.
+        held = evtest.Conn(port)
+        self.addCleanup(held.close)
+        held.login(dm.mb.user, dm.mb.password)
+        for i in range(400):
+            c = evtest.Conn(port)
+            c.quit()
+            c.close()
+            if i % 50 == 0:
+                t0 = time.monotonic()
+                held.ok("NOOP")
+                self.assertLess(time.monotonic() - t0, 1.0 * evtest.SCALE)
+        self.assertEqual(len(sink.items), n_before)
+
+        # Read again: the backlog comes (within a second: the loop's
+        # flush, or with the next line), then the count.
+        sink.resume()
+        report = sink.wait(lambda e: "event=log-dropped" in e["MESSAGE"])
+        m = re.match(r"^warn event=log-dropped count=(\d+) target=(\w+)$",
+                     report["MESSAGE"])
+        self.assertIsNotNone(m, report)
+        self.assertGreater(int(m.group(1)), 100)
+        self.assertEqual(m.group(2), self.target)
+        # What was kept came in order: the 400 sessions' ids ascend.
+        ids = [int(x.group(1), 16) for x in (
+            re.search(r" sess=([0-9a-f]{16}) event=connect ", e["MESSAGE"])
+            for e in sink.items[n_before:]) if x]
+        self.assertGreater(len(ids), 50)
+        self.assertEqual(ids, sorted(ids))
+        held.ok("NOOP")
+        held.quit()
+        self.assertEqual(dm.stop(), 0)
+        # Dropped, not sent to stderr instead.
+        with open(errpath, "rb") as f2:
+            self.assertEqual(f2.read(), b"")
+
+
+class JournaldStalled(StalledReceiver, unittest.TestCase):
+    ns = JOURNAL_NS
+    sockname = "socket"
+    parse = staticmethod(parse_journal)
+    target = "journald"
+    config = LOG_CONFIG
+
+
 def parse_syslog(data):
     m = re.match(rb"^<(\d+)>(.*?)evpop3d\[(\d+)\]: (.*)$", data, re.S)
     assert m, data
@@ -372,6 +473,14 @@ class Syslog(unittest.TestCase):
                          r'rip=127\.0\.0\.1:\d+ user=')
         with open(errpath, "rb") as f2:
             self.assertEqual(f2.read(), b"")
+
+
+class SyslogStalled(StalledReceiver, unittest.TestCase):
+    ns = SYSLOG_NS
+    sockname = "log"
+    parse = staticmethod(parse_syslog)
+    target = "syslog"
+    config = {"log": {"debug": "yes", "target": "syslog"}}
 
 
 if __name__ == "__main__":

@@ -204,7 +204,8 @@ class Scrape(MetricsBase):
                        "evpop3d_sessions_ended_total",
                        "evpop3d_login_failures_total",
                        "evpop3d_command_duration_seconds",
-                       "evpop3d_worker_jobs", "evpop3d_sent_bytes_total"):
+                       "evpop3d_worker_jobs", "evpop3d_sent_bytes_total",
+                       "evpop3d_log_dropped_lines_total"):
             self.assertIn("# TYPE %s " % family, body)
 
     def test_openmetrics(self):

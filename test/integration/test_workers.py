@@ -15,12 +15,12 @@ import signal
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 import unittest
 import urllib.request
 
 import evtest
+from clientloop import ClientLoop
 from test_lifecycle import Notify, has
 
 SCALE = evtest.SCALE
@@ -205,37 +205,11 @@ class Restart(Base):
         held, _ = self.login_in(srv, 0, mb)
         victim = worker_pids(srv)[0]
 
-        stop = threading.Event()
-        results = {"ok": 0, "failed": []}
-
-        def clients():
-            while not stop.is_set():
-                c = None
-                try:
-                    c = evtest.Conn(srv.port, timeout=30 * SCALE)
-                    c.cmd("CAPA")
-                    results["ok"] += 1
-                except Exception as e:	# noqa: any failure counts
-                    results["failed"].append(repr(e))
-                finally:
-                    if c is not None:
-                        c.close()
+        loop = ClientLoop(srv.port, "CAPA")
 
         def run(n):
-            stop.clear()
-            ts = [threading.Thread(target=clients) for _ in range(4)]
-            for t in ts:
-                t.start()
-            before = results["ok"]
-            deadline = time.monotonic() + 20 * SCALE
-            try:
-                while results["ok"] < before + n:
-                    self.assertLess(time.monotonic(), deadline)
-                    time.sleep(0.01)
-            finally:
-                stop.set()
-                for t in ts:
-                    t.join(60)
+            with loop:
+                self.assertTrue(loop.wait_ok(n, 20 * SCALE))
 
         run(40)
         n = len(srv.log())
@@ -249,7 +223,7 @@ class Restart(Base):
         run(60)
         self.assertTrue(srv.wait_log(r"worker=0 event=worker-ready", start=n))
         run(20)
-        self.assertEqual(results["failed"], [])
+        self.assertEqual(loop.failed, [])
         self.assertNotEqual(worker_pids(srv)[0], victim)
         # Its user logs in again: the maildrop lock died with it.
         deadline = time.monotonic() + 10 * SCALE

@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "lib/log.h"
+#include "lib/proc.h"
 
 static char	 path[] = "/tmp/test_log.XXXXXX";
 static int	 saved = -1;
@@ -196,6 +197,39 @@ test_switch_while_logging(void **state)
 	log_init(false);
 }
 
+static void
+session_line(uint64_t sess, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vsession(sess, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * A worker's lines say which worker: "worker=I " after the level and
+ * the session. Last: a process stays a worker once it is one.
+ */
+static void
+test_worker_tag(void **state)
+{
+	char *out;
+
+	(void)state;
+	capture(false);
+	log_configure(&to_stderr);
+	log_warnx("before");
+	proc_set_worker(3, 4);
+	log_warnx("w");
+	session_line(0x1234, "event=x");
+	out = captured();
+	assert_match(out, "^" STAMP "warn before\n" STAMP "warn worker=3 w\n"
+	    STAMP "info sess=0000000000001234 worker=3 event=x\n$");
+	free(out);
+	log_init(false);
+}
+
 int
 main(void)
 {
@@ -204,6 +238,7 @@ main(void)
 		cmocka_unit_test(test_journal_stream_gets_priorities),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_switch_while_logging),
+		cmocka_unit_test(test_worker_tag),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

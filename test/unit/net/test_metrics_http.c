@@ -135,6 +135,13 @@ test_reconfigure(void **state)
 	assert_int_equal(metrics_reconfigure(m, "127.0.0.1:0", err,
 	    sizeof(err)), 0);
 	assert_string_equal(metrics_address(m), a);
+	/* The same address written otherwise: left alone too. */
+	assert_int_equal(metrics_reconfigure(m, " 127.0.0.1:00 ", err,
+	    sizeof(err)), 0);
+	assert_string_equal(metrics_address(m), a);
+	/* ... and still served. */
+	fetch(base, a, f);
+	assert_non_null(strstr(f->reply, " 200 OK\r\n"));
 
 	/* A bad address: refused, the old one still served. */
 	err[0] = '\0';

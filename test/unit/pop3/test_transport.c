@@ -37,6 +37,7 @@
 
 #include "config.h"
 #include "lib/evpop3d.h"
+#include "lib/iptable.h"
 #include "lib/monotime.h"
 #include "lib/shlimits.h"
 #include "pop3/pop3.h"
@@ -452,6 +453,8 @@ peer_new(struct tenv *e, enum transport tr)
 				    .sin_port = htons(4242) };
 	struct bufferevent	*pair[2];
 	struct peer		*p = calloc(1, sizeof(*p));
+	unsigned char		 key[IPTABLE_ADDR_MAX];
+	size_t			 keylen;
 	int			 sv[2];
 
 	assert_non_null(p);
@@ -485,9 +488,11 @@ peer_new(struct tenv *e, enum transport tr)
 	bufferevent_setcb(p->bev, peer_read_cb, NULL, peer_event_cb, p);
 	bufferevent_enable(p->bev, EV_READ | EV_WRITE);
 	e->peer = p;
+	keylen = iptable_addr_key((struct sockaddr *)&sin, key);
 	p->s = tr == TR_DIRECT ? session_new_socket(e->set, sv[0],
-	    (struct sockaddr *)&sin, sizeof(sin)) : session_new(e->set, p->srv,
-	    (struct sockaddr *)&sin, sizeof(sin), 0);
+	    (struct sockaddr *)&sin, sizeof(sin), key, keylen) :
+	    session_new(e->set, p->srv, (struct sockaddr *)&sin, sizeof(sin),
+	    key, keylen, 0);
 	assert_non_null(p->s);
 	return p;
 }

@@ -47,6 +47,8 @@
 #define MAX_REC		16		/* inputs recorded in detail */
 #define BIG		(4 * 1024 * 1024) /* more than any socket buffer */
 #define PEER_ADDR	"127.0.0.1:4242"
+/* Its per-address limits key, as net makes it (iptable_addr_key()). */
+static const unsigned char peer_key[] = { 4, 127, 0, 0, 1 };
 
 enum transport {
 	TR_DIRECT,	/* socketpair, session_new_socket(): the daemon's path */
@@ -294,6 +296,17 @@ fake_paused(struct session *s)
 	session_resume(s);
 }
 
+/* The session gives back the key net gave session_new(). */
+static bool
+peer_key_kept(const struct session *s)
+{
+	const unsigned char	*key;
+	size_t			 len;
+
+	key = session_peer_key(s, &len);
+	return len == sizeof(peer_key) && memcmp(key, peer_key, len) == 0;
+}
+
 /* DROP: close without flushing, then use the session some more. */
 static void
 fake_drop(struct session *s, struct fconn *fc)
@@ -305,7 +318,8 @@ fake_drop(struct session *s, struct fconn *fc)
 	fc->gones_after_close = fc->gones;
 	fc->closing_after_close = session_closing(s);
 	fc->ident_after_close = session_id(s) == fc->id &&
-	    strcmp(session_peer(s), PEER_ADDR) == 0 && session_ctx(s) == NULL;
+	    strcmp(session_peer(s), PEER_ADDR) == 0 && session_ctx(s) == NULL &&
+	    peer_key_kept(s);
 	session_reply(s, "after-close");
 	session_write(s, "x", 1);
 	session_close(s, "drop-again", true);
@@ -710,8 +724,9 @@ peer_new(struct tenv *e, enum transport tr, bool reading)
 	e->peers[e->n_peers++] = p;
 	e->starting = p;
 	p->s = tr == TR_DIRECT ? session_new_socket(e->set, p->srv_fd,
-	    (struct sockaddr *)&sin, sizeof(sin)) : session_new(e->set, p->srv,
-	    (struct sockaddr *)&sin, sizeof(sin), 0);
+	    (struct sockaddr *)&sin, sizeof(sin), peer_key, sizeof(peer_key)) :
+	    session_new(e->set, p->srv, (struct sockaddr *)&sin, sizeof(sin),
+	    peer_key, sizeof(peer_key), 0);
 	e->starting = NULL;
 	assert_non_null(p->s);
 	assert_true(e->n_conns > 0);

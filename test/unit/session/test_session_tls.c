@@ -212,7 +212,7 @@ env_new(void)
 	e->cfd = sv[1];
 	inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
 	assert_non_null(session_new_socket(e->set, sv[0],
-	    (struct sockaddr *)&sin, sizeof(sin)));
+	    (struct sockaddr *)&sin, sizeof(sin), NULL, 0));
 	return e;
 }
 
