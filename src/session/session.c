@@ -71,6 +71,7 @@ static struct evbuffer *session_evbuffer_get(struct session_set *);
 static void	session_evbuffer_put(struct session_set *, struct evbuffer *);
 static void	session_event_cb(struct bufferevent *, short, void *);
 static void	session_pause_cb(struct ptimer *);
+static void	session_unpause(struct session *);
 static void	session_timer_fire(struct ptimer *);
 static void	session_process(struct session *);
 static void	session_free(struct session *);
@@ -99,22 +100,25 @@ session_arm_timer(struct session *s, uint64_t ms)
  * the top and the bottom layer (what a filter passed down is then covered
  * too), and the bottom layer's sent callback. -1 if out of memory.
  */
+/* The bottom layer of a bufferevent: the socket's, under a filter. */
+static struct bufferevent *
+session_bottom(struct bufferevent *bev)
+{
+	while (bufferevent_get_underlying(bev) != NULL)
+		bev = bufferevent_get_underlying(bev);
+	return bev;
+}
+
 static int
 session_setup_bev(struct session *s)
 {
-	struct bufferevent	*bev = s->bev, *b;
+	struct bufferevent	*bev = s->bev, *b = session_bottom(s->bev);
 	struct timeval		 tv;
 
 	/* Under a filter: see the bottom layer send (session_unsent()). */
-	for (b = bev; bufferevent_get_underlying(b) != NULL;
-	    b = bufferevent_get_underlying(b))
-		;
-	if (b != bev) {
-		s->sent_out = bufferevent_get_output(b);
-		s->sent_cb = evbuffer_add_cb(s->sent_out, session_sent_cb, s);
-		if (s->sent_cb == NULL)
-			return -1;
-	}
+	if (b != bev && evbuffer_add_cb(bufferevent_get_output(b),
+	    session_sent_cb, s) == NULL)
+		return -1;
 	/*
 	 * Octets in and out: %i/%o of the logout line (whose format a
 	 * reload may change while s runs), and the metric of octets sent.
@@ -148,22 +152,29 @@ session_setup_bev(struct session *s)
 }
 
 /*
+ * A plain socket's read event is in the session's allocation, after the
+ * struct (one allocation less per session; its size is libevent's, asked
+ * at run time, so no struct event layout is compiled in).
+ */
+#define SESSION_REV_OFF	((sizeof(struct session) + 15) & ~(size_t)15)
+
+/*
  * A new session of set, not started: its timers, peer and key, with no
- * transport yet. NULL if out of memory.
+ * transport yet (plain: room for its read event). NULL if out of memory.
  */
 static struct session *
 session_alloc(struct session_set *set, const struct sockaddr *sa,
-    socklen_t salen, const unsigned char *key, size_t keylen)
+    socklen_t salen, const unsigned char *key, size_t keylen, bool plain)
 {
 	const struct session_params	*p = &set->params;
 	struct session			*s;
 
-	if ((s = calloc(1, sizeof(*s))) == NULL)
+	if ((s = calloc(1, plain ? SESSION_REV_OFF +
+	    event_get_struct_event_size() : sizeof(*s))) == NULL)
 		return NULL;
 	s->set = set;
 	s->fd = -1;
 	ptimer_init(&s->timer, session_timer_fire);
-	ptimer_init(&s->pause, session_pause_cb);
 	if (ptimer_reserve(set->timers, set->n_sessions + 1) == -1) {
 		free(s);
 		return NULL;
@@ -180,15 +191,6 @@ session_alloc(struct session_set *set, const struct sockaddr *sa,
 	linebuf_init(&s->lb, p->line_max < LINE_MAX_CAP ? p->line_max :
 	    LINE_MAX_CAP);
 	return s;
-}
-
-/* Undo session_alloc() (the transport is the caller's). */
-static void
-session_unalloc(struct session *s)
-{
-	if (s->rev != NULL)
-		event_free(s->rev);
-	free(s);
 }
 
 /* s joins its set and starts: the greeting, or the TLS handshake. */
@@ -226,11 +228,12 @@ session_new_socket(struct session_set *set, int fd, const struct sockaddr *sa,
 {
 	struct session *s;
 
-	if ((s = session_alloc(set, sa, salen, key, keylen)) == NULL)
+	if ((s = session_alloc(set, sa, salen, key, keylen, true)) == NULL)
 		return NULL;
-	if ((s->rev = event_new(set->base, fd, EV_READ | EV_PERSIST,
-	    session_sock_read_cb, s)) == NULL) {
-		session_unalloc(s);
+	s->rev = (struct event *)(void *)((char *)s + SESSION_REV_OFF);
+	if (event_assign(s->rev, set->base, fd, EV_READ | EV_PERSIST,
+	    session_sock_read_cb, s) == -1) {
+		free(s);	/* the transport is the caller's */
 		return NULL;
 	}
 	s->fd = fd;
@@ -245,14 +248,14 @@ session_new(struct session_set *set, struct bufferevent *bev,
 {
 	struct session *s;
 
-	if ((s = session_alloc(set, sa, salen, key, keylen)) == NULL)
+	if ((s = session_alloc(set, sa, salen, key, keylen, false)) == NULL)
 		return NULL;
 	s->bev = bev;
 	s->fd = bufferevent_getfd(bev);
 	s->handshake = (flags & SESSION_TLS) != 0;
 	if (session_setup_bev(s) == -1) {
 		bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
-		session_unalloc(s);
+		free(s);	/* the transport is the caller's */
 		return NULL;
 	}
 	session_start(s);
@@ -1002,12 +1005,24 @@ session_timer_fire(struct ptimer *t)
 static void
 session_pause_cb(struct ptimer *t)
 {
-	struct session	*s = (struct session *)(void *)((char *)t -
-			    offsetof(struct session, pause));
-	void		(*fn)(struct session *) = s->pause_fn;
+	struct session_pause	*sp = (struct session_pause *)(void *)t;
+	struct session		*s = sp->s;
+	void			(*fn)(struct session *) = sp->fn;
 
-	s->pause_fn = NULL;
+	s->pause = NULL;
+	free(sp);
 	fn(s);
+}
+
+/* Cancel a pause in progress. */
+static void
+session_unpause(struct session *s)
+{
+	if (s->pause != NULL) {
+		ptimer_del(s->set->pauses, &s->pause->t);
+		free(s->pause);
+		s->pause = NULL;
+	}
 }
 
 /*
@@ -1021,9 +1036,18 @@ session_pause(struct session *s, uint64_t us, void (*fn)(struct session *))
 	int err;
 
 	s->held = 1;
-	s->pause_fn = fn;
-	if (ptimer_add(s->set->pauses, &s->pause, us) == -1) {
+	session_unpause(s);
+	/* Made per pause: most sessions never pause (a failed login). */
+	if ((s->pause = malloc(sizeof(*s->pause))) == NULL) {
+		session_close(s, "out-of-memory", false);
+		return;
+	}
+	ptimer_init(&s->pause->t, session_pause_cb);
+	s->pause->s = s;
+	s->pause->fn = fn;
+	if (ptimer_add(s->set->pauses, &s->pause->t, us) == -1) {
 		err = errno;
+		session_unpause(s);
 		session_warnx(s, "event=pause-failed error=\"%s\"",
 		    strerror(err));
 		session_close(s, err == ENOMEM ? "out-of-memory" :
@@ -1144,8 +1168,7 @@ session_close(struct session *s, const char *reason, bool flush)
 		else
 			event_del(s->rev);
 		ptimer_del(s->set->timers, &s->timer);
-		ptimer_del(s->set->pauses, &s->pause);
-		s->pause_fn = NULL;
+		session_unpause(s);
 		if (flush && session_unsent(s) > 0) {
 			/*
 			 * session_drained() or session_flush() frees us
@@ -1202,12 +1225,15 @@ session_destroy(struct session *s)
 	session_free(s);
 }
 
-/* A plain socket's events and buffers, freed; not the socket itself. */
+/*
+ * A plain socket's events and buffers, freed (the read event, in the
+ * session's allocation, only deleted); not the socket itself.
+ */
 static void
 session_sock_release(struct session *s)
 {
 	if (s->rev != NULL)
-		event_free(s->rev);
+		event_del(s->rev);
 	if (s->wev != NULL)
 		event_free(s->wev);
 	if (s->in != NULL)
@@ -1227,8 +1253,9 @@ session_free(struct session *s)
 	session_log_logout(s);
 	if (s->free_fn != NULL)
 		s->free_fn(s, s->free_arg);
-	if (s->sent_cb != NULL)
-		evbuffer_remove_cb_entry(s->sent_out, s->sent_cb);
+	if (s->bev != NULL && session_bottom(s->bev) != s->bev)
+		(void)evbuffer_remove_cb(bufferevent_get_output(
+		    session_bottom(s->bev)), session_sent_cb, s);
 	/*
 	 * RFC 8446 section 6.1: say we are done, unless output was cut
 	 * short (a close_notify would tell the peer it got everything).
@@ -1243,7 +1270,7 @@ session_free(struct session *s)
 		(void)close(s->fd);
 	}
 	ptimer_del(s->set->timers, &s->timer);
-	ptimer_del(s->set->pauses, &s->pause);	/* destroyed while paused */
+	session_unpause(s);	/* destroyed while paused */
 	free(s->summary);
 	free(s);
 }

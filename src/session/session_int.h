@@ -17,7 +17,6 @@
 #include "session/session.h"
 
 struct event;
-struct evbuffer_cb_entry;
 
 TAILQ_HEAD(session_list, session);
 
@@ -84,13 +83,12 @@ struct session {
 	uint64_t		 id;
 	struct bufferevent	*bev;		/* NULL: a plain socket */
 	int			 fd;		/* the socket; -1: none (a pair) */
-	struct event		*rev;		/* plain: readable */
+	struct event		*rev;		/* plain: readable; in the
+						   same allocation */
 	struct event		*wev;		/* plain: writable, once needed */
 	struct evbuffer		*in, *out;	/* plain: while not empty */
 	void			*ctx;		/* the protocol's */
 	struct ptimer		 timer;		/* deadline or idle limit */
-	struct evbuffer		*sent_out;	/* under a filter: the socket's */
-	struct evbuffer_cb_entry *sent_cb;	/*   output, watched */
 	char			 peer[INET6_ADDRSTRLEN + 16];	/* addr:port */
 	union {
 		struct sockaddr		sa;
@@ -102,8 +100,7 @@ struct session {
 
 	struct linebuf		 lb;
 	struct session_cont	*cont;		/* long reply in progress */
-	struct ptimer		 pause;		/* on set->pauses */
-	void			(*pause_fn)(struct session *);
+	struct session_pause	*pause;		/* while paused */
 
 	const char		*deadline_reason;
 	uint64_t		 idle_ms;
@@ -132,6 +129,13 @@ struct session {
 						   the deadline) */
 	uint8_t			 peer_keylen;	/* 0: no per-address limits */
 	unsigned char		 peer_key[IPTABLE_ADDR_MAX]; /* net's */
+};
+
+/* A pause in progress (session_pause()): made for it, freed after. */
+struct session_pause {
+	struct ptimer		 t;		/* first: we cast back */
+	struct session		*s;
+	void			(*fn)(struct session *);
 };
 
 /*

@@ -221,7 +221,7 @@ md_uidl(const struct maildrop *base, size_t i)
 {
 	const struct md	*md = (const struct md *)base;
 
-	return i < md->nmsgs ? md->msgs[i].uidl : NULL;
+	return i < md->nmsgs ? md_msg_uidl(md, &md->msgs[i]) : NULL;
 }
 
 static void

@@ -40,7 +40,11 @@ struct sesslock;
 struct md_msg {
 	uint64_t	 size;		/* wire size */
 	const char	*name;		/* unique part NUL [info NUL] */
-	const char	*uidl;		/* name, or a string of its own */
+	/*
+	 * 0: the uidl is the name (most messages: 24 octets a message, not
+	 * 32); else md->uidls[uidl_idx - 1] (md_msg_uidl()).
+	 */
+	uint32_t	 uidl_idx;
 	unsigned	 in_cur:1;	/* cur/ (else new/) */
 	unsigned	 has_info:1;	/* name had ":info" */
 	unsigned	 shared:1;	/* unique part not unique: moves are */
@@ -57,6 +61,8 @@ struct md {
 	size_t		 nmsgs, msgs_cap;
 	uint64_t	 total;		/* sum of the sizes */
 	struct arena	 arena;		/* names and uidls */
+	const char	**uidls;	/* the uidls that are not names */
+	uint32_t	 nuidls, uidls_cap;
 	/* The last md_relocate() pass: cur/'s mtime before it, and when. */
 	struct timespec	 reloc_mtime, reloc_start;
 	unsigned	 reloc_valid:1;
@@ -64,6 +70,13 @@ struct md {
 	unsigned char	 dirfd_slot[2];
 	char		 path[];	/* Maildir root (one allocation) */
 };
+
+/* m's UIDL: its name, or one of its own. */
+static inline const char *
+md_msg_uidl(const struct md *md, const struct md_msg *m)
+{
+	return m->uidl_idx == 0 ? m->name : md->uidls[m->uidl_idx - 1];
+}
 
 /*
  * For the id tables (idtab.h) over md->msgs (arg): is message i's unique

@@ -222,5 +222,6 @@ md_free(struct md *md)
 		log_warn("maildir %s: session lock release", md->path);
 	arena_free(&md->arena);
 	free(md->msgs);
+	free(md->uidls);
 	free(md);
 }

@@ -38,9 +38,9 @@
 static bool
 md_uidl_is(const void *arg, uint32_t i, const char *key, size_t len)
 {
-	const struct md_msg	*msgs = arg;
+	const struct md	*md = arg;
 
-	return idtab_key_is(msgs[i].uidl, key, len);
+	return idtab_key_is(md_msg_uidl(md, &md->msgs[i]), key, len);
 }
 
 /*
@@ -256,10 +256,26 @@ md_cand(struct md_uidls *u, size_t i, int k, char *cand, char *err,
 static int
 md_set_uidl(struct md *md, struct md_msg *m, const char *cand, size_t len)
 {
-	if (strncmp(m->name, cand, len) == 0 && m->name[len] == '\0')
-		m->uidl = m->name;
-	else if ((m->uidl = arena_strndup(&md->arena, cand, len)) == NULL)
+	const char	**v;
+	const char	 *u;
+	uint32_t	  cap;
+
+	if (strncmp(m->name, cand, len) == 0 && m->name[len] == '\0') {
+		m->uidl_idx = 0;
+		return 0;
+	}
+	if (md->nuidls == md->uidls_cap) {
+		cap = md->uidls_cap == 0 ? 16 : md->uidls_cap * 2;
+		if (cap <= md->uidls_cap ||
+		    (v = reallocarray(md->uidls, cap, sizeof(*v))) == NULL)
+			return -1;
+		md->uidls = v;
+		md->uidls_cap = cap;
+	}
+	if ((u = arena_strndup(&md->arena, cand, len)) == NULL)
 		return -1;
+	md->uidls[md->nuidls++] = u;
+	m->uidl_idx = md->nuidls;
 	return 0;
 }
 
@@ -577,7 +593,7 @@ md_make_uidls(struct md *md, char *err, size_t errlen)
 		if (u.fmt == NULL && (u.recs == NULL || u.recs[i] == NULL) &&
 		    pop3_uidl_valid(m->name, strlen(m->name))) {
 			u.first[i] = MDC_NAME;
-			m->uidl = m->name;
+			m->uidl_idx = 0;
 			continue;
 		}
 		for (c = 0; (n = md_cand(&u, i, c, cand, err, errlen)) == 0;
@@ -596,8 +612,8 @@ md_make_uidls(struct md *md, char *err, size_t errlen)
 		goto sysfail;
 	for (i = 0; i < md->nmsgs; i++) {
 		m = &md->msgs[i];
-		s = idtab_find(&t, m->uidl, strlen(m->uidl), md_uidl_is,
-		    md->msgs, &h);
+		s = idtab_find(&t, md_msg_uidl(md, m),
+		    strlen(md_msg_uidl(md, m)), md_uidl_is, md, &h);
 		if (!idtab_used(&t, s))
 			idtab_set(&t, s, h, (uint32_t)i);
 		else {
@@ -622,23 +638,23 @@ md_make_uidls(struct md *md, char *err, size_t errlen)
 			}
 			if (n == 0)
 				continue;
-			s = idtab_find(&t, cand, (size_t)n, md_uidl_is,
-			    md->msgs, &h);
+			s = idtab_find(&t, cand, (size_t)n, md_uidl_is, md,
+			    &h);
 			if (!idtab_used(&t, s))
 				break;
 		}
 		if (c == MDC_END) {
 			/* Then the first one with a suffix. */
-			len = strlen(m->uidl);
+			len = strlen(md_msg_uidl(md, m));
 			for (k = 2;; k++) {
 				slen = (size_t)snprintf(suf, sizeof(suf),
 				    "-%zu", k);
 				blen = len < POP3_UIDL_MAX - slen ? len :
 				    POP3_UIDL_MAX - slen;
-				memcpy(cand, m->uidl, blen);
+				memcpy(cand, md_msg_uidl(md, m), blen);
 				memcpy(cand + blen, suf, slen + 1);
 				s = idtab_find(&t, cand, blen + slen,
-				    md_uidl_is, md->msgs, &h);
+				    md_uidl_is, md, &h);
 				if (!idtab_used(&t, s))
 					break;
 			}
