@@ -7,6 +7,22 @@
 
 #include "session/linebuf.h"
 
+/*
+ * A line of len octets copied to line, its LF dropped: drop a CR before
+ * it too (CRLF, or a bare LF), and check the limit.
+ */
+static enum lb_result
+linebuf_end(const struct linebuf *lb, char *line, size_t len, size_t *len_r)
+{
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	if (len > lb->max)
+		return LB_TOOLONG;
+	line[len] = '\0';
+	*len_r = len;
+	return LB_LINE;
+}
+
 void
 linebuf_init(struct linebuf *lb, size_t max)
 {
@@ -72,13 +88,7 @@ linebuf_read(struct linebuf *lb, struct evbuffer *in, char *line, size_t *len_r)
 		evbuffer_remove(in, line, len);
 		evbuffer_drain(in, eol_len);
  line:
-		if (len > 0 && line[len - 1] == '\r')	/* CRLF, or a bare LF */
-			len--;
-		if (len > lb->max)
-			return LB_TOOLONG;
-		line[len] = '\0';
-		*len_r = len;
-		return LB_LINE;
+		return linebuf_end(lb, line, len, len_r);
 	}
 }
 
@@ -119,12 +129,6 @@ linebuf_take(struct linebuf *lb, const char **buf, size_t *len, char *line,
 		if (n > lb->max + 1)
 			return LB_TOOLONG;
 		memcpy(line, nl - n, n);
-		if (n > 0 && line[n - 1] == '\r')	/* CRLF, or a bare LF */
-			n--;
-		if (n > lb->max)
-			return LB_TOOLONG;
-		line[n] = '\0';
-		*len_r = n;
-		return LB_LINE;
+		return linebuf_end(lb, line, n, len_r);
 	}
 }
