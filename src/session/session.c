@@ -50,13 +50,6 @@
 _Static_assert(sizeof(((struct session_set *)0)->rbuf) == IN_HIWAT,
     "the set's read buffer is IN_HIWAT");
 
-/*
- * A plain socket's read: room for this many octets, which with the
- * chain's header is a 1 KiB allocation that malloc's per-thread cache
- * serves (commands are short). A full read is followed by another.
- */
-#define SOCK_READ	900
-
 /* The longest line a protocol may ask for (session_params.line_max). */
 #define LINE_MAX_CAP	8192
 
@@ -66,7 +59,6 @@ static void	session_sock_read_cb(evutil_socket_t, short, void *);
 static void	session_sock_write_cb(evutil_socket_t, short, void *);
 static void	session_drained(struct session *);
 static void	session_eof(struct session *);
-static void	session_sock_read_flat(struct session *, evutil_socket_t);
 static struct evbuffer *session_evbuffer_get(struct session_set *);
 static void	session_evbuffer_put(struct session_set *, struct evbuffer *);
 static void	session_event_cb(struct bufferevent *, short, void *);
@@ -733,91 +725,61 @@ session_read_cb(struct bufferevent *bev, void *arg)
 }
 
 /*
- * A plain socket is readable: read(2) into the input (no FIONREAD
- * first, as a socket bufferevent does), again while a read fills the
- * room it was given and the input is not full, then take the lines.
+ * A plain socket is readable: one read(2) into the set's read buffer (no
+ * FIONREAD first, as a socket bufferevent does). When nothing is kept
+ * from the last read, the lines are taken there in place (no input
+ * buffer to make, fill and drain); what is left (the start of a line, or
+ * lines the session does not take now) is kept in s->in, ahead of the
+ * next read, which is then appended to it. The read buffer is cleared
+ * after use: it may have held a password.
  */
 static void
 session_sock_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct session		*s = arg;
-	struct evbuffer_iovec	 v;
-	size_t			 room;
+	struct session_set	*set = s->set;
+	size_t			 kept = s->in != NULL ?
+				    evbuffer_get_length(s->in) : 0;
 	ssize_t			 n;
 
 	(void)what;
-	if (s->in == NULL || evbuffer_get_length(s->in) == 0) {
-		session_sock_read_flat(s, fd);
-		return;
-	}
-	do {
-		if (evbuffer_reserve_space(s->in, SOCK_READ, &v, 1) < 1) {
-			session_close(s, "out-of-memory", false);
-			return;
-		}
-		room = v.iov_len;
-		if ((n = read(fd, v.iov_base, room)) <= 0)
-			break;
-		s->bytes_in += (uint64_t)n;
-		v.iov_len = (size_t)n;
-		(void)evbuffer_commit_space(s->in, &v, 1);
-	} while ((size_t)n == room && evbuffer_get_length(s->in) < IN_HIWAT);
-	if (n == 0) {
-		event_del(s->rev);
-		session_eof(s);
-	} else if (n > 0 || errno == EAGAIN || errno == EWOULDBLOCK ||
-	    errno == EINTR)
-		session_process(s);
-	else {
-		session_close(s, "connection-error", false);
-		return;
-	}
-	if (!s->closing)
-		session_sock_trim(s);
-}
-
-/*
- * The usual read: nothing is kept from the last, so the lines are taken
- * from the set's read buffer in place (no input buffer to make, fill and
- * drain). What is left (the start of a line, or lines the session does
- * not take now) is kept in s->in, ahead of the next read. The read
- * buffer is cleared after use: it may have held a password.
- */
-static void
-session_sock_read_flat(struct session *s, evutil_socket_t fd)
-{
-	struct session_set	*set = s->set;
-	ssize_t			 n;
-
-	if ((n = read(fd, set->rbuf, sizeof(set->rbuf))) == 0) {
-		event_del(s->rev);
-		session_eof(s);
-	} else if (n < 0) {
+	/* Reading stops at IN_HIWAT kept (session_throttle_read()). */
+	n = read(fd, set->rbuf, kept < IN_HIWAT ? IN_HIWAT - kept : 1);
+	if (n < 0) {
 		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 			session_close(s, "connection-error", false);
 		return;
 	}
-	if (n <= 0) {
-		if (!s->closing)
-			session_sock_trim(s);
-		return;
-	}
-	s->bytes_in += (uint64_t)n;
-	set->flat_owner = s;
-	set->flat = set->rbuf;
-	set->flat_len = (size_t)n;
-	session_process(s);
-	set->flat_owner = NULL;
-	if (set->flat_len > 0 && !s->closing) {
-		if ((s->in == NULL &&
-		    (s->in = session_evbuffer_get(set)) == NULL) ||
-		    evbuffer_add(s->in, set->flat, set->flat_len) == -1)
+	if (n == 0) {
+		event_del(s->rev);
+		session_eof(s);
+	} else if (kept > 0) {
+		s->bytes_in += (uint64_t)n;
+		if (evbuffer_add(s->in, set->rbuf, (size_t)n) == -1)
 			session_close(s, "out-of-memory", false);
 		else
-			session_throttle_read(s);
+			session_process(s);
+	} else {
+		s->bytes_in += (uint64_t)n;
+		set->flat_owner = s;
+		set->flat = set->rbuf;
+		set->flat_len = (size_t)n;
+		session_process(s);
+		set->flat_owner = NULL;
+		if (set->flat_len > 0 && !s->closing) {
+			if ((s->in == NULL &&
+			    (s->in = session_evbuffer_get(set)) == NULL) ||
+			    evbuffer_add(s->in, set->flat, set->flat_len) == -1)
+				session_close(s, "out-of-memory", false);
+			else
+				session_throttle_read(s);
+		}
+		set->flat_len = 0;
 	}
-	set->flat_len = 0;
-	explicit_bzero(set->rbuf, (size_t)n);
+	if (n > 0)
+		explicit_bzero(set->rbuf, (size_t)n);
+	if (!s->closing)
+		session_sock_trim(s);
 }
 
 /* The peer closed its side: answer what it pipelined first, then close. */

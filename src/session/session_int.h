@@ -67,9 +67,9 @@ struct session_set {
 
 /*
  * A session's transport is one of two:
- * - a plain socket (bev NULL): the session's own I/O. Reads go straight
- *   into the input with read(2) (a socket bufferevent asks FIONREAD
- *   first, one more system call per command), replies go out with one
+ * - a plain socket (bev NULL): the session's own I/O. One read(2) into
+ *   the set's rbuf (a socket bufferevent asks FIONREAD first, one more
+ *   system call per command), the lines taken there; replies go out with one
  *   writev from the set's flush event. The input and output buffers and
  *   the write event exist only while they hold something: an idle
  *   session is the struct, its read event and its timer.
