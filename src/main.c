@@ -106,7 +106,7 @@ raise_nofile(void)
  *
  *	3	stdin, stdout, stderr
  *	4	libevent's epoll descriptor and signal pipe; the session
- *		set's timerfd (its pauses: lib/ptimer.h)
+ *		set's timerfd (its timers and pauses: lib/ptimer.h)
  *	n	a socket per [server] listen address
  *	1	the worker pool's wake-up eventfd
  *	1	the reserve descriptor (server.c: refusals when out of them)

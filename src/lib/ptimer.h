@@ -1,10 +1,11 @@
 /*
- * ptimer: precise one-shot timers of an event loop, for the few waits
- * whose end must not show anything (a failed login's answer, exactly
- * failure_delay after its command): on CLOCK_MONOTONIC to the
- * microsecond, where libevent's own timers, unless the whole base is
+ * ptimer: precise one-shot timers of an event loop: on CLOCK_MONOTONIC to
+ * the microsecond, where libevent's own timers, unless the whole base is
  * made precise, run on the coarse clock (a jiffy, 4 ms) with millisecond
- * epoll timeouts.
+ * epoll timeouts. For the waits whose end must not show anything (a
+ * failed login's answer, exactly failure_delay after its command), and,
+ * in the same set, for many timers that need no event of their own (the
+ * sessions' deadlines and idle limits).
  *
  * A set is one timerfd watched by one event, armed (TFD_TIMER_ABSTIME) at
  * the earliest deadline pending; the entries are embedded in their

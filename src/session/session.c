@@ -86,12 +86,6 @@ session_arm_timer(struct session *s, uint64_t ms)
 		log_warn("event=timer-failed");
 }
 
-/*
- * The bufferevent of s (s->bev) takes the session's callbacks, read
- * watermark, the write watermarks on every layer, the write timeout on
- * the top and the bottom layer (what a filter passed down is then covered
- * too), and the bottom layer's sent callback. -1 if out of memory.
- */
 /* The bottom layer of a bufferevent: the socket's, under a filter. */
 static struct bufferevent *
 session_bottom(struct bufferevent *bev)
@@ -101,6 +95,12 @@ session_bottom(struct bufferevent *bev)
 	return bev;
 }
 
+/*
+ * The bufferevent of s (s->bev) takes the session's callbacks, read
+ * watermark, the write watermarks on every layer, the write timeout on
+ * the top and the bottom layer (what a filter passed down is then covered
+ * too), and the bottom layer's sent callback. -1 if out of memory.
+ */
 static int
 session_setup_bev(struct session *s)
 {
@@ -167,7 +167,8 @@ session_alloc(struct session_set *set, const struct sockaddr *sa,
 	s->set = set;
 	s->fd = -1;
 	ptimer_init(&s->timer, session_timer_fire);
-	if (ptimer_reserve(set->timers, set->n_sessions + 1) == -1) {
+	/* a timer and a pause for each session */
+	if (ptimer_reserve(set->timers, 2 * (set->n_sessions + 1)) == -1) {
 		free(s);
 		return NULL;
 	}
@@ -487,10 +488,9 @@ session_unsent(const struct session *s)
 	struct bufferevent	*b;
 	size_t			 n = session_output_len(s);
 
-	for (b = s->bev; b != NULL && bufferevent_get_underlying(b) != NULL;
-	    b = bufferevent_get_underlying(b))
-		n += evbuffer_get_length(bufferevent_get_output(
-		    bufferevent_get_underlying(b)));
+	for (b = s->bev != NULL ? bufferevent_get_underlying(s->bev) : NULL;
+	    b != NULL; b = bufferevent_get_underlying(b))
+		n += evbuffer_get_length(bufferevent_get_output(b));
 	return n;
 }
 
@@ -750,17 +750,16 @@ session_sock_read_cb(evutil_socket_t fd, short what, void *arg)
 			session_close(s, "connection-error", false);
 		return;
 	}
+	s->bytes_in += (uint64_t)n;
 	if (n == 0) {
 		event_del(s->rev);
 		session_eof(s);
 	} else if (kept > 0) {
-		s->bytes_in += (uint64_t)n;
 		if (evbuffer_add(s->in, set->rbuf, (size_t)n) == -1)
 			session_close(s, "out-of-memory", false);
 		else
 			session_process(s);
 	} else {
-		s->bytes_in += (uint64_t)n;
 		set->flat_owner = s;
 		set->flat = set->rbuf;
 		set->flat_len = (size_t)n;
@@ -981,7 +980,7 @@ static void
 session_unpause(struct session *s)
 {
 	if (s->pause != NULL) {
-		ptimer_del(s->set->pauses, &s->pause->t);
+		ptimer_del(s->set->timers, &s->pause->t);
 		free(s->pause);
 		s->pause = NULL;
 	}
@@ -1007,7 +1006,7 @@ session_pause(struct session *s, uint64_t us, void (*fn)(struct session *))
 	ptimer_init(&s->pause->t, session_pause_cb);
 	s->pause->s = s;
 	s->pause->fn = fn;
-	if (ptimer_add(s->set->pauses, &s->pause->t, us) == -1) {
+	if (ptimer_add(s->set->timers, &s->pause->t, us) == -1) {
 		err = errno;
 		session_unpause(s);
 		session_warnx(s, "event=pause-failed error=\"%s\"",
@@ -1209,15 +1208,17 @@ session_sock_release(struct session *s)
 static void
 session_free(struct session *s)
 {
+	struct bufferevent *b = s->bev != NULL ? session_bottom(s->bev) : NULL;
+
 	if (!s->closing)
 		session_end_proto(s);
 	session_set_remove(s->set, s);
 	session_log_logout(s);
 	if (s->free_fn != NULL)
 		s->free_fn(s, s->free_arg);
-	if (s->bev != NULL && session_bottom(s->bev) != s->bev)
-		(void)evbuffer_remove_cb(bufferevent_get_output(
-		    session_bottom(s->bev)), session_sent_cb, s);
+	if (b != s->bev)	/* under a filter (session_setup_bev()) */
+		(void)evbuffer_remove_cb(bufferevent_get_output(b),
+		    session_sent_cb, s);
 	/*
 	 * RFC 8446 section 6.1: say we are done, unless output was cut
 	 * short (a close_notify would tell the peer it got everything).

@@ -41,14 +41,14 @@ struct session_set {
 	 */
 	struct session_list	 freeq;
 	struct event		*free_ev;
-	struct ptimer_set	*pauses;	/* session_pause()'s, precise */
 	uint64_t		 next_id;
 	uint64_t		 id_step;	/* workers: ids of one stay theirs */
 	struct event		*drain_timer;	/* the drain's deadline */
 	/*
-	 * The sessions' timers (a deadline or the idle limit each), one
-	 * entry per session on a set of their own: no struct event per
-	 * session. Room for one per session is made when the session is.
+	 * The sessions' timers: a deadline or the idle limit each, and a
+	 * failed login's pause, on one precise set (no struct event per
+	 * session). Room for both of every session is made when the
+	 * session is, so arming never fails for memory.
 	 */
 	struct ptimer_set	*timers;
 	unsigned		 draining:1;

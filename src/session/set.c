@@ -1,7 +1,8 @@
 /*
  * set: the sessions of a process: their list and count, the queue of
  * sessions with output to write before the loop polls again, the queue
- * of sessions to free, the precise timers of their pauses, session ids,
+ * of sessions to free, the timers of their deadlines, idle limits and
+ * pauses (one precise set, lib/ptimer.h), session ids,
  * and the graceful stop. The set calls down into session.c; what a
  * session does to the set (joining, leaving, queueing its output) is
  * inline in session_int.h, so the calls go one way.
@@ -62,10 +63,7 @@ session_set_new(struct event_base *base, const struct session_params *params)
 	if ((set->flush_ev = event_new(base, -1, 0, set_flush_cb, set))
 	    == NULL ||
 	    (set->free_ev = event_new(base, -1, 0, set_free_cb, set)) == NULL ||
-	    (set->pauses = ptimer_set_new(base)) == NULL ||
 	    (set->timers = ptimer_set_new(base)) == NULL) {
-		if (set->pauses != NULL)
-			ptimer_set_free(set->pauses);
 		if (set->free_ev != NULL)
 			event_free(set->free_ev);
 		if (set->flush_ev != NULL)
@@ -104,7 +102,6 @@ session_set_free(struct session_set *set)
 		evbuffer_free(set->spare[--set->n_spare]);
 	ptimer_set_free(set->timers);
 	event_free(set->free_ev);
-	ptimer_set_free(set->pauses);
 	free(set);
 }
 
