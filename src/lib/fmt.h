@@ -11,10 +11,25 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* As vsnprintf(): the length the whole output needs, NUL not counted;
  * buf always NUL-terminated when len > 0. */
 int	fmt_vsnprintf(char *buf, size_t len, const char *fmt, va_list ap)
 	    __attribute__((format(printf, 3, 0)));
+
+/*
+ * n in decimal, written backwards to end from end (no NUL): returns where
+ * the digits start. Room for 20 digits before end.
+ */
+static inline char *
+fmt_u64_back(char *end, uint64_t n)
+{
+	do {
+		*--end = (char)('0' + n % 10);
+		n /= 10;
+	} while (n != 0);
+	return end;
+}
 
 #endif

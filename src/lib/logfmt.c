@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/fmt.h"
 #include "lib/log.h"
 #include "lib/logfmt.h"
 
@@ -239,14 +240,8 @@ logfmt_number(const struct logfmt_values *v, enum logfmt_var var,
 static const char *
 logfmt_u64(uint64_t n, char *tmp, size_t len)
 {
-	char *p = tmp + len - 1;
-
-	*p = '\0';
-	do {
-		*--p = (char)('0' + n % 10);
-		n /= 10;
-	} while (n != 0);
-	return p;
+	tmp[len - 1] = '\0';
+	return fmt_u64_back(tmp + len - 1, n);
 }
 
 /*

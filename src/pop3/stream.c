@@ -15,6 +15,7 @@
 
 #include <event2/buffer.h>
 
+#include "lib/fmt.h"
 #include "lib/log.h"
 #include "lib/wire.h"
 #include "lib/worker.h"
@@ -174,19 +175,12 @@ locate_submit(struct client *c, long i, long top_lines)
 static void
 retr_ok(struct client *c, uint64_t size)
 {
-	char	 buf[64], digits[24];
-	size_t	 n, k = 0;
+	char	 buf[4 + 20 + 9], *end = buf + sizeof(buf) - 9, *p;
 
-	do {
-		digits[k++] = (char)('0' + size % 10);
-		size /= 10;
-	} while (size > 0);
-	memcpy(buf, "+OK ", 4);
-	n = 4;
-	while (k > 0)
-		buf[n++] = digits[--k];
-	memcpy(buf + n, " octets\r\n", 9);
-	session_write(c->s, buf, n + 9);
+	memcpy(end, " octets\r\n", 9);
+	p = fmt_u64_back(end, size) - 4;
+	memcpy(p, "+OK ", 4);
+	session_write(c->s, p, (size_t)(buf + sizeof(buf) - p));
 }
 
 /*

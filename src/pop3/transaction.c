@@ -16,6 +16,7 @@
 #include <event2/buffer.h>
 
 #include "lib/evpop3d.h"
+#include "lib/fmt.h"
 #include "lib/log.h"
 #include "lib/worker.h"
 #include "pop3/client.h"
@@ -56,17 +57,6 @@ cmd_stat(struct client *c, int argc, char **argv)
 	return CMD_OK;
 }
 
-/* n in decimal, ending just before end; returns where it starts. */
-static char *
-decimal_back(char *end, uint64_t n)
-{
-	do {
-		*--end = (char)('0' + n % 10);
-		n /= 10;
-	} while (n != 0);
-	return end;
-}
-
 /*
  * LIST and UIDL without argument: one line per live message, then ".".
  * The lines are put together in a buffer on the stack and queued a few
@@ -91,13 +81,13 @@ listing_run(struct session *s, struct reply_cont *rc, bool uidl)
 
 		if (c->deleted != NULL && c->deleted[i])
 			continue;
-		nb = decimal_back(num + sizeof(num), (uint64_t)i + 1);
+		nb = fmt_u64_back(num + sizeof(num), (uint64_t)i + 1);
 		nlen = (size_t)(num + sizeof(num) - nb);
 		if (uidl) {
 			val = maildrop_uidl(c->md, i);
 			vlen = strlen(val);
 		} else {
-			sb = decimal_back(size + sizeof(size),
+			sb = fmt_u64_back(size + sizeof(size),
 			    maildrop_size(c->md, i));
 			val = sb;
 			vlen = (size_t)(size + sizeof(size) - sb);
