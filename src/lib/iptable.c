@@ -13,7 +13,6 @@
  */
 #include <netinet/in.h>
 #include <sys/mman.h>
-#include <sys/random.h>
 
 #include <assert.h>
 #include <errno.h>
@@ -246,7 +245,6 @@ iptable_new(const struct iptable_size *sz)
 	pthread_mutexattr_t	 ma;
 	struct iptable		*t;
 	size_t			 recsize, nb, boff, soff, size;
-	uint64_t		 k[2];
 	void			*p;
 
 	if (sz->capacity == 0 || sz->capacity >= UINT32_MAX ||
@@ -282,11 +280,8 @@ iptable_new(const struct iptable_size *sz)
 	t->slab_off = soff;
 	t->slots = sz->slots;
 	t->max_idle = sz->max_idle;
-	/* Without randomness the key is fixed: still correct, less hard. */
-	if (getrandom(k, sizeof(k), GRND_NONBLOCK) == (ssize_t)sizeof(k)) {
-		t->k0 = k[0];
-		t->k1 = k[1];
-	}
+	t->k0 = siphash_random();
+	t->k1 = siphash_random();
 	if (pthread_mutexattr_init(&ma) != 0 ||
 	    pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED) != 0 ||
 	    pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST) != 0 ||

@@ -249,11 +249,17 @@ log_sock_send(struct log_sock *ls, struct iovec *iov, size_t n)
 			return 1;
 		case EINTR:
 			break;
-		default:
-			/* ECONNREFUSED, ENOTCONN...: the receiver restarted. */
+		case ECONNREFUSED:
+		case ECONNRESET:
+		case ENOTCONN:
+		case ENOENT:
+		case EPIPE:
+			/* The receiver restarted: connect again. */
 			if ((fd = log_sock_open(ls, fd)) == -1)
 				return -1;
 			break;
+		default:
+			return -1;
 		}
 	}
 	return -1;
@@ -776,6 +782,7 @@ static void
 log_atfork_child(void)
 {
 	pthread_mutex_init(&log_out_mtx, NULL);
+	pthread_mutex_init(&log_sock_mtx, NULL);
 	log_bl_off = log_bl_used = 0;
 	log_dropped = 0;
 	atomic_store(&log_bl_pending, false);
