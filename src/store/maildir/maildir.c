@@ -151,6 +151,7 @@ md_open(const struct store_params *p, struct maildrop **md_r, char *err,
     size_t errlen)
 {
 	const char	*path = p->path;
+	size_t		 plen;
 	struct md	*md;
 	enum store_err	 rv;
 	int		 created = 0;
@@ -162,11 +163,12 @@ md_open(const struct store_params *p, struct maildrop **md_r, char *err,
 		snprintf(err, errlen, "maildir: empty path");
 		return STORE_PERM;
 	}
-	if ((md = calloc(1, sizeof(*md) + strlen(path) + 1)) == NULL)
+	plen = strlen(path);
+	if ((md = calloc(1, sizeof(*md) + plen + 1)) == NULL)
 		return store_fail(errno, err, errlen, "maildir", path);
 	md->base.ops = &store_maildir_ops;
 	md->uidl_format = p->uidl_format;
-	memcpy(md->path, path, strlen(path) + 1);
+	memcpy(md->path, path, plen + 1);
 	/*
 	 * Lock, then scan. A user with no mail yet may have no Maildir: only
 	 * when one of those steps fails for a missing directory is it

@@ -535,7 +535,7 @@ maildir_uidlist_cutoff_load(const char *root, uint32_t *uidvalidity_r,
 {
 	char		 path[PATH_MAX], text[UL_CUTOFF_MAX + 2];
 	ssize_t		 n;
-	int		 fd, saved;
+	int		 fd;
 
 	if (snprintf(path, sizeof(path), "%s/%s", root,
 	    MAILDIR_UIDLIST_CUTOFF_FILE) >= (int)sizeof(path)) {
@@ -552,10 +552,10 @@ maildir_uidlist_cutoff_load(const char *root, uint32_t *uidvalidity_r,
 		return -1;
 	}
 	n = fio_read(fd, text, UL_CUTOFF_MAX + 1);
-	saved = errno;
-	close(fd);
+	fio_close_keep_errno(fd);
 	if (n == -1) {
-		errno = saved == EISDIR || saved == EAGAIN ? EBADMSG : saved;
+		if (errno == EISDIR || errno == EAGAIN)
+			errno = EBADMSG;
 		return -1;
 	}
 	text[n] = '\0';

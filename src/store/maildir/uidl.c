@@ -565,6 +565,7 @@ md_make_uidls(struct md *md, char *err, size_t errlen)
 	struct md_uidls		 u;
 	struct idtab		 t;
 	struct md_msg		*m;
+	const char		*id;
 	enum store_err		 rv;
 	uint64_t		 h;
 	size_t			 i, k, len, blen, slen, s;
@@ -612,8 +613,8 @@ md_make_uidls(struct md *md, char *err, size_t errlen)
 		goto sysfail;
 	for (i = 0; i < md->nmsgs; i++) {
 		m = &md->msgs[i];
-		s = idtab_find(&t, md_msg_uidl(md, m),
-		    strlen(md_msg_uidl(md, m)), md_uidl_is, md, &h);
+		id = md_msg_uidl(md, m);
+		s = idtab_find(&t, id, strlen(id), md_uidl_is, md, &h);
 		if (!idtab_used(&t, s))
 			idtab_set(&t, s, h, (uint32_t)i);
 		else {
@@ -645,13 +646,14 @@ md_make_uidls(struct md *md, char *err, size_t errlen)
 		}
 		if (c == MDC_END) {
 			/* Then the first one with a suffix. */
-			len = strlen(md_msg_uidl(md, m));
+			id = md_msg_uidl(md, m);	/* in the arena: stays */
+			len = strlen(id);
 			for (k = 2;; k++) {
 				slen = (size_t)snprintf(suf, sizeof(suf),
 				    "-%zu", k);
 				blen = len < POP3_UIDL_MAX - slen ? len :
 				    POP3_UIDL_MAX - slen;
-				memcpy(cand, md_msg_uidl(md, m), blen);
+				memcpy(cand, id, blen);
 				memcpy(cand + blen, suf, slen + 1);
 				s = idtab_find(&t, cand, blen + slen,
 				    md_uidl_is, md, &h);
