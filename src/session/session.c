@@ -494,7 +494,7 @@ session_unsent(const struct session *s)
 	return n;
 }
 
-/* Free the session from the set's free event, outside any callback using it. */
+/* Free s from the set's flush event, outside any callback using it. */
 static void
 session_free_later(struct session *s)
 {

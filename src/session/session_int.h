@@ -31,16 +31,12 @@ struct session_set {
 	/*
 	 * Sessions with output queued in this loop iteration. One event
 	 * writes them all before the loop polls again (Redis's
-	 * beforeSleep): a reply costs one write and no epoll changes.
+	 * beforeSleep): a reply costs one write and no epoll changes. The
+	 * same event frees the closed ones queued (session_free_later()),
+	 * outside any callback that still uses them.
 	 */
 	struct session_list	 flushq;
 	struct event		*flush_ev;
-	/*
-	 * Sessions to free (session_free_later()): one event frees them
-	 * all, outside any callback that still uses them.
-	 */
-	struct session_list	 freeq;
-	struct event		*free_ev;
 	uint64_t		 next_id;
 	uint64_t		 id_step;	/* workers: ids of one stay theirs */
 	struct event		*drain_timer;	/* the drain's deadline */
@@ -78,7 +74,7 @@ struct session_set {
  */
 struct session {
 	TAILQ_ENTRY(session)	 entry;
-	TAILQ_ENTRY(session)	 flush_entry;	/* on set->flushq or freeq */
+	TAILQ_ENTRY(session)	 flush_entry;	/* on set->flushq */
 	struct session_set	*set;
 	uint64_t		 id;
 	struct bufferevent	*bev;		/* NULL: a plain socket */
@@ -117,7 +113,6 @@ struct session {
 	unsigned		 eof:1;		/* peer closed its side */
 	unsigned		 freeing:1;
 	unsigned		 flush_queued:1; /* on set->flushq */
-	unsigned		 free_queued:1;	/* on set->freeq */
 	unsigned		 write_armed:1;	/* waiting for the socket to
 						   take more */
 	unsigned		 read_paused:1;	/* input full: not read */
@@ -167,9 +162,6 @@ session_set_remove(struct session_set *set, struct session *s)
 	if (s->flush_queued) {
 		TAILQ_REMOVE(&set->flushq, s, flush_entry);
 		s->flush_queued = 0;
-	} else if (s->free_queued) {
-		TAILQ_REMOVE(&set->freeq, s, flush_entry);
-		s->free_queued = 0;
 	}
 	TAILQ_REMOVE(&set->sessions, s, entry);
 	set->n_sessions--;
@@ -189,19 +181,17 @@ session_set_queue_flush(struct session_set *set, struct session *s)
 }
 
 /*
- * Have the set's free event free s (once: s->freeing). A freeing session
- * writes no more: it leaves the flush queue, whose entry it reuses.
+ * Have the set's flush event free s (s->freeing: a freeing session
+ * writes no more, so where it is queued it is freed instead).
  */
 static inline void
 session_set_queue_free(struct session_set *set, struct session *s)
 {
-	if (s->flush_queued) {
-		TAILQ_REMOVE(&set->flushq, s, flush_entry);
-		s->flush_queued = 0;
-	}
-	s->free_queued = 1;
-	TAILQ_INSERT_TAIL(&set->freeq, s, flush_entry);
-	event_active(set->free_ev, EV_TIMEOUT, 0);
+	if (s->flush_queued)
+		return;
+	s->flush_queued = 1;
+	TAILQ_INSERT_TAIL(&set->flushq, s, flush_entry);
+	event_active(set->flush_ev, EV_TIMEOUT, 0);
 }
 
 /* session.c, for set.c */

@@ -1,7 +1,7 @@
 /*
  * set: the sessions of a process: their list and count, the queue of
- * sessions with output to write before the loop polls again, the queue
- * of sessions to free, the timers of their deadlines, idle limits and
+ * sessions with output to write before the loop polls again (and to
+ * free, once closed), the timers of their deadlines, idle limits and
  * pauses (one precise set, lib/ptimer.h), session ids,
  * and the graceful stop. The set calls down into session.c; what a
  * session does to the set (joining, leaving, queueing its output) is
@@ -26,24 +26,14 @@ set_flush_cb(evutil_socket_t fd, short events, void *arg)
 	(void)fd;
 	(void)events;
 	while ((s = TAILQ_FIRST(&set->flushq)) != NULL) {
+		if (s->freeing) {
+			session_destroy(s);	/* session_set_remove() unqueues */
+			continue;
+		}
 		TAILQ_REMOVE(&set->flushq, s, flush_entry);
 		s->flush_queued = 0;
 		session_flush(s);
 	}
-}
-
-/* Free every session that was closed (session_set_queue_free()). */
-static void
-set_free_cb(evutil_socket_t fd, short events, void *arg)
-{
-	struct session_set	*set = arg;
-	struct session		*s;
-
-	(void)fd;
-	(void)events;
-	/* session_set_remove() takes each off the queue. */
-	while ((s = TAILQ_FIRST(&set->freeq)) != NULL)
-		session_destroy(s);
 }
 
 /* ------------------------------------------------------------ the set */
@@ -59,13 +49,9 @@ session_set_new(struct event_base *base, const struct session_params *params)
 	set->params = *params;
 	TAILQ_INIT(&set->sessions);
 	TAILQ_INIT(&set->flushq);
-	TAILQ_INIT(&set->freeq);
 	if ((set->flush_ev = event_new(base, -1, 0, set_flush_cb, set))
 	    == NULL ||
-	    (set->free_ev = event_new(base, -1, 0, set_free_cb, set)) == NULL ||
 	    (set->timers = ptimer_set_new(base)) == NULL) {
-		if (set->free_ev != NULL)
-			event_free(set->free_ev);
 		if (set->flush_ev != NULL)
 			event_free(set->flush_ev);
 		free(set);
@@ -101,7 +87,6 @@ session_set_free(struct session_set *set)
 	while (set->n_spare > 0)
 		evbuffer_free(set->spare[--set->n_spare]);
 	ptimer_set_free(set->timers);
-	event_free(set->free_ev);
 	free(set);
 }
 
