@@ -7,11 +7,12 @@
  * socket for implicit TLS, a pair in tests), and it is the only thing
  * that writes to the connection. It knows TLS only through the hooks in
  * struct session_tls (net provides them): STLS gives its plain socket to
- * a TLS socket bufferevent (session_starttls()). It knows the protocol through one small table
- * (struct session_proto): start, input, overlong, gone. Long replies are continuations (struct session_cont) that the
- * protocol embeds in its own struct: the session runs one each time the
- * output drains below the low watermark, and holds pipelined input back
- * until it is done (RFC 2449 section 6.6).
+ * a TLS socket bufferevent (session_starttls()). It knows the protocol
+ * through one small table (struct session_proto): start, input,
+ * overlong, gone. Long replies are continuations (struct session_cont)
+ * that the protocol embeds in its own struct: the session runs one each
+ * time the output drains below the low watermark, and holds pipelined
+ * input back until it is done (RFC 2449 section 6.6).
  *
  * A session is never freed from a callback that still uses it:
  * session_close() marks it, flushes the last reply, and frees it from a
