@@ -128,32 +128,26 @@ md_dirfd_set(struct md *md, int sub, struct md_dirfd *e, int fd)
 	md->dirfd_slot[sub] = (unsigned char)(e - md_dirfds);
 }
 
-/* The cached descriptor of md's sub directory, opened if needed; -1. */
+/*
+ * The cached descriptor of md's sub directory, opened if needed; -1. An
+ * entry of md's is always in the slot md_dirfd_set() noted in md; a new
+ * one evicts the least recently used (chosen after the open, which runs
+ * unlocked: a worker may fill a free slot meanwhile).
+ */
 int
 md_dirfd_get(struct md *md, int sub)
 {
-	struct md_dirfd	*e, *victim = &md_dirfds[0];
+	struct md_dirfd	*e, *victim;
 	char		 path[PATH_MAX];
 	int		 fd;
 	size_t		 i;
 
 	pthread_mutex_lock(&md_dirfd_mtx);
-	e = &md_dirfds[md->dirfd_slot[sub] % MD_DIRFD_CACHE];
+	e = &md_dirfds[md->dirfd_slot[sub]];
 	if (e->md == md && e->sub == sub) {
 		e->used = ++md_dirfd_clock;
 		pthread_mutex_unlock(&md_dirfd_mtx);
 		return e->fd;
-	}
-	for (i = 0; i < MD_DIRFD_CACHE; i++) {
-		e = &md_dirfds[i];
-		if (e->md == md && e->sub == sub) {
-			md_dirfd_set(md, sub, e, e->fd);
-			pthread_mutex_unlock(&md_dirfd_mtx);
-			return e->fd;
-		}
-		if (e->md == NULL || (victim->md != NULL &&
-		    e->used < victim->used))
-			victim = e;
 	}
 	pthread_mutex_unlock(&md_dirfd_mtx);
 
@@ -161,6 +155,13 @@ md_dirfd_get(struct md *md, int sub)
 	    (fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
 		return -1;
 	pthread_mutex_lock(&md_dirfd_mtx);
+	victim = &md_dirfds[0];
+	for (i = 0; i < MD_DIRFD_CACHE; i++) {
+		e = &md_dirfds[i];
+		if (e->md == NULL || (victim->md != NULL &&
+		    e->used < victim->used))
+			victim = e;
+	}
 	if (victim->md != NULL)
 		close(victim->fd);
 	md_dirfd_set(md, sub, victim, fd);
