@@ -987,47 +987,49 @@ listeners_changed(const struct cfg *old, const struct cfg *cfg)
 }
 
 /*
- * The whole configuration is checked as a worker's reload will use it
- * (the file, the TLS certificates and keys, the user database), so that
- * a bad one is refused once, here, and never reaches the workers.
- * 0, or -1 with a reason in err.
+ * supervise_hooks.reload: the supervisor's part of a reload. The whole
+ * configuration is checked as a worker's reload will use it (the file,
+ * the TLS certificates and keys, the user database), so that a bad one
+ * is refused once, here, and never reaches the workers. The supervisor's
+ * TLS contexts are reloaded as well: a worker forked later inherits
+ * them. 0, or -1 with a reason in err.
  */
-static int
-sup_check(struct cfg *cfg, char *err, size_t errlen)
-{
-	struct tls_server	*tls = NULL;
-	size_t			 unusable;
-
-	if (cfg->tls_cert != NULL &&
-	    tls_server_new(cfg, &tls, err, errlen) == -1)
-		return -1;
-	tls_server_free(tls);
-	return pop3_gen_check(cfg, &unusable, err, errlen);
-}
-
-/* supervise_hooks.reload: the supervisor's part of a reload. */
 static int
 sup_reload(void *arg, char *err, size_t errlen)
 {
 	struct daemon		*d = arg;
 	struct cfg		*cfg = NULL;
+	struct tls_server	*made = NULL, *tls = NULL;
 	struct log_params	 lp;
+	size_t			 unusable;
 	char			 merr[512], q[LOG_QUOTED_SIZE(1024)];
 
 	log_info("event=reload path=%s", d->path);
-	if (cfg_load(d->path, &cfg, err, errlen) == -1 ||
-	    sup_check(cfg, err, errlen) == -1) {
-		cfg_free(cfg);
-		log_errorx("event=reload result=failed error=%s note=\"the "
-		    "running configuration stays in force in every worker\"",
-		    log_quote(q, sizeof(q), err));
-		return -1;
+	if (cfg_load(d->path, &cfg, err, errlen) == -1)
+		goto fail;
+	if (cfg->tls_cert != NULL) {
+		if (d->tls == NULL) {
+			if (tls_server_new(cfg, &made, err, errlen) == -1)
+				goto fail;
+		} else {
+			if (tls_server_prepare(d->tls, cfg, err, errlen) == -1)
+				goto fail;
+			tls = d->tls;
+		}
 	}
+	if (pop3_gen_check(cfg, &unusable, err, errlen) == -1)
+		goto fail;
+
+	/* Nothing fails from here on. */
 	reload_restart_needed(d->cfg, cfg);
 	if (listeners_changed(d->cfg, cfg))
 		log_warnx("event=reload-restart-needed key=\"[server] listen, "
 		    "listen_tls\" note=\"with workers > 1 the listeners were "
 		    "bound at start\"");
+	if (made != NULL)
+		d->tls = made;
+	else if (tls != NULL)
+		tls_server_commit(tls);
 	cfg_log_params(cfg, &lp);
 	lp.debug = d->debug || cfg->log_debug;
 	log_configure(&lp);
@@ -1040,6 +1042,14 @@ sup_reload(void *arg, char *err, size_t errlen)
 	d->reloads++;
 	log_info("event=reload result=ok warnings=%d", cfg->warnings);
 	return 0;
+fail:
+	tls_server_abort(d->tls);
+	tls_server_free(made);
+	cfg_free(cfg);
+	log_errorx("event=reload result=failed error=%s note=\"the running "
+	    "configuration stays in force in every worker\"",
+	    log_quote(q, sizeof(q), err));
+	return -1;
 }
 
 /*
@@ -1059,11 +1069,13 @@ supervisor_main(struct daemon *d, struct privdrop *pd)
 	struct event_base	*base;
 	struct cfg		*cfg = d->cfg;
 	char			 err[1024];
+	size_t			 unusable;
 	int			 ctl_fd = -1, ret;
 
 	hooks.arg = d;
 	d->workers = (unsigned)cfg->workers;
-	if (sup_check(cfg, err, sizeof(err)) == -1)
+	/* main() has loaded the TLS certificates and keys from cfg. */
+	if (pop3_gen_check(cfg, &unusable, err, sizeof(err)) == -1)
 		return startup_error(false, "config", err);
 	if ((base = event_base_new()) == NULL) {
 		log_errorx("event=startup-failed step=event-base");
