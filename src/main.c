@@ -473,6 +473,31 @@ reload_restart_needed(const struct cfg *old, const struct cfg *cfg)
 }
 
 /*
+ * The end of a reload that has succeeded, in a daemon, a worker and a
+ * supervisor alike: the [log] settings, the metrics endpoint (not in a
+ * worker), then cfg becomes the running configuration.
+ */
+static void
+reload_apply(struct daemon *d, struct cfg *cfg)
+{
+	struct log_params	lp;
+	char			merr[512], q[LOG_QUOTED_SIZE(512)];
+
+	cfg_log_params(cfg, &lp);
+	lp.debug = d->debug || cfg->log_debug;
+	log_configure(&lp);
+	/* Binds the new address before it lets the old one go; a worker
+	 * serves none (its supervisor does). */
+	if (!proc_is_worker() && metrics_reconfigure(d->metrics,
+	    cfg->metrics_listen, merr, sizeof(merr)) == -1)
+		log_errorx("event=metrics-listen-failed error=%s note=\"the "
+		    "endpoint stays as it was\"", log_quote(q, sizeof(q), merr));
+	cfg_free(d->cfg);
+	d->cfg = cfg;
+	d->reloads++;
+}
+
+/*
  * SIGHUP (and the admin socket's reload): read the configuration file
  * again and apply all of it, or none: the passwd-file, the TLS
  * certificates and keys, the listeners (kept, added, closed), limits
@@ -486,8 +511,7 @@ daemon_reload(struct daemon *d, char *err, size_t errlen)
 	struct cfg		*cfg = NULL;
 	struct pop3_gen		*gen = NULL;
 	struct tls_server	*made = NULL, *tls = NULL;
-	struct log_params	 lp;
-	char			 merr[512], q[LOG_QUOTED_SIZE(1024)];
+	char			 q[LOG_QUOTED_SIZE(1024)];
 
 	sd_notifyf(0, "RELOADING=1\nSTATUS=Reloading %s\nMONOTONIC_USEC=%llu",
 	    d->path, (unsigned long long)mono_us());
@@ -523,19 +547,8 @@ daemon_reload(struct daemon *d, char *err, size_t errlen)
 	pop3_env_reload(d->env, gen);
 	daemon_params(d, cfg);
 	session_set_params(d->sessions, &d->sp);
-	cfg_log_params(cfg, &lp);
-	lp.debug = d->debug || cfg->log_debug;
-	log_configure(&lp);
-	/* Binds the new address before it lets the old one go; a worker
-	 * serves none (its supervisor does). */
-	if (!proc_is_worker() && metrics_reconfigure(d->metrics,
-	    cfg->metrics_listen, merr, sizeof(merr)) == -1)
-		log_errorx("event=metrics-listen-failed error=%s note=\"the "
-		    "endpoint stays as it was\"", log_quote(q, sizeof(q), merr));
-	cfg_free(d->cfg);
-	d->cfg = cfg;
+	reload_apply(d, cfg);
 	check_plaintext(cfg);
-	d->reloads++;
 	log_info("event=reload result=ok listeners=%zu tls=%s warnings=%d",
 	    d->srv.n_listeners, tls != NULL ? "yes" : "no", cfg->warnings);
 	sd_notify(0, "READY=1");
@@ -1000,9 +1013,8 @@ sup_reload(void *arg, char *err, size_t errlen)
 	struct daemon		*d = arg;
 	struct cfg		*cfg = NULL;
 	struct tls_server	*made = NULL, *tls = NULL;
-	struct log_params	 lp;
 	size_t			 unusable;
-	char			 merr[512], q[LOG_QUOTED_SIZE(1024)];
+	char			 q[LOG_QUOTED_SIZE(1024)];
 
 	log_info("event=reload path=%s", d->path);
 	if (cfg_load(d->path, &cfg, err, errlen) == -1)
@@ -1030,16 +1042,7 @@ sup_reload(void *arg, char *err, size_t errlen)
 		d->tls = made;
 	else if (tls != NULL)
 		tls_server_commit(tls);
-	cfg_log_params(cfg, &lp);
-	lp.debug = d->debug || cfg->log_debug;
-	log_configure(&lp);
-	if (metrics_reconfigure(d->metrics, cfg->metrics_listen, merr,
-	    sizeof(merr)) == -1)
-		log_errorx("event=metrics-listen-failed error=%s note=\"the "
-		    "endpoint stays as it was\"", log_quote(q, sizeof(q), merr));
-	cfg_free(d->cfg);
-	d->cfg = cfg;
-	d->reloads++;
+	reload_apply(d, cfg);
 	log_info("event=reload result=ok warnings=%d", cfg->warnings);
 	return 0;
 fail:
@@ -1077,10 +1080,8 @@ supervisor_main(struct daemon *d, struct privdrop *pd)
 	/* main() has loaded the TLS certificates and keys from cfg. */
 	if (pop3_gen_check(cfg, &unusable, err, sizeof(err)) == -1)
 		return startup_error(false, "config", err);
-	if ((base = event_base_new()) == NULL) {
-		log_errorx("event=startup-failed step=event-base");
+	if ((base = base_new()) == NULL)
 		return startup_failed();
-	}
 	if ((d->sup = supervise_new(cfg, d->workers,
 	    d->tls != NULL)) == NULL) {
 		event_base_free(base);
