@@ -565,7 +565,9 @@ sup_metrics_done(void *arg, const struct supervise_answer *a, size_t n)
 	struct metrics_pending	*p = arg;
 	struct evbuffer		*families;
 
-	if ((families = evbuffer_new()) == NULL) {
+	/* Cancelled, failed or out of memory: a 500, not a 200 without
+	 * the workers' families. */
+	if (n == 0 || (families = evbuffer_new()) == NULL) {
 		metrics_fetch_done(p, NULL);
 		return;
 	}

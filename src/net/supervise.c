@@ -846,12 +846,16 @@ supervise_ask(struct supervisor *sup, const char *line,
 	ask->sup = sup;
 	ask->fn = fn;
 	ask->arg = arg;
+	for (i = 0; i < sup->n; i++) {
+		ask->conns[i].ask = ask;
+		if ((ask->conns[i].raw = evbuffer_new()) == NULL) {
+			ask_free(sup, ask);
+			return -1;
+		}
+	}
 	TAILQ_INSERT_TAIL(&sup->asks, ask, entry);
 	for (i = 0; i < sup->n; i++) {
 		c = &ask->conns[i];
-		c->ask = ask;
-		if ((c->raw = evbuffer_new()) == NULL)
-			continue;
 		if (ask_connect(&sup->w[i], &fd) == -1)
 			continue;
 		if ((c->bev = bufferevent_socket_new(sup->base, fd,
