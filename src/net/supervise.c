@@ -533,8 +533,8 @@ worker_reaped(struct sup_worker *w, int status)
 		w->backoff_s = SUPERVISE_BACKOFF_MIN_S;
 	else if ((w->backoff_s *= 2) > SUPERVISE_BACKOFF_MAX_S)
 		w->backoff_s = SUPERVISE_BACKOFF_MAX_S;
-	/* Quick deaths wait; the wait is the one just computed. */
-	tv.tv_sec = ran_ms >= SUPERVISE_STABLE_S * 1000ULL ? 0 : w->backoff_s;
+	/* Quick deaths wait; a worker that ran long enough has none. */
+	tv.tv_sec = w->backoff_s;
 	log_warnx("event=worker-exit worker=%u %s ran_ms=%llu restart_in_s=%ld",
 	    w->index, st, (unsigned long long)ran_ms, (long)tv.tv_sec);
 	evtimer_add(w->restart, &tv);
