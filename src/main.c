@@ -473,6 +473,31 @@ reload_restart_needed(const struct cfg *old, const struct cfg *cfg)
 }
 
 /*
+ * The end of a reload that has succeeded, in a daemon, a worker and a
+ * supervisor alike: the [log] settings, the metrics endpoint (not in a
+ * worker), then cfg becomes the running configuration.
+ */
+static void
+reload_apply(struct daemon *d, struct cfg *cfg)
+{
+	struct log_params	lp;
+	char			merr[512], q[LOG_QUOTED_SIZE(512)];
+
+	cfg_log_params(cfg, &lp);
+	lp.debug = d->debug || cfg->log_debug;
+	log_configure(&lp);
+	/* Binds the new address before it lets the old one go; a worker
+	 * serves none (its supervisor does). */
+	if (!proc_is_worker() && metrics_reconfigure(d->metrics,
+	    cfg->metrics_listen, merr, sizeof(merr)) == -1)
+		log_errorx("event=metrics-listen-failed error=%s note=\"the "
+		    "endpoint stays as it was\"", log_quote(q, sizeof(q), merr));
+	cfg_free(d->cfg);
+	d->cfg = cfg;
+	d->reloads++;
+}
+
+/*
  * SIGHUP (and the admin socket's reload): read the configuration file
  * again and apply all of it, or none: the passwd-file, the TLS
  * certificates and keys, the listeners (kept, added, closed), limits
@@ -486,8 +511,7 @@ daemon_reload(struct daemon *d, char *err, size_t errlen)
 	struct cfg		*cfg = NULL;
 	struct pop3_gen		*gen = NULL;
 	struct tls_server	*made = NULL, *tls = NULL;
-	struct log_params	 lp;
-	char			 merr[512], q[LOG_QUOTED_SIZE(1024)];
+	char			 q[LOG_QUOTED_SIZE(1024)];
 
 	sd_notifyf(0, "RELOADING=1\nSTATUS=Reloading %s\nMONOTONIC_USEC=%llu",
 	    d->path, (unsigned long long)mono_us());
@@ -523,19 +547,8 @@ daemon_reload(struct daemon *d, char *err, size_t errlen)
 	pop3_env_reload(d->env, gen);
 	daemon_params(d, cfg);
 	session_set_params(d->sessions, &d->sp);
-	cfg_log_params(cfg, &lp);
-	lp.debug = d->debug || cfg->log_debug;
-	log_configure(&lp);
-	/* Binds the new address before it lets the old one go; a worker
-	 * serves none (its supervisor does). */
-	if (!proc_is_worker() && metrics_reconfigure(d->metrics,
-	    cfg->metrics_listen, merr, sizeof(merr)) == -1)
-		log_errorx("event=metrics-listen-failed error=%s note=\"the "
-		    "endpoint stays as it was\"", log_quote(q, sizeof(q), merr));
-	cfg_free(d->cfg);
-	d->cfg = cfg;
+	reload_apply(d, cfg);
 	check_plaintext(cfg);
-	d->reloads++;
 	log_info("event=reload result=ok listeners=%zu tls=%s warnings=%d",
 	    d->srv.n_listeners, tls != NULL ? "yes" : "no", cfg->warnings);
 	sd_notify(0, "READY=1");
@@ -987,59 +1000,59 @@ listeners_changed(const struct cfg *old, const struct cfg *cfg)
 }
 
 /*
- * The whole configuration is checked as a worker's reload will use it
- * (the file, the TLS certificates and keys, the user database), so that
- * a bad one is refused once, here, and never reaches the workers.
- * 0, or -1 with a reason in err.
+ * supervise_hooks.reload: the supervisor's part of a reload. The whole
+ * configuration is checked as a worker's reload will use it (the file,
+ * the TLS certificates and keys, the user database), so that a bad one
+ * is refused once, here, and never reaches the workers. The supervisor's
+ * TLS contexts are reloaded as well: a worker forked later inherits
+ * them. 0, or -1 with a reason in err.
  */
-static int
-sup_check(struct cfg *cfg, char *err, size_t errlen)
-{
-	struct tls_server	*tls = NULL;
-	size_t			 unusable;
-
-	if (cfg->tls_cert != NULL &&
-	    tls_server_new(cfg, &tls, err, errlen) == -1)
-		return -1;
-	tls_server_free(tls);
-	return pop3_gen_check(cfg, &unusable, err, errlen);
-}
-
-/* supervise_hooks.reload: the supervisor's part of a reload. */
 static int
 sup_reload(void *arg, char *err, size_t errlen)
 {
 	struct daemon		*d = arg;
 	struct cfg		*cfg = NULL;
-	struct log_params	 lp;
-	char			 merr[512], q[LOG_QUOTED_SIZE(1024)];
+	struct tls_server	*made = NULL, *tls = NULL;
+	size_t			 unusable;
+	char			 q[LOG_QUOTED_SIZE(1024)];
 
 	log_info("event=reload path=%s", d->path);
-	if (cfg_load(d->path, &cfg, err, errlen) == -1 ||
-	    sup_check(cfg, err, errlen) == -1) {
-		cfg_free(cfg);
-		log_errorx("event=reload result=failed error=%s note=\"the "
-		    "running configuration stays in force in every worker\"",
-		    log_quote(q, sizeof(q), err));
-		return -1;
+	if (cfg_load(d->path, &cfg, err, errlen) == -1)
+		goto fail;
+	if (cfg->tls_cert != NULL) {
+		if (d->tls == NULL) {
+			if (tls_server_new(cfg, &made, err, errlen) == -1)
+				goto fail;
+		} else {
+			if (tls_server_prepare(d->tls, cfg, err, errlen) == -1)
+				goto fail;
+			tls = d->tls;
+		}
 	}
+	if (pop3_gen_check(cfg, &unusable, err, errlen) == -1)
+		goto fail;
+
+	/* Nothing fails from here on. */
 	reload_restart_needed(d->cfg, cfg);
 	if (listeners_changed(d->cfg, cfg))
 		log_warnx("event=reload-restart-needed key=\"[server] listen, "
 		    "listen_tls\" note=\"with workers > 1 the listeners were "
 		    "bound at start\"");
-	cfg_log_params(cfg, &lp);
-	lp.debug = d->debug || cfg->log_debug;
-	log_configure(&lp);
-	if (metrics_reconfigure(d->metrics, cfg->metrics_listen, merr,
-	    sizeof(merr)) == -1)
-		log_errorx("event=metrics-listen-failed error=%s note=\"the "
-		    "endpoint stays as it was\"", log_quote(q, sizeof(q), merr));
-	cfg_free(d->cfg);
-	d->cfg = cfg;
-	d->reloads++;
+	if (made != NULL)
+		d->tls = made;
+	else if (tls != NULL)
+		tls_server_commit(tls);
+	reload_apply(d, cfg);
 	log_info("event=reload result=ok warnings=%d", cfg->warnings);
 	return 0;
+fail:
+	tls_server_abort(d->tls);
+	tls_server_free(made);
+	cfg_free(cfg);
+	log_errorx("event=reload result=failed error=%s note=\"the running "
+	    "configuration stays in force in every worker\"",
+	    log_quote(q, sizeof(q), err));
+	return -1;
 }
 
 /*
@@ -1059,16 +1072,16 @@ supervisor_main(struct daemon *d, struct privdrop *pd)
 	struct event_base	*base;
 	struct cfg		*cfg = d->cfg;
 	char			 err[1024];
+	size_t			 unusable;
 	int			 ctl_fd = -1, ret;
 
 	hooks.arg = d;
 	d->workers = (unsigned)cfg->workers;
-	if (sup_check(cfg, err, sizeof(err)) == -1)
+	/* main() has loaded the TLS certificates and keys from cfg. */
+	if (pop3_gen_check(cfg, &unusable, err, sizeof(err)) == -1)
 		return startup_error(false, "config", err);
-	if ((base = event_base_new()) == NULL) {
-		log_errorx("event=startup-failed step=event-base");
+	if ((base = base_new()) == NULL)
 		return startup_failed();
-	}
 	if ((d->sup = supervise_new(cfg, d->workers,
 	    d->tls != NULL)) == NULL) {
 		event_base_free(base);

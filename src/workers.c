@@ -235,12 +235,10 @@ workers_merge_metrics(const struct supervise_answer *a, size_t n,
 
 /* ---------------------------------------------------------------- who */
 
-#define WHO_ADDRS_MAX	8	/* as pop3/admin.c lists them */
-
 struct who_user {
 	char	*name;		/* as written: plain or quoted */
 	size_t	 sessions;
-	char	 addrs[WHO_ADDRS_MAX * 48];
+	char	 addrs[POP3_ADMIN_WHO_ADDRS_MAX * 48];
 	size_t	 n_addrs;
 	bool	 more;		/* " ..." */
 };
@@ -287,7 +285,8 @@ who_add_addrs(struct who_user *u, char *addrs)
 
 	for (tok = strtok_r(addrs, " ", &save); tok != NULL;
 	    tok = strtok_r(NULL, " ", &save)) {
-		if (strcmp(tok, "...") == 0 || u->n_addrs == WHO_ADDRS_MAX ||
+		if (strcmp(tok, "...") == 0 ||
+		    u->n_addrs == POP3_ADMIN_WHO_ADDRS_MAX ||
 		    used + strlen(tok) + 2 > sizeof(u->addrs)) {
 			u->more = true;
 			continue;
@@ -565,7 +564,9 @@ sup_metrics_done(void *arg, const struct supervise_answer *a, size_t n)
 	struct metrics_pending	*p = arg;
 	struct evbuffer		*families;
 
-	if ((families = evbuffer_new()) == NULL) {
+	/* Cancelled, failed or out of memory: a 500, not a 200 without
+	 * the workers' families. */
+	if (n == 0 || (families = evbuffer_new()) == NULL) {
 		metrics_fetch_done(p, NULL);
 		return;
 	}

@@ -170,7 +170,8 @@ metrics_fetch_done(struct metrics_pending *p, struct evbuffer *families)
 	}
 	evhttp_connection_set_closecb(evhttp_request_get_connection(p->req),
 	    NULL, NULL);
-	if ((body = evbuffer_new()) == NULL) {
+	/* NULL families: the workers were not asked (out of memory). */
+	if (families == NULL || (body = evbuffer_new()) == NULL) {
 		evhttp_send_error(p->req, HTTP_INTERNAL, NULL);
 		free(p);
 		return;

@@ -533,8 +533,8 @@ worker_reaped(struct sup_worker *w, int status)
 		w->backoff_s = SUPERVISE_BACKOFF_MIN_S;
 	else if ((w->backoff_s *= 2) > SUPERVISE_BACKOFF_MAX_S)
 		w->backoff_s = SUPERVISE_BACKOFF_MAX_S;
-	/* Quick deaths wait; the wait is the one just computed. */
-	tv.tv_sec = ran_ms >= SUPERVISE_STABLE_S * 1000ULL ? 0 : w->backoff_s;
+	/* Quick deaths wait; a worker that ran long enough has none. */
+	tv.tv_sec = w->backoff_s;
 	log_warnx("event=worker-exit worker=%u %s ran_ms=%llu restart_in_s=%ld",
 	    w->index, st, (unsigned long long)ran_ms, (long)tv.tv_sec);
 	evtimer_add(w->restart, &tv);
@@ -846,12 +846,16 @@ supervise_ask(struct supervisor *sup, const char *line,
 	ask->sup = sup;
 	ask->fn = fn;
 	ask->arg = arg;
+	for (i = 0; i < sup->n; i++) {
+		ask->conns[i].ask = ask;
+		if ((ask->conns[i].raw = evbuffer_new()) == NULL) {
+			ask_free(sup, ask);
+			return -1;
+		}
+	}
 	TAILQ_INSERT_TAIL(&sup->asks, ask, entry);
 	for (i = 0; i < sup->n; i++) {
 		c = &ask->conns[i];
-		c->ask = ask;
-		if ((c->raw = evbuffer_new()) == NULL)
-			continue;
 		if (ask_connect(&sup->w[i], &fd) == -1)
 			continue;
 		if ((c->bev = bufferevent_socket_new(sup->base, fd,

@@ -16,9 +16,6 @@
 #include "pop3/client.h"
 #include "pop3/dispatch.h"
 
-/* Addresses listed per user in the summary; more are counted as "...". */
-#define WHO_ADDRS_MAX	16
-
 /* RFC 1939 has no unsolicited reply; a client waiting for one sees this. */
 #define KICK_BYE	"-ERR [SYS/TEMP] Disconnected by the administrator."
 
@@ -117,11 +114,12 @@ who_user(struct evbuffer *out, struct session **v, size_t n)
 
 	evbuffer_add_printf(out, "%s %zu (", pop3_admin_name(name,
 	    sizeof(name), c->user), n);
-	for (i = 0; i < n && i < WHO_ADDRS_MAX; i++) {
+	for (i = 0; i < n && i < POP3_ADMIN_WHO_ADDRS_MAX; i++) {
 		admin_rip(v[i], rip, sizeof(rip));
 		evbuffer_add_printf(out, "%s%s", i > 0 ? " " : "", rip);
 	}
-	evbuffer_add_printf(out, "%s)\n", n > WHO_ADDRS_MAX ? " ..." : "");
+	evbuffer_add_printf(out, "%s)\n", n > POP3_ADMIN_WHO_ADDRS_MAX ?
+	    " ..." : "");
 }
 
 long

@@ -30,6 +30,8 @@ struct session_set;
  */
 long	pop3_admin_who(struct session_set *set, struct evbuffer *out,
 	    bool verbose);
+/* Addresses listed per user in the summary; more are shown as " ...". */
+#define POP3_ADMIN_WHO_ADDRS_MAX	16
 
 /*
  * `kick USER`: close every logged-in session of user (exact name) at
