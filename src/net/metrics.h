@@ -75,7 +75,8 @@ void		 metrics_set_fetch(struct metrics *m, metrics_fetch_fn *fn,
 		    void *arg);
 /*
  * Answer p: the process's own families, then families (text format,
- * drained). Frees p.
+ * drained); families NULL (the workers could not be asked): 500. Frees
+ * p.
  */
 void		 metrics_fetch_done(struct metrics_pending *p,
 		    struct evbuffer *families);
