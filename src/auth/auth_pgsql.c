@@ -512,6 +512,26 @@ pgc_complete(struct pgc *pc)
 	pgc_idle(pc);
 }
 
+/*
+ * The server closed pc's idle connection (an idle timeout, a restart):
+ * not yet a failure of the database. pc opens another at once, so that
+ * a database gone is seen now rather than at the next login: only if
+ * that connect fails is the database down (pgc_fail()). While down (the
+ * back-off's probe opens), or retired, pc just has no connection.
+ */
+static void
+pgc_gone(struct pgc *pc)
+{
+	struct auth_pgsql	*p = pc->pool;
+
+	pgc_close(pc);
+	pc->state = PGC_NONE;
+	if (!p->down && !p->retired && !p->stopped)
+		pgc_connect(pc);
+	else
+		pool_dispatch(p);
+}
+
 /* Read what came; each complete command goes to pgc_complete(). */
 static void
 pgc_read(struct pgc *pc)
@@ -540,7 +560,7 @@ pgc_read(struct pgc *pc)
 		PQclear(res);
 	}
 	if (pc->state == PGC_IDLE && PQstatus(pc->conn) == CONNECTION_BAD)
-		pgc_fail(pc, PQerrorMessage(pc->conn));
+		pgc_gone(pc);
 }
 
 static void
@@ -576,7 +596,7 @@ pgc_io(evutil_socket_t fd, short what, void *arg)
 		/* Notices, or the server closing: see which. */
 		if (PQconsumeInput(pc->conn) == 0 ||
 		    PQstatus(pc->conn) == CONNECTION_BAD)
-			pgc_fail(pc, PQerrorMessage(pc->conn));
+			pgc_gone(pc);
 		return;
 	case PGC_NONE:
 	case PGC_WAIT:

@@ -208,6 +208,23 @@ class PgsqlTest(evtest.ServerTestCase):
         c.quit()
         self.assertGreaterEqual(self.wait_queries(mb.user, 2), 2)
 
+    def test_cc_server_closes_idle(self):
+        """The server closing an idle connection (pg_terminate_backend,
+        as an idle timeout would) is no failure of the database: no
+        event=pgsql-down, and the next login needs no back-off."""
+        c = self.login(self.fresh())
+        c.quit()
+        self.assertGreaterEqual(self.wait_backends(1), 1)
+        start = len(self.srv.log())
+        self.pg.psql("SELECT pg_terminate_backend(pid) FROM "
+                     "pg_stat_activity WHERE application_name = 'evpop3d'")
+        # The pool opens another at once.
+        self.assertGreaterEqual(self.wait_backends(1), 1)
+        c = self.login(self.fresh())
+        c.quit()
+        log = self.srv.log()[start:]
+        self.assertFalse(any("event=pgsql-down" in l for l in log), log)
+
     def test_d_db_down_and_back(self):
         cached = self.fresh()
         c = self.login(cached)
