@@ -77,6 +77,7 @@ struct pgc {
 	struct pg_req		*req;		/* BUSY */
 	int			 prepared;	/* statements */
 	char			 err[PGSQL_ERR_MAX]; /* a result's error */
+	short			 watching;	/* ev's events, if ev_set */
 	unsigned int		 ev_set:1;
 };
 
@@ -146,12 +147,17 @@ pool_errmsg(const struct auth_pgsql *p, const char *msg, char *buf,
 static void
 pgc_watch(struct pgc *pc, short what)
 {
+	evutil_socket_t	fd = PQsocket(pc->conn);
+
+	if (pc->ev_set && event_get_fd(&pc->ev) == fd && pc->watching == what)
+		return;		/* as it is: no epoll_ctl */
 	if (pc->ev_set)
 		event_del(&pc->ev);
-	event_assign(&pc->ev, pc->pool->base, PQsocket(pc->conn),
-	    what | EV_PERSIST, pgc_io, pc);
+	event_assign(&pc->ev, pc->pool->base, fd, what | EV_PERSIST, pgc_io,
+	    pc);
 	event_add(&pc->ev, NULL);
 	pc->ev_set = 1;
+	pc->watching = what;
 }
 
 static void
