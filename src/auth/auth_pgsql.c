@@ -100,7 +100,8 @@ struct auth_pgsql {
 	uint64_t		 backoff_ms;
 	struct auth_cache	*cache;		/* NULL: cache_ttl 0 */
 	int			 cache_ttl_s, cache_size;
-	char			*standin;
+	char			*standin;	/* for unknown users */
+	bool			 standin_real;	/* a found user's hash */
 	struct ratelimit	 rl_query;	/* query errors' log lines */
 	struct ratelimit	 rl_queue;	/* full queue */
 	bool			 retired;	/* no longer current */
@@ -202,16 +203,20 @@ req_done(struct auth_pgsql *p, struct pg_req *r, enum auth_result res)
 		if (p->cache != NULL)
 			(void)auth_cache_put(p->cache, r->user, &r->rec,
 			    mono_ms());
-		/* Unknown users cost what this one costs. */
-		if (auth_password_cost(r->rec.password, cost,
-		    sizeof(cost)) == 0 && strcmp(p->standin, r->rec.password)
-		    != 0) {
+		/*
+		 * Unknown users cost what the first user found costs, taken
+		 * once: a later cheap hash does not make them cheaper (nor
+		 * tell which users exist), and a lookup pays nothing here.
+		 */
+		if (!p->standin_real && auth_password_cost(r->rec.password,
+		    cost, sizeof(cost)) == 0) {
 			char *s = strdup(r->rec.password);
 
 			if (s != NULL) {
 				auth_wipe(p->standin, strlen(p->standin));
 				free(p->standin);
 				p->standin = s;
+				p->standin_real = true;
 			}
 		}
 	}
