@@ -784,12 +784,18 @@ host_literal(const char *h, size_t len)
 	    inet_pton(AF_INET6, buf, addr) == 1;
 }
 
-/* The conninfo's syntax and hosts; its password into *pw_r if wanted. */
+/*
+ * The conninfo's syntax and hosts; its password into *pw_r if wanted.
+ * host and hostaddr not in the conninfo are libpq's from the environment
+ * (PGHOST, PGHOSTADDR), which PQconninfoParse() leaves out. A service
+ * (service=, PGSERVICE) is refused: its file could name a host.
+ */
 static int
 conninfo_check(const char *conninfo, char **pw_r, char *err, size_t errlen)
 {
 	PQconninfoOption	*opts, *o;
 	const char		*host = NULL, *hostaddr = NULL, *h, *e;
+	const char		*service = NULL;
 	char			*msg = NULL;
 	int			 rv = 0;
 
@@ -808,9 +814,24 @@ conninfo_check(const char *conninfo, char **pw_r, char *err, size_t errlen)
 			host = o->val;
 		else if (strcmp(o->keyword, "hostaddr") == 0)
 			hostaddr = o->val;
+		else if (strcmp(o->keyword, "service") == 0)
+			service = o->val;
 		else if (strcmp(o->keyword, "password") == 0 && pw_r != NULL &&
 		    (*pw_r = strdup(o->val)) == NULL)
 			rv = -1;
+	}
+	if (host == NULL)
+		host = getenv("PGHOST");
+	if (hostaddr == NULL)
+		hostaddr = getenv("PGHOSTADDR");
+	if (service == NULL)
+		service = getenv("PGSERVICE");
+	if (rv == 0 && service != NULL && *service != '\0') {
+		snprintf(err, errlen, "[auth] pgsql_connect: service %s (or "
+		    "PGSERVICE) is refused: its file could name a host, and "
+		    "resolving it would block the event loop", service);
+		PQconninfoFree(opts);
+		return -1;
 	}
 	if (host != NULL && (hostaddr == NULL || *hostaddr == '\0'))
 		for (h = host; rv == 0; h = e + 1) {

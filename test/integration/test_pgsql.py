@@ -335,6 +335,22 @@ class PgsqlTest(evtest.ServerTestCase):
                            capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertIn("host db.example.org is a name", r.stderr)
+        # ... a host name from the environment (PGHOST), when the
+        # conninfo names no host ...
+        bad["auth"] = dict(srv.config["auth"], pgsql_connect="dbname=mail")
+        path = srv.write_config(os.path.join(srv.dir, "bad.ini"), bad)
+        r = subprocess.run([evtest.BIN, "-t", "-c", path],
+                           capture_output=True, text=True, timeout=30,
+                           env=dict(os.environ, PGHOST="db.example.org"))
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("host db.example.org is a name", r.stderr)
+        # ... and a service (its file could name a host).
+        bad["auth"] = dict(srv.config["auth"], pgsql_connect="service=x")
+        path = srv.write_config(os.path.join(srv.dir, "bad.ini"), bad)
+        r = subprocess.run([evtest.BIN, "-t", "-c", path],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("service x (or PGSERVICE) is refused", r.stderr)
         r = subprocess.run([evtest.BIN, "-t", "-c", srv.conf_path],
                            capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 0, r.stderr)
