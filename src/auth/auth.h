@@ -121,23 +121,6 @@ enum auth_result auth_db_lookup(struct auth_db *db, const char *user,
 void	auth_db_warn_unusable(const struct auth_db *db, const char *user);
 
 /*
- * USER/PASS and SASL PLAIN: check password for user. On AUTH_OK fills
- * *info_r; on AUTH_FAIL sets info_r->fail only. An unknown user, or one whose stored password is malformed,
- * costs one check against a stand-in: the stored password of a user of
- * the table's most common scheme and cost (the result is discarded).
- */
-enum auth_result auth_db_verify_plain(struct auth_db *db, const char *user,
-	    const char *password, struct auth_userinfo *info_r);
-
-/*
- * APOP (RFC 1939 section 7): digest is 32 hex digits of
- * MD5(timestamp password). Only users with a {PLAIN} password can use it.
- * *info_r as for auth_db_verify_plain().
- */
-enum auth_result auth_db_verify_apop(struct auth_db *db, const char *user,
-	    const char *timestamp, const char *digest, struct auth_userinfo *info_r);
-
-/*
  * Check a login against a stored "{SCHEME}data" fetched elsewhere (a SQL
  * user database or its cache; auth_pgsql.h). stored is NULL for an
  * unknown user: then standin (a real user's stored password, so that a

@@ -755,20 +755,6 @@ auth_db_free(struct auth_db *db)
 }
 
 /*
- * src into dst (size octets), cut if it does not fit, NUL-terminated:
- * snprintf("%s") without the formatting, which cost 1,700 instructions
- * a login for the three fields.
- */
-static void
-auth_copy(char *dst, size_t size, const char *src)
-{
-	size_t	 n = strnlen(src, size - 1);
-
-	memcpy(dst, src, n);
-	dst[n] = '\0';
-}
-
-/*
  * See auth.h. The entry is copied out under the read lock (hashing runs
  * outside it, in auth_verify_stored()).
  */
@@ -855,66 +841,4 @@ auth_fail_name(enum auth_fail why)
 		return "unusable-entry";
 	}
 	return "unknown";
-}
-
-/*
- * The verify functions: a lookup and auth_verify_stored(), the path a
- * login job takes (pop3/authz.c), with the user's fields as a struct
- * auth_userinfo. An unknown user is checked against the stand-in, and
- * so is a user whose entry cannot be checked (that fails fast): every
- * failure costs about what most checks cost (auth_verify.c).
- */
-static enum auth_result
-auth_db_verify(struct auth_db *db, const char *user, const char *timestamp,
-    const char *secret, struct auth_userinfo *info_r)
-{
-	struct auth_rec		 rec;
-	enum auth_result	 res;
-	char			*standin;
-	bool			 found;
-
-	info_r->fail = AUTH_FAIL_USER;
-	if (db == NULL)
-		return AUTH_TEMPFAIL;
-	if (user == NULL || secret == NULL)
-		return AUTH_FAIL;
-	if ((res = auth_db_lookup(db, user, &rec, &found, &standin)) !=
-	    AUTH_OK)
-		return res;
-	res = auth_verify_stored(found ? rec.password : NULL, standin,
-	    timestamp, secret, &info_r->fail);
-	if (res == AUTH_FAIL && info_r->fail == AUTH_FAIL_ENTRY &&
-	    timestamp == NULL)
-		auth_db_warn_unusable(db, user);
-	if (res == AUTH_OK) {
-		/* lengths were checked at load */
-		auth_copy(info_r->name, sizeof(info_r->name), rec.name);
-		auth_copy(info_r->home, sizeof(info_r->home), rec.home);
-		auth_copy(info_r->extra, sizeof(info_r->extra), rec.extra);
-		info_r->uid = rec.uid;
-		info_r->gid = rec.gid;
-	}
-	auth_rec_clear(&rec);
-	auth_free_secret(standin);
-	return res;
-}
-
-/* See auth.h. */
-enum auth_result
-auth_db_verify_plain(struct auth_db *db, const char *user,
-    const char *password, struct auth_userinfo *info_r)
-{
-	return auth_db_verify(db, user, NULL, password, info_r);
-}
-
-/* See auth.h. */
-enum auth_result
-auth_db_verify_apop(struct auth_db *db, const char *user,
-    const char *timestamp, const char *digest, struct auth_userinfo *info_r)
-{
-	if (timestamp == NULL) {
-		info_r->fail = AUTH_FAIL_USER;
-		return db == NULL ? AUTH_TEMPFAIL : AUTH_FAIL;
-	}
-	return auth_db_verify(db, user, timestamp, digest, info_r);
 }

@@ -77,6 +77,7 @@ struct pgc {
 	struct pg_req		*req;		/* BUSY */
 	int			 prepared;	/* statements */
 	char			 err[PGSQL_ERR_MAX]; /* a result's error */
+	short			 watching;	/* ev's events, if ev_set */
 	unsigned int		 ev_set:1;
 };
 
@@ -99,7 +100,8 @@ struct auth_pgsql {
 	uint64_t		 backoff_ms;
 	struct auth_cache	*cache;		/* NULL: cache_ttl 0 */
 	int			 cache_ttl_s, cache_size;
-	char			*standin;
+	char			*standin;	/* for unknown users */
+	bool			 standin_real;	/* a found user's hash */
 	struct ratelimit	 rl_query;	/* query errors' log lines */
 	struct ratelimit	 rl_queue;	/* full queue */
 	bool			 retired;	/* no longer current */
@@ -146,12 +148,17 @@ pool_errmsg(const struct auth_pgsql *p, const char *msg, char *buf,
 static void
 pgc_watch(struct pgc *pc, short what)
 {
+	evutil_socket_t	fd = PQsocket(pc->conn);
+
+	if (pc->ev_set && event_get_fd(&pc->ev) == fd && pc->watching == what)
+		return;		/* as it is: no epoll_ctl */
 	if (pc->ev_set)
 		event_del(&pc->ev);
-	event_assign(&pc->ev, pc->pool->base, PQsocket(pc->conn),
-	    what | EV_PERSIST, pgc_io, pc);
+	event_assign(&pc->ev, pc->pool->base, fd, what | EV_PERSIST, pgc_io,
+	    pc);
 	event_add(&pc->ev, NULL);
 	pc->ev_set = 1;
+	pc->watching = what;
 }
 
 static void
@@ -196,16 +203,20 @@ req_done(struct auth_pgsql *p, struct pg_req *r, enum auth_result res)
 		if (p->cache != NULL)
 			(void)auth_cache_put(p->cache, r->user, &r->rec,
 			    mono_ms());
-		/* Unknown users cost what this one costs. */
-		if (auth_password_cost(r->rec.password, cost,
-		    sizeof(cost)) == 0 && strcmp(p->standin, r->rec.password)
-		    != 0) {
+		/*
+		 * Unknown users cost what the first user found costs, taken
+		 * once: a later cheap hash does not make them cheaper (nor
+		 * tell which users exist), and a lookup pays nothing here.
+		 */
+		if (!p->standin_real && auth_password_cost(r->rec.password,
+		    cost, sizeof(cost)) == 0) {
 			char *s = strdup(r->rec.password);
 
 			if (s != NULL) {
 				auth_wipe(p->standin, strlen(p->standin));
 				free(p->standin);
 				p->standin = s;
+				p->standin_real = true;
 			}
 		}
 	}
@@ -512,6 +523,26 @@ pgc_complete(struct pgc *pc)
 	pgc_idle(pc);
 }
 
+/*
+ * The server closed pc's idle connection (an idle timeout, a restart):
+ * not yet a failure of the database. pc opens another at once, so that
+ * a database gone is seen now rather than at the next login: only if
+ * that connect fails is the database down (pgc_fail()). While down (the
+ * back-off's probe opens), or retired, pc just has no connection.
+ */
+static void
+pgc_gone(struct pgc *pc)
+{
+	struct auth_pgsql	*p = pc->pool;
+
+	pgc_close(pc);
+	pc->state = PGC_NONE;
+	if (!p->down && !p->retired && !p->stopped)
+		pgc_connect(pc);
+	else
+		pool_dispatch(p);
+}
+
 /* Read what came; each complete command goes to pgc_complete(). */
 static void
 pgc_read(struct pgc *pc)
@@ -540,7 +571,7 @@ pgc_read(struct pgc *pc)
 		PQclear(res);
 	}
 	if (pc->state == PGC_IDLE && PQstatus(pc->conn) == CONNECTION_BAD)
-		pgc_fail(pc, PQerrorMessage(pc->conn));
+		pgc_gone(pc);
 }
 
 static void
@@ -576,7 +607,7 @@ pgc_io(evutil_socket_t fd, short what, void *arg)
 		/* Notices, or the server closing: see which. */
 		if (PQconsumeInput(pc->conn) == 0 ||
 		    PQstatus(pc->conn) == CONNECTION_BAD)
-			pgc_fail(pc, PQerrorMessage(pc->conn));
+			pgc_gone(pc);
 		return;
 	case PGC_NONE:
 	case PGC_WAIT:
@@ -753,12 +784,18 @@ host_literal(const char *h, size_t len)
 	    inet_pton(AF_INET6, buf, addr) == 1;
 }
 
-/* The conninfo's syntax and hosts; its password into *pw_r if wanted. */
+/*
+ * The conninfo's syntax and hosts; its password into *pw_r if wanted.
+ * host and hostaddr not in the conninfo are libpq's from the environment
+ * (PGHOST, PGHOSTADDR), which PQconninfoParse() leaves out. A service
+ * (service=, PGSERVICE) is refused: its file could name a host.
+ */
 static int
 conninfo_check(const char *conninfo, char **pw_r, char *err, size_t errlen)
 {
 	PQconninfoOption	*opts, *o;
 	const char		*host = NULL, *hostaddr = NULL, *h, *e;
+	const char		*service = NULL;
 	char			*msg = NULL;
 	int			 rv = 0;
 
@@ -777,9 +814,24 @@ conninfo_check(const char *conninfo, char **pw_r, char *err, size_t errlen)
 			host = o->val;
 		else if (strcmp(o->keyword, "hostaddr") == 0)
 			hostaddr = o->val;
+		else if (strcmp(o->keyword, "service") == 0)
+			service = o->val;
 		else if (strcmp(o->keyword, "password") == 0 && pw_r != NULL &&
 		    (*pw_r = strdup(o->val)) == NULL)
 			rv = -1;
+	}
+	if (host == NULL)
+		host = getenv("PGHOST");
+	if (hostaddr == NULL)
+		hostaddr = getenv("PGHOSTADDR");
+	if (service == NULL)
+		service = getenv("PGSERVICE");
+	if (rv == 0 && service != NULL && *service != '\0') {
+		snprintf(err, errlen, "[auth] pgsql_connect: service %s (or "
+		    "PGSERVICE) is refused: its file could name a host, and "
+		    "resolving it would block the event loop", service);
+		PQconninfoFree(opts);
+		return -1;
 	}
 	if (host != NULL && (hostaddr == NULL || *hostaddr == '\0'))
 		for (h = host; rv == 0; h = e + 1) {

@@ -78,9 +78,11 @@ void	auth_pgsql_stop_all(void);
 /*
  * The answer to a lookup: res AUTH_OK with rec the user, or rec NULL
  * for a user the database does not know; AUTH_TEMPFAIL if the database
- * could not answer. standin is a stored password of the cost most
- * users have, for auth_verify_stored(). rec and standin are valid in the
- * call only.
+ * could not answer. standin is the stored password to check an unknown
+ * user's password against, for auth_verify_stored(): the first user
+ * found's (taken once, so it costs what that hash costs), or before
+ * any was found a SHA512-CRYPT of random bytes. rec and standin are
+ * valid in the call only.
  */
 typedef void	(*auth_pgsql_cb)(void *arg, enum auth_result res,
 		    const struct auth_rec *rec, const char *standin);

@@ -8,11 +8,14 @@
  * takes minutes, and the passwd-file is the operator's, so that is a
  * configuration to refuse or live with, not a parser bug. The schemes'
  * cost classes are still read at load (the unusable-entry check), and
- * the user names of the loaded table are looked up through APOP, which
- * compares without hashing.
+ * the first line's user is looked up (auth_db_lookup()) and checked
+ * through APOP (auth_verify_stored()), which compares without hashing,
+ * as a login job does (pop3/authz.c).
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "auth/auth.h"
@@ -22,9 +25,11 @@
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct auth_userinfo	 info;
+	struct auth_rec		 rec;
 	struct auth_db		*db;
-	char			 path[512], err[512], user[64];
+	enum auth_fail		 why;
+	char			 path[512], err[512], user[64], *standin;
+	bool			 found;
 	const char		*colon;
 	size_t			 n;
 	int			 flags;
@@ -44,9 +49,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		n = colon != NULL ? (size_t)(colon - (const char *)data) : 0;
 		memcpy(user, data, n);
 		user[n] = '\0';
-		if (auth_username_valid(user))
-			(void)auth_db_verify_apop(db, user, "<1.2@fuzz>",
-			    "0123456789abcdef0123456789abcdef", &info);
+		if (auth_username_valid(user) && auth_db_lookup(db, user,
+		    &rec, &found, &standin) == AUTH_OK) {
+			(void)auth_verify_stored(found ? rec.password : NULL,
+			    standin, "<1.2@fuzz>",
+			    "0123456789abcdef0123456789abcdef", &why);
+			auth_rec_clear(&rec);
+			if (standin != NULL) {
+				auth_wipe(standin, strlen(standin));
+				free(standin);
+			}
+		}
 		auth_db_free(db);
 	}
 	return 0;

@@ -208,6 +208,23 @@ class PgsqlTest(evtest.ServerTestCase):
         c.quit()
         self.assertGreaterEqual(self.wait_queries(mb.user, 2), 2)
 
+    def test_cc_server_closes_idle(self):
+        """The server closing an idle connection (pg_terminate_backend,
+        as an idle timeout would) is no failure of the database: no
+        event=pgsql-down, and the next login needs no back-off."""
+        c = self.login(self.fresh())
+        c.quit()
+        self.assertGreaterEqual(self.wait_backends(1), 1)
+        start = len(self.srv.log())
+        self.pg.psql("SELECT pg_terminate_backend(pid) FROM "
+                     "pg_stat_activity WHERE application_name = 'evpop3d'")
+        # The pool opens another at once.
+        self.assertGreaterEqual(self.wait_backends(1), 1)
+        c = self.login(self.fresh())
+        c.quit()
+        log = self.srv.log()[start:]
+        self.assertFalse(any("event=pgsql-down" in l for l in log), log)
+
     def test_d_db_down_and_back(self):
         cached = self.fresh()
         c = self.login(cached)
@@ -318,6 +335,22 @@ class PgsqlTest(evtest.ServerTestCase):
                            capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertIn("host db.example.org is a name", r.stderr)
+        # ... a host name from the environment (PGHOST), when the
+        # conninfo names no host ...
+        bad["auth"] = dict(srv.config["auth"], pgsql_connect="dbname=mail")
+        path = srv.write_config(os.path.join(srv.dir, "bad.ini"), bad)
+        r = subprocess.run([evtest.BIN, "-t", "-c", path],
+                           capture_output=True, text=True, timeout=30,
+                           env=dict(os.environ, PGHOST="db.example.org"))
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("host db.example.org is a name", r.stderr)
+        # ... and a service (its file could name a host).
+        bad["auth"] = dict(srv.config["auth"], pgsql_connect="service=x")
+        path = srv.write_config(os.path.join(srv.dir, "bad.ini"), bad)
+        r = subprocess.run([evtest.BIN, "-t", "-c", path],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("service x (or PGSERVICE) is refused", r.stderr)
         r = subprocess.run([evtest.BIN, "-t", "-c", srv.conf_path],
                            capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 0, r.stderr)

@@ -42,6 +42,70 @@ static char	 pwpath[128];
 
 /* --- helpers --- */
 
+/*
+ * A login's check as a login job does it (pop3/authz.c login_work):
+ * auth_db_lookup(), auth_verify_stored() against the entry or the
+ * stand-in, the unusable-entry warning; the user's fields into *info_r
+ * on AUTH_OK, info_r->fail on AUTH_FAIL.
+ */
+static enum auth_result
+db_verify(struct auth_db *db, const char *user, const char *timestamp,
+    const char *secret, struct auth_userinfo *info_r)
+{
+	struct auth_rec		 rec;
+	enum auth_result	 res;
+	char			*standin;
+	bool			 found;
+
+	info_r->fail = AUTH_FAIL_USER;
+	if (db == NULL)
+		return AUTH_TEMPFAIL;
+	if (user == NULL || secret == NULL)
+		return AUTH_FAIL;
+	if ((res = auth_db_lookup(db, user, &rec, &found, &standin)) !=
+	    AUTH_OK)
+		return res;
+	res = auth_verify_stored(found ? rec.password : NULL, standin,
+	    timestamp, secret, &info_r->fail);
+	if (res == AUTH_FAIL && info_r->fail == AUTH_FAIL_ENTRY &&
+	    timestamp == NULL)
+		auth_db_warn_unusable(db, user);
+	if (res == AUTH_OK) {
+		snprintf(info_r->name, sizeof(info_r->name), "%s", rec.name);
+		snprintf(info_r->home, sizeof(info_r->home), "%s", rec.home);
+		snprintf(info_r->extra, sizeof(info_r->extra), "%s",
+		    rec.extra);
+		info_r->uid = rec.uid;
+		info_r->gid = rec.gid;
+	}
+	auth_rec_clear(&rec);
+	if (standin != NULL) {
+		auth_wipe(standin, strlen(standin));
+		free(standin);
+	}
+	return res;
+}
+
+/* USER/PASS: password for user. */
+static enum auth_result
+verify_plain(struct auth_db *db, const char *user, const char *password,
+    struct auth_userinfo *info_r)
+{
+	return db_verify(db, user, NULL, password, info_r);
+}
+
+/* APOP: digest for user under timestamp. */
+static enum auth_result
+verify_apop(struct auth_db *db, const char *user, const char *timestamp,
+    const char *digest, struct auth_userinfo *info_r)
+{
+	if (timestamp == NULL) {
+		info_r->fail = AUTH_FAIL_USER;
+		return db == NULL ? AUTH_TEMPFAIL : AUTH_FAIL;
+	}
+	return db_verify(db, user, timestamp, digest, info_r);
+}
+
 static int
 setup_dir(void **state)
 {
@@ -715,7 +779,7 @@ test_file_parse(void **state)
 	db = open_ok(content);
 
 	memset(&info, 0xa5, sizeof(info));
-	assert_int_equal(auth_db_verify_plain(db, "full", "fullpw", &info),
+	assert_int_equal(verify_plain(db, "full", "fullpw", &info),
 	    AUTH_OK);
 	assert_string_equal(info.name, "full");
 	assert_string_equal(info.home, "/home/full");
@@ -724,7 +788,7 @@ test_file_parse(void **state)
 	assert_int_equal(info.gid, 1002);
 
 	memset(&info, 0xa5, sizeof(info));
-	assert_int_equal(auth_db_verify_plain(db, "minimal", "minpw", &info),
+	assert_int_equal(verify_plain(db, "minimal", "minpw", &info),
 	    AUTH_OK);
 	assert_string_equal(info.name, "minimal");
 	assert_string_equal(info.home, "");
@@ -732,63 +796,63 @@ test_file_parse(void **state)
 	assert_true(info.uid == (uid_t)-1);
 	assert_true(info.gid == (gid_t)-1);
 
-	assert_int_equal(auth_db_verify_plain(db, "crlf", "crlfpw", &info),
+	assert_int_equal(verify_plain(db, "crlf", "crlfpw", &info),
 	    AUTH_OK);
 	assert_string_equal(info.home, "/home/crlf");
 	assert_int_equal(info.uid, 5);
 	assert_int_equal(info.gid, 6);
 	/* the CR is not part of the password */
-	assert_int_equal(auth_db_verify_plain(db, "crlf", "crlfpw\r", &info),
+	assert_int_equal(verify_plain(db, "crlf", "crlfpw\r", &info),
 	    AUTH_FAIL);
 
-	assert_int_equal(auth_db_verify_plain(db, "hashed", "p:w d", &info),
+	assert_int_equal(verify_plain(db, "hashed", "p:w d", &info),
 	    AUTH_OK);
-	assert_int_equal(auth_db_verify_plain(db, "hashed", "p:w", &info),
+	assert_int_equal(verify_plain(db, "hashed", "p:w", &info),
 	    AUTH_FAIL);
 
-	assert_int_equal(auth_db_verify_plain(db, "noids", "x", &info),
+	assert_int_equal(verify_plain(db, "noids", "x", &info),
 	    AUTH_OK);
 	assert_true(info.uid == (uid_t)-1);
 	assert_true(info.gid == (gid_t)-1);
 	assert_string_equal(info.home, "/home/noids");
 	assert_string_equal(info.extra, "");
 
-	assert_int_equal(auth_db_verify_plain(db, "bob@example.org", "secret",
+	assert_int_equal(verify_plain(db, "bob@example.org", "secret",
 	    &info), AUTH_OK);
 	assert_string_equal(info.name, "bob@example.org");
-	assert_int_equal(auth_db_verify_plain(db, "zero", "z", &info),
+	assert_int_equal(verify_plain(db, "zero", "z", &info),
 	    AUTH_OK);
 	assert_int_equal(info.uid, 0);
 	assert_int_equal(info.gid, 0);
-	assert_int_equal(auth_db_verify_plain(db, "last", "lastpw", &info),
+	assert_int_equal(verify_plain(db, "last", "lastpw", &info),
 	    AUTH_OK);
 
 	/* wrong passwords, unknown and case-different users */
-	assert_int_equal(auth_db_verify_plain(db, "full", "minpw", &info),
+	assert_int_equal(verify_plain(db, "full", "minpw", &info),
 	    AUTH_FAIL);
 	assert_int_equal(info.fail, AUTH_FAIL_PASSWORD);
 	assert_string_equal(auth_fail_name(info.fail), "password-mismatch");
-	assert_int_equal(auth_db_verify_plain(db, "full", "", &info),
+	assert_int_equal(verify_plain(db, "full", "", &info),
 	    AUTH_FAIL);
 	assert_int_equal(info.fail, AUTH_FAIL_PASSWORD);
-	assert_int_equal(auth_db_verify_plain(db, "Full", "fullpw", &info),
+	assert_int_equal(verify_plain(db, "Full", "fullpw", &info),
 	    AUTH_FAIL);
 	assert_int_equal(info.fail, AUTH_FAIL_USER);
-	assert_int_equal(auth_db_verify_plain(db, "nobody", "fullpw", &info),
+	assert_int_equal(verify_plain(db, "nobody", "fullpw", &info),
 	    AUTH_FAIL);
 	assert_int_equal(info.fail, AUTH_FAIL_USER);
 	assert_string_equal(auth_fail_name(info.fail), "unknown-user");
-	assert_int_equal(auth_db_verify_plain(db, "# evpop3d users", "x",
+	assert_int_equal(verify_plain(db, "# evpop3d users", "x",
 	    &info), AUTH_FAIL);
-	assert_int_equal(auth_db_verify_plain(db, "../full", "fullpw", &info),
+	assert_int_equal(verify_plain(db, "../full", "fullpw", &info),
 	    AUTH_FAIL);
-	assert_int_equal(auth_db_verify_plain(db, "", "fullpw", &info),
+	assert_int_equal(verify_plain(db, "", "fullpw", &info),
 	    AUTH_FAIL);
-	assert_int_equal(auth_db_verify_plain(db, "full", NULL, &info),
+	assert_int_equal(verify_plain(db, "full", NULL, &info),
 	    AUTH_FAIL);
-	assert_int_equal(auth_db_verify_plain(db, NULL, "x", &info),
+	assert_int_equal(verify_plain(db, NULL, "x", &info),
 	    AUTH_FAIL);
-	assert_int_equal(auth_db_verify_plain(NULL, "full", "fullpw", &info),
+	assert_int_equal(verify_plain(NULL, "full", "fullpw", &info),
 	    AUTH_TEMPFAIL);
 
 	auth_db_free(db);
@@ -818,7 +882,7 @@ test_file_limits(void **state)
 	assert_true(asprintf(&content, "u:{PLAIN}p:1:2::%s::%s\n", home,
 	    extra) > 0);
 	db = open_ok(content);
-	assert_int_equal(auth_db_verify_plain(db, "u", "p", &info), AUTH_OK);
+	assert_int_equal(verify_plain(db, "u", "p", &info), AUTH_OK);
 	assert_string_equal(info.home, home);
 	assert_string_equal(info.extra, extra);
 	auth_db_free(db);
@@ -976,11 +1040,11 @@ test_file_empty(void **state)
 		if (auth_db_open(pwpath, AUTH_DB_ALLOW_SHRINK, &db, err,
 		    sizeof(err)) != 0)
 			fail_msg("allow_shrink: %s", err);
-		assert_int_equal(auth_db_verify_plain(db, "a", "x", &info),
+		assert_int_equal(verify_plain(db, "a", "x", &info),
 		    AUTH_FAIL);
 		/* users come later */
 		write_file(pwpath, "a:{PLAIN}x\n");
-		assert_int_equal(auth_db_verify_plain(db, "a", "x", &info),
+		assert_int_equal(verify_plain(db, "a", "x", &info),
 		    AUTH_OK);
 		auth_db_free(db);
 	}
@@ -1044,18 +1108,18 @@ test_file_big(void **state)
 
 		snprintf(name, sizeof(name), "user%zu", i);
 		snprintf(pw, sizeof(pw), "pw%zu", i);
-		assert_int_equal(auth_db_verify_plain(db, name, pw, &info),
+		assert_int_equal(verify_plain(db, name, pw, &info),
 		    AUTH_OK);
 		assert_int_equal(info.uid, i);
 		snprintf(pw, sizeof(pw), "pw%zu", i + 1);
-		assert_int_equal(auth_db_verify_plain(db, name, pw, &info),
+		assert_int_equal(verify_plain(db, name, pw, &info),
 		    AUTH_FAIL);
 	}
-	assert_int_equal(auth_db_verify_plain(db, "user100000", "pw100000",
+	assert_int_equal(verify_plain(db, "user100000", "pw100000",
 	    &info), AUTH_OK);
-	assert_int_equal(auth_db_verify_plain(db, "user1", "pw1", &info),
+	assert_int_equal(verify_plain(db, "user1", "pw1", &info),
 	    AUTH_OK);
-	assert_int_equal(auth_db_verify_plain(db, "user0", "pw0", &info),
+	assert_int_equal(verify_plain(db, "user0", "pw0", &info),
 	    AUTH_FAIL);
 	print_message("100000 users: open + 200 lookups in %.3f s\n",
 	    now_sec() - t0);
@@ -1073,10 +1137,10 @@ test_reload(void **state)
 
 	(void)state;
 	db = open_ok("u:{PLAIN}one:1:1::/home/one\n");
-	assert_int_equal(auth_db_verify_plain(db, "u", "one", &info),
+	assert_int_equal(verify_plain(db, "u", "one", &info),
 	    AUTH_OK);
 	assert_string_equal(info.home, "/home/one");
-	assert_int_equal(auth_db_verify_plain(db, "v", "vee", &info),
+	assert_int_equal(verify_plain(db, "v", "vee", &info),
 	    AUTH_FAIL);
 
 	assert_int_equal(stat(pwpath, &st1), 0);
@@ -1084,25 +1148,25 @@ test_reload(void **state)
 	assert_int_equal(stat(pwpath, &st2), 0);
 	assert_true(st1.st_ino != st2.st_ino || st1.st_size != st2.st_size);
 
-	assert_int_equal(auth_db_verify_plain(db, "u", "one", &info),
+	assert_int_equal(verify_plain(db, "u", "one", &info),
 	    AUTH_FAIL);
-	assert_int_equal(auth_db_verify_plain(db, "u", "two", &info),
+	assert_int_equal(verify_plain(db, "u", "two", &info),
 	    AUTH_OK);
 	assert_string_equal(info.home, "/home/two2");
 	assert_int_equal(info.uid, 2);
-	assert_int_equal(auth_db_verify_plain(db, "v", "vee", &info),
+	assert_int_equal(verify_plain(db, "v", "vee", &info),
 	    AUTH_OK);
 
 	/* a user removed from the file goes away */
 	write_file(pwpath, "v:{PLAIN}vee\n");
-	assert_int_equal(auth_db_verify_plain(db, "u", "two", &info),
+	assert_int_equal(verify_plain(db, "u", "two", &info),
 	    AUTH_FAIL);
-	assert_int_equal(auth_db_verify_plain(db, "v", "vee", &info),
+	assert_int_equal(verify_plain(db, "v", "vee", &info),
 	    AUTH_OK);
 
 	/* APOP sees reloads too */
 	write_file(pwpath, "mrose:{PLAIN}" APOP_SECRET "\n");
-	assert_int_equal(auth_db_verify_apop(db, "mrose", APOP_TS,
+	assert_int_equal(verify_apop(db, "mrose", APOP_TS,
 	    APOP_DIGEST, &info), AUTH_OK);
 	auth_db_free(db);
 }
@@ -1117,17 +1181,17 @@ test_reload_broken(void **state)
 
 	(void)state;
 	db = open_ok("u:{PLAIN}good-pw:1:1::/home/u\n");
-	assert_int_equal(auth_db_verify_plain(db, "u", "good-pw", &info),
+	assert_int_equal(verify_plain(db, "u", "good-pw", &info),
 	    AUTH_OK);
 
 	/* a half-edited file: the old table stays, the reason is logged */
 	capture_start(&cap);
 	write_file(pwpath, "u:{PLAIN}new-pw:1:1::/home/u\nu:{PLAIN}dup-pw\n");
-	assert_int_equal(auth_db_verify_plain(db, "u", "good-pw", &info),
+	assert_int_equal(verify_plain(db, "u", "good-pw", &info),
 	    AUTH_OK);
-	assert_int_equal(auth_db_verify_plain(db, "u", "new-pw", &info),
+	assert_int_equal(verify_plain(db, "u", "new-pw", &info),
 	    AUTH_FAIL);
-	assert_int_equal(auth_db_verify_plain(db, "u", "dup-pw", &info),
+	assert_int_equal(verify_plain(db, "u", "dup-pw", &info),
 	    AUTH_FAIL);
 	log = capture_end(&cap);
 	snprintf(want, sizeof(want), "%s:2: duplicate user", pwpath);
@@ -1143,9 +1207,9 @@ test_reload_broken(void **state)
 	/* the file disappears: still the old table */
 	capture_start(&cap);
 	assert_int_equal(unlink(pwpath), 0);
-	assert_int_equal(auth_db_verify_plain(db, "u", "good-pw", &info),
+	assert_int_equal(verify_plain(db, "u", "good-pw", &info),
 	    AUTH_OK);
-	assert_int_equal(auth_db_verify_plain(db, "u", "good-pw", &info),
+	assert_int_equal(verify_plain(db, "u", "good-pw", &info),
 	    AUTH_OK);
 	log = capture_end(&cap);
 	assert_non_null(strstr(log, pwpath));
@@ -1155,9 +1219,9 @@ test_reload_broken(void **state)
 	/* fixed: the new version is used */
 	capture_start(&cap);
 	write_file(pwpath, "u:{PLAIN}fixed-pw:1:1::/home/fixed\n");
-	assert_int_equal(auth_db_verify_plain(db, "u", "good-pw", &info),
+	assert_int_equal(verify_plain(db, "u", "good-pw", &info),
 	    AUTH_FAIL);
-	assert_int_equal(auth_db_verify_plain(db, "u", "fixed-pw", &info),
+	assert_int_equal(verify_plain(db, "u", "fixed-pw", &info),
 	    AUTH_OK);
 	assert_string_equal(info.home, "/home/fixed");
 	log = capture_end(&cap);
@@ -1167,7 +1231,7 @@ test_reload_broken(void **state)
 	/* broken again with a bad uid, then the same content fixed */
 	capture_start(&cap);
 	write_file(pwpath, "u:{PLAIN}x:nope\n");
-	assert_int_equal(auth_db_verify_plain(db, "u", "fixed-pw", &info),
+	assert_int_equal(verify_plain(db, "u", "fixed-pw", &info),
 	    AUTH_OK);
 	log = capture_end(&cap);
 	snprintf(want, sizeof(want), "%s:1: invalid uid", pwpath);
@@ -1225,14 +1289,14 @@ test_reload_partial(void **state)
 
 		capture_start(&cap);
 		write_file_len(pwpath, new_v, len);
-		assert_int_equal(auth_db_verify_plain(db, "u", "old-pw",
+		assert_int_equal(verify_plain(db, "u", "old-pw",
 		    &info), AUTH_OK);
 		assert_string_equal(info.home, "/home/old");
-		assert_int_equal(auth_db_verify_plain(db, "u", "new-pa",
+		assert_int_equal(verify_plain(db, "u", "new-pa",
 		    &info), AUTH_FAIL);
-		assert_int_equal(auth_db_verify_plain(db, "u", "new-password",
+		assert_int_equal(verify_plain(db, "u", "new-password",
 		    &info), AUTH_FAIL);
-		assert_int_equal(auth_db_verify_plain(db, "v", "vee", &info),
+		assert_int_equal(verify_plain(db, "v", "vee", &info),
 		    AUTH_OK);
 		log = capture_end(&cap);
 		/* logged once for this version, without secrets */
@@ -1244,10 +1308,10 @@ test_reload_partial(void **state)
 
 		/* completed: loaded at the next verify */
 		write_file(pwpath, new_v);
-		assert_int_equal(auth_db_verify_plain(db, "u", "new-password",
+		assert_int_equal(verify_plain(db, "u", "new-password",
 		    &info), AUTH_OK);
 		assert_string_equal(info.home, "/home/u-new");
-		assert_int_equal(auth_db_verify_plain(db, "u", "old-pw",
+		assert_int_equal(verify_plain(db, "u", "old-pw",
 		    &info), AUTH_FAIL);
 		auth_db_free(db);
 	}
@@ -1282,11 +1346,11 @@ test_reload_partial_retry(void **state)
 	capture_start(&cap);
 	write_file_len(pwpath, buf, len);
 	assert_int_equal(stat(pwpath, &st1), 0);
-	assert_int_equal(auth_db_verify_plain(db, "u", "old-pw", &info),
+	assert_int_equal(verify_plain(db, "u", "old-pw", &info),
 	    AUTH_OK);
 	nanosleep(&pause, NULL);
 	/* retried, still unfinished: not logged again */
-	assert_int_equal(auth_db_verify_plain(db, "u", "old-pw", &info),
+	assert_int_equal(verify_plain(db, "u", "old-pw", &info),
 	    AUTH_OK);
 
 	fd = open(pwpath, O_WRONLY);
@@ -1302,7 +1366,7 @@ test_reload_partial_retry(void **state)
 	    st1.st_mtim.tv_nsec == st2.st_mtim.tv_nsec);
 
 	nanosleep(&pause, NULL);
-	assert_int_equal(auth_db_verify_plain(db, "u", "new-pw", &info),
+	assert_int_equal(verify_plain(db, "u", "new-pw", &info),
 	    AUTH_OK);
 	assert_string_equal(info.home, "/home/new");
 	log = capture_end(&cap);
@@ -1352,19 +1416,19 @@ test_reload_shrink(void **state)
 	db = open_ok(ten);
 	capture_start(&cap);
 	write_file(pwpath, "");
-	assert_int_equal(auth_db_verify_plain(db, "u09", "pw09", &info),
+	assert_int_equal(verify_plain(db, "u09", "pw09", &info),
 	    AUTH_OK);
-	assert_int_equal(auth_db_verify_plain(db, "u00", "pw00", &info),
+	assert_int_equal(verify_plain(db, "u00", "pw00", &info),
 	    AUTH_OK);
 	write_file(pwpath, "# nobody\n");
-	assert_int_equal(auth_db_verify_plain(db, "u00", "pw00", &info),
+	assert_int_equal(verify_plain(db, "u00", "pw00", &info),
 	    AUTH_OK);
 	write_file(pwpath, four);	/* 6 of 10 gone */
-	assert_int_equal(auth_db_verify_plain(db, "u09", "pw09", &info),
+	assert_int_equal(verify_plain(db, "u09", "pw09", &info),
 	    AUTH_OK);
-	assert_int_equal(auth_db_verify_plain(db, "u00", "pw00", &info),
+	assert_int_equal(verify_plain(db, "u00", "pw00", &info),
 	    AUTH_OK);
-	assert_int_equal(auth_db_verify_plain(db, "u03", "pw03", &info),
+	assert_int_equal(verify_plain(db, "u03", "pw03", &info),
 	    AUTH_OK);
 	log = capture_end(&cap);
 	if (count_str(log, "error passwd-file ") != 3 ||
@@ -1376,15 +1440,15 @@ test_reload_shrink(void **state)
 
 	/* 4 of 10 gone: a reload */
 	write_file(pwpath, six);
-	assert_int_equal(auth_db_verify_plain(db, "u00", "pw00", &info),
+	assert_int_equal(verify_plain(db, "u00", "pw00", &info),
 	    AUTH_FAIL);
-	assert_int_equal(auth_db_verify_plain(db, "u09", "pw09", &info),
+	assert_int_equal(verify_plain(db, "u09", "pw09", &info),
 	    AUTH_OK);
 	/* then exactly half of 6 gone: still a reload */
 	write_file(pwpath, three);
-	assert_int_equal(auth_db_verify_plain(db, "u09", "pw09", &info),
+	assert_int_equal(verify_plain(db, "u09", "pw09", &info),
 	    AUTH_FAIL);
-	assert_int_equal(auth_db_verify_plain(db, "u06", "pw06", &info),
+	assert_int_equal(verify_plain(db, "u06", "pw06", &info),
 	    AUTH_OK);
 	auth_db_free(db);
 
@@ -1398,9 +1462,9 @@ test_reload_shrink(void **state)
 		    sizeof(err)) != 0)
 			fail_msg("auth_db_open: %s", err);
 		write_file(pwpath, allow == 0 ? four : "");
-		assert_int_equal(auth_db_verify_plain(db, "u09", "pw09",
+		assert_int_equal(verify_plain(db, "u09", "pw09",
 		    &info), AUTH_FAIL);
-		assert_int_equal(auth_db_verify_plain(db, "u03", "pw03",
+		assert_int_equal(verify_plain(db, "u03", "pw03",
 		    &info), allow == 0 ? AUTH_OK : AUTH_FAIL);
 		auth_db_free(db);
 	}
@@ -1427,9 +1491,9 @@ test_unknown_user(void **state)
 	assert_true(asprintf(&content, "known:%s\n", h) > 0);
 	db = open_ok(content);
 
-	assert_int_equal(auth_db_verify_plain(db, "unknown", "right", &info),
+	assert_int_equal(verify_plain(db, "unknown", "right", &info),
 	    AUTH_FAIL);
-	assert_int_equal(auth_db_verify_plain(db, "known", "right", &info),
+	assert_int_equal(verify_plain(db, "known", "right", &info),
 	    AUTH_OK);
 
 	/*
@@ -1441,12 +1505,12 @@ test_unknown_user(void **state)
 	known = unknown = 1e9;
 	for (i = 0; i < 8; i++) {
 		t0 = cpu_sec();
-		assert_int_equal(auth_db_verify_plain(db, "known", "wrong",
+		assert_int_equal(verify_plain(db, "known", "wrong",
 		    &info), AUTH_FAIL);
 		if ((d = cpu_sec() - t0) < known)
 			known = d;
 		t0 = cpu_sec();
-		assert_int_equal(auth_db_verify_plain(db, "unknown", "wrong",
+		assert_int_equal(verify_plain(db, "unknown", "wrong",
 		    &info), AUTH_FAIL);
 		if ((d = cpu_sec() - t0) < unknown)
 			unknown = d;
@@ -1473,9 +1537,9 @@ test_malformed_entry(void **state)
 	db = open_ok("odd:{NOPE}sekrit-data\nbadblf:{BLF-CRYPT}"
 	    SHA512_VECTOR "\n");
 	capture_start(&cap);
-	assert_int_equal(auth_db_verify_plain(db, "odd", "sekrit-data",
+	assert_int_equal(verify_plain(db, "odd", "sekrit-data",
 	    &info), AUTH_FAIL);
-	assert_int_equal(auth_db_verify_plain(db, "badblf", "secret", &info),
+	assert_int_equal(verify_plain(db, "badblf", "secret", &info),
 	    AUTH_FAIL);
 	log = capture_end(&cap);
 	assert_non_null(strstr(log, "odd"));
@@ -1494,7 +1558,7 @@ fail_cost(struct auth_db *db, const char *user, const char *pw)
 
 	for (i = 0; i < 8; i++) {
 		t0 = cpu_sec();
-		assert_int_equal(auth_db_verify_plain(db, user, pw, &info),
+		assert_int_equal(verify_plain(db, user, pw, &info),
 		    AUTH_FAIL);
 		if ((d = cpu_sec() - t0) < best)
 			best = d;
@@ -1542,9 +1606,9 @@ test_standin_cost(void **state)
 	assert_true(plain < blf * 0.25);
 
 	/* the stand-in, b1's hash (first of its class), logs nobody in */
-	assert_int_equal(auth_db_verify_plain(db, "nosuch", "one", &info),
+	assert_int_equal(verify_plain(db, "nosuch", "one", &info),
 	    AUTH_FAIL);
-	assert_int_equal(auth_db_verify_plain(db, "b1", "one", &info),
+	assert_int_equal(verify_plain(db, "b1", "one", &info),
 	    AUTH_OK);
 	auth_db_free(db);
 	free(content);
@@ -1577,11 +1641,11 @@ test_standin_plain(void **state)
 	print_message("cheapest failure (CPU): SHA512-CRYPT user %.6f s, "
 	    "unknown %.6f s\n", sha, unknown);
 	assert_true(unknown < sha * 0.25);
-	assert_int_equal(auth_db_verify_plain(db, "nosuch", "a-pw", &info),
+	assert_int_equal(verify_plain(db, "nosuch", "a-pw", &info),
 	    AUTH_FAIL);
-	assert_int_equal(auth_db_verify_plain(db, "nosuch", "b-pw", &info),
+	assert_int_equal(verify_plain(db, "nosuch", "b-pw", &info),
 	    AUTH_FAIL);
-	assert_int_equal(auth_db_verify_plain(db, "a", "a-pw", &info),
+	assert_int_equal(verify_plain(db, "a", "a-pw", &info),
 	    AUTH_OK);
 	auth_db_free(db);
 	free(content);
@@ -1667,61 +1731,61 @@ test_apop(void **state)
 	db = open_ok(content);
 
 	memset(&info, 0, sizeof(info));
-	assert_int_equal(auth_db_verify_apop(db, "mrose", APOP_TS,
+	assert_int_equal(verify_apop(db, "mrose", APOP_TS,
 	    APOP_DIGEST, &info), AUTH_OK);
 	assert_string_equal(info.name, "mrose");
 	assert_string_equal(info.home, "/home/mrose");
 	assert_string_equal(info.extra, "x=y");
 	assert_int_equal(info.uid, 10);
 	assert_int_equal(info.gid, 20);
-	assert_int_equal(auth_db_verify_apop(db, "mrose", APOP_TS,
+	assert_int_equal(verify_apop(db, "mrose", APOP_TS,
 	    "C4C9334BAC560ECC979E58001B3E22FB", &info), AUTH_OK);
-	assert_int_equal(auth_db_verify_apop(db, "mrose", APOP_TS,
+	assert_int_equal(verify_apop(db, "mrose", APOP_TS,
 	    "c4C9334bac560ecc979e58001b3e22Fb", &info), AUTH_OK);
-	assert_int_equal(auth_db_verify_apop(db, "lower", APOP_TS,
+	assert_int_equal(verify_apop(db, "lower", APOP_TS,
 	    APOP_DIGEST, &info), AUTH_OK);
 
 	/* wrong digest, timestamp, user */
-	assert_int_equal(auth_db_verify_apop(db, "mrose", APOP_TS,
+	assert_int_equal(verify_apop(db, "mrose", APOP_TS,
 	    "c4c9334bac560ecc979e58001b3e22fc", &info), AUTH_FAIL);
 	assert_int_equal(info.fail, AUTH_FAIL_PASSWORD);
-	assert_int_equal(auth_db_verify_apop(db, "mrose",
+	assert_int_equal(verify_apop(db, "mrose",
 	    "<1896.697170953@dbc.mtview.ca.us>", APOP_DIGEST, &info),
 	    AUTH_FAIL);
-	assert_int_equal(auth_db_verify_apop(db, "nobody", APOP_TS,
+	assert_int_equal(verify_apop(db, "nobody", APOP_TS,
 	    APOP_DIGEST, &info), AUTH_FAIL);
 	assert_int_equal(info.fail, AUTH_FAIL_USER);
 	/* malformed digests */
-	assert_int_equal(auth_db_verify_apop(db, "mrose", APOP_TS,
+	assert_int_equal(verify_apop(db, "mrose", APOP_TS,
 	    "c4c9334bac560ecc979e58001b3e22f", &info), AUTH_FAIL);
-	assert_int_equal(auth_db_verify_apop(db, "mrose", APOP_TS,
+	assert_int_equal(verify_apop(db, "mrose", APOP_TS,
 	    "c4c9334bac560ecc979e58001b3e22fb0", &info), AUTH_FAIL);
-	assert_int_equal(auth_db_verify_apop(db, "mrose", APOP_TS,
+	assert_int_equal(verify_apop(db, "mrose", APOP_TS,
 	    "c4c9334bac560ecc979e58001b3e22fg", &info), AUTH_FAIL);
-	assert_int_equal(auth_db_verify_apop(db, "mrose", APOP_TS,
+	assert_int_equal(verify_apop(db, "mrose", APOP_TS,
 	    " c4c9334bac560ecc979e58001b3e22f", &info), AUTH_FAIL);
-	assert_int_equal(auth_db_verify_apop(db, "mrose", APOP_TS, "",
+	assert_int_equal(verify_apop(db, "mrose", APOP_TS, "",
 	    &info), AUTH_FAIL);
-	assert_int_equal(auth_db_verify_apop(db, "mrose", APOP_TS, NULL,
+	assert_int_equal(verify_apop(db, "mrose", APOP_TS, NULL,
 	    &info), AUTH_FAIL);
-	assert_int_equal(auth_db_verify_apop(db, "mrose", NULL, APOP_DIGEST,
+	assert_int_equal(verify_apop(db, "mrose", NULL, APOP_DIGEST,
 	    &info), AUTH_FAIL);
 	/* the secret itself is not a digest */
-	assert_int_equal(auth_db_verify_apop(db, "mrose", APOP_TS,
+	assert_int_equal(verify_apop(db, "mrose", APOP_TS,
 	    APOP_SECRET, &info), AUTH_FAIL);
 
 	/* only {PLAIN} users can use APOP, even with the right secret */
-	assert_int_equal(auth_db_verify_apop(db, "hashed", APOP_TS,
+	assert_int_equal(verify_apop(db, "hashed", APOP_TS,
 	    APOP_DIGEST, &info), AUTH_FAIL);
 	assert_int_equal(info.fail, AUTH_FAIL_ENTRY);
 	assert_string_equal(auth_fail_name(info.fail), "unusable-entry");
-	assert_int_equal(auth_db_verify_plain(db, "hashed", APOP_SECRET,
+	assert_int_equal(verify_plain(db, "hashed", APOP_SECRET,
 	    &info), AUTH_OK);
-	assert_int_equal(auth_db_verify_apop(db, "bare", APOP_TS,
+	assert_int_equal(verify_apop(db, "bare", APOP_TS,
 	    APOP_DIGEST, &info), AUTH_FAIL);
-	assert_int_equal(auth_db_verify_apop(db, "crypt7", APOP_TS,
+	assert_int_equal(verify_apop(db, "crypt7", APOP_TS,
 	    APOP_DIGEST, &info), AUTH_FAIL);
-	assert_int_equal(auth_db_verify_apop(NULL, "mrose", APOP_TS,
+	assert_int_equal(verify_apop(NULL, "mrose", APOP_TS,
 	    APOP_DIGEST, &info), AUTH_TEMPFAIL);
 
 	auth_db_free(db);
@@ -1755,14 +1819,14 @@ conc_thread(void *arg)
 	memset(&info, 0, sizeof(info));
 	while (!atomic_load(ca->stop) || n < 50) {
 		n++;
-		r = auth_db_verify_plain(ca->db, "u", "alpha", &info);
+		r = verify_plain(ca->db, "u", "alpha", &info);
 		if (r == AUTH_OK) {
 			ca->ok_a++;
 			if (strcmp(info.home, "/home/a") != 0 || info.uid != 1)
 				goto bad;
 		} else if (r != AUTH_FAIL)
 			goto bad;
-		r = auth_db_verify_plain(ca->db, "u", "beta-longer", &info);
+		r = verify_plain(ca->db, "u", "beta-longer", &info);
 		if (r == AUTH_OK) {
 			ca->ok_b++;
 			if (strcmp(info.home, "/home/bb") != 0 || info.uid != 2)
@@ -1770,12 +1834,12 @@ conc_thread(void *arg)
 		} else if (r != AUTH_FAIL)
 			goto bad;
 		/* in both versions */
-		if (auth_db_verify_plain(ca->db, "w", "w", &info) != AUTH_OK)
+		if (verify_plain(ca->db, "w", "w", &info) != AUTH_OK)
 			goto bad;
-		if (auth_db_verify_plain(ca->db, "u", "gamma", &info) !=
+		if (verify_plain(ca->db, "u", "gamma", &info) !=
 		    AUTH_FAIL)
 			goto bad;
-		if (auth_db_verify_apop(ca->db, "w", APOP_TS, APOP_DIGEST,
+		if (verify_apop(ca->db, "w", APOP_TS, APOP_DIGEST,
 		    &info) != AUTH_FAIL)
 			goto bad;
 	}
@@ -1827,9 +1891,9 @@ test_concurrency(void **state)
 	assert_true(ok_b > 0);
 
 	/* the last write was version a */
-	assert_int_equal(auth_db_verify_plain(db, "u", "alpha", &info),
+	assert_int_equal(verify_plain(db, "u", "alpha", &info),
 	    AUTH_OK);
-	assert_int_equal(auth_db_verify_plain(db, "u", "beta-longer", &info),
+	assert_int_equal(verify_plain(db, "u", "beta-longer", &info),
 	    AUTH_FAIL);
 	auth_db_free(db);
 }
