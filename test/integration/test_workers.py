@@ -344,6 +344,9 @@ class SdNotify(Base):
         srv.prefix = ["env", "NOTIFY_SOCKET=" + n.path]
         srv.start()
         n.wait(has("READY=1"))
+        # The supervisor logs event=ready before it sends READY=1, but the
+        # stderr reader may not have appended the line yet.
+        self.assertTrue(srv.wait_log(r"^info event=ready "))
         # READY=1 only after both workers said they were ready.
         ready = max(i for i, l in enumerate(srv.log())
                     if re.search(r"worker=\d event=worker-ready", l))
