@@ -226,16 +226,8 @@ class Restart(Base):
         self.assertEqual(loop.failed, [])
         self.assertNotEqual(worker_pids(srv)[0], victim)
         # Its user logs in again: the maildrop lock died with it.
-        deadline = time.monotonic() + 10 * SCALE
-        while True:
-            c = self.conn(srv)
-            c.ok("USER " + mb.user)
-            r = c.cmd("PASS " + mb.password)
-            if r.startswith("+OK") or time.monotonic() > deadline:
-                break
-            c.close()
-            time.sleep(0.05)
-        self.assertTrue(r.startswith("+OK"), r)
+        c = evtest.login_retry(lambda: self.conn(srv), mb, timeout=10,
+                               code="-ERR")
         c.quit()
         self.stop_clean(srv)
 
