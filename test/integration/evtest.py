@@ -739,6 +739,23 @@ def parse_list(lines):
 
 # ---------------------------------------------------------------- test base
 
+def login_retry(connect, mb, timeout=5, code="[IN-USE]"):
+    """Log in on connect() (a new Conn each time), retrying while PASS
+    answers code ("-ERR": any refusal) for up to timeout seconds (scaled);
+    returns the logged-in Conn, or raises AssertionError."""
+    deadline = time.monotonic() + timeout * SCALE
+    while True:
+        c = connect()
+        c.ok("USER " + mb.user)
+        r = c.cmd("PASS " + mb.password)
+        if r.startswith("+OK"):
+            return c
+        c.close()
+        if code not in r or time.monotonic() > deadline:
+            raise AssertionError("login failed: %r" % r)
+        time.sleep(0.05)
+
+
 class ServerTestCase(unittest.TestCase):
     """A fresh daemon and temp dir per test class."""
 
@@ -802,17 +819,7 @@ class ServerTestCase(unittest.TestCase):
         while a dropped session's maildrop is still being released (that
         happens on a worker thread); [SYS/TEMP] while a user database
         comes back."""
-        deadline = time.monotonic() + timeout * SCALE
-        while True:
-            c = self.connect()
-            c.ok("USER " + mb.user)
-            r = c.cmd("PASS " + mb.password)
-            if r.startswith("+OK"):
-                return c
-            c.close()
-            if code not in r or time.monotonic() > deadline:
-                raise AssertionError("login failed: %r" % r)
-            time.sleep(0.05)
+        return login_retry(self.connect, mb, timeout=timeout, code=code)
 
     def assertOK(self, reply, msg=None):
         self.assertTrue(reply.startswith("+OK"), msg or reply)

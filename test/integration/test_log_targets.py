@@ -388,7 +388,10 @@ class StalledReceiver:
                 t0 = time.monotonic()
                 held.ok("NOOP")
                 self.assertLess(time.monotonic() - t0, 1.0 * evtest.SCALE)
-        self.assertEqual(len(sink.items), n_before)
+        # No check that the sink got nothing meanwhile: its thread is
+        # parked, so that could not fail. That lines were dropped while
+        # nobody read is the log-dropped count below (this test has no
+        # metrics endpoint to read it from before the resume).
 
         # Read again: the backlog comes (within a second: the loop's
         # flush, or with the next line), then the count.

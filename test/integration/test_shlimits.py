@@ -16,10 +16,7 @@ tables were sized for says a restart is needed.
 """
 
 import signal
-import subprocess
-import tempfile
 import time
-import unittest
 
 import evtest
 from srcconn import SrcClients, SrcConn
@@ -27,22 +24,6 @@ from srcconn import SrcClients, SrcConn
 FD = 200		# failure_delay, ms
 CAP = 800		# penalty_max, ms
 TRIES = 8		# connections past a limit, each must be refused
-
-
-def workers_supported():
-    """`evpop3d -t` accepts [server] workers = 2."""
-    d = tempfile.mkdtemp(prefix="evtest-shl-")
-    try:
-        srv = evtest.Server(config={"server": {"workers": "2"}}, pool=1,
-                            tmpdir=d)
-        srv.write_passwd()
-        path = srv.write_config()
-        p = subprocess.run([evtest.BIN, "-t", "-c", path],
-                           stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, cwd="/")
-        return p.returncode == 0
-    finally:
-        subprocess.run(["rm", "-rf", d], check=False)
 
 
 def limits_config(server):
@@ -144,14 +125,10 @@ class OneProcess(Checks, evtest.ServerTestCase):
                                               start=mark))
 
 
-@unittest.skipUnless(workers_supported(),
-                     "[server] workers is not a known key yet")
 class AcrossWorkers(Checks, evtest.ServerTestCase):
     CONFIG = limits_config({"workers": "2"})
 
 
-@unittest.skipUnless(workers_supported(),
-                     "[server] workers is not a known key yet")
 class MaxConnectionsAcrossWorkers(evtest.ServerTestCase):
     """[server] max_connections counts both workers' connections."""
     CONFIG = {"server": {"workers": "2", "max_connections": "4"}}

@@ -226,16 +226,8 @@ class Restart(Base):
         self.assertEqual(loop.failed, [])
         self.assertNotEqual(worker_pids(srv)[0], victim)
         # Its user logs in again: the maildrop lock died with it.
-        deadline = time.monotonic() + 10 * SCALE
-        while True:
-            c = self.conn(srv)
-            c.ok("USER " + mb.user)
-            r = c.cmd("PASS " + mb.password)
-            if r.startswith("+OK") or time.monotonic() > deadline:
-                break
-            c.close()
-            time.sleep(0.05)
-        self.assertTrue(r.startswith("+OK"), r)
+        c = evtest.login_retry(lambda: self.conn(srv), mb, timeout=10,
+                               code="-ERR")
         c.quit()
         self.stop_clean(srv)
 
@@ -344,6 +336,9 @@ class SdNotify(Base):
         srv.prefix = ["env", "NOTIFY_SOCKET=" + n.path]
         srv.start()
         n.wait(has("READY=1"))
+        # The supervisor logs event=ready before it sends READY=1, but the
+        # stderr reader may not have appended the line yet.
+        self.assertTrue(srv.wait_log(r"^info event=ready "))
         # READY=1 only after both workers said they were ready.
         ready = max(i for i, l in enumerate(srv.log())
                     if re.search(r"worker=\d event=worker-ready", l))

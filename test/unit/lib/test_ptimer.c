@@ -274,11 +274,12 @@ test_del(void **state)
 	assert_int_equal(e->order[1], 3);
 	/*
 	 * o[0]'s deadline woke the set for nothing; then armed at o[1] and
-	 * o[3] (unless a busy box ran both in one wake-up).
+	 * o[3]. A busy box may merge expiries: o[0]'s wake-up late enough
+	 * runs o[1], or both, and arms once less each time.
 	 */
 	stats(e, &arms, &wakeups);
-	assert_true(wakeups >= 2 && wakeups <= 3);
-	assert_true(arms >= 2 && arms <= 3);
+	assert_true(wakeups >= 1 && wakeups <= 3);
+	assert_true(arms >= 1 && arms <= 3);
 	/* Everything deleted: the last arming fires for nothing. */
 	owner_init(e, &o[0], 0);
 	assert_int_equal(ptimer_add(e->set, &o[0].t, 5000), 0);

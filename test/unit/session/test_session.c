@@ -1528,8 +1528,8 @@ test_timer_heap(void **state)
 	}
 	for (i = 0, done = 0; i < N; i++)
 		WAIT_FOR(e, p[i]->fc->inputs == 1);
-	peer_shutdown(e, p[5]);		/* ms 1,400: mid-heap */
-	peer_shutdown(e, p[12]);	/* ms 1,100 */
+	peer_shutdown(e, p[5]);		/* ms 1,800: mid-heap */
+	peer_shutdown(e, p[12]);	/* ms 700 */
 	for (i = 0; i < N; i++)
 		WAIT_FOR(e, p[i]->fc->gones == 1 && peer_closed(p[i]));
 	for (i = 0; i < N; i++) {
