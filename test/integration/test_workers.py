@@ -13,6 +13,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -20,6 +21,7 @@ import unittest
 import urllib.request
 
 import evtest
+import tlstest
 from clientloop import ClientLoop
 from test_lifecycle import Notify, has
 
@@ -408,6 +410,47 @@ class Check(unittest.TestCase):
             r = self.check(v)
             self.assertNotEqual(r.returncode, 0, v)
             self.assertIn("workers", r.stderr, (v, r.stderr))
+
+
+
+class ReloadTLS(tlstest.TLSTestCase):
+    """A worker forked after a reload serves the reloaded certificate:
+    the supervisor reloads its own TLS state, which later forks
+    inherit, not only the workers running at the SIGHUP."""
+
+    CONFIG = tlstest.merge(tlstest.TLS_CONFIG, {"server": {"workers": "2"}})
+
+    def der(self, name):
+        with open(os.path.join(self.srv.dir, name)) as f:
+            return ssl.PEM_cert_to_DER_cert(f.read())
+
+    def test_restart_after_reload(self):
+        d = self.srv.dir
+        tlstest.make_cert(d, "new", "mail.test.example", "ec",
+                          ["DNS:mail.test.example"])
+        for ext in ("pem", "key"):
+            tmp = os.path.join(d, "rsa.%s.tmp" % ext)
+            shutil.copyfile(os.path.join(d, "new." + ext), tmp)
+            os.rename(tmp, os.path.join(d, "rsa." + ext))
+        n = len(self.srv.log())
+        self.srv.proc.send_signal(signal.SIGHUP)
+        for w in (0, 1):
+            self.assertTrue(self.srv.wait_log(
+                r"worker=%d event=reload result=ok" % w, start=n))
+        pids = worker_pids(self.srv)
+        n = len(self.srv.log())
+        for pid in pids.values():
+            os.kill(pid, signal.SIGKILL)
+        for w in (0, 1):
+            self.assertTrue(self.srv.wait_log(
+                r"worker=%d event=worker-ready" % w, start=n, timeout=20))
+        new = self.der("new.pem")
+        for _ in range(8):  # SO_REUSEPORT spreads them over both
+            c = tlstest.TLSConn(self.tls_port, implicit=True,
+                                ctx=tlstest.client_context(self.srv,
+                                                           "new.pem"))
+            self.assertEqual(c.sock.getpeercert(binary_form=True), new)
+            c.close()
 
 
 if __name__ == "__main__":
