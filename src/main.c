@@ -498,6 +498,49 @@ reload_apply(struct daemon *d, struct cfg *cfg)
 }
 
 /*
+ * A reload's TLS state for cfg: none (no certificate), a new server
+ * (*made_r: there was none), or d->tls with the new contexts prepared;
+ * *tls_r is the one in force after reload_tls_commit(). Either that or
+ * reload_tls_abort() ends it. -1 with a reason in err.
+ */
+static int
+reload_tls_prepare(struct daemon *d, const struct cfg *cfg,
+    struct tls_server **made_r, struct tls_server **tls_r, char *err,
+    size_t errlen)
+{
+	*made_r = *tls_r = NULL;
+	if (cfg->tls_cert == NULL)
+		return 0;
+	if (d->tls == NULL) {
+		if (tls_server_new(cfg, made_r, err, errlen) == -1)
+			return -1;
+		*tls_r = *made_r;
+		return 0;
+	}
+	if (tls_server_prepare(d->tls, cfg, err, errlen) == -1)
+		return -1;
+	*tls_r = d->tls;
+	return 0;
+}
+
+static void
+reload_tls_commit(struct daemon *d, struct tls_server *made,
+    struct tls_server *tls)
+{
+	if (made != NULL)
+		d->tls = made;
+	else if (tls != NULL)
+		tls_server_commit(tls);
+}
+
+static void
+reload_tls_abort(struct daemon *d, struct tls_server *made)
+{
+	tls_server_abort(d->tls);
+	tls_server_free(made);
+}
+
+/*
  * SIGHUP (and the admin socket's reload): read the configuration file
  * again and apply all of it, or none: the passwd-file, the TLS
  * certificates and keys, the listeners (kept, added, closed), limits
@@ -516,19 +559,9 @@ daemon_reload(struct daemon *d, char *err, size_t errlen)
 	sd_notifyf(0, "RELOADING=1\nSTATUS=Reloading %s\nMONOTONIC_USEC=%llu",
 	    d->path, (unsigned long long)mono_us());
 	log_info("event=reload path=%s", d->path);
-	if (cfg_load(d->path, &cfg, err, errlen) == -1)
+	if (cfg_load(d->path, &cfg, err, errlen) == -1 ||
+	    reload_tls_prepare(d, cfg, &made, &tls, err, errlen) == -1)
 		goto fail;
-	if (cfg->tls_cert != NULL) {
-		if (d->tls == NULL) {
-			if (tls_server_new(cfg, &made, err, errlen) == -1)
-				goto fail;
-			tls = made;
-		} else {
-			if (tls_server_prepare(d->tls, cfg, err, errlen) == -1)
-				goto fail;
-			tls = d->tls;
-		}
-	}
 	if (pop3_gen_new(d->env, cfg, &gen, err, errlen) == -1)
 		goto fail;
 	if (server_reconfigure(&d->srv, cfg, tls) == -1) {
@@ -540,10 +573,7 @@ daemon_reload(struct daemon *d, char *err, size_t errlen)
 	/* Nothing fails from here on. */
 	if (!proc_is_worker())		/* else the supervisor says it */
 		reload_restart_needed(d->cfg, cfg);
-	if (made != NULL)
-		d->tls = made;
-	else if (tls != NULL)
-		tls_server_commit(tls);
+	reload_tls_commit(d, made, tls);
 	pop3_env_reload(d->env, gen);
 	daemon_params(d, cfg);
 	session_set_params(d->sessions, &d->sp);
@@ -556,8 +586,7 @@ daemon_reload(struct daemon *d, char *err, size_t errlen)
 	status_cb(-1, 0, d);
 	return 0;
 fail:
-	tls_server_abort(d->tls);
-	tls_server_free(made);
+	reload_tls_abort(d, made);
 	pop3_gen_unref(gen);
 	cfg_free(cfg);
 	log_errorx("event=reload result=failed error=%s note=\"the running "
@@ -1017,18 +1046,9 @@ sup_reload(void *arg, char *err, size_t errlen)
 	char			 q[LOG_QUOTED_SIZE(1024)];
 
 	log_info("event=reload path=%s", d->path);
-	if (cfg_load(d->path, &cfg, err, errlen) == -1)
+	if (cfg_load(d->path, &cfg, err, errlen) == -1 ||
+	    reload_tls_prepare(d, cfg, &made, &tls, err, errlen) == -1)
 		goto fail;
-	if (cfg->tls_cert != NULL) {
-		if (d->tls == NULL) {
-			if (tls_server_new(cfg, &made, err, errlen) == -1)
-				goto fail;
-		} else {
-			if (tls_server_prepare(d->tls, cfg, err, errlen) == -1)
-				goto fail;
-			tls = d->tls;
-		}
-	}
 	if (pop3_gen_check(cfg, &unusable, err, errlen) == -1)
 		goto fail;
 
@@ -1038,16 +1058,12 @@ sup_reload(void *arg, char *err, size_t errlen)
 		log_warnx("event=reload-restart-needed key=\"[server] listen, "
 		    "listen_tls\" note=\"with workers > 1 the listeners were "
 		    "bound at start\"");
-	if (made != NULL)
-		d->tls = made;
-	else if (tls != NULL)
-		tls_server_commit(tls);
+	reload_tls_commit(d, made, tls);
 	reload_apply(d, cfg);
 	log_info("event=reload result=ok warnings=%d", cfg->warnings);
 	return 0;
 fail:
-	tls_server_abort(d->tls);
-	tls_server_free(made);
+	reload_tls_abort(d, made);
 	cfg_free(cfg);
 	log_errorx("event=reload result=failed error=%s note=\"the running "
 	    "configuration stays in force in every worker\"",
