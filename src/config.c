@@ -197,6 +197,17 @@ static const struct cfg_key cfg_keys[] = {
 	    .doc = "failed logins per connection before disconnect" },
 	{ "auth", "threads", CFG_INT, OFF(threads), "2", 1, 64, 0,
 	    .doc = "worker threads for password hashing and maildrop scans" },
+	{ "auth", "quick_jobs", CFG_BOOL, OFF(quick_jobs), "yes", 0, 0, 0,
+	    .doc = "the event loop does a login or a lock release itself, "
+		"without a worker thread, when it is cheap: a {PLAIN} or "
+		"digest password and a small maildrop on a local disk whose "
+		"last open listed few messages" },
+	{ "auth", "quick_limit", CFG_INT, OFF(quick_limit_ms), "2", 1, 1000,
+	    0,
+	    .doc = "milliseconds of such work the loop does per turn; one "
+		"job that takes longer sends it all to the threads for a "
+		"cool-off of 1 s, doubling up to 60 s while slow ones keep "
+		"coming" },
 	{ "auth", "allow_shrink", CFG_BOOL, OFF(allow_shrink), "no", 0, 0, 0,
 	    .doc = "load a passwd-file with no users, or a reload that loses "
 		"more than half of them" },

@@ -103,6 +103,8 @@ struct cfg {
 	int			 failure_delay_ms;
 	int			 max_failures;
 	int			 threads;
+	bool			 quick_jobs;	/* cheap logins on the loop */
+	int			 quick_limit_ms;	/* worker.h: slow_us */
 	bool			 allow_shrink;	/* passwd-file may lose users */
 	char			*plaintext_text; /* as written */
 	enum cfg_plaintext	 plaintext;	/* before TLS (RFC 2595 s. 2.3) */

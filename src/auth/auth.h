@@ -115,6 +115,14 @@ size_t	auth_db_unusable(struct auth_db *db);
 enum auth_result auth_db_lookup(struct auth_db *db, const char *user,
 	    struct auth_rec *rec_r, bool *found_r, char **standin_r);
 /*
+ * auth_db_lookup() without the reload, for the event loop: false, and
+ * nothing looked up, when the file changed since the table was read (or
+ * cannot be stat()ed); a worker thread's auth_db_lookup() reloads it.
+ */
+bool	auth_db_lookup_quick(struct auth_db *db, const char *user,
+	    enum auth_result *res_r, struct auth_rec *rec_r, bool *found_r,
+	    char **standin_r);
+/*
  * A login of user checked its password against an entry that cannot be
  * checked (AUTH_FAIL_ENTRY, not APOP): warn (event=passwd-entry-unusable).
  */
@@ -156,6 +164,13 @@ int	auth_hex_decode(const char *in, size_t len, unsigned char *out,
  * not hash; auth_password_verify() may still return -1 for other reasons).
  */
 int	auth_password_cost(const char *stored, char *buf, size_t len);
+/*
+ * True when checking a password against stored costs one hash at most:
+ * {PLAIN} and the digest schemes (SHA, SSHA512, PLAIN-MD5 ...), not the
+ * crypt(3) and argon2 key derivations, which are slow on purpose. What
+ * the event loop may check itself (pop3/quick.h).
+ */
+bool	auth_password_cheap(const char *stored);
 
 /*
  * Hash password as "{SHA512-CRYPT}$6$salt$hash" with a random salt, like

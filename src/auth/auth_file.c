@@ -560,6 +560,23 @@ auth_shrink_refused(const struct auth_db *db, size_t nold, size_t nnew)
 	return !db->allow_shrink && nnew < nold && 2 * (nold - nnew) > nold;
 }
 
+/* The table is that of the file as it is now: one stat() and a compare. */
+static bool
+auth_db_fresh(struct auth_db *db)
+{
+	struct auth_fkey	 key;
+	struct stat		 st;
+	bool			 same;
+
+	if (stat(db->path, &st) == -1)
+		return false;
+	auth_fkey_from_stat(&key, &st);
+	pthread_rwlock_rdlock(&db->lock);
+	same = db->tab != NULL && auth_fkey_eq(&db->tab->key, &key);
+	pthread_rwlock_unlock(&db->lock);
+	return same;
+}
+
 /*
  * Reload the table if the file changed. Never fails: problems are logged
  * (once per file version) and the current table stays. A version that is
@@ -576,17 +593,10 @@ auth_db_refresh(struct auth_db *db)
 	enum auth_load		 r;
 	uint64_t		 now;
 	size_t			 nold;
-	bool			 same;
 
 	/* Fast path: one stat() and a compare under the read lock. */
-	if (stat(db->path, &st) == 0) {
-		auth_fkey_from_stat(&key, &st);
-		pthread_rwlock_rdlock(&db->lock);
-		same = db->tab != NULL && auth_fkey_eq(&db->tab->key, &key);
-		pthread_rwlock_unlock(&db->lock);
-		if (same)
-			return;
-	}
+	if (auth_db_fresh(db))
+		return;
 
 	/*
 	 * Slow path, one reloader at a time. Look again: another thread may
@@ -754,25 +764,13 @@ auth_db_free(struct auth_db *db)
 	free(db);
 }
 
-/*
- * See auth.h. The entry is copied out under the read lock (hashing runs
- * outside it, in auth_verify_stored()).
- */
-enum auth_result
-auth_db_lookup(struct auth_db *db, const char *user, struct auth_rec *rec_r,
+/* The lookup of the current table: see auth_db_lookup() in auth.h. */
+static enum auth_result
+auth_db_find(struct auth_db *db, const char *user, struct auth_rec *rec_r,
     bool *found_r, char **standin_r)
 {
 	struct auth_entry	 key, *e = NULL;
 	enum auth_result	 res = AUTH_OK;
-
-	memset(rec_r, 0, sizeof(*rec_r));
-	rec_r->uid = (uid_t)-1;
-	rec_r->gid = (gid_t)-1;
-	*found_r = false;
-	*standin_r = NULL;
-	if (db == NULL)
-		return AUTH_TEMPFAIL;
-	auth_db_refresh(db);
 
 	memset(&key, 0, sizeof(key));
 	key.name = user;
@@ -806,6 +804,44 @@ auth_db_lookup(struct auth_db *db, const char *user, struct auth_rec *rec_r,
 		*standin_r = NULL;
 	}
 	return res;
+}
+
+static void
+auth_db_lookup_init(struct auth_rec *rec_r, bool *found_r, char **standin_r)
+{
+	memset(rec_r, 0, sizeof(*rec_r));
+	rec_r->uid = (uid_t)-1;
+	rec_r->gid = (gid_t)-1;
+	*found_r = false;
+	*standin_r = NULL;
+}
+
+/*
+ * See auth.h. The entry is copied out under the read lock (hashing runs
+ * outside it, in auth_verify_stored()).
+ */
+enum auth_result
+auth_db_lookup(struct auth_db *db, const char *user, struct auth_rec *rec_r,
+    bool *found_r, char **standin_r)
+{
+	auth_db_lookup_init(rec_r, found_r, standin_r);
+	if (db == NULL)
+		return AUTH_TEMPFAIL;
+	auth_db_refresh(db);
+	return auth_db_find(db, user, rec_r, found_r, standin_r);
+}
+
+/* See auth.h. */
+bool
+auth_db_lookup_quick(struct auth_db *db, const char *user,
+    enum auth_result *res_r, struct auth_rec *rec_r, bool *found_r,
+    char **standin_r)
+{
+	auth_db_lookup_init(rec_r, found_r, standin_r);
+	if (db == NULL || !auth_db_fresh(db))
+		return false;
+	*res_r = auth_db_find(db, user, rec_r, found_r, standin_r);
+	return true;
 }
 
 /* See auth.h. */

@@ -471,6 +471,19 @@ auth_password_verify(const char *stored, const char *password)
 	return auth_verify_crypt(data, password);
 }
 
+/* See auth.h. */
+bool
+auth_password_cheap(const char *stored)
+{
+	const struct auth_scheme_def	*def;
+	enum auth_encoding		 enc;
+	const char			*data;
+
+	if (stored == NULL || auth_scheme_parse(stored, &def, &enc, &data) == -1)
+		return false;
+	return def->scheme == SCHEME_PLAIN || def->md != NULL;
+}
+
 /*
  * See auth.h. What sets the cost of a crypt(3) hash: the method (the
  * "$id$"), and its parameters where it has any: bcrypt's cost field, the

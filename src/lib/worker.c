@@ -29,6 +29,13 @@
  *   Where the libevent backend has no edge triggering (not epoll), the
  *   loop reads the counter back to zero (one read, where a pipe needed a
  *   second to see it empty) before it takes the queue.
+ *
+ * Quick jobs (worker.h) skip all of that when the loop does them itself.
+ * They are held for the end of the turn with the worker_submit_later()
+ * jobs; worker_later_cb() runs their quick() hooks one after another,
+ * timing each (two clock reads: the vDSO, no system call), until the
+ * turn's budget is spent, and hands the rest to the threads under one
+ * lock. A quick() slower than the slow limit starts a cool-off.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -43,6 +50,7 @@
 #include <event2/event.h>
 
 #include "lib/log.h"
+#include "lib/monotime.h"
 #include "lib/worker.h"
 
 struct job_queue {
@@ -71,6 +79,13 @@ struct worker_pool {
 	struct event		*later_ev;
 	/* Submitted, done() not run yet: loop thread only, no lock. */
 	size_t			 pending;
+	/* Quick jobs: loop thread only, no lock. */
+	struct worker_quick	 quick;
+	uint64_t		 cool_until_us;	/* none before this */
+	uint64_t		 cool_ms;	/* the last cool-off's length */
+	unsigned long		 quick_done;
+	unsigned long		 quick_declined;
+	unsigned long		 quick_slow;
 };
 
 static void
@@ -86,6 +101,17 @@ queue_push(struct job_queue *q, struct worker_job *job)
 	job->next = NULL;
 	*q->tailp = job;
 	q->tailp = &job->next;
+}
+
+/* Move every job of src to the end of dst. */
+static void
+queue_append(struct job_queue *dst, struct job_queue *src)
+{
+	if (src->head == NULL)
+		return;
+	*dst->tailp = src->head;
+	dst->tailp = src->tailp;
+	queue_init(src);
 }
 
 static struct worker_job *
@@ -201,27 +227,97 @@ worker_wake_cb(evutil_socket_t fd, short events, void *arg)
 }
 
 /*
- * The end of a loop turn: hand the held jobs to the threads, in order,
- * under one lock and with one wake-up.
+ * A quick() took took_us, ending at now_us: past the slow limit, no quick
+ * job for a while. Slow again within one cool-off of the last one's end,
+ * and the next is twice as long (up to the maximum); else the first
+ * length again.
+ */
+static void
+quick_timed(struct worker_pool *pool, uint64_t took_us, uint64_t now_us)
+{
+	uint64_t ms = pool->quick.cool_min_ms;
+
+	if (took_us <= pool->quick.slow_us)
+		return;
+	if (pool->cool_ms != 0 &&
+	    now_us < pool->cool_until_us + pool->cool_ms * 1000) {
+		ms = pool->cool_ms * 2;
+		if (ms > pool->quick.cool_max_ms)
+			ms = pool->quick.cool_max_ms;
+	}
+	pool->quick_slow++;
+	pool->cool_ms = ms;
+	pool->cool_until_us = now_us + ms * 1000;
+	log_warnx("event=quick-slow took_ms=%.1f cool_ms=%llu note=\"work "
+	    "the event loop did itself (a login or a lock release) was slow; "
+	    "such work goes to the worker threads meanwhile\"",
+	    (double)took_us / 1000.0, (unsigned long long)ms);
+}
+
+/*
+ * Try a held job's quick(): true when it ran here (done() has run too).
+ * *spent_us adds up the turn's quick work.
+ */
+static bool
+quick_try(struct worker_pool *pool, struct worker_job *job,
+    uint64_t *spent_us)
+{
+	uint64_t	start, end;
+	bool		ok;
+
+	if (job->quick == NULL || !pool->quick.enabled ||
+	    *spent_us >= pool->quick.turn_budget_us)
+		return false;
+	start = mono_us();
+	if (start < pool->cool_until_us)
+		return false;
+	ok = job->quick(job);
+	end = mono_us();
+	*spent_us += end - start;
+	quick_timed(pool, end - start, end);
+	if (!ok) {
+		pool->quick_declined++;
+		return false;
+	}
+	pool->quick_done++;
+	pool->pending--;
+	job->done(job);
+	return true;
+}
+
+/*
+ * The end of a loop turn: the held jobs' quick() where it may run, then
+ * the rest to the threads, in order, under one lock and with one token
+ * a job.
  */
 static void
 worker_later_cb(evutil_socket_t fd, short events, void *arg)
 {
 	struct worker_pool	*pool = arg;
-	struct worker_job	*job;
+	struct worker_job	*list, *job;
+	struct job_queue	 urgent, todo;
+	uint64_t		 spent_us = 0;
 	size_t			 n = 0;
 
 	(void)fd;
 	(void)events;
-	if (pool->later.head == NULL)
-		return;
-	for (job = pool->later.head; job != NULL; job = job->next)
+	list = pool->later.head;
+	queue_init(&pool->later);	/* done() callbacks may hold more */
+	queue_init(&urgent);
+	queue_init(&todo);
+	while ((job = list) != NULL) {
+		list = job->next;
+		if (quick_try(pool, job, &spent_us))
+			continue;
+		queue_push(job->urgent ? &urgent : &todo, job);
 		n++;
+	}
+	if (n == 0)
+		return;
 	pthread_mutex_lock(&pool->lock);
-	*pool->todo.tailp = pool->later.head;
-	pool->todo.tailp = pool->later.tailp;
+	queue_append(&pool->urgent, &urgent);
+	queue_append(&pool->todo, &todo);
 	pthread_mutex_unlock(&pool->lock);
-	queue_init(&pool->later);
 	/* One token a job: each wakes at most one sleeping thread. */
 	jobs_post(pool, n);
 }
@@ -280,6 +376,7 @@ worker_pool_free(struct worker_pool *pool)
 	if (pool == NULL)
 		return;
 	/* Jobs held for the end of the turn go in now, behind the rest. */
+	pool->quick.enabled = false;
 	if (pool->nthreads > 0)
 		worker_later_cb(-1, 0, pool);
 	/*
@@ -305,9 +402,30 @@ worker_pool_free(struct worker_pool *pool)
 	free(pool);
 }
 
+/* Hold job for the end of the turn (worker_later_cb()). */
+static void
+hold(struct worker_pool *pool, struct worker_job *job)
+{
+	bool was_empty = pool->later.head == NULL;
+
+	queue_push(&pool->later, job);
+	/*
+	 * Activated now, the event runs after every callback libevent had
+	 * already made active for this turn (one queue, first in first out).
+	 */
+	if (was_empty)
+		event_active(pool->later_ev, EV_TIMEOUT, 0);
+}
+
 static void
 submit(struct worker_pool *pool, struct job_queue *q, struct worker_job *job)
 {
+	pool->pending++;
+	if (job->quick != NULL && pool->quick.enabled) {
+		job->urgent = q == &pool->urgent;
+		hold(pool, job);
+		return;
+	}
 	pthread_mutex_lock(&pool->lock);
 	queue_push(q, job);
 	pthread_mutex_unlock(&pool->lock);
@@ -318,30 +436,27 @@ submit(struct worker_pool *pool, struct job_queue *q, struct worker_job *job)
 void
 worker_submit(struct worker_pool *pool, struct worker_job *job)
 {
-	pool->pending++;
 	submit(pool, &pool->todo, job);
 }
 
 void
 worker_submit_urgent(struct worker_pool *pool, struct worker_job *job)
 {
-	pool->pending++;
 	submit(pool, &pool->urgent, job);
 }
 
 void
 worker_submit_later(struct worker_pool *pool, struct worker_job *job)
 {
-	bool was_empty = pool->later.head == NULL;
-
 	pool->pending++;
-	queue_push(&pool->later, job);
-	/*
-	 * Activated now, the event runs after every callback libevent had
-	 * already made active for this turn (one queue, first in first out).
-	 */
-	if (was_empty)
-		event_active(pool->later_ev, EV_TIMEOUT, 0);
+	job->urgent = false;
+	hold(pool, job);
+}
+
+void
+worker_set_quick(struct worker_pool *pool, const struct worker_quick *q)
+{
+	pool->quick = *q;
 }
 
 size_t
@@ -357,4 +472,8 @@ worker_stats(struct worker_pool *pool, struct worker_stats *st)
 	st->wakeups = pool->wakeups;
 	pthread_mutex_unlock(&pool->lock);
 	st->drains = pool->drains;
+	st->quick_done = pool->quick_done;
+	st->quick_declined = pool->quick_declined;
+	st->quick_slow = pool->quick_slow;
+	st->cool_ms = pool->cool_ms;
 }

@@ -7,7 +7,9 @@
  * fails PASS itself. The job checks the password the user database
  * has (auth_verify_stored()): the passwd-file is looked up in the job;
  * with [auth] driver = pgsql the user is looked up first, on the loop
- * (auth_pgsql.h: asynchronous, or from its cache).
+ * (auth_pgsql.h: asynchronous, or from its cache). A login that is cheap
+ * after all (a {PLAIN} password, a small maildrop on a local disk) the
+ * loop does itself, at the end of the turn (login_quick(), quick.h).
  *
  * A failed login is answered failure_delay after the command was
  * dispatched, however long the check took (queue wait and hashing
@@ -38,6 +40,7 @@
 #include "pop3/client.h"
 #include "pop3/maildrop.h"
 #include "pop3/penalty.h"
+#include "pop3/quick.h"
 #include "store/registry.h"
 #include "store/store.h"
 
@@ -75,6 +78,8 @@ struct login_job {
 	enum store_err		 st;
 	char			 err[256];
 	struct maildrop		*md;
+	bool			 local;		/* md on a local file system */
+	bool			 checked;	/* login_check() ran */
 };
 
 static void
@@ -96,6 +101,48 @@ job_free(struct login_job *job)
 }
 
 /*
+ * Check the credentials against what the lookup found (an unknown user:
+ * against the stand-in). False when the login ends here.
+ */
+static bool
+login_check(struct login_job *job)
+{
+	job->checked = true;
+	job->auth = job->lookup == AUTH_OK ? auth_verify_stored(
+	    job->found ? job->rec.password : NULL, job->standin,
+	    job->apop ? job->apop_ts : NULL, job->secret, &job->fail) :
+	    job->lookup;
+	auth_wipe(job->secret, strlen(job->secret));
+	if (job->auth == AUTH_FAIL && job->fail == AUTH_FAIL_ENTRY &&
+	    !job->apop && job->gen->pg == NULL)
+		auth_db_warn_unusable(job->gen->auth, job->user);
+	return job->auth == AUTH_OK;
+}
+
+/* Open and lock the maildrop; is it on a local file system (quick.h)? */
+static void
+login_open(struct login_job *job, bool on_loop)
+{
+	const struct cfg	*cfg = job->gen->cfg;
+	const struct store_ops	*ops;
+	struct store_params	 params;
+	char			 path[4096];
+
+	job->st = store_locate(job->rec.extra, cfg->mail_driver,
+	    cfg->mail_location, job->rec.name, job->rec.home, &ops, path,
+	    sizeof(path), job->err, sizeof(job->err));
+	if (job->st != STORE_OK)
+		return;
+	params.path = path;
+	params.uidl_format = cfg->uidl_format;
+	params.nowait = on_loop;
+	job->st = ops->open(&params, &job->md, job->err, sizeof(job->err));
+	/* On the loop only when an earlier open found it local. */
+	if (job->st == STORE_OK)
+		job->local = on_loop || quick_fs_local(path);
+}
+
+/*
  * Worker thread: look the user up (the passwd-file; pgsql did on the
  * loop), check the credentials against what was found, then open and
  * lock the maildrop. One path for both databases: an unknown user costs
@@ -105,33 +152,43 @@ static void
 login_work(struct worker_job *wj)
 {
 	struct login_job	*job = (struct login_job *)wj;
-	const struct cfg	*cfg = job->gen->cfg;
-	const struct store_ops	*ops;
-	struct store_params	 params;
-	char			 path[4096];
 
 	if (!job->looked_up)
 		job->lookup = auth_db_lookup(job->gen->auth, job->user,
 		    &job->rec, &job->found, &job->standin);
-	job->auth = job->lookup == AUTH_OK ? auth_verify_stored(
-	    job->found ? job->rec.password : NULL, job->standin,
-	    job->apop ? job->apop_ts : NULL, job->secret, &job->fail) :
-	    job->lookup;
-	auth_wipe(job->secret, strlen(job->secret));
-	if (job->auth == AUTH_FAIL && job->fail == AUTH_FAIL_ENTRY &&
-	    !job->apop && !job->looked_up)
-		auth_db_warn_unusable(job->gen->auth, job->user);
-	if (job->auth != AUTH_OK)
-		return;
+	/* Checked already when the loop's open said STORE_AGAIN. */
+	if (job->checked ? job->auth == AUTH_OK : login_check(job))
+		login_open(job, false);
+}
 
-	job->st = store_locate(job->rec.extra, cfg->mail_driver,
-	    cfg->mail_location, job->rec.name, job->rec.home, &ops, path,
-	    sizeof(path), job->err, sizeof(job->err));
-	if (job->st != STORE_OK)
-		return;
-	params.path = path;
-	params.uidl_format = cfg->uidl_format;
-	job->st = ops->open(&params, &job->md, job->err, sizeof(job->err));
+/*
+ * The loop, at the end of the turn (quick.h): the same, when the user's
+ * last login found a small maildrop on a local disk, the passwd-file is
+ * unchanged, and the password is one hash at most. Declined otherwise,
+ * before anything slow, or when the open would wait: what was done here
+ * (the lookup, the check) is kept for the thread.
+ */
+static bool
+login_quick(struct worker_job *wj)
+{
+	struct login_job	*job = (struct login_job *)wj;
+
+	if (!quick_login_likely(job->env->hints, job->user))
+		return false;
+	if (!job->looked_up) {
+		if (!auth_db_lookup_quick(job->gen->auth, job->user,
+		    &job->lookup, &job->rec, &job->found, &job->standin))
+			return false;
+		job->looked_up = true;
+	}
+	if (job->lookup != AUTH_OK || !job->found ||
+	    !auth_password_cheap(job->rec.password))
+		return false;
+	if (!login_check(job))
+		return true;
+	login_open(job, true);
+	/* It would wait (a lock being released): a thread opens it. */
+	return job->st != STORE_AGAIN;
 }
 
 static void	login_done(struct worker_job *);
@@ -180,6 +237,7 @@ login_submit(struct client *c, bool apop, const char *secret,
 		return CMD_ERR;
 	}
 	worker_job_init(&job->base, login_work, login_done);
+	worker_job_quick(&job->base, login_quick);
 	c->login_start_us = now_us;
 	job->c = c;
 	job->env = c->env;
@@ -281,7 +339,7 @@ login_done(struct worker_job *wj)
 
 	if (c == NULL) {			/* the client went away */
 		if (job->md != NULL)
-			maildrop_release(job->env, job->md);
+			maildrop_release(job->env, job->md, job->local);
 		/* A guess whose answer nobody waits for still counts. */
 		if (job->auth == AUTH_FAIL) {
 			job->env->stats.login_failures++;
@@ -295,6 +353,11 @@ login_done(struct worker_job *wj)
 	}
 	c->login = NULL;
 
+	if (job->auth != AUTH_OK || job->st != STORE_OK)
+		quick_login_forget(c->env->hints, job->user);
+	else
+		quick_login_seen(c->env->hints, job->user,
+		    maildrop_count(job->md), job->local);
 	if (job->auth != AUTH_OK) {
 		c->env->stats.login_failures++;
 		penalty_attempt_end(c);
@@ -359,6 +422,7 @@ login_done(struct worker_job *wj)
 	}
 
 	maildrop_attach(c, job->md);
+	c->md_local = job->local;
 	free(c->user);
 	c->user = job->user;
 	job->user = NULL;

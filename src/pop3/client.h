@@ -97,6 +97,7 @@ struct pop3_env {
 	struct event_base	*base;
 	struct pop3_gen		*gen;		/* for new sessions */
 	struct worker_pool	*workers;
+	struct quick_hints	*hints;		/* quick.h: quick logins */
 	struct pop3_stats	 stats;
 	struct pop3_metrics	 metrics;
 	/*
@@ -149,6 +150,8 @@ struct client {
 	unsigned		 have_user:1;	/* USER was accepted */
 	/* penalty.c: the address has limits (a key, session_peer_key()). */
 	unsigned		 limited:1;
+	/* md is on a local file system: its release may be quick (quick.h) */
+	unsigned		 md_local:1;
 
 	/* penalty.c: counts. */
 	struct iptable_entry	*unauth;	/* ref while not logged in */

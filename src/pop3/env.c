@@ -14,6 +14,18 @@
 #include "pop3/client.h"
 #include "pop3/dispatch.h"
 #include "pop3/penalty.h"
+#include "pop3/quick.h"
+
+/* [auth] quick_jobs: the pool's share of quick work (worker.h). */
+static void
+pop3_env_quick(struct pop3_env *env, const struct cfg *cfg)
+{
+	struct worker_quick q = WORKER_QUICK_DEFAULTS;
+
+	q.enabled = cfg->quick_jobs;
+	q.turn_budget_us = q.slow_us = (uint64_t)cfg->quick_limit_ms * 1000;
+	worker_set_quick(env->workers, &q);
+}
 
 int
 pop3_env_new(struct event_base *base, struct cfg *cfg,
@@ -40,9 +52,18 @@ pop3_env_new(struct event_base *base, struct cfg *cfg,
 		free(env);
 		return -1;
 	}
+	if ((env->hints = quick_hints_new()) == NULL) {
+		log_error("event=startup-failed step=quick-hints");
+		worker_pool_free(env->workers);
+		pop3_gen_unref(env->gen);
+		free(env);
+		return -1;
+	}
+	pop3_env_quick(env, cfg);
 	if (penalty_env_init(env) == -1) {
 		log_errorx("event=startup-failed step=penalty-tables "
 		    "note=\"shlimits_init() has not run\"");
+		quick_hints_free(env->hints);
 		worker_pool_free(env->workers);
 		pop3_gen_unref(env->gen);
 		free(env);
@@ -61,6 +82,7 @@ pop3_env_reload(struct pop3_env *env, struct pop3_gen *gen)
 		log_warnx("event=reload-restart-needed key=\"[auth] threads\" "
 		    "running=%d configured=%d", old->threads, cfg->threads);
 	penalty_env_reload(env, cfg);
+	pop3_env_quick(env, cfg);
 	/* Sessions on the old pool use it as they need it, then no more. */
 	if (env->gen->pg != NULL && env->gen->pg != gen->pg)
 		auth_pgsql_retire(env->gen->pg);
@@ -85,6 +107,7 @@ pop3_env_free(struct pop3_env *env)
 	/* Runs the last done() callbacks: pending UPDATEs complete. */
 	worker_pool_free(env->workers);
 	pop3_gen_unref(env->gen);
+	quick_hints_free(env->hints);
 	penalty_env_free(env);
 	free(env);
 }
@@ -151,6 +174,7 @@ void
 pop3_metrics_write(const struct pop3_env *env, struct metric_writer *w)
 {
 	const struct pop3_metrics *m = &env->metrics;
+	struct worker_stats	   ws;
 
 	metric_family(w, "evpop3d_logins_total", METRIC_COUNTER,
 	    "Successful logins.");
@@ -189,6 +213,21 @@ pop3_metrics_write(const struct pop3_env *env, struct metric_writer *w)
 	    "Worker pool jobs queued or running (logins, lookups, UPDATE).");
 	metric_u64(w, "evpop3d_worker_jobs", NULL, NULL,
 	    worker_pending(env->workers));
+	worker_stats(env->workers, &ws);
+	metric_family(w, "evpop3d_worker_quick_jobs_total", METRIC_COUNTER,
+	    "Logins and lock releases the event loop did itself "
+	    "(outcome=done), or tried to and handed to a worker thread "
+	    "(outcome=declined: the password or the maildrop turned out "
+	    "not to be cheap).");
+	metric_u64(w, "evpop3d_worker_quick_jobs_total", "outcome", "done",
+	    ws.quick_done);
+	metric_u64(w, "evpop3d_worker_quick_jobs_total", "outcome",
+	    "declined", ws.quick_declined);
+	metric_family(w, "evpop3d_worker_quick_slow_total", METRIC_COUNTER,
+	    "Quick jobs slower than 2 ms, each of which sent all such work "
+	    "to the worker threads for a cool-off.");
+	metric_u64(w, "evpop3d_worker_quick_slow_total", NULL, NULL,
+	    ws.quick_slow);
 	metric_family(w, "evpop3d_worker_threads", METRIC_GAUGE,
 	    "Worker pool threads ([auth] threads).");
 	metric_u64(w, "evpop3d_worker_threads", NULL, NULL,

@@ -3,24 +3,20 @@
  * the messages marked deleted, the octets of the rest, LAST; taking the
  * maildrop at login and releasing it.
  *
- * Releasing is file I/O (the lock), so it runs as a job in the worker
- * pool, ahead of queued logins (worker_submit_urgent()): the next login
- * of the same user waits for it.
- *
- * Short as it is (open, pread and pwrite of the 160-byte record, close:
- * 2 to 8 µs median on local ext4), it stays off the loop, because it can
- * block: under a 1.5 GB write on this disk one release in 3,000 took
- * 4.5 ms (the pwrite waits for the page's writeback or for dirty page
- * throttling), and on NFS the open and the close are round trips to the
- * server. Done on the loop, it would have saved 6 of the 66 syscalls of
- * a `login` session (the hand-off's futex wake and wait, eventfd write
- * and read, and a loop turn), and stalled every session whenever it
- * blocks (issue 13, README "Performance"). Nor can it be tried without
- * blocking and handed over when it would wait: the record's page can be
- * read with preadv2(RWF_NOWAIT) and the file reached with openat2's
- * RESOLVE_CACHED, but pwritev2(RWF_NOWAIT) on a buffered file says
- * EOPNOTSUPP on ext4 and tmpfs (Linux 6.18; XFS is said to take it,
- * not tried here).
+ * Releasing is file I/O (the lock): open, pread and pwrite of the
+ * 160-byte record, close; 2 to 8 µs median on local ext4. It runs as a
+ * quick job (quick.h) when the maildrop is on a local file system: on the
+ * loop at the end of the turn, sparing the hand-off to a thread and back.
+ * It can block, though: under a 1.5 GB write on this disk one release in
+ * 3,000 took 4.5 ms (the pwrite waits for the page's writeback or for
+ * dirty page throttling), and pwritev2(RWF_NOWAIT), which would say so
+ * instead of waiting, is EOPNOTSUPP on a buffered file of ext4 and tmpfs
+ * (Linux 6.18). So the pool times it: one over [auth] quick_limit sends
+ * releases and logins to the threads for a cool-off (lib/worker.h). On a
+ * network file system, where the open and the close are round trips to
+ * the server, and when the pool is cooling off, it is a worker job,
+ * ahead of queued logins (worker_submit_urgent()): the next login of the
+ * same user waits for it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +78,14 @@ release_work(struct worker_job *wj)
 	job->md = NULL;
 }
 
+/* The loop, for a maildrop on a local file system (quick.h). */
+static bool
+release_quick(struct worker_job *wj)
+{
+	release_work(wj);
+	return true;
+}
+
 static void
 release_done(struct worker_job *wj)
 {
@@ -92,12 +96,13 @@ release_done(struct worker_job *wj)
  * The maildrop is given up at once, here on the loop (maildrop_disown():
  * a login that follows, the user reconnecting, takes the lock over and
  * never sees a record of this process that is still being cleared); the
- * lock file is rewritten on a worker thread. Once the pool is stopping
- * (its last done() callbacks run after its threads have gone), or out of
- * memory, all of it here on the loop.
+ * lock file is rewritten by a job: on the loop at the end of the turn
+ * when md is local and the pool lets it (quick.h), else on a worker
+ * thread. Once the pool is stopping (its last done() callbacks run after
+ * its threads have gone), or out of memory, all of it here on the loop.
  */
 void
-maildrop_release(struct pop3_env *env, struct maildrop *md)
+maildrop_release(struct pop3_env *env, struct maildrop *md, bool local)
 {
 	struct release_job *job;
 
@@ -107,6 +112,8 @@ maildrop_release(struct pop3_env *env, struct maildrop *md)
 		return;
 	}
 	worker_job_init(&job->base, release_work, release_done);
+	if (local)
+		worker_job_quick(&job->base, release_quick);
 	job->md = md;
 	worker_submit_urgent(env->workers, &job->base);
 }
@@ -116,7 +123,7 @@ maildrop_gone(struct client *c)
 {
 	if (c->md != NULL) {
 		/* RFC 1939 section 6: no QUIT, no UPDATE. */
-		maildrop_release(c->env, c->md);
+		maildrop_release(c->env, c->md, c->md_local);
 		c->md = NULL;
 	}
 	free(c->deleted);

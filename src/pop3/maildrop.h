@@ -15,8 +15,11 @@ long		maildrop_live_msg(struct client *c, const char *arg);
 /*
  * Release md without UPDATE on a worker, ahead of queued logins, for a
  * session that is gone or cannot keep it; no other job may be using md.
+ * local (c->md_local): md is on a local file system, and the loop may
+ * do the release itself (quick.h).
  */
-void		maildrop_release(struct pop3_env *env, struct maildrop *md);
+void		maildrop_release(struct pop3_env *env, struct maildrop *md,
+		    bool local);
 /* The session is gone: release what it holds (RFC 1939 section 6). */
 void		maildrop_gone(struct client *c);
 

@@ -258,7 +258,7 @@ locate_done(struct worker_job *wj)
 		if (log_debug_enabled())
 			log_debug("sess=%016llx event=locate-detached msg=%zu",
 			    (unsigned long long)job->sess_id, job->i + 1);
-		maildrop_release(job->env, job->md);
+		maildrop_release(job->env, job->md, false);
 		free(job);
 		return;
 	}

@@ -236,6 +236,14 @@ update_work(struct worker_job *wj)
 	job->md = NULL;
 }
 
+/* The loop: a release, nothing marked, on a local file system (quick.h). */
+static bool
+update_quick(struct worker_job *wj)
+{
+	update_work(wj);
+	return true;
+}
+
 static void
 update_done(struct worker_job *wj)
 {
@@ -278,8 +286,9 @@ update_done(struct worker_job *wj)
  * RFC 1939 section 6: remove the marked messages, release the lock, and
  * answer; "-ERR" if some could not be removed. With nothing marked the
  * job only releases the lock: the +OK still comes after it, so that a
- * client logging in again at once finds the maildrop free. Still a job:
- * a release can block (maildrop.c says how long, measured).
+ * client logging in again at once finds the maildrop free. Still a job,
+ * since a release can block (maildrop.c says how long, measured), but one
+ * the loop may do itself at the end of the turn (quick.h).
  */
 enum cmd_result
 transaction_update(struct client *c)
@@ -296,6 +305,9 @@ transaction_update(struct client *c)
 		return CMD_CLOSE;
 	}
 	worker_job_init(&job->base, update_work, update_done);
+	/* Removals stay on a thread: unlinks, or an mbox rewritten whole. */
+	if (c->n_deleted == 0 && c->md_local)
+		worker_job_quick(&job->base, update_quick);
 	job->c = c;
 	job->sess_id = session_id(c->s);
 	snprintf(job->rip, sizeof(job->rip), "%s", session_peer(c->s));

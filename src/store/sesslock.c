@@ -235,8 +235,12 @@ record_read(int fd, char *text, size_t len)
 	return n;
 }
 
+/*
+ * Take the record of path for this process. nowait: STORE_AGAIN instead
+ * of waiting for the OFD lock or answering STORE_INUSE.
+ */
 static enum store_err
-file_acquire(const char *path, char *err, size_t errlen)
+file_acquire(const char *path, bool nowait, char *err, size_t errlen)
 {
 	struct owner	 me, holder;
 	struct flock	 fl;
@@ -259,6 +263,10 @@ file_acquire(const char *path, char *err, size_t errlen)
 	fl.l_type = F_WRLCK;
 	fl.l_whence = SEEK_SET;
 	for (tries = 0; fcntl(fd, F_OFD_SETLK, &fl) == -1; tries++) {
+		if (nowait && (errno == EAGAIN || errno == EACCES)) {
+			close(fd);
+			return STORE_AGAIN;
+		}
 		if ((errno != EAGAIN && errno != EACCES) ||
 		    tries == LOCK_TRIES) {
 			if (errno == EAGAIN || errno == EACCES)
@@ -272,8 +280,13 @@ file_acquire(const char *path, char *err, size_t errlen)
 
 	if (record_read(fd, text, sizeof(text)) == -1)
 		goto fail;
-	if (owner_parse(text, &holder) == 0 && owner_alive(&holder, &me))
+	if (owner_parse(text, &holder) == 0 && owner_alive(&holder, &me)) {
+		if (nowait) {
+			close(fd);
+			return STORE_AGAIN;
+		}
 		goto inuse;
+	}
 	if (fio_pwrite_full(fd, rec, sizeof(rec), 0) == -1)
 		goto fail;
 	close(fd);			/* drops the OFD lock */
@@ -380,8 +393,9 @@ tab_remove(struct entry *e)
 	pthread_cond_broadcast(&tab_cond);
 }
 
-enum store_err
-sesslock_acquire(const char *path, struct sesslock **lk_r, char *err,
+/* sesslock_acquire(), or with nowait sesslock_try(). */
+static enum store_err
+acquire(const char *path, bool nowait, struct sesslock **lk_r, char *err,
     size_t errlen)
 {
 	struct sesslock	*lk;
@@ -399,6 +413,12 @@ sesslock_acquire(const char *path, struct sesslock **lk_r, char *err,
 	for (;;) {
 		if ((e = tab_find(path, h)) == NULL)
 			break;
+		if (nowait && (e->state != ENTRY_HELD ||
+		    (e->owner != NULL && !e->owner->disowned))) {
+			pthread_mutex_unlock(&tab_mtx);
+			free(lk);
+			return STORE_AGAIN;
+		}
 		if (e->state != ENTRY_HELD) {
 			/* Being taken or freed right now: a few syscalls. */
 			pthread_cond_wait(&tab_cond, &tab_mtx);
@@ -445,7 +465,7 @@ sesslock_acquire(const char *path, struct sesslock **lk_r, char *err,
 	lk->e = e;
 	pthread_mutex_unlock(&tab_mtx);
 
-	rv = file_acquire(path, err, errlen);
+	rv = file_acquire(path, nowait, err, errlen);
 
 	pthread_mutex_lock(&tab_mtx);
 	if (rv == STORE_OK) {
@@ -458,6 +478,20 @@ sesslock_acquire(const char *path, struct sesslock **lk_r, char *err,
 	}
 	pthread_mutex_unlock(&tab_mtx);
 	return rv;
+}
+
+enum store_err
+sesslock_acquire(const char *path, struct sesslock **lk_r, char *err,
+    size_t errlen)
+{
+	return acquire(path, false, lk_r, err, errlen);
+}
+
+enum store_err
+sesslock_try(const char *path, struct sesslock **lk_r, char *err,
+    size_t errlen)
+{
+	return acquire(path, true, lk_r, err, errlen);
 }
 
 void

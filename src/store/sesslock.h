@@ -57,6 +57,17 @@ enum store_err	sesslock_acquire(const char *path, struct sesslock **lk_r,
 		    char *err, size_t errlen);
 
 /*
+ * sesslock_acquire() for the event loop: STORE_AGAIN, and nothing taken,
+ * where it would wait (another thread's acquire or release of the path
+ * in progress, another process's acquire holding the OFD lock) or answer
+ * STORE_INUSE (a live holder may be a session ending in this very turn
+ * of the loop, whose close the loop has not seen yet): the caller tries
+ * again on a worker thread, which waits and decides.
+ */
+enum store_err	sesslock_try(const char *path, struct sesslock **lk_r,
+		    char *err, size_t errlen);
+
+/*
  * The session holding lk has ended: from now on another
  * sesslock_acquire() of the same path in this process may take the lock
  * over, before sesslock_release(lk) has run. The caller must no longer

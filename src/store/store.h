@@ -38,7 +38,8 @@ enum store_err {
 	STORE_PERM,	/* permanent: -ERR [SYS/PERM] */
 	STORE_INUSE,	/* locked by another session: -ERR [IN-USE] */
 	STORE_GONE,	/* the message was removed by another program */
-	STORE_AGAIN,	/* msg_open: call msg_locate() first (see there) */
+	STORE_AGAIN,	/* msg_open: call msg_locate() first (see there);
+			 * open with nowait: open on a thread instead */
 };
 
 struct maildrop {
@@ -58,6 +59,15 @@ struct store_params {
 	 * cannot fill for a message and use their default for it.
 	 */
 	const char	*uidl_format;
+	/*
+	 * The event loop opens (a quick login, pop3/quick.h): wherever the
+	 * open would wait (for a lock that another session, of this process
+	 * or another, or an MDA holds; for another thread's lock I/O), it
+	 * says STORE_AGAIN at once, with nothing opened, and the caller opens
+	 * again on a worker thread, which waits. A driver may always say so
+	 * (mbox does: its MDA locks wait).
+	 */
+	bool		 nowait;
 };
 
 struct store_ops {

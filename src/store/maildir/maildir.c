@@ -104,13 +104,14 @@ md_create(struct md *md, char *err, size_t errlen)
 
 /* RFC 1939 section 4: the exclusive-access lock. */
 static enum store_err
-md_lock(struct md *md, char *err, size_t errlen)
+md_lock(struct md *md, bool nowait, char *err, size_t errlen)
 {
 	char		 buf[PATH_MAX];
 
 	if (md_path(md, buf, sizeof(buf), STORE_MAILDIR_LOCKFILE, NULL) == -1)
 		return store_fail(errno, err, errlen, "maildir", md->path);
-	return sesslock_acquire(buf, &md->lock, err, errlen);
+	return nowait ? sesslock_try(buf, &md->lock, err, errlen) :
+	    sesslock_acquire(buf, &md->lock, err, errlen);
 }
 
 /*
@@ -175,10 +176,11 @@ md_open(const struct store_params *p, struct maildrop **md_r, char *err,
 	 * created (mkdir -p of the root, cur/, new/, tmp/) and the step
 	 * retried, so a login into an existing Maildir costs no mkdir calls.
 	 */
-	if ((rv = md_lock(md, err, errlen)) != STORE_OK) {
-		if (rv == STORE_INUSE || !md_missing(md, 0) ||
+	if ((rv = md_lock(md, p->nowait, err, errlen)) != STORE_OK) {
+		if (rv == STORE_INUSE || rv == STORE_AGAIN ||
+		    !md_missing(md, 0) ||
 		    (rv = md_create(md, err, errlen)) != STORE_OK ||
-		    (rv = md_lock(md, err, errlen)) != STORE_OK)
+		    (rv = md_lock(md, p->nowait, err, errlen)) != STORE_OK)
 			goto fail;
 		created = 1;
 	}

@@ -84,6 +84,9 @@ mb_open(const struct store_params *p, struct maildrop **md_r, char *err,
 		snprintf(err, errlen, "mbox: empty path");
 		return STORE_PERM;
 	}
+	/* The MDA locks (dotlock, fcntl) wait: never on the loop. */
+	if (p->nowait)
+		return STORE_AGAIN;
 	if ((mb = calloc(1, sizeof(*mb))) == NULL)
 		return store_fail(errno, err, errlen, "mbox", p->path);
 	mb->base.ops = &store_mbox_ops;

@@ -5,7 +5,10 @@
  * finishes both queues and hands back every result; completions the loop
  * has not taken yet share one wake-up, and one that comes after the loop
  * took the queue wakes it again, with the eventfd edge-triggered (epoll)
- * and level-triggered (poll).
+ * and level-triggered (poll). Quick jobs: done on the loop at the end of
+ * the turn when their quick() takes them, on a thread when it declines,
+ * the pool is not set for them, the turn's budget is spent, or a slow one
+ * started a cool-off, whose length doubles while slow ones keep coming.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -15,10 +18,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <event2/event.h>
 
+#include "lib/monotime.h"
 #include "lib/worker.h"
 
 #define MAX_JOBS	16
@@ -34,6 +39,9 @@ struct trace {
 	size_t		 n_worked;
 	char		 done[MAX_JOBS + 1];
 	size_t		 n_done;
+	char		 quicked[MAX_JOBS + 1];	/* quick() calls */
+	size_t		 n_quicked;
+	bool		 quick_off_loop;
 	pthread_t	 loop;
 	bool		 done_off_loop;
 	struct event_base *base;
@@ -45,6 +53,8 @@ struct tjob {
 	struct trace		*t;
 	char			 name;
 	int			 gate;
+	bool			 decline;	/* quick() says no */
+	uint64_t		 spin_us;	/* quick() takes this long */
 };
 
 static void
@@ -76,6 +86,22 @@ tjob_done(struct worker_job *wj)
 	if (t->n_done == t->expect && t->base != NULL)
 		event_base_loopbreak(t->base);
 	free(j);
+}
+
+/* Loop thread: spin for spin_us, then take the job or decline it. */
+static bool
+tjob_quick(struct worker_job *wj)
+{
+	struct tjob	*j = (struct tjob *)wj;
+	struct trace	*t = j->t;
+	uint64_t	 end = mono_us() + j->spin_us;
+
+	if (!pthread_equal(pthread_self(), t->loop))
+		t->quick_off_loop = true;
+	t->quicked[t->n_quicked++] = j->name;
+	while (mono_us() < end)
+		;
+	return !j->decline;
 }
 
 static struct tjob *
@@ -384,6 +410,246 @@ test_many_threads(void **state)
 	event_base_free(base);
 }
 
+
+/* A quick job: tjob_quick() as its quick(). */
+static struct tjob *
+qjob_new(struct trace *t, char name, bool decline, uint64_t spin_us)
+{
+	struct tjob *j = tjob_new(t, name);
+
+	worker_job_quick(&j->base, tjob_quick);
+	j->decline = decline;
+	j->spin_us = spin_us;
+	return j;
+}
+
+static struct worker_pool *
+quick_pool(struct event_base *base, uint64_t budget_us, uint64_t slow_us,
+    uint64_t cool_min_ms, uint64_t cool_max_ms)
+{
+	struct worker_pool	*pool;
+	struct worker_quick	 q = WORKER_QUICK_DEFAULTS;
+
+	assert_non_null(pool = worker_pool_new(base, 1));
+	q.turn_budget_us = budget_us;
+	q.slow_us = slow_us;
+	q.cool_min_ms = cool_min_ms;
+	q.cool_max_ms = cool_max_ms;
+	worker_set_quick(pool, &q);
+	return pool;
+}
+
+/*
+ * Quick jobs from all three submit calls run on the loop at the end of
+ * the turn, after a plain job submitted at once; a declined one runs on
+ * the thread, an urgent one ahead of the normal jobs queued before it.
+ */
+static void
+test_quick_on_loop(void **state)
+{
+	struct event_base	*base = event_base_new();
+	struct worker_pool	*pool;
+	struct worker_stats	 st;
+	struct trace		 t;
+	struct tjob		*j;
+
+	(void)state;
+	assert_non_null(base);
+	pool = quick_pool(base, 1000 * 1000, 1000 * 1000, 1000, 1000);
+	trace_init(&t);
+	t.base = base;
+	t.expect = 7;
+
+	gate_hold(pool, &t);
+	j = tjob_new(&t, 'a');			/* plain, at once */
+	worker_submit(pool, &j->base);
+	j = qjob_new(&t, 'q', false, 0);
+	worker_submit(pool, &j->base);
+	j = qjob_new(&t, 'R', false, 0);
+	worker_submit_urgent(pool, &j->base);
+	j = qjob_new(&t, 's', false, 0);
+	worker_submit_later(pool, &j->base);
+	j = qjob_new(&t, 'D', true, 0);		/* declines: urgent */
+	worker_submit_urgent(pool, &j->base);
+	j = qjob_new(&t, 'e', true, 0);		/* declines */
+	worker_submit(pool, &j->base);
+	assert_int_equal(worker_pending(pool), 7);
+	/* The thread is held: the quick ones finish without it. */
+	t.expect = 3;
+	assert_int_equal(event_base_dispatch(base), 0);
+	assert_string_equal(t.done, "qRs");
+	assert_string_equal(t.quicked, "qRsDe");
+	assert_false(t.quick_off_loop);
+	assert_int_equal(t.n_worked, 1);		/* the gate */
+	worker_stats(pool, &st);
+	assert_int_equal(st.quick_done, 3);
+	assert_int_equal(st.quick_declined, 2);
+	assert_int_equal(st.quick_slow, 0);
+
+	t.expect = 7;
+	gate_release(&t);
+	assert_int_equal(event_base_dispatch(base), 0);
+	assert_string_equal(t.worked, "gDae");
+	assert_string_equal(t.done, "qRsgDae");
+	assert_false(t.done_off_loop);
+	assert_int_equal(worker_pending(pool), 0);
+	worker_pool_free(pool);
+	event_base_free(base);
+}
+
+/* A pool not set for quick jobs never calls quick(). */
+static void
+test_quick_off(void **state)
+{
+	struct event_base	*base = event_base_new();
+	struct worker_pool	*pool;
+	struct worker_quick	 q = WORKER_QUICK_DEFAULTS;
+	struct trace		 t;
+	struct tjob		*j;
+
+	(void)state;
+	assert_non_null(base);
+	assert_non_null(pool = worker_pool_new(base, 1));
+	trace_init(&t);
+	t.base = base;
+	t.expect = 2;
+	j = qjob_new(&t, 'a', false, 0);
+	worker_submit(pool, &j->base);
+	/* Set, then unset ([auth] quick_jobs = no at a reload). */
+	worker_set_quick(pool, &q);
+	q.enabled = false;
+	worker_set_quick(pool, &q);
+	j = qjob_new(&t, 'b', false, 0);
+	worker_submit_later(pool, &j->base);
+	assert_int_equal(event_base_dispatch(base), 0);
+	assert_int_equal(t.n_quicked, 0);
+	assert_string_equal(t.worked, "ab");
+	worker_pool_free(pool);
+	event_base_free(base);
+}
+
+/*
+ * The turn's budget: quick() runs while the turn's quick work is under
+ * it. Each job here takes the whole budget, so one runs on the loop and
+ * the other two go to the thread, in order.
+ */
+static void
+test_quick_budget(void **state)
+{
+	struct event_base	*base = event_base_new();
+	struct worker_pool	*pool;
+	struct worker_stats	 st;
+	struct trace		 t;
+	struct tjob		*j;
+
+	(void)state;
+	assert_non_null(base);
+	pool = quick_pool(base, 1000, 1000 * 1000, 1000, 1000);
+	trace_init(&t);
+	t.base = base;
+	t.expect = 3;
+	j = qjob_new(&t, 'a', false, 1000);
+	worker_submit(pool, &j->base);
+	j = qjob_new(&t, 'b', false, 1000);
+	worker_submit(pool, &j->base);
+	j = qjob_new(&t, 'c', false, 1000);
+	worker_submit(pool, &j->base);
+	assert_int_equal(event_base_dispatch(base), 0);
+	assert_string_equal(t.quicked, "a");
+	assert_string_equal(t.worked, "bc");
+	assert_string_equal(t.done, "abc");
+	worker_stats(pool, &st);
+	assert_int_equal(st.quick_done, 1);
+	assert_int_equal(st.quick_slow, 0);
+	worker_pool_free(pool);
+	event_base_free(base);
+}
+
+/* Run the loop until job name (quick, never declining) is done. */
+static char
+quick_run(struct event_base *base, struct worker_pool *pool,
+    struct trace *t, char name, uint64_t spin_us)
+{
+	struct tjob	*j = qjob_new(t, name, false, spin_us);
+	size_t		 nq = t->n_quicked;
+
+	t->expect = t->n_done + 1;
+	worker_submit(pool, &j->base);
+	assert_int_equal(event_base_dispatch(base), 0);
+	return t->n_quicked > nq ? 'L' : 'T';	/* loop or thread */
+}
+
+/* Let the clock pass us (the cool-offs are time itself, not an event). */
+static void
+wait_until(uint64_t us)
+{
+	uint64_t now;
+
+	while ((now = mono_us()) < us)
+		usleep((useconds_t)(us - now));
+}
+
+/*
+ * A quick() over the slow limit: every job goes to the threads for the
+ * cool-off; slow again within one cool-off of its end, and the next is
+ * twice as long, up to the maximum; slow after a quiet period, and it
+ * is back to its first length.
+ */
+static void
+test_quick_cool_off(void **state)
+{
+	struct event_base	*base = event_base_new();
+	struct worker_pool	*pool;
+	struct worker_stats	 st;
+	struct trace		 t;
+	uint64_t		 end;
+
+	(void)state;
+	assert_non_null(base);
+	/*
+	 * Slow: over 2 ms; cool-offs of 200, 400, then 400 ms: wide enough
+	 * that only a stall of 200 ms on a busy machine could make a run
+	 * late enough to count as after a quiet period.
+	 */
+	pool = quick_pool(base, 1000 * 1000, 2000, 200, 400);
+	trace_init(&t);
+	t.base = base;
+
+	assert_int_equal(quick_run(base, pool, &t, 'a', 0), 'L');
+	assert_int_equal(quick_run(base, pool, &t, 'b', 3000), 'L');
+	end = mono_us();	/* the cool-off started before this */
+	worker_stats(pool, &st);
+	assert_int_equal(st.quick_slow, 1);
+	assert_int_equal(st.cool_ms, 200);
+	/* Cooling off: on the thread (the 200 ms cannot be over yet unless
+	 * this machine stalled us for that long; then it proves nothing). */
+	if (quick_run(base, pool, &t, 'c', 0) == 'L')
+		assert_true(mono_us() - end >= 200 * 1000);
+	/* After it, on the loop again; slow at once: 400 ms. */
+	wait_until(end + 200 * 1000);
+	assert_int_equal(quick_run(base, pool, &t, 'd', 3000), 'L');
+	end = mono_us();
+	worker_stats(pool, &st);
+	assert_int_equal(st.quick_slow, 2);
+	assert_int_equal(st.cool_ms, 400);
+	/* Again after it: capped at 400. */
+	wait_until(end + 400 * 1000);
+	assert_int_equal(quick_run(base, pool, &t, 'e', 3000), 'L');
+	end = mono_us();
+	worker_stats(pool, &st);
+	assert_int_equal(st.quick_slow, 3);
+	assert_int_equal(st.cool_ms, 400);
+	/* Quiet for more than one cool-off after its end: 200 again. */
+	wait_until(end + 2 * 400 * 1000 + 100 * 1000);
+	assert_int_equal(quick_run(base, pool, &t, 'f', 3000), 'L');
+	worker_stats(pool, &st);
+	assert_int_equal(st.quick_slow, 4);
+	assert_int_equal(st.cool_ms, 200);
+	assert_false(t.quick_off_loop);
+	worker_pool_free(pool);
+	event_base_free(base);
+}
+
 int
 main(void)
 {
@@ -394,6 +660,10 @@ main(void)
 		cmocka_unit_test(test_one_wakeup_per_batch),
 		cmocka_unit_test(test_one_wakeup_per_batch_level),
 		cmocka_unit_test(test_many_threads),
+		cmocka_unit_test(test_quick_on_loop),
+		cmocka_unit_test(test_quick_off),
+		cmocka_unit_test(test_quick_budget),
+		cmocka_unit_test(test_quick_cool_off),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

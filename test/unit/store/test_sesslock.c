@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -507,6 +508,83 @@ test_reconnect_race(void **state)
 	pthread_mutex_destroy(&r.mtx);
 }
 
+
+/*
+ * sesslock_try(), the event loop's acquire: STORE_AGAIN where
+ * sesslock_acquire() would answer STORE_INUSE or wait (a live holder in
+ * this process or another, another process's OFD lock held), nothing
+ * taken; a disowned or free lock it takes as sesslock_acquire() does.
+ */
+static void
+test_try(void **state)
+{
+	struct fixture	*f = *state;
+	struct sesslock	*a = NULL, *b = NULL;
+	struct flock	 fl;
+	char		 err[256];
+	pid_t		 child;
+	int		 status, fd, gate[2];
+
+	assert_int_equal(sesslock_try(f->path, &a, err, sizeof(err)),
+	    STORE_OK);
+	assert_non_null(a);
+	/* A live holder of this process: maybe ending in this turn. */
+	assert_int_equal(sesslock_try(f->path, &b, err, sizeof(err)),
+	    STORE_AGAIN);
+	assert_null(b);
+	assert_int_equal(sesslock_count(), 1);
+	sesslock_disown(a);
+	assert_int_equal(sesslock_try(f->path, &b, err, sizeof(err)),
+	    STORE_OK);
+	assert_int_equal(sesslock_release(a), 0);
+	assert_int_equal(sesslock_release(b), 0);
+	assert_int_equal(sesslock_count(), 0);
+
+	/* A live holder in another process (the record names it). */
+	assert_int_equal(pipe(gate), 0);
+	child = fork();
+	assert_true(child != -1);
+	if (child == 0) {
+		close(gate[0]);
+		if (try_lock(f->path) != STORE_OK)
+			_exit(1);
+		if (write(gate[1], "x", 1) != 1)
+			_exit(1);
+		for (;;)		/* hold it until killed */
+			pause();
+	}
+	close(gate[1]);
+	{
+		char c;
+
+		assert_int_equal(read(gate[0], &c, 1), 1);
+	}
+	assert_int_equal(sesslock_try(f->path, &b, err, sizeof(err)),
+	    STORE_AGAIN);
+	assert_null(b);
+	kill(child, SIGKILL);
+	assert_int_equal(waitpid(child, &status, 0), child);
+	close(gate[0]);
+	/* The holder is dead now: the record is stale, and taken. */
+	assert_int_equal(sesslock_try(f->path, &b, err, sizeof(err)),
+	    STORE_OK);
+	assert_int_equal(sesslock_release(b), 0);
+
+	/* Another acquirer holds the OFD lock: no waiting, AGAIN. */
+	assert_true((fd = open(f->path, O_RDWR)) != -1);
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	assert_int_equal(fcntl(fd, F_OFD_SETLK, &fl), 0);
+	assert_int_equal(sesslock_try(f->path, &b, err, sizeof(err)),
+	    STORE_AGAIN);
+	assert_int_equal(sesslock_count(), 0);
+	close(fd);
+	assert_int_equal(sesslock_try(f->path, &b, err, sizeof(err)),
+	    STORE_OK);
+	assert_int_equal(sesslock_release(b), 0);
+}
+
 int
 main(void)
 {
@@ -519,6 +597,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_race, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_try, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disown_takeover, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_failed_release, setup,

@@ -228,6 +228,34 @@ expect_content(struct maildrop *md, size_t i, const char *want)
 }
 
 /* A missing Maildir is created, with its parents, mode 0700. */
+/*
+ * The event loop's open (nowait): a lock a live session of this process
+ * holds is STORE_AGAIN, nothing opened (that session may be ending in
+ * the same turn); once it is disowned the open takes it over.
+ */
+static void
+test_nowait(void **state)
+{
+	struct fixture		*f = *state;
+	struct store_params	 p = { .path = f->md, .uidl_format = "",
+				    .nowait = true };
+	struct maildrop		*a = NULL, *b = NULL;
+	char			 err[256];
+
+	assert_int_equal(ops->open(&p, &a, err, sizeof(err)), STORE_OK);
+	put(f, "new", "1.a.host", "x\n", -1);
+	assert_int_equal(ops->open(&p, &b, err, sizeof(err)), STORE_AGAIN);
+	assert_null(b);
+	p.nowait = false;			/* a thread's answer */
+	assert_int_equal(ops->open(&p, &b, err, sizeof(err)), STORE_INUSE);
+	p.nowait = true;
+	ops->disown(a);
+	assert_int_equal(ops->open(&p, &b, err, sizeof(err)), STORE_OK);
+	assert_int_equal(maildrop_count(b), 1);
+	ops->close(a);
+	ops->close(b);
+}
+
 static void
 test_create_missing(void **state)
 {
@@ -1962,6 +1990,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_create_missing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_nowait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scan_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sizes, setup, teardown),

@@ -544,6 +544,31 @@ test_uidl_md5(void **state)
 	ops->close(md);
 }
 
+/* The event loop's open (nowait): never for an mbox, nothing touched. */
+static void
+test_nowait(void **state)
+{
+	struct fixture		*f = *state;
+	struct store_params	 p = { .path = f->mbox, .uidl_format = "",
+				    .nowait = true };
+	struct maildrop		*md = NULL;
+	struct dirent		*de;
+	char			 err[512];
+	DIR			*d;
+
+	deliver(f->mbox, FL("a@b", "10") "x\n\n", strlen(FL("a@b", "10")) + 3);
+	assert_int_equal(ops->open(&p, &md, err, sizeof(err)), STORE_AGAIN);
+	assert_null(md);
+	assert_non_null(d = opendir(f->tmp));
+	while ((de = readdir(d)) != NULL)
+		assert_true(de->d_name[0] != '.' || strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0);
+	closedir(d);
+	md = must_open(f->mbox);
+	assert_int_equal(ops->count(md), 1);
+	ops->close(md);
+}
+
 static void
 test_missing(void **state)
 {
@@ -1881,6 +1906,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_uidl_md5, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_nowait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_errors, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_commit, setup, teardown),

@@ -1,0 +1,158 @@
+"""
+Quick jobs ([auth] quick_jobs, src/pop3/quick.h): logins and lock
+releases the event loop does itself when they are cheap. Real sessions
+against the real daemon, counted through its metrics
+(evpop3d_worker_quick_jobs_total): a user's first login goes to a
+thread and teaches the loop that the maildrop is small and local, the
+next one is done on the loop; a QUIT with nothing deleted is a release
+on the loop. Every login that is not cheap is declined and runs on a
+thread, answered the same: a {BLF-CRYPT} password, a passwd-file that
+changed since it was read, a maildrop over 500 messages, a user whose
+last login failed. With quick_jobs = no the loop never tries.
+"""
+
+import os
+import time
+import unittest
+import urllib.request
+
+import evtest
+from test_metrics import parse, val
+
+
+class QuickBase(evtest.ServerTestCase):
+    # quick_limit: a sanitizer build on a busy machine may take more than
+    # the default 2 ms for a login, and would cool off and count nothing
+    # (the cool-off is test_worker's); here the counts must be exact.
+    CONFIG = {"metrics": {"listen": "127.0.0.1:0"},
+              "auth": {"failure_delay": "0", "penalty_max": "0",
+                       "quick_limit": "1000"}}
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        m = cls.srv.wait_log(r"event=metrics-listen addr=127\.0\.0\.1:(\d+)")
+        assert m, cls.srv.log_text()
+        cls.url = "http://127.0.0.1:%d/metrics" % int(m.group(1))
+
+    def counts(self):
+        """(done, declined, slow) since the start."""
+        with urllib.request.urlopen(self.url, timeout=evtest.TIMEOUT) as r:
+            s = parse(r.read().decode("utf-8"))
+        name = "evpop3d_worker_quick_jobs_total"
+        return (val(s, name, outcome="done"), val(s, name, outcome="declined"),
+                val(s, "evpop3d_worker_quick_slow_total"))
+
+    def session(self, mb, want_retr=None):
+        """Log in, check the maildrop, QUIT; the counters' change."""
+        before = self.counts()
+        c = self.connect()
+        c.login(mb.user, mb.password)
+        if want_retr is not None:
+            self.assertEqual(c.retr(1), want_retr)
+        self.assertOK(c.cmd("QUIT"))
+        c.expect_closed()
+        after = self.counts()
+        return tuple(a - b for a, b in zip(after, before))
+
+
+class QuickLogins(QuickBase):
+    @classmethod
+    def setup_users(cls, srv):
+        cls.alice = srv.add_user("alice", "alice-pw")
+        cls.alice_msg = b"Subject: one\r\n\r\nfirst message\r\n"
+        cls.alice.add(cls.alice_msg)
+        cls.bob = srv.add_user("bob", "bob-pw")
+        cls.bob.add(b"Subject: b\r\n\r\nbody\r\n")
+        cls.carol = srv.add_user("carol", "carol-pw")
+        for i in range(501):
+            cls.carol.add(b"Subject: %d\r\n\r\nbody\r\n" % i)
+        cls.dave = srv.add_user("dave", "dave-pw")
+        cls.erin = srv.add_user("erin", "erin-pw",
+                                stored=evtest.bcrypt_hash("erin-pw"))
+
+    def test_second_login_on_the_loop(self):
+        # First: no hint yet, declined; the QUIT's release on the loop.
+        self.assertEqual(self.session(self.alice, self.alice_msg),
+                         (1, 1, 0))
+        # Then the login too, with the same answers.
+        self.assertEqual(self.session(self.alice, self.alice_msg),
+                         (2, 0, 0))
+        self.assertEqual(self.session(self.alice, self.alice_msg),
+                         (2, 0, 0))
+        # Nothing left locked or lost: a fourth session sees the message.
+        c = self.connect()
+        c.login(self.alice.user, self.alice.password)
+        self.assertEqual(c.cmd("STAT"), "+OK 1 %d" % len(self.alice_msg))
+        c.quit()
+
+    def test_slow_scheme_declined(self):
+        # erin's {BLF-CRYPT} login is declined even with a hint.
+        self.assertEqual(self.session(self.erin), (1, 1, 0))
+        self.assertEqual(self.session(self.erin), (1, 1, 0))
+
+    def test_changed_passwd_file_declined(self):
+        self.assertEqual(self.session(self.bob), (1, 1, 0))
+        self.assertEqual(self.session(self.bob), (2, 0, 0))
+        # A new password: the file changed, so the loop does not look bob
+        # up (the reload is a thread's); the new password works.
+        self.bob.password = "bob-pw-2"
+        self.bob.stored = "{PLAIN}bob-pw-2"
+        self.srv.secret(self.bob.password)
+        self.srv.write_passwd()
+        self.assertEqual(self.session(self.bob), (1, 1, 0))
+        self.assertEqual(self.session(self.bob), (2, 0, 0))
+        c = self.connect()
+        c.ok("USER bob")
+        self.assertERR(c.cmd("PASS bob-pw"))
+
+    def test_big_maildrop_declined(self):
+        # 501 messages: over QUICK_MAX_MSGS, every login on a thread.
+        self.assertEqual(self.session(self.carol), (1, 1, 0))
+        self.assertEqual(self.session(self.carol), (1, 1, 0))
+
+    def test_failed_login_forgets(self):
+        self.assertEqual(self.session(self.dave), (1, 1, 0))
+        # A wrong password, checked on the loop ({PLAIN}): the hint goes.
+        before = self.counts()
+        c = self.connect()
+        c.ok("USER dave")
+        self.assertERR(c.cmd("PASS wrong"))
+        c.quit()
+        after = self.counts()
+        self.assertEqual(after[0] - before[0], 1)
+        # So the next login is a thread's again, then the loop's.
+        self.assertEqual(self.session(self.dave), (1, 1, 0))
+        self.assertEqual(self.session(self.dave), (2, 0, 0))
+
+    def test_dropped_session_released_on_the_loop(self):
+        mb = self.fresh()
+        mb.add(b"Subject: x\r\n\r\nx\r\n")
+        self.session(mb)
+        before = self.counts()
+        c = self.connect()
+        c.login(mb.user, mb.password)
+        c.close()			# no QUIT: a release, no UPDATE
+        # The release runs on the loop at the end of the turn that sees
+        # the close (the next login may come first: [IN-USE], retried).
+        c2 = self.login_retry(mb)
+        self.assertEqual(c2.cmd("STAT"), "+OK 1 17")
+        c2.quit()
+        after = self.counts()
+        self.assertGreaterEqual(after[0] - before[0], 3)
+        self.assertEqual(after[2], 0)
+
+
+class QuickOff(QuickBase):
+    CONFIG = {"metrics": {"listen": "127.0.0.1:0"},
+              "auth": {"quick_jobs": "no"}}
+
+    def test_never_tried(self):
+        mb = self.fresh()
+        mb.add(b"Subject: x\r\n\r\nx\r\n")
+        for _ in range(3):
+            self.assertEqual(self.session(mb), (0, 0, 0))
+
+
+if __name__ == "__main__":
+    evtest.main()
