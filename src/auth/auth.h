@@ -117,7 +117,8 @@ enum auth_result auth_db_lookup(struct auth_db *db, const char *user,
 /*
  * auth_db_lookup() without the reload, for the event loop: false, and
  * nothing looked up, when the file changed since the table was read (or
- * cannot be stat()ed); a worker thread's auth_db_lookup() reloads it.
+ * cannot be stat()ed), or is not on a local file system (its stat()
+ * could hang); a worker thread's auth_db_lookup() reloads it.
  */
 bool	auth_db_lookup_quick(struct auth_db *db, const char *user,
 	    enum auth_result *res_r, struct auth_rec *rec_r, bool *found_r,

@@ -83,6 +83,7 @@ struct auth_table {
 	const char		*standin;	/* an entry's pass, or NULL */
 	size_t			 unusable;	/* entries that cannot be
 						   checked (scheme, hash) */
+	bool			 local;		/* on a local file system */
 };
 
 enum auth_load {
@@ -546,6 +547,8 @@ auth_table_load(const char *path, struct auth_table **tab_r, char *err,
 		return AUTH_LOAD_ERROR;
 	}
 	auth_table_pick_standin(tab, path);
+	/* Only a local file is stat()ed on the loop (auth_db_lookup_quick()). */
+	tab->local = fio_fs_local(path);
 	*tab_r = tab;
 	return AUTH_LOAD_OK;
 }
@@ -560,14 +563,25 @@ auth_shrink_refused(const struct auth_db *db, size_t nold, size_t nnew)
 	return !db->allow_shrink && nnew < nold && 2 * (nold - nnew) > nold;
 }
 
-/* The table is that of the file as it is now: one stat() and a compare. */
+/*
+ * The table is that of the file as it is now: one stat() and a compare.
+ * local_only: false without the stat() for a file not on a local disk
+ * (the event loop's lookup: a hung NFS server would hang the loop).
+ */
 static bool
-auth_db_fresh(struct auth_db *db)
+auth_db_fresh(struct auth_db *db, bool local_only)
 {
 	struct auth_fkey	 key;
 	struct stat		 st;
 	bool			 same;
 
+	if (local_only) {
+		pthread_rwlock_rdlock(&db->lock);
+		same = db->tab != NULL && db->tab->local;
+		pthread_rwlock_unlock(&db->lock);
+		if (!same)
+			return false;
+	}
 	if (stat(db->path, &st) == -1)
 		return false;
 	auth_fkey_from_stat(&key, &st);
@@ -595,7 +609,7 @@ auth_db_refresh(struct auth_db *db)
 	size_t			 nold;
 
 	/* Fast path: one stat() and a compare under the read lock. */
-	if (auth_db_fresh(db))
+	if (auth_db_fresh(db, false))
 		return;
 
 	/*
@@ -838,7 +852,7 @@ auth_db_lookup_quick(struct auth_db *db, const char *user,
     char **standin_r)
 {
 	auth_db_lookup_init(rec_r, found_r, standin_r);
-	if (db == NULL || !auth_db_fresh(db))
+	if (db == NULL || !auth_db_fresh(db, true))
 		return false;
 	*res_r = auth_db_find(db, user, rec_r, found_r, standin_r);
 	return true;

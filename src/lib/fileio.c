@@ -1,9 +1,11 @@
 /*
  * fileio: full reads and writes, a directory fsync, small files read
- * whole and replaced atomically (see fileio.h).
+ * whole and replaced atomically, the local file system test (see
+ * fileio.h).
  */
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/vfs.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -233,4 +235,29 @@ fio_write_atomic(const char *tmp, const char *path, const void *buf,
 		return -1;
 	}
 	return fio_atomic_commit(fd, tmp, path, flags);
+}
+
+/* statfs(2)'s f_type of the file systems fio_fs_local() calls local. */
+static const unsigned long fio_local_fs[] = {
+	0xEF53,		/* ext2, ext3, ext4 */
+	0x58465342,	/* XFS */
+	0x9123683E,	/* Btrfs */
+	0x01021994,	/* tmpfs */
+	0xF2F52010,	/* F2FS */
+	0x2FC12FC1,	/* ZFS */
+	0x794C7630,	/* overlayfs (containers) */
+};
+
+bool
+fio_fs_local(const char *path)
+{
+	struct statfs	st;
+	size_t		i;
+
+	if (statfs(path, &st) == -1)
+		return false;
+	for (i = 0; i < sizeof(fio_local_fs) / sizeof(fio_local_fs[0]); i++)
+		if ((unsigned long)st.f_type == fio_local_fs[i])
+			return true;
+	return false;
 }

@@ -3,8 +3,9 @@
  * drivers, lock files, caches, the passwd-file), so that each idiom is
  * written once: reads and writes retried on EINTR and carried on after
  * a short count, a close() that keeps errno for the caller, a directory
- * fsync(), a small file read whole, and a small file replaced atomically
- * (a temporary file renamed over it).
+ * fsync(), a small file read whole, a small file replaced atomically
+ * (a temporary file renamed over it), and whether a path is on a local
+ * file system.
  *
  * Every function is thread-safe (no shared state) and blocks. Descriptors
  * are opened O_CLOEXEC. Functions that return -1 leave errno saying why.
@@ -16,6 +17,7 @@
 #include <sys/types.h>
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <unistd.h>
@@ -142,5 +144,13 @@ void	fio_atomic_abort(int fd, const char *tmp);
  */
 int	fio_write_atomic(const char *tmp, const char *path, const void *buf,
 	    size_t len, int oflags, mode_t mode, unsigned flags);
+
+/*
+ * path is on a local file system (ext2/3/4, XFS, Btrfs, tmpfs, F2FS, ZFS,
+ * overlayfs), not a network one (NFS, CIFS, FUSE, Ceph ...) where every
+ * call may be a round trip to a server that hangs. statfs(2); false when
+ * it fails.
+ */
+bool	fio_fs_local(const char *path);
 
 #endif

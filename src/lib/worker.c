@@ -80,7 +80,10 @@ struct worker_pool {
 	/* Submitted, done() not run yet: loop thread only, no lock. */
 	size_t			 pending;
 	/* Quick jobs: loop thread only, no lock. */
+	struct event_base	*base;
 	struct worker_quick	 quick;
+	struct timeval		 turn;		/* the loop's cached time ... */
+	uint64_t		 turn_spent_us;	/* ... and quick work since */
 	uint64_t		 cool_until_us;	/* none before this */
 	uint64_t		 cool_ms;	/* the last cool-off's length */
 	unsigned long		 quick_done;
@@ -256,24 +259,33 @@ quick_timed(struct worker_pool *pool, uint64_t took_us, uint64_t now_us)
 
 /*
  * Try a held job's quick(): true when it ran here (done() has run too).
- * *spent_us adds up the turn's quick work.
+ * The turn's budget is spent across every run of worker_later_cb() in
+ * one turn (a done() may hold another job, which runs in the same turn):
+ * the loop's cached time, taken once per turn, tells the turns apart.
  */
 static bool
-quick_try(struct worker_pool *pool, struct worker_job *job,
-    uint64_t *spent_us)
+quick_try(struct worker_pool *pool, struct worker_job *job)
 {
-	uint64_t	start, end;
-	bool		ok;
+	struct timeval	 tv;
+	uint64_t	 start, end;
+	bool		 ok;
 
-	if (job->quick == NULL || !pool->quick.enabled ||
-	    *spent_us >= pool->quick.turn_budget_us)
+	if (job->quick == NULL || !pool->quick.enabled)
+		return false;
+	if (event_base_gettimeofday_cached(pool->base, &tv) == 0 &&
+	    (tv.tv_sec != pool->turn.tv_sec ||
+	    tv.tv_usec != pool->turn.tv_usec)) {
+		pool->turn = tv;
+		pool->turn_spent_us = 0;
+	}
+	if (pool->turn_spent_us >= pool->quick.turn_budget_us)
 		return false;
 	start = mono_us();
 	if (start < pool->cool_until_us)
 		return false;
 	ok = job->quick(job);
 	end = mono_us();
-	*spent_us += end - start;
+	pool->turn_spent_us += end - start;
 	quick_timed(pool, end - start, end);
 	if (!ok) {
 		pool->quick_declined++;
@@ -296,7 +308,6 @@ worker_later_cb(evutil_socket_t fd, short events, void *arg)
 	struct worker_pool	*pool = arg;
 	struct worker_job	*list, *job;
 	struct job_queue	 urgent, todo;
-	uint64_t		 spent_us = 0;
 	size_t			 n = 0;
 
 	(void)fd;
@@ -307,7 +318,7 @@ worker_later_cb(evutil_socket_t fd, short events, void *arg)
 	queue_init(&todo);
 	while ((job = list) != NULL) {
 		list = job->next;
-		if (quick_try(pool, job, &spent_us))
+		if (quick_try(pool, job))
 			continue;
 		queue_push(job->urgent ? &urgent : &todo, job);
 		n++;
@@ -330,6 +341,7 @@ worker_pool_new(struct event_base *base, int nthreads)
 
 	if ((pool = calloc(1, sizeof(*pool))) == NULL)
 		return NULL;
+	pool->base = base;
 	pthread_mutex_init(&pool->lock, NULL);
 	queue_init(&pool->urgent);
 	queue_init(&pool->todo);

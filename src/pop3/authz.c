@@ -32,6 +32,7 @@
 #include "config.h"
 #include "lib/base64.h"
 #include "lib/evpop3d.h"
+#include "lib/fileio.h"
 #include "lib/log.h"
 #include "lib/monotime.h"
 #include "lib/ratelimit.h"
@@ -78,7 +79,8 @@ struct login_job {
 	enum store_err		 st;
 	char			 err[256];
 	struct maildrop		*md;
-	bool			 local;		/* md on a local file system */
+	bool			 local;		/* md may be quick (quick.h) */
+	uint64_t		 path_hash;	/* quick_path_hash() of md's */
 	bool			 checked;	/* login_check() ran */
 };
 
@@ -119,7 +121,10 @@ login_check(struct login_job *job)
 	return job->auth == AUTH_OK;
 }
 
-/* Open and lock the maildrop; is it on a local file system (quick.h)? */
+/*
+ * Open and lock the maildrop; may its next opens be quick (quick.h)? On
+ * the loop, only where the hint says it was last time.
+ */
 static void
 login_open(struct login_job *job, bool on_loop)
 {
@@ -133,13 +138,19 @@ login_open(struct login_job *job, bool on_loop)
 	    sizeof(path), job->err, sizeof(job->err));
 	if (job->st != STORE_OK)
 		return;
+	job->path_hash = quick_path_hash(job->env->hints, path);
+	if (on_loop && (!ops->quick ||
+	    !quick_path_known(job->env->hints, job->user, job->path_hash))) {
+		job->st = STORE_AGAIN;		/* moved: a thread opens */
+		return;
+	}
 	params.path = path;
 	params.uidl_format = cfg->uidl_format;
 	params.nowait = on_loop;
 	job->st = ops->open(&params, &job->md, job->err, sizeof(job->err));
 	/* On the loop only when an earlier open found it local. */
 	if (job->st == STORE_OK)
-		job->local = on_loop || quick_fs_local(path);
+		job->local = ops->quick && (on_loop || fio_fs_local(path));
 }
 
 /*
@@ -356,7 +367,7 @@ login_done(struct worker_job *wj)
 	if (job->auth != AUTH_OK || job->st != STORE_OK)
 		quick_login_forget(c->env->hints, job->user);
 	else
-		quick_login_seen(c->env->hints, job->user,
+		quick_login_seen(c->env->hints, job->user, job->path_hash,
 		    maildrop_count(job->md), job->local);
 	if (job->auth != AUTH_OK) {
 		c->env->stats.login_failures++;

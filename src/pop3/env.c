@@ -83,6 +83,8 @@ pop3_env_reload(struct pop3_env *env, struct pop3_gen *gen)
 		    "running=%d configured=%d", old->threads, cfg->threads);
 	penalty_env_reload(env, cfg);
 	pop3_env_quick(env, cfg);
+	/* Mail locations may have moved: every login learns again. */
+	quick_hints_clear(env->hints);
 	/* Sessions on the old pool use it as they need it, then no more. */
 	if (env->gen->pg != NULL && env->gen->pg != gen->pg)
 		auth_pgsql_retire(env->gen->pg);
@@ -224,8 +226,8 @@ pop3_metrics_write(const struct pop3_env *env, struct metric_writer *w)
 	metric_u64(w, "evpop3d_worker_quick_jobs_total", "outcome",
 	    "declined", ws.quick_declined);
 	metric_family(w, "evpop3d_worker_quick_slow_total", METRIC_COUNTER,
-	    "Quick jobs slower than 2 ms, each of which sent all such work "
-	    "to the worker threads for a cool-off.");
+	    "Quick jobs slower than [auth] quick_limit, each of which sent "
+	    "all such work to the worker threads for a cool-off.");
 	metric_u64(w, "evpop3d_worker_quick_slow_total", NULL, NULL,
 	    ws.quick_slow);
 	metric_family(w, "evpop3d_worker_threads", METRIC_GAUGE,

@@ -4,29 +4,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sys/vfs.h>
-
 #include "lib/siphash.h"
 #include "pop3/quick.h"
 
 /*
- * A slot holds the keyed hash of a user whose last login said yes, or 0:
- * a hint that says no is no hint.
+ * A slot: the keyed hash of a user whose last login said yes (0: none; a
+ * hint that says no is no hint), and of the path its maildrop was at.
  */
-struct quick_hints {
-	uint64_t	k0, k1;
-	uint64_t	slot[QUICK_HINT_SLOTS];
+struct quick_slot {
+	uint64_t	user;
+	uint64_t	path;
 };
 
-/* statfs(2)'s f_type of the file systems a login may be quick on. */
-static const unsigned long local_fs[] = {
-	0xEF53,		/* ext2, ext3, ext4 */
-	0x58465342,	/* XFS */
-	0x9123683E,	/* Btrfs */
-	0x01021994,	/* tmpfs */
-	0xF2F52010,	/* F2FS */
-	0x2FC12FC1,	/* ZFS */
-	0x794C7630,	/* overlayfs (containers) */
+struct quick_hints {
+	uint64_t		k0, k1;
+	struct quick_slot	slot[QUICK_HINT_SLOTS];
 };
 
 struct quick_hints *
@@ -47,8 +39,14 @@ quick_hints_free(struct quick_hints *h)
 	free(h);
 }
 
+void
+quick_hints_clear(struct quick_hints *h)
+{
+	memset(h->slot, 0, sizeof(h->slot));
+}
+
 /* The slot of user, and its tag (never 0) in *tag_r. */
-static uint64_t *
+static struct quick_slot *
 slot_of(struct quick_hints *h, const char *user, uint64_t *tag_r)
 {
 	uint64_t tag = siphash(h->k0, h->k1, user, strlen(user)) | 1;
@@ -62,40 +60,47 @@ quick_login_likely(struct quick_hints *h, const char *user)
 {
 	uint64_t tag;
 
-	return *slot_of(h, user, &tag) == tag;
+	return slot_of(h, user, &tag)->user == tag;
+}
+
+uint64_t
+quick_path_hash(const struct quick_hints *h, const char *path)
+{
+	return siphash(h->k1, h->k0, path, strlen(path));
+}
+
+bool
+quick_path_known(struct quick_hints *h, const char *user, uint64_t path)
+{
+	struct quick_slot	*e;
+	uint64_t		 tag;
+
+	e = slot_of(h, user, &tag);
+	return e->user == tag && e->path == path;
 }
 
 void
-quick_login_seen(struct quick_hints *h, const char *user, size_t msgs,
-    bool local)
+quick_login_seen(struct quick_hints *h, const char *user, uint64_t path,
+    size_t msgs, bool local)
 {
-	uint64_t tag, *e = slot_of(h, user, &tag);
+	struct quick_slot	*e;
+	uint64_t		 tag;
 
-	if (local && msgs <= QUICK_MAX_MSGS)
-		*e = tag;
-	else if (*e == tag)
-		*e = 0;
+	e = slot_of(h, user, &tag);
+	if (local && msgs <= QUICK_MAX_MSGS) {
+		e->user = tag;
+		e->path = path;
+	} else if (e->user == tag)
+		e->user = 0;
 }
 
 void
 quick_login_forget(struct quick_hints *h, const char *user)
 {
-	uint64_t tag, *e = slot_of(h, user, &tag);
+	struct quick_slot	*e;
+	uint64_t		 tag;
 
-	if (*e == tag)
-		*e = 0;
-}
-
-bool
-quick_fs_local(const char *path)
-{
-	struct statfs	st;
-	size_t		i;
-
-	if (statfs(path, &st) == -1)
-		return false;
-	for (i = 0; i < sizeof(local_fs) / sizeof(local_fs[0]); i++)
-		if ((unsigned long)st.f_type == local_fs[i])
-			return true;
-	return false;
+	e = slot_of(h, user, &tag);
+	if (e->user == tag)
+		e->user = 0;
 }

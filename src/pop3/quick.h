@@ -6,9 +6,14 @@
  * (auth_password_cheap()) and its maildrop opens fast: few messages, on
  * a local file system. The first the loop learns by looking the user
  * up, which it can do without reading the disk while the passwd-file is
- * unchanged (auth_db_lookup_quick(); pgsql looks up on the loop anyway).
+ * unchanged and on a local disk (auth_db_lookup_quick(); pgsql looks up
+ * on the loop anyway).
  * The second it can only know from an earlier login: the loop remembers,
- * per user, what the last open found, wherever it ran. A user without such
+ * per user, what the last open found, wherever it ran. Even then the
+ * open on the loop never waits and never does the slow steps (a message
+ * read to learn its size, dovecot-uidlist, a file written, a directory
+ * made): store_params.nowait, where the open says STORE_AGAIN instead
+ * and a thread opens. Only Maildir opens can be quick (store_ops.quick). A user without such
  * a hint, or whose last maildrop was big or on a network file system,
  * logs in on a thread, as before; so does every unknown user, and a user
  * whose last login failed.
@@ -19,8 +24,10 @@
  *
  * The hints are a table of fixed size made at the start, one slot per
  * keyed hash of the user name (SipHash, a random key: nobody can aim
- * names at one slot); a collision replaces the older hint. Loop thread
- * only, no lock. What a wrong guess costs (a disk that stalls) the pool
+ * names at one slot); a collision replaces the older hint. A slot also
+ * holds the hash of the maildrop's path: a passwd-file that moved the
+ * user's home (to NFS, say) voids the hint. A reload clears them all.
+ * Loop thread only, no lock. What a wrong guess costs (a disk that stalls) the pool
  * bounds: a budget per loop turn, and a cool-off after a slow one.
  */
 #ifndef EVPOP3D_QUICK_H
@@ -30,7 +37,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Hints kept: 8 octets each. */
+/* Hints kept: 16 octets each. */
 #define QUICK_HINT_SLOTS	16384
 /*
  * A maildrop the loop opens itself had at most this many messages last
@@ -46,20 +53,26 @@ struct quick_hints;
 /* NULL when out of memory. */
 struct quick_hints	*quick_hints_new(void);
 void			 quick_hints_free(struct quick_hints *h);
-/* The last login of user found a small, fast, local maildrop. */
+/* Forget every hint (a reload may have moved maildrops). */
+void			 quick_hints_clear(struct quick_hints *h);
+/* The last login of user found a small maildrop on a local disk. */
 bool			 quick_login_likely(struct quick_hints *h,
 			    const char *user);
-/* A login of user opened its maildrop of msgs messages. */
+/* The keyed hash of a maildrop path. Any thread (the key is fixed). */
+uint64_t		 quick_path_hash(const struct quick_hints *h,
+			    const char *path);
+/* ... and it was at path (quick_path_hash()), which has not moved. */
+bool			 quick_path_known(struct quick_hints *h,
+			    const char *user, uint64_t path);
+/*
+ * A login of user opened its maildrop at path (hashed), msgs messages;
+ * local: on a local file system, by a driver whose open may be quick.
+ */
 void			 quick_login_seen(struct quick_hints *h,
-			    const char *user, size_t msgs, bool local);
+			    const char *user, uint64_t path, size_t msgs,
+			    bool local);
 /* A login of user failed: no hint until it logs in again. */
 void			 quick_login_forget(struct quick_hints *h,
 			    const char *user);
-/*
- * path is on a local file system (ext4, XFS, Btrfs, tmpfs, F2FS, ZFS,
- * overlayfs), not a network one (NFS, CIFS, FUSE, Ceph ...) where every
- * open is a round trip. statfs(2): a worker thread's call.
- */
-bool			 quick_fs_local(const char *path);
 
 #endif

@@ -72,6 +72,11 @@ struct store_params {
 
 struct store_ops {
 	const char *name;
+	/*
+	 * open() with store_params.nowait may succeed: the protocol may try
+	 * it on the event loop (pop3/quick.h). mbox: no, its MDA locks wait.
+	 */
+	bool	quick;
 
 	/*
 	 * Open, lock and scan the maildrop at p->path (already expanded).

@@ -7,8 +7,9 @@ thread and teaches the loop that the maildrop is small and local, the
 next one is done on the loop; a QUIT with nothing deleted is a release
 on the loop. Every login that is not cheap is declined and runs on a
 thread, answered the same: a {BLF-CRYPT} password, a passwd-file that
-changed since it was read, a maildrop over 500 messages, a user whose
-last login failed. With quick_jobs = no the loop never tries.
+changed since it was read, a maildrop over 500 messages, new mail whose
+size the name does not give, an mbox, a user whose last login failed.
+With quick_jobs = no the loop never tries.
 """
 
 import os
@@ -70,6 +71,15 @@ class QuickLogins(QuickBase):
         cls.dave = srv.add_user("dave", "dave-pw")
         cls.erin = srv.add_user("erin", "erin-pw",
                                 stored=evtest.bcrypt_hash("erin-pw"))
+        cls.frank = srv.add_user("frank", "frank-pw")
+        spool = os.path.join(srv.dir, "spool")
+        os.makedirs(spool)
+        path = os.path.join(spool, "gina")
+        with open(path, "wb") as f:
+            f.write(b"From a@example.com Mon Jan  1 10:00:00 2024\n"
+                    b"Subject: m\n\nbody\n\n")
+        cls.gina = srv.add_user("gina", "gina-pw",
+                                extra="userdb_mail=mbox:" + path)
 
     def test_second_login_on_the_loop(self):
         # First: no hint yet, declined; the QUIT's release on the loop.
@@ -124,6 +134,21 @@ class QuickLogins(QuickBase):
         # So the next login is a thread's again, then the loop's.
         self.assertEqual(self.session(self.dave), (1, 1, 0))
         self.assertEqual(self.session(self.dave), (2, 0, 0))
+
+    def test_new_mail_declined(self):
+        # Names without ,W= (as Postfix delivers): a size the cache does
+        # not have would be read whole, so that open is a thread's.
+        self.assertEqual(self.session(self.frank), (1, 1, 0))
+        self.assertEqual(self.session(self.frank), (2, 0, 0))
+        self.frank.add(b"Subject: new\r\n\r\n" + b"x" * 100000 + b"\r\n")
+        self.assertEqual(self.session(self.frank), (1, 1, 0))
+        self.assertEqual(self.session(self.frank), (2, 0, 0))
+
+    def test_mbox_never_quick(self):
+        # mbox opens take MDA locks that wait: always a thread's, and so
+        # its release; the user gets no hint, so the loop does not try.
+        self.assertEqual(self.session(self.gina), (0, 1, 0))
+        self.assertEqual(self.session(self.gina), (0, 1, 0))
 
     def test_dropped_session_released_on_the_loop(self):
         mb = self.fresh()

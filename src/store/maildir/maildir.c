@@ -87,6 +87,8 @@ md_create(struct md *md, char *err, size_t errlen)
 	size_t	 i;
 	int	 root_done = 0;
 
+	if (md->nowait)			/* mkdir: a thread's */
+		return STORE_AGAIN;
 	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
 		if (md_path(md, buf, sizeof(buf), subs[i], NULL) == -1)
 			return store_fail(errno, err, errlen, "maildir", md->path);
@@ -176,6 +178,7 @@ md_open(const struct store_params *p, struct maildrop **md_r, char *err,
 	 * created (mkdir -p of the root, cur/, new/, tmp/) and the step
 	 * retried, so a login into an existing Maildir costs no mkdir calls.
 	 */
+	md->nowait = p->nowait;
 	if ((rv = md_lock(md, p->nowait, err, errlen)) != STORE_OK) {
 		if (rv == STORE_INUSE || rv == STORE_AGAIN ||
 		    !md_missing(md, 0) ||
@@ -185,7 +188,7 @@ md_open(const struct store_params *p, struct maildrop **md_r, char *err,
 		created = 1;
 	}
 	if ((rv = md_scan(md, err, errlen)) != STORE_OK) {
-		if (created || !md_missing(md, 1) ||
+		if (rv == STORE_AGAIN || created || !md_missing(md, 1) ||
 		    (rv = md_create(md, err, errlen)) != STORE_OK)
 			goto fail;
 		md->nmsgs = 0;
@@ -193,6 +196,7 @@ md_open(const struct store_params *p, struct maildrop **md_r, char *err,
 			goto fail;
 	}
 	md_sum(md);
+	md->nowait = 0;
 	*md_r = &md->base;
 	return STORE_OK;
 fail:
@@ -242,6 +246,7 @@ md_disown(struct maildrop *base)
 
 const struct store_ops store_maildir_ops = {
 	.name =		"maildir",
+	.quick =	true,
 	.open =		md_open,
 	.count =	md_count_msgs,
 	.size =		md_size,

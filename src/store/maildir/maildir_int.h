@@ -66,6 +66,12 @@ struct md {
 	/* The last md_relocate() pass: cur/'s mtime before it, and when. */
 	struct timespec	 reloc_mtime, reloc_start;
 	unsigned	 reloc_valid:1;
+	/*
+	 * open() on the event loop (store_params.nowait): every step that
+	 * would read a message, write a file or read dovecot-uidlist says
+	 * STORE_AGAIN instead, and a thread opens the maildrop.
+	 */
+	unsigned	 nowait:1;
 	/* Where md_dirfd_get() last found new/ and cur/ (a hint). */
 	unsigned char	 dirfd_slot[2];
 	char		 path[];	/* Maildir root (one allocation) */

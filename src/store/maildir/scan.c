@@ -111,7 +111,8 @@ struct md_sizes {
 
 /*
  * The size of name (ulen octets before the info) in dfd: 0, 1 if it has
- * vanished since readdir, -1 with errno.
+ * vanished since readdir, 2 if it would have to be read (md->nowait),
+ * -1 with errno.
  */
 static int
 md_size_of(struct md *md, struct md_sizes *sz, int dfd, const char *name,
@@ -127,6 +128,8 @@ md_size_of(struct md *md, struct md_sizes *sz, int dfd, const char *name,
 	}
 	if (sz->sc != NULL && sizecache_get(sz->sc, name, ulen, size_r) == 0)
 		return 0;
+	if (md->nowait)		/* a whole message read: a thread's */
+		return 2;
 	if ((r = md_count(dfd, name, sz->buf, size_r)) == 0 && sz->sc != NULL)
 		(void)sizecache_put(sz->sc, name, ulen, *size_r);
 	return r;
@@ -200,6 +203,10 @@ md_scan_dir(struct md *md, int sub, struct md_sizes *sz, char *err,
 		    (r = md_size_of(md, sz, dfd, name, ulen, &size)) != 0) {
 			if (r == 1)
 				continue;	/* vanished since readdir */
+			if (r == 2) {
+				rv = STORE_AGAIN;
+				goto done;
+			}
 			rv = store_fail(errno, err, errlen, "read", name);
 			goto done;
 		}
@@ -330,7 +337,7 @@ md_scan(struct md *md, char *err, size_t errlen)
 	 * again (and rewritten without its unused entries) at the next
 	 * name without a size.
 	 */
-	if (rv == STORE_OK && sz.sc != NULL)
+	if (rv == STORE_OK && sz.sc != NULL && !md->nowait)
 		(void)sizecache_save(sz.sc, md->path);	/* best effort */
 	sizecache_free(sz.sc);
 	if (rv != STORE_OK)

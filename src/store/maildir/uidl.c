@@ -437,6 +437,9 @@ md_uidls_list(struct md_uidls *u, char *err, size_t errlen)
 	}
 	if (have && cut == 0)
 		return STORE_OK;
+	/* dovecot-uidlist (up to 32 MiB) or the cutoff's fsync: a thread's. */
+	if (md->nowait)
+		return STORE_AGAIN;
 	memset(&o, 0, sizeof(o));
 	o.nmsgs = md->nmsgs;
 	o.max_uid = cut;
@@ -521,6 +524,8 @@ md_uidls_init(struct md_uidls *u, char *err, size_t errlen)
 			    md->path);
 	}
 	if (u->fmt != NULL && uidl_format_uses(u->fmt, 'm')) {
+		if (md->nowait)		/* every message's headers read */
+			return STORE_AGAIN;
 		for (sub = MD_NEW; sub <= MD_CUR; sub++)
 			if (md_path(md, path, sizeof(path), md_subdir[sub],
 			    NULL) == -1 || (u->dfd[sub] = open(path,

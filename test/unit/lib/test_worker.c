@@ -565,6 +565,48 @@ test_quick_budget(void **state)
 	event_base_free(base);
 }
 
+/* done() of a job that holds another quick job, in the same turn. */
+static struct worker_pool	*chain_pool;
+
+static void
+chain_done(struct worker_job *wj)
+{
+	struct tjob	*j = (struct tjob *)wj;
+	struct tjob	*next = qjob_new(j->t, 'b', false, 0);
+
+	tjob_done(wj);
+	worker_submit(chain_pool, &next->base);
+}
+
+/*
+ * The budget is the turn's, not one pass's: a done() that holds another
+ * quick job (a pipelined QUIT after a quick login) runs it in the same
+ * turn, where the budget is spent already: it goes to the thread.
+ */
+static void
+test_quick_budget_turn(void **state)
+{
+	struct event_base	*base = event_base_new();
+	struct trace		 t;
+	struct tjob		*j;
+
+	(void)state;
+	assert_non_null(base);
+	chain_pool = quick_pool(base, 1000, 1000 * 1000, 1000, 1000);
+	trace_init(&t);
+	t.base = base;
+	t.expect = 2;
+	j = qjob_new(&t, 'a', false, 1000);
+	j->base.done = chain_done;
+	worker_submit(chain_pool, &j->base);
+	assert_int_equal(event_base_dispatch(base), 0);
+	assert_string_equal(t.quicked, "a");
+	assert_string_equal(t.worked, "b");
+	assert_string_equal(t.done, "ab");
+	worker_pool_free(chain_pool);
+	event_base_free(base);
+}
+
 /* Run the loop until job name (quick, never declining) is done. */
 static char
 quick_run(struct event_base *base, struct worker_pool *pool,
@@ -607,16 +649,15 @@ test_quick_cool_off(void **state)
 	(void)state;
 	assert_non_null(base);
 	/*
-	 * Slow: over 2 ms; cool-offs of 200, 400, then 400 ms: wide enough
+	 * Slow: over 5 ms (the slow jobs spin 10); cool-offs of 200, 400, then 400 ms: wide enough
 	 * that only a stall of 200 ms on a busy machine could make a run
 	 * late enough to count as after a quiet period.
 	 */
-	pool = quick_pool(base, 1000 * 1000, 2000, 200, 400);
+	pool = quick_pool(base, 1000 * 1000, 5000, 200, 400);
 	trace_init(&t);
 	t.base = base;
 
-	assert_int_equal(quick_run(base, pool, &t, 'a', 0), 'L');
-	assert_int_equal(quick_run(base, pool, &t, 'b', 3000), 'L');
+	assert_int_equal(quick_run(base, pool, &t, 'b', 10000), 'L');
 	end = mono_us();	/* the cool-off started before this */
 	worker_stats(pool, &st);
 	assert_int_equal(st.quick_slow, 1);
@@ -627,21 +668,21 @@ test_quick_cool_off(void **state)
 		assert_true(mono_us() - end >= 200 * 1000);
 	/* After it, on the loop again; slow at once: 400 ms. */
 	wait_until(end + 200 * 1000);
-	assert_int_equal(quick_run(base, pool, &t, 'd', 3000), 'L');
+	assert_int_equal(quick_run(base, pool, &t, 'd', 10000), 'L');
 	end = mono_us();
 	worker_stats(pool, &st);
 	assert_int_equal(st.quick_slow, 2);
 	assert_int_equal(st.cool_ms, 400);
 	/* Again after it: capped at 400. */
 	wait_until(end + 400 * 1000);
-	assert_int_equal(quick_run(base, pool, &t, 'e', 3000), 'L');
+	assert_int_equal(quick_run(base, pool, &t, 'e', 10000), 'L');
 	end = mono_us();
 	worker_stats(pool, &st);
 	assert_int_equal(st.quick_slow, 3);
 	assert_int_equal(st.cool_ms, 400);
 	/* Quiet for more than one cool-off after its end: 200 again. */
 	wait_until(end + 2 * 400 * 1000 + 100 * 1000);
-	assert_int_equal(quick_run(base, pool, &t, 'f', 3000), 'L');
+	assert_int_equal(quick_run(base, pool, &t, 'f', 10000), 'L');
 	worker_stats(pool, &st);
 	assert_int_equal(st.quick_slow, 4);
 	assert_int_equal(st.cool_ms, 200);
@@ -663,6 +704,7 @@ main(void)
 		cmocka_unit_test(test_quick_on_loop),
 		cmocka_unit_test(test_quick_off),
 		cmocka_unit_test(test_quick_budget),
+		cmocka_unit_test(test_quick_budget_turn),
 		cmocka_unit_test(test_quick_cool_off),
 	};
 

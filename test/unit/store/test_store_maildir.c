@@ -228,32 +228,78 @@ expect_content(struct maildrop *md, size_t i, const char *want)
 }
 
 /* A missing Maildir is created, with its parents, mode 0700. */
+/* open() as the event loop makes it (nowait), with uidl_format fmt. */
+static enum store_err
+open_nowait(const char *path, const char *fmt, struct maildrop **md_r)
+{
+	struct store_params	 p = { .path = path, .uidl_format = fmt,
+				    .nowait = true };
+	char			 err[256];
+
+	*md_r = NULL;
+	return ops->open(&p, md_r, err, sizeof(err));
+}
+
 /*
- * The event loop's open (nowait): a lock a live session of this process
- * holds is STORE_AGAIN, nothing opened (that session may be ending in
- * the same turn); once it is disowned the open takes it over.
+ * The event loop's open (nowait) never waits and never does the slow
+ * steps; each is STORE_AGAIN, nothing opened, the lock left free: a lock
+ * a live session of this process holds (it may be ending in the same
+ * turn; once disowned the open takes it over); a name without W= whose
+ * size is not in the size cache (it would be read whole); a missing
+ * Maildir (mkdir); no cutoff file yet (dovecot-uidlist, an fsync); a
+ * uidl_format with %m (every message's headers).
  */
 static void
 test_nowait(void **state)
 {
-	struct fixture		*f = *state;
-	struct store_params	 p = { .path = f->md, .uidl_format = "",
-				    .nowait = true };
-	struct maildrop		*a = NULL, *b = NULL;
-	char			 err[256];
+	struct fixture	*f = *state;
+	struct maildrop	*a = NULL, *b = NULL;
+	char		 err[256], p[PATH_MAX], other[PATH_MAX];
 
-	assert_int_equal(ops->open(&p, &a, err, sizeof(err)), STORE_OK);
-	put(f, "new", "1.a.host", "x\n", -1);
-	assert_int_equal(ops->open(&p, &b, err, sizeof(err)), STORE_AGAIN);
+	/* Missing: not made here. */
+	assert_int_equal(open_nowait(f->md, "", &a), STORE_AGAIN);
+	assert_int_equal(access(f->md, F_OK), -1);
+	ops->close(open_ok(f->md));		/* a thread's open makes it */
+
+	assert_int_equal(open_nowait(f->md, "", &a), STORE_OK);
+	assert_int_equal(open_nowait(f->md, "", &b), STORE_AGAIN);
 	assert_null(b);
-	p.nowait = false;			/* a thread's answer */
-	assert_int_equal(ops->open(&p, &b, err, sizeof(err)), STORE_INUSE);
-	p.nowait = true;
+	assert_int_equal(md_open_at(f->md, &b, err, sizeof(err)),
+	    STORE_INUSE);			/* a thread's answer */
 	ops->disown(a);
-	assert_int_equal(ops->open(&p, &b, err, sizeof(err)), STORE_OK);
-	assert_int_equal(maildrop_count(b), 1);
+	assert_int_equal(open_nowait(f->md, "", &b), STORE_OK);
 	ops->close(a);
 	ops->close(b);
+
+	/* A name without a size: read by a thread, then from the cache. */
+	put(f, "new", "1.a.host", "x\n", -1);
+	assert_int_equal(open_nowait(f->md, "", &a), STORE_AGAIN);
+	assert_null(a);
+	ops->close(open_ok(f->md));		/* sizes cached, cutoff written */
+	assert_int_equal(open_nowait(f->md, "", &a), STORE_OK);
+	assert_int_equal(maildrop_count(a), 1);
+	assert_int_equal(maildrop_total(a), 3);	/* "x\r\n" */
+	ops->close(a);
+	/* The lock was left free by every STORE_AGAIN. */
+	b = open_ok(f->md);
+	ops->close(b);
+
+	/* %m: every message read. */
+	assert_int_equal(open_nowait(f->md, "%m", &a), STORE_AGAIN);
+	/* No cutoff file: dovecot-uidlist is looked for, the cutoff saved. */
+	snprintf(p, sizeof(p), "%s/%s", f->md, MAILDIR_UIDLIST_CUTOFF_FILE);
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(open_nowait(f->md, "", &a), STORE_AGAIN);
+	assert_int_equal(access(p, F_OK), -1);
+	ops->close(open_ok(f->md));
+	assert_int_equal(access(p, F_OK), 0);
+	assert_int_equal(open_nowait(f->md, "", &a), STORE_OK);
+	ops->close(a);
+
+	/* Elsewhere, missing: nothing made. */
+	snprintf(other, sizeof(other), "%s/other/Maildir", f->tmp);
+	assert_int_equal(open_nowait(other, "", &a), STORE_AGAIN);
+	assert_int_equal(access(other, F_OK), -1);
 }
 
 static void
