@@ -8,17 +8,16 @@
 #include "pop3/quick.h"
 
 /*
- * A slot: the keyed hash of a user whose last login said yes (0: none; a
- * hint that says no is no hint), and of the path its maildrop was at.
+ * A slot: 0, or a user whose last login said yes (a hint that says no is
+ * no hint): the top 40 bits of the keyed hash of the name, never all
+ * zero, above the low 24 bits of the hash of the maildrop's path.
  */
-struct quick_slot {
-	uint64_t	user;
-	uint64_t	path;
-};
+#define PATH_BITS	24
+#define PATH_MASK	((UINT64_C(1) << PATH_BITS) - 1)
 
 struct quick_hints {
-	uint64_t		k0, k1;
-	struct quick_slot	slot[QUICK_HINT_SLOTS];
+	uint64_t	k0, k1;
+	uint64_t	slot[QUICK_HINT_SLOTS];
 };
 
 struct quick_hints *
@@ -45,14 +44,14 @@ quick_hints_clear(struct quick_hints *h)
 	memset(h->slot, 0, sizeof(h->slot));
 }
 
-/* The slot of user, and its tag (never 0) in *tag_r. */
-static struct quick_slot *
+/* The slot of user, and its tag (the user bits, never 0) in *tag_r. */
+static uint64_t *
 slot_of(struct quick_hints *h, const char *user, uint64_t *tag_r)
 {
-	uint64_t tag = siphash(h->k0, h->k1, user, strlen(user)) | 1;
+	uint64_t hash = siphash(h->k0, h->k1, user, strlen(user));
 
-	*tag_r = tag;
-	return &h->slot[(tag >> 1) % QUICK_HINT_SLOTS];
+	*tag_r = (hash & ~PATH_MASK) | (UINT64_C(1) << PATH_BITS);
+	return &h->slot[hash % QUICK_HINT_SLOTS];
 }
 
 bool
@@ -60,47 +59,40 @@ quick_login_likely(struct quick_hints *h, const char *user)
 {
 	uint64_t tag;
 
-	return slot_of(h, user, &tag)->user == tag;
+	return (*slot_of(h, user, &tag) & ~PATH_MASK) == tag;
 }
 
 uint64_t
 quick_path_hash(const struct quick_hints *h, const char *path)
 {
-	return siphash(h->k1, h->k0, path, strlen(path));
+	return siphash(h->k1, h->k0, path, strlen(path)) & PATH_MASK;
 }
 
 bool
 quick_path_known(struct quick_hints *h, const char *user, uint64_t path)
 {
-	struct quick_slot	*e;
-	uint64_t		 tag;
+	uint64_t tag;
 
-	e = slot_of(h, user, &tag);
-	return e->user == tag && e->path == path;
+	return *slot_of(h, user, &tag) == (tag | path);
 }
 
 void
 quick_login_seen(struct quick_hints *h, const char *user, uint64_t path,
     size_t msgs, bool local)
 {
-	struct quick_slot	*e;
-	uint64_t		 tag;
+	uint64_t tag, *e = slot_of(h, user, &tag);
 
-	e = slot_of(h, user, &tag);
-	if (local && msgs <= QUICK_MAX_MSGS) {
-		e->user = tag;
-		e->path = path;
-	} else if (e->user == tag)
-		e->user = 0;
+	if (local && msgs <= QUICK_MAX_MSGS)
+		*e = tag | path;
+	else if ((*e & ~PATH_MASK) == tag)
+		*e = 0;
 }
 
 void
 quick_login_forget(struct quick_hints *h, const char *user)
 {
-	struct quick_slot	*e;
-	uint64_t		 tag;
+	uint64_t tag, *e = slot_of(h, user, &tag);
 
-	e = slot_of(h, user, &tag);
-	if (e->user == tag)
-		e->user = 0;
+	if ((*e & ~PATH_MASK) == tag)
+		*e = 0;
 }

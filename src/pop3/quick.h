@@ -37,7 +37,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Hints kept: 16 octets each. */
+/* Hints kept: 8 octets each (128 KiB). */
 #define QUICK_HINT_SLOTS	16384
 /*
  * A maildrop the loop opens itself had at most this many messages last
@@ -58,7 +58,7 @@ void			 quick_hints_clear(struct quick_hints *h);
 /* The last login of user found a small maildrop on a local disk. */
 bool			 quick_login_likely(struct quick_hints *h,
 			    const char *user);
-/* The keyed hash of a maildrop path. Any thread (the key is fixed). */
+/* A keyed hash of a maildrop path (24 bits). Any thread: the key is fixed. */
 uint64_t		 quick_path_hash(const struct quick_hints *h,
 			    const char *path);
 /* ... and it was at path (quick_path_hash()), which has not moved. */
