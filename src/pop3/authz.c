@@ -47,6 +47,8 @@
 
 /* At most one "failure_delay too short" warning per this many ms. */
 #define SLOW_WARN_INTERVAL_MS	(60 * 1000)
+/* A maildrop in use: looked at once more this much later (login_done()). */
+#define INUSE_RETRY_US		1000
 
 struct login_job {
 	struct worker_job	 base;		/* first: we cast back */
@@ -82,6 +84,8 @@ struct login_job {
 	bool			 local;		/* md may be quick (quick.h) */
 	uint64_t		 path_hash;	/* quick_path_hash() of md's */
 	bool			 checked;	/* login_check() ran */
+	bool			 retried;	/* [IN-USE] once already */
+	bool			 paused;	/* waiting for the retry */
 };
 
 static void
@@ -164,10 +168,13 @@ login_work(struct worker_job *wj)
 {
 	struct login_job	*job = (struct login_job *)wj;
 
-	if (!job->looked_up)
+	if (!job->looked_up) {
 		job->lookup = auth_db_lookup(job->gen->auth, job->user,
 		    &job->rec, &job->found, &job->standin);
-	/* Checked already when the loop's open said STORE_AGAIN. */
+		job->looked_up = true;
+	}
+	/* Checked already when the loop's open said STORE_AGAIN, or for an
+	 * [IN-USE] looked at again (login_done()). */
 	if (job->checked ? job->auth == AUTH_OK : login_check(job))
 		login_open(job, false);
 }
@@ -195,7 +202,7 @@ login_quick(struct worker_job *wj)
 	if (job->lookup != AUTH_OK || !job->found ||
 	    !auth_password_cheap(job->rec.password))
 		return false;
-	if (!login_check(job))
+	if (job->checked ? job->auth != AUTH_OK : !login_check(job))
 		return true;
 	login_open(job, true);
 	/* It would wait (a lock being released): a thread opens it. */
@@ -337,6 +344,17 @@ login_ok_reply(struct session *s)
 	session_resume(s);
 }
 
+/* After the pause: the same job, checked already, opens again. */
+static void
+login_inuse_retry(struct session *s)
+{
+	struct client		*c = session_ctx(s);
+	struct login_job	*job = c->login;
+
+	job->paused = false;
+	worker_submit_later(c->env->workers, &job->base);
+}
+
 static void
 login_done(struct worker_job *wj)
 {
@@ -360,6 +378,23 @@ login_done(struct worker_job *wj)
 			    &fails);
 		}
 		job_free(job);
+		return;
+	}
+	if (job->auth == AUTH_OK && job->st == STORE_INUSE && !job->retried) {
+		/*
+		 * The holder may be a session of ours that has ended without
+		 * our knowing yet: a client that drops a connection and logs
+		 * in on the next at once can have its new PASS read before
+		 * the old socket's RST in one turn, or the RST arrive a turn
+		 * later. Look once more, after a turn that has read every
+		 * socket: if that session is gone, it has given the maildrop
+		 * up (maildrop_disown()).
+		 */
+		job->retried = true;
+		job->paused = true;
+		job->st = STORE_OK;
+		job->err[0] = '\0';
+		session_pause(c->s, INUSE_RETRY_US, login_inuse_retry);
 		return;
 	}
 	c->login = NULL;
@@ -460,10 +495,13 @@ login_done(struct worker_job *wj)
 void
 authz_gone(struct client *c)
 {
-	if (c->login != NULL) {
+	if (c->login == NULL)
+		return;
+	if (c->login->paused)		/* no job runs: nothing comes back */
+		job_free(c->login);
+	else
 		c->login->c = NULL;	/* login_done() frees it */
-		c->login = NULL;
-	}
+	c->login = NULL;
 }
 
 bool

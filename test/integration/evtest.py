@@ -403,6 +403,12 @@ class Server:
                     return None
                 self.cond.wait(left)
 
+    def metrics_port(self):
+        """The port of [metrics] listen = 127.0.0.1:0, once it listens."""
+        m = self.wait_log(r"event=metrics-listen addr=127\.0\.0\.1:(\d+)")
+        assert m, self.log_text()
+        return int(m.group(1))
+
     def wait_count(self, pattern, n, timeout=10, start=0):
         """Wait until n log lines (index >= start) match pattern; returns
         whether they did."""

@@ -57,9 +57,7 @@ class MetricsBase(evtest.ServerTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        m = cls.srv.wait_log(r"event=metrics-listen addr=127\.0\.0\.1:(\d+)")
-        assert m, cls.srv.log_text()
-        cls.mport = int(m.group(1))
+        cls.mport = cls.srv.metrics_port()
         cls.url = "http://127.0.0.1:%d/metrics" % cls.mport
 
     def scrape(self, accept=None):

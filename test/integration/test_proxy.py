@@ -52,8 +52,7 @@ class Proxy(tlstest.TLSTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        m = cls.srv.wait_log(r"event=metrics-listen addr=127\.0\.0\.1:(\d+)")
-        cls.mport = int(m.group(1))
+        cls.mport = cls.srv.metrics_port()
 
     # -- helpers
 

@@ -32,9 +32,7 @@ class QuickBase(evtest.ServerTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        m = cls.srv.wait_log(r"event=metrics-listen addr=127\.0\.0\.1:(\d+)")
-        assert m, cls.srv.log_text()
-        cls.url = "http://127.0.0.1:%d/metrics" % int(m.group(1))
+        cls.url = "http://127.0.0.1:%d/metrics" % cls.srv.metrics_port()
 
     def counts(self):
         """(done, declined, slow) since the start."""
