@@ -400,8 +400,8 @@ log_watch_update(struct log_watch *w)
 }
 
 /*
- * Start w on base (a forked worker's copy of its supervisor's is
- * abandoned, as the supervisor's other events are).
+ * Start w on base (a forked worker's copy of its supervisor's was freed
+ * by sup_child_cleanup()).
  */
 static void
 log_watch_start(struct log_watch *w, struct event_base *base)
@@ -993,6 +993,12 @@ sup_child_cleanup(void *arg)
 	d->control = NULL;
 	metrics_free(d->metrics);
 	d->metrics = NULL;
+	/*
+	 * A worker restarted after the start inherits the supervisor's log
+	 * watch, which daemon_serve() starts anew: freed here, not lost
+	 * (LeakSanitizer saw the lost timer in test_workers ReloadTLS).
+	 */
+	log_watch_stop(&d->logw);
 }
 
 /* The child's life as worker index; never returns. */

@@ -352,6 +352,7 @@ login_inuse_retry(struct session *s)
 	struct login_job	*job = c->login;
 
 	job->paused = false;
+	session_hold(s);		/* login_done() resumes */
 	worker_submit_later(c->env->workers, &job->base);
 }
 

@@ -280,8 +280,10 @@ void		 session_resume(struct session *s);
 /*
  * Hold input for us microseconds from now, then call fn (a failed-login
  * pause; a precise timer of the set, lib/ptimer.h, never sleep()). fn
- * must end with session_resume() or session_close(), which cancels the
- * pause; if the timer cannot be armed the session is closed.
+ * must end with session_resume(), session_close() (which cancels the
+ * pause), or session_hold() when it has started more work whose end
+ * resumes or closes (a login looked at again); if the timer cannot be
+ * armed the session is closed.
  */
 void		 session_pause(struct session *s, uint64_t us,
 		    void (*fn)(struct session *));

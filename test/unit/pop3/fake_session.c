@@ -196,11 +196,14 @@ fake_run_pause(struct session *s)
 {
 	void		(*fn)(struct session *) = s->pause_fn;
 	unsigned	 resumes = s->n_resume, closes = s->n_close;
+	unsigned	 holds = s->n_hold;
 
 	s->pause_fn = NULL;
 	fn(s);
-	if (s->n_resume == resumes && s->n_close == closes)
-		violation(s, "a pause callback ended without resume or close");
+	if (s->n_resume == resumes && s->n_close == closes &&
+	    s->n_hold == holds)
+		violation(s, "a pause callback ended without resume, close "
+		    "or hold");
 	fake_send(s);
 }
 
