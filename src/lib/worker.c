@@ -80,10 +80,10 @@ struct worker_pool {
 	/* Submitted, done() not run yet: loop thread only, no lock. */
 	size_t			 pending;
 	/* Quick jobs: loop thread only, no lock. */
-	struct event_base	*base;
 	struct worker_quick	 quick;
-	struct timeval		 turn;		/* the loop's cached time ... */
-	uint64_t		 turn_spent_us;	/* ... and quick work since */
+	uint64_t		 turn_spent_us;	/* quick work this pass chain */
+	bool			 in_later;	/* worker_later_cb() runs */
+	bool			 chained;	/* ... and held another job */
 	uint64_t		 cool_until_us;	/* none before this */
 	uint64_t		 cool_ms;	/* the last cool-off's length */
 	unsigned long		 quick_done;
@@ -259,25 +259,20 @@ quick_timed(struct worker_pool *pool, uint64_t took_us, uint64_t now_us)
 
 /*
  * Try a held job's quick(): true when it ran here (done() has run too).
- * The turn's budget is spent across every run of worker_later_cb() in
- * one turn (a done() may hold another job, which runs in the same turn):
- * the loop's cached time, taken once per turn, tells the turns apart.
+ * The budget is spent across a chain of worker_later_cb() runs: a done()
+ * that holds another job makes libevent run the callback again in the
+ * same turn, and that run does not start a new budget (hold()). The
+ * loop's cached time cannot tell the turns apart: it is the coarse
+ * clock, one value for every turn of a 4 ms tick here.
  */
 static bool
 quick_try(struct worker_pool *pool, struct worker_job *job)
 {
-	struct timeval	 tv;
 	uint64_t	 start, end;
 	bool		 ok;
 
 	if (job->quick == NULL || !pool->quick.enabled)
 		return false;
-	if (event_base_gettimeofday_cached(pool->base, &tv) == 0 &&
-	    (tv.tv_sec != pool->turn.tv_sec ||
-	    tv.tv_usec != pool->turn.tv_usec)) {
-		pool->turn = tv;
-		pool->turn_spent_us = 0;
-	}
 	if (pool->turn_spent_us >= pool->quick.turn_budget_us)
 		return false;
 	start = mono_us();
@@ -312,6 +307,10 @@ worker_later_cb(evutil_socket_t fd, short events, void *arg)
 
 	(void)fd;
 	(void)events;
+	if (!pool->chained)		/* a new turn's first run */
+		pool->turn_spent_us = 0;
+	pool->chained = false;
+	pool->in_later = true;
 	list = pool->later.head;
 	queue_init(&pool->later);	/* done() callbacks may hold more */
 	queue_init(&urgent);
@@ -323,6 +322,7 @@ worker_later_cb(evutil_socket_t fd, short events, void *arg)
 		queue_push(job->urgent ? &urgent : &todo, job);
 		n++;
 	}
+	pool->in_later = false;
 	if (n == 0)
 		return;
 	pthread_mutex_lock(&pool->lock);
@@ -341,7 +341,6 @@ worker_pool_new(struct event_base *base, int nthreads)
 
 	if ((pool = calloc(1, sizeof(*pool))) == NULL)
 		return NULL;
-	pool->base = base;
 	pthread_mutex_init(&pool->lock, NULL);
 	queue_init(&pool->urgent);
 	queue_init(&pool->todo);
@@ -424,7 +423,10 @@ hold(struct worker_pool *pool, struct worker_job *job)
 	/*
 	 * Activated now, the event runs after every callback libevent had
 	 * already made active for this turn (one queue, first in first out).
+	 * Held by a done() of a run of it: the next run is in the same turn.
 	 */
+	if (pool->in_later)
+		pool->chained = true;
 	if (was_empty)
 		event_active(pool->later_ev, EV_TIMEOUT, 0);
 }

@@ -151,10 +151,12 @@ login_open(struct login_job *job, bool on_loop)
 	params.path = path;
 	params.uidl_format = cfg->uidl_format;
 	params.nowait = on_loop;
+	params.max_msgs = 2 * QUICK_MAX_MSGS;
 	job->st = ops->open(&params, &job->md, job->err, sizeof(job->err));
 	/* On the loop only when an earlier open found it local. */
 	if (job->st == STORE_OK)
-		job->local = ops->quick && (on_loop || fio_fs_local(path));
+		job->local = ops->quick && (on_loop ||
+		    (ops->quick_ok(job->md) && fio_fs_local(path)));
 }
 
 /*

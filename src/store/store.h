@@ -68,6 +68,8 @@ struct store_params {
 	 * (mbox does: its MDA locks wait).
 	 */
 	bool		 nowait;
+	/* With nowait: STORE_AGAIN past this many messages (0: no limit). */
+	size_t		 max_msgs;
 };
 
 struct store_ops {
@@ -84,6 +86,12 @@ struct store_ops {
 	 */
 	enum store_err	(*open)(const struct store_params *p,
 			    struct maildrop **md_r, char *err, size_t errlen);
+	/*
+	 * After an open without nowait: would one with nowait have done it
+	 * (no slow step it refuses)? NULL for drivers whose open is never
+	 * quick (!quick).
+	 */
+	bool		(*quick_ok)(const struct maildrop *md);
 	size_t		(*count)(const struct maildrop *md);
 	/* Wire size in octets (lib/wire.h). */
 	uint64_t	(*size)(const struct maildrop *md, size_t i);

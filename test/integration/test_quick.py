@@ -13,12 +13,16 @@ With quick_jobs = no the loop never tries.
 """
 
 import os
-import time
+import subprocess
 import unittest
 import urllib.request
 
 import evtest
 from test_metrics import parse, val
+
+# fio_fs_local()'s statfs(2) f_type list (src/lib/fileio.c).
+LOCAL_FS = (0xEF53, 0x58465342, 0x9123683E, 0x01021994, 0xF2F52010,
+            0x2FC12FC1, 0x794C7630)
 
 
 class QuickBase(evtest.ServerTestCase):
@@ -32,6 +36,16 @@ class QuickBase(evtest.ServerTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
+        # Quick logins need a local file system (lib/fileio.h
+        # fio_fs_local()); the counts below assume the test's own.
+        fstype = subprocess.run(["stat", "-f", "-c", "%t", cls.srv.dir],
+                                stdout=subprocess.PIPE, text=True,
+                                check=True).stdout.strip()
+        if int(fstype, 16) not in LOCAL_FS:
+            cls.srv.stop()
+            raise unittest.SkipTest("%s is on file system 0x%s, not one "
+                                    "quick logins use" % (cls.srv.dir,
+                                                          fstype))
         cls.url = "http://127.0.0.1:%d/metrics" % cls.srv.metrics_port()
 
     def counts(self):

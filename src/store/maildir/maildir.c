@@ -33,8 +33,10 @@
 #include "store/maildir/maildir.h"
 #include "store/maildir/maildir_int.h"
 #include "store/maildir/maildir_test.h"
+#include "store/maildir/maildir_uidlist.h"
 #include "store/sesslock.h"
 #include "store/store.h"
+#include "store/uidl_format.h"
 
 /* mkdir that accepts an existing directory. */
 static int
@@ -149,6 +151,30 @@ md_sum(struct md *md)
 		md->total += md->msgs[i].size;
 }
 
+/*
+ * The UIDLs would need %m (every message's headers) or dovecot-uidlist
+ * (a cutoff with records to use): uidl.c refuses both with nowait. A
+ * peek at the cutoff file, before the lock; uidl.c reads it again.
+ */
+static bool
+md_ids_slow(const struct md *md)
+{
+	uint32_t	uidv, cut;
+	int		have;
+
+	if (md->uidl_format != NULL && uidl_format_uses(md->uidl_format, 'm'))
+		return true;
+	have = maildir_uidlist_cutoff_load(md->path, &uidv, &cut);
+	return have == -1 || (have == 1 && cut != 0);
+}
+
+/* See store.h: after a thread's open, would a loop's have done? */
+static bool
+md_quick_ok(const struct maildrop *base)
+{
+	return !((const struct md *)base)->slow_ids;
+}
+
 static enum store_err
 md_open(const struct store_params *p, struct maildrop **md_r, char *err,
     size_t errlen)
@@ -179,6 +205,11 @@ md_open(const struct store_params *p, struct maildrop **md_r, char *err,
 	 * retried, so a login into an existing Maildir costs no mkdir calls.
 	 */
 	md->nowait = p->nowait;
+	/* Before the lock's I/O: what would make a loop open fail anyway. */
+	if (p->nowait && md_ids_slow(md)) {
+		rv = STORE_AGAIN;
+		goto fail;
+	}
 	if ((rv = md_lock(md, p->nowait, err, errlen)) != STORE_OK) {
 		if (rv == STORE_INUSE || rv == STORE_AGAIN ||
 		    !md_missing(md, 0) ||
@@ -187,12 +218,12 @@ md_open(const struct store_params *p, struct maildrop **md_r, char *err,
 			goto fail;
 		created = 1;
 	}
-	if ((rv = md_scan(md, err, errlen)) != STORE_OK) {
+	if ((rv = md_scan(md, p->max_msgs, err, errlen)) != STORE_OK) {
 		if (rv == STORE_AGAIN || created || !md_missing(md, 1) ||
 		    (rv = md_create(md, err, errlen)) != STORE_OK)
 			goto fail;
 		md->nmsgs = 0;
-		if ((rv = md_scan(md, err, errlen)) != STORE_OK)
+		if ((rv = md_scan(md, p->max_msgs, err, errlen)) != STORE_OK)
 			goto fail;
 	}
 	md_sum(md);
@@ -248,6 +279,7 @@ const struct store_ops store_maildir_ops = {
 	.name =		"maildir",
 	.quick =	true,
 	.open =		md_open,
+	.quick_ok =	md_quick_ok,
 	.count =	md_count_msgs,
 	.size =		md_size,
 	.total =	md_total,

@@ -72,6 +72,8 @@ struct md {
 	 * STORE_AGAIN instead, and a thread opens the maildrop.
 	 */
 	unsigned	 nowait:1;
+	/* Its UIDLs need dovecot-uidlist or %m: never quick (uidl.c). */
+	unsigned	 slow_ids:1;
 	/* Where md_dirfd_get() last found new/ and cur/ (a hint). */
 	unsigned char	 dirfd_slot[2];
 	char		 path[];	/* Maildir root (one allocation) */
@@ -103,7 +105,8 @@ md_name_is(const void *arg, uint32_t i, const char *key, size_t len)
  * (the size cache read and written on the way) and UIDLs. STORE_OK, or
  * an error with err set.
  */
-enum store_err	md_scan(struct md *md, char *err, size_t errlen);
+enum store_err	md_scan(struct md *md, size_t max_msgs, char *err,
+		    size_t errlen);
 
 /* uidl.c */
 

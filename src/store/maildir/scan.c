@@ -107,6 +107,7 @@ struct md_sizes {
 	struct sizecache	*sc;	/* NULL: no memory, no cache */
 	char			*buf;	/* MD_READ_SIZE octets */
 	bool			 ready;
+	size_t			 max_msgs;	/* md_scan()'s */
 };
 
 /*
@@ -211,6 +212,11 @@ md_scan_dir(struct md *md, int sub, struct md_sizes *sz, char *err,
 			goto done;
 		}
 
+		if (md->nowait && sz->max_msgs > 0 &&
+		    md->nmsgs >= sz->max_msgs) {
+			rv = STORE_AGAIN;	/* grew: a thread's to list */
+			goto done;
+		}
 		if (md->nmsgs == md->msgs_cap) {
 			ncap = md->msgs_cap == 0 ? MD_MSGS_INIT : md->msgs_cap * 2;
 			m = reallocarray(md->msgs, ncap, sizeof(*m));
@@ -322,10 +328,14 @@ md_sort(struct md *md)
 	return 0;
 }
 
+/*
+ * max_msgs: with md->nowait, STORE_AGAIN once the listing passes it (a
+ * Maildir that grew since the last login is a thread's to list).
+ */
 enum store_err
-md_scan(struct md *md, char *err, size_t errlen)
+md_scan(struct md *md, size_t max_msgs, char *err, size_t errlen)
 {
-	struct md_sizes	 sz = { .sc = NULL };
+	struct md_sizes	 sz = { .sc = NULL, .max_msgs = max_msgs };
 	enum store_err	 rv;
 
 	if ((rv = md_scan_dir(md, MD_NEW, &sz, err, errlen)) == STORE_OK)

@@ -506,6 +506,9 @@ md_uidls_init(struct md_uidls *u, char *err, size_t errlen)
 
 	if ((rv = md_uidls_list(u, err, errlen)) != STORE_OK)
 		return rv;
+	/* Next time too: no loop open (maildir.c md_ids_slow()). */
+	if (u->ul != NULL || (u->fmt != NULL && uidl_format_uses(u->fmt, 'm')))
+		md->slow_ids = 1;
 	for (i = 1; (u->ul != NULL || u->fmt != NULL) && i < md->nmsgs; i++)
 		if (strcmp(md->msgs[i - 1].name, md->msgs[i].name) == 0)
 			md->msgs[i - 1].shared = md->msgs[i].shared = 1;

@@ -28,6 +28,7 @@
 #include "store/maildir/maildir_test.h"
 #include "store/maildir/maildir_uidlist.h"
 #include "store/registry.h"
+#include "store/sesslock.h"
 #include "store/store.h"
 #include "lib/wire.h"
 
@@ -300,6 +301,43 @@ test_nowait(void **state)
 	snprintf(other, sizeof(other), "%s/other/Maildir", f->tmp);
 	assert_int_equal(open_nowait(other, "", &a), STORE_AGAIN);
 	assert_int_equal(access(other, F_OK), -1);
+
+	/* A thread's open says whether a loop's would do next time. */
+	a = open_ok(f->md);
+	assert_true(ops->quick_ok(a));
+	ops->close(a);
+	{
+		struct store_params	 q = { .path = f->md,
+					    .uidl_format = "%m" };
+
+		assert_int_equal(ops->open(&q, &a, err, sizeof(err)),
+		    STORE_OK);
+		assert_false(ops->quick_ok(a));
+		ops->close(a);
+	}
+
+	/* Past max_msgs: a Maildir that grew is a thread's to list. */
+	put(f, "new", "2.a.host", "y\n", -1);
+	put(f, "new", "3.a.host", "z\n", -1);
+	ops->close(open_ok(f->md));		/* their sizes cached */
+	{
+		struct store_params	 q = { .path = f->md, .uidl_format = "",
+					    .nowait = true, .max_msgs = 2 };
+
+		assert_int_equal(ops->open(&q, &a, err, sizeof(err)),
+		    STORE_AGAIN);
+		q.max_msgs = 3;
+		assert_int_equal(ops->open(&q, &a, err, sizeof(err)),
+		    STORE_OK);
+		assert_int_equal(maildrop_count(a), 3);
+		ops->close(a);
+	}
+
+	/* A cutoff with records to use (a Dovecot migration): refused
+	 * before the lock is touched. */
+	assert_int_equal(maildir_uidlist_cutoff_save(f->md, 1, 7), 0);
+	assert_int_equal(open_nowait(f->md, "", &a), STORE_AGAIN);
+	assert_int_equal(sesslock_count(), 0);
 }
 
 static void
