@@ -33,7 +33,6 @@
 #include "store/maildir/maildir.h"
 #include "store/maildir/maildir_int.h"
 #include "store/maildir/maildir_test.h"
-#include "store/maildir/maildir_uidlist.h"
 #include "store/sesslock.h"
 #include "store/store.h"
 #include "store/uidl_format.h"
@@ -152,20 +151,16 @@ md_sum(struct md *md)
 }
 
 /*
- * The UIDLs would need %m (every message's headers) or dovecot-uidlist
- * (a cutoff with records to use): uidl.c refuses both with nowait. A
- * peek at the cutoff file, before the lock; uidl.c reads it again.
+ * The UIDLs would need %m (every message's headers), which uidl.c refuses
+ * with nowait: known before the lock's I/O. dovecot-uidlist is refused
+ * there too, after the scan; a Maildir that needs it gets no hint
+ * (md_quick_ok()), so the loop tries it only when it changed since.
  */
 static bool
 md_ids_slow(const struct md *md)
 {
-	uint32_t	uidv, cut;
-	int		have;
-
-	if (md->uidl_format != NULL && uidl_format_uses(md->uidl_format, 'm'))
-		return true;
-	have = maildir_uidlist_cutoff_load(md->path, &uidv, &cut);
-	return have == -1 || (have == 1 && cut != 0);
+	return md->uidl_format != NULL && uidl_format_uses(md->uidl_format,
+	    'm');
 }
 
 /* See store.h: after a thread's open, would a loop's have done? */

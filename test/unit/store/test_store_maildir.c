@@ -334,7 +334,7 @@ test_nowait(void **state)
 	}
 
 	/* A cutoff with records to use (a Dovecot migration): refused
-	 * before the lock is touched. */
+	 * after the scan, the lock left free. */
 	assert_int_equal(maildir_uidlist_cutoff_save(f->md, 1, 7), 0);
 	assert_int_equal(open_nowait(f->md, "", &a), STORE_AGAIN);
 	assert_int_equal(sesslock_count(), 0);
