@@ -982,6 +982,52 @@ test_wait_holds_input(void **state)
  * sleep) that ends at failure_delay after the command, input held
  * meanwhile; max_failures of them close the session.
  */
+/*
+ * A login that finds the maildrop in use looks once more after a pause
+ * (authz.c login_done()): answered [IN-USE] when the holder is still
+ * there, logged in when it ended meanwhile, and a session that goes
+ * away during the pause frees its login (ASan watches).
+ */
+static void
+test_inuse_look_again(void **state)
+{
+	struct tenv	*env = env_new("");
+	struct session	*s[4];
+	size_t		 i;
+
+	(void)state;
+	s[0] = client_new(env);
+	login(env, s[0]);
+	for (i = 1; i < 4; i++) {
+		s[i] = client_new(env);
+		s[i]->pause_manual = true;
+		next_line(env, s[i]);
+		assert_string_equal(command(env, s[i],
+		    "USER bob@example.com"), "+OK");
+		fake_session_send(s[i], "PASS hunter 2");
+		wait_pause(env, s[i]);
+		assert_true(s[i]->held);
+		assert_int_equal(s[i]->pause_us, 1000);
+	}
+	/* Still held: [IN-USE] after the second look. */
+	fake_session_fire_pause(s[1]);
+	assert_string_equal(next_line(env, s[1]),
+	    "-ERR [IN-USE] Mailbox is locked by another POP3 session.");
+	assert_false(s[1]->held);
+	/* Gone during the pause: its login is freed with it. */
+	assert_null(fake_session_violation(s[2]));
+	fake_session_free(s[2]);
+	/* The holder ends meanwhile: the second look logs in. */
+	assert_string_equal(command(env, s[0], "QUIT"),
+	    "+OK evpop3d signing off.");
+	fake_session_fire_pause(s[3]);
+	assert_true(has_prefix(next_line(env, s[3]), "+OK Logged in"));
+	client_free(s[0]);
+	client_free(s[1]);
+	client_free(s[3]);
+	env_free(env);
+}
+
 static void
 test_failed_login_pause(void **state)
 {
@@ -1352,6 +1398,7 @@ main(void)
 		cmocka_unit_test(test_sasl_continuation),
 		cmocka_unit_test(test_wait_holds_input),
 		cmocka_unit_test(test_failed_login_pause),
+		cmocka_unit_test(test_inuse_look_again),
 		cmocka_unit_test(test_retr_moved_message),
 		cmocka_unit_test(test_cmd_stats),
 		cmocka_unit_test(test_disconnect_summary),
