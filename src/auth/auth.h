@@ -195,5 +195,7 @@ char	*auth_password_hash_scheme(const char *scheme, unsigned long rounds,
 
 /* Wipe a secret buffer in a way the compiler cannot drop. */
 void	auth_wipe(void *buf, size_t len);
+/* Wipe a secret string, then free it (NULL is a no-op). */
+void	auth_free_secret(char *s);
 
 #endif

@@ -124,7 +124,6 @@ static enum auth_load auth_table_load(const char *, struct auth_table **,
 		    char *, size_t);
 static bool	auth_shrink_refused(const struct auth_db *, size_t, size_t);
 static void	auth_db_refresh(struct auth_db *);
-static void	auth_free_secret(char *);
 
 static void
 auth_fkey_from_stat(struct auth_fkey *k, const struct stat *st)
@@ -770,10 +769,7 @@ auth_db_free(struct auth_db *db)
 	auth_table_free(db->tab);
 	pthread_rwlock_destroy(&db->lock);
 	pthread_mutex_destroy(&db->reload_mtx);
-	if (db->dummy != NULL) {
-		auth_wipe(db->dummy, strlen(db->dummy));
-		free(db->dummy);
-	}
+	auth_free_secret(db->dummy);
 	free(db->path);
 	free(db);
 }
@@ -867,15 +863,6 @@ auth_db_warn_unusable(const struct auth_db *db, const char *user)
 	log_warnx("event=passwd-entry-unusable file=%s user=%s "
 	    "note=\"unknown password scheme or malformed hash\"",
 	    db->path, log_quote(quser, sizeof(quser), user));
-}
-
-static void
-auth_free_secret(char *s)
-{
-	if (s != NULL) {
-		auth_wipe(s, strlen(s));
-		free(s);
-	}
 }
 
 /* See auth.h. */

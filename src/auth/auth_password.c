@@ -103,6 +103,16 @@ auth_wipe(void *buf, size_t len)
 		explicit_bzero(buf, len);
 }
 
+/* See auth.h. */
+void
+auth_free_secret(char *s)
+{
+	if (s != NULL) {
+		auth_wipe(s, strlen(s));
+		free(s);
+	}
+}
+
 /*
  * See auth.h. The name later becomes a path component and a log field, so
  * the rules are strict; RFC 1939 itself says nothing about user names.

@@ -213,8 +213,7 @@ req_done(struct auth_pgsql *p, struct pg_req *r, enum auth_result res)
 			char *s = strdup(r->rec.password);
 
 			if (s != NULL) {
-				auth_wipe(p->standin, strlen(p->standin));
-				free(p->standin);
+				auth_free_secret(p->standin);
 				p->standin = s;
 				p->standin_real = true;
 			}
@@ -925,17 +924,11 @@ pool_free(struct auth_pgsql *p)
 	auth_cache_free(p->cache);
 	sqltmpl_free(&p->passq);
 	sqltmpl_free(&p->userq);
-	if (p->password != NULL) {
-		auth_wipe(p->password, strlen(p->password));
-		free(p->password);
-	}
-	if (p->conninfo != NULL) {
-		auth_wipe(p->conninfo, strlen(p->conninfo));
-		free(p->conninfo);
-	}
+	auth_free_secret(p->password);
+	auth_free_secret(p->conninfo);
 	free(p->pass_text);
 	free(p->user_text);
-	free(p->standin);
+	auth_free_secret(p->standin);
 	free(p);
 }
 

@@ -42,10 +42,7 @@ auth_rec_copy(struct auth_rec *dst, const struct auth_rec *src)
 void
 auth_rec_clear(struct auth_rec *rec)
 {
-	if (rec->password != NULL) {
-		auth_wipe(rec->password, strlen(rec->password));
-		free(rec->password);
-	}
+	auth_free_secret(rec->password);
 	free(rec->name);
 	free(rec->home);
 	free(rec->extra);

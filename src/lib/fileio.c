@@ -7,6 +7,8 @@
 #include <sys/types.h>
 #include <sys/vfs.h>
 
+#include <linux/magic.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -237,15 +239,18 @@ fio_write_atomic(const char *tmp, const char *path, const void *buf,
 	return fio_atomic_commit(fd, tmp, path, flags);
 }
 
+/* OpenZFS's f_type, which <linux/magic.h> does not name. */
+#define FIO_ZFS_MAGIC	0x2FC12FC1
+
 /* statfs(2)'s f_type of the file systems fio_fs_local() calls local. */
 static const unsigned long fio_local_fs[] = {
-	0xEF53,		/* ext2, ext3, ext4 */
-	0x58465342,	/* XFS */
-	0x9123683E,	/* Btrfs */
-	0x01021994,	/* tmpfs */
-	0xF2F52010,	/* F2FS */
-	0x2FC12FC1,	/* ZFS */
-	0x794C7630,	/* overlayfs (containers) */
+	EXT4_SUPER_MAGIC,	/* ext2, ext3, ext4 */
+	XFS_SUPER_MAGIC,
+	BTRFS_SUPER_MAGIC,
+	TMPFS_MAGIC,
+	F2FS_SUPER_MAGIC,
+	FIO_ZFS_MAGIC,
+	OVERLAYFS_SUPER_MAGIC,	/* containers */
 };
 
 bool

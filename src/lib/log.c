@@ -120,6 +120,13 @@ struct log_sock {
 
 static struct log_sock log_journal_sock = { LOG_JOURNAL_SOCKET, -1 };
 static struct log_sock log_syslog_sock = { LOG_SYSLOG_SOCKET, -1 };
+
+/* The socket of datagram target t. */
+static struct log_sock *
+log_sock_of(enum log_target t)
+{
+	return t == LOG_TARGET_SYSLOG ? &log_syslog_sock : &log_journal_sock;
+}
 static pthread_mutex_t log_sock_mtx = PTHREAD_MUTEX_INITIALIZER;
 
 /*
@@ -678,8 +685,7 @@ log_dropped_report(enum log_target t)
 
 	k = snprintf(line, sizeof(buf) - LOG_HEAD - 1, "warn %sevent=log-"
 	    "dropped count=%llu target=%s", proc_log_tag(&tlen),
-	    (unsigned long long)log_dropped, t == LOG_TARGET_SYSLOG ?
-	    "syslog" : "journald");
+	    (unsigned long long)log_dropped, log_target_name(t));
 	log_dropped = 0;
 	if (k <= 0)
 		return;
@@ -748,8 +754,7 @@ log_backlog_fd(void)
 		struct log_rec rec;
 
 		memcpy(&rec, log_backlog + log_bl_off, sizeof(rec));
-		fd = atomic_load(rec.tgt == LOG_TARGET_SYSLOG ?
-		    &log_syslog_sock.fd : &log_journal_sock.fd);
+		fd = atomic_load(&log_sock_of(rec.tgt)->fd);
 	}
 	pthread_mutex_unlock(&log_out_mtx);
 	return fd;
@@ -769,8 +774,8 @@ log_exit_flush(void)
 		log_flush();
 		if (!atomic_load(&log_bl_pending))
 			return;
-		pfd.fd = atomic_load(atomic_load(&log_tgt) == LOG_TARGET_SYSLOG ?
-		    &log_syslog_sock.fd : &log_journal_sock.fd);
+		/* The socket the oldest line waits for. */
+		pfd.fd = log_backlog_fd();
 		pfd.events = POLLOUT;
 		if (pfd.fd == -1 || poll(&pfd, 1, 50) == -1)
 			return;

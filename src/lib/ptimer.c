@@ -2,8 +2,9 @@
  * ptimer: precise one-shot timers on one timerfd (ptimer.h).
  *
  * The pending entries are a binary heap (an array of pointers, the set's
- * one allocation, grown by doubling and never shrunk: as large as the
- * most pauses ever pending at once, 8 octets each). Each entry knows its
+ * one allocation, grown by doubling and never shrunk, 8 octets an entry;
+ * the session set reserves room for a deadline and a pause per session,
+ * so it does not grow while sessions arm theirs). Each entry knows its
  * place, so a delete is a swap with the last and one sift. A list sorted
  * by deadline, searched from its tail, would cost nothing while the
  * pauses come in deadline order, but pauses of several lengths (the

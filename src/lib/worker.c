@@ -467,6 +467,13 @@ worker_submit_later(struct worker_pool *pool, struct worker_job *job)
 	hold(pool, job);
 }
 
+bool
+worker_quick_work(struct worker_job *job)
+{
+	job->work(job);
+	return true;
+}
+
 void
 worker_set_quick(struct worker_pool *pool, const struct worker_quick *q)
 {

@@ -68,6 +68,12 @@ worker_job_quick(struct worker_job *job, bool (*quick)(struct worker_job *))
 	job->quick = quick;
 }
 
+/*
+ * A quick() for a job whose work is cheap whenever the submitter offers
+ * it to the loop: work() itself, never declining (lock releases).
+ */
+bool			 worker_quick_work(struct worker_job *job);
+
 /* The loop's share of quick work (worker_set_quick()). */
 struct worker_quick {
 	bool		enabled;

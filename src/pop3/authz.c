@@ -91,28 +91,26 @@ struct login_job {
 static void
 job_free(struct login_job *job)
 {
-	if (job->secret != NULL) {
-		auth_wipe(job->secret, strlen(job->secret));
-		free(job->secret);
-	}
+	auth_free_secret(job->secret);
 	free(job->user);
 	free(job->apop_ts);
 	auth_rec_clear(&job->rec);
-	if (job->standin != NULL) {
-		auth_wipe(job->standin, strlen(job->standin));
-		free(job->standin);
-	}
+	auth_free_secret(job->standin);
 	pop3_gen_unref(job->gen);
 	free(job);
 }
 
 /*
  * Check the credentials against what the lookup found (an unknown user:
- * against the stand-in). False when the login ends here.
+ * against the stand-in), once: a login that goes on after a declined
+ * quick open or an [IN-USE] look-again keeps the answer (the secret is
+ * wiped). False when the login ends here.
  */
 static bool
 login_check(struct login_job *job)
 {
+	if (job->checked)
+		return job->auth == AUTH_OK;
 	job->checked = true;
 	job->auth = job->lookup == AUTH_OK ? auth_verify_stored(
 	    job->found ? job->rec.password : NULL, job->standin,
@@ -143,7 +141,7 @@ login_open(struct login_job *job, bool on_loop)
 	if (job->st != STORE_OK)
 		return;
 	job->path_hash = quick_path_hash(job->env->hints, path);
-	if (on_loop && (!ops->quick ||
+	if (on_loop && (ops->quick_ok == NULL ||
 	    !quick_path_known(job->env->hints, job->user, job->path_hash))) {
 		job->st = STORE_AGAIN;		/* moved: a thread opens */
 		return;
@@ -155,7 +153,7 @@ login_open(struct login_job *job, bool on_loop)
 	job->st = ops->open(&params, &job->md, job->err, sizeof(job->err));
 	/* On the loop only when an earlier open found it local. */
 	if (job->st == STORE_OK)
-		job->local = ops->quick && (on_loop ||
+		job->local = ops->quick_ok != NULL && (on_loop ||
 		    (ops->quick_ok(job->md) && fio_fs_local(path)));
 }
 
@@ -175,9 +173,7 @@ login_work(struct worker_job *wj)
 		    &job->rec, &job->found, &job->standin);
 		job->looked_up = true;
 	}
-	/* Checked already when the loop's open said STORE_AGAIN, or for an
-	 * [IN-USE] looked at again (login_done()). */
-	if (job->checked ? job->auth == AUTH_OK : login_check(job))
+	if (login_check(job))
 		login_open(job, false);
 }
 
@@ -204,7 +200,7 @@ login_quick(struct worker_job *wj)
 	if (job->lookup != AUTH_OK || !job->found ||
 	    !auth_password_cheap(job->rec.password))
 		return false;
-	if (job->checked ? job->auth != AUTH_OK : !login_check(job))
+	if (!login_check(job))
 		return true;
 	login_open(job, true);
 	/* It would wait (a lock being released): a thread opens it. */

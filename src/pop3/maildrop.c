@@ -78,14 +78,6 @@ release_work(struct worker_job *wj)
 	job->md = NULL;
 }
 
-/* The loop, for a maildrop on a local file system (quick.h). */
-static bool
-release_quick(struct worker_job *wj)
-{
-	release_work(wj);
-	return true;
-}
-
 static void
 release_done(struct worker_job *wj)
 {
@@ -113,7 +105,7 @@ maildrop_release(struct pop3_env *env, struct maildrop *md, bool local)
 	}
 	worker_job_init(&job->base, release_work, release_done);
 	if (local)
-		worker_job_quick(&job->base, release_quick);
+		worker_job_quick(&job->base, worker_quick_work);
 	job->md = md;
 	worker_submit_urgent(env->workers, &job->base);
 }

@@ -13,8 +13,9 @@
  * open on the loop never waits and never does the slow steps (a message
  * read to learn its size, dovecot-uidlist, a file written, a directory
  * made): store_params.nowait, where the open says STORE_AGAIN instead
- * and a thread opens. Only Maildir opens can be quick (store_ops.quick). A user without such
- * a hint, or whose last maildrop was big or on a network file system,
+ * and a thread opens. Only Maildir opens can be quick (store_ops
+ * .quick_ok). A user without such a hint, or whose last maildrop was
+ * big, on a network file system or needing a slow step every time,
  * logs in on a thread, as before; so does every unknown user, and a user
  * whose last login failed.
  *
@@ -41,8 +42,9 @@
 #define QUICK_HINT_SLOTS	16384
 /*
  * A maildrop the loop opens itself had at most this many messages last
- * time: a Maildir open lists them (about a microsecond each here), an
- * mbox open reads the index of as many. How long it took is the pool's
+ * time: a Maildir open lists them (under a microsecond each: PASS took
+ * 69.6 ms at the median for 100,000 messages in the responsiveness run
+ * of doc/bench/phases-13c). How long it took is the pool's
  * business (its slow limit), not the hint's: the same open is slower
  * under a tracer, and every open is slower on a busy disk.
  */

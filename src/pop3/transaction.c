@@ -236,14 +236,6 @@ update_work(struct worker_job *wj)
 	job->md = NULL;
 }
 
-/* The loop: a release, nothing marked, on a local file system (quick.h). */
-static bool
-update_quick(struct worker_job *wj)
-{
-	update_work(wj);
-	return true;
-}
-
 static void
 update_done(struct worker_job *wj)
 {
@@ -305,9 +297,10 @@ transaction_update(struct client *c)
 		return CMD_CLOSE;
 	}
 	worker_job_init(&job->base, update_work, update_done);
-	/* Removals stay on a thread: unlinks, or an mbox rewritten whole. */
+	/* Removals stay on a thread: unlinks and a directory fsync, or an
+	 * mbox rewritten whole. */
 	if (c->n_deleted == 0 && c->md_local)
-		worker_job_quick(&job->base, update_quick);
+		worker_job_quick(&job->base, worker_quick_work);
 	job->c = c;
 	job->sess_id = session_id(c->s);
 	snprintf(job->rip, sizeof(job->rip), "%s", session_peer(c->s));

@@ -51,7 +51,7 @@ linebuf_read(struct linebuf *lb, struct evbuffer *in, char *line, size_t *len_r)
 		    lb->max + 1) {
 			memcpy(line, v.iov_base, len);
 			evbuffer_drain(in, len + 1);
-			goto line;
+			return linebuf_end(lb, line, len, len_r);
 		}
 		avail = evbuffer_get_length(in);
 		if (avail == 0)
@@ -87,7 +87,6 @@ linebuf_read(struct linebuf *lb, struct evbuffer *in, char *line, size_t *len_r)
 		}
 		evbuffer_remove(in, line, len);
 		evbuffer_drain(in, eol_len);
- line:
 		return linebuf_end(lb, line, len, len_r);
 	}
 }

@@ -966,7 +966,8 @@ session_timer_fire(struct ptimer *t)
 static void
 session_pause_cb(struct ptimer *t)
 {
-	struct session_pause	*sp = (struct session_pause *)(void *)t;
+	struct session_pause	*sp = (struct session_pause *)(void *)((char *)t -
+				    offsetof(struct session_pause, t));
 	struct session		*s = sp->s;
 	void			(*fn)(struct session *) = sp->fn;
 

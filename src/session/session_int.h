@@ -43,18 +43,19 @@ struct session_set {
 	/*
 	 * The sessions' timers: a deadline or the idle limit each, and a
 	 * failed login's pause, on one precise set (no struct event per
-	 * session). Room for both of every session is made when the
-	 * session is, so arming never fails for memory.
+	 * session). Heap room for both of every session is made when the
+	 * session is, so the heap never grows when one is armed (a pause
+	 * itself is allocated per pause).
 	 */
 	struct ptimer_set	*timers;
 	unsigned		 draining:1;
 	uint64_t		 bytes_out;	/* sent by every session */
-	/*
-	 * A plain socket's read, taken in place (session_sock_read_flat()):
-	 * flat_owner's lines come from flat until it is done with them.
-	 */
 	struct evbuffer		*spare[SESSION_SPARE_MAX]; /* empty */
 	unsigned		 n_spare;
+	/*
+	 * A plain socket's read, taken in place (session_sock_read_cb()):
+	 * flat_owner's lines come from flat until it is done with them.
+	 */
 	struct session		*flat_owner;
 	const char		*flat;
 	size_t			 flat_len;
@@ -128,7 +129,7 @@ struct session {
 
 /* A pause in progress (session_pause()): made for it, freed after. */
 struct session_pause {
-	struct ptimer		 t;		/* first: we cast back */
+	struct ptimer		 t;		/* session_pause_cb() finds us */
 	struct session		*s;
 	void			(*fn)(struct session *);
 };

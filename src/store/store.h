@@ -74,11 +74,6 @@ struct store_params {
 
 struct store_ops {
 	const char *name;
-	/*
-	 * open() with store_params.nowait may succeed: the protocol may try
-	 * it on the event loop (pop3/quick.h). mbox: no, its MDA locks wait.
-	 */
-	bool	quick;
 
 	/*
 	 * Open, lock and scan the maildrop at p->path (already expanded).
@@ -88,8 +83,9 @@ struct store_ops {
 			    struct maildrop **md_r, char *err, size_t errlen);
 	/*
 	 * After an open without nowait: would one with nowait have done it
-	 * (no slow step it refuses)? NULL for drivers whose open is never
-	 * quick (!quick).
+	 * (no slow step it refuses)? NULL for drivers whose open with nowait
+	 * never succeeds, so the protocol never tries them on the event loop
+	 * (pop3/quick.h; mbox: its MDA locks wait).
 	 */
 	bool		(*quick_ok)(const struct maildrop *md);
 	size_t		(*count)(const struct maildrop *md);

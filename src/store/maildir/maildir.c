@@ -151,10 +151,10 @@ md_sum(struct md *md)
 }
 
 /*
- * The UIDLs would need %m (every message's headers), which uidl.c refuses
- * with nowait: known before the lock's I/O. dovecot-uidlist is refused
- * there too, after the scan; a Maildir that needs it gets no hint
- * (md_quick_ok()), so the loop tries it only when it changed since.
+ * The UIDLs would need %m (every message's headers): no open with nowait,
+ * known before the lock's I/O. dovecot-uidlist is refused by uidl.c,
+ * after the scan; a Maildir that needs it gets no hint (md_quick_ok()),
+ * so the loop tries it only when it changed since.
  */
 static bool
 md_ids_slow(const struct md *md)
@@ -272,7 +272,6 @@ md_disown(struct maildrop *base)
 
 const struct store_ops store_maildir_ops = {
 	.name =		"maildir",
-	.quick =	true,
 	.open =		md_open,
 	.quick_ok =	md_quick_ok,
 	.count =	md_count_msgs,

@@ -526,9 +526,8 @@ md_uidls_init(struct md_uidls *u, char *err, size_t errlen)
 			return store_fail(errno, err, errlen, "maildir",
 			    md->path);
 	}
+	/* Never with nowait: md_open() refused %m before the lock. */
 	if (u->fmt != NULL && uidl_format_uses(u->fmt, 'm')) {
-		if (md->nowait)		/* every message's headers read */
-			return STORE_AGAIN;
 		for (sub = MD_NEW; sub <= MD_CUR; sub++)
 			if (md_path(md, path, sizeof(path), md_subdir[sub],
 			    NULL) == -1 || (u->dfd[sub] = open(path,

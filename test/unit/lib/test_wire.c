@@ -384,7 +384,7 @@ test_random(void **state)
 
 /*
  * Random messages of mail-like lines (0 to 99 octets, LF or CRLF ends,
- * some leading dots, the odd lone CR): RETR's 16-octet block path meets
+ * some leading dots, the odd lone CR): RETR's 32-octet block path meets
  * line ends at every place in a block, blocks that end in a CR, and
  * feed ends in the middle of a block.
  */
