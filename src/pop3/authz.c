@@ -59,6 +59,7 @@ struct login_job {
 
 	/* in */
 	char			*user;
+	uint64_t		 user_hash;	/* quick_user_hash() */
 	char			*secret;	/* password or APOP digest */
 	char			*apop_ts;
 	uint64_t		 started_us;	/* dispatched, monotonic */
@@ -142,7 +143,7 @@ login_open(struct login_job *job, bool on_loop)
 		return;
 	job->path_hash = quick_path_hash(job->env->hints, path);
 	if (on_loop && (ops->quick_ok == NULL ||
-	    !quick_path_known(job->env->hints, job->user, job->path_hash))) {
+	    !quick_path_known(job->env->hints, job->user_hash, job->path_hash))) {
 		job->st = STORE_AGAIN;		/* moved: a thread opens */
 		return;
 	}
@@ -189,7 +190,7 @@ login_quick(struct worker_job *wj)
 {
 	struct login_job	*job = (struct login_job *)wj;
 
-	if (!quick_login_likely(job->env->hints, job->user))
+	if (!quick_login_likely(job->env->hints, job->user_hash))
 		return false;
 	if (!job->looked_up) {
 		if (!auth_db_lookup_quick(job->gen->auth, job->user,
@@ -258,6 +259,7 @@ login_submit(struct client *c, bool apop, const char *secret,
 	job->c = c;
 	job->env = c->env;
 	job->gen = pop3_gen_ref(c->gen);
+	job->user_hash = quick_user_hash(c->env->hints, job->user);
 	job->apop = apop;
 	job->started_us = now_us;
 	job->turn_us = turn_us;
@@ -399,9 +401,9 @@ login_done(struct worker_job *wj)
 	c->login = NULL;
 
 	if (job->auth != AUTH_OK || job->st != STORE_OK)
-		quick_login_forget(c->env->hints, job->user);
+		quick_login_forget(c->env->hints, job->user_hash);
 	else
-		quick_login_seen(c->env->hints, job->user, job->path_hash,
+		quick_login_seen(c->env->hints, job->user_hash, job->path_hash,
 		    maildrop_count(job->md), job->local);
 	if (job->auth != AUTH_OK) {
 		c->env->stats.login_failures++;
