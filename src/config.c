@@ -250,6 +250,10 @@ static const struct cfg_key cfg_keys[] = {
 	    .doc = "maildrop template: %u user, %n local part, %d domain, "
 		"%h home",
 	    .check = cfg_check_template },
+	{ "mail", "listing_cache", CFG_INT, OFF(listing_cache_kib), "16384",
+	    0, 4194304, 0,
+	    .doc = "KiB of Maildir listings kept while new/ and cur/ are "
+		"unchanged (local file systems only); 0: list at every login" },
 
 	{ "pop3", "enable_last", CFG_BOOL, OFF(enable_last), "yes", 0, 0, 0,
 	    .doc = "offer the RFC 1460 LAST command" },

@@ -121,6 +121,7 @@ struct cfg {
 	/* [mail] */
 	char			*mail_driver;
 	char			*mail_location;	/* template, %u %n %d %h */
+	int			 listing_cache_kib;	/* [mail] listing_cache */
 
 	/* [pop3] */
 	bool			 enable_last;

@@ -133,8 +133,8 @@ login_open(struct login_job *job, bool on_loop)
 {
 	const struct cfg	*cfg = job->gen->cfg;
 	const struct store_ops	*ops;
-	struct store_params	 params;
 	char			 path[4096];
+	bool			 local;
 
 	job->st = store_locate(job->rec.extra, cfg->mail_driver,
 	    cfg->mail_location, job->rec.name, job->rec.home, &ops, path,
@@ -143,19 +143,22 @@ login_open(struct login_job *job, bool on_loop)
 		return;
 	job->path_hash = quick_path_hash(job->env->hints, path);
 	if (on_loop && (ops->quick_ok == NULL ||
-	    !quick_path_known(job->env->hints, job->user_hash, job->path_hash))) {
+	    !quick_path_known(job->env->hints, job->user_hash,
+	    job->path_hash))) {
 		job->st = STORE_AGAIN;		/* moved: a thread opens */
 		return;
 	}
-	params.path = path;
-	params.uidl_format = cfg->uidl_format;
-	params.nowait = on_loop;
-	params.max_msgs = 2 * QUICK_MAX_MSGS;
-	job->st = ops->open(&params, &job->md, job->err, sizeof(job->err));
 	/* On the loop only when an earlier open found it local. */
+	local = ops->quick_ok != NULL && (on_loop || fio_fs_local(path));
+	job->st = ops->open(&(struct store_params){
+		.path = path,
+		.uidl_format = cfg->uidl_format,
+		.nowait = on_loop,
+		.max_msgs = 2 * QUICK_MAX_MSGS,
+		.listing_cache = local,
+	    }, &job->md, job->err, sizeof(job->err));
 	if (job->st == STORE_OK)
-		job->local = ops->quick_ok != NULL && (on_loop ||
-		    (ops->quick_ok(job->md) && fio_fs_local(path)));
+		job->local = local && (on_loop || ops->quick_ok(job->md));
 }
 
 /*

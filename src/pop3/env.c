@@ -15,8 +15,12 @@
 #include "pop3/dispatch.h"
 #include "pop3/penalty.h"
 #include "pop3/quick.h"
+#include "store/registry.h"
 
-/* [auth] quick_jobs: the pool's share of quick work (worker.h). */
+/*
+ * [auth] quick_jobs: the pool's share of quick work (worker.h); [mail]
+ * listing_cache, the listings that make opens quicker still.
+ */
 static void
 pop3_env_quick(struct pop3_env *env, const struct cfg *cfg)
 {
@@ -25,6 +29,7 @@ pop3_env_quick(struct pop3_env *env, const struct cfg *cfg)
 	q.enabled = cfg->quick_jobs;
 	q.turn_budget_us = q.slow_us = (uint64_t)cfg->quick_limit_ms * 1000;
 	worker_set_quick(env->workers, &q);
+	store_cache_configure((size_t)cfg->listing_cache_kib * 1024);
 }
 
 int
@@ -177,6 +182,7 @@ pop3_metrics_write(const struct pop3_env *env, struct metric_writer *w)
 {
 	const struct pop3_metrics *m = &env->metrics;
 	struct worker_stats	   ws;
+	struct store_cache_stats   cs;
 
 	metric_family(w, "evpop3d_logins_total", METRIC_COUNTER,
 	    "Successful logins.");
@@ -230,6 +236,25 @@ pop3_metrics_write(const struct pop3_env *env, struct metric_writer *w)
 	    "all such work to the worker threads for a cool-off.");
 	metric_u64(w, "evpop3d_worker_quick_slow_total", NULL, NULL,
 	    ws.quick_slow);
+	store_cache_stats(&cs);
+	metric_family(w, "evpop3d_listing_cache_lookups_total",
+	    METRIC_COUNTER, "Maildir opens that looked for a kept listing "
+	    "([mail] listing_cache): hit (used, no directory read), stale "
+	    "(new/ or cur/ changed since), miss (none kept).");
+	metric_u64(w, "evpop3d_listing_cache_lookups_total", "result", "hit",
+	    cs.hits);
+	metric_u64(w, "evpop3d_listing_cache_lookups_total", "result",
+	    "stale", cs.stale);
+	metric_u64(w, "evpop3d_listing_cache_lookups_total", "result",
+	    "miss", cs.misses);
+	metric_family(w, "evpop3d_listing_cache_bytes", METRIC_GAUGE,
+	    "Octets of Maildir listings kept (at most [mail] listing_cache).");
+	metric_u64(w, "evpop3d_listing_cache_bytes", NULL, NULL,
+	    (uint64_t)cs.bytes);
+	metric_family(w, "evpop3d_listing_cache_entries", METRIC_GAUGE,
+	    "Maildir listings kept.");
+	metric_u64(w, "evpop3d_listing_cache_entries", NULL, NULL,
+	    (uint64_t)cs.entries);
 	metric_family(w, "evpop3d_worker_threads", METRIC_GAUGE,
 	    "Worker pool threads ([auth] threads).");
 	metric_u64(w, "evpop3d_worker_threads", NULL, NULL,

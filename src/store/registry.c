@@ -40,6 +40,18 @@ store_driver_name(size_t i)
 	return store_drivers[i].name;
 }
 
+void
+store_cache_configure(size_t bytes)
+{
+	maildir_listing_cache_configure(bytes);
+}
+
+void
+store_cache_stats(struct store_cache_stats *st)
+{
+	maildir_listing_cache_stats(st);
+}
+
 /*
  * The value of extra's userdb_mail= field, else of its mail= field (a
  * userdb-only file), or NULL.

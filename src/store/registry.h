@@ -18,6 +18,14 @@ const struct store_ops *store_driver(const char *name);
 const char	*store_driver_name(size_t i);
 
 /*
+ * The drivers' caches of listings ([mail] listing_cache; Maildir's, the
+ * only one): at most bytes octets, 0 for none. Any time: a smaller size
+ * evicts at once.
+ */
+void		 store_cache_configure(size_t bytes);
+void		 store_cache_stats(struct store_cache_stats *st);
+
+/*
  * Where a user's mail is: the driver and the expanded path. A per-user
  * override in the passwd-file extra field (Dovecot style, one of the
  * space-separated key=value fields) wins over [mail] driver/location:

@@ -70,6 +70,21 @@ struct store_params {
 	bool		 nowait;
 	/* With nowait: STORE_AGAIN past this many messages (0: no limit). */
 	size_t		 max_msgs;
+	/*
+	 * The maildrop is on a local file system, whose directory times
+	 * change with every change to the directory as soon as it is made:
+	 * the driver may use a listing it kept of it (Maildir: new/ and cur/
+	 * unchanged since; registry.h, store_cache_configure()).
+	 */
+	bool		 listing_cache;
+};
+
+/* A driver's cache of listings, for the metrics. */
+struct store_cache_stats {
+	uint64_t	 hits;		/* a listing used */
+	uint64_t	 stale;		/* one found, but the maildrop changed */
+	uint64_t	 misses;	/* none kept */
+	size_t		 entries, bytes, limit;
 };
 
 struct store_ops {

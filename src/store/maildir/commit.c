@@ -79,6 +79,10 @@ md_commit(struct maildrop *base, const uint8_t *del, size_t *failed_r)
 			if (failed++ == 0)
 				rv = store_errno(errno);
 	}
+	if (dirs != 0) {		/* gone from the listing too */
+		md->lc_keep = 0;
+		md_lc_drop(md);
+	}
 	if (dirs & (1U << MD_CUR))
 		md_fsync_dir(md, MD_CUR);
 	if (dirs & (1U << MD_NEW))

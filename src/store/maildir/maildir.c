@@ -200,6 +200,7 @@ md_open(const struct store_params *p, struct maildrop **md_r, char *err,
 	 * retried, so a login into an existing Maildir costs no mkdir calls.
 	 */
 	md->nowait = p->nowait;
+	md->lc_ok = p->listing_cache && md_lc_enabled();
 	/* Before the lock's I/O: what would make a loop open fail anyway. */
 	if (p->nowait && md_ids_slow(md)) {
 		rv = STORE_AGAIN;

@@ -9,15 +9,18 @@
  *	uidl.c		UIDLs, and Dovecot's (dovecot-uidlist, the cutoff)
  *	commit.c	UPDATE: the unlinks
  *	read.c		msg_open(), msg_read(); messages that moved
+ *	listcache.c	the listings kept while new/ and cur/ are unchanged
  *	md.c		names and paths, directory descriptors, md_free()
  *
  * Calls go down this list, never up or across to a file above: maildir.c
- * calls scan.c, commit.c and read.c; scan.c calls uidl.c; commit.c calls
- * read.c; md.c, the bottom, is called by all and calls none of them.
+ * calls scan.c, commit.c and read.c; scan.c calls uidl.c and
+ * listcache.c; commit.c calls read.c and listcache.c; md.c, the bottom,
+ * is called by all and calls none of them.
  */
 #ifndef EVPOP3D_MAILDIR_INT_H
 #define EVPOP3D_MAILDIR_INT_H
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <stdbool.h>
@@ -74,8 +77,16 @@ struct md {
 	unsigned	 nowait:1;
 	/* Its UIDLs need dovecot-uidlist or %m: never quick (uidl.c). */
 	unsigned	 slow_ids:1;
+	/*
+	 * lc_ok: the open may use and keep a listing (listcache.c); lc_keep:
+	 * md->msgs is one, of new/ and cur/ as lc_stamp says, settled, for
+	 * md_free() to put in the cache.
+	 */
+	unsigned	 lc_ok:1;
+	unsigned	 lc_keep:1;
 	/* Where md_dirfd_get() last found new/ and cur/ (a hint). */
 	unsigned char	 dirfd_slot[2];
+	uint64_t	 lc_stamp;	/* md_lc_stamps(), with lc_keep */
 	char		 path[];	/* Maildir root (one allocation) */
 };
 
@@ -118,6 +129,47 @@ enum store_err	md_scan(struct md *md, size_t max_msgs, char *err,
  * STORE_TEMP).
  */
 enum store_err	md_make_uidls(struct md *md, char *err, size_t errlen);
+
+/* listcache.c */
+
+/* What the listing of a directory was taken of. */
+struct md_lc_stamp {
+	dev_t		 dev;
+	ino_t		 ino;
+	struct timespec	 mtime, ctime;
+};
+
+enum md_lc_result {
+	MD_LC_MISS,	/* none kept, or new/ or cur/ changed: scan */
+	MD_LC_HIT,	/* md->msgs and md->nmsgs set, sorted, names in arena */
+	MD_LC_AGAIN	/* kept, but over max_msgs for a nowait open */
+};
+
+/* Is the cache on ([mail] listing_cache > 0)? */
+bool		md_lc_enabled(void);
+/* The stamp of a directory from its stat. */
+void		md_lc_stamp(const struct stat *st, struct md_lc_stamp *s);
+/*
+ * Were the times over a second old at now (CLOCK_REALTIME, read before
+ * the stat)? Only then can a listing taken after the stat be kept.
+ */
+bool		md_lc_settled(const struct md_lc_stamp *s,
+		    const struct timespec *now);
+/* The keyed hash of new/'s and cur/'s stamps, for md->lc_stamp. */
+uint64_t	md_lc_stamps(const struct md_lc_stamp dir[2]);
+/*
+ * The listing a close of the same maildrop kept, if new/ and cur/ are as
+ * they were then (a stat of each): taken out of the cache into md, which
+ * has no messages yet, with lc_keep set.
+ */
+enum md_lc_result md_lc_get(struct md *md, size_t max_msgs);
+/*
+ * md_free(), with md->lc_keep: keep md's listing (as the scan sorted it),
+ * replacing an older one; unless it is too big or the cache is off.
+ */
+void		md_lc_put(const struct md *md);
+/* Forget md's listing (its messages were removed). */
+void		md_lc_drop(const struct md *md);
 
 /* commit.c */
 

@@ -73,6 +73,7 @@ md_move_to(struct md *md, struct md_msg *m, const char *name, size_t ulen)
 	m->name = s;
 	m->in_cur = 1;
 	m->has_info = info != NULL;
+	md->lc_keep = 0;		/* not the listing of the open */
 	return 1;
 }
 

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/fileio.h"
@@ -136,10 +137,13 @@ md_size_of(struct md *md, struct md_sizes *sz, int dfd, const char *name,
 	return r;
 }
 
-/* Read one of new/ and cur/ into md->msgs. */
+/*
+ * Read one of new/ and cur/ into md->msgs; with md->lc_ok, its stamp
+ * (listcache.c) from before the read into *stamp.
+ */
 static enum store_err
-md_scan_dir(struct md *md, int sub, struct md_sizes *sz, char *err,
-    size_t errlen)
+md_scan_dir(struct md *md, int sub, struct md_sizes *sz,
+    struct md_lc_stamp *stamp, char *err, size_t errlen)
 {
 	char		 dpath[PATH_MAX];
 	struct md_msg	*m;
@@ -159,6 +163,13 @@ md_scan_dir(struct md *md, int sub, struct md_sizes *sz, char *err,
 	dfd = open(dpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd == -1)
 		return store_fail(errno, err, errlen, "open", dpath);
+	if (md->lc_ok) {
+		if (fstat(dfd, &st) == -1) {
+			rv = store_fail(errno, err, errlen, "stat", dpath);
+			goto done;
+		}
+		md_lc_stamp(&st, stamp);
+	}
 
 	/*
 	 * getdents64() straight into a stack buffer: opendir() would add an
@@ -335,11 +346,25 @@ md_sort(struct md *md)
 enum store_err
 md_scan(struct md *md, size_t max_msgs, char *err, size_t errlen)
 {
-	struct md_sizes	 sz = { .sc = NULL, .max_msgs = max_msgs };
-	enum store_err	 rv;
+	struct md_sizes		 sz = { .sc = NULL, .max_msgs = max_msgs };
+	struct md_lc_stamp	 stamp[2];
+	struct timespec		 now = { 0, 0 };
+	enum store_err		 rv;
 
-	if ((rv = md_scan_dir(md, MD_NEW, &sz, err, errlen)) == STORE_OK)
-		rv = md_scan_dir(md, MD_CUR, &sz, err, errlen);
+	if (md->lc_ok) {
+		switch (md_lc_get(md, max_msgs)) {
+		case MD_LC_HIT:
+			return md_make_uidls(md, err, errlen);
+		case MD_LC_AGAIN:
+			return STORE_AGAIN;
+		case MD_LC_MISS:
+			break;
+		}
+		clock_gettime(CLOCK_REALTIME, &now);
+	}
+	if ((rv = md_scan_dir(md, MD_NEW, &sz, &stamp[MD_NEW], err,
+	    errlen)) == STORE_OK)
+		rv = md_scan_dir(md, MD_CUR, &sz, &stamp[MD_CUR], err, errlen);
 	free(sz.buf);
 	/*
 	 * Not loaded: every name had its size, so the cache would hold
@@ -355,5 +380,10 @@ md_scan(struct md *md, size_t max_msgs, char *err, size_t errlen)
 	/* The sorted copy is exact: no slack from the doubling. */
 	if (md->nmsgs > 0 && md_sort(md) == -1)
 		return store_fail(errno, err, errlen, "scan", md->path);
+	if (md->lc_ok && md_lc_settled(&stamp[MD_NEW], &now) &&
+	    md_lc_settled(&stamp[MD_CUR], &now)) {
+		md->lc_stamp = md_lc_stamps(stamp);
+		md->lc_keep = 1;	/* for the cache, at md_free() */
+	}
 	return md_make_uidls(md, err, errlen);
 }

@@ -13,11 +13,13 @@
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -2069,6 +2071,244 @@ test_cutoff_stale(void **state)
 	expect_cutoff(f, "V0 U0");
 }
 
+/* open() with the listing cache allowed (a local file system). */
+static enum store_err
+open_lc(const char *path, bool nowait, size_t max_msgs,
+    struct maildrop **md_r)
+{
+	struct store_params	 p = { .path = path, .uidl_format = "",
+				    .nowait = nowait, .max_msgs = max_msgs,
+				    .listing_cache = true };
+	char			 err[256];
+
+	*md_r = NULL;
+	return ops->open(&p, md_r, err, sizeof(err));
+}
+
+/* What a session sees: count, then each message's size and UIDL. */
+static void
+listing_of(struct maildrop *md, char *buf, size_t len)
+{
+	size_t	 i, off;
+
+	off = (size_t)snprintf(buf, len, "%zu", maildrop_count(md));
+	for (i = 0; i < maildrop_count(md) && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, " %llu:%s",
+		    (unsigned long long)maildrop_size(md, i),
+		    maildrop_uidl(md, i));
+}
+
+/*
+ * Until new/'s and cur/'s times are over a second old, the earliest a
+ * listing of them may be kept: the clock is polled, a change awaited.
+ */
+static void
+wait_settled(const struct fixture *f)
+{
+	char		 p[PATH_MAX];
+	struct stat	 st;
+	struct timespec	 now, nap = { 0, 50 * 1000 * 1000 };
+	const char	*sub[] = { "new", "cur" };
+	int		 i;
+
+	for (i = 0; i < 2; i++) {
+		snprintf(p, sizeof(p), "%s/%s", f->md, sub[i]);
+		assert_int_equal(stat(p, &st), 0);
+		for (;;) {
+			clock_gettime(CLOCK_REALTIME, &now);
+			if (st.st_mtim.tv_sec < now.tv_sec - 1 &&
+			    st.st_ctim.tv_sec < now.tv_sec - 1)
+				break;
+			nanosleep(&nap, NULL);
+		}
+	}
+}
+
+/*
+ * The listing cache (listcache.c): a Maildir whose new/ and cur/ were
+ * changed within the last second is listed and not kept; once they are
+ * older, the listing is kept and the next open uses it, with the same
+ * sizes, UIDLs and order; a delivery, a flag change and a removal each
+ * make it stale and the open lists again and sees them; an open not
+ * allowed the cache, or a cache of size 0, never looks; a nowait open
+ * over max_msgs is STORE_AGAIN; the size bound holds.
+ */
+static void
+test_listing_cache(void **state)
+{
+	struct fixture			*f = *state;
+	struct maildrop			*a, *b;
+	struct store_cache_stats	 s0, s1;
+	char				 first[1024], again[1024];
+	char				 p[PATH_MAX], q[PATH_MAX];
+	uint8_t				 del[8] = { 0 };
+
+	store_cache_configure(0);		/* empty */
+	store_cache_configure(1024 * 1024);
+	mkdirs(f);
+	put(f, "cur", "1000.a.host,S=2:2,S", "a\n", -1);
+	put(f, "cur", "1001.b.host,S=2", "b\n", -1);
+	put(f, "new", "1002.c.host,S=2", "c\n", -1);
+
+	/* Just made: listed, not kept. */
+	store_cache_stats(&s0);
+	assert_int_equal(open_lc(f->md, false, 0, &a), STORE_OK);
+	listing_of(a, first, sizeof(first));
+	ops->close(a);
+	store_cache_stats(&s1);
+	assert_int_equal(s1.entries, 0);
+	assert_int_equal(s1.misses - s0.misses, 1);
+
+	/* Settled: kept, then used. */
+	wait_settled(f);
+	assert_int_equal(open_lc(f->md, false, 0, &a), STORE_OK);
+	ops->close(a);
+	store_cache_stats(&s0);
+	assert_int_equal(s0.entries, 1);
+	assert_true(s0.bytes > 0 && s0.bytes <= s0.limit);
+	assert_int_equal(open_lc(f->md, false, 0, &a), STORE_OK);
+	listing_of(a, again, sizeof(again));
+	assert_string_equal(again, first);
+	assert_int_equal(maildrop_total(a), 9);
+	ops->close(a);
+	store_cache_stats(&s1);
+	assert_int_equal(s1.hits - s0.hits, 1);
+
+	/* The loop's open uses it too, unless it is over max_msgs. */
+	assert_int_equal(open_lc(f->md, true, 100, &a), STORE_OK);
+	listing_of(a, again, sizeof(again));
+	assert_string_equal(again, first);
+	ops->close(a);
+	assert_int_equal(open_lc(f->md, true, 2, &a), STORE_AGAIN);
+	assert_null(a);
+	b = open_ok(f->md);			/* the lock was left free */
+	ops->close(b);
+
+	/* Not allowed (not local): never looked at. */
+	store_cache_stats(&s0);
+	ops->close(open_ok(f->md));
+	store_cache_stats(&s1);
+	assert_int_equal(s1.hits + s1.misses + s1.stale,
+	    s0.hits + s0.misses + s0.stale);
+
+	/* A delivery into new/ (tmp/ then rename, as an MDA does). */
+	snprintf(p, sizeof(p), "%s/tmp/1003.d.host,S=2", f->md);
+	snprintf(q, sizeof(q), "%s/new/1003.d.host,S=2", f->md);
+	put(f, "tmp", "1003.d.host,S=2", "d\n", -1);
+	assert_int_equal(rename(p, q), 0);
+	store_cache_stats(&s0);
+	assert_int_equal(open_lc(f->md, false, 0, &a), STORE_OK);
+	assert_int_equal(maildrop_count(a), 4);
+	assert_string_equal(maildrop_uidl(a, 3), "1003.d.host,S=2");
+	ops->close(a);
+	store_cache_stats(&s1);
+	assert_int_equal(s1.stale - s0.stale, 1);
+	assert_int_equal(s1.entries, 0);	/* new/ just changed */
+
+	/* A flag change in cur/ (an IMAP server's rename). */
+	wait_settled(f);
+	ops->close(open_ok(f->md));
+	assert_int_equal(open_lc(f->md, false, 0, &a), STORE_OK);
+	ops->close(a);				/* kept again */
+	snprintf(p, sizeof(p), "%s/cur/1001.b.host,S=2", f->md);
+	snprintf(q, sizeof(q), "%s/cur/1001.b.host,S=2:2,ST", f->md);
+	assert_int_equal(rename(p, q), 0);
+	store_cache_stats(&s0);
+	assert_int_equal(open_lc(f->md, false, 0, &a), STORE_OK);
+	assert_int_equal(maildrop_count(a), 4);
+	ops->close(a);
+	store_cache_stats(&s1);
+	assert_int_equal(s1.stale - s0.stale, 1);
+
+	/* Our own removal forgets the listing at once. */
+	wait_settled(f);
+	assert_int_equal(open_lc(f->md, false, 0, &a), STORE_OK);
+	ops->close(a);
+	store_cache_stats(&s0);
+	assert_int_equal(s0.entries, 1);
+	assert_int_equal(open_lc(f->md, false, 0, &a), STORE_OK);
+	del[0] = 1;
+	assert_int_equal(ops->commit(a, del, NULL), STORE_OK);
+	store_cache_stats(&s1);
+	assert_int_equal(s1.entries, 0);
+	assert_int_equal(open_lc(f->md, false, 0, &a), STORE_OK);
+	assert_int_equal(maildrop_count(a), 3);
+	ops->close(a);
+
+	/* Too small a cache keeps nothing; size 0 does not look. */
+	wait_settled(f);
+	store_cache_configure(64);
+	assert_int_equal(open_lc(f->md, false, 0, &a), STORE_OK);
+	ops->close(a);
+	store_cache_stats(&s0);
+	assert_int_equal(s0.entries, 0);
+	assert_int_equal(s0.bytes, 0);
+	store_cache_configure(0);
+	assert_int_equal(open_lc(f->md, false, 0, &a), STORE_OK);
+	ops->close(a);
+	store_cache_stats(&s1);
+	assert_int_equal(s1.hits + s1.misses + s1.stale,
+	    s0.hits + s0.misses + s0.stale);
+}
+
+/*
+ * Many Maildirs through a cache that holds a few: it stays within its
+ * size, the latest listings are the ones kept, and a shrink evicts.
+ */
+static void
+test_listing_cache_bound(void **state)
+{
+	struct fixture			*f = *state;
+	struct maildrop			*a;
+	struct store_cache_stats	 s0, s1;
+	char				 dir[PATH_MAX / 2], p[PATH_MAX];
+	size_t				 i, one, n = 40;
+
+	store_cache_configure(0);
+	store_cache_configure(1024 * 1024);
+	for (i = 0; i < n; i++) {
+		snprintf(dir, sizeof(dir), "%s/u%zu", f->tmp, i);
+		assert_int_equal(mkdir(dir, 0700), 0);
+		snprintf(p, sizeof(p), "%s/Maildir", dir);
+		ops->close(open_ok(p));		/* made, empty */
+	}
+	snprintf(f->md, sizeof(f->md), "%s/u%zu/Maildir", f->tmp, n - 1);
+	wait_settled(f);			/* made last: all settled */
+	for (i = 0; i < n; i++) {
+		snprintf(p, sizeof(p), "%s/u%zu/Maildir", f->tmp, i);
+		assert_int_equal(open_lc(p, false, 0, &a), STORE_OK);
+		ops->close(a);
+	}
+	store_cache_stats(&s0);
+	assert_int_equal(s0.entries, n);
+	one = s0.bytes / n;
+
+	/* Room for ten listings (eight times one fits the share rule). */
+	store_cache_configure(10 * one + one / 2);
+	store_cache_stats(&s1);
+	assert_int_equal(s1.entries, 10);
+	assert_true(s1.bytes <= s1.limit);
+	for (i = n - 10; i < n; i++) {		/* the newest ten hit */
+		snprintf(p, sizeof(p), "%s/u%zu/Maildir", f->tmp, i);
+		store_cache_stats(&s0);
+		assert_int_equal(open_lc(p, false, 0, &a), STORE_OK);
+		ops->close(a);
+		store_cache_stats(&s1);
+		assert_int_equal(s1.hits - s0.hits, 1);
+	}
+	snprintf(p, sizeof(p), "%s/u0/Maildir", f->tmp);
+	store_cache_stats(&s0);
+	assert_int_equal(open_lc(p, false, 0, &a), STORE_OK);	/* evicted */
+	ops->close(a);
+	store_cache_stats(&s1);
+	assert_int_equal(s1.misses - s0.misses, 1);
+	assert_int_equal(s1.entries, 10);	/* u0 in, the oldest out */
+	assert_true(s1.bytes <= s1.limit);
+	store_cache_configure(0);
+	store_cache_stats(&s1);
+	assert_int_equal(s1.entries, 0);
+}
+
 int
 main(void)
 {
@@ -2115,6 +2355,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_cutoff_unwritable, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_cutoff_stale, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_listing_cache, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_listing_cache_bound, setup,
 		    teardown),
 		cmocka_unit_test(test_expand_location),
 		cmocka_unit_test(test_err_code),
