@@ -30,6 +30,12 @@ RESP_NAMES = {"baseline": "no other load",
 RESP_TARGET_MS = 50.0
 
 
+
+# Issue 13's goals against the null responder in the same run, and the
+# server's CPU per `full` session.
+NULL_GOAL = {"full": 0.75, "login": 0.75, "pipeline": 0.60}
+FULL_CPU_GOAL_US = 200
+
 def ms(r, *keys):
     """A swarm report's latency_us value in ms, or None."""
     v = g(r, "latency_us", *keys)
@@ -202,10 +208,16 @@ def targets(summary, a):
                             "%.1fx (%.0f vs %.0f/s)" % (rd, e, dv),
                             rd >= 10))
             if rn is not None:
-                res.append(("`%s` c=%d: >= 70%% of null responder"
-                            % (scen, c),
+                goal = NULL_GOAL[scen]
+                res.append(("`%s` c=%d: >= %.0f%% of null responder"
+                            % (scen, c, 100 * goal),
                             "%.0f%% (%.0f vs %.0f/s)" % (100 * rn, e, n),
-                            rn >= 0.70))
+                            rn >= goal))
+            cpu = g(tp.get((scen, c, "evpop3d")), "cpu_us_per_session")
+            if scen == "full" and cpu is not None:
+                res.append(("`full` c=%d: server CPU <= %d us a session"
+                            % (c, FULL_CPU_GOAL_US), "%.0f us" % cpu,
+                            cpu <= FULL_CPU_GOAL_US))
     idle = summary["idle"].get("evpop3d")
     if idle:
         held = idle["peak_open"] or 0
