@@ -214,9 +214,11 @@ int		md_msg_path(const struct md *md, const struct md_msg *m,
 		    char *buf, size_t len);
 /*
  * The cached descriptor of md's directory sub (MD_NEW, MD_CUR), opened if
- * need be (the cache is shared by all maildrops): -1 with errno. On the
- * event loop.
+ * need be (the cache is shared by all maildrops): -1 with errno, or
+ * MD_DIRFD_NONE when the cache has no room now (open by the whole path).
+ * On the event loop.
  */
+#define MD_DIRFD_NONE	(-2)
 int		md_dirfd_get(struct md *md, int sub);
 /*
  * Hand fd, open on md's directory sub, to the cache if a slot is free;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "lib/monotime.h"
 #include "store/maildir/maildir_int.h"
 #include "store/sesslock.h"
 #include "store/store.h"
@@ -105,66 +106,96 @@ md_msg_path(const struct md *md, const struct md_msg *m, char *buf,
  * own maildrop's owner or by the loop itself. md->dirfd_slot remembers
  * where md's entries were, so that a lookup is one compare, not a walk of
  * the cache (500 instructions a RETR).
+ *
+ * A new entry takes a free slot, else the least recently used one if it
+ * has not been used for MD_DIRFD_COLD_US; else there is none (MD_DIRFD_NONE)
+ * and the message is opened by its whole path. Plain LRU thrashed once
+ * more sessions read at once than there are slots: at 500 concurrent
+ * `full` sessions every RETR opened cur/ and closed another session's,
+ * three system calls where one does.
  */
 #define MD_DIRFD_CACHE	STORE_CACHED_FDS
+#define MD_DIRFD_COLD_US	(1000 * 1000)
 
 static struct md_dirfd {
 	const struct md	*md;		/* NULL: free slot */
 	int		 sub;
 	int		 fd;
-	uint64_t	 used;		/* LRU clock */
+	uint64_t	 used_us;	/* mono_us() of the last use */
 } md_dirfds[MD_DIRFD_CACHE];
 static pthread_mutex_t	 md_dirfd_mtx = PTHREAD_MUTEX_INITIALIZER;
-static uint64_t		 md_dirfd_clock;
 
 /* Make slot e md's entry for sub, holding fd. Under md_dirfd_mtx. */
 static void
-md_dirfd_set(struct md *md, int sub, struct md_dirfd *e, int fd)
+md_dirfd_set(struct md *md, int sub, struct md_dirfd *e, int fd,
+    uint64_t now_us)
 {
 	e->md = md;
 	e->sub = sub;
 	e->fd = fd;
-	e->used = ++md_dirfd_clock;
+	e->used_us = now_us;
 	md->dirfd_slot[sub] = (unsigned char)(e - md_dirfds);
 }
 
 /*
- * The cached descriptor of md's sub directory, opened if needed; -1. An
- * entry of md's is always in the slot md_dirfd_set() noted in md; a new
- * one evicts the least recently used (chosen after the open, which runs
- * unlocked: a worker may fill a free slot meanwhile).
+ * A slot for a new entry: a free one, else the least recently used if it
+ * is cold; NULL if none. Under md_dirfd_mtx.
+ */
+static struct md_dirfd *
+md_dirfd_victim(uint64_t now_us)
+{
+	struct md_dirfd	*e, *victim = &md_dirfds[0];
+	size_t		 i;
+
+	for (i = 0; i < MD_DIRFD_CACHE; i++) {
+		e = &md_dirfds[i];
+		if (e->md == NULL)
+			return e;
+		if (e->used_us < victim->used_us)
+			victim = e;
+	}
+	return victim->used_us + MD_DIRFD_COLD_US <= now_us ? victim : NULL;
+}
+
+/*
+ * The cached descriptor of md's sub directory, opened if needed; -1 with
+ * errno, or MD_DIRFD_NONE when every slot is in recent use. An entry of
+ * md's is always in the slot md_dirfd_set() noted in md. The open runs
+ * unlocked (a worker may fill a free slot meanwhile): the slot is chosen
+ * after it.
  */
 int
 md_dirfd_get(struct md *md, int sub)
 {
-	struct md_dirfd	*e, *victim;
+	struct md_dirfd	*e;
 	char		 path[PATH_MAX];
+	uint64_t	 now_us = mono_us();
 	int		 fd;
-	size_t		 i;
 
 	pthread_mutex_lock(&md_dirfd_mtx);
 	e = &md_dirfds[md->dirfd_slot[sub]];
 	if (e->md == md && e->sub == sub) {
-		e->used = ++md_dirfd_clock;
+		e->used_us = now_us;
 		pthread_mutex_unlock(&md_dirfd_mtx);
 		return e->fd;
 	}
+	e = md_dirfd_victim(now_us);
 	pthread_mutex_unlock(&md_dirfd_mtx);
+	if (e == NULL)
+		return MD_DIRFD_NONE;
 
 	if (md_path(md, path, sizeof(path), md_subdir[sub], NULL) == -1 ||
 	    (fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
 		return -1;
 	pthread_mutex_lock(&md_dirfd_mtx);
-	victim = &md_dirfds[0];
-	for (i = 0; i < MD_DIRFD_CACHE; i++) {
-		e = &md_dirfds[i];
-		if (e->md == NULL || (victim->md != NULL &&
-		    e->used < victim->used))
-			victim = e;
+	if ((e = md_dirfd_victim(now_us)) == NULL) {
+		pthread_mutex_unlock(&md_dirfd_mtx);
+		close(fd);		/* taken meanwhile */
+		return MD_DIRFD_NONE;
 	}
-	if (victim->md != NULL)
-		close(victim->fd);
-	md_dirfd_set(md, sub, victim, fd);
+	if (e->md != NULL)
+		close(e->fd);
+	md_dirfd_set(md, sub, e, fd, now_us);
 	pthread_mutex_unlock(&md_dirfd_mtx);
 	return fd;
 }
@@ -191,7 +222,7 @@ md_dirfd_offer(struct md *md, int sub, int fd)
 			free_e = e;
 	}
 	if (free_e != NULL)
-		md_dirfd_set(md, sub, free_e, fd);
+		md_dirfd_set(md, sub, free_e, fd, mono_us());
 	pthread_mutex_unlock(&md_dirfd_mtx);
 	if (free_e == NULL)
 		close(fd);

@@ -183,12 +183,17 @@ fail:
 static int
 md_open_file(struct md *md, const struct md_msg *m)
 {
-	char	 name[NAME_MAX + 2];
+	char	 name[PATH_MAX];
 	int	 dfd;
 
 	if ((dfd = md_dirfd_get(md, m->in_cur ? MD_CUR : MD_NEW)) == -1)
 		return -1;
-	md_msg_name(m, name, sizeof(name));
+	if (dfd == MD_DIRFD_NONE) {
+		if (md_msg_path(md, m, name, sizeof(name)) == -1)
+			return -1;
+		dfd = AT_FDCWD;
+	} else
+		md_msg_name(m, name, sizeof(name));
 	return openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 }
 

@@ -975,11 +975,12 @@ count_fds(void)
 
 /*
  * The directory descriptor cache: the scan hands new/ and cur/ over
- * (only a directory with mail, only into a free slot), RETR reuses or
- * evicts them. More maildrops than slots, each with mail in new/ and
- * cur/: the cache never holds more than STORE_CACHED_FDS, every message
- * reads right through the evictions, and closing gives every descriptor
- * back. An empty maildrop keeps none.
+ * (only a directory with mail, only into a free slot), RETR reuses them,
+ * or evicts one unused for a second, or opens by the whole path when all
+ * are in use. More maildrops than slots, each with mail in new/ and
+ * cur/, read within the second: the cache never holds more than
+ * STORE_CACHED_FDS, every message reads right through, and closing gives
+ * every descriptor back. An empty maildrop keeps none.
  */
 static void
 test_dirfd_cache(void **state)
