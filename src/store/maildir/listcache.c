@@ -18,6 +18,12 @@
  * A match is on device, inode, mtime and ctime (to the nanosecond) of
  * both directories (a keyed hash of them: 8 octets a maildrop).
  *
+ * A listing may also carry what the migration cutoff file said when it
+ * says "U0" (no Dovecot ids, the usual case: uidl.c), with the file's own
+ * stamp in the hash: then a third stat() replaces its open, read and
+ * close. Any rewrite, replacement or removal of the file changes that
+ * stamp.
+ *
  * A listing is in the cache or in a session, never both: an open that
  * uses one takes it out, and the maildrop's close puts it back (with the
  * times it was taken of) unless the session removed mail or followed a
@@ -40,6 +46,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +54,7 @@
 
 #include "store/maildir/maildir.h"
 #include "store/maildir/maildir_int.h"
+#include "store/maildir/maildir_uidlist.h"
 #include "store/store.h"
 
 #define LC_BUCKETS_MIN	256
@@ -57,6 +65,7 @@ struct lc_entry {
 	struct lc_entry		*newer, *older;	/* LRU list */
 	uint64_t		 hash;
 	uint64_t		 stamp;		/* md_lc_stamps() when listed */
+	bool			 u0;		/* and md_lc_chain() of the cutoff's */
 	size_t			 bytes;		/* this allocation */
 	size_t			 nmsgs;
 	struct md_msg		*msgs;		/* names into blob */
@@ -235,17 +244,58 @@ md_lc_stamps(const struct md_lc_stamp dir[2])
 	return h;
 }
 
+uint64_t
+md_lc_chain(uint64_t h, const struct md_lc_stamp *s)
+{
+	struct {
+		uint64_t		h;
+		struct md_lc_stamp	s;
+	} in;
+
+	memset(&in, 0, sizeof(in));
+	in.h = h;
+	in.s = *s;
+	pthread_mutex_lock(&lc.mtx);
+	h = lc_hash((const char *)&in, sizeof(in));
+	pthread_mutex_unlock(&lc.mtx);
+	return h;
+}
+
+/* The path of md's cutoff file into buf; -1 if it does not fit. */
+static int
+cutoff_path(const struct md *md, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s/%s", md->path,
+	    MAILDIR_UIDLIST_CUTOFF_FILE);
+
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+int
+md_lc_cutoff_stamp(const struct md *md, struct md_lc_stamp *s)
+{
+	char		 path[PATH_MAX];
+	struct stat	 st;
+
+	if (cutoff_path(md, path, sizeof(path)) == -1 ||
+	    stat(path, &st) == -1)
+		return -1;
+	md_lc_stamp(&st, s);
+	return 0;
+}
+
 enum md_lc_result
 md_lc_get(struct md *md, size_t max_msgs)
 {
 	struct lc_entry		**pp, *e;
-	struct md_lc_stamp	 now[2];
+	struct md_lc_stamp	 now[2], cut;
 	struct stat		 st;
 	struct md_msg		*msgs = NULL;
 	const char		*names = NULL;
 	char			 path[PATH_MAX];
 	size_t			 plen = strlen(md->path), i;
-	uint64_t		 hash;
+	uint64_t		 hash, stamp;
+	bool			 u0;
 	int			 sub;
 
 	pthread_mutex_lock(&lc.mtx);
@@ -256,6 +306,7 @@ md_lc_get(struct md *md, size_t max_msgs)
 		pthread_mutex_unlock(&lc.mtx);
 		return MD_LC_MISS;
 	}
+	u0 = (*pp)->u0;
 	pthread_mutex_unlock(&lc.mtx);
 
 	/* The stats run unlocked; the entry is looked up again after. */
@@ -265,6 +316,12 @@ md_lc_get(struct md *md, size_t max_msgs)
 			goto stale;
 		md_lc_stamp(&st, &now[sub]);
 	}
+	stamp = md_lc_stamps(now);
+	if (u0) {
+		if (md_lc_cutoff_stamp(md, &cut) == -1)
+			goto stale;
+		stamp = md_lc_chain(stamp, &cut);
+	}
 
 	pthread_mutex_lock(&lc.mtx);
 	pp = lc_slot(hash, md->path);
@@ -273,7 +330,7 @@ md_lc_get(struct md *md, size_t max_msgs)
 		pthread_mutex_unlock(&lc.mtx);
 		return MD_LC_MISS;
 	}
-	if (e->stamp != lc_hash((const char *)now, sizeof(now))) {
+	if (e->stamp != stamp || e->u0 != u0) {
 		lc_remove(pp);
 		lc.stale++;
 		pthread_mutex_unlock(&lc.mtx);
@@ -299,6 +356,7 @@ md_lc_get(struct md *md, size_t max_msgs)
 	md->nmsgs = md->msgs_cap = e->nmsgs;
 	md->lc_stamp = e->stamp;
 	md->lc_keep = 1;		/* md_free() puts it back */
+	md->lc_u0 = e->u0;
 	lc_remove(pp);
 	lc.hits++;
 	pthread_mutex_unlock(&lc.mtx);
@@ -349,6 +407,7 @@ md_lc_put(const struct md *md)
 	memcpy(e->path, md->path, plen + 1);
 	e->bytes = bytes;
 	e->stamp = md->lc_stamp;
+	e->u0 = md->lc_u0;
 	e->nmsgs = md->nmsgs;
 	e->msgs = (struct md_msg *)(void *)((char *)e + sizeof(*e) +
 	    ((plen + 1 + 7) & ~(size_t)7));

@@ -84,6 +84,8 @@ struct md {
 	 */
 	unsigned	 lc_ok:1;
 	unsigned	 lc_keep:1;
+	/* ... and lc_stamp covers the cutoff file, which says U0 (uidl.c). */
+	unsigned	 lc_u0:1;
 	/* Where md_dirfd_get() last found new/ and cur/ (a hint). */
 	unsigned char	 dirfd_slot[2];
 	uint64_t	 lc_stamp;	/* md_lc_stamps(), with lc_keep */
@@ -157,6 +159,11 @@ bool		md_lc_settled(const struct md_lc_stamp *s,
 		    const struct timespec *now);
 /* The keyed hash of new/'s and cur/'s stamps, for md->lc_stamp. */
 uint64_t	md_lc_stamps(const struct md_lc_stamp dir[2]);
+/* h, and the stamp s of the cutoff file, hashed (md->lc_u0). */
+uint64_t	md_lc_chain(uint64_t h, const struct md_lc_stamp *s);
+/* The stamp of md's cutoff file (a stat): 0, or -1 with errno. */
+int		md_lc_cutoff_stamp(const struct md *md,
+		    struct md_lc_stamp *s);
 /*
  * The listing a close of the same maildrop kept, if new/ and cur/ are as
  * they were then (a stat of each): taken out of the cache into md, which

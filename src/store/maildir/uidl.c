@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -419,10 +420,21 @@ md_uidls_list(struct md_uidls *u, char *err, size_t errlen)
 {
 	struct md			*md = u->md;
 	struct maildir_uidlist_opts	 o;
+	struct md_lc_stamp		 cst;
+	struct timespec			 now;
 	char				 path[PATH_MAX];
 	uint32_t			 uidv = 0, cut = 0;
 	int				 have, r;
+	bool				 cst_ok = false;
 
+	/* A kept listing knew it said U0, and it has not changed since. */
+	if (md->lc_u0)
+		return STORE_OK;
+	/* Its stamp before the read, to keep with the listing if U0. */
+	if (md->lc_keep && md_lc_cutoff_stamp(md, &cst) == 0) {
+		clock_gettime(CLOCK_REALTIME, &now);
+		cst_ok = md_lc_settled(&cst, &now);
+	}
 	if ((have = maildir_uidlist_cutoff_load(md->path, &uidv, &cut)) ==
 	    -1) {
 		if (errno != EBADMSG) {
@@ -435,8 +447,13 @@ md_uidls_list(struct md_uidls *u, char *err, size_t errlen)
 		    md->path, MAILDIR_UIDLIST_CUTOFF_FILE);
 		return STORE_TEMP;
 	}
-	if (have && cut == 0)
+	if (have && cut == 0) {
+		if (cst_ok) {
+			md->lc_stamp = md_lc_chain(md->lc_stamp, &cst);
+			md->lc_u0 = 1;
+		}
 		return STORE_OK;
+	}
 	/* dovecot-uidlist (up to 32 MiB) or the cutoff's fsync: a thread's. */
 	if (md->nowait)
 		return STORE_AGAIN;

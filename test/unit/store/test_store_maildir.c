@@ -2236,6 +2236,35 @@ test_listing_cache(void **state)
 	assert_int_equal(maildrop_count(a), 3);
 	ops->close(a);
 
+	/*
+	 * The listing carries the cutoff file's "U0" (no open of it on a
+	 * hit), with the file's stamp: a file changed in place is read again
+	 * (here damaged: STORE_TEMP, as without the cache).
+	 */
+	wait_settled(f);
+	assert_int_equal(open_lc(f->md, false, 0, &a), STORE_OK);
+	ops->close(a);
+	store_cache_stats(&s0);
+	assert_int_equal(open_lc(f->md, false, 0, &a), STORE_OK);
+	ops->close(a);
+	store_cache_stats(&s1);
+	assert_int_equal(s1.hits - s0.hits, 1);
+	snprintf(p, sizeof(p), "%s/%s", f->md, MAILDIR_UIDLIST_CUTOFF_FILE);
+	{
+		int fd = open(p, O_WRONLY | O_TRUNC);
+
+		assert_true(fd != -1);
+		assert_int_equal(write(fd, "garbage\n", 8), 8);
+		close(fd);
+	}
+	assert_int_equal(open_lc(f->md, false, 0, &a), STORE_TEMP);
+	assert_null(a);
+	assert_int_equal(unlink(p), 0);		/* decide again */
+	ops->close(open_ok(f->md));
+	assert_int_equal(open_lc(f->md, false, 0, &a), STORE_OK);
+	assert_int_equal(maildrop_count(a), 3);
+	ops->close(a);
+
 	/* Too small a cache keeps nothing; size 0 does not look. */
 	wait_settled(f);
 	store_cache_configure(64);
