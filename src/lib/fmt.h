@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* As vsnprintf(): the length the whole output needs, NUL not counted;
  * buf always NUL-terminated when len > 0. */
@@ -30,6 +31,23 @@ fmt_u64_back(char *end, uint64_t n)
 		n /= 10;
 	} while (n != 0);
 	return end;
+}
+
+/*
+ * snprintf(buf, len, "%s", s) without the format machine (600
+ * instructions a call): s cut to len - 1 octets, NUL-terminated.
+ */
+static inline void
+fmt_copy(char *buf, size_t len, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (len == 0)
+		return;
+	if (n >= len)
+		n = len - 1;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
 }
 
 #endif

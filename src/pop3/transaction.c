@@ -303,7 +303,7 @@ transaction_update(struct client *c)
 		worker_job_quick(&job->base, worker_quick_work);
 	job->c = c;
 	job->sess_id = session_id(c->s);
-	snprintf(job->rip, sizeof(job->rip), "%s", session_peer(c->s));
+	fmt_copy(job->rip, sizeof(job->rip), session_peer(c->s));
 	job->md = c->md;
 	job->del = c->deleted;
 	job->n_marked = c->n_deleted;

@@ -22,7 +22,8 @@
  * says "U0" (no Dovecot ids, the usual case: uidl.c), with the file's own
  * stamp in the hash: then a third stat() replaces its open, read and
  * close. Any rewrite, replacement or removal of the file changes that
- * stamp.
+ * stamp. And when every UIDL was the message's name, unique, with no
+ * uidl_format then or now, the UIDLs are not worked out again.
  *
  * A listing is in the cache or in a session, never both: an open that
  * uses one takes it out, and the maildrop's close puts it back (with the
@@ -46,7 +47,6 @@
 
 #include <limits.h>
 #include <pthread.h>
-#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +66,7 @@ struct lc_entry {
 	uint64_t		 hash;
 	uint64_t		 stamp;		/* md_lc_stamps() when listed */
 	bool			 u0;		/* and md_lc_chain() of the cutoff's */
+	bool			 plain;		/* every UIDL its name (with u0) */
 	size_t			 bytes;		/* this allocation */
 	size_t			 nmsgs;
 	struct md_msg		*msgs;		/* names into blob */
@@ -261,24 +262,14 @@ md_lc_chain(uint64_t h, const struct md_lc_stamp *s)
 	return h;
 }
 
-/* The path of md's cutoff file into buf; -1 if it does not fit. */
-static int
-cutoff_path(const struct md *md, char *buf, size_t len)
-{
-	int n = snprintf(buf, len, "%s/%s", md->path,
-	    MAILDIR_UIDLIST_CUTOFF_FILE);
-
-	return n < 0 || (size_t)n >= len ? -1 : 0;
-}
-
 int
 md_lc_cutoff_stamp(const struct md *md, struct md_lc_stamp *s)
 {
 	char		 path[PATH_MAX];
 	struct stat	 st;
 
-	if (cutoff_path(md, path, sizeof(path)) == -1 ||
-	    stat(path, &st) == -1)
+	if (md_path(md, path, sizeof(path), MAILDIR_UIDLIST_CUTOFF_FILE,
+	    NULL) == -1 || stat(path, &st) == -1)
 		return -1;
 	md_lc_stamp(&st, s);
 	return 0;
@@ -357,6 +348,8 @@ md_lc_get(struct md *md, size_t max_msgs)
 	md->lc_stamp = e->stamp;
 	md->lc_keep = 1;		/* md_free() puts it back */
 	md->lc_u0 = e->u0;
+	md->lc_plain = e->plain && (md->uidl_format == NULL ||
+	    md->uidl_format[0] == '\0');
 	lc_remove(pp);
 	lc.hits++;
 	pthread_mutex_unlock(&lc.mtx);
@@ -408,6 +401,7 @@ md_lc_put(const struct md *md)
 	e->bytes = bytes;
 	e->stamp = md->lc_stamp;
 	e->u0 = md->lc_u0;
+	e->plain = md->lc_plain;
 	e->nmsgs = md->nmsgs;
 	e->msgs = (struct md_msg *)(void *)((char *)e + sizeof(*e) +
 	    ((plen + 1 + 7) & ~(size_t)7));

@@ -86,6 +86,8 @@ struct md {
 	unsigned	 lc_keep:1;
 	/* ... and lc_stamp covers the cutoff file, which says U0 (uidl.c). */
 	unsigned	 lc_u0:1;
+	/* ... and every UIDL is the name, unique (md_make_uidls()). */
+	unsigned	 lc_plain:1;
 	/* Where md_dirfd_get() last found new/ and cur/ (a hint). */
 	unsigned char	 dirfd_slot[2];
 	uint64_t	 lc_stamp;	/* md_lc_stamps(), with lc_keep */

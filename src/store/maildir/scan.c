@@ -354,7 +354,8 @@ md_scan(struct md *md, size_t max_msgs, char *err, size_t errlen)
 	if (md->lc_ok) {
 		switch (md_lc_get(md, max_msgs)) {
 		case MD_LC_HIT:
-			return md_make_uidls(md, err, errlen);
+			return md->lc_plain ? STORE_OK :
+			    md_make_uidls(md, err, errlen);
 		case MD_LC_AGAIN:
 			return STORE_AGAIN;
 		case MD_LC_MISS:

@@ -690,6 +690,14 @@ md_make_uidls(struct md *md, char *err, size_t errlen)
 			goto nomem;
 		idtab_set(&t, s, h, (uint32_t)i);
 	}
+	/*
+	 * Every UIDL the name, unique, no Dovecot list: a kept listing of
+	 * the same names needs none of this next time (listcache.c).
+	 */
+	md->lc_plain = md->lc_u0 && u.fmt == NULL && u.ul == NULL;
+	for (i = 0; md->lc_plain && i < md->nmsgs; i++)
+		if (u.first[i] != MDC_NAME || md->msgs[i].uidl_idx != 0)
+			md->lc_plain = 0;	/* a suffix, an MD5 of the name */
 	rv = STORE_OK;
 	goto done;
 sysfail:

@@ -2282,6 +2282,75 @@ test_listing_cache(void **state)
 }
 
 /*
+ * A kept listing gives the same UIDLs as a scan, also where they are not
+ * the names: one that is no valid UIDL (its MD5) and a unique part in
+ * both new/ and cur/ (a suffix); and under another uidl_format than the
+ * one the listing was kept with.
+ */
+static void
+test_listing_cache_uidls(void **state)
+{
+	struct fixture			*f = *state;
+	struct maildrop			*a;
+	struct store_params		 p = { .uidl_format = "%f-x",
+					    .listing_cache = true };
+	struct store_cache_stats	 s0, s1;
+	char				 first[1024], again[1024], err[256];
+	int				 k;
+
+	store_cache_configure(0);
+	store_cache_configure(1024 * 1024);
+	mkdirs(f);
+	put(f, "cur", "1000.a b.host,S=2:2,S", "a\n", -1);
+	put(f, "cur", "1002.plain.host,S=2:2,S", "d\n", -1);
+	ops->close(open_ok(f->md));		/* the cutoff written */
+	for (k = 0; k < 2; k++) {
+		if (k == 1) {			/* then a shared unique part */
+			put(f, "new", "1001.dup.host,S=2", "b\n", -1);
+			put(f, "cur", "1001.dup.host,S=2:2,S", "c\n", -1);
+		}
+		wait_settled(f);
+		assert_int_equal(open_lc(f->md, false, 0, &a), STORE_OK);
+		listing_of(a, first, sizeof(first));
+		assert_int_equal(maildrop_count(a), 2 + 2 * k);
+		assert_true(strchr(first, ' ') != NULL);
+		assert_null(strstr(first, "a b"));	/* its MD5 */
+		ops->close(a);
+		store_cache_stats(&s0);
+		assert_int_equal(open_lc(f->md, false, 0, &a), STORE_OK);
+		listing_of(a, again, sizeof(again));
+		ops->close(a);
+		store_cache_stats(&s1);
+		assert_int_equal(s1.hits - s0.hits, 1);
+		assert_string_equal(again, first);
+	}
+
+	/* All names, all unique: the same, kept and used. */
+	store_cache_configure(0);
+	store_cache_configure(1024 * 1024);
+	assert_int_equal(unlink_in(f, "cur", "1000.a b.host,S=2:2,S"), 0);
+	assert_int_equal(unlink_in(f, "new", "1001.dup.host,S=2"), 0);
+	wait_settled(f);
+	assert_int_equal(open_lc(f->md, false, 0, &a), STORE_OK);
+	listing_of(a, first, sizeof(first));
+	assert_string_equal(first, "2 3:1001.dup.host,S=2 3:1002.plain.host,S=2");
+	ops->close(a);
+	assert_int_equal(open_lc(f->md, false, 0, &a), STORE_OK);
+	listing_of(a, again, sizeof(again));
+	ops->close(a);
+	assert_string_equal(again, first);
+
+	/* Another uidl_format now: worked out under it. */
+	p.path = f->md;
+	assert_int_equal(ops->open(&p, &a, err, sizeof(err)), STORE_OK);
+	listing_of(a, again, sizeof(again));
+	assert_string_equal(again,
+	    "2 3:1001.dup.host,S=2-x 3:1002.plain.host,S=2-x");
+	ops->close(a);
+	store_cache_configure(0);
+}
+
+/*
  * Many Maildirs through a cache that holds a few: it stays within its
  * size, the latest listings are the ones kept, and a shrink evicts.
  */
@@ -2387,6 +2456,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_cutoff_stale, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_listing_cache, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_listing_cache_uidls, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_listing_cache_bound, setup,
 		    teardown),
