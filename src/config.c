@@ -205,9 +205,9 @@ static const struct cfg_key cfg_keys[] = {
 	{ "auth", "quick_limit", CFG_INT, OFF(quick_limit_ms), "2", 1, 1000,
 	    0,
 	    .doc = "milliseconds of such work the loop does per turn; one "
-		"job that takes longer sends it all to the threads for a "
-		"cool-off of 1 s, doubling up to 60 s while slow ones keep "
-		"coming" },
+		"job that takes longer (blocked or busy, not preempted) sends "
+		"it all to the threads for a cool-off of 0.1 s, doubling up to "
+		"60 s while slow ones keep coming" },
 	{ "auth", "allow_shrink", CFG_BOOL, OFF(allow_shrink), "no", 0, 0, 0,
 	    .doc = "load a passwd-file with no users, or a reload that loses "
 		"more than half of them" },

@@ -46,6 +46,7 @@
 
 #include <semaphore.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 
 #include <event2/event.h>
 
@@ -85,6 +86,7 @@ struct worker_pool {
 	bool			 in_later;	/* worker_later_cb() runs */
 	bool			 chained;	/* ... and held another job */
 	uint64_t		 cool_until_us;	/* none before this */
+	unsigned long		 quick_preempted;
 	uint64_t		 cool_ms;	/* the last cool-off's length */
 	unsigned long		 quick_done;
 	unsigned long		 quick_declined;
@@ -229,19 +231,68 @@ worker_wake_cb(evutil_socket_t fd, short events, void *arg)
 	}
 }
 
+/* The loop thread's use of the CPU so far (getrusage(RUSAGE_THREAD)). */
+struct thread_use {
+	long		 nvcsw;		/* voluntary switches: it blocked */
+	uint64_t	 cpu_us;
+};
+
+static bool
+thread_use(struct thread_use *u)
+{
+	struct rusage	ru;
+
+	if (getrusage(RUSAGE_THREAD, &ru) == -1)
+		return false;
+	u->nvcsw = ru.ru_nvcsw;
+	u->cpu_us = (uint64_t)ru.ru_utime.tv_sec * 1000000 +
+	    (uint64_t)ru.ru_utime.tv_usec +
+	    (uint64_t)ru.ru_stime.tv_sec * 1000000 +
+	    (uint64_t)ru.ru_stime.tv_usec;
+	return true;
+}
+
+/*
+ * A quick() over the slow limit by the clock, which began when the
+ * thread had used *before (NULL: unknown): was the thread only preempted
+ * for it, neither blocking (no voluntary switch) nor spending the limit
+ * in CPU time? What it found goes in *blocked_r and *cpu_us_r (-1 and 0
+ * when it could not tell).
+ */
+static bool
+quick_preempted(struct worker_pool *pool, const struct thread_use *before,
+    long *blocked_r, uint64_t *cpu_us_r)
+{
+	struct thread_use now;
+
+	*blocked_r = -1;
+	*cpu_us_r = 0;
+	if (before == NULL || !thread_use(&now))
+		return false;
+	*blocked_r = now.nvcsw - before->nvcsw;
+	*cpu_us_r = now.cpu_us - before->cpu_us;
+	return *blocked_r == 0 && *cpu_us_r < pool->quick.slow_us;
+}
+
 /*
  * A quick() took took_us, ending at now_us: past the slow limit, no quick
- * job for a while. Slow again within one cool-off of the last one's end,
- * and the next is twice as long (up to the maximum); else the first
- * length again.
+ * job for a while, unless the thread was only preempted. Slow again
+ * within one cool-off of the last one's end, and the next is twice as
+ * long (up to the maximum); else the first length again.
  */
 static void
-quick_timed(struct worker_pool *pool, uint64_t took_us, uint64_t now_us)
+quick_timed(struct worker_pool *pool, uint64_t took_us, uint64_t now_us,
+    const struct thread_use *before)
 {
-	uint64_t ms = pool->quick.cool_min_ms;
+	uint64_t	ms = pool->quick.cool_min_ms, cpu_us;
+	long		blocked;
 
 	if (took_us <= pool->quick.slow_us)
 		return;
+	if (quick_preempted(pool, before, &blocked, &cpu_us)) {
+		pool->quick_preempted++;
+		return;
+	}
 	if (pool->cool_ms != 0 &&
 	    now_us < pool->cool_until_us + pool->cool_ms * 1000) {
 		ms = pool->cool_ms * 2;
@@ -251,10 +302,11 @@ quick_timed(struct worker_pool *pool, uint64_t took_us, uint64_t now_us)
 	pool->quick_slow++;
 	pool->cool_ms = ms;
 	pool->cool_until_us = now_us + ms * 1000;
-	log_warnx("event=quick-slow took_ms=%.1f cool_ms=%llu note=\"work "
-	    "the event loop did itself (a login or a lock release) was slow; "
-	    "such work goes to the worker threads meanwhile\"",
-	    (double)took_us / 1000.0, (unsigned long long)ms);
+	log_warnx("event=quick-slow took_ms=%.1f cpu_ms=%.1f "
+	    "blocked=%ld cool_ms=%llu note=\"work the event loop did "
+	    "itself (a login or a lock release) was slow; such work goes to "
+	    "the worker threads meanwhile\"", (double)took_us / 1000.0,
+	    (double)cpu_us / 1000.0, blocked, (unsigned long long)ms);
 }
 
 /*
@@ -268,8 +320,9 @@ quick_timed(struct worker_pool *pool, uint64_t took_us, uint64_t now_us)
 static bool
 quick_try(struct worker_pool *pool, struct worker_job *job)
 {
+	struct thread_use use;
 	uint64_t	 start, end;
-	bool		 ok;
+	bool		 ok, use_ok;
 
 	if (job->quick == NULL || !pool->quick.enabled)
 		return false;
@@ -278,10 +331,11 @@ quick_try(struct worker_pool *pool, struct worker_job *job)
 	start = mono_us();
 	if (start < pool->cool_until_us)
 		return false;
+	use_ok = thread_use(&use);
 	ok = job->quick(job);
 	end = mono_us();
 	pool->turn_spent_us += end - start;
-	quick_timed(pool, end - start, end);
+	quick_timed(pool, end - start, end, use_ok ? &use : NULL);
 	if (!ok) {
 		pool->quick_declined++;
 		return false;
@@ -496,5 +550,6 @@ worker_stats(struct worker_pool *pool, struct worker_stats *st)
 	st->quick_done = pool->quick_done;
 	st->quick_declined = pool->quick_declined;
 	st->quick_slow = pool->quick_slow;
+	st->quick_preempted = pool->quick_preempted;
 	st->cool_ms = pool->cool_ms;
 }

@@ -236,6 +236,12 @@ pop3_metrics_write(const struct pop3_env *env, struct metric_writer *w)
 	    "all such work to the worker threads for a cool-off.");
 	metric_u64(w, "evpop3d_worker_quick_slow_total", NULL, NULL,
 	    ws.quick_slow);
+	metric_family(w, "evpop3d_worker_quick_preempted_total",
+	    METRIC_COUNTER, "Quick jobs over [auth] quick_limit by the clock "
+	    "only because the loop thread was preempted (it neither blocked "
+	    "nor used that much CPU): no cool-off.");
+	metric_u64(w, "evpop3d_worker_quick_preempted_total", NULL, NULL,
+	    ws.quick_preempted);
 	store_cache_stats(&cs);
 	metric_family(w, "evpop3d_listing_cache_lookups_total",
 	    METRIC_COUNTER, "Maildir opens that looked for a kept listing "

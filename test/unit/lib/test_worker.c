@@ -11,6 +11,7 @@
  * started a cool-off, whose length doubles while slow ones keep coming.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -18,7 +19,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <sys/resource.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 #include <event2/event.h>
@@ -54,8 +59,20 @@ struct tjob {
 	char			 name;
 	int			 gate;
 	bool			 decline;	/* quick() says no */
-	uint64_t		 spin_us;	/* quick() takes this long */
+	uint64_t		 spin_us;	/* quick() uses this much CPU */
+	uint64_t		 wall_us;	/* ... or takes this long, spinning */
+	uint64_t		 sleep_us;	/* ... or sleeps this long */
 };
+
+/* The calling thread's CPU time. */
+static uint64_t
+cpu_us(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
 
 static void
 tjob_work(struct worker_job *wj)
@@ -88,19 +105,27 @@ tjob_done(struct worker_job *wj)
 	free(j);
 }
 
-/* Loop thread: spin for spin_us, then take the job or decline it. */
+/*
+ * Loop thread: spin for spin_us of CPU time (at least as long by the
+ * clock, however busy the machine), or wall_us by the clock, or sleep
+ * sleep_us; then take the job or decline it.
+ */
 static bool
 tjob_quick(struct worker_job *wj)
 {
 	struct tjob	*j = (struct tjob *)wj;
 	struct trace	*t = j->t;
-	uint64_t	 end = mono_us() + j->spin_us;
+	uint64_t	 end = cpu_us() + j->spin_us, wend = mono_us() + j->wall_us;
 
 	if (!pthread_equal(pthread_self(), t->loop))
 		t->quick_off_loop = true;
 	t->quicked[t->n_quicked++] = j->name;
-	while (mono_us() < end)
+	while (cpu_us() < end)
 		;
+	while (mono_us() < wend)
+		;
+	if (j->sleep_us > 0)
+		usleep((useconds_t)j->sleep_us);
 	return !j->decline;
 }
 
@@ -691,6 +716,117 @@ test_quick_cool_off(void **state)
 	event_base_free(base);
 }
 
+/*
+ * A quick() that blocks (sleeps: a voluntary switch) past the limit is
+ * slow, however little CPU it used: a disk that stalls.
+ */
+static void
+test_quick_blocked_slow(void **state)
+{
+	struct event_base	*base = event_base_new();
+	struct worker_pool	*pool;
+	struct worker_stats	 st;
+	struct trace		 t;
+	struct tjob		*j;
+
+	(void)state;
+	assert_non_null(base);
+	pool = quick_pool(base, 1000 * 1000, 5000, 200, 400);
+	trace_init(&t);
+	t.base = base;
+	t.expect = 1;
+	j = qjob_new(&t, 'a', false, 0);
+	j->sleep_us = 20 * 1000;
+	worker_submit(pool, &j->base);
+	assert_int_equal(event_base_dispatch(base), 0);
+	assert_string_equal(t.quicked, "a");
+	worker_stats(pool, &st);
+	assert_int_equal(st.quick_slow, 1);
+	assert_int_equal(st.quick_preempted, 0);
+	worker_pool_free(pool);
+	event_base_free(base);
+}
+
+static volatile bool	 hog_stop;
+
+static void *
+hog(void *arg)
+{
+	(void)arg;
+	while (!hog_stop)
+		;
+	return NULL;
+}
+
+/*
+ * The preempted loop: in a child process, the loop thread and a busy
+ * thread share one CPU, the loop thread at nice 19 (a thread may always
+ * lower its own priority), so it gets about 1.5 % of the CPU. A quick()
+ * that spins 40 ms by the clock then uses well under the 5 ms limit in
+ * CPU time, and never blocks: over the limit by the clock only, it is
+ * counted as preempted and starts no cool-off; the next job is quick too.
+ * The child reports by its exit status.
+ */
+static int
+preempted_child(void)
+{
+	struct event_base	*base = event_base_new();
+	struct worker_pool	*pool;
+	struct worker_stats	 st;
+	struct trace		 t;
+	struct tjob		*j;
+	pthread_t		 th;
+	cpu_set_t		 all, one;
+	int			 cpu, rc = 0;
+
+	if (base == NULL || sched_getaffinity(0, sizeof(all), &all) == -1)
+		return 10;
+	for (cpu = 0; cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &all); cpu++)
+		;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	if (sched_setaffinity(0, sizeof(one), &one) == -1)
+		return 11;
+	pool = quick_pool(base, 1000 * 1000, 5000, 200, 400);
+	if (pthread_create(&th, NULL, hog, NULL) != 0)
+		return 12;
+	if (setpriority(PRIO_PROCESS, (id_t)gettid(), 19) == -1)
+		return 13;
+	trace_init(&t);
+	t.base = base;
+	t.expect = 1;
+	j = qjob_new(&t, 'a', false, 0);
+	j->wall_us = 40 * 1000;
+	worker_submit(pool, &j->base);
+	if (event_base_dispatch(base) != 0)
+		rc = 14;
+	worker_stats(pool, &st);
+	if (rc == 0 && (st.quick_slow != 0 || st.quick_preempted != 1))
+		rc = 20 + (int)st.quick_slow;
+	if (rc == 0 && quick_run(base, pool, &t, 'b', 0) != 'L')
+		rc = 30;
+	hog_stop = true;
+	pthread_join(th, NULL);
+	worker_pool_free(pool);
+	event_base_free(base);
+	return rc;
+}
+
+static void
+test_quick_preempted(void **state)
+{
+	pid_t	 pid;
+	int	 status;
+
+	(void)state;
+	if ((pid = fork()) == 0)
+		_exit(preempted_child());
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int
 main(void)
 {
@@ -706,6 +842,8 @@ main(void)
 		cmocka_unit_test(test_quick_budget),
 		cmocka_unit_test(test_quick_budget_turn),
 		cmocka_unit_test(test_quick_cool_off),
+		cmocka_unit_test(test_quick_blocked_slow),
+		cmocka_unit_test(test_quick_preempted),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
