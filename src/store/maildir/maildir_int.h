@@ -67,7 +67,8 @@ struct md {
 	const char	**uidls;	/* the uidls that are not names */
 	uint32_t	 nuidls, uidls_cap;
 	/* The last md_relocate() pass: cur/'s mtime before it, and when. */
-	struct timespec	 reloc_mtime, reloc_start;
+	struct timespec	 reloc_mtime;
+	time_t		 reloc_start;	/* seconds: all that is compared */
 	unsigned	 reloc_valid:1;
 	/*
 	 * open() on the event loop (store_params.nowait): every step that

@@ -118,7 +118,7 @@ md_relocate(struct md *md, size_t target)
 	if (tm == NULL && md->reloc_valid &&
 	    st.st_mtim.tv_sec == md->reloc_mtime.tv_sec &&
 	    st.st_mtim.tv_nsec == md->reloc_mtime.tv_nsec &&
-	    md->reloc_mtime.tv_sec < md->reloc_start.tv_sec - 1)
+	    md->reloc_mtime.tv_sec < md->reloc_start - 1)
 		return 0;
 
 	if (idtab_init(&t, md->nmsgs) == -1)
@@ -166,7 +166,7 @@ md_relocate(struct md *md, size_t target)
 	closedir(dir);
 	idtab_free(&t);
 	md->reloc_mtime = st.st_mtim;
-	md->reloc_start = now;
+	md->reloc_start = now.tv_sec;
 	md->reloc_valid = 1;
 	return moved;
 nomem:
