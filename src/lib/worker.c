@@ -42,6 +42,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <semaphore.h>
@@ -57,6 +58,17 @@
 struct job_queue {
 	struct worker_job	*head;
 	struct worker_job	**tailp;
+};
+
+/*
+ * The loop thread's use of the CPU so far: its voluntary switches (it
+ * blocked) from getrusage(), and its CPU time from the thread CPU clock,
+ * which is exact; getrusage()'s is only as of the last scheduler tick
+ * (4 ms at HZ=250, twice the default limit).
+ */
+struct thread_use {
+	long		 nvcsw;
+	uint64_t	 cpu_us;
 };
 
 struct worker_pool {
@@ -87,6 +99,9 @@ struct worker_pool {
 	bool			 chained;	/* ... and held another job */
 	uint64_t		 cool_until_us;	/* none before this */
 	unsigned long		 quick_preempted;
+	/* At this pass's first quick() (worker_preempted()). */
+	struct thread_use	 pass_use;
+	bool			 pass_use_ok, pass_use_tried;
 	uint64_t		 cool_ms;	/* the last cool-off's length */
 	unsigned long		 quick_done;
 	unsigned long		 quick_declined;
@@ -231,46 +246,41 @@ worker_wake_cb(evutil_socket_t fd, short events, void *arg)
 	}
 }
 
-/* The loop thread's use of the CPU so far (getrusage(RUSAGE_THREAD)). */
-struct thread_use {
-	long		 nvcsw;		/* voluntary switches: it blocked */
-	uint64_t	 cpu_us;
-};
-
 static bool
-thread_use(struct thread_use *u)
+worker_thread_use(struct thread_use *u)
 {
 	struct rusage	ru;
+	struct timespec	ts;
 
-	if (getrusage(RUSAGE_THREAD, &ru) == -1)
+	if (getrusage(RUSAGE_THREAD, &ru) == -1 ||
+	    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == -1)
 		return false;
 	u->nvcsw = ru.ru_nvcsw;
-	u->cpu_us = (uint64_t)ru.ru_utime.tv_sec * 1000000 +
-	    (uint64_t)ru.ru_utime.tv_usec +
-	    (uint64_t)ru.ru_stime.tv_sec * 1000000 +
-	    (uint64_t)ru.ru_stime.tv_usec;
+	u->cpu_us = (uint64_t)ts.tv_sec * 1000000 +
+	    (uint64_t)ts.tv_nsec / 1000;
 	return true;
 }
 
 /*
- * A quick() over the slow limit by the clock, which began when the
- * thread had used *before (NULL: unknown): was the thread only preempted
- * for it, neither blocking (no voluntary switch) nor spending the limit
- * in CPU time? What it found goes in *blocked_r and *cpu_us_r (-1 and 0
- * when it could not tell).
+ * A quick() over the slow limit by the clock: was the thread only
+ * preempted for it, neither blocking (no voluntary switch) nor spending
+ * the limit in CPU time since the pass's first quick() began (the pass,
+ * not the job: two system calls a pass, 0.5 us; a pass whose earlier
+ * jobs used the CPU counts as slow)? What it found goes in *blocked_r and
+ * *cpu_us_r (-1 and 0 when it could not tell).
  */
 static bool
-quick_preempted(struct worker_pool *pool, const struct thread_use *before,
-    long *blocked_r, uint64_t *cpu_us_r)
+worker_preempted(struct worker_pool *pool, long *blocked_r,
+    uint64_t *cpu_us_r)
 {
 	struct thread_use now;
 
 	*blocked_r = -1;
 	*cpu_us_r = 0;
-	if (before == NULL || !thread_use(&now))
+	if (!pool->pass_use_ok || !worker_thread_use(&now))
 		return false;
-	*blocked_r = now.nvcsw - before->nvcsw;
-	*cpu_us_r = now.cpu_us - before->cpu_us;
+	*blocked_r = now.nvcsw - pool->pass_use.nvcsw;
+	*cpu_us_r = now.cpu_us - pool->pass_use.cpu_us;
 	return *blocked_r == 0 && *cpu_us_r < pool->quick.slow_us;
 }
 
@@ -281,15 +291,14 @@ quick_preempted(struct worker_pool *pool, const struct thread_use *before,
  * long (up to the maximum); else the first length again.
  */
 static void
-quick_timed(struct worker_pool *pool, uint64_t took_us, uint64_t now_us,
-    const struct thread_use *before)
+quick_timed(struct worker_pool *pool, uint64_t took_us, uint64_t now_us)
 {
 	uint64_t	ms = pool->quick.cool_min_ms, cpu_us;
 	long		blocked;
 
 	if (took_us <= pool->quick.slow_us)
 		return;
-	if (quick_preempted(pool, before, &blocked, &cpu_us)) {
+	if (worker_preempted(pool, &blocked, &cpu_us)) {
 		pool->quick_preempted++;
 		return;
 	}
@@ -320,9 +329,8 @@ quick_timed(struct worker_pool *pool, uint64_t took_us, uint64_t now_us,
 static bool
 quick_try(struct worker_pool *pool, struct worker_job *job)
 {
-	struct thread_use use;
 	uint64_t	 start, end;
-	bool		 ok, use_ok;
+	bool		 ok;
 
 	if (job->quick == NULL || !pool->quick.enabled)
 		return false;
@@ -331,11 +339,14 @@ quick_try(struct worker_pool *pool, struct worker_job *job)
 	start = mono_us();
 	if (start < pool->cool_until_us)
 		return false;
-	use_ok = thread_use(&use);
+	if (!pool->pass_use_tried) {
+		pool->pass_use_tried = true;
+		pool->pass_use_ok = worker_thread_use(&pool->pass_use);
+	}
 	ok = job->quick(job);
 	end = mono_us();
 	pool->turn_spent_us += end - start;
-	quick_timed(pool, end - start, end, use_ok ? &use : NULL);
+	quick_timed(pool, end - start, end);
 	if (!ok) {
 		pool->quick_declined++;
 		return false;
@@ -365,6 +376,7 @@ worker_later_cb(evutil_socket_t fd, short events, void *arg)
 		pool->turn_spent_us = 0;
 	pool->chained = false;
 	pool->in_later = true;
+	pool->pass_use_tried = false;
 	list = pool->later.head;
 	queue_init(&pool->later);	/* done() callbacks may hold more */
 	queue_init(&urgent);

@@ -24,9 +24,9 @@
  * which doubles while slow runs keep coming (a disk under a write storm)
  * and starts again from its first length after a quiet period. Longer
  * by the clock only because the loop thread was preempted (it neither
- * blocked nor used the limit in CPU time during it: getrusage() before
- * each quick(), 0.2 us) is not slow: a busy host's scheduler is no reason
- * to hand cheap work to threads.
+ * blocked nor used the limit in CPU time since the pass's first quick():
+ * a getrusage() and a thread CPU clock read a pass, 0.5 us) is not slow:
+ * a busy host's scheduler is no reason to hand cheap work to threads.
  */
 #ifndef EVPOP3D_WORKER_H
 #define EVPOP3D_WORKER_H

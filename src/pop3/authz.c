@@ -134,7 +134,7 @@ login_open(struct login_job *job, bool on_loop)
 	const struct cfg	*cfg = job->gen->cfg;
 	const struct store_ops	*ops;
 	char			 path[4096];
-	bool			 local;
+	bool			 local, missing;
 
 	job->st = store_locate(job->rec.extra, cfg->mail_driver,
 	    cfg->mail_location, job->rec.name, job->rec.home, &ops, path,
@@ -148,8 +148,14 @@ login_open(struct login_job *job, bool on_loop)
 		job->st = STORE_AGAIN;		/* moved: a thread opens */
 		return;
 	}
-	/* On the loop only when an earlier open found it local. */
+	/*
+	 * On the loop only when an earlier open found it local. A new
+	 * user's maildrop is not there yet (statfs fails): asked again
+	 * once the open has made it.
+	 */
+	errno = 0;
 	local = ops->quick_ok != NULL && (on_loop || fio_fs_local(path));
+	missing = !local && errno == ENOENT;
 	job->st = ops->open(&(struct store_params){
 		.path = path,
 		.uidl_format = cfg->uidl_format,
@@ -157,8 +163,11 @@ login_open(struct login_job *job, bool on_loop)
 		.max_msgs = 2 * QUICK_MAX_MSGS,
 		.listing_cache = local,
 	    }, &job->md, job->err, sizeof(job->err));
-	if (job->st == STORE_OK)
-		job->local = local && (on_loop || ops->quick_ok(job->md));
+	if (job->st != STORE_OK)
+		return;
+	if (missing)
+		local = fio_fs_local(path);
+	job->local = local && (on_loop || ops->quick_ok(job->md));
 }
 
 /*

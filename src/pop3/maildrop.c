@@ -24,6 +24,7 @@
 #include "lib/worker.h"
 #include "pop3/client.h"
 #include "pop3/maildrop.h"
+#include "pop3/quick.h"
 
 /* A maildrop released without UPDATE on a worker thread. */
 struct release_job {
@@ -93,6 +94,18 @@ release_done(struct worker_job *wj)
  * thread. Once the pool is stopping (its last done() callbacks run after
  * its threads have gone), or out of memory, all of it here on the loop.
  */
+/*
+ * May the loop release md itself (quick.h)? Local, and no bigger than the
+ * loop would open: a Maildir's close keeps its listing for the next
+ * open (a copy of every name, store/maildir/listcache.c), which for
+ * 25,000 messages is 2 MiB to copy.
+ */
+bool
+maildrop_quick_release(const struct maildrop *md, bool local)
+{
+	return local && maildrop_count(md) <= 2 * QUICK_MAX_MSGS;
+}
+
 void
 maildrop_release(struct pop3_env *env, struct maildrop *md, bool local)
 {
@@ -104,7 +117,7 @@ maildrop_release(struct pop3_env *env, struct maildrop *md, bool local)
 		return;
 	}
 	worker_job_init(&job->base, release_work, release_done);
-	if (local)
+	if (maildrop_quick_release(md, local))
 		worker_job_quick(&job->base, worker_quick_work);
 	job->md = md;
 	worker_submit_urgent(env->workers, &job->base);

@@ -13,6 +13,11 @@ void		maildrop_reset(struct client *c);
 /* Message number argument to a live message index, or -ERR and -1. */
 long		maildrop_live_msg(struct client *c, const char *arg);
 /*
+ * May the loop release md itself (quick.h): local (c->md_local), and no
+ * more messages than a loop's open would list.
+ */
+bool		maildrop_quick_release(const struct maildrop *md, bool local);
+/*
  * Release md without UPDATE on a worker, ahead of queued logins, for a
  * session that is gone or cannot keep it; no other job may be using md.
  * local (c->md_local): md is on a local file system, and the loop may

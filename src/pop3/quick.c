@@ -62,22 +62,22 @@ quick_path_hash(const struct quick_hints *h, const char *path)
 }
 
 static uint64_t
-tag_of(uint64_t user)
+hint_tag(uint64_t user)
 {
 	return (user & ~PATH_MASK) | (UINT64_C(1) << PATH_BITS);
 }
 
 static const uint64_t *
-set_of(const struct quick_hints *h, uint64_t user)
+hint_set(const struct quick_hints *h, uint64_t user)
 {
 	return &h->slot[(user % NSETS) * QUICK_HINT_WAYS];
 }
 
 /* The slot of the user's hint in set, or -1. */
 static int
-find(const uint64_t *set, uint64_t user)
+hint_find(const uint64_t *set, uint64_t user)
 {
-	uint64_t	tag = tag_of(user);
+	uint64_t	tag = hint_tag(user);
 	int		i;
 
 	for (i = 0; i < QUICK_HINT_WAYS && set[i] != 0; i++)
@@ -89,21 +89,21 @@ find(const uint64_t *set, uint64_t user)
 bool
 quick_login_likely(const struct quick_hints *h, uint64_t user)
 {
-	return find(set_of(h, user), user) >= 0;
+	return hint_find(hint_set(h, user), user) >= 0;
 }
 
 bool
 quick_path_known(const struct quick_hints *h, uint64_t user, uint64_t path)
 {
-	const uint64_t	*set = set_of(h, user);
-	int		 i = find(set, user);
+	const uint64_t	*set = hint_set(h, user);
+	int		 i = hint_find(set, user);
 
 	return i >= 0 && (set[i] & PATH_MASK) == path;
 }
 
 /* Take slot i out of set; the later ones move up. */
 static void
-drop(uint64_t *set, int i)
+hint_drop(uint64_t *set, int i)
 {
 	memmove(&set[i], &set[i + 1],
 	    (size_t)(QUICK_HINT_WAYS - 1 - i) * sizeof(*set));
@@ -114,27 +114,27 @@ void
 quick_login_seen(struct quick_hints *h, uint64_t user, uint64_t path,
     size_t msgs, bool local)
 {
-	uint64_t	*set = (uint64_t *)set_of(h, user);
-	int		 i = find(set, user);
+	uint64_t	*set = (uint64_t *)hint_set(h, user);
+	int		 i = hint_find(set, user);
 
 	if (!local || msgs > QUICK_MAX_MSGS) {
 		if (i >= 0)
-			drop(set, i);
+			hint_drop(set, i);
 		return;
 	}
 	/* To the front; a full set loses its last (the oldest login). */
 	if (i < 0)
 		i = QUICK_HINT_WAYS - 1;
 	memmove(&set[1], &set[0], (size_t)i * sizeof(*set));
-	set[0] = tag_of(user) | path;
+	set[0] = hint_tag(user) | path;
 }
 
 void
 quick_login_forget(struct quick_hints *h, uint64_t user)
 {
-	uint64_t	*set = (uint64_t *)set_of(h, user);
-	int		 i = find(set, user);
+	uint64_t	*set = (uint64_t *)hint_set(h, user);
+	int		 i = hint_find(set, user);
 
 	if (i >= 0)
-		drop(set, i);
+		hint_drop(set, i);
 }

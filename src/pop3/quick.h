@@ -20,8 +20,10 @@
  * whose last login failed.
  *
  * A release (QUIT with nothing deleted, or a session that ended) opens,
- * reads and rewrites the lock record and closes it: quick when the
- * maildrop is on a local file system.
+ * reads and rewrites the lock record and closes it, and a Maildir's
+ * keeps its listing for the next open (a copy): quick when the maildrop
+ * is on a local file system and has no more messages than a loop's open
+ * would list (maildrop_quick_release()).
  *
  * The hints are a table of fixed size made at the start: sets of eight
  * slots (one cache line), the set chosen by a keyed hash of the user

@@ -299,7 +299,7 @@ transaction_update(struct client *c)
 	worker_job_init(&job->base, update_work, update_done);
 	/* Removals stay on a thread: unlinks and a directory fsync, or an
 	 * mbox rewritten whole. */
-	if (c->n_deleted == 0 && c->md_local)
+	if (c->n_deleted == 0 && maildrop_quick_release(c->md, c->md_local))
 		worker_job_quick(&job->base, worker_quick_work);
 	job->c = c;
 	job->sess_id = session_id(c->s);

@@ -84,6 +84,7 @@ struct store_cache_stats {
 	uint64_t	 hits;		/* a listing used */
 	uint64_t	 stale;		/* one found, but the maildrop changed */
 	uint64_t	 misses;	/* none kept */
+	uint64_t	 plain_hits;	/* hits whose UIDLs were kept too */
 	size_t		 entries, bytes, limit;
 };
 

@@ -87,6 +87,7 @@ md_commit(struct maildrop *base, const uint8_t *del, size_t *failed_r)
 		md_fsync_dir(md, MD_CUR);
 	if (dirs & (1U << MD_NEW))
 		md_fsync_dir(md, MD_NEW);
+	md_lc_keep(md);			/* unless mail was removed */
 	md_free(md);			/* and unlock */
 	if (failed_r != NULL)
 		*failed_r = failed;

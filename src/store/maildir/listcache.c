@@ -33,14 +33,21 @@
  *
  * Only maildrops on a local file system (store_params.listing_cache): an
  * NFS client's attribute cache may show a directory's old times for
- * seconds after another host delivered.
+ * seconds after another host delivered. Not a listing with a symbolic
+ * link or an entry of unknown type (scan.c): its target can go without
+ * the directory changing. And the times are the wall clock's: a clock
+ * stepped back by more than a second could stamp a change with the very
+ * times a kept listing has (to the nanosecond, on ext4 with large
+ * inodes, XFS, Btrfs, tmpfs: not in practice; to the second on file
+ * systems without nanoseconds). A reload with listing_cache = 0, or the
+ * next change to the directory, ends it.
  *
  * Bounded: [mail] listing_cache octets in all, one listing at most an
  * eighth of that (a 100,000-message Maildir is not worth 8 MiB here),
  * the least recently used first out. Shared by the loop and the worker
- * threads under one mutex; the copy out of it runs under the mutex
- * (the loop's opens copy at most 2 * QUICK_MAX_MSGS messages: tens of
- * microseconds at most).
+ * threads under one mutex, held for lookups and links only: a listing
+ * taken out is copied after it is unlinked (it is the open's alone), a
+ * new one built before it is linked.
  */
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -82,15 +89,14 @@ static struct {
 	struct lc_entry		*newest, *oldest;
 	size_t			 bytes, limit;
 	uint64_t		 seed;
-	uint64_t		 hits, stale, misses;
+	uint64_t		 hits, stale, misses, plain_hits;
 } lc = { .mtx = PTHREAD_MUTEX_INITIALIZER };
 
+/* Keyed by lc.seed, set once by the first configure (before any open). */
 static uint64_t
-lc_hash(const char *path, size_t len)
+lc_hash(const char *p, size_t len)
 {
-	if (lc.seed == 0)
-		lc.seed = store_hash_seed() | 1;
-	return store_hash(lc.seed, path, len);
+	return store_hash(lc.seed, p, len);
 }
 
 static struct lc_entry **
@@ -108,7 +114,7 @@ lc_slot(uint64_t hash, const char *path)
 }
 
 static void
-lru_unlink(struct lc_entry *e)
+lc_lru_unlink(struct lc_entry *e)
 {
 	if (e->newer != NULL)
 		e->newer->older = e->older;
@@ -122,7 +128,7 @@ lru_unlink(struct lc_entry *e)
 }
 
 static void
-lru_front(struct lc_entry *e)
+lc_lru_front(struct lc_entry *e)
 {
 	e->older = lc.newest;
 	e->newer = NULL;
@@ -133,17 +139,24 @@ lru_front(struct lc_entry *e)
 		lc.oldest = e;
 }
 
-/* Take e, found at *pp, out of the cache and free it. */
-static void
-lc_remove(struct lc_entry **pp)
+/* Take e, found at *pp, out of the cache: the caller's now. */
+static struct lc_entry *
+lc_detach(struct lc_entry **pp)
 {
 	struct lc_entry	*e = *pp;
 
 	*pp = e->next;
-	lru_unlink(e);
+	lc_lru_unlink(e);
 	lc.bytes -= e->bytes;
 	lc.nentries--;
-	free(e);
+	return e;
+}
+
+/* ... and free it. */
+static void
+lc_remove(struct lc_entry **pp)
+{
+	free(lc_detach(pp));
 }
 
 /* Evict the least recently used until need more octets fit. */
@@ -183,6 +196,8 @@ void
 maildir_listing_cache_configure(size_t bytes)
 {
 	pthread_mutex_lock(&lc.mtx);
+	if (lc.seed == 0)
+		lc.seed = store_hash_seed() | 1;
 	lc.limit = bytes;
 	lc_trim(0);
 	if (lc.nentries == 0) {
@@ -200,6 +215,7 @@ maildir_listing_cache_stats(struct store_cache_stats *st)
 	st->hits = lc.hits;
 	st->stale = lc.stale;
 	st->misses = lc.misses;
+	st->plain_hits = lc.plain_hits;
 	st->entries = lc.nentries;
 	st->bytes = lc.bytes;
 	st->limit = lc.limit;
@@ -237,12 +253,7 @@ md_lc_settled(const struct md_lc_stamp *s, const struct timespec *now)
 uint64_t
 md_lc_stamps(const struct md_lc_stamp dir[2])
 {
-	uint64_t h;
-
-	pthread_mutex_lock(&lc.mtx);
-	h = lc_hash((const char *)dir, 2 * sizeof(*dir));
-	pthread_mutex_unlock(&lc.mtx);
-	return h;
+	return lc_hash((const char *)dir, 2 * sizeof(*dir));
 }
 
 uint64_t
@@ -256,10 +267,7 @@ md_lc_chain(uint64_t h, const struct md_lc_stamp *s)
 	memset(&in, 0, sizeof(in));
 	in.h = h;
 	in.s = *s;
-	pthread_mutex_lock(&lc.mtx);
-	h = lc_hash((const char *)&in, sizeof(in));
-	pthread_mutex_unlock(&lc.mtx);
-	return h;
+	return lc_hash((const char *)&in, sizeof(in));
 }
 
 int
@@ -286,7 +294,7 @@ md_lc_get(struct md *md, size_t max_msgs)
 	char			 path[PATH_MAX];
 	size_t			 plen = strlen(md->path), i;
 	uint64_t		 hash, stamp;
-	bool			 u0;
+	bool			 u0, plain;
 	int			 sub;
 
 	pthread_mutex_lock(&lc.mtx);
@@ -328,31 +336,36 @@ md_lc_get(struct md *md, size_t max_msgs)
 		return MD_LC_MISS;
 	}
 	if (md->nowait && max_msgs > 0 && e->nmsgs > max_msgs) {
-		lc.hits++;		/* it holds, but a thread copies it */
-		pthread_mutex_unlock(&lc.mtx);
+		pthread_mutex_unlock(&lc.mtx);	/* kept: a thread's to use */
 		return MD_LC_AGAIN;
 	}
+	/* Ours from here: copied without holding up the other opens. */
+	e = lc_detach(pp);
+	lc.hits++;
+	plain = e->plain && (md->uidl_format == NULL ||
+	    md->uidl_format[0] == '\0');
+	if (plain)
+		lc.plain_hits++;
+	pthread_mutex_unlock(&lc.mtx);
 	if (e->nmsgs > 0 && ((msgs = reallocarray(NULL, e->nmsgs,
 	    sizeof(*msgs))) == NULL || (names = arena_add(&md->arena,
 	    e->blob, e->bloblen - 1, NULL, 0)) == NULL)) {
-		pthread_mutex_unlock(&lc.mtx);
 		free(msgs);
+		free(e);
 		return MD_LC_MISS;	/* the scan reports the ENOMEM */
 	}
 	for (i = 0; i < e->nmsgs; i++) {
 		msgs[i] = e->msgs[i];
 		msgs[i].name = names + (e->msgs[i].name - e->blob);
 	}
+	free(md->msgs);			/* none: the open's first scan */
 	md->msgs = msgs;
 	md->nmsgs = md->msgs_cap = e->nmsgs;
 	md->lc_stamp = e->stamp;
-	md->lc_keep = 1;		/* md_free() puts it back */
+	md->lc_keep = 1;		/* the close puts it back */
 	md->lc_u0 = e->u0;
-	md->lc_plain = e->plain && (md->uidl_format == NULL ||
-	    md->uidl_format[0] == '\0');
-	lc_remove(pp);
-	lc.hits++;
-	pthread_mutex_unlock(&lc.mtx);
+	md->lc_plain = plain;
+	free(e);
 	return MD_LC_HIT;
 
 stale:
@@ -364,8 +377,9 @@ stale:
 	return MD_LC_MISS;
 }
 
-void
-md_lc_put(const struct md *md)
+/* Keep md's listing (md_lc_keep()). */
+static void
+lc_put(const struct md *md)
 {
 	struct lc_entry	**pp, *e;
 	size_t		  plen = strlen(md->path), bloblen = 1, bytes, i;
@@ -445,10 +459,17 @@ md_lc_put(const struct md *md)
 	pp = &lc.bucket[e->hash & (lc.nbuckets - 1)];
 	e->next = *pp;
 	*pp = e;
-	lru_front(e);
+	lc_lru_front(e);
 	lc.bytes += bytes;
 	lc.nentries++;
 	pthread_mutex_unlock(&lc.mtx);
+}
+
+void
+md_lc_keep(const struct md *md)
+{
+	if (md->lc_keep && !md->slow_ids)
+		lc_put(md);
 }
 
 void

@@ -139,6 +139,16 @@ md_missing(const struct md *md, int scan)
 	return 0;
 }
 
+/* Before a scan again: nothing of the last one's listing is left. */
+static void
+md_reset_listing(struct md *md)
+{
+	free(md->msgs);
+	md->msgs = NULL;
+	md->nmsgs = md->msgs_cap = 0;
+	md->lc_keep = md->lc_u0 = md->lc_plain = 0;
+}
+
 /* The total for STAT at login, added up here on the worker thread. */
 static void
 md_sum(struct md *md)
@@ -218,7 +228,7 @@ md_open(const struct store_params *p, struct maildrop **md_r, char *err,
 		if (rv == STORE_AGAIN || created || !md_missing(md, 1) ||
 		    (rv = md_create(md, err, errlen)) != STORE_OK)
 			goto fail;
-		md->nmsgs = 0;
+		md_reset_listing(md);
 		if ((rv = md_scan(md, p->max_msgs, err, errlen)) != STORE_OK)
 			goto fail;
 	}
@@ -227,6 +237,7 @@ md_open(const struct store_params *p, struct maildrop **md_r, char *err,
 	*md_r = &md->base;
 	return STORE_OK;
 fail:
+	md_lc_keep(md);			/* a whole listing, or none */
 	md_free(md);
 	return rv;
 }
@@ -262,6 +273,7 @@ md_uidl(const struct maildrop *base, size_t i)
 static void
 md_close(struct maildrop *base)
 {
+	md_lc_keep((struct md *)base);
 	md_free((struct md *)base);
 }
 

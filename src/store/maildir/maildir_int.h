@@ -13,9 +13,9 @@
  *	md.c		names and paths, directory descriptors, md_free()
  *
  * Calls go down this list, never up or across to a file above: maildir.c
- * calls scan.c, commit.c and read.c; scan.c calls uidl.c and
- * listcache.c; commit.c calls read.c and listcache.c; md.c, the bottom,
- * is called by all and calls none of them.
+ * calls scan.c, commit.c, read.c and listcache.c; scan.c calls uidl.c
+ * and listcache.c; uidl.c and commit.c call listcache.c; commit.c calls
+ * read.c; md.c, the bottom, is called by all and calls none of them.
  */
 #ifndef EVPOP3D_MAILDIR_INT_H
 #define EVPOP3D_MAILDIR_INT_H
@@ -156,7 +156,8 @@ bool		md_lc_enabled(void);
 void		md_lc_stamp(const struct stat *st, struct md_lc_stamp *s);
 /*
  * Were the times over a second old at now (CLOCK_REALTIME, read before
- * the stat)? Only then can a listing taken after the stat be kept.
+ * the directory or file is read; the stat before that too)? Only then
+ * can a listing taken after the stat be kept.
  */
 bool		md_lc_settled(const struct md_lc_stamp *s,
 		    const struct timespec *now);
@@ -174,10 +175,13 @@ int		md_lc_cutoff_stamp(const struct md *md,
  */
 enum md_lc_result md_lc_get(struct md *md, size_t max_msgs);
 /*
- * md_free(), with md->lc_keep: keep md's listing (as the scan sorted it),
- * replacing an older one; unless it is too big or the cache is off.
+ * Before md_free() of a maildrop whose session is over (a close, an
+ * UPDATE, a failed open): with md->lc_keep, and the listing still the
+ * scan's (not in Dovecot's order, no message followed to a new name),
+ * keep it for the next open, replacing an older one; unless it is too
+ * big or the cache is off.
  */
-void		md_lc_put(const struct md *md);
+void		md_lc_keep(const struct md *md);
 /* Forget md's listing (its messages were removed). */
 void		md_lc_drop(const struct md *md);
 

@@ -243,18 +243,12 @@ md_dirfd_drop(const struct md *md)
 	pthread_mutex_unlock(&md_dirfd_mtx);
 }
 
-/*
- * Keep md's listing for the next open (listcache.c) if it is still the
- * scan's: not in Dovecot's order, no message followed to a new name.
- * Drop md's descriptors, release its session lock, free it.
- */
+/* Drop md's descriptors, release its session lock, free it. */
 void
 md_free(struct md *md)
 {
 	if (md == NULL)
 		return;
-	if (md->lc_keep && !md->slow_ids)
-		md_lc_put(md);
 	md_dirfd_drop(md);
 	if (sesslock_release(md->lock) == -1)
 		log_warn("maildir %s: session lock release", md->path);

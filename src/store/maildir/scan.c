@@ -109,6 +109,12 @@ struct md_sizes {
 	char			*buf;	/* MD_READ_SIZE octets */
 	bool			 ready;
 	size_t			 max_msgs;	/* md_scan()'s */
+	/*
+	 * An entry without its type (DT_UNKNOWN) or a symbolic link: what
+	 * it is can change without the directory changing, so the listing
+	 * is not kept (listcache.c).
+	 */
+	bool			 untyped;
 };
 
 /*
@@ -196,6 +202,7 @@ md_scan_dir(struct md *md, int sub, struct md_sizes *sz,
 			break;
 		case DT_UNKNOWN:
 		case DT_LNK:
+			sz->untyped = true;
 			if (fstatat(dfd, name, &st, 0) == -1) {
 				if (errno == ENOENT)	/* gone, or dangling */
 					continue;
@@ -381,7 +388,7 @@ md_scan(struct md *md, size_t max_msgs, char *err, size_t errlen)
 	/* The sorted copy is exact: no slack from the doubling. */
 	if (md->nmsgs > 0 && md_sort(md) == -1)
 		return store_fail(errno, err, errlen, "scan", md->path);
-	if (md->lc_ok && md_lc_settled(&stamp[MD_NEW], &now) &&
+	if (md->lc_ok && !sz.untyped && md_lc_settled(&stamp[MD_NEW], &now) &&
 	    md_lc_settled(&stamp[MD_CUR], &now)) {
 		md->lc_stamp = md_lc_stamps(stamp);
 		md->lc_keep = 1;	/* for the cache, at md_free() */

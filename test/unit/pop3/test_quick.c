@@ -110,8 +110,8 @@ test_set_order(void **state)
 
 /*
  * A sixteenth of the table in users, each logged in once: every hint
- * holds (a set overflows with chance about 1e-9). One slot per hash lost
- * about one in twenty here.
+ * holds (some set of the 2,048 overflows with chance about 1e-5). One
+ * slot per hash lost about one in twenty here.
  */
 static void
 test_all_kept(void **state)
