@@ -13,14 +13,11 @@ is looked up.
 """
 
 import os
-import subprocess
 import time
-import unittest
-import urllib.request
 
 import evtest
-from test_metrics import parse, val
-from test_quick import LOCAL_FS
+from test_metrics import val
+from test_quick import require_local_fs, scrape
 
 
 def wait_settled(mb):
@@ -42,20 +39,12 @@ class ListingBase(evtest.ServerTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        fstype = subprocess.run(["stat", "-f", "-c", "%t", cls.srv.dir],
-                                stdout=subprocess.PIPE, text=True,
-                                check=True).stdout.strip()
-        if int(fstype, 16) not in LOCAL_FS:
-            cls.srv.stop()
-            raise unittest.SkipTest("%s is on file system 0x%s: no "
-                                    "listing cache there" % (cls.srv.dir,
-                                                             fstype))
+        require_local_fs(cls.srv, "the listing cache serves")
         cls.url = "http://127.0.0.1:%d/metrics" % cls.srv.metrics_port()
 
     def counts(self):
         """(hit, stale, miss, entries) since the start."""
-        with urllib.request.urlopen(self.url, timeout=evtest.TIMEOUT) as r:
-            s = parse(r.read().decode("utf-8"))
+        s = scrape(self.url)
         name = "evpop3d_listing_cache_lookups_total"
         return (val(s, name, result="hit"), val(s, name, result="stale"),
                 val(s, name, result="miss"),

@@ -25,6 +25,24 @@ LOCAL_FS = (0xEF53, 0x58465342, 0x9123683E, 0x01021994, 0xF2F52010,
             0x2FC12FC1, 0x794C7630)
 
 
+def require_local_fs(srv, what):
+    """Skip the test class unless srv's directory is on a file system
+    fio_fs_local() calls local (what needs one: for the message)."""
+    fstype = subprocess.run(["stat", "-f", "-c", "%t", srv.dir],
+                            stdout=subprocess.PIPE, text=True,
+                            check=True).stdout.strip()
+    if int(fstype, 16) not in LOCAL_FS:
+        srv.stop()
+        raise unittest.SkipTest("%s is on file system 0x%s, not one %s"
+                                % (srv.dir, fstype, what))
+
+
+def scrape(url):
+    """The metrics endpoint's samples (test_metrics.parse())."""
+    with urllib.request.urlopen(url, timeout=evtest.TIMEOUT) as r:
+        return parse(r.read().decode("utf-8"))
+
+
 class QuickBase(evtest.ServerTestCase):
     # quick_limit: a sanitizer build on a busy machine may take more than
     # the default 2 ms for a login, and would cool off and count nothing
@@ -38,20 +56,12 @@ class QuickBase(evtest.ServerTestCase):
         super().setUpClass()
         # Quick logins need a local file system (lib/fileio.h
         # fio_fs_local()); the counts below assume the test's own.
-        fstype = subprocess.run(["stat", "-f", "-c", "%t", cls.srv.dir],
-                                stdout=subprocess.PIPE, text=True,
-                                check=True).stdout.strip()
-        if int(fstype, 16) not in LOCAL_FS:
-            cls.srv.stop()
-            raise unittest.SkipTest("%s is on file system 0x%s, not one "
-                                    "quick logins use" % (cls.srv.dir,
-                                                          fstype))
+        require_local_fs(cls.srv, "quick logins use")
         cls.url = "http://127.0.0.1:%d/metrics" % cls.srv.metrics_port()
 
     def counts(self):
         """(done, declined, slow) since the start."""
-        with urllib.request.urlopen(self.url, timeout=evtest.TIMEOUT) as r:
-            s = parse(r.read().decode("utf-8"))
+        s = scrape(self.url)
         name = "evpop3d_worker_quick_jobs_total"
         return (val(s, name, outcome="done"), val(s, name, outcome="declined"),
                 val(s, "evpop3d_worker_quick_slow_total"))

@@ -108,6 +108,20 @@ test_set_order(void **state)
 	quick_hints_free(h);
 }
 
+/* user0..user<n-1> log in once each, in that order (path: the name). */
+static void
+log_in_all(struct quick_hints *h, size_t n)
+{
+	char	 user[32];
+	size_t	 i;
+
+	for (i = 0; i < n; i++) {
+		snprintf(user, sizeof(user), "user%zu", i);
+		quick_login_seen(h, U(h, user), quick_path_hash(h, user), 5,
+		    true);
+	}
+}
+
 /*
  * A sixteenth of the table in users, each logged in once: every hint
  * holds (some set of the 2,048 overflows with chance about 1e-5). One
@@ -122,11 +136,7 @@ test_all_kept(void **state)
 
 	(void)state;
 	assert_non_null(h);
-	for (i = 0; i < n; i++) {
-		snprintf(user, sizeof(user), "user%zu", i);
-		quick_login_seen(h, U(h, user), quick_path_hash(h, user), 5,
-		    true);
-	}
+	log_in_all(h, n);
 	for (i = 0; i < n; i++) {
 		snprintf(user, sizeof(user), "user%zu", i);
 		assert_true(quick_path_known(h, U(h, user),
@@ -150,11 +160,7 @@ test_full_table(void **state)
 
 	(void)state;
 	assert_non_null(h);
-	for (i = 0; i < n; i++) {
-		snprintf(user, sizeof(user), "user%zu", i);
-		quick_login_seen(h, U(h, user), quick_path_hash(h, user), 5,
-		    true);
-	}
+	log_in_all(h, n);
 	for (i = 0; i < n; i++) {
 		snprintf(user, sizeof(user), "user%zu", i);
 		if (!quick_login_likely(h, U(h, user)))

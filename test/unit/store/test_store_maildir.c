@@ -960,17 +960,40 @@ test_many(void **state)
 }
 
 /* Descriptors open in this process. */
+/*
+ * Entries of /proc/self/fd (relative counts only: "." and the walk's own
+ * descriptor are among them); only those open on path, unless NULL.
+ */
+static int
+count_fds_on(const char *path)
+{
+	char		 link[PATH_MAX], got[PATH_MAX];
+	struct dirent	*de;
+	DIR		*d = opendir("/proc/self/fd");
+	ssize_t		 len;
+	int		 n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL) {
+		if (path != NULL) {
+			snprintf(link, sizeof(link), "/proc/self/fd/%s",
+			    de->d_name);
+			if ((len = readlink(link, got, sizeof(got) - 1)) <= 0)
+				continue;
+			got[len] = '\0';
+			if (strcmp(got, path) != 0)
+				continue;
+		}
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
 static int
 count_fds(void)
 {
-	DIR	*d = opendir("/proc/self/fd");
-	int	 n = 0;
-
-	assert_non_null(d);
-	while (readdir(d) != NULL)
-		n++;
-	closedir(d);
-	return n;
+	return count_fds_on(NULL);
 }
 
 /*
@@ -1026,24 +1049,10 @@ test_dirfd_cache(void **state)
 static bool
 cur_open(const struct fixture *f, const char *name)
 {
-	char		 want[PATH_MAX], link[PATH_MAX], got[PATH_MAX];
-	struct dirent	*de;
-	DIR		*d = opendir("/proc/self/fd");
-	ssize_t		 n;
-	bool		 found = false;
+	char	 want[PATH_MAX];
 
-	assert_non_null(d);
 	snprintf(want, sizeof(want), "%s/%s/cur", f->tmp, name);
-	while ((de = readdir(d)) != NULL) {
-		snprintf(link, sizeof(link), "/proc/self/fd/%s", de->d_name);
-		if ((n = readlink(link, got, sizeof(got) - 1)) <= 0)
-			continue;
-		got[n] = '\0';
-		if (strcmp(got, want) == 0)
-			found = true;
-	}
-	closedir(d);
-	return found;
+	return count_fds_on(want) > 0;
 }
 
 /*
