@@ -570,24 +570,21 @@ auth_shrink_refused(const struct auth_db *db, size_t nold, size_t nnew)
 static bool
 auth_db_fresh(struct auth_db *db, bool local_only)
 {
-	struct auth_fkey	 key;
+	struct auth_fkey	 key, now;
 	struct stat		 st;
-	bool			 same;
+	bool			 have;
 
-	if (local_only) {
-		pthread_rwlock_rdlock(&db->lock);
-		same = db->tab != NULL && db->tab->local;
-		pthread_rwlock_unlock(&db->lock);
-		if (!same)
-			return false;
-	}
-	if (stat(db->path, &st) == -1)
-		return false;
-	auth_fkey_from_stat(&key, &st);
+	/* The table's key, then the stat() unlocked: a reload meanwhile
+	 * only makes the answer "changed". */
 	pthread_rwlock_rdlock(&db->lock);
-	same = db->tab != NULL && auth_fkey_eq(&db->tab->key, &key);
+	have = db->tab != NULL && (!local_only || db->tab->local);
+	if (have)
+		key = db->tab->key;
 	pthread_rwlock_unlock(&db->lock);
-	return same;
+	if (!have || stat(db->path, &st) == -1)
+		return false;
+	auth_fkey_from_stat(&now, &st);
+	return auth_fkey_eq(&key, &now);
 }
 
 /*

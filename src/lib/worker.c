@@ -35,7 +35,9 @@
  * jobs; worker_later_cb() runs their quick() hooks one after another,
  * timing each (two clock reads: the vDSO, no system call), until the
  * turn's budget is spent, and hands the rest to the threads under one
- * lock. A quick() slower than the slow limit starts a cool-off.
+ * lock. A quick() slower than the slow limit starts a cool-off, unless
+ * the thread was only preempted (worker_preempted(): two system calls a
+ * pass that runs a quick()).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -98,14 +100,14 @@ struct worker_pool {
 	bool			 in_later;	/* worker_later_cb() runs */
 	bool			 chained;	/* ... and held another job */
 	uint64_t		 cool_until_us;	/* none before this */
-	unsigned long		 quick_preempted;
+	uint64_t		 cool_ms;	/* the last cool-off's length */
 	/* At this pass's first quick() (worker_preempted()). */
 	struct thread_use	 pass_use;
 	bool			 pass_use_ok, pass_use_tried;
-	uint64_t		 cool_ms;	/* the last cool-off's length */
 	unsigned long		 quick_done;
 	unsigned long		 quick_declined;
 	unsigned long		 quick_slow;
+	unsigned long		 quick_preempted;
 };
 
 static void

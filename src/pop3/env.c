@@ -53,29 +53,27 @@ pop3_env_new(struct event_base *base, struct cfg *cfg,
 	}
 	if ((env->workers = worker_pool_new(base, cfg->threads)) == NULL) {
 		log_error("event=startup-failed step=worker-pool");
-		pop3_gen_unref(env->gen);
-		free(env);
-		return -1;
+		goto fail_gen;
 	}
 	if ((env->hints = quick_hints_new()) == NULL) {
 		log_error("event=startup-failed step=quick-hints");
-		worker_pool_free(env->workers);
-		pop3_gen_unref(env->gen);
-		free(env);
-		return -1;
+		goto fail_workers;
 	}
 	pop3_env_quick(env, cfg);
 	if (penalty_env_init(env) == -1) {
 		log_errorx("event=startup-failed step=penalty-tables "
 		    "note=\"shlimits_init() has not run\"");
 		quick_hints_free(env->hints);
-		worker_pool_free(env->workers);
-		pop3_gen_unref(env->gen);
-		free(env);
-		return -1;
+		goto fail_workers;
 	}
 	*env_r = env;
 	return 0;
+fail_workers:
+	worker_pool_free(env->workers);
+fail_gen:
+	pop3_gen_unref(env->gen);
+	free(env);
+	return -1;
 }
 
 void

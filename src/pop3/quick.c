@@ -67,10 +67,11 @@ hint_tag(uint64_t user)
 	return (user & ~PATH_MASK) | (UINT64_C(1) << PATH_BITS);
 }
 
-static const uint64_t *
-hint_set(const struct quick_hints *h, uint64_t user)
+/* Where the user's set starts in slot[]. */
+static size_t
+hint_set(uint64_t user)
 {
-	return &h->slot[(user % NSETS) * QUICK_HINT_WAYS];
+	return (size_t)(user % NSETS) * QUICK_HINT_WAYS;
 }
 
 /* The slot of the user's hint in set, or -1. */
@@ -89,13 +90,13 @@ hint_find(const uint64_t *set, uint64_t user)
 bool
 quick_login_likely(const struct quick_hints *h, uint64_t user)
 {
-	return hint_find(hint_set(h, user), user) >= 0;
+	return hint_find(&h->slot[hint_set(user)], user) >= 0;
 }
 
 bool
 quick_path_known(const struct quick_hints *h, uint64_t user, uint64_t path)
 {
-	const uint64_t	*set = hint_set(h, user);
+	const uint64_t	*set = &h->slot[hint_set(user)];
 	int		 i = hint_find(set, user);
 
 	return i >= 0 && (set[i] & PATH_MASK) == path;
@@ -114,7 +115,7 @@ void
 quick_login_seen(struct quick_hints *h, uint64_t user, uint64_t path,
     size_t msgs, bool local)
 {
-	uint64_t	*set = (uint64_t *)hint_set(h, user);
+	uint64_t	*set = &h->slot[hint_set(user)];
 	int		 i = hint_find(set, user);
 
 	if (!local || msgs > QUICK_MAX_MSGS) {
@@ -132,7 +133,7 @@ quick_login_seen(struct quick_hints *h, uint64_t user, uint64_t path,
 void
 quick_login_forget(struct quick_hints *h, uint64_t user)
 {
-	uint64_t	*set = (uint64_t *)hint_set(h, user);
+	uint64_t	*set = &h->slot[hint_set(user)];
 	int		 i = hint_find(set, user);
 
 	if (i >= 0)

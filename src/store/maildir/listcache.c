@@ -377,28 +377,41 @@ stale:
 	return MD_LC_MISS;
 }
 
+/* Can a listing of bytes octets be kept (under lc.mtx)? */
+static bool
+lc_fits(size_t bytes)
+{
+	return lc.limit > 0 && bytes <= lc.limit / LC_ENTRY_SHARE;
+}
+
+/*
+ * The octets of m's name as the arena holds it, one piece:
+ * "unique\0[info\0]".
+ */
+static size_t
+lc_name_size(const struct md_msg *m)
+{
+	size_t n = strlen(m->name) + 1;
+
+	return m->has_info ? n + strlen(m->name + n) + 1 : n;
+}
+
 /* Keep md's listing (md_lc_keep()). */
 static void
 lc_put(const struct md *md)
 {
 	struct lc_entry	**pp, *e;
-	size_t		  plen = strlen(md->path), bloblen = 1, bytes, i;
-	size_t		  ulen, ilen, off;
-	const char	 *info;
+	size_t		  plen = strlen(md->path), bloblen = 1, bytes, i, n;
 	char		 *p;
 
-	for (i = 0; i < md->nmsgs; i++) {
-		ulen = strlen(md->msgs[i].name);
-		bloblen += ulen + 1;
-		if (md->msgs[i].has_info)
-			bloblen += strlen(md->msgs[i].name + ulen + 1) + 1;
-	}
+	for (i = 0; i < md->nmsgs; i++)
+		bloblen += lc_name_size(&md->msgs[i]);
 	/* entry, path, messages (8-aligned), names */
 	bytes = sizeof(*e) + ((plen + 1 + 7) & ~(size_t)7) +
 	    md->nmsgs * sizeof(struct md_msg) + bloblen;
 
 	pthread_mutex_lock(&lc.mtx);
-	if (lc.limit == 0 || bytes > lc.limit / LC_ENTRY_SHARE) {
+	if (!lc_fits(bytes)) {
 		if ((pp = lc_slot(lc_hash(md->path, plen), md->path)) !=
 		    NULL && *pp != NULL)
 			lc_remove(pp);
@@ -421,30 +434,22 @@ lc_put(const struct md *md)
 	    ((plen + 1 + 7) & ~(size_t)7));
 	e->blob = (char *)(e->msgs + md->nmsgs);
 	e->bloblen = bloblen;
-	for (i = 0, off = 0; i < md->nmsgs; i++) {
+	for (i = 0, p = e->blob; i < md->nmsgs; i++, p += n) {
 		e->msgs[i] = md->msgs[i];
 		e->msgs[i].uidl_idx = 0;	/* md_make_uidls()' to set */
 		e->msgs[i].shared = 0;
 		e->msgs[i].missing = 0;
-		p = e->blob + off;
-		ulen = strlen(md->msgs[i].name);
-		memcpy(p, md->msgs[i].name, ulen + 1);
-		off += ulen + 1;
-		if (md->msgs[i].has_info) {
-			info = md->msgs[i].name + ulen + 1;
-			ilen = strlen(info);
-			memcpy(e->blob + off, info, ilen + 1);
-			off += ilen + 1;
-		}
 		e->msgs[i].name = p;
+		n = lc_name_size(&md->msgs[i]);
+		memcpy(p, md->msgs[i].name, n);
 	}
-	e->blob[off] = '\0';
+	*p = '\0';
 
 	pthread_mutex_lock(&lc.mtx);
 	e->hash = lc_hash(md->path, plen);
 	if ((pp = lc_slot(e->hash, md->path)) != NULL && *pp != NULL)
 		lc_remove(pp);		/* a listing from an older open */
-	if (lc.limit == 0 || bytes > lc.limit / LC_ENTRY_SHARE) {
+	if (!lc_fits(bytes)) {
 		pthread_mutex_unlock(&lc.mtx);	/* reconfigured meanwhile */
 		free(e);
 		return;

@@ -391,7 +391,7 @@ md_scan(struct md *md, size_t max_msgs, char *err, size_t errlen)
 	if (md->lc_ok && !sz.untyped && md_lc_settled(&stamp[MD_NEW], &now) &&
 	    md_lc_settled(&stamp[MD_CUR], &now)) {
 		md->lc_stamp = md_lc_stamps(stamp);
-		md->lc_keep = 1;	/* for the cache, at md_free() */
+		md->lc_keep = 1;	/* for the cache: md_lc_keep() */
 	}
 	return md_make_uidls(md, err, errlen);
 }

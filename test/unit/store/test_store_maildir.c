@@ -2235,6 +2235,17 @@ wait_settled(const struct fixture *f)
 	}
 }
 
+/* Once new/ and cur/ are settled, an open and a close: the listing kept. */
+static void
+keep_listing(const struct fixture *f)
+{
+	struct maildrop	*a;
+
+	wait_settled(f);
+	assert_int_equal(open_lc(f->md, false, 0, &a), STORE_OK);
+	ops->close(a);
+}
+
 /*
  * The listing cache (listcache.c): a Maildir whose new/ and cur/ were
  * changed within the last second is listed and not kept; once they are
@@ -2272,9 +2283,7 @@ test_listing_cache(void **state)
 	assert_int_equal(s1.misses - s0.misses, 1);
 
 	/* Settled: kept, then used. */
-	wait_settled(f);
-	assert_int_equal(open_lc(f->md, false, 0, &a), STORE_OK);
-	ops->close(a);
+	keep_listing(f);
 	store_cache_stats(&s0);
 	assert_int_equal(s0.entries, 1);
 	assert_true(s0.bytes > 0 && s0.bytes <= s0.limit);
@@ -2334,9 +2343,7 @@ test_listing_cache(void **state)
 	assert_int_equal(s1.stale - s0.stale, 1);
 
 	/* Our own removal forgets the listing at once. */
-	wait_settled(f);
-	assert_int_equal(open_lc(f->md, false, 0, &a), STORE_OK);
-	ops->close(a);
+	keep_listing(f);
 	store_cache_stats(&s0);
 	assert_int_equal(s0.entries, 1);
 	assert_int_equal(open_lc(f->md, false, 0, &a), STORE_OK);
@@ -2353,9 +2360,7 @@ test_listing_cache(void **state)
 	 * hit), with the file's stamp: a file changed in place is read again
 	 * (here damaged: STORE_TEMP, as without the cache).
 	 */
-	wait_settled(f);
-	assert_int_equal(open_lc(f->md, false, 0, &a), STORE_OK);
-	ops->close(a);
+	keep_listing(f);
 	store_cache_stats(&s0);
 	assert_int_equal(open_lc(f->md, false, 0, &a), STORE_OK);
 	ops->close(a);
