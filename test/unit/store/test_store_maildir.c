@@ -2235,6 +2235,17 @@ wait_settled(const struct fixture *f)
 	}
 }
 
+/* An open allowed the cache, what it lists (listing_of()), a close. */
+static void
+listing_now(const struct fixture *f, char *buf, size_t len)
+{
+	struct maildrop	*a;
+
+	assert_int_equal(open_lc(f->md, false, 0, &a), STORE_OK);
+	listing_of(a, buf, len);
+	ops->close(a);
+}
+
 /* Once new/ and cur/ are settled, an open and a close: the listing kept. */
 static void
 keep_listing(const struct fixture *f)
@@ -2274,9 +2285,7 @@ test_listing_cache(void **state)
 
 	/* Just made: listed, not kept (unless this machine stalled a second). */
 	store_cache_stats(&s0);
-	assert_int_equal(open_lc(f->md, false, 0, &a), STORE_OK);
-	listing_of(a, first, sizeof(first));
-	ops->close(a);
+	listing_now(f, first, sizeof(first));
 	store_cache_stats(&s1);
 	if (!settled_now(f))
 		assert_int_equal(s1.entries, 0);
@@ -2434,9 +2443,7 @@ test_listing_cache_uidls(void **state)
 		assert_null(strstr(first, "a b"));	/* its MD5 */
 		ops->close(a);
 		store_cache_stats(&s0);
-		assert_int_equal(open_lc(f->md, false, 0, &a), STORE_OK);
-		listing_of(a, again, sizeof(again));
-		ops->close(a);
+		listing_now(f, again, sizeof(again));
 		store_cache_stats(&s1);
 		assert_int_equal(s1.hits - s0.hits, 1);
 		/* An MD5 of a name: the UIDLs worked out again. */
@@ -2455,9 +2462,7 @@ test_listing_cache_uidls(void **state)
 	assert_string_equal(first, "2 3:1001.dup.host,S=2 3:1002.plain.host,S=2");
 	ops->close(a);
 	store_cache_stats(&s0);
-	assert_int_equal(open_lc(f->md, false, 0, &a), STORE_OK);
-	listing_of(a, again, sizeof(again));
-	ops->close(a);
+	listing_now(f, again, sizeof(again));
 	store_cache_stats(&s1);
 	assert_int_equal(s1.plain_hits - s0.plain_hits, 1);	/* kept too */
 	assert_string_equal(again, first);
